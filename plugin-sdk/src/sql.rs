@@ -1,0 +1,320 @@
+//! The plugin's own database. Write SQL that runs on SQLite and PostgreSQL: `$1`
+//! parameters, `TEXT` ids and timestamps, `BIGINT` integers and money, `BOOLEAN` flags.
+
+use crate::bindings::kirana::platform::sql as wit;
+use crate::error::CapError;
+
+pub use wit::{SqlDialect as Dialect, Value};
+
+/// Builds a parameter list: `params![id, name, 3]`.
+#[macro_export]
+macro_rules! params {
+    () => { ::std::vec::Vec::<$crate::sql::Value>::new() };
+    ($($v:expr),+ $(,)?) => { ::std::vec![$($crate::sql::ToValue::to_value(&$v)),+] };
+}
+
+/// Conversion into a SQL parameter.
+pub trait ToValue {
+    fn to_value(&self) -> Value;
+}
+
+macro_rules! int_to_value {
+    ($($t:ty),*) => {$(
+        impl ToValue for $t {
+            fn to_value(&self) -> Value { Value::Int(i64::from(*self)) }
+        }
+    )*};
+}
+int_to_value!(i8, i16, i32, i64, u8, u16, u32);
+
+impl ToValue for f64 {
+    fn to_value(&self) -> Value {
+        Value::Float(*self)
+    }
+}
+impl ToValue for bool {
+    fn to_value(&self) -> Value {
+        Value::Boolean(*self)
+    }
+}
+impl ToValue for str {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+impl ToValue for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl ToValue for Vec<u8> {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.clone())
+    }
+}
+impl ToValue for Value {
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+impl<T: ToValue + ?Sized> ToValue for &T {
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+impl<T: ToValue> ToValue for Option<T> {
+    fn to_value(&self) -> Value {
+        match self {
+            Some(v) => v.to_value(),
+            None => Value::Null,
+        }
+    }
+}
+
+/// Conversion out of a column value.
+pub trait FromValue: Sized {
+    fn from_value(v: &Value) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Int(i) => Some(*i),
+            Value::Boolean(b) => Some(i64::from(*b)),
+            Value::Float(f) if f.fract() == 0.0 => Some(*f as i64),
+            Value::Text(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+impl FromValue for i32 {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).and_then(|i| i32::try_from(i).ok())
+    }
+}
+impl FromValue for u32 {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).and_then(|i| u32::try_from(i).ok())
+    }
+}
+impl FromValue for f64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Float(f) => Some(*f),
+            Value::Int(i) => Some(*i as f64),
+            Value::Text(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Boolean(b) => Some(*b),
+            Value::Int(i) => Some(*i != 0),
+            _ => None,
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Text(s) => Some(s.clone()),
+            Value::Int(i) => Some(i.to_string()),
+            Value::Float(f) => Some(f.to_string()),
+            _ => None,
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Blob(b) => Some(b.clone()),
+            Value::Text(s) => Some(s.as_bytes().to_vec()),
+            _ => None,
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Null => Some(None),
+            other => T::from_value(other).map(Some),
+        }
+    }
+}
+
+/// One result row with its column names.
+pub struct Row<'a> {
+    columns: &'a [String],
+    values: &'a [Value],
+}
+
+impl Row<'_> {
+    /// The column `name` as `T`; `invalid` when absent or of another type.
+    pub fn get<T: FromValue>(&self, name: &str) -> Result<T, CapError> {
+        let idx = self
+            .columns
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(name))
+            .ok_or_else(|| CapError::Invalid(format!("no column {name} in the result")))?;
+        let value = &self.values[idx];
+        T::from_value(value).ok_or_else(|| {
+            CapError::Invalid(format!(
+                "column {name} holds {value:?}, not a {}",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
+    /// The column at `idx` as `T`.
+    pub fn at<T: FromValue>(&self, idx: usize) -> Result<T, CapError> {
+        let value = self
+            .values
+            .get(idx)
+            .ok_or_else(|| CapError::Invalid(format!("no column {idx} in the result")))?;
+        T::from_value(value)
+            .ok_or_else(|| CapError::Invalid(format!("column {idx} holds {value:?}")))
+    }
+}
+
+/// A struct that can be read from a row.
+pub trait FromRow: Sized {
+    fn from_row(row: &Row<'_>) -> Result<Self, CapError>;
+}
+
+/// A query's rows.
+pub struct Rows(wit::RowSet);
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.0.rows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.rows.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
+        self.0.rows.iter().map(|values| Row {
+            columns: &self.0.columns,
+            values,
+        })
+    }
+    pub fn first(&self) -> Option<Row<'_>> {
+        self.iter().next()
+    }
+    /// Every row as `T`.
+    pub fn to_vec<T: FromRow>(&self) -> Result<Vec<T>, CapError> {
+        self.iter().map(|r| T::from_row(&r)).collect()
+    }
+    /// The first row as `T`, if any.
+    pub fn one<T: FromRow>(&self) -> Result<Option<T>, CapError> {
+        self.first().map(|r| T::from_row(&r)).transpose()
+    }
+    /// The first column of the first row, e.g. of `SELECT COUNT(*)`.
+    pub fn scalar<T: FromValue>(&self) -> Result<T, CapError> {
+        self.first()
+            .ok_or_else(|| CapError::Invalid("the query returned no row".into()))?
+            .at(0)
+    }
+}
+
+/// Which SQL this plugin's database speaks.
+pub fn dialect() -> Dialect {
+    wit::dialect()
+}
+
+pub fn query(statement: &str, params: &[Value]) -> Result<Rows, CapError> {
+    wit::query(statement, params).map(Rows)
+}
+
+/// Every row as `T`.
+pub fn query_as<T: FromRow>(statement: &str, params: &[Value]) -> Result<Vec<T>, CapError> {
+    query(statement, params)?.to_vec()
+}
+
+/// The first row as `T`, if any.
+pub fn query_one<T: FromRow>(statement: &str, params: &[Value]) -> Result<Option<T>, CapError> {
+    query(statement, params)?.one()
+}
+
+/// Runs a statement; returns the rows affected.
+pub fn execute(statement: &str, params: &[Value]) -> Result<u64, CapError> {
+    wit::execute(statement, params)
+}
+
+/// Runs several statements in order (for migrations).
+pub fn execute_batch(statements: &[&str]) -> Result<(), CapError> {
+    for s in statements {
+        execute(s, &[])?;
+    }
+    Ok(())
+}
+
+/// A transaction; rolled back when dropped without [`Tx::commit`].
+pub struct Tx(wit::Transaction);
+
+/// Starts a transaction on one connection.
+pub fn begin() -> Result<Tx, CapError> {
+    wit::Transaction::begin().map(Tx)
+}
+
+impl Tx {
+    pub fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, CapError> {
+        self.0.query(statement, params).map(Rows)
+    }
+    pub fn query_as<T: FromRow>(&self, statement: &str, params: &[Value]) -> Result<Vec<T>, CapError> {
+        self.query(statement, params)?.to_vec()
+    }
+    pub fn query_one<T: FromRow>(&self, statement: &str, params: &[Value]) -> Result<Option<T>, CapError> {
+        self.query(statement, params)?.one()
+    }
+    pub fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, CapError> {
+        self.0.execute(statement, params)
+    }
+    pub fn commit(self) -> Result<(), CapError> {
+        self.0.commit()
+    }
+    pub fn rollback(self) -> Result<(), CapError> {
+        self.0.rollback()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct P {
+        id: String,
+        price: i64,
+        active: bool,
+        note: Option<String>,
+    }
+    impl FromRow for P {
+        fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
+            Ok(P {
+                id: r.get("id")?,
+                price: r.get("price")?,
+                active: r.get("active")?,
+                note: r.get("note")?,
+            })
+        }
+    }
+
+    #[test]
+    fn rows_map_to_structs() {
+        let rows = Rows(wit::RowSet {
+            columns: vec!["id".into(), "price".into(), "active".into(), "note".into()],
+            rows: vec![vec![
+                Value::Text("p1".into()),
+                Value::Int(4500),
+                Value::Int(1),
+                Value::Null,
+            ]],
+        });
+        let p: P = rows.one().unwrap().unwrap();
+        assert_eq!((p.id.as_str(), p.price, p.active, p.note), ("p1", 4500, true, None));
+        let v = params![1, "a", Some(2i64), None::<String>, true];
+        assert_eq!(v.len(), 5);
+        assert!(matches!(v[3], Value::Null));
+    }
+}
