@@ -164,6 +164,6 @@ macro_rules! export_plugin {
             }
         }
 
-        $crate::__export_wit!(__KiranaExports with_types_in $crate::bindings);
+        $crate::bindings::__export_wit!(__KiranaExports with_types_in $crate::bindings);
     };
 }
