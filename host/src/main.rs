@@ -1,1 +1,125 @@
-fn main() {}
+//! `kirana`: the host binary and the operator's command line.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+use kirana::app::App;
+use kirana::config::Config;
+use kirana::telemetry;
+
+#[derive(Parser)]
+#[command(name = "kirana", version, about = "Grocery quick-commerce backend on WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve with the embedded defaults, merged with FILE if given.
+    Serve {
+        #[arg(long, short, env = "KIRANA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Build the workspace's plugins when missing or stale, then serve the seeded shop.
+    Up {
+        #[arg(long, short, env = "KIRANA_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Build the workspace's plugins to wasm32-wasip2.
+    Build,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Serve { config } => serve(config.as_deref()),
+        Cmd::Up { config } => {
+            let loaded = Config::load(config.as_deref())?;
+            build_plugins(&loaded.plugins.keys().cloned().collect::<Vec<_>>())?;
+            serve(config.as_deref())
+        }
+        Cmd::Build => {
+            let loaded = Config::load(None)?;
+            build_plugins(&loaded.plugins.keys().cloned().collect::<Vec<_>>())
+        }
+    }
+}
+
+fn serve(config: Option<&Path>) -> Result<()> {
+    let config = Config::load(config)?;
+    telemetry::init(&config.log_format, &config.log_level);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let app = App::start(config).await?;
+        println!("kirana is serving on http://{}  (Ctrl-C to stop)", app.addr);
+        app.run_until_signal().await
+    })
+}
+
+/// Runs cargo for the plugin crates of this workspace; cargo itself decides what is
+/// stale, so an unchanged tree costs about a second.
+fn build_plugins(names: &[String]) -> Result<()> {
+    let root = workspace_root()?;
+    ensure_wasm_target()?;
+    let crates: Vec<&String> = names
+        .iter()
+        .filter(|n| root.join("plugins").join(n.as_str()).join("Cargo.toml").exists())
+        .collect();
+    if crates.is_empty() {
+        bail!("no plugin crates found under {}/plugins", root.display());
+    }
+    eprintln!(
+        "==> building {} plugin(s) for wasm32-wasip2: {}",
+        crates.len(),
+        crates.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--target", "wasm32-wasip2"]);
+    for c in &crates {
+        cmd.args(["-p", c.as_str()]);
+    }
+    let status = cmd.status().context("running cargo (is Rust installed?)")?;
+    if !status.success() {
+        bail!("building the plugins failed (see cargo's output above)");
+    }
+    eprintln!("==> plugins are up to date");
+    Ok(())
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let mut dir = std::env::current_dir()?;
+    loop {
+        if dir.join("Cargo.toml").exists() && dir.join("plugins").is_dir() && dir.join("wit").is_dir() {
+            return Ok(dir);
+        }
+        if !dir.pop() {
+            bail!("run this inside the Kirana repository (no Cargo.toml with plugins/ and wit/ found above the current directory)");
+        }
+    }
+}
+
+fn ensure_wasm_target() -> Result<()> {
+    let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
+        return Ok(()); // no rustup: let cargo report a missing target itself
+    };
+    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+        return Ok(());
+    }
+    eprintln!("==> installing the wasm32-wasip2 target (once)");
+    let status = Command::new("rustup")
+        .args(["target", "add", "wasm32-wasip2"])
+        .status()
+        .context("running rustup")?;
+    if !status.success() {
+        bail!("`rustup target add wasm32-wasip2` failed");
+    }
+    Ok(())
+}

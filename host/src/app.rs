@@ -1,0 +1,135 @@
+//! Wires the host together: configuration → storage → runtime → capabilities →
+//! plugins → gateway, and runs it until told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::capabilities::events::{run_dispatcher, EventBus};
+use crate::capabilities::identity::IdentityService;
+use crate::capabilities::kv::MemoryKv;
+use crate::config::Config;
+use crate::platform::Platform;
+use crate::registry::{self, Registry};
+use crate::runtime::Runtime;
+use crate::{gateway, storage};
+
+/// A running host.
+pub struct App {
+    pub addr: SocketAddr,
+    pub platform: Arc<Platform>,
+    stop: Arc<Notify>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<Result<()>>,
+}
+
+impl App {
+    /// Opens storage, loads and migrates the plugins, binds `config.listen` and starts
+    /// serving. Returns once the host is ready.
+    pub async fn start(config: Config) -> Result<Self> {
+        let started = Instant::now();
+        let config = Arc::new(config);
+        let db = storage::open_host(&config).await?;
+        let identity = IdentityService::new(db.clone(), &config.identity).await?;
+        let runtime = Runtime::new(&config)?;
+        tracing::info!(pooling = runtime.pooled, "wasm runtime ready");
+        let platform = Arc::new(Platform {
+            config: config.clone(),
+            runtime,
+            db: db.clone(),
+            kv: MemoryKv::default(),
+            identity,
+            events: EventBus::new(db, config.events.clone()),
+            registry: Registry::default(),
+        });
+        registry::load_configured(&platform).await?;
+
+        let stop = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(run_dispatcher(platform.clone(), stop.clone())));
+        tasks.push(tokio::spawn(sweep_kv(platform.clone(), stop.clone())));
+
+        let listener = TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("binding {} (is another kirana running? set KIRANA_LISTEN)", config.listen))?;
+        let addr = listener.local_addr()?;
+        let app = gateway::router(platform.clone());
+        let shutdown = stop.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { shutdown.notified().await })
+                .await
+                .context("HTTP server failed")
+        });
+        tracing::info!(%addr, ms = started.elapsed().as_millis() as u64, "kirana is serving");
+        Ok(Self {
+            addr,
+            platform,
+            stop,
+            tasks,
+            server,
+        })
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and stops the background tasks.
+    pub async fn stop(self) -> Result<()> {
+        self.stop.notify_waiters();
+        let res = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        for t in self.tasks {
+            t.abort();
+        }
+        self.platform.db.pool.close().await;
+        match res {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => Err(anyhow::anyhow!("server task: {e}")),
+            Err(_) => Err(anyhow::anyhow!("in-flight requests did not finish within 10 s")),
+        }
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, then stops gracefully.
+    pub async fn run_until_signal(self) -> Result<()> {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        self.stop().await
+    }
+}
+
+async fn sweep_kv(platform: Arc<Platform>, stop: Arc<Notify>) {
+    loop {
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {
+                let n = platform.kv.sweep();
+                if n > 0 {
+                    tracing::debug!(removed = n, "expired kv entries swept");
+                }
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

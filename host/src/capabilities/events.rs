@@ -1,0 +1,264 @@
+//! `kirana:platform/events`: the event bus, a transactional outbox in the host database.
+//!
+//! `publish` and `schedule` only record the event in the call; the gateway (or the
+//! dispatcher, for event handlers) commits them to the outbox when the call succeeded,
+//! with one delivery row per subscriber. The dispatcher claims due deliveries with a
+//! lease, calls the subscriber's `on-event`, and marks them done, or retries with
+//! exponential backoff until `max_attempts`, then marks them `dead`. Nothing lives only
+//! in memory, so a restart loses no event (delivery is at least once).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use crate::capabilities::denied;
+use crate::config::EventsConfig;
+use crate::platform::Platform;
+use crate::runtime::bindings::kirana::platform::events::Host;
+use crate::runtime::bindings::wit;
+use crate::runtime::{CallCtx, HostState, Op, OpResult, PendingEvent};
+use crate::storage::{now_ms, Db};
+
+/// Largest event payload accepted.
+pub const MAX_PAYLOAD: usize = 256 * 1024;
+/// Deliveries one dispatcher round claims.
+const BATCH: i64 = 32;
+
+pub struct EventBus {
+    db: Db,
+    config: EventsConfig,
+    wake: Notify,
+}
+
+impl EventBus {
+    pub fn new(db: Db, config: EventsConfig) -> Self {
+        Self {
+            db,
+            config,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Writes `events` and their deliveries in one transaction; `subscribers` names
+    /// the plugins that subscribe to a topic.
+    pub async fn commit(&self, events: &[PendingEvent], subscribers: impl Fn(&str) -> Vec<String>) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await?;
+        for e in events {
+            let deliver_at = now + i64::try_from(e.delay.as_millis()).unwrap_or(i64::MAX / 2);
+            sqlx::query(
+                "INSERT INTO events (id, topic, payload, source, created_at, deliver_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&e.id)
+            .bind(&e.topic)
+            .bind(&e.payload)
+            .bind(&e.source)
+            .bind(now)
+            .bind(deliver_at)
+            .execute(&mut *tx)
+            .await?;
+            for sub in subscribers(&e.topic) {
+                sqlx::query(
+                    "INSERT INTO deliveries (event_id, subscriber, status, attempts, next_attempt_at, locked_until, updated_at) \
+                     VALUES ($1, $2, 'pending', 0, $3, 0, $4)",
+                )
+                .bind(&e.id)
+                .bind(&sub)
+                .bind(deliver_at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Delay before attempt `attempts + 1`.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(30);
+        let ms = self.config.backoff_ms.saturating_mul(1u64 << exp);
+        Duration::from_millis(ms.min(self.config.max_backoff_ms))
+    }
+
+    /// Claims up to `BATCH` due deliveries for this dispatcher by leasing them.
+    async fn claim(&self) -> Result<Vec<(String, String, u32)>> {
+        let now = now_ms();
+        let lease = now + i64::try_from(self.config.lease_ms).unwrap_or(30_000);
+        let rows = sqlx::query(
+            "UPDATE deliveries SET locked_until = $1 \
+             WHERE (event_id, subscriber) IN ( \
+                 SELECT event_id, subscriber FROM deliveries \
+                 WHERE status = 'pending' AND next_attempt_at <= $2 AND locked_until <= $2 \
+                 ORDER BY next_attempt_at LIMIT $3) \
+             AND locked_until <= $2 \
+             RETURNING event_id, subscriber, attempts",
+        )
+        .bind(lease)
+        .bind(now)
+        .bind(BATCH)
+        .fetch_all(&self.db.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let attempts: i64 = r.try_get("attempts")?;
+                Ok((r.try_get("event_id")?, r.try_get("subscriber")?, u32::try_from(attempts).unwrap_or(0)))
+            })
+            .collect()
+    }
+
+    async fn load_event(&self, id: &str) -> Result<Option<(String, String, String)>> {
+        let row = sqlx::query("SELECT topic, payload, source FROM events WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((r.try_get("topic")?, r.try_get("payload")?, r.try_get("source")?)),
+            None => None,
+        })
+    }
+
+    async fn finish(&self, event_id: &str, subscriber: &str, status: &str, attempts: u32, next_at: i64, error: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, locked_until = 0, \
+             last_error = $4, updated_at = $5 WHERE event_id = $6 AND subscriber = $7",
+        )
+        .bind(status)
+        .bind(i64::from(attempts))
+        .bind(next_at)
+        .bind(error.map(|e| e.chars().take(2000).collect::<String>()))
+        .bind(now_ms())
+        .bind(event_id)
+        .bind(subscriber)
+        .execute(&self.db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Counts deliveries by status (for `/ready` details and the tests).
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status ORDER BY status")
+            .fetch_all(&self.db.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+            .collect()
+    }
+}
+
+/// Delivers due events until `stop` fires.
+pub async fn run_dispatcher(platform: Arc<Platform>, stop: Arc<Notify>) {
+    let poll = Duration::from_millis(platform.events.config.poll_ms.max(10));
+    loop {
+        let claimed = match platform.events.claim().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming event deliveries failed");
+                Vec::new()
+            }
+        };
+        let busy = !claimed.is_empty();
+        let mut handles = Vec::with_capacity(claimed.len());
+        for (event_id, subscriber, attempts) in claimed {
+            let p = platform.clone();
+            handles.push(tokio::spawn(async move {
+                if let Err(e) = deliver(&p, &event_id, &subscriber, attempts).await {
+                    tracing::error!(event_id, subscriber, error = %e, "recording an event delivery failed");
+                }
+            }));
+        }
+        for h in handles {
+            let _ = h.await;
+        }
+        if busy {
+            continue;
+        }
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = platform.events.wake.notified() => {},
+            _ = tokio::time::sleep(poll) => {},
+        }
+    }
+}
+
+async fn deliver(platform: &Arc<Platform>, event_id: &str, subscriber: &str, attempts: u32) -> Result<()> {
+    let bus = &platform.events;
+    let Some(plugin) = platform.registry.get(subscriber) else {
+        // Not loaded (disabled or removed): keep it waiting without spending an attempt.
+        let later = now_ms() + i64::try_from(bus.config.poll_ms * 4).unwrap_or(1000);
+        return bus.finish(event_id, subscriber, "pending", attempts, later, Some("subscriber not loaded")).await;
+    };
+    let Some((topic, payload, source)) = bus.load_event(event_id).await? else {
+        return bus.finish(event_id, subscriber, "dead", attempts, now_ms(), Some("event row missing")).await;
+    };
+    let attempt = attempts + 1;
+    let event = wit::Event {
+        id: event_id.to_string(),
+        topic,
+        payload: payload.into_bytes(),
+        attempt,
+        source,
+    };
+    let call = CallCtx::new(format!("evt:{event_id}"), None, 0, plugin.ctx.timeout);
+    let error = match plugin.run(platform, call, Op::OnEvent(event)).await {
+        Ok((OpResult::Event(Ok(())), call)) => {
+            platform.commit_events(&call.pending).await?;
+            return bus.finish(event_id, subscriber, "done", attempt, now_ms(), None).await;
+        }
+        Ok((OpResult::Event(Err(message)), _)) => message,
+        Ok(_) => "on-event returned an unexpected result".to_string(),
+        Err(e) => e.to_string(),
+    };
+    if attempt >= bus.config.max_attempts {
+        tracing::warn!(event_id, subscriber, attempt, error = %error, "event dead-lettered");
+        bus.finish(event_id, subscriber, "dead", attempt, now_ms(), Some(&error)).await
+    } else {
+        let next = now_ms() + i64::try_from(bus.backoff(attempt).as_millis()).unwrap_or(i64::MAX / 2);
+        tracing::info!(event_id, subscriber, attempt, error = %error, "event handler failed; will retry");
+        bus.finish(event_id, subscriber, "pending", attempt, next, Some(&error)).await
+    }
+}
+
+impl HostState {
+    fn buffer_event(&mut self, topic: String, payload: Vec<u8>, delay: Duration) -> Result<String, wit::Error> {
+        if !self.plugin.grants.may_publish(&topic) {
+            return Err(denied(&format!("publish:{topic}"), &self.plugin.name));
+        }
+        if topic.is_empty() || topic.len() > 128 {
+            return Err(wit::Error::Invalid("topics are 1 to 128 characters".into()));
+        }
+        if payload.len() > MAX_PAYLOAD {
+            return Err(wit::Error::Invalid(format!("event payloads are at most {MAX_PAYLOAD} bytes")));
+        }
+        let payload = String::from_utf8(payload).map_err(|_| wit::Error::Invalid("event payloads are JSON text".into()))?;
+        if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
+            return Err(wit::Error::Invalid("event payloads must be valid JSON".into()));
+        }
+        let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+        self.call.pending.push(PendingEvent {
+            id: id.clone(),
+            topic,
+            payload,
+            source: self.plugin.name.clone(),
+            delay,
+        });
+        Ok(id)
+    }
+}
+
+impl Host for HostState {
+    async fn publish(&mut self, topic: String, payload: Vec<u8>) -> wasmtime::Result<Result<String, wit::Error>> {
+        Ok(self.buffer_event(topic, payload, Duration::ZERO))
+    }
+
+    async fn schedule(&mut self, topic: String, payload: Vec<u8>, delay_ms: u64) -> wasmtime::Result<Result<String, wit::Error>> {
+        Ok(self.buffer_event(topic, payload, Duration::from_millis(delay_ms)))
+    }
+}

@@ -1,0 +1,286 @@
+//! `kirana:platform/kv`: a key-value store namespaced per plugin, with TTLs, atomic
+//! increments, compare-and-swap and ordered prefix scans.
+//!
+//! The embedded backend keeps one ordered map per plugin in memory; values with a TTL
+//! are dropped when read after expiry and by a periodic sweep.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::capabilities::denied;
+use crate::runtime::bindings::kirana::platform::kv::Host;
+use crate::runtime::bindings::wit;
+use crate::runtime::HostState;
+
+/// Longest key accepted.
+pub const MAX_KEY: usize = 512;
+/// Largest value accepted.
+pub const MAX_VALUE: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Vec<u8>,
+    expires_at: Option<Instant>,
+}
+
+impl Entry {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+type Space = Mutex<BTreeMap<String, Entry>>;
+
+/// The in-process store: plugin name → its ordered key space.
+#[derive(Default)]
+pub struct MemoryKv {
+    spaces: DashMap<String, Space>,
+}
+
+fn expiry(ttl_ms: Option<u64>) -> Option<Instant> {
+    ttl_ms.map(|ms| Instant::now() + Duration::from_millis(ms))
+}
+
+fn check_key(key: &str) -> Result<(), wit::Error> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(wit::Error::Invalid(format!("keys are 1 to {MAX_KEY} bytes")));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), wit::Error> {
+    if value.len() > MAX_VALUE {
+        return Err(wit::Error::Invalid(format!("values are at most {MAX_VALUE} bytes")));
+    }
+    Ok(())
+}
+
+impl MemoryKv {
+    fn with_space<R>(&self, ns: &str, f: impl FnOnce(&mut BTreeMap<String, Entry>) -> R) -> Result<R, wit::Error> {
+        let space = self.spaces.entry(ns.to_string()).or_default();
+        let mut map = space
+            .lock()
+            .map_err(|_| wit::Error::Failed("kv space poisoned".into()))?;
+        Ok(f(&mut map))
+    }
+
+    pub fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, wit::Error> {
+        check_key(key)?;
+        let now = Instant::now();
+        self.with_space(ns, |m| match m.get(key) {
+            Some(e) if e.live(now) => Some(e.value.clone()),
+            Some(_) => {
+                m.remove(key);
+                None
+            }
+            None => None,
+        })
+    }
+
+    pub fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), wit::Error> {
+        check_key(key)?;
+        check_value(&value)?;
+        let entry = Entry {
+            value,
+            expires_at: expiry(ttl_ms),
+        };
+        self.with_space(ns, |m| {
+            m.insert(key.to_string(), entry);
+        })
+    }
+
+    pub fn delete(&self, ns: &str, key: &str) -> Result<bool, wit::Error> {
+        check_key(key)?;
+        let now = Instant::now();
+        self.with_space(ns, |m| m.remove(key).is_some_and(|e| e.live(now)))
+    }
+
+    pub fn incr(&self, ns: &str, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, wit::Error> {
+        check_key(key)?;
+        let now = Instant::now();
+        self.with_space(ns, |m| {
+            let current = match m.get(key) {
+                Some(e) if e.live(now) => Some(e),
+                _ => None,
+            };
+            let (base, expires_at) = match current {
+                Some(e) => {
+                    let text = std::str::from_utf8(&e.value)
+                        .map_err(|_| wit::Error::Invalid(format!("value at {key} is not an integer")))?;
+                    let n: i64 = text
+                        .parse()
+                        .map_err(|_| wit::Error::Invalid(format!("value at {key} is not an integer")))?;
+                    (n, e.expires_at)
+                }
+                None => (0, expiry(ttl_ms)),
+            };
+            let next = base
+                .checked_add(delta)
+                .ok_or_else(|| wit::Error::Invalid(format!("incrementing {key} overflows")))?;
+            m.insert(
+                key.to_string(),
+                Entry {
+                    value: next.to_string().into_bytes(),
+                    expires_at,
+                },
+            );
+            Ok(next)
+        })?
+    }
+
+    pub fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, wit::Error> {
+        check_key(key)?;
+        if let Some(v) = &new {
+            check_value(v)?;
+        }
+        let now = Instant::now();
+        self.with_space(ns, |m| {
+            let current = m.get(key).filter(|e| e.live(now)).map(|e| &e.value);
+            if current != expected.as_ref() {
+                return false;
+            }
+            match new {
+                Some(value) => {
+                    m.insert(
+                        key.to_string(),
+                        Entry {
+                            value,
+                            expires_at: expiry(ttl_ms),
+                        },
+                    );
+                }
+                None => {
+                    m.remove(key);
+                }
+            }
+            true
+        })
+    }
+
+    pub fn scan(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>, wit::Error> {
+        let now = Instant::now();
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(10_000);
+        self.with_space(ns, |m| {
+            m.range(prefix.to_string()..)
+                .take_while(|(k, _)| k.starts_with(prefix))
+                .filter(|(_, e)| e.live(now))
+                .take(limit)
+                .map(|(k, e)| (k.clone(), e.value.clone()))
+                .collect()
+        })
+    }
+
+    /// Drops expired entries everywhere; returns how many.
+    pub fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let mut removed = 0;
+        for space in self.spaces.iter() {
+            if let Ok(mut m) = space.value().lock() {
+                let before = m.len();
+                m.retain(|_, e| e.live(now));
+                removed += before - m.len();
+            }
+        }
+        removed
+    }
+}
+
+impl HostState {
+    fn kv_ns(&self) -> Result<String, wit::Error> {
+        if !self.plugin.grants.kv {
+            return Err(denied("kv", &self.plugin.name));
+        }
+        Ok(self.plugin.name.clone())
+    }
+}
+
+impl Host for HostState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, wit::Error>> {
+        Ok(self.kv_ns().and_then(|ns| self.platform.kv.get(&ns, &key)))
+    }
+
+    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> wasmtime::Result<Result<(), wit::Error>> {
+        Ok(self.kv_ns().and_then(|ns| self.platform.kv.set(&ns, &key, value, ttl_ms)))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, wit::Error>> {
+        Ok(self.kv_ns().and_then(|ns| self.platform.kv.delete(&ns, &key)))
+    }
+
+    async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> wasmtime::Result<Result<i64, wit::Error>> {
+        Ok(self.kv_ns().and_then(|ns| self.platform.kv.incr(&ns, &key, delta, ttl_ms)))
+    }
+
+    async fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<bool, wit::Error>> {
+        Ok(self
+            .kv_ns()
+            .and_then(|ns| self.platform.kv.compare_and_swap(&ns, &key, expected, new, ttl_ms)))
+    }
+
+    async fn scan(&mut self, prefix: String, limit: u32) -> wasmtime::Result<Result<Vec<(String, Vec<u8>)>, wit::Error>> {
+        Ok(self.kv_ns().and_then(|ns| self.platform.kv.scan(&ns, &prefix, limit)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespaces_are_separate() {
+        let kv = MemoryKv::default();
+        kv.set("a", "k", b"1".to_vec(), None).unwrap();
+        assert_eq!(kv.get("a", "k").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(kv.get("b", "k").unwrap(), None);
+    }
+
+    #[test]
+    fn ttl_expires() {
+        let kv = MemoryKv::default();
+        kv.set("a", "k", b"v".to_vec(), Some(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(kv.get("a", "k").unwrap(), None);
+        kv.set("a", "j", b"v".to_vec(), Some(1)).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(kv.sweep(), 1);
+    }
+
+    #[test]
+    fn incr_counts_and_refuses_non_integers() {
+        let kv = MemoryKv::default();
+        assert_eq!(kv.incr("a", "n", 2, None).unwrap(), 2);
+        assert_eq!(kv.incr("a", "n", -5, None).unwrap(), -3);
+        kv.set("a", "s", b"x".to_vec(), None).unwrap();
+        assert!(matches!(kv.incr("a", "s", 1, None), Err(wit::Error::Invalid(_))));
+    }
+
+    #[test]
+    fn cas_and_scan() {
+        let kv = MemoryKv::default();
+        assert!(kv.compare_and_swap("a", "k", None, Some(b"1".to_vec()), None).unwrap());
+        assert!(!kv.compare_and_swap("a", "k", None, Some(b"2".to_vec()), None).unwrap());
+        assert!(kv.compare_and_swap("a", "k", Some(b"1".to_vec()), Some(b"2".to_vec()), None).unwrap());
+        kv.set("a", "k2", b"x".to_vec(), None).unwrap();
+        kv.set("a", "l", b"y".to_vec(), None).unwrap();
+        let keys: Vec<String> = kv.scan("a", "k", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["k", "k2"]);
+        assert!(kv.compare_and_swap("a", "k", Some(b"2".to_vec()), None, None).unwrap());
+        assert_eq!(kv.get("a", "k").unwrap(), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! `kirana:platform/services`: an in-process call from one plugin into another's
+//! sandbox, carrying the original caller's identity and request id.
+//!
+//! The callee runs in its own store with its own limits; its deadline never outlives
+//! the caller's. Events the callee publishes join the caller's pending events when the
+//! callee answered below 400, so they commit or vanish with the outermost call.
+
+use std::time::Instant;
+
+use crate::capabilities::denied;
+use crate::runtime::bindings::kirana::platform::services::Host;
+use crate::runtime::bindings::wit;
+use crate::runtime::{CallCtx, HostState, InvokeError, Op, OpResult};
+
+/// A JSON error body like the gateway's, for a route the callee does not serve.
+fn not_found(request_id: &str, method: &str, path: &str) -> wit::Response {
+    let body = serde_json::json!({
+        "error": {"code": "not_found", "message": format!("no route {method} {path}"), "details": {}},
+        "request_id": request_id,
+    });
+    wit::Response {
+        status: 404,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+    }
+}
+
+impl HostState {
+    async fn call_service(&mut self, target: String, req: wit::OutgoingRequest) -> Result<wit::Response, wit::Error> {
+        if !self.plugin.grants.may_call(&target) {
+            return Err(denied(&format!("call:{target}"), &self.plugin.name));
+        }
+        let depth = self.call.depth + 1;
+        let max = self.platform.config.limits.max_call_depth;
+        if depth > max {
+            return Err(wit::Error::Denied(format!("service calls nest at most {max} deep")));
+        }
+        let Some(callee) = self.platform.registry.get(&target) else {
+            return Err(wit::Error::Unavailable(format!("plugin {target} is not available")));
+        };
+        let Some((idx, params)) = callee.match_route(&req.method, &req.path) else {
+            return Ok(not_found(&self.call.request_id, &req.method, &req.path));
+        };
+        let remaining = self.call.remaining();
+        if remaining.is_zero() {
+            return Err(wit::Error::Timeout("no time left for the call".into()));
+        }
+        let timeout = remaining.min(callee.ctx.timeout);
+        let mut child = CallCtx::new(self.call.request_id.clone(), self.call.caller.clone(), depth, timeout);
+        child.deadline = Instant::now() + timeout;
+        let request = wit::Request {
+            method: req.method.to_ascii_uppercase(),
+            path: req.path,
+            route: callee.manifest.routes[idx].path.clone(),
+            params,
+            query: req.query,
+            headers: req
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            body: req.body,
+            caller: self.call.caller.clone(),
+            request_id: self.call.request_id.clone(),
+        };
+        let platform = self.platform.clone();
+        // Boxed: the callee may call further, which makes this future recursive.
+        let run = Box::pin(async move { callee.run(&platform, child, Op::Handle(request)).await });
+        match run.await {
+            Ok((OpResult::Response(resp), child)) => {
+                if resp.status < 400 {
+                    self.call.pending.extend(child.pending);
+                }
+                Ok(resp)
+            }
+            Ok(_) => Err(wit::Error::Failed(format!("{target} returned an unexpected result"))),
+            Err(InvokeError::Timeout) => Err(wit::Error::Timeout(format!(
+                "{target} did not answer within {} ms",
+                timeout.as_millis()
+            ))),
+            Err(e) => Err(wit::Error::Unavailable(format!("{target} failed: {e}"))),
+        }
+    }
+}
+
+impl Host for HostState {
+    async fn call(&mut self, plugin: String, request: wit::OutgoingRequest) -> wasmtime::Result<Result<wit::Response, wit::Error>> {
+        Ok(self.call_service(plugin, request).await)
+    }
+}

@@ -1,0 +1,336 @@
+//! Configuration: embedded defaults, then an optional file merged over them, then
+//! environment overrides (`KIRANA_<SECTION>_<KEY>`), then typed.
+//!
+//! The merged TOML document is kept whole because plugin settings (`[cart]`, `[auth]`
+//! ...) are free-form: the host hands each plugin its own section without knowing it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// The defaults shipped in the binary (`config/kirana.toml`).
+pub const DEFAULTS: &str = include_str!("../../config/kirana.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub plugin_dir: PathBuf,
+    pub log_format: String,
+    pub log_level: String,
+    pub runtime: RuntimeConfig,
+    pub limits: LimitsConfig,
+    pub identity: IdentityConfig,
+    pub events: EventsConfig,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginConfig>,
+    /// The whole merged document, for plugin sections.
+    #[serde(skip)]
+    pub document: toml::Table,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeConfig {
+    pub pool_instances: u32,
+    pub max_memory_mb: u32,
+    pub epoch_tick_ms: u64,
+    pub warm_instances: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitsConfig {
+    pub memory_mb: u32,
+    pub timeout_ms: u64,
+    pub body_bytes: usize,
+    pub max_call_depth: u32,
+    pub db_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdentityConfig {
+    pub jwt_secret: String,
+    pub access_ttl_secs: u64,
+    pub refresh_ttl_secs: u64,
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventsConfig {
+    pub max_attempts: u32,
+    pub backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub poll_ms: u64,
+    pub lease_ms: u64,
+}
+
+/// How a plugin's instances live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceMode {
+    /// A new store and instance per request (strongest isolation).
+    #[default]
+    Fresh,
+    /// Warm instances reused across requests; discarded after any trap or timeout.
+    Reuse,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PluginConfig {
+    pub file: PathBuf,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub instances: InstanceMode,
+    pub memory_mb: Option<u32>,
+    pub timeout_ms: Option<u64>,
+    /// None grants whatever the manifest asks for.
+    pub grants: Option<Vec<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Config {
+    /// Defaults, merged with `file` if given, with the process environment applied.
+    pub fn load(file: Option<&Path>) -> Result<Self> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(file, &env)
+    }
+
+    /// Like [`Config::load`] with an explicit environment (tests use this).
+    pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self> {
+        let mut doc: toml::Table = DEFAULTS.parse().context("embedded defaults do not parse")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let over: toml::Table = text
+                .parse()
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            merge(&mut doc, over);
+        }
+        apply_env(&mut doc, env)?;
+        Self::from_document(doc)
+    }
+
+    /// Types a merged document.
+    pub fn from_document(doc: toml::Table) -> Result<Self> {
+        let mut config: Config = toml::Value::Table(doc.clone())
+            .try_into()
+            .context("invalid configuration")?;
+        config.document = doc;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        if self.limits.timeout_ms == 0 || self.limits.memory_mb == 0 {
+            bail!("limits.timeout_ms and limits.memory_mb must be positive");
+        }
+        if self.runtime.epoch_tick_ms == 0 {
+            bail!("runtime.epoch_tick_ms must be positive");
+        }
+        for (name, p) in &self.plugins {
+            if let Some(mb) = p.memory_mb {
+                if mb > self.runtime.max_memory_mb {
+                    bail!(
+                        "plugins.{name}.memory_mb = {mb} exceeds runtime.max_memory_mb = {}",
+                        self.runtime.max_memory_mb
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The embedded SQLite setup when `database_url` is empty.
+    pub fn uses_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+    }
+
+    /// A plugin's own settings section (`[name]`), rendered as text values.
+    pub fn plugin_settings(&self, name: &str) -> Vec<(String, String)> {
+        match self.document.get(name) {
+            Some(toml::Value::Table(t)) => t
+                .iter()
+                .filter_map(|(k, v)| render_scalar(v).map(|s| (k.clone(), s)))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Where a plugin's component file is.
+    pub fn plugin_path(&self, p: &PluginConfig) -> PathBuf {
+        if p.file.is_absolute() || p.file.components().count() > 1 {
+            p.file.clone()
+        } else {
+            self.plugin_dir.join(&p.file)
+        }
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.data_dir.join("cache")
+    }
+}
+
+/// Numbers and booleans rendered as text; arrays/tables are not plugin settings.
+fn render_scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        toml::Value::Datetime(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+/// Deep-merges `over` into `base`: tables merge, everything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Applies `KIRANA_A_B_C` to every scalar leaf `a.b.c` of the document, and the
+/// `[env_aliases]` table (variable name → dotted key).
+fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<()> {
+    let vars: BTreeMap<&str, &str> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut leaves = Vec::new();
+    collect_leaves(doc, &mut Vec::new(), &mut leaves);
+    for path in leaves {
+        let name = format!("KIRANA_{}", path.join("_").replace('-', "_").to_uppercase());
+        if let Some(raw) = vars.get(name.as_str()) {
+            set_path(doc, &path, parse_env_value(raw));
+        }
+    }
+    let aliases: Vec<(String, String)> = match doc.get("env_aliases") {
+        Some(toml::Value::Table(t)) => t
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (var, key) in aliases {
+        if let Some(raw) = vars.get(var.as_str()) {
+            let path: Vec<String> = key.split('.').map(str::to_string).collect();
+            set_path(doc, &path, parse_env_value(raw));
+        }
+    }
+    Ok(())
+}
+
+fn collect_leaves(t: &toml::Table, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+    for (k, v) in t {
+        prefix.push(k.clone());
+        match v {
+            toml::Value::Table(inner) => collect_leaves(inner, prefix, out),
+            toml::Value::Array(_) => {}
+            _ => out.push(prefix.clone()),
+        }
+        prefix.pop();
+    }
+}
+
+fn set_path(doc: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = doc;
+    for p in parents {
+        let entry = cur
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        match entry {
+            toml::Value::Table(t) => cur = t,
+            _ => return,
+        }
+    }
+    cur.insert(last.clone(), value);
+}
+
+/// Environment values are TOML scalars when they parse as one, else strings.
+fn parse_env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = raw.parse::<f64>() {
+        if raw.contains('.') {
+            return toml::Value::Float(f);
+        }
+    }
+    match raw {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let c = Config::load_with_env(None, &[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.limits.memory_mb, 64);
+        assert!(c.plugins.contains_key("catalog"));
+        assert!(!c.uses_postgres());
+    }
+
+    #[test]
+    fn env_overrides_sections_and_aliases() {
+        let c = Config::load_with_env(
+            None,
+            &env(&[
+                ("KIRANA_LISTEN", "0.0.0.0:9000"),
+                ("KIRANA_LIMITS_TIMEOUT_MS", "250"),
+                ("KIRANA_CART_DELIVERY_FEE", "3000"),
+                ("KIRANA_ADMIN_EMAIL", "boss@shop.in"),
+                ("KIRANA_PLUGINS_CART_INSTANCES", "fresh"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.limits.timeout_ms, 250);
+        assert_eq!(c.plugins["cart"].instances, InstanceMode::Fresh);
+        let cart = c.plugin_settings("cart");
+        assert!(cart.contains(&("delivery_fee".into(), "3000".into())));
+        let auth = c.plugin_settings("auth");
+        assert!(auth.contains(&("admin_email".into(), "boss@shop.in".into())));
+    }
+
+    #[test]
+    fn file_merges_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "[limits]\ntimeout_ms = 100\n[cart]\ndelivery_fee = 1\n").unwrap();
+        let c = Config::load_with_env(Some(&path), &[]).unwrap();
+        assert_eq!(c.limits.timeout_ms, 100);
+        assert_eq!(c.limits.memory_mb, 64, "untouched keys keep their defaults");
+        assert!(c.plugin_settings("cart").contains(&("free_delivery_threshold".into(), "19900".into())));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_context() {
+        let err = Config::load_with_env(None, &env(&[("KIRANA_LIMITS_TIMEOUT_MS", "soon")])).unwrap_err();
+        assert!(format!("{err:#}").contains("timeout_ms"), "{err:#}");
+    }
+}

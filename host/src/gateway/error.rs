@@ -1,0 +1,18 @@
+//! Errors the host itself answers, in the API error shape.
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// `{"error": {"code", "message", "details"}, "request_id"}` with `status`.
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>, request_id: &str) -> Response {
+    let body = json!({
+        "error": {"code": code, "message": message.into(), "details": {}},
+        "request_id": request_id,
+    });
+    let mut resp = (status, axum::Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}

@@ -1,0 +1,278 @@
+//! The front door: every HTTP request is given an id, matched against the live route
+//! table, authenticated and authorised (before any wasm runs), size- and type-checked,
+//! and handed to its plugin; whatever fails answers in the API error shape.
+
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Json, Router};
+use serde_json::json;
+
+use crate::platform::Platform;
+use crate::runtime::bindings::wit;
+use crate::runtime::{CallCtx, InvokeError, Op, OpResult};
+use error::error;
+use routes::{Access, Match};
+
+/// The request id of the request in flight (an extension set by [`request_id`]).
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+/// Builds the host's axum router.
+pub fn router(platform: Arc<Platform>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .fallback(dispatch)
+        .with_state(platform)
+        .layer(middleware::from_fn(request_id))
+}
+
+/// An incoming `X-Request-Id` of 1–128 characters of `[A-Za-z0-9._:-]` is kept;
+/// anything else is replaced by a fresh id.
+fn accept_request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            (1..=128).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("req_{}", uuid::Uuid::now_v7().simple()))
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = accept_request_id(req.headers());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// 200 when the host database answers and every enabled plugin is loaded.
+async fn ready(State(p): State<Arc<Platform>>) -> Response {
+    let mut reasons = Vec::new();
+    if let Err(e) = sqlx::query("SELECT 1").execute(&p.db.pool).await {
+        reasons.push(format!("host database: {e}"));
+    }
+    let snap = p.registry.snapshot();
+    let mut plugins = Vec::new();
+    for (name, pc) in &p.config.plugins {
+        let state = match (pc.enabled, snap.plugins.get(name)) {
+            (false, _) => "disabled".to_string(),
+            (true, Some(_)) => "live".to_string(),
+            (true, None) => {
+                reasons.push(format!("plugin {name} is not loaded"));
+                "missing".to_string()
+            }
+        };
+        let version = snap.plugins.get(name).map(|l| l.version().to_string());
+        plugins.push(json!({"name": name, "version": version, "state": state}));
+    }
+    let status = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if reasons.is_empty() { "ready" } else { "unavailable" },
+        "reasons": reasons,
+        "plugins": plugins,
+        "pooling_allocator": p.runtime.pooled,
+    });
+    (status, Json(body)).into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|ct| {
+            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+        .unwrap_or(false)
+}
+
+/// Headers a plugin never sees: credentials (it gets the verified identity instead)
+/// and hop-by-hop headers.
+fn forwarded(name: &HeaderName) -> bool {
+    !matches!(
+        name.as_str(),
+        "authorization" | "cookie" | "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "te"
+    )
+}
+
+async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Extension<RequestId>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
+    let snap = p.registry.snapshot();
+
+    let (target, params) = match snap.routes.find(&method, &path) {
+        Match::Found(t, params) => (t.clone(), params),
+        Match::MethodNotAllowed(allowed) => {
+            let mut resp = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed on {path}; use {}", allowed.join(", ")),
+                &rid,
+            );
+            if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+            return resp;
+        }
+        Match::NotFound => return error(StatusCode::NOT_FOUND, "not_found", format!("no route {method} {path}"), &rid),
+    };
+    let Some(plugin) = snap.plugins.get(&target.plugin).cloned() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "plugin_unavailable",
+            format!("plugin {} is not available", target.plugin),
+            &rid,
+        );
+    };
+
+    // Authentication and authorisation happen here, before any plugin code runs.
+    let token = bearer(&parts.headers);
+    let caller = match (&target.access, token) {
+        (Access::Public, None) => None,
+        // A public route ignores a token it cannot verify rather than failing.
+        (Access::Public, Some(t)) => p.identity.verify(t).await.ok(),
+        (_, None) => {
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required", &rid);
+        }
+        (_, Some(t)) => match p.identity.verify(t).await {
+            Ok(id) => Some(id),
+            Err(e) => return error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string(), &rid),
+        },
+    };
+    if let (Access::Roles(roles), Some(c)) = (&target.access, &caller) {
+        if !roles.iter().any(|r| *r == c.role) {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this route needs the role {}", roles.join(" or ")),
+                &rid,
+            );
+        }
+    }
+
+    // Body: size first (from the header when present), then type.
+    let limit = p.config.limits.body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return too_large(limit, &rid);
+    }
+    let bytes = match axum::body::to_bytes(Body::new(body), limit).await {
+        Ok(b) => b,
+        Err(_) => return too_large(limit, &rid),
+    };
+    if !bytes.is_empty() && !is_json(&parts.headers) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+            &rid,
+        );
+    }
+
+    let request = wit::Request {
+        method,
+        path,
+        route: target.pattern.clone(),
+        params,
+        query: parts.uri.query().unwrap_or("").to_string(),
+        headers: parts
+            .headers
+            .iter()
+            .filter(|(k, _)| forwarded(k))
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect(),
+        body: bytes.to_vec(),
+        caller,
+        request_id: rid.clone(),
+    };
+    let call = CallCtx::new(rid.clone(), request.caller.clone(), 0, plugin.ctx.timeout);
+    match plugin.run(&p, call, Op::Handle(request)).await {
+        Ok((OpResult::Response(resp), call)) => {
+            if resp.status < 400 {
+                if let Err(e) = p.commit_events(&call.pending).await {
+                    tracing::error!(request_id = %rid, plugin = %plugin.name(), error = %e, "committing events failed");
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", &rid);
+                }
+            }
+            plugin_response(resp, &rid)
+        }
+        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", &rid),
+        Err(InvokeError::Timeout) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            "plugin_timeout",
+            format!("{} did not answer within {} ms", plugin.name(), plugin.ctx.timeout.as_millis()),
+            &rid,
+        ),
+        Err(InvokeError::Instantiate(_)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "plugin_unavailable",
+            format!("{} could not be started", plugin.name()),
+            &rid,
+        ),
+        Err(InvokeError::Trap(_) | InvokeError::MemoryLimit(_)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", &rid)
+        }
+    }
+}
+
+fn too_large(limit: usize, rid: &str) -> Response {
+    error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body exceeds {limit} bytes"),
+        rid,
+    )
+}
+
+/// Turns a plugin's response into HTTP, dropping headers it may not set.
+fn plugin_response(resp: wit::Response, rid: &str) -> Response {
+    let Ok(status) = StatusCode::from_u16(resp.status) else {
+        tracing::error!(request_id = %rid, status = resp.status, "plugin answered an invalid status");
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", rid);
+    };
+    let mut out = Response::new(Body::from(resp.body));
+    *out.status_mut() = status;
+    let headers = out.headers_mut();
+    for (k, v) in resp.headers {
+        let Ok(name) = HeaderName::from_bytes(k.as_bytes()) else {
+            continue;
+        };
+        if !forwarded(&name) || name == header::CONTENT_LENGTH || name.as_str() == "x-request-id" {
+            continue;
+        }
+        if let Ok(value) = HeaderValue::from_str(&v) {
+            headers.append(name, value);
+        }
+    }
+    out
+}

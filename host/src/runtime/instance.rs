@@ -1,0 +1,265 @@
+//! A loaded plugin version and how one call runs in it: take an instance (fresh from
+//! the `InstancePre`, or warm from the plugin's pool), set the deadline, call the export,
+//! and either hand the instance back or throw it away.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use wasmtime::component::Component;
+use wasmtime::{Store, UpdateDeadline};
+
+use super::bindings::{wit, Plugin, PluginPre};
+use super::state::{CallCtx, HostState, PluginCtx};
+use crate::config::InstanceMode;
+use crate::platform::Platform;
+
+/// An export call.
+pub enum Op {
+    Describe,
+    Migrate(Option<String>),
+    Handle(wit::Request),
+    OnEvent(wit::Event),
+}
+
+/// What the export returned.
+pub enum OpResult {
+    Manifest(wit::Manifest),
+    Migrated(Result<(), String>),
+    Response(wit::Response),
+    Event(Result<(), String>),
+}
+
+/// Why a call produced no result. The instance is discarded in every case.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("the plugin ran past its time limit")]
+    Timeout,
+    #[error("the plugin hit its memory limit: {0}")]
+    MemoryLimit(String),
+    #[error("the plugin trapped: {0}")]
+    Trap(String),
+    #[error("the plugin could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// Raised by the epoch callback when a call's deadline has passed.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl std::fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+struct Warm {
+    store: Store<HostState>,
+    bindings: Plugin,
+}
+
+/// One compiled, validated plugin version.
+pub struct LoadedPlugin {
+    pub ctx: Arc<PluginCtx>,
+    pub sha256: String,
+    pub size: usize,
+    pub manifest: wit::Manifest,
+    pre: PluginPre<HostState>,
+    /// Every route of the plugin (internal ones too), for `services.call`.
+    routes: matchit::Router<Vec<usize>>,
+    warm: Mutex<Vec<Warm>>,
+    warm_cap: usize,
+}
+
+impl LoadedPlugin {
+    /// Pre-instantiates `component` against the shared linker.
+    pub fn prepare(platform: &Platform, component: &Component) -> Result<PluginPre<HostState>> {
+        let pre = platform
+            .runtime
+            .linker
+            .instantiate_pre(component)
+            .map_err(anyhow::Error::from)
+            .context("the component does not fit the kirana:platform/plugin world")?;
+        PluginPre::new(pre)
+            .map_err(anyhow::Error::from)
+            .context("the component does not export the kirana:platform/plugin world")
+    }
+
+    pub fn new(
+        ctx: Arc<PluginCtx>,
+        pre: PluginPre<HostState>,
+        manifest: wit::Manifest,
+        sha256: String,
+        size: usize,
+        warm_cap: usize,
+    ) -> Result<Self> {
+        let mut routes: matchit::Router<Vec<usize>> = matchit::Router::new();
+        let mut by_path: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
+        for (i, r) in manifest.routes.iter().enumerate() {
+            by_path.entry(r.path.as_str()).or_default().push(i);
+        }
+        for (path, idx) in by_path {
+            routes
+                .insert(path, idx)
+                .with_context(|| format!("route path {path:?} of {} is not valid", ctx.name))?;
+        }
+        Ok(Self {
+            ctx,
+            sha256,
+            size,
+            manifest,
+            pre,
+            routes,
+            warm: Mutex::new(Vec::new()),
+            warm_cap,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.ctx.name
+    }
+
+    pub fn version(&self) -> &str {
+        &self.ctx.version
+    }
+
+    /// Matches a path against all of this plugin's routes (for `services.call`):
+    /// the route's index in the manifest and the path parameters.
+    pub fn match_route(&self, method: &str, path: &str) -> Option<(usize, Vec<(String, String)>)> {
+        let m = self.routes.at(path).ok()?;
+        let idx = m
+            .value
+            .iter()
+            .copied()
+            .find(|&i| self.manifest.routes[i].method.eq_ignore_ascii_case(method))?;
+        let params = m
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Some((idx, params))
+    }
+
+    /// Runs `op` in an instance of this plugin with the call state `call`, and returns
+    /// the result together with the call state (holding the events it published).
+    pub async fn run(
+        &self,
+        platform: &Arc<Platform>,
+        call: CallCtx,
+        op: Op,
+    ) -> Result<(OpResult, CallCtx), InvokeError> {
+        let started = Instant::now();
+        let mut warm = match self.take_warm() {
+            Some(w) => w,
+            None => self.instantiate(platform, call.deadline).await?,
+        };
+        let backstop = call.remaining() + Duration::from_secs(1);
+        warm.store.data_mut().call = call;
+        warm.store.set_epoch_deadline(1);
+
+        let outcome = tokio::time::timeout(backstop, call_export(&mut warm, op)).await;
+        let result = match outcome {
+            Err(_) => Err(InvokeError::Timeout),
+            Ok(Err(e)) => Err(classify(e, warm.store.data().stderr_text())),
+            Ok(Ok(r)) => Ok(r),
+        };
+        match result {
+            Ok(r) => {
+                let call = std::mem::take(&mut warm.store.data_mut().call);
+                self.give_back(warm);
+                Ok((r, call))
+            }
+            Err(e) => {
+                tracing::warn!(
+                    plugin = %self.ctx.name,
+                    version = %self.ctx.version,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    error = %e,
+                    "plugin call failed; instance discarded"
+                );
+                Err(e)
+            }
+        }
+    }
+
+    async fn instantiate(&self, platform: &Arc<Platform>, deadline: Instant) -> Result<Warm, InvokeError> {
+        let mut state = HostState::new(self.ctx.clone(), platform.clone());
+        // Start functions run during instantiation and count against the call's time.
+        state.call.deadline = deadline;
+        let mut store = Store::new(&platform.runtime.engine, state);
+        store.set_epoch_deadline(1);
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_callback(|ctx| {
+            if Instant::now() >= ctx.data().call.deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                // Yield to the executor on every tick so a busy plugin cannot starve
+                // other requests on the same worker thread.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let bindings = self
+            .pre
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+        Ok(Warm { store, bindings })
+    }
+
+    fn take_warm(&self) -> Option<Warm> {
+        if self.ctx.mode != InstanceMode::Reuse {
+            return None;
+        }
+        self.warm.lock().ok()?.pop()
+    }
+
+    fn give_back(&self, warm: Warm) {
+        if self.ctx.mode != InstanceMode::Reuse {
+            return;
+        }
+        if let Ok(mut pool) = self.warm.lock() {
+            if pool.len() < self.warm_cap {
+                pool.push(warm);
+            }
+        }
+    }
+
+    /// Drops every warm instance (when this version stops being live).
+    pub fn drain(&self) {
+        if let Ok(mut pool) = self.warm.lock() {
+            pool.clear();
+        }
+    }
+}
+
+async fn call_export(warm: &mut Warm, op: Op) -> wasmtime::Result<OpResult> {
+    let Warm { store, bindings } = warm;
+    Ok(match op {
+        Op::Describe => OpResult::Manifest(bindings.call_describe(&mut *store).await?),
+        Op::Migrate(from) => OpResult::Migrated(bindings.call_migrate(&mut *store, from.as_deref()).await?),
+        Op::Handle(req) => OpResult::Response(bindings.call_handle(&mut *store, &req).await?),
+        Op::OnEvent(ev) => OpResult::Event(bindings.call_on_event(&mut *store, &ev).await?),
+    })
+}
+
+fn classify(e: wasmtime::Error, stderr: String) -> InvokeError {
+    if e.downcast_ref::<DeadlineExceeded>().is_some() {
+        return InvokeError::Timeout;
+    }
+    let text = format!("{e:?}");
+    if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+        return InvokeError::MemoryLimit(first_line(&text));
+    }
+    let mut message = first_line(&text);
+    if !stderr.is_empty() {
+        message.push_str(" | stderr: ");
+        message.push_str(&stderr);
+    }
+    InvokeError::Trap(message)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}

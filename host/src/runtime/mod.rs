@@ -1,0 +1,163 @@
+//! The wasmtime side of the host: one engine, one linker, compiled components cached on
+//! disk, and the store a single call runs in. Nothing here knows what a plugin does.
+
+pub mod bindings;
+pub mod instance;
+pub mod state;
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config as WasmConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::Config;
+pub use instance::{InvokeError, LoadedPlugin, Op, OpResult};
+pub use state::{CallCtx, HostState, PendingEvent, PluginCtx};
+
+/// The engine and linker every plugin shares.
+pub struct Runtime {
+    pub engine: Engine,
+    pub linker: Linker<HostState>,
+    /// True when the pooling allocator could reserve its slots.
+    pub pooled: bool,
+    cache_dir: PathBuf,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine (pooling when the machine allows, on-demand otherwise), links
+    /// WASI p2 and every capability, and starts the epoch ticker.
+    pub fn new(config: &Config) -> Result<Self> {
+        let (engine, pooled) = build_engine(config)?;
+        let mut linker = Linker::<HostState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)
+            .context("linking WASI p2")?;
+        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)
+            .context("linking the kirana:platform capabilities")?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(
+            engine.clone(),
+            Duration::from_millis(config.runtime.epoch_tick_ms),
+            ticker_stop.clone(),
+        );
+        Ok(Self {
+            engine,
+            linker,
+            pooled,
+            cache_dir: config.cache_dir(),
+            ticker_stop,
+        })
+    }
+
+    /// Compiles `bytes`, or loads the artifact compiled earlier for the same bytes and
+    /// engine. Returns the component and the bytes' sha256.
+    pub fn compile(&self, bytes: &[u8]) -> Result<(Component, String)> {
+        let sha = hex::encode(Sha256::digest(bytes));
+        let path = self.artifact_path(&sha);
+        if path.exists() {
+            // SAFETY: the artifact was written by `Engine::precompile_component` of an
+            // engine with the same compatibility hash (it is in the file name), into a
+            // cache directory only this host writes.
+            match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                Ok(c) => return Ok((c, sha)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "stale compile cache entry; recompiling"),
+            }
+        }
+        let artifact = self
+            .engine
+            .precompile_component(bytes)
+            .map_err(anyhow::Error::from)
+            .context("compiling the component (is it a wasm32-wasip2 component?)")?;
+        if let Err(e) = write_atomically(&path, &artifact) {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the compile cache");
+        }
+        // SAFETY: `artifact` was just produced by this engine.
+        let component = unsafe { Component::deserialize(&self.engine, &artifact) }
+            .map_err(anyhow::Error::from)
+            .context("loading the compiled component")?;
+        Ok((component, sha))
+    }
+
+    fn artifact_path(&self, sha: &str) -> PathBuf {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        self.cache_dir.join(format!("{sha}-{:016x}.cwasm", h.finish()))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn build_engine(config: &Config) -> Result<(Engine, bool)> {
+    let mut wc = WasmConfig::new();
+    wc.wasm_component_model(true);
+    wc.epoch_interruption(true);
+    wc.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    let slots = config.runtime.pool_instances;
+    if slots > 0 {
+        let max_memory = usize::try_from(config.runtime.max_memory_mb)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20);
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots.saturating_mul(2))
+            .total_tables(slots.saturating_mul(4))
+            .total_stacks(slots)
+            .max_memory_size(max_memory)
+            // Keep the first pages of each slot resident: reusing a slot then costs a
+            // memset instead of page faults.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(64 << 10)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        let mut pooled = wc.clone();
+        pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        match Engine::new(&pooled) {
+            Ok(engine) => return Ok((engine, true)),
+            Err(e) => tracing::warn!(error = %e, "pooling allocator unavailable; falling back to on-demand allocation"),
+        }
+    }
+    wc.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    let engine = Engine::new(&wc)
+        .map_err(anyhow::Error::from)
+        .context("creating the wasmtime engine")?;
+    Ok((engine, false))
+}
+
+/// Advances the engine's epoch every `tick`; a store's deadline callback runs on each
+/// tick, which is how time limits and cooperative yields work.
+fn spawn_epoch_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    let spawned = std::thread::Builder::new()
+        .name("kirana-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "could not start the epoch ticker; time limits will not fire");
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

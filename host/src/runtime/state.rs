@@ -1,0 +1,129 @@
+//! What a store carries: the plugin it runs, the platform's shared services, and the
+//! state of the one call in progress.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::wit;
+use crate::capabilities::grants::Grants;
+use crate::config::InstanceMode;
+use crate::platform::Platform;
+use crate::storage::Db;
+
+/// Everything about a loaded plugin version that its capability calls need.
+pub struct PluginCtx {
+    pub name: String,
+    pub version: String,
+    pub grants: Grants,
+    pub db: Db,
+    /// The plugin's own `[name]` section of the configuration.
+    pub settings: Vec<(String, String)>,
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+    pub mode: InstanceMode,
+}
+
+/// An event published during a call, held until the call succeeds.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    pub id: String,
+    pub topic: String,
+    pub payload: String,
+    pub source: String,
+    pub delay: Duration,
+}
+
+/// The state of one call (a request, an event delivery, a migration).
+pub struct CallCtx {
+    pub request_id: String,
+    pub caller: Option<wit::Identity>,
+    /// How many `services.call` hops led here (0 at the gateway).
+    pub depth: u32,
+    pub deadline: Instant,
+    /// Events published so far; committed only if the call succeeds.
+    pub pending: Vec<PendingEvent>,
+    /// During `migrate`, every SQL statement runs in this transaction.
+    pub migration_tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+}
+
+impl CallCtx {
+    pub fn new(request_id: String, caller: Option<wit::Identity>, depth: u32, timeout: Duration) -> Self {
+        Self {
+            request_id,
+            caller,
+            depth,
+            deadline: Instant::now() + timeout,
+            pending: Vec::new(),
+            migration_tx: None,
+        }
+    }
+
+    /// Time left before the deadline.
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+impl Default for CallCtx {
+    fn default() -> Self {
+        Self::new(String::new(), None, 0, Duration::ZERO)
+    }
+}
+
+/// The data of a wasmtime store.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limits: StoreLimits,
+    pub plugin: Arc<PluginCtx>,
+    pub platform: Arc<Platform>,
+    pub call: CallCtx,
+    stderr: MemoryOutputPipe,
+}
+
+/// Bytes of a plugin's stderr kept for the log when it traps (panic messages).
+const STDERR_CAPACITY: usize = 16 * 1024;
+
+impl HostState {
+    pub fn new(plugin: Arc<PluginCtx>, platform: Arc<Platform>) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        // No environment, no filesystem, no sockets: only clocks, random and stdio.
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(plugin.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            plugin,
+            platform,
+            call: CallCtx::default(),
+            stderr,
+        }
+    }
+
+    /// What the plugin wrote to stderr (e.g. a panic message), lossily decoded.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+    }
+
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! Database connections: the host's own tables and one database per plugin.
+//!
+//! Both backends go through sqlx's `Any` driver so the host's SQL is written once.
+//! SQLite: `data_dir/kirana.db` for the host and `data_dir/plugins/NAME.db` per plugin,
+//! WAL mode. PostgreSQL: the host's tables in `public`, and one schema per plugin
+//! (`plugin_NAME`) that its connections see through `search_path`.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+use crate::config::Config;
+
+/// Which SQL a database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A pool plus the backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Db {
+    /// The statement that opens a write transaction: SQLite takes the write lock up
+    /// front so two transactions never deadlock upgrading their locks.
+    pub fn begin_statement(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/host");
+
+/// Opens the host database and brings its tables forward.
+pub async fn open_host(config: &Config) -> Result<Db> {
+    sqlx::any::install_default_drivers();
+    let db = if config.uses_postgres() {
+        connect_postgres(&config.database_url, None, 16).await?
+    } else {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
+        connect_sqlite(&config.data_dir.join("kirana.db"), 8).await?
+    };
+    MIGRATOR
+        .run(&db.pool)
+        .await
+        .context("running the host's migrations")?;
+    Ok(db)
+}
+
+/// Opens (creating if needed) the database of plugin `name`.
+pub async fn open_plugin(config: &Config, name: &str) -> Result<Db> {
+    sqlx::any::install_default_drivers();
+    let max = config.limits.db_connections.max(1);
+    if config.uses_postgres() {
+        let schema = plugin_schema(name)?;
+        let admin = connect_postgres(&config.database_url, None, 1).await?;
+        admin
+            .pool
+            .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+            .await
+            .with_context(|| format!("creating schema {schema}"))?;
+        admin.pool.close().await;
+        connect_postgres(&config.database_url, Some(schema), max).await
+    } else {
+        let dir = config.data_dir.join("plugins");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        connect_sqlite(&dir.join(format!("{name}.db")), max).await
+    }
+}
+
+/// `plugin_NAME`, refusing names that are not plain identifiers.
+pub fn plugin_schema(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name.as_bytes()[0].is_ascii_lowercase();
+    anyhow::ensure!(ok, "plugin name {name:?} must be lowercase letters, digits and _");
+    Ok(format!("plugin_{name}"))
+}
+
+async fn connect_sqlite(path: &Path, max: u32) -> Result<Db> {
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let options = AnyConnectOptions::from_str(&url).with_context(|| format!("bad sqlite path {url}"))?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .with_context(|| format!("opening SQLite database {}", path.display()))?;
+    Ok(Db {
+        pool,
+        backend: Backend::Sqlite,
+    })
+}
+
+async fn connect_postgres(url: &str, schema: Option<String>, max: u32) -> Result<Db> {
+    let options = AnyConnectOptions::from_str(url).context("parsing database_url")?;
+    let pool = AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                if let Some(schema) = schema {
+                    conn.execute(format!("SET search_path TO {schema}").as_str())
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .context("connecting to PostgreSQL (database_url)")?;
+    Ok(Db {
+        pool,
+        backend: Backend::Postgres,
+    })
+}
+
+/// Milliseconds since the Unix epoch: the host tables' time unit.
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// RFC 3339 (UTC, seconds) for a unix-millisecond time.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers() {
+        assert_eq!(plugin_schema("cart").unwrap(), "plugin_cart");
+        assert!(plugin_schema("cart; drop").is_err());
+        assert!(plugin_schema("1cart").is_err());
+        assert!(plugin_schema("").is_err());
+    }
+
+    #[test]
+    fn rfc3339_from_ms() {
+        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20Z");
+    }
+}

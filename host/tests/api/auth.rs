@@ -1,0 +1,792 @@
+//! The `auth` plugin through the gateway: signup, login and lockout, token rotation,
+//! logout, sessions, the profile, addresses and admin user management.
+
+use crate::helpers::*;
+use base64::Engine;
+use serde_json::Value;
+
+const PASSWORD: &str = "secret-pass-1";
+
+fn code(r: &Resp) -> &str {
+    r.body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// The `field` names listed by a `validation_failed` error.
+fn fields(r: &Resp) -> Vec<String> {
+    r.body["error"]["details"]["fields"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f["field"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts the API error shape and the status/code.
+fn assert_error(r: &Resp, status: u16, expected: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(code(r), expected, "{}", r.text);
+    assert!(r.body["error"]["message"].is_string(), "{}", r.text);
+    assert!(r.body["request_id"].is_string(), "{}", r.text);
+}
+
+fn assert_invalid_field(r: &Resp, field: &str) {
+    assert_error(r, 400, "validation_failed");
+    assert!(
+        fields(r).iter().any(|f| f == field),
+        "expected field {field} in {}",
+        r.text
+    );
+}
+
+fn token(r: &Resp, name: &str) -> String {
+    r.body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {}", r.text))
+        .to_string()
+}
+
+/// The claims of a JWT (unverified), e.g. to read `sid`.
+fn claims(jwt: &str) -> Value {
+    let payload = jwt.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// The JWT with its claims replaced and the original signature kept.
+fn with_claims(jwt: &str, claims: &Value) -> String {
+    let mut parts: Vec<String> = jwt.split('.').map(String::from).collect();
+    parts[1] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(claims).expect("claims serialise"));
+    parts.join(".")
+}
+
+async fn signup(app: &TestApp, email: &str, password: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/signup",
+        None,
+        json!({"email": email, "password": password, "name": "Asha Rao"}),
+    )
+    .await
+}
+
+async fn login(app: &TestApp, email: &str, password: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+async fn me_status(app: &TestApp, token: &str) -> u16 {
+    app.get("/api/v1/auth/me", Some(token)).await.status
+}
+
+async fn refresh(app: &TestApp, refresh_token: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/refresh",
+        None,
+        json!({ "refresh_token": refresh_token }),
+    )
+    .await
+}
+
+fn home() -> Value {
+    json!({"label": "Home", "line1": "12, 4th Cross, Indiranagar", "line2": "Near CMH Road",
+           "city": "Bengaluru", "pincode": "560038", "lat": 12.9784, "lon": 77.6408})
+}
+
+fn office() -> Value {
+    json!({"label": "Office", "line1": "Prestige Tech Park", "city": "Bengaluru",
+           "pincode": "560103", "lat": 12.9352, "lon": 77.6950})
+}
+
+fn assert_token_shape(r: &Resp) {
+    assert!(r.body["access_token"].as_str().is_some_and(|t| !t.is_empty()), "{}", r.text);
+    assert!(r.body["refresh_token"].as_str().is_some_and(|t| !t.is_empty()), "{}", r.text);
+    assert_eq!(r.body["token_type"], "Bearer", "{}", r.text);
+    assert!(r.body["expires_in"].as_u64().is_some_and(|n| n > 0), "{}", r.text);
+    let user = &r.body["user"];
+    for key in ["id", "email", "phone", "name", "role", "created_at"] {
+        assert!(user.get(key).is_some(), "user lacks {key}: {}", r.text);
+    }
+    assert!(user.get("password_hash").is_none(), "{}", r.text);
+}
+
+// ---------------------------------------------------------------- signup
+
+backend_test!(signup_creates_a_customer_with_tokens, |app| {
+    let email = format!("{}@Example.IN", app.unique("Asha"));
+    let r = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({"email": email, "password": PASSWORD, "name": "Asha Rao",
+                   "phone": "+919876543210"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_token_shape(&r);
+    let user = &r.body["user"];
+    assert!(user["id"].as_str().unwrap().starts_with("usr_"));
+    assert_eq!(user["email"], email.to_lowercase());
+    assert_eq!(user["role"], "customer");
+    assert_eq!(user["name"], "Asha Rao");
+    assert_eq!(user["phone"], "+919876543210");
+
+    let access = token(&r, "access_token");
+    let jwt = claims(&access);
+    assert_eq!(jwt["sub"], user["id"]);
+    assert_eq!(jwt["role"], "customer");
+    assert!(jwt["sid"].is_string() && jwt["exp"].is_number());
+
+    let me = app.get("/api/v1/auth/me", Some(&access)).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["id"], user["id"]);
+    assert_eq!(me.body["email"], email.to_lowercase());
+});
+
+backend_test!(signup_never_grants_another_role, |app| {
+    let email = format!("{}@x.in", app.unique("sneaky"));
+    let r = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({"email": email, "password": PASSWORD, "name": "S", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["user"]["role"], "customer");
+    let t = token(&r, "access_token");
+    assert_error(&app.get("/api/v1/admin/users", Some(&t)).await, 403, "forbidden");
+});
+
+backend_test!(signup_rejects_a_taken_email_in_any_case, |app| {
+    let name = app.unique("dup");
+    let first = signup(&app, &format!("{name}@x.in"), PASSWORD).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let again = signup(&app, &format!("{}@X.IN", name.to_uppercase()), PASSWORD).await;
+    assert_error(&again, 409, "already_exists");
+    let padded = signup(&app, &format!("  {name}@x.in "), PASSWORD).await;
+    assert_error(&padded, 409, "already_exists");
+});
+
+backend_test!(signup_validates_its_body, |app| {
+    let path = "/api/v1/auth/signup";
+    let email = format!("{}@x.in", app.unique("v"));
+
+    let r = app.raw("POST", path, None, Some("application/json"), b"{\"email\": ".to_vec()).await;
+    assert_error(&r, 400, "invalid_json");
+
+    let body = serde_json::to_vec(&json!({"email": email, "password": PASSWORD, "name": "A"})).unwrap();
+    let r = app.raw("POST", path, None, None, body.clone()).await;
+    assert_error(&r, 415, "unsupported_media_type");
+    let r = app.raw("POST", path, None, Some("text/plain"), body.clone()).await;
+    assert_error(&r, 415, "unsupported_media_type");
+
+    let r = app.post(path, None, json!({"email": 5, "password": PASSWORD, "name": "A"})).await;
+    assert_invalid_field(&r, "email");
+    let r = app.post(path, None, json!({"email": email, "password": 12345678, "name": "A"})).await;
+    assert_invalid_field(&r, "password");
+    let r = app.post(path, None, json!({"email": email, "name": "A"})).await;
+    assert_invalid_field(&r, "password");
+    let r = app.post(path, None, json!({"email": email, "password": "short7!", "name": "A"})).await;
+    assert_invalid_field(&r, "password");
+    let long = "p".repeat(129);
+    let r = app.post(path, None, json!({"email": email, "password": long, "name": "A"})).await;
+    assert_invalid_field(&r, "password");
+    let r = app.post(path, None, json!({"email": "not-an-email", "password": PASSWORD, "name": "A"})).await;
+    assert_invalid_field(&r, "email");
+    let r = app.post(path, None, json!({"email": email, "password": PASSWORD, "name": " "})).await;
+    assert_invalid_field(&r, "name");
+    let r = app.post(path, None, json!({"email": email, "password": PASSWORD, "name": "n".repeat(101)})).await;
+    assert_invalid_field(&r, "name");
+    let r = app
+        .post(path, None, json!({"email": email, "password": PASSWORD, "name": "A", "phone": "98765 43210"}))
+        .await;
+    assert_invalid_field(&r, "phone");
+    let r = app.post(path, None, json!(["not", "an", "object"])).await;
+    assert_error(&r, 400, "validation_failed");
+
+    // Nothing above created the account.
+    assert_eq!(signup(&app, &email, PASSWORD).await.status, 201);
+});
+
+// ---------------------------------------------------------------- login
+
+backend_test!(login_returns_the_same_shape, |app| {
+    let c = app.customer().await;
+    let r = login(&app, &c.email.to_uppercase(), &c.password).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_token_shape(&r);
+    assert_eq!(r.body["user"]["id"], c.user_id.as_str());
+    assert_eq!(me_status(&app, &token(&r, "access_token")).await, 200);
+});
+
+backend_test!(login_rejects_wrong_password_and_unknown_email_alike, |app| {
+    let c = app.customer().await;
+    let wrong = login(&app, &c.email, "not-the-password").await;
+    assert_error(&wrong, 401, "invalid_credentials");
+    let unknown = login(&app, &format!("{}@x.in", app.unique("ghost")), PASSWORD).await;
+    assert_error(&unknown, 401, "invalid_credentials");
+    assert_eq!(wrong.body["error"]["message"], unknown.body["error"]["message"]);
+});
+
+backend_test!(login_validates_its_body, |app| {
+    let path = "/api/v1/auth/login";
+    let r = app.raw("POST", path, None, Some("application/json"), b"nope".to_vec()).await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app.raw("POST", path, None, None, br#"{"email":"a@x.in","password":"p"}"#.to_vec()).await;
+    assert_error(&r, 415, "unsupported_media_type");
+    let r = app.post(path, None, json!({"email": "a@x.in"})).await;
+    assert_invalid_field(&r, "password");
+    let r = app.post(path, None, json!({"email": ["a@x.in"], "password": PASSWORD})).await;
+    assert_invalid_field(&r, "email");
+    // Longer than any stored email: simply unknown.
+    let long = format!("{}@x.in", "a".repeat(600));
+    assert_error(&login(&app, &long, PASSWORD).await, 401, "invalid_credentials");
+});
+
+backend_test!(five_failures_lock_the_account_but_not_others, |app| {
+    let victim = app.customer().await;
+    let bystander = app.customer().await;
+    for _ in 0..5 {
+        let r = login(&app, &victim.email, "wrong-password").await;
+        assert_error(&r, 401, "invalid_credentials");
+    }
+    // Locked: even the right password (in another case) is refused.
+    let r = login(&app, &victim.email, &victim.password).await;
+    assert_error(&r, 429, "rate_limited");
+    let r = login(&app, &victim.email.to_uppercase(), &victim.password).await;
+    assert_error(&r, 429, "rate_limited");
+    // Another account is unaffected, and the victim's live session still works.
+    let r = login(&app, &bystander.email, &bystander.password).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(me_status(&app, &victim.token).await, 200);
+});
+
+backend_test!(a_successful_login_resets_the_failure_count, |app| {
+    let c = app.customer().await;
+    for _ in 0..4 {
+        assert_eq!(login(&app, &c.email, "wrong-password").await.status, 401);
+    }
+    assert_eq!(login(&app, &c.email, &c.password).await.status, 200);
+    for _ in 0..4 {
+        assert_eq!(login(&app, &c.email, "wrong-password").await.status, 401);
+    }
+    let r = login(&app, &c.email, &c.password).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+});
+
+backend_test!(unknown_emails_lock_too, |app| {
+    let ghost = format!("{}@x.in", app.unique("ghost"));
+    for _ in 0..5 {
+        assert_error(&login(&app, &ghost, PASSWORD).await, 401, "invalid_credentials");
+    }
+    assert_error(&login(&app, &ghost, PASSWORD).await, 429, "rate_limited");
+});
+
+// ---------------------------------------------------------------- tokens
+
+backend_test!(refresh_rotates_and_a_replay_kills_the_session, |app| {
+    let c = app.customer().await;
+    let r = refresh(&app, &c.refresh_token).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_token_shape(&r);
+    assert_eq!(r.body["user"]["id"], c.user_id.as_str());
+    let new_access = token(&r, "access_token");
+    let new_refresh = token(&r, "refresh_token");
+    assert_ne!(new_refresh, c.refresh_token);
+    assert_eq!(claims(&new_access)["sid"], claims(&c.token)["sid"]);
+    assert_eq!(me_status(&app, &new_access).await, 200);
+
+    // The rotated token is dead, and presenting it kills the whole session.
+    assert_error(&refresh(&app, &c.refresh_token).await, 401, "unauthorized");
+    assert_error(&refresh(&app, &new_refresh).await, 401, "unauthorized");
+    assert_eq!(me_status(&app, &new_access).await, 401);
+});
+
+backend_test!(refresh_rejects_bad_input, |app| {
+    assert_error(&refresh(&app, "not-a-token").await, 401, "unauthorized");
+    let c = app.customer().await;
+    // An access token is not a refresh token.
+    assert_error(&refresh(&app, &c.token).await, 401, "unauthorized");
+    let r = app.post("/api/v1/auth/refresh", None, json!({})).await;
+    assert_invalid_field(&r, "refresh_token");
+    let r = app.post("/api/v1/auth/refresh", None, json!({"refresh_token": 42})).await;
+    assert_invalid_field(&r, "refresh_token");
+    let r = app
+        .raw("POST", "/api/v1/auth/refresh", None, Some("application/json"), b"{".to_vec())
+        .await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app
+        .raw("POST", "/api/v1/auth/refresh", None, None, b"{}".to_vec())
+        .await;
+    assert_error(&r, 415, "unsupported_media_type");
+});
+
+backend_test!(bad_tokens_are_refused_before_the_plugin, |app| {
+    let c = app.customer().await;
+    assert_error(&app.get("/api/v1/auth/me", None).await, 401, "unauthorized");
+    assert_error(&app.get("/api/v1/auth/me", Some("garbage")).await, 401, "unauthorized");
+    // A refresh token is not a bearer token.
+    assert_error(&app.get("/api/v1/auth/me", Some(&c.refresh_token)).await, 401, "unauthorized");
+
+    // Forged: claims changed, signature kept.
+    let mut forged = claims(&c.token);
+    forged["role"] = json!("admin");
+    let forged = with_claims(&c.token, &forged);
+    assert_error(&app.get("/api/v1/auth/me", Some(&forged)).await, 401, "unauthorized");
+    assert_error(&app.get("/api/v1/admin/users", Some(&forged)).await, 401, "unauthorized");
+
+    // Forged: signature tampered.
+    let mut bad_sig = c.token.clone();
+    let last = bad_sig.pop().unwrap();
+    bad_sig.push(if last == 'A' { 'B' } else { 'A' });
+    assert_error(&app.get("/api/v1/auth/me", Some(&bad_sig)).await, 401, "unauthorized");
+
+    // Expired: exp in the past (the signature no longer matches either, so this also
+    // proves an edited exp cannot extend a token).
+    let mut expired = claims(&c.token);
+    expired["exp"] = json!(1_000_000_000);
+    let expired = with_claims(&c.token, &expired);
+    assert_error(&app.get("/api/v1/auth/me", Some(&expired)).await, 401, "unauthorized");
+
+    // Every authenticated route refuses a missing token.
+    for path in ["/api/v1/auth/sessions", "/api/v1/addresses", "/api/v1/admin/users"] {
+        assert_error(&app.get(path, None).await, 401, "unauthorized");
+    }
+    assert_error(&app.post("/api/v1/auth/logout", None, json!({})).await, 401, "unauthorized");
+    assert_error(&app.post("/api/v1/auth/logout-all", None, json!({})).await, 401, "unauthorized");
+    assert_error(&app.delete("/api/v1/auth/sessions/x", None).await, 401, "unauthorized");
+    assert_error(&app.patch("/api/v1/auth/me", None, json!({"name": "X"})).await, 401, "unauthorized");
+});
+
+backend_test!(logout_kills_the_session_and_its_refresh_token, |app| {
+    let c = app.customer().await;
+    let other = login(&app, &c.email, &c.password).await;
+    assert_eq!(other.status, 200, "{}", other.text);
+    let other_access = token(&other, "access_token");
+
+    let r = app.post("/api/v1/auth/logout", Some(&c.token), json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(&app.get("/api/v1/auth/me", Some(&c.token)).await, 401, "unauthorized");
+    assert_error(&refresh(&app, &c.refresh_token).await, 401, "unauthorized");
+    // Only that session ended.
+    assert_eq!(me_status(&app, &other_access).await, 200);
+});
+
+backend_test!(logout_all_kills_every_session, |app| {
+    let c = app.customer().await;
+    let second = login(&app, &c.email, &c.password).await;
+    let second_access = token(&second, "access_token");
+    let second_refresh = token(&second, "refresh_token");
+    let bystander = app.customer().await;
+
+    let r = app.post("/api/v1/auth/logout-all", Some(&second_access), json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(me_status(&app, &c.token).await, 401);
+    assert_eq!(me_status(&app, &second_access).await, 401);
+    assert_error(&refresh(&app, &c.refresh_token).await, 401, "unauthorized");
+    assert_error(&refresh(&app, &second_refresh).await, 401, "unauthorized");
+    assert_eq!(me_status(&app, &bystander.token).await, 200);
+    // The account itself still works.
+    assert_eq!(login(&app, &c.email, &c.password).await.status, 200);
+});
+
+// ---------------------------------------------------------------- sessions
+
+backend_test!(sessions_list_marks_exactly_the_current_one, |app| {
+    let c = app.customer().await;
+    let second = login(&app, &c.email, &c.password).await;
+    let second_access = token(&second, "access_token");
+
+    let r = app.get("/api/v1/auth/sessions", Some(&second_access)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let items = r.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.text);
+    for s in items {
+        for key in ["id", "created_at", "last_used_at", "user_agent", "current"] {
+            assert!(s.get(key).is_some(), "session lacks {key}: {}", r.text);
+        }
+    }
+    let current: Vec<&Value> = items.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{}", r.text);
+    assert_eq!(current[0]["id"], claims(&second_access)["sid"]);
+
+    // From the first session's point of view the other one is current.
+    let r = app.get("/api/v1/auth/sessions", Some(&c.token)).await;
+    let items = r.body["items"].as_array().expect("items");
+    let current: Vec<&Value> = items.iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{}", r.text);
+    assert_eq!(current[0]["id"], claims(&c.token)["sid"]);
+
+    // Another user's sessions are not listed.
+    let other = app.customer().await;
+    let r = app.get("/api/v1/auth/sessions", Some(&other.token)).await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{}", r.text);
+});
+
+backend_test!(deleting_a_session_ends_only_own_sessions, |app| {
+    let c = app.customer().await;
+    let second = login(&app, &c.email, &c.password).await;
+    let second_access = token(&second, "access_token");
+    let second_sid = claims(&second_access)["sid"].as_str().unwrap().to_string();
+    let other = app.customer().await;
+    let other_sid = claims(&other.token)["sid"].as_str().unwrap().to_string();
+
+    // Another user's session is 404 and stays alive.
+    let r = app.delete(&format!("/api/v1/auth/sessions/{other_sid}"), Some(&c.token)).await;
+    assert_error(&r, 404, "not_found");
+    assert_eq!(me_status(&app, &other.token).await, 200);
+    let r = app.delete("/api/v1/auth/sessions/ses_unknown", Some(&c.token)).await;
+    assert_error(&r, 404, "not_found");
+
+    let r = app.delete(&format!("/api/v1/auth/sessions/{second_sid}"), Some(&c.token)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(me_status(&app, &second_access).await, 401);
+    assert_eq!(me_status(&app, &c.token).await, 200);
+    // Already ended.
+    let r = app.delete(&format!("/api/v1/auth/sessions/{second_sid}"), Some(&c.token)).await;
+    assert_error(&r, 404, "not_found");
+    let r = app.get("/api/v1/auth/sessions", Some(&c.token)).await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{}", r.text);
+});
+
+// ---------------------------------------------------------------- me
+
+backend_test!(me_is_patched_without_changing_role_or_email, |app| {
+    let c = app.customer().await;
+    let r = app
+        .patch(
+            "/api/v1/auth/me",
+            Some(&c.token),
+            json!({"name": "  Ravi Kumar ", "phone": "+919812345678", "role": "admin",
+                   "email": "evil@x.in"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["name"], "Ravi Kumar");
+    assert_eq!(r.body["phone"], "+919812345678");
+    assert_eq!(r.body["role"], "customer");
+    assert_eq!(r.body["email"], c.email.to_lowercase().as_str());
+    for key in ["id", "email", "phone", "name", "role", "created_at"] {
+        assert!(r.body.get(key).is_some(), "user lacks {key}: {}", r.text);
+    }
+
+    let me = app.get("/api/v1/auth/me", Some(&c.token)).await;
+    assert_eq!(me.body["role"], "customer");
+    assert_eq!(me.body["name"], "Ravi Kumar");
+    // Still a customer: the admin route is forbidden.
+    assert_error(&app.get("/api/v1/admin/users", Some(&c.token)).await, 403, "forbidden");
+
+    // Absent fields stay; phone null clears.
+    let r = app.patch("/api/v1/auth/me", Some(&c.token), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["phone"], "+919812345678");
+    let r = app.patch("/api/v1/auth/me", Some(&c.token), json!({"phone": null})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["phone"], Value::Null);
+    assert_eq!(r.body["name"], "Ravi Kumar");
+});
+
+backend_test!(me_patch_validates, |app| {
+    let c = app.customer().await;
+    let t = Some(c.token.as_str());
+    let before = app.get("/api/v1/auth/me", t).await;
+    assert_eq!(before.status, 200, "{}", before.text);
+    assert_invalid_field(&app.patch("/api/v1/auth/me", t, json!({"phone": "12345"})).await, "phone");
+    assert_invalid_field(&app.patch("/api/v1/auth/me", t, json!({"name": ""})).await, "name");
+    assert_invalid_field(&app.patch("/api/v1/auth/me", t, json!({"name": null})).await, "name");
+    assert_invalid_field(&app.patch("/api/v1/auth/me", t, json!({"name": 7})).await, "name");
+    let r = app.raw("PATCH", "/api/v1/auth/me", t, Some("application/json"), b"{x".to_vec()).await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app.raw("PATCH", "/api/v1/auth/me", t, None, br#"{"name":"B"}"#.to_vec()).await;
+    assert_error(&r, 415, "unsupported_media_type");
+    // Nothing changed.
+    let after = app.get("/api/v1/auth/me", t).await;
+    assert_eq!(after.body, before.body);
+});
+
+// ---------------------------------------------------------------- addresses
+
+backend_test!(addresses_crud_and_default_switching, |app| {
+    let c = app.customer().await;
+    let t = Some(c.token.as_str());
+
+    let r = app.get("/api/v1/addresses", t).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]));
+
+    // The first address becomes the default by itself.
+    let r = app.post("/api/v1/addresses", t, home()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let home_id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["is_default"], true);
+    assert_eq!(r.body["pincode"], "560038");
+    assert_eq!(r.body["line2"], "Near CMH Road");
+    assert_eq!(r.body["lat"], 12.9784);
+    for key in ["id", "label", "line1", "line2", "city", "pincode", "lat", "lon", "is_default"] {
+        assert!(r.body.get(key).is_some(), "address lacks {key}: {}", r.text);
+    }
+
+    // The second is not, and has line2 null.
+    let r = app.post("/api/v1/addresses", t, office()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let office_id = r.body["id"].as_str().unwrap().to_string();
+    assert_eq!(r.body["is_default"], false);
+    assert_eq!(r.body["line2"], Value::Null);
+
+    // Making the office the default clears home.
+    let mut body = office();
+    body["is_default"] = json!(true);
+    body["label"] = json!("Work");
+    let r = app.put(&format!("/api/v1/addresses/{office_id}"), t, body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["is_default"], true);
+    assert_eq!(r.body["label"], "Work");
+    let list = app.get("/api/v1/addresses", t).await;
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let defaults: Vec<&Value> = items.iter().filter(|a| a["is_default"] == true).collect();
+    assert_eq!(defaults.len(), 1, "{}", list.text);
+    assert_eq!(defaults[0]["id"], office_id.as_str());
+
+    // A new default from POST clears the office.
+    let mut third = home();
+    third["label"] = json!("Parents");
+    third["is_default"] = json!(true);
+    let r = app.post("/api/v1/addresses", t, third).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let parents_id = r.body["id"].as_str().unwrap().to_string();
+    let list = app.get("/api/v1/addresses", t).await;
+    let defaults: Vec<&Value> = list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["is_default"] == true)
+        .collect();
+    assert_eq!(defaults.len(), 1, "{}", list.text);
+    assert_eq!(defaults[0]["id"], parents_id.as_str());
+
+    // PUT is a full replace: line2 omitted becomes null; is_default omitted is kept.
+    let r = app.put(&format!("/api/v1/addresses/{home_id}"), t, office()).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["line2"], Value::Null);
+    assert_eq!(r.body["label"], "Office");
+    assert_eq!(r.body["is_default"], false);
+
+    // Delete the default: another address becomes the default.
+    let r = app.delete(&format!("/api/v1/addresses/{parents_id}"), t).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let list = app.get("/api/v1/addresses", t).await;
+    let items = list.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items.iter().filter(|a| a["is_default"] == true).count(), 1, "{}", list.text);
+
+    let r = app.delete(&format!("/api/v1/addresses/{parents_id}"), t).await;
+    assert_error(&r, 404, "not_found");
+    let r = app.put("/api/v1/addresses/adr_unknown", t, home()).await;
+    assert_error(&r, 404, "not_found");
+});
+
+backend_test!(another_users_address_is_not_found, |app| {
+    let owner = app.customer().await;
+    let other = app.customer().await;
+    let r = app.post("/api/v1/addresses", Some(&owner.token), home()).await;
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/addresses/{id}");
+
+    assert_error(&app.put(&path, Some(&other.token), office()).await, 404, "not_found");
+    assert_error(&app.delete(&path, Some(&other.token)).await, 404, "not_found");
+    let r = app.get("/api/v1/addresses", Some(&other.token)).await;
+    assert_eq!(r.body["items"], json!([]));
+    // Still there, unchanged, for the owner.
+    let r = app.get("/api/v1/addresses", Some(&owner.token)).await;
+    assert_eq!(r.body["items"][0]["label"], "Home");
+    // A default at the other user does not touch the owner's default.
+    let mut d = office();
+    d["is_default"] = json!(true);
+    assert_eq!(app.post("/api/v1/addresses", Some(&other.token), d).await.status, 201);
+    let r = app.get("/api/v1/addresses", Some(&owner.token)).await;
+    assert_eq!(r.body["items"][0]["is_default"], true);
+});
+
+backend_test!(addresses_validate_their_body, |app| {
+    let c = app.customer().await;
+    let t = Some(c.token.as_str());
+    let path = "/api/v1/addresses";
+    let with = |key: &str, value: Value| {
+        let mut b = home();
+        b[key] = value;
+        b
+    };
+    assert_invalid_field(&app.post(path, t, with("pincode", json!(560038))).await, "pincode");
+    assert_invalid_field(&app.post(path, t, with("pincode", json!("56003"))).await, "pincode");
+    assert_invalid_field(&app.post(path, t, with("pincode", json!("5600381"))).await, "pincode");
+    assert_invalid_field(&app.post(path, t, with("pincode", json!("56003a"))).await, "pincode");
+    assert_invalid_field(&app.post(path, t, with("lat", json!(90.5))).await, "lat");
+    assert_invalid_field(&app.post(path, t, with("lat", json!("12.9"))).await, "lat");
+    assert_invalid_field(&app.post(path, t, with("lon", json!(-180.5))).await, "lon");
+    assert_invalid_field(&app.post(path, t, with("label", json!(""))).await, "label");
+    assert_invalid_field(&app.post(path, t, with("label", json!("l".repeat(51)))).await, "label");
+    assert_invalid_field(&app.post(path, t, with("line1", json!(" "))).await, "line1");
+    assert_invalid_field(&app.post(path, t, with("city", json!(null))).await, "city");
+    assert_invalid_field(&app.post(path, t, with("is_default", json!("yes"))).await, "is_default");
+    let mut missing = home();
+    missing.as_object_mut().unwrap().remove("lon");
+    assert_invalid_field(&app.post(path, t, missing).await, "lon");
+
+    let r = app.raw("POST", path, t, Some("application/json"), b"{\"label\"".to_vec()).await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app.raw("POST", path, t, None, serde_json::to_vec(&home()).unwrap()).await;
+    assert_error(&r, 415, "unsupported_media_type");
+
+    // Edges are accepted.
+    let mut edge = with("lat", json!(-90));
+    edge["lon"] = json!(180);
+    let r = app.post(path, t, edge).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // PUT validates the same way.
+    let id = r.body["id"].as_str().unwrap().to_string();
+    let r = app.put(&format!("{path}/{id}"), t, with("pincode", json!(123456))).await;
+    assert_invalid_field(&r, "pincode");
+
+    // Nothing invalid was stored.
+    let r = app.get(path, t).await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{}", r.text);
+});
+
+backend_test!(addresses_are_for_customers, |app| {
+    let admin = app.admin_token().await;
+    assert_error(&app.get("/api/v1/addresses", Some(&admin)).await, 403, "forbidden");
+    assert_error(&app.post("/api/v1/addresses", Some(&admin), home()).await, 403, "forbidden");
+    assert_error(&app.get("/api/v1/addresses", None).await, 401, "unauthorized");
+});
+
+// ---------------------------------------------------------------- admin
+
+backend_test!(the_first_admin_comes_from_configuration, |app| {
+    let admin = app.admin_token().await;
+    let me = app.get("/api/v1/auth/me", Some(&admin)).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    assert_eq!(me.body["role"], "admin");
+});
+
+backend_test!(admins_create_users_of_any_role, |app| {
+    let admin = app.admin_token().await;
+    let email = format!("{}@kirana.in", app.unique("agent"));
+    let r = app
+        .post(
+            "/api/v1/admin/users",
+            Some(&admin),
+            json!({"email": email, "password": PASSWORD, "name": "Ramesh", "role": "delivery_agent",
+                   "phone": "+919900112233"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["role"], "delivery_agent");
+    assert_eq!(r.body["phone"], "+919900112233");
+    assert!(r.body.get("password_hash").is_none());
+
+    let l = login(&app, &email, PASSWORD).await;
+    assert_eq!(l.status, 200, "{}", l.text);
+    assert_eq!(l.body["user"]["role"], "delivery_agent");
+    assert_eq!(claims(&token(&l, "access_token"))["role"], "delivery_agent");
+    // A delivery agent is not a customer.
+    let agent = token(&l, "access_token");
+    assert_error(&app.get("/api/v1/addresses", Some(&agent)).await, 403, "forbidden");
+    assert_eq!(me_status(&app, &agent).await, 200);
+
+    // Another admin can be made and can use admin routes.
+    let admin2 = format!("{}@kirana.in", app.unique("ops"));
+    let r = app
+        .post("/api/v1/admin/users", Some(&admin),
+              json!({"email": admin2, "password": PASSWORD, "name": "Ops", "role": "admin"}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let t2 = token(&login(&app, &admin2, PASSWORD).await, "access_token");
+    assert_eq!(app.get("/api/v1/admin/users", Some(&t2)).await.status, 200);
+});
+
+backend_test!(admin_user_creation_validates, |app| {
+    let admin = app.admin_token().await;
+    let t = Some(admin.as_str());
+    let path = "/api/v1/admin/users";
+    let email = format!("{}@kirana.in", app.unique("u"));
+    let r = app.post(path, t, json!({"email": email, "password": PASSWORD, "name": "X", "role": "superuser"})).await;
+    assert_invalid_field(&r, "role");
+    let r = app.post(path, t, json!({"email": email, "password": PASSWORD, "name": "X"})).await;
+    assert_invalid_field(&r, "role");
+    let r = app.post(path, t, json!({"email": email, "password": "short", "name": "X", "role": "customer"})).await;
+    assert_invalid_field(&r, "password");
+    let r = app.raw("POST", path, t, Some("application/json"), b"[".to_vec()).await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app.raw("POST", path, t, None, b"{}".to_vec()).await;
+    assert_error(&r, 415, "unsupported_media_type");
+
+    let c = app.customer().await;
+    let r = app.post(path, t, json!({"email": c.email.to_uppercase(), "password": PASSWORD, "name": "X", "role": "admin"})).await;
+    assert_error(&r, 409, "already_exists");
+
+    // Customers and anonymous callers cannot.
+    let r = app.post(path, Some(&c.token), json!({"email": email, "password": PASSWORD, "name": "X", "role": "admin"})).await;
+    assert_error(&r, 403, "forbidden");
+    let r = app.post(path, None, json!({"email": email, "password": PASSWORD, "name": "X", "role": "admin"})).await;
+    assert_error(&r, 401, "unauthorized");
+});
+
+backend_test!(admins_list_users_paged_newest_first, |app| {
+    let admin = app.admin_token().await;
+    let t = Some(admin.as_str());
+    let a = app.customer().await;
+    let b = app.customer().await;
+
+    let r = app.get("/api/v1/admin/users?page_size=100", t).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["page"], 1);
+    assert_eq!(r.body["page_size"], 100);
+    let total = r.body["total"].as_i64().unwrap();
+    assert!(total >= 3, "{}", r.text);
+    let items = r.body["items"].as_array().unwrap();
+    let pos = |id: &str| items.iter().position(|u| u["id"] == id).unwrap();
+    assert!(pos(&b.user_id) < pos(&a.user_id), "newest first: {}", r.text);
+    assert!(items.iter().all(|u| u.get("password_hash").is_none()));
+
+    let r = app.get("/api/v1/admin/users?role=customer&page_size=1", t).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r.body["items"][0]["role"], "customer");
+    let customers = r.body["total"].as_i64().unwrap();
+    assert!(customers >= 2 && customers < total, "{}", r.text);
+
+    let r = app.get("/api/v1/admin/users?role=admin", t).await;
+    assert!(r.body["items"].as_array().unwrap().iter().all(|u| u["role"] == "admin"));
+
+    let r = app.get("/api/v1/admin/users?page=1000", t).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]));
+    assert_eq!(r.body["total"].as_i64(), Some(total));
+
+    assert_invalid_field(&app.get("/api/v1/admin/users?page_size=101", t).await, "page_size");
+    assert_invalid_field(&app.get("/api/v1/admin/users?page=0", t).await, "page");
+    assert_invalid_field(&app.get("/api/v1/admin/users?page=x", t).await, "page");
+    assert_invalid_field(&app.get("/api/v1/admin/users?role=root", t).await, "role");
+    assert_error(&app.get("/api/v1/admin/users", Some(&a.token)).await, 403, "forbidden");
+});
+
+// ---------------------------------------------------------------- internal
+
+backend_test!(internal_routes_are_not_exposed, |app| {
+    let c = app.customer().await;
+    let r = app.get(&format!("/internal/users/{}", c.user_id), Some(&c.token)).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let admin = app.admin_token().await;
+    let r = app.get(&format!("/internal/users/{}", c.user_id), Some(&admin)).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+});

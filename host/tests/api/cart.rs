@@ -1,0 +1,721 @@
+//! The `cart` plugin over HTTP: every route's success and failure cases, live catalog
+//! prices and stock, the delivery-fee rule, isolation between users and access rules.
+
+use crate::helpers::*;
+
+const FORGED: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c3JfeCIsInJvbGUiOiJjdXN0b21lciJ9.c2lnbmF0dXJl";
+
+/// A fresh active product with a known price and stock, made by the admin.
+async fn new_product(app: &TestApp, admin: &str, price: i64, stock: i64) -> String {
+    let cats = app.get("/api/v1/categories", None).await;
+    assert_eq!(cats.status, 200, "{}", cats.text);
+    let category_id = cats.body["items"][0]["id"]
+        .as_str()
+        .expect("a seeded category")
+        .to_string();
+    let sku = app.unique("CART-SKU");
+    let r = app
+        .post(
+            "/api/v1/products",
+            Some(admin),
+            json!({
+                "sku": sku, "name": format!("Cart test atta {sku}"),
+                "description": "Whole wheat flour", "category_id": category_id,
+                "brand": "Test Mills", "unit": "1 kg", "price": price, "mrp": price + 1000,
+                "stock": stock, "image_url": "https://img.example/atta.jpg"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_str().expect("product id").to_string()
+}
+
+async fn add(app: &TestApp, token: &str, product_id: &str, quantity: i64) -> Resp {
+    app.post(
+        "/api/v1/cart/items",
+        Some(token),
+        json!({"product_id": product_id, "quantity": quantity}),
+    )
+    .await
+}
+
+async fn set(app: &TestApp, token: &str, product_id: &str, quantity: serde_json::Value) -> Resp {
+    app.put(
+        &format!("/api/v1/cart/items/{product_id}"),
+        Some(token),
+        json!({ "quantity": quantity }),
+    )
+    .await
+}
+
+async fn cart(app: &TestApp, token: &str) -> serde_json::Value {
+    let r = app.get("/api/v1/cart", Some(token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+/// The product as the admin's writable fields, for a full `PUT` with some changes.
+async fn put_product(app: &TestApp, admin: &str, id: &str, changes: serde_json::Value) {
+    let current = app.get(&format!("/api/v1/products/{id}"), None).await;
+    assert_eq!(current.status, 200, "{}", current.text);
+    let mut body = json!({});
+    for key in [
+        "sku",
+        "name",
+        "description",
+        "category_id",
+        "brand",
+        "unit",
+        "price",
+        "mrp",
+        "stock",
+        "image_url",
+    ] {
+        body[key] = current.body[key].clone();
+    }
+    if let (Some(b), Some(c)) = (body.as_object_mut(), changes.as_object()) {
+        for (k, v) in c {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let r = app
+        .put(&format!("/api/v1/products/{id}"), Some(admin), body)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn set_stock(app: &TestApp, admin: &str, id: &str, stock: i64) {
+    let r = app
+        .patch(
+            &format!("/api/v1/products/{id}/stock"),
+            Some(admin),
+            json!({ "set": stock }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.body["error"]["code"], code, "{}", r.text);
+}
+
+fn assert_invalid_field(r: &Resp, field: &str) {
+    assert_error(r, 400, "validation_failed");
+    let fields = r.body["error"]["details"]["fields"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        fields.iter().any(|f| f["field"] == field),
+        "expected {field} in {}",
+        r.text
+    );
+}
+
+backend_test!(empty_cart_has_the_full_shape, |app| {
+    let c = app.customer().await;
+    let body = cart(&app, &c.token).await;
+    assert_eq!(
+        body,
+        json!({
+            "items": [], "item_count": 0, "subtotal": 0, "delivery_fee": 0, "total": 0,
+            "currency": "INR", "free_delivery_threshold": 19900, "updated_at": null
+        })
+    );
+});
+
+backend_test!(adding_creates_then_merges_a_line, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 4500, 50).await;
+
+    let r = add(&app, &c.token, &id, 2).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let item = &r.body["items"][0];
+    assert_eq!(item["product_id"], id.as_str());
+    assert!(item["name"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("Cart test atta")));
+    assert_eq!(item["unit"], "1 kg");
+    assert_eq!(item["image_url"], "https://img.example/atta.jpg");
+    assert_eq!(item["unit_price"], 4500);
+    assert_eq!(item["mrp"], 5500);
+    assert_eq!(item["quantity"], 2);
+    assert_eq!(item["line_total"], 9000);
+    assert_eq!(item["in_stock"], true);
+    assert_eq!(r.body["currency"], "INR");
+    assert!(r.body["updated_at"].is_string(), "{}", r.text);
+
+    let r = add(&app, &c.token, &id, 3).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["items"][0]["quantity"], 5);
+    assert_eq!(r.body["items"][0]["line_total"], 22500);
+    assert_eq!(r.body["item_count"], 5);
+    assert_eq!(r.body["subtotal"], 22500);
+
+    // The read agrees with the write's answer.
+    assert_eq!(cart(&app, &c.token).await, r.body);
+});
+
+backend_test!(lines_keep_the_order_they_were_added_in, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let a = new_product(&app, &admin, 1000, 50).await;
+    let b = new_product(&app, &admin, 2000, 50).await;
+    let d = new_product(&app, &admin, 3000, 50).await;
+    for id in [&b, &d, &a] {
+        assert_eq!(add(&app, &c.token, id, 1).await.status, 200);
+    }
+    add(&app, &c.token, &d, 1).await;
+    let body = cart(&app, &c.token).await;
+    let ids: Vec<_> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["product_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, [b, d, a]);
+    assert_eq!(body["item_count"], 4);
+    assert_eq!(body["subtotal"], 2000 + 2 * 3000 + 1000);
+});
+
+backend_test!(adding_an_unknown_product_is_404, |app| {
+    let c = app.customer().await;
+    let r = add(&app, &c.token, "prd_does_not_exist", 1).await;
+    assert_error(&r, 404, "not_found");
+    assert_eq!(cart(&app, &c.token).await["items"], json!([]));
+});
+
+backend_test!(adding_an_inactive_product_is_404, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 1500, 50).await;
+    let r = app
+        .delete(&format!("/api/v1/products/{id}"), Some(&admin))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_error(&add(&app, &c.token, &id, 1).await, 404, "not_found");
+});
+
+backend_test!(a_deactivated_product_leaves_the_cart, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let keep = new_product(&app, &admin, 1500, 50).await;
+    let gone = new_product(&app, &admin, 2500, 50).await;
+    add(&app, &c.token, &keep, 1).await;
+    assert_eq!(add(&app, &c.token, &gone, 2).await.status, 200);
+    let r = app
+        .delete(&format!("/api/v1/products/{gone}"), Some(&admin))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    let body = cart(&app, &c.token).await;
+    assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(body["items"][0]["product_id"], keep.as_str());
+    assert_eq!(body["item_count"], 1);
+    assert_eq!(body["subtotal"], 1500);
+    // The dropped line is gone for good, so it cannot be changed any more.
+    assert_error(
+        &set(&app, &c.token, &gone, json!(1)).await,
+        404,
+        "not_found",
+    );
+    let r = app
+        .delete(&format!("/api/v1/cart/items/{gone}"), Some(&c.token))
+        .await;
+    assert_error(&r, 404, "not_found");
+});
+
+backend_test!(bad_quantities_and_fields_are_400, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 1500, 50).await;
+    for q in [
+        json!(0),
+        json!(21),
+        json!(-1),
+        json!("2"),
+        json!(2.5),
+        json!(2.0),
+        json!(null),
+        json!(1e30),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/cart/items",
+                Some(&c.token),
+                json!({"product_id": id, "quantity": q}),
+            )
+            .await;
+        assert_invalid_field(&r, "quantity");
+    }
+    let r = app
+        .post(
+            "/api/v1/cart/items",
+            Some(&c.token),
+            json!({"product_id": id}),
+        )
+        .await;
+    assert_invalid_field(&r, "quantity");
+    let r = app
+        .post("/api/v1/cart/items", Some(&c.token), json!({"quantity": 1}))
+        .await;
+    assert_invalid_field(&r, "product_id");
+    let r = app
+        .post(
+            "/api/v1/cart/items",
+            Some(&c.token),
+            json!({"product_id": 42, "quantity": 1}),
+        )
+        .await;
+    assert_invalid_field(&r, "product_id");
+    let r = app
+        .post(
+            "/api/v1/cart/items",
+            Some(&c.token),
+            json!({"product_id": "", "quantity": 1}),
+        )
+        .await;
+    assert_invalid_field(&r, "product_id");
+    // Nothing was added by any of them.
+    assert_eq!(cart(&app, &c.token).await["item_count"], 0);
+});
+
+backend_test!(a_merge_past_twenty_is_refused_not_clamped, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 1000, 100).await;
+    assert_eq!(add(&app, &c.token, &id, 15).await.status, 200);
+    assert_invalid_field(&add(&app, &c.token, &id, 6).await, "quantity");
+    assert_eq!(cart(&app, &c.token).await["items"][0]["quantity"], 15);
+    let r = add(&app, &c.token, &id, 5).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"][0]["quantity"], 20);
+    assert_invalid_field(&add(&app, &c.token, &id, 1).await, "quantity");
+    assert_eq!(cart(&app, &c.token).await["items"][0]["quantity"], 20);
+});
+
+backend_test!(exceeding_stock_is_409_with_the_product, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 1000, 50).await;
+    set_stock(&app, &admin, &id, 2).await;
+
+    let r = add(&app, &c.token, &id, 3).await;
+    assert_error(&r, 409, "insufficient_stock");
+    assert_eq!(r.body["error"]["details"], json!({ "items": [id] }));
+    assert_eq!(cart(&app, &c.token).await["items"], json!([]));
+
+    assert_eq!(add(&app, &c.token, &id, 2).await.status, 200);
+    // Merging one more would pass the stock too.
+    let r = add(&app, &c.token, &id, 1).await;
+    assert_error(&r, 409, "insufficient_stock");
+    assert_eq!(r.body["error"]["details"]["items"], json!([id]));
+    // So would setting the line above it.
+    let r = set(&app, &c.token, &id, json!(3)).await;
+    assert_error(&r, 409, "insufficient_stock");
+    assert_eq!(r.body["error"]["details"]["items"], json!([id]));
+    assert_eq!(cart(&app, &c.token).await["items"][0]["quantity"], 2);
+});
+
+backend_test!(a_line_above_current_stock_stays_flagged, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 3000, 50).await;
+    assert_eq!(add(&app, &c.token, &id, 4).await.status, 200);
+    set_stock(&app, &admin, &id, 1).await;
+
+    let body = cart(&app, &c.token).await;
+    assert_eq!(body["items"][0]["quantity"], 4);
+    assert_eq!(body["items"][0]["in_stock"], false);
+    assert_eq!(body["item_count"], 4);
+    assert_eq!(body["subtotal"], 12000);
+    // Lowering it to what is in stock clears the flag.
+    let r = set(&app, &c.token, &id, json!(1)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"][0]["in_stock"], true);
+});
+
+backend_test!(put_sets_the_quantity_and_zero_removes, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 1200, 50).await;
+    let other = new_product(&app, &admin, 800, 50).await;
+    add(&app, &c.token, &id, 2).await;
+
+    let r = set(&app, &c.token, &id, json!(7)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"][0]["quantity"], 7);
+    assert_eq!(r.body["items"][0]["line_total"], 8400);
+    assert_eq!(r.body["item_count"], 7);
+
+    for bad in [json!(21), json!(-1), json!("3"), json!(1.5), json!(null)] {
+        assert_invalid_field(&set(&app, &c.token, &id, bad).await, "quantity");
+    }
+    let r = app
+        .put(
+            &format!("/api/v1/cart/items/{id}"),
+            Some(&c.token),
+            json!({}),
+        )
+        .await;
+    assert_invalid_field(&r, "quantity");
+
+    // A product that exists but is not in the cart, and one that does not exist.
+    assert_error(
+        &set(&app, &c.token, &other, json!(1)).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &set(&app, &c.token, &other, json!(0)).await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &set(&app, &c.token, "prd_nope", json!(1)).await,
+        404,
+        "not_found",
+    );
+
+    let r = set(&app, &c.token, &id, json!(0)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]));
+    assert_eq!(r.body["total"], 0);
+    assert_eq!(r.body["delivery_fee"], 0);
+    assert_error(&set(&app, &c.token, &id, json!(0)).await, 404, "not_found");
+});
+
+backend_test!(delete_removes_one_line, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let a = new_product(&app, &admin, 1000, 50).await;
+    let b = new_product(&app, &admin, 2000, 50).await;
+    add(&app, &c.token, &a, 1).await;
+    add(&app, &c.token, &b, 2).await;
+
+    let r = app
+        .delete(&format!("/api/v1/cart/items/{a}"), Some(&c.token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r.body["items"][0]["product_id"], b.as_str());
+    assert_eq!(r.body["subtotal"], 4000);
+
+    let r = app
+        .delete(&format!("/api/v1/cart/items/{a}"), Some(&c.token))
+        .await;
+    assert_error(&r, 404, "not_found");
+    let r = app
+        .delete("/api/v1/cart/items/prd_nope", Some(&c.token))
+        .await;
+    assert_error(&r, 404, "not_found");
+});
+
+backend_test!(delete_cart_empties_it, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let a = new_product(&app, &admin, 1000, 50).await;
+    add(&app, &c.token, &a, 3).await;
+
+    let r = app.delete("/api/v1/cart", Some(&c.token)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(r.text.is_empty(), "{}", r.text);
+    let body = cart(&app, &c.token).await;
+    assert_eq!(body["items"], json!([]));
+    assert_eq!(body["item_count"], 0);
+    assert_eq!(body["subtotal"], 0);
+    assert_eq!(body["delivery_fee"], 0);
+    assert_eq!(body["total"], 0);
+    // Emptying an empty cart is fine too.
+    assert_eq!(app.delete("/api/v1/cart", Some(&c.token)).await.status, 204);
+    // And the cart works again afterwards.
+    assert_eq!(add(&app, &c.token, &a, 1).await.status, 200);
+});
+
+backend_test!(delivery_fee_applies_below_the_threshold_only, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let just_below = new_product(&app, &admin, 19899, 50).await;
+    let at = new_product(&app, &admin, 19900, 50).await;
+
+    let r = add(&app, &c.token, &just_below, 1).await;
+    assert_eq!(r.body["subtotal"], 19899, "{}", r.text);
+    assert_eq!(r.body["delivery_fee"], 2500);
+    assert_eq!(r.body["total"], 19899 + 2500);
+    assert_eq!(r.body["free_delivery_threshold"], 19900);
+
+    let r = set(&app, &c.token, &just_below, json!(0)).await;
+    assert_eq!(r.body["delivery_fee"], 0, "{}", r.text);
+    let r = add(&app, &c.token, &at, 1).await;
+    assert_eq!(r.body["subtotal"], 19900, "{}", r.text);
+    assert_eq!(r.body["delivery_fee"], 0);
+    assert_eq!(r.body["total"], 19900);
+});
+
+backend_test!(totals_of_seeded_products, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let list = app
+        .get("/api/v1/products?sort=price_asc&page_size=100", None)
+        .await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let items = list.body["items"].as_array().cloned().unwrap_or_default();
+    let cheap = items
+        .iter()
+        .find(|p| p["price"].as_i64().is_some_and(|x| x > 0 && x * 2 < 19900))
+        .expect("a seeded product under ₹99.50")
+        .clone();
+    let cheap_id = cheap["id"].as_str().unwrap().to_string();
+    let cheap_price = cheap["price"].as_i64().unwrap();
+    set_stock(&app, &admin, &cheap_id, 100).await;
+
+    let r = add(&app, &c.token, &cheap_id, 2).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"][0]["unit_price"], cheap_price);
+    assert_eq!(r.body["items"][0]["mrp"], cheap["mrp"]);
+    assert_eq!(r.body["items"][0]["name"], cheap["name"]);
+    assert_eq!(r.body["subtotal"], 2 * cheap_price);
+    assert_eq!(r.body["delivery_fee"], 2500);
+    assert_eq!(r.body["total"], 2 * cheap_price + 2500);
+
+    // Enough of the priciest seeded product to pass the threshold.
+    let list = app
+        .get("/api/v1/products?sort=price_desc&page_size=1", None)
+        .await;
+    let dear = list.body["items"][0].clone();
+    let dear_id = dear["id"].as_str().unwrap().to_string();
+    let dear_price = dear["price"].as_i64().unwrap();
+    let qty = ((19900 + dear_price - 1) / dear_price).clamp(1, 20);
+    assert!(
+        qty * dear_price >= 19900,
+        "the seed has a product over ₹9.95"
+    );
+    set_stock(&app, &admin, &dear_id, 100).await;
+    let r = add(&app, &c.token, &dear_id, qty).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let subtotal = 2 * cheap_price + qty * dear_price;
+    assert_eq!(r.body["subtotal"], subtotal);
+    assert_eq!(r.body["item_count"], 2 + qty);
+    assert_eq!(r.body["delivery_fee"], 0);
+    assert_eq!(r.body["total"], subtotal);
+});
+
+backend_test!(prices_follow_the_catalog, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 5000, 50).await;
+    assert_eq!(add(&app, &c.token, &id, 2).await.body["subtotal"], 10000);
+
+    put_product(
+        &app,
+        &admin,
+        &id,
+        json!({"price": 6000, "mrp": 7000, "name": "Renamed atta"}),
+    )
+    .await;
+    let body = cart(&app, &c.token).await;
+    assert_eq!(body["items"][0]["unit_price"], 6000);
+    assert_eq!(body["items"][0]["mrp"], 7000);
+    assert_eq!(body["items"][0]["name"], "Renamed atta");
+    assert_eq!(body["items"][0]["line_total"], 12000);
+    assert_eq!(body["subtotal"], 12000);
+    assert_eq!(body["delivery_fee"], 2500);
+    assert_eq!(body["total"], 14500);
+
+    // A write answers with the live price as well.
+    put_product(&app, &admin, &id, json!({"price": 10000, "mrp": 10000})).await;
+    let r = add(&app, &c.token, &id, 1).await;
+    assert_eq!(r.body["items"][0]["unit_price"], 10000, "{}", r.text);
+    assert_eq!(r.body["subtotal"], 30000);
+    assert_eq!(r.body["delivery_fee"], 0);
+});
+
+backend_test!(carts_are_per_user, |app| {
+    let admin = app.admin_token().await;
+    let asha = app.customer().await;
+    let ravi = app.customer().await;
+    let id = new_product(&app, &admin, 1000, 50).await;
+    add(&app, &asha.token, &id, 3).await;
+
+    assert_eq!(cart(&app, &ravi.token).await["items"], json!([]));
+    // Ravi cannot touch Asha's line: it is simply not in his cart.
+    assert_error(
+        &set(&app, &ravi.token, &id, json!(1)).await,
+        404,
+        "not_found",
+    );
+    let r = app
+        .delete(&format!("/api/v1/cart/items/{id}"), Some(&ravi.token))
+        .await;
+    assert_error(&r, 404, "not_found");
+    assert_eq!(
+        app.delete("/api/v1/cart", Some(&ravi.token)).await.status,
+        204
+    );
+    add(&app, &ravi.token, &id, 1).await;
+
+    let body = cart(&app, &asha.token).await;
+    assert_eq!(body["items"][0]["quantity"], 3);
+    assert_eq!(cart(&app, &ravi.token).await["items"][0]["quantity"], 1);
+});
+
+backend_test!(only_customers_may_use_a_cart, |app| {
+    let admin = app.admin_token().await;
+    let r = app.get("/api/v1/cart", Some(&admin)).await;
+    assert_error(&r, 403, "forbidden");
+    let r = app
+        .post(
+            "/api/v1/cart/items",
+            Some(&admin),
+            json!({"product_id": "x", "quantity": 1}),
+        )
+        .await;
+    assert_error(&r, 403, "forbidden");
+    let r = app
+        .put("/api/v1/cart/items/x", Some(&admin), json!({"quantity": 1}))
+        .await;
+    assert_error(&r, 403, "forbidden");
+    assert_error(
+        &app.delete("/api/v1/cart/items/x", Some(&admin)).await,
+        403,
+        "forbidden",
+    );
+    assert_error(
+        &app.delete("/api/v1/cart", Some(&admin)).await,
+        403,
+        "forbidden",
+    );
+});
+
+backend_test!(a_token_is_required, |app| {
+    for token in [None, Some(FORGED), Some("not-a-token")] {
+        assert_error(&app.get("/api/v1/cart", token).await, 401, "unauthorized");
+        let r = app
+            .post(
+                "/api/v1/cart/items",
+                token,
+                json!({"product_id": "x", "quantity": 1}),
+            )
+            .await;
+        assert_error(&r, 401, "unauthorized");
+        let r = app
+            .put("/api/v1/cart/items/x", token, json!({"quantity": 1}))
+            .await;
+        assert_error(&r, 401, "unauthorized");
+        assert_error(
+            &app.delete("/api/v1/cart/items/x", token).await,
+            401,
+            "unauthorized",
+        );
+        assert_error(
+            &app.delete("/api/v1/cart", token).await,
+            401,
+            "unauthorized",
+        );
+    }
+});
+
+backend_test!(bodies_must_be_json_objects, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 1000, 50).await;
+    let good = format!(r#"{{"product_id":"{id}","quantity":1}}"#).into_bytes();
+    let tok = Some(c.token.as_str());
+
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            tok,
+            Some("application/json"),
+            b"{nope".to_vec(),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app
+        .raw("POST", "/api/v1/cart/items", tok, None, good.clone())
+        .await;
+    assert_error(&r, 415, "unsupported_media_type");
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            tok,
+            Some("text/plain"),
+            good.clone(),
+        )
+        .await;
+    assert_error(&r, 415, "unsupported_media_type");
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            tok,
+            Some("application/json"),
+            b"[1]".to_vec(),
+        )
+        .await;
+    assert_error(&r, 400, "validation_failed");
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            tok,
+            Some("application/json"),
+            Vec::new(),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_json");
+
+    let path = format!("/api/v1/cart/items/{id}");
+    let r = app
+        .raw(
+            "PUT",
+            &path,
+            tok,
+            Some("application/json"),
+            b"{\"quantity\":".to_vec(),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app
+        .raw("PUT", &path, tok, None, b"{\"quantity\":1}".to_vec())
+        .await;
+    assert_error(&r, 415, "unsupported_media_type");
+
+    // charset parameters are still JSON.
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            tok,
+            Some("application/json; charset=utf-8"),
+            good,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["item_count"], 1);
+});
+
+backend_test!(internal_routes_are_not_exposed, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    for token in [None, Some(c.token.as_str()), Some(admin.as_str())] {
+        let r = app
+            .get(&format!("/internal/carts/{}", c.user_id), token)
+            .await;
+        assert_eq!(r.status, 404, "{}", r.text);
+        let r = app
+            .delete(&format!("/internal/carts/{}", c.user_id), token)
+            .await;
+        assert_eq!(r.status, 404, "{}", r.text);
+    }
+});
