@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::capabilities::events::{run_dispatcher, EventBus};
@@ -23,7 +23,7 @@ use crate::{gateway, storage};
 pub struct App {
     pub addr: SocketAddr,
     pub platform: Arc<Platform>,
-    stop: Arc<Notify>,
+    stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     server: JoinHandle<Result<()>>,
 }
@@ -49,22 +49,31 @@ impl App {
         });
         registry::load_configured(&platform).await?;
 
-        let stop = Arc::new(Notify::new());
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(run_dispatcher(platform.clone(), stop.clone())));
-        tasks.push(tokio::spawn(sweep_kv(platform.clone(), stop.clone())));
+        let (stop, stopped) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(run_dispatcher(platform.clone(), stopped.clone())),
+            tokio::spawn(sweep_kv(platform.clone(), stopped.clone())),
+        ];
 
-        let listener = TcpListener::bind(&config.listen)
-            .await
-            .with_context(|| format!("binding {} (is another kirana running? set KIRANA_LISTEN)", config.listen))?;
+        let listener = TcpListener::bind(&config.listen).await.with_context(|| {
+            format!(
+                "binding {} (is another kirana running? set KIRANA_LISTEN)",
+                config.listen
+            )
+        })?;
         let addr = listener.local_addr()?;
         let app = gateway::router(platform.clone());
-        let shutdown = stop.clone();
+        let mut shutdown = stopped;
         let server = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { shutdown.notified().await })
-                .await
-                .context("HTTP server failed")
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .await
+            .context("HTTP server failed")
         });
         tracing::info!(%addr, ms = started.elapsed().as_millis() as u64, "kirana is serving");
         Ok(Self {
@@ -76,18 +85,27 @@ impl App {
         })
     }
 
-    /// Stops accepting, lets in-flight requests finish, and stops the background tasks.
+    /// Stops accepting, lets in-flight requests and event deliveries finish, and stops
+    /// the background tasks.
     pub async fn stop(self) -> Result<()> {
-        self.stop.notify_waiters();
+        let _ = self.stop.send(true);
         let res = tokio::time::timeout(Duration::from_secs(10), self.server).await;
         for t in self.tasks {
-            t.abort();
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
         }
         self.platform.db.pool.close().await;
         match res {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => Err(anyhow::anyhow!("server task: {e}")),
-            Err(_) => Err(anyhow::anyhow!("in-flight requests did not finish within 10 s")),
+            Err(_) => Err(anyhow::anyhow!(
+                "in-flight requests did not finish within 10 s"
+            )),
         }
     }
 
@@ -99,10 +117,10 @@ impl App {
     }
 }
 
-async fn sweep_kv(platform: Arc<Platform>, stop: Arc<Notify>) {
+async fn sweep_kv(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = stop.notified() => return,
+            _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(Duration::from_secs(30)) => {
                 let n = platform.kv.sweep();
                 if n > 0 {

@@ -19,6 +19,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub database_url: String,
     pub plugin_dir: PathBuf,
+    pub cache_dir: PathBuf,
     pub log_format: String,
     pub log_level: String,
     pub runtime: RuntimeConfig,
@@ -149,7 +150,8 @@ impl Config {
 
     /// The embedded SQLite setup when `database_url` is empty.
     pub fn uses_postgres(&self) -> bool {
-        self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://")
+        self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://")
     }
 
     /// A plugin's own settings section (`[name]`), rendered as text values.
@@ -173,7 +175,11 @@ impl Config {
     }
 
     pub fn cache_dir(&self) -> PathBuf {
-        self.data_dir.join("cache")
+        if self.cache_dir.as_os_str().is_empty() {
+            self.data_dir.join("cache")
+        } else {
+            self.cache_dir.clone()
+        }
     }
 }
 
@@ -283,7 +289,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -321,16 +330,23 @@ mod tests {
     fn file_merges_over_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("k.toml");
-        std::fs::write(&path, "[limits]\ntimeout_ms = 100\n[cart]\ndelivery_fee = 1\n").unwrap();
+        std::fs::write(
+            &path,
+            "[limits]\ntimeout_ms = 100\n[cart]\ndelivery_fee = 1\n",
+        )
+        .unwrap();
         let c = Config::load_with_env(Some(&path), &[]).unwrap();
         assert_eq!(c.limits.timeout_ms, 100);
         assert_eq!(c.limits.memory_mb, 64, "untouched keys keep their defaults");
-        assert!(c.plugin_settings("cart").contains(&("free_delivery_threshold".into(), "19900".into())));
+        assert!(c
+            .plugin_settings("cart")
+            .contains(&("free_delivery_threshold".into(), "19900".into())));
     }
 
     #[test]
     fn bad_values_are_refused_with_context() {
-        let err = Config::load_with_env(None, &env(&[("KIRANA_LIMITS_TIMEOUT_MS", "soon")])).unwrap_err();
+        let err =
+            Config::load_with_env(None, &env(&[("KIRANA_LIMITS_TIMEOUT_MS", "soon")])).unwrap_err();
         assert!(format!("{err:#}").contains("timeout_ms"), "{err:#}");
     }
 }

@@ -11,7 +11,11 @@ use kirana::config::Config;
 use kirana::telemetry;
 
 #[derive(Parser)]
-#[command(name = "kirana", version, about = "Grocery quick-commerce backend on WebAssembly components")]
+#[command(
+    name = "kirana",
+    version,
+    about = "Grocery quick-commerce backend on WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -70,7 +74,12 @@ fn build_plugins(names: &[String]) -> Result<()> {
     ensure_wasm_target()?;
     let crates: Vec<&String> = names
         .iter()
-        .filter(|n| root.join("plugins").join(n.as_str()).join("Cargo.toml").exists())
+        .filter(|n| {
+            root.join("plugins")
+                .join(n.as_str())
+                .join("Cargo.toml")
+                .exists()
+        })
         .collect();
     if crates.is_empty() {
         bail!("no plugin crates found under {}/plugins", root.display());
@@ -78,7 +87,11 @@ fn build_plugins(names: &[String]) -> Result<()> {
     eprintln!(
         "==> building {} plugin(s) for wasm32-wasip2: {}",
         crates.len(),
-        crates.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+        crates
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(&root)
@@ -97,7 +110,10 @@ fn build_plugins(names: &[String]) -> Result<()> {
 fn workspace_root() -> Result<PathBuf> {
     let mut dir = std::env::current_dir()?;
     loop {
-        if dir.join("Cargo.toml").exists() && dir.join("plugins").is_dir() && dir.join("wit").is_dir() {
+        if dir.join("Cargo.toml").exists()
+            && dir.join("plugins").is_dir()
+            && dir.join("wit").is_dir()
+        {
             return Ok(dir);
         }
         if !dir.pop() {
@@ -107,10 +123,16 @@ fn workspace_root() -> Result<PathBuf> {
 }
 
 fn ensure_wasm_target() -> Result<()> {
-    let Ok(out) = Command::new("rustup").args(["target", "list", "--installed"]).output() else {
+    let Ok(out) = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
         return Ok(()); // no rustup: let cargo report a missing target itself
     };
-    if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") {
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == "wasm32-wasip2")
+    {
         return Ok(());
     }
     eprintln!("==> installing the wasm32-wasip2 target (once)");

@@ -46,11 +46,20 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/host");
 pub async fn open_host(config: &Config) -> Result<Db> {
     sqlx::any::install_default_drivers();
     let db = if config.uses_postgres() {
-        connect_postgres(&config.database_url, None, 16).await?
+        connect_postgres(
+            &config.database_url,
+            None,
+            config.limits.db_connections.max(1) * 2,
+        )
+        .await?
     } else {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
-        connect_sqlite(&config.data_dir.join("kirana.db"), 8).await?
+        connect_sqlite(
+            &config.data_dir.join("kirana.db"),
+            config.limits.db_connections.max(1),
+        )
+        .await?
     };
     MIGRATOR
         .run(&db.pool)
@@ -88,13 +97,17 @@ pub fn plugin_schema(name: &str) -> Result<String> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && name.as_bytes()[0].is_ascii_lowercase();
-    anyhow::ensure!(ok, "plugin name {name:?} must be lowercase letters, digits and _");
+    anyhow::ensure!(
+        ok,
+        "plugin name {name:?} must be lowercase letters, digits and _"
+    );
     Ok(format!("plugin_{name}"))
 }
 
 async fn connect_sqlite(path: &Path, max: u32) -> Result<Db> {
     let url = format!("sqlite://{}?mode=rwc", path.display());
-    let options = AnyConnectOptions::from_str(&url).with_context(|| format!("bad sqlite path {url}"))?;
+    let options =
+        AnyConnectOptions::from_str(&url).with_context(|| format!("bad sqlite path {url}"))?;
     let pool = AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)

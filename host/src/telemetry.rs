@@ -6,7 +6,11 @@ use tracing_subscriber::{fmt, EnvFilter};
 pub fn init(format: &str, level: &str) {
     let filter = EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let result = if format == "json" {
-        fmt().json().with_env_filter(filter).with_current_span(false).try_init()
+        fmt()
+            .json()
+            .with_env_filter(filter)
+            .with_current_span(false)
+            .try_init()
     } else {
         fmt().with_env_filter(filter).with_target(false).try_init()
     };

@@ -13,7 +13,10 @@ pub fn get_or<T: FromStr>(key: &str, default: T) -> T {
     match get(key) {
         None => default,
         Some(raw) => raw.parse().unwrap_or_else(|_| {
-            crate::log::warn(&format!("config {key}={raw:?} does not parse; using the default"), &[]);
+            crate::log::warn(
+                &format!("config {key}={raw:?} does not parse; using the default"),
+                &[],
+            );
             default
         }),
     }

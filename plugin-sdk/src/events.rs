@@ -18,7 +18,11 @@ pub fn publish<T: Serialize + ?Sized>(topic: &str, payload: &T) -> Result<String
 }
 
 /// Delivers `payload` on `topic` after `delay`; survives restarts.
-pub fn schedule<T: Serialize + ?Sized>(topic: &str, payload: &T, delay: Duration) -> Result<String, CapError> {
+pub fn schedule<T: Serialize + ?Sized>(
+    topic: &str,
+    payload: &T,
+    delay: Duration,
+) -> Result<String, CapError> {
     let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
     wit::schedule(topic, &to_json(payload)?, ms)
 }

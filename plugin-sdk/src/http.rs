@@ -167,7 +167,11 @@ impl Request {
         }
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." { "body".to_string() } else { path };
+            let field = if path == "." {
+                "body".to_string()
+            } else {
+                path
+            };
             let inner = e.into_inner().to_string();
             // serde says "missing field `x`" at the parent's path; name the field itself.
             let (field, message) = match inner.strip_prefix("missing field `") {
@@ -261,9 +265,10 @@ mod tests {
 
     fn json_request(body: &str) -> Request {
         let mut r = Request::new(Method::Post, "/x", "/x", body.as_bytes());
-        r.inner
-            .headers
-            .push(("content-type".into(), "application/json; charset=utf-8".into()));
+        r.inner.headers.push((
+            "content-type".into(),
+            "application/json; charset=utf-8".into(),
+        ));
         r
     }
 
@@ -297,7 +302,10 @@ mod tests {
         r.inner.query = "q=aloo%20bhujia&page=x".into();
         let r = Request::from_wit(r.inner);
         assert_eq!(r.query("q"), Some("aloo bhujia"));
-        assert_eq!(r.query_as::<u32>("page", "an integer").unwrap_err().status, 400);
+        assert_eq!(
+            r.query_as::<u32>("page", "an integer").unwrap_err().status,
+            400
+        );
         assert_eq!(r.query_as::<u32>("missing", "an integer").unwrap(), None);
     }
 }

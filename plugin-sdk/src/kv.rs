@@ -47,14 +47,18 @@ pub fn scan(prefix: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>, CapError
 pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>, CapError> {
     match get(key)? {
         None => Ok(None),
-        Some(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| CapError::Invalid(format!("kv value at {key} is not the expected JSON: {e}"))),
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            CapError::Invalid(format!("kv value at {key} is not the expected JSON: {e}"))
+        }),
     }
 }
 
 /// Stores `value` as JSON.
-pub fn set_json<T: Serialize + ?Sized>(key: &str, value: &T, ttl: Option<Duration>) -> Result<(), CapError> {
+pub fn set_json<T: Serialize + ?Sized>(
+    key: &str,
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<(), CapError> {
     let bytes = serde_json::to_vec(value).map_err(|e| CapError::Invalid(e.to_string()))?;
     set(key, &bytes, ttl)
 }

@@ -61,7 +61,13 @@ impl Router {
     }
 
     /// Adds a route; `path` uses `{name}` parameters.
-    pub fn route(mut self, method: Method, path: &'static str, access: Access, handler: Handler) -> Self {
+    pub fn route(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: Handler,
+    ) -> Self {
         self.routes.push(RouteDef {
             method,
             path,

@@ -99,10 +99,22 @@ mod tests {
 
     #[test]
     fn defaults_and_bounds() {
-        assert_eq!(Paging::from_request(&req("")).unwrap(), Paging { page: 1, page_size: 20 });
+        assert_eq!(
+            Paging::from_request(&req("")).unwrap(),
+            Paging {
+                page: 1,
+                page_size: 20
+            }
+        );
         let p = Paging::from_request(&req("page=3&page_size=100")).unwrap();
         assert_eq!(p.offset(), 200);
-        for bad in ["page=0", "page_size=0", "page_size=101", "page=x", "page=-1"] {
+        for bad in [
+            "page=0",
+            "page_size=0",
+            "page_size=101",
+            "page=x",
+            "page=-1",
+        ] {
             let e = Paging::from_request(&req(bad)).unwrap_err();
             assert_eq!(e.code, "validation_failed", "{bad}");
         }

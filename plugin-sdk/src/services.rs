@@ -50,10 +50,24 @@ impl Reply {
 /// Maps a peer's code onto the closed list of API codes (so it can be `&'static`).
 fn known_code(code: &str) -> Option<&'static str> {
     const CODES: &[&str] = &[
-        "invalid_json", "validation_failed", "cart_empty", "invalid_signature", "unauthorized",
-        "invalid_credentials", "forbidden", "not_found", "conflict", "insufficient_stock",
-        "invalid_transition", "already_exists", "payload_too_large", "method_not_allowed",
-        "unsupported_media_type", "rate_limited", "plugin_unavailable", "plugin_timeout",
+        "invalid_json",
+        "validation_failed",
+        "cart_empty",
+        "invalid_signature",
+        "unauthorized",
+        "invalid_credentials",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "insufficient_stock",
+        "invalid_transition",
+        "already_exists",
+        "payload_too_large",
+        "method_not_allowed",
+        "unsupported_media_type",
+        "rate_limited",
+        "plugin_unavailable",
+        "plugin_timeout",
         "internal",
     ];
     CODES.iter().copied().find(|c| *c == code)

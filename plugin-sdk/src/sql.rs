@@ -262,10 +262,18 @@ impl Tx {
     pub fn query(&self, statement: &str, params: &[Value]) -> Result<Rows, CapError> {
         self.0.query(statement, params).map(Rows)
     }
-    pub fn query_as<T: FromRow>(&self, statement: &str, params: &[Value]) -> Result<Vec<T>, CapError> {
+    pub fn query_as<T: FromRow>(
+        &self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<Vec<T>, CapError> {
         self.query(statement, params)?.to_vec()
     }
-    pub fn query_one<T: FromRow>(&self, statement: &str, params: &[Value]) -> Result<Option<T>, CapError> {
+    pub fn query_one<T: FromRow>(
+        &self,
+        statement: &str,
+        params: &[Value],
+    ) -> Result<Option<T>, CapError> {
         self.query(statement, params)?.one()
     }
     pub fn execute(&self, statement: &str, params: &[Value]) -> Result<u64, CapError> {
@@ -312,7 +320,10 @@ mod tests {
             ]],
         });
         let p: P = rows.one().unwrap().unwrap();
-        assert_eq!((p.id.as_str(), p.price, p.active, p.note), ("p1", 4500, true, None));
+        assert_eq!(
+            (p.id.as_str(), p.price, p.active, p.note),
+            ("p1", 4500, true, None)
+        );
         let v = params![1, "a", Some(2i64), None::<String>, true];
         assert_eq!(v.len(), 5);
         assert!(matches!(v[3], Value::Null));

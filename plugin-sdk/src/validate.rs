@@ -46,11 +46,21 @@ impl Validator {
 
     /// An E.164 phone number: `+` then 8 to 15 digits.
     pub fn phone(&mut self, field: &str, value: &str) -> &mut Self {
-        self.check(is_e164(value), field, "must be an E.164 phone number like +919876543210")
+        self.check(
+            is_e164(value),
+            field,
+            "must be an E.164 phone number like +919876543210",
+        )
     }
 
     /// `min ≤ value ≤ max`.
-    pub fn range<T: PartialOrd + std::fmt::Display>(&mut self, field: &str, value: T, min: T, max: T) -> &mut Self {
+    pub fn range<T: PartialOrd + std::fmt::Display>(
+        &mut self,
+        field: &str,
+        value: T,
+        min: T,
+        max: T,
+    ) -> &mut Self {
         let ok = value >= min && value <= max;
         self.check(ok, field, &format!("must be between {min} and {max}"))
     }
@@ -101,7 +111,9 @@ mod tests {
     #[test]
     fn collects_all_fields() {
         let mut v = Validator::new();
-        v.length("name", "", 1, 200).range("price", 0, 1, i64::MAX).email("email", "nope");
+        v.length("name", "", 1, 200)
+            .range("price", 0, 1, i64::MAX)
+            .email("email", "nope");
         let e = v.finish().unwrap_err();
         assert_eq!(e.details["fields"].as_array().map(|a| a.len()), Some(3));
         assert!(Validator::new().email("e", "a@b.in").finish().is_ok());

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use sqlx::Row;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 use crate::capabilities::denied;
 use crate::config::EventsConfig;
@@ -44,7 +44,11 @@ impl EventBus {
 
     /// Writes `events` and their deliveries in one transaction; `subscribers` names
     /// the plugins that subscribe to a topic.
-    pub async fn commit(&self, events: &[PendingEvent], subscribers: impl Fn(&str) -> Vec<String>) -> Result<()> {
+    pub async fn commit(
+        &self,
+        events: &[PendingEvent],
+        subscribers: impl Fn(&str) -> Vec<String>,
+    ) -> Result<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -109,7 +113,11 @@ impl EventBus {
         rows.iter()
             .map(|r| {
                 let attempts: i64 = r.try_get("attempts")?;
-                Ok((r.try_get("event_id")?, r.try_get("subscriber")?, u32::try_from(attempts).unwrap_or(0)))
+                Ok((
+                    r.try_get("event_id")?,
+                    r.try_get("subscriber")?,
+                    u32::try_from(attempts).unwrap_or(0),
+                ))
             })
             .collect()
     }
@@ -120,12 +128,24 @@ impl EventBus {
             .fetch_optional(&self.db.pool)
             .await?;
         Ok(match row {
-            Some(r) => Some((r.try_get("topic")?, r.try_get("payload")?, r.try_get("source")?)),
+            Some(r) => Some((
+                r.try_get("topic")?,
+                r.try_get("payload")?,
+                r.try_get("source")?,
+            )),
             None => None,
         })
     }
 
-    async fn finish(&self, event_id: &str, subscriber: &str, status: &str, attempts: u32, next_at: i64, error: Option<&str>) -> Result<()> {
+    async fn finish(
+        &self,
+        event_id: &str,
+        subscriber: &str,
+        status: &str,
+        attempts: u32,
+        next_at: i64,
+        error: Option<&str>,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE deliveries SET status = $1, attempts = $2, next_attempt_at = $3, locked_until = 0, \
              last_error = $4, updated_at = $5 WHERE event_id = $6 AND subscriber = $7",
@@ -144,19 +164,24 @@ impl EventBus {
 
     /// Counts deliveries by status (for `/ready` details and the tests).
     pub async fn counts(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status ORDER BY status")
-            .fetch_all(&self.db.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status ORDER BY status",
+        )
+        .fetch_all(&self.db.pool)
+        .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
             .collect()
     }
 }
 
-/// Delivers due events until `stop` fires.
-pub async fn run_dispatcher(platform: Arc<Platform>, stop: Arc<Notify>) {
+/// Delivers due events until `stop` turns true; deliveries in progress finish first.
+pub async fn run_dispatcher(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(platform.events.config.poll_ms.max(10));
     loop {
+        if *stop.borrow() {
+            return;
+        }
         let claimed = match platform.events.claim().await {
             Ok(c) => c,
             Err(e) => {
@@ -181,22 +206,45 @@ pub async fn run_dispatcher(platform: Arc<Platform>, stop: Arc<Notify>) {
             continue;
         }
         tokio::select! {
-            _ = stop.notified() => return,
+            _ = stop.wait_for(|s| *s) => return,
             _ = platform.events.wake.notified() => {},
             _ = tokio::time::sleep(poll) => {},
         }
     }
 }
 
-async fn deliver(platform: &Arc<Platform>, event_id: &str, subscriber: &str, attempts: u32) -> Result<()> {
+async fn deliver(
+    platform: &Arc<Platform>,
+    event_id: &str,
+    subscriber: &str,
+    attempts: u32,
+) -> Result<()> {
     let bus = &platform.events;
     let Some(plugin) = platform.registry.get(subscriber) else {
         // Not loaded (disabled or removed): keep it waiting without spending an attempt.
         let later = now_ms() + i64::try_from(bus.config.poll_ms * 4).unwrap_or(1000);
-        return bus.finish(event_id, subscriber, "pending", attempts, later, Some("subscriber not loaded")).await;
+        return bus
+            .finish(
+                event_id,
+                subscriber,
+                "pending",
+                attempts,
+                later,
+                Some("subscriber not loaded"),
+            )
+            .await;
     };
     let Some((topic, payload, source)) = bus.load_event(event_id).await? else {
-        return bus.finish(event_id, subscriber, "dead", attempts, now_ms(), Some("event row missing")).await;
+        return bus
+            .finish(
+                event_id,
+                subscriber,
+                "dead",
+                attempts,
+                now_ms(),
+                Some("event row missing"),
+            )
+            .await;
     };
     let attempt = attempts + 1;
     let event = wit::Event {
@@ -210,7 +258,9 @@ async fn deliver(platform: &Arc<Platform>, event_id: &str, subscriber: &str, att
     let error = match plugin.run(platform, call, Op::OnEvent(event)).await {
         Ok((OpResult::Event(Ok(())), call)) => {
             platform.commit_events(&call.pending).await?;
-            return bus.finish(event_id, subscriber, "done", attempt, now_ms(), None).await;
+            return bus
+                .finish(event_id, subscriber, "done", attempt, now_ms(), None)
+                .await;
         }
         Ok((OpResult::Event(Err(message)), _)) => message,
         Ok(_) => "on-event returned an unexpected result".to_string(),
@@ -218,16 +268,31 @@ async fn deliver(platform: &Arc<Platform>, event_id: &str, subscriber: &str, att
     };
     if attempt >= bus.config.max_attempts {
         tracing::warn!(event_id, subscriber, attempt, error = %error, "event dead-lettered");
-        bus.finish(event_id, subscriber, "dead", attempt, now_ms(), Some(&error)).await
+        bus.finish(
+            event_id,
+            subscriber,
+            "dead",
+            attempt,
+            now_ms(),
+            Some(&error),
+        )
+        .await
     } else {
-        let next = now_ms() + i64::try_from(bus.backoff(attempt).as_millis()).unwrap_or(i64::MAX / 2);
+        let next =
+            now_ms() + i64::try_from(bus.backoff(attempt).as_millis()).unwrap_or(i64::MAX / 2);
         tracing::info!(event_id, subscriber, attempt, error = %error, "event handler failed; will retry");
-        bus.finish(event_id, subscriber, "pending", attempt, next, Some(&error)).await
+        bus.finish(event_id, subscriber, "pending", attempt, next, Some(&error))
+            .await
     }
 }
 
 impl HostState {
-    fn buffer_event(&mut self, topic: String, payload: Vec<u8>, delay: Duration) -> Result<String, wit::Error> {
+    fn buffer_event(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        delay: Duration,
+    ) -> Result<String, wit::Error> {
         if !self.plugin.grants.may_publish(&topic) {
             return Err(denied(&format!("publish:{topic}"), &self.plugin.name));
         }
@@ -235,11 +300,16 @@ impl HostState {
             return Err(wit::Error::Invalid("topics are 1 to 128 characters".into()));
         }
         if payload.len() > MAX_PAYLOAD {
-            return Err(wit::Error::Invalid(format!("event payloads are at most {MAX_PAYLOAD} bytes")));
+            return Err(wit::Error::Invalid(format!(
+                "event payloads are at most {MAX_PAYLOAD} bytes"
+            )));
         }
-        let payload = String::from_utf8(payload).map_err(|_| wit::Error::Invalid("event payloads are JSON text".into()))?;
+        let payload = String::from_utf8(payload)
+            .map_err(|_| wit::Error::Invalid("event payloads are JSON text".into()))?;
         if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
-            return Err(wit::Error::Invalid("event payloads must be valid JSON".into()));
+            return Err(wit::Error::Invalid(
+                "event payloads must be valid JSON".into(),
+            ));
         }
         let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
         self.call.pending.push(PendingEvent {
@@ -254,11 +324,20 @@ impl HostState {
 }
 
 impl Host for HostState {
-    async fn publish(&mut self, topic: String, payload: Vec<u8>) -> wasmtime::Result<Result<String, wit::Error>> {
+    async fn publish(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+    ) -> wasmtime::Result<Result<String, wit::Error>> {
         Ok(self.buffer_event(topic, payload, Duration::ZERO))
     }
 
-    async fn schedule(&mut self, topic: String, payload: Vec<u8>, delay_ms: u64) -> wasmtime::Result<Result<String, wit::Error>> {
+    async fn schedule(
+        &mut self,
+        topic: String,
+        payload: Vec<u8>,
+        delay_ms: u64,
+    ) -> wasmtime::Result<Result<String, wit::Error>> {
         Ok(self.buffer_event(topic, payload, Duration::from_millis(delay_ms)))
     }
 }

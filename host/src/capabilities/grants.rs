@@ -25,7 +25,11 @@ impl Grants {
 
     /// The manifest's request, checked against the operator's list. Asking for
     /// something the operator did not grant refuses the plugin, with the reason.
-    pub fn resolve(plugin: &str, asked: &wit::Capabilities, operator: Option<&[String]>) -> Result<Self> {
+    pub fn resolve(
+        plugin: &str,
+        asked: &wit::Capabilities,
+        operator: Option<&[String]>,
+    ) -> Result<Self> {
         let wanted = Self {
             sql: asked.sql,
             kv: asked.kv,
@@ -108,7 +112,12 @@ mod tests {
         let ok = vec!["sql".to_string(), "publish:*".into(), "call:catalog".into()];
         assert!(Grants::resolve("orders", &caps(), Some(&ok)).is_ok());
         let short = vec!["sql".to_string()];
-        let err = Grants::resolve("orders", &caps(), Some(&short)).unwrap_err().to_string();
-        assert!(err.contains("publish:order.created") && err.contains("call:catalog"), "{err}");
+        let err = Grants::resolve("orders", &caps(), Some(&short))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("publish:order.created") && err.contains("call:catalog"),
+            "{err}"
+        );
     }
 }

@@ -97,12 +97,11 @@ impl IdentityService {
 
     /// Verifies a bearer token: signature, expiry, and that its session is live.
     pub async fn verify(&self, token: &str) -> Result<wit::Identity, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
-            }
-        })?;
+            })?;
         let claims = data.claims;
         if !self.session_live(&claims.sid).await? {
             return Err(TokenError::Revoked);
@@ -139,7 +138,8 @@ impl IdentityService {
 
     fn remember(&self, sid: &str, live: bool) {
         if self.sessions.len() > 100_000 {
-            self.sessions.retain(|_, c| c.checked.elapsed() < SESSION_CACHE_TTL);
+            self.sessions
+                .retain(|_, c| c.checked.elapsed() < SESSION_CACHE_TTL);
         }
         self.sessions.insert(
             sid.to_string(),
@@ -159,11 +159,21 @@ impl IdentityService {
             iat: now,
             exp: now + i64::try_from(self.config.access_ttl_secs).unwrap_or(3600),
         };
-        jsonwebtoken::encode(&Header::new(jsonwebtoken::Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| wit::Error::Failed(format!("signing the token: {e}")))
+        jsonwebtoken::encode(
+            &Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &self.encoding,
+        )
+        .map_err(|e| wit::Error::Failed(format!("signing the token: {e}")))
     }
 
-    fn pair(&self, user_id: &str, role: &str, sid: &str, refresh: String) -> Result<TokenPair, wit::Error> {
+    fn pair(
+        &self,
+        user_id: &str,
+        role: &str,
+        sid: &str,
+        refresh: String,
+    ) -> Result<TokenPair, wit::Error> {
         Ok(TokenPair {
             access_token: self.access_token(user_id, role, sid)?,
             refresh_token: refresh,
@@ -175,11 +185,17 @@ impl IdentityService {
     }
 
     /// Starts a session and issues its first token pair.
-    pub async fn issue(&self, user_id: &str, role: &str, user_agent: Option<&str>) -> Result<TokenPair, wit::Error> {
+    pub async fn issue(
+        &self,
+        user_id: &str,
+        role: &str,
+        user_agent: Option<&str>,
+    ) -> Result<TokenPair, wit::Error> {
         let sid = format!("ses_{}", uuid::Uuid::now_v7().simple());
         let (refresh, hash) = new_refresh_token();
         let now = now_ms();
-        let expires = now + i64::try_from(self.config.refresh_ttl_secs).unwrap_or(i64::MAX / 4) * 1000;
+        let expires =
+            now + i64::try_from(self.config.refresh_ttl_secs).unwrap_or(i64::MAX / 4) * 1000;
         let ua = user_agent.map(|s| s.chars().take(256).collect::<String>());
         let mut tx = self.db.pool.begin().await.map_err(db_err)?;
         sqlx::query(
@@ -205,7 +221,12 @@ impl IdentityService {
     pub async fn refresh(&self, token: &str) -> Result<TokenPair, wit::Error> {
         let hash = hash_token(token);
         let denied = |m: &str| wit::Error::Denied(m.to_string());
-        let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await.map_err(db_err)?;
+        let mut tx = self
+            .db
+            .pool
+            .begin_with(self.db.begin_statement())
+            .await
+            .map_err(db_err)?;
         let found = sqlx::query("SELECT session_id, used FROM refresh_tokens WHERE hash = $1")
             .bind(&hash)
             .fetch_optional(&mut *tx)
@@ -216,11 +237,12 @@ impl IdentityService {
         };
         let sid: String = found.try_get("session_id").map_err(db_err)?;
         let used: bool = found.try_get("used").map_err(db_err)?;
-        let session = sqlx::query("SELECT user_id, role, revoked_at, expires_at FROM sessions WHERE id = $1")
-            .bind(&sid)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let session =
+            sqlx::query("SELECT user_id, role, revoked_at, expires_at FROM sessions WHERE id = $1")
+                .bind(&sid)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
         let Some(session) = session else {
             return Err(denied("unknown session"));
         };
@@ -232,14 +254,15 @@ impl IdentityService {
         if revoked.is_some() || expires <= now {
             return Err(denied("the session has ended"));
         }
-        let claimed = sqlx::query("UPDATE refresh_tokens SET used = $1 WHERE hash = $2 AND used = $3")
-            .bind(true)
-            .bind(&hash)
-            .bind(false)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+        let claimed =
+            sqlx::query("UPDATE refresh_tokens SET used = $1 WHERE hash = $2 AND used = $3")
+                .bind(true)
+                .bind(&hash)
+                .bind(false)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
         if used || claimed != 1 {
             revoke_in(&mut tx, &sid, now).await?;
             tx.commit().await.map_err(db_err)?;
@@ -314,7 +337,9 @@ impl IdentityService {
     /// Argon2id on a blocking thread (it is deliberately slow).
     pub async fn hash_password(&self, password: String) -> Result<String, wit::Error> {
         if password.len() > 1024 {
-            return Err(wit::Error::Invalid("passwords are at most 1024 bytes".into()));
+            return Err(wit::Error::Invalid(
+                "passwords are at most 1024 bytes".into(),
+            ));
         }
         let argon = self.argon.clone();
         tokio::task::spawn_blocking(move || {
@@ -328,7 +353,11 @@ impl IdentityService {
         .map_err(|e| wit::Error::Failed(format!("hashing task: {e}")))?
     }
 
-    pub async fn verify_password(&self, password: String, hash: String) -> Result<bool, wit::Error> {
+    pub async fn verify_password(
+        &self,
+        password: String,
+        hash: String,
+    ) -> Result<bool, wit::Error> {
         if password.len() > 1024 {
             return Ok(false);
         }
@@ -353,22 +382,28 @@ async fn stored_secret(db: &Db) -> Result<String> {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     let fresh = hex::encode(bytes);
-    sqlx::query("INSERT INTO secrets (name, value) VALUES ('jwt', $1) ON CONFLICT (name) DO NOTHING")
-        .bind(&fresh)
-        .execute(&db.pool)
-        .await
-        .context("storing the signing key")?;
+    sqlx::query(
+        "INSERT INTO secrets (name, value) VALUES ('jwt', $1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&fresh)
+    .execute(&db.pool)
+    .await
+    .context("storing the signing key")?;
     let row = sqlx::query("SELECT value FROM secrets WHERE name = 'jwt'")
         .fetch_one(&db.pool)
         .await
         .context("reading the signing key")?;
-    row.try_get::<String, _>("value").context("reading the signing key")
+    row.try_get::<String, _>("value")
+        .context("reading the signing key")
 }
 
 fn new_refresh_token() -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
-    let token = format!("rt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!(
+        "rt_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
     let hash = hash_token(&token);
     (token, hash)
 }
@@ -377,19 +412,30 @@ fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-async fn insert_refresh(tx: &mut sqlx::Transaction<'static, sqlx::Any>, hash: &str, sid: &str, now: i64) -> Result<(), wit::Error> {
-    sqlx::query("INSERT INTO refresh_tokens (hash, session_id, used, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(hash)
-        .bind(sid)
-        .bind(false)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
+async fn insert_refresh(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    hash: &str,
+    sid: &str,
+    now: i64,
+) -> Result<(), wit::Error> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens (hash, session_id, used, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(hash)
+    .bind(sid)
+    .bind(false)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
     Ok(())
 }
 
-async fn revoke_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, sid: &str, now: i64) -> Result<(), wit::Error> {
+async fn revoke_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    sid: &str,
+    now: i64,
+) -> Result<(), wit::Error> {
     sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(sid)
@@ -413,28 +459,43 @@ impl HostState {
 }
 
 impl Host for HostState {
-    async fn issue(&mut self, user_id: String, role: String, user_agent: Option<String>) -> wasmtime::Result<Result<TokenPair, wit::Error>> {
+    async fn issue(
+        &mut self,
+        user_id: String,
+        role: String,
+        user_agent: Option<String>,
+    ) -> wasmtime::Result<Result<TokenPair, wit::Error>> {
         Ok(match self.identity() {
             Ok(id) => id.issue(&user_id, &role, user_agent.as_deref()).await,
             Err(e) => Err(e),
         })
     }
 
-    async fn refresh(&mut self, refresh_token: String) -> wasmtime::Result<Result<TokenPair, wit::Error>> {
+    async fn refresh(
+        &mut self,
+        refresh_token: String,
+    ) -> wasmtime::Result<Result<TokenPair, wit::Error>> {
         Ok(match self.identity() {
             Ok(id) => id.refresh(&refresh_token).await,
             Err(e) => Err(e),
         })
     }
 
-    async fn sessions(&mut self, user_id: String) -> wasmtime::Result<Result<Vec<SessionInfo>, wit::Error>> {
+    async fn sessions(
+        &mut self,
+        user_id: String,
+    ) -> wasmtime::Result<Result<Vec<SessionInfo>, wit::Error>> {
         Ok(match self.identity() {
             Ok(id) => id.sessions(&user_id).await,
             Err(e) => Err(e),
         })
     }
 
-    async fn revoke_session(&mut self, user_id: String, session_id: String) -> wasmtime::Result<Result<bool, wit::Error>> {
+    async fn revoke_session(
+        &mut self,
+        user_id: String,
+        session_id: String,
+    ) -> wasmtime::Result<Result<bool, wit::Error>> {
         Ok(match self.identity() {
             Ok(id) => id.revoke_session(&user_id, &session_id).await,
             Err(e) => Err(e),
@@ -448,14 +509,21 @@ impl Host for HostState {
         })
     }
 
-    async fn hash_password(&mut self, password: String) -> wasmtime::Result<Result<String, wit::Error>> {
+    async fn hash_password(
+        &mut self,
+        password: String,
+    ) -> wasmtime::Result<Result<String, wit::Error>> {
         Ok(match self.identity() {
             Ok(id) => id.hash_password(password).await,
             Err(e) => Err(e),
         })
     }
 
-    async fn verify_password(&mut self, password: String, hash: String) -> wasmtime::Result<Result<bool, wit::Error>> {
+    async fn verify_password(
+        &mut self,
+        password: String,
+        hash: String,
+    ) -> wasmtime::Result<Result<bool, wit::Error>> {
         Ok(match self.identity() {
             Ok(id) => id.verify_password(password, hash).await,
             Err(e) => Err(e),

@@ -46,20 +46,28 @@ fn expiry(ttl_ms: Option<u64>) -> Option<Instant> {
 
 fn check_key(key: &str) -> Result<(), wit::Error> {
     if key.is_empty() || key.len() > MAX_KEY {
-        return Err(wit::Error::Invalid(format!("keys are 1 to {MAX_KEY} bytes")));
+        return Err(wit::Error::Invalid(format!(
+            "keys are 1 to {MAX_KEY} bytes"
+        )));
     }
     Ok(())
 }
 
 fn check_value(value: &[u8]) -> Result<(), wit::Error> {
     if value.len() > MAX_VALUE {
-        return Err(wit::Error::Invalid(format!("values are at most {MAX_VALUE} bytes")));
+        return Err(wit::Error::Invalid(format!(
+            "values are at most {MAX_VALUE} bytes"
+        )));
     }
     Ok(())
 }
 
 impl MemoryKv {
-    fn with_space<R>(&self, ns: &str, f: impl FnOnce(&mut BTreeMap<String, Entry>) -> R) -> Result<R, wit::Error> {
+    fn with_space<R>(
+        &self,
+        ns: &str,
+        f: impl FnOnce(&mut BTreeMap<String, Entry>) -> R,
+    ) -> Result<R, wit::Error> {
         let space = self.spaces.entry(ns.to_string()).or_default();
         let mut map = space
             .lock()
@@ -80,7 +88,13 @@ impl MemoryKv {
         })
     }
 
-    pub fn set(&self, ns: &str, key: &str, value: Vec<u8>, ttl_ms: Option<u64>) -> Result<(), wit::Error> {
+    pub fn set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), wit::Error> {
         check_key(key)?;
         check_value(&value)?;
         let entry = Entry {
@@ -98,7 +112,13 @@ impl MemoryKv {
         self.with_space(ns, |m| m.remove(key).is_some_and(|e| e.live(now)))
     }
 
-    pub fn incr(&self, ns: &str, key: &str, delta: i64, ttl_ms: Option<u64>) -> Result<i64, wit::Error> {
+    pub fn incr(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, wit::Error> {
         check_key(key)?;
         let now = Instant::now();
         self.with_space(ns, |m| {
@@ -108,11 +128,12 @@ impl MemoryKv {
             };
             let (base, expires_at) = match current {
                 Some(e) => {
-                    let text = std::str::from_utf8(&e.value)
-                        .map_err(|_| wit::Error::Invalid(format!("value at {key} is not an integer")))?;
-                    let n: i64 = text
-                        .parse()
-                        .map_err(|_| wit::Error::Invalid(format!("value at {key} is not an integer")))?;
+                    let text = std::str::from_utf8(&e.value).map_err(|_| {
+                        wit::Error::Invalid(format!("value at {key} is not an integer"))
+                    })?;
+                    let n: i64 = text.parse().map_err(|_| {
+                        wit::Error::Invalid(format!("value at {key} is not an integer"))
+                    })?;
                     (n, e.expires_at)
                 }
                 None => (0, expiry(ttl_ms)),
@@ -167,7 +188,12 @@ impl MemoryKv {
         })
     }
 
-    pub fn scan(&self, ns: &str, prefix: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>, wit::Error> {
+    pub fn scan(
+        &self,
+        ns: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, wit::Error> {
         let now = Instant::now();
         let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(10_000);
         self.with_space(ns, |m| {
@@ -209,16 +235,32 @@ impl Host for HostState {
         Ok(self.kv_ns().and_then(|ns| self.platform.kv.get(&ns, &key)))
     }
 
-    async fn set(&mut self, key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> wasmtime::Result<Result<(), wit::Error>> {
-        Ok(self.kv_ns().and_then(|ns| self.platform.kv.set(&ns, &key, value, ttl_ms)))
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
+        Ok(self
+            .kv_ns()
+            .and_then(|ns| self.platform.kv.set(&ns, &key, value, ttl_ms)))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, wit::Error>> {
-        Ok(self.kv_ns().and_then(|ns| self.platform.kv.delete(&ns, &key)))
+        Ok(self
+            .kv_ns()
+            .and_then(|ns| self.platform.kv.delete(&ns, &key)))
     }
 
-    async fn incr(&mut self, key: String, delta: i64, ttl_ms: Option<u64>) -> wasmtime::Result<Result<i64, wit::Error>> {
-        Ok(self.kv_ns().and_then(|ns| self.platform.kv.incr(&ns, &key, delta, ttl_ms)))
+    async fn incr(
+        &mut self,
+        key: String,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<i64, wit::Error>> {
+        Ok(self
+            .kv_ns()
+            .and_then(|ns| self.platform.kv.incr(&ns, &key, delta, ttl_ms)))
     }
 
     async fn compare_and_swap(
@@ -228,13 +270,21 @@ impl Host for HostState {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<bool, wit::Error>> {
-        Ok(self
-            .kv_ns()
-            .and_then(|ns| self.platform.kv.compare_and_swap(&ns, &key, expected, new, ttl_ms)))
+        Ok(self.kv_ns().and_then(|ns| {
+            self.platform
+                .kv
+                .compare_and_swap(&ns, &key, expected, new, ttl_ms)
+        }))
     }
 
-    async fn scan(&mut self, prefix: String, limit: u32) -> wasmtime::Result<Result<Vec<(String, Vec<u8>)>, wit::Error>> {
-        Ok(self.kv_ns().and_then(|ns| self.platform.kv.scan(&ns, &prefix, limit)))
+    async fn scan(
+        &mut self,
+        prefix: String,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Vec<(String, Vec<u8>)>, wit::Error>> {
+        Ok(self
+            .kv_ns()
+            .and_then(|ns| self.platform.kv.scan(&ns, &prefix, limit)))
     }
 }
 
@@ -267,20 +317,36 @@ mod tests {
         assert_eq!(kv.incr("a", "n", 2, None).unwrap(), 2);
         assert_eq!(kv.incr("a", "n", -5, None).unwrap(), -3);
         kv.set("a", "s", b"x".to_vec(), None).unwrap();
-        assert!(matches!(kv.incr("a", "s", 1, None), Err(wit::Error::Invalid(_))));
+        assert!(matches!(
+            kv.incr("a", "s", 1, None),
+            Err(wit::Error::Invalid(_))
+        ));
     }
 
     #[test]
     fn cas_and_scan() {
         let kv = MemoryKv::default();
-        assert!(kv.compare_and_swap("a", "k", None, Some(b"1".to_vec()), None).unwrap());
-        assert!(!kv.compare_and_swap("a", "k", None, Some(b"2".to_vec()), None).unwrap());
-        assert!(kv.compare_and_swap("a", "k", Some(b"1".to_vec()), Some(b"2".to_vec()), None).unwrap());
+        assert!(kv
+            .compare_and_swap("a", "k", None, Some(b"1".to_vec()), None)
+            .unwrap());
+        assert!(!kv
+            .compare_and_swap("a", "k", None, Some(b"2".to_vec()), None)
+            .unwrap());
+        assert!(kv
+            .compare_and_swap("a", "k", Some(b"1".to_vec()), Some(b"2".to_vec()), None)
+            .unwrap());
         kv.set("a", "k2", b"x".to_vec(), None).unwrap();
         kv.set("a", "l", b"y".to_vec(), None).unwrap();
-        let keys: Vec<String> = kv.scan("a", "k", 10).unwrap().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = kv
+            .scan("a", "k", 10)
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
         assert_eq!(keys, vec!["k", "k2"]);
-        assert!(kv.compare_and_swap("a", "k", Some(b"2".to_vec()), None, None).unwrap());
+        assert!(kv
+            .compare_and_swap("a", "k", Some(b"2".to_vec()), None, None)
+            .unwrap());
         assert_eq!(kv.get("a", "k").unwrap(), None);
     }
 }

@@ -15,7 +15,12 @@ fn clip(s: &str) -> &str {
 }
 
 impl Host for HostState {
-    async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) -> wasmtime::Result<()> {
+    async fn log(
+        &mut self,
+        level: Level,
+        message: String,
+        fields: Vec<(String, String)>,
+    ) -> wasmtime::Result<()> {
         let plugin = self.plugin.name.as_str();
         let version = self.plugin.version.as_str();
         let request_id = self.call.request_id.as_str();
@@ -27,11 +32,21 @@ impl Host for HostState {
             .join(" ");
         let message = clip(&message);
         match level {
-            Level::Trace => tracing::trace!(target: "plugin", plugin, version, request_id, fields, "{message}"),
-            Level::Debug => tracing::debug!(target: "plugin", plugin, version, request_id, fields, "{message}"),
-            Level::Info => tracing::info!(target: "plugin", plugin, version, request_id, fields, "{message}"),
-            Level::Warn => tracing::warn!(target: "plugin", plugin, version, request_id, fields, "{message}"),
-            Level::Error => tracing::error!(target: "plugin", plugin, version, request_id, fields, "{message}"),
+            Level::Trace => {
+                tracing::trace!(target: "plugin", plugin, version, request_id, fields, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "plugin", plugin, version, request_id, fields, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "plugin", plugin, version, request_id, fields, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "plugin", plugin, version, request_id, fields, "{message}")
+            }
+            Level::Error => {
+                tracing::error!(target: "plugin", plugin, version, request_id, fields, "{message}")
+            }
         }
         Ok(())
     }

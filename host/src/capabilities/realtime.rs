@@ -9,7 +9,12 @@ use crate::runtime::bindings::wit;
 use crate::runtime::HostState;
 
 impl Host for HostState {
-    async fn push(&mut self, _user_id: String, _event: String, _data: Vec<u8>) -> wasmtime::Result<Result<(), wit::Error>> {
+    async fn push(
+        &mut self,
+        _user_id: String,
+        _event: String,
+        _data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
         if !self.plugin.grants.realtime {
             return Ok(Err(denied("realtime", &self.plugin.name)));
         }

@@ -26,17 +26,25 @@ fn not_found(request_id: &str, method: &str, path: &str) -> wit::Response {
 }
 
 impl HostState {
-    async fn call_service(&mut self, target: String, req: wit::OutgoingRequest) -> Result<wit::Response, wit::Error> {
+    async fn call_service(
+        &mut self,
+        target: String,
+        req: wit::OutgoingRequest,
+    ) -> Result<wit::Response, wit::Error> {
         if !self.plugin.grants.may_call(&target) {
             return Err(denied(&format!("call:{target}"), &self.plugin.name));
         }
         let depth = self.call.depth + 1;
         let max = self.platform.config.limits.max_call_depth;
         if depth > max {
-            return Err(wit::Error::Denied(format!("service calls nest at most {max} deep")));
+            return Err(wit::Error::Denied(format!(
+                "service calls nest at most {max} deep"
+            )));
         }
         let Some(callee) = self.platform.registry.get(&target) else {
-            return Err(wit::Error::Unavailable(format!("plugin {target} is not available")));
+            return Err(wit::Error::Unavailable(format!(
+                "plugin {target} is not available"
+            )));
         };
         let Some((idx, params)) = callee.match_route(&req.method, &req.path) else {
             return Ok(not_found(&self.call.request_id, &req.method, &req.path));
@@ -46,7 +54,12 @@ impl HostState {
             return Err(wit::Error::Timeout("no time left for the call".into()));
         }
         let timeout = remaining.min(callee.ctx.timeout);
-        let mut child = CallCtx::new(self.call.request_id.clone(), self.call.caller.clone(), depth, timeout);
+        let mut child = CallCtx::new(
+            self.call.request_id.clone(),
+            self.call.caller.clone(),
+            depth,
+            timeout,
+        );
         child.deadline = Instant::now() + timeout;
         let request = wit::Request {
             method: req.method.to_ascii_uppercase(),
@@ -73,7 +86,9 @@ impl HostState {
                 }
                 Ok(resp)
             }
-            Ok(_) => Err(wit::Error::Failed(format!("{target} returned an unexpected result"))),
+            Ok(_) => Err(wit::Error::Failed(format!(
+                "{target} returned an unexpected result"
+            ))),
             Err(InvokeError::Timeout) => Err(wit::Error::Timeout(format!(
                 "{target} did not answer within {} ms",
                 timeout.as_millis()
@@ -84,7 +99,11 @@ impl HostState {
 }
 
 impl Host for HostState {
-    async fn call(&mut self, plugin: String, request: wit::OutgoingRequest) -> wasmtime::Result<Result<wit::Response, wit::Error>> {
+    async fn call(
+        &mut self,
+        plugin: String,
+        request: wit::OutgoingRequest,
+    ) -> wasmtime::Result<Result<wit::Response, wit::Error>> {
         Ok(self.call_service(plugin, request).await)
     }
 }

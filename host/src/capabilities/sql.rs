@@ -10,7 +10,9 @@ use sqlx::{Any, Executor, Row, ValueRef};
 use wasmtime::component::Resource;
 
 use crate::capabilities::denied;
-use crate::runtime::bindings::kirana::platform::sql::{Host, HostTransaction, RowSet, SqlDialect, Value};
+use crate::runtime::bindings::kirana::platform::sql::{
+    Host, HostTransaction, RowSet, SqlDialect, Value,
+};
 use crate::runtime::bindings::wit;
 use crate::runtime::HostState;
 use crate::storage::{Backend, Db};
@@ -20,7 +22,15 @@ pub struct TxHandle {
     tx: Option<sqlx::Transaction<'static, Any>>,
 }
 
-fn bind<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, params: Vec<Value>) -> Query<'q, Any, AnyArguments<'q>> {
+/// Builds the statement with its parameters bound.
+///
+/// Prepared statements are cached per connection with the parameter types of their
+/// first use, so a statement run once with a NULL (typed int8 here) and once with text
+/// in the same place would send bytes of the wrong type. Statements with a NULL
+/// parameter are therefore prepared afresh each time.
+fn prepare(statement: &str, params: Vec<Value>) -> Query<'_, Any, AnyArguments<'_>> {
+    let has_null = params.iter().any(|p| matches!(p, Value::Null));
+    let mut q = sqlx::query(statement).persistent(!has_null);
     for p in params {
         q = match p {
             // An untyped NULL does not exist in sqlx; int8 NULL casts to text, bigint and
@@ -39,11 +49,20 @@ fn bind<'q>(mut q: Query<'q, Any, AnyArguments<'q>>, params: Vec<Value>) -> Quer
 fn to_row_set(rows: Vec<AnyRow>) -> Result<RowSet, sqlx::Error> {
     let columns = rows
         .first()
-        .map(|r| r.columns().iter().map(|c| sqlx::Column::name(c).to_string()).collect())
+        .map(|r| {
+            r.columns()
+                .iter()
+                .map(|c| sqlx::Column::name(c).to_string())
+                .collect()
+        })
         .unwrap_or_default();
     let rows = rows
         .iter()
-        .map(|r| (0..r.len()).map(|i| to_value(r, i)).collect::<Result<Vec<_>, _>>())
+        .map(|r| {
+            (0..r.len())
+                .map(|i| to_value(r, i))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(RowSet { columns, rows })
 }
@@ -59,7 +78,9 @@ fn to_value(row: &AnyRow, i: usize) -> Result<Value, sqlx::Error> {
     Ok(match kind {
         AnyTypeInfoKind::Null => Value::Null,
         AnyTypeInfoKind::Bool => Value::Boolean(row.try_get(i)?),
-        AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => Value::Int(row.try_get(i)?),
+        AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
+            Value::Int(row.try_get(i)?)
+        }
         AnyTypeInfoKind::Real => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
         AnyTypeInfoKind::Double => Value::Float(row.try_get(i)?),
         AnyTypeInfoKind::Text => Value::Text(row.try_get(i)?),
@@ -80,7 +101,10 @@ pub fn map_err(e: sqlx::Error) -> wit::Error {
                 | sqlx::error::ErrorKind::CheckViolation => wit::Error::Invalid(message),
                 _ => {
                     let lower = message.to_lowercase();
-                    if lower.contains("syntax") || lower.contains("no such") || lower.contains("does not exist") {
+                    if lower.contains("syntax")
+                        || lower.contains("no such")
+                        || lower.contains("does not exist")
+                    {
                         wit::Error::Invalid(message)
                     } else {
                         wit::Error::Failed(message)
@@ -88,10 +112,14 @@ pub fn map_err(e: sqlx::Error) -> wit::Error {
                 }
             }
         }
-        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::TypeNotFound { .. } => {
-            wit::Error::Invalid(format!("{e} (use TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN or BYTEA columns)"))
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::TypeNotFound { .. } => wit::Error::Invalid(format!(
+            "{e} (use TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN or BYTEA columns)"
+        )),
+        sqlx::Error::PoolTimedOut => {
+            wit::Error::Timeout("no database connection free in time".into())
         }
-        sqlx::Error::PoolTimedOut => wit::Error::Timeout("no database connection free in time".into()),
         _ => wit::Error::Failed(e.to_string()),
     }
 }
@@ -104,9 +132,13 @@ impl HostState {
         Ok(self.plugin.db.clone())
     }
 
-    async fn run_query(&mut self, statement: String, params: Vec<Value>) -> Result<RowSet, wit::Error> {
+    async fn run_query(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<RowSet, wit::Error> {
         let db = self.sql_db()?;
-        let q = bind(sqlx::query(&statement), params);
+        let q = prepare(&statement, params);
         let rows = match self.call.migration_tx.as_mut() {
             Some(tx) => q.fetch_all(&mut **tx).await,
             None => q.fetch_all(&db.pool).await,
@@ -114,9 +146,13 @@ impl HostState {
         rows.and_then(to_row_set).map_err(map_err)
     }
 
-    async fn run_execute(&mut self, statement: String, params: Vec<Value>) -> Result<u64, wit::Error> {
+    async fn run_execute(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<u64, wit::Error> {
         let db = self.sql_db()?;
-        let q = bind(sqlx::query(&statement), params);
+        let q = prepare(&statement, params);
         let done = match self.call.migration_tx.as_mut() {
             Some(tx) => q.execute(&mut **tx).await,
             None => q.execute(&db.pool).await,
@@ -142,11 +178,19 @@ impl Host for HostState {
         })
     }
 
-    async fn query(&mut self, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<RowSet, wit::Error>> {
+    async fn query(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
         Ok(self.run_query(statement, params).await)
     }
 
-    async fn execute(&mut self, statement: String, params: Vec<Value>) -> wasmtime::Result<Result<u64, wit::Error>> {
+    async fn execute(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+    ) -> wasmtime::Result<Result<u64, wit::Error>> {
         Ok(self.run_execute(statement, params).await)
     }
 }
@@ -182,8 +226,11 @@ impl HostTransaction for HostState {
         let Some(tx) = handle.tx.as_mut() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        let q = bind(sqlx::query(&statement), params);
-        Ok(q.fetch_all(&mut **tx).await.and_then(to_row_set).map_err(map_err))
+        let q = prepare(&statement, params);
+        Ok(q.fetch_all(&mut **tx)
+            .await
+            .and_then(to_row_set)
+            .map_err(map_err))
     }
 
     async fn execute(
@@ -196,11 +243,17 @@ impl HostTransaction for HostState {
         let Some(tx) = handle.tx.as_mut() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        let q = bind(sqlx::query(&statement), params);
-        Ok(q.execute(&mut **tx).await.map(|r| r.rows_affected()).map_err(map_err))
+        let q = prepare(&statement, params);
+        Ok(q.execute(&mut **tx)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err))
     }
 
-    async fn commit(&mut self, this: Resource<TxHandle>) -> wasmtime::Result<Result<(), wit::Error>> {
+    async fn commit(
+        &mut self,
+        this: Resource<TxHandle>,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
         let handle = self.tx_mut(&this)?;
         let Some(tx) = handle.tx.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
@@ -208,7 +261,10 @@ impl HostTransaction for HostState {
         Ok(tx.commit().await.map_err(map_err))
     }
 
-    async fn rollback(&mut self, this: Resource<TxHandle>) -> wasmtime::Result<Result<(), wit::Error>> {
+    async fn rollback(
+        &mut self,
+        this: Resource<TxHandle>,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
         let handle = self.tx_mut(&this)?;
         let Some(tx) = handle.tx.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));

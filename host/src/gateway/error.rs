@@ -5,7 +5,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 /// `{"error": {"code", "message", "details"}, "request_id"}` with `status`.
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>, request_id: &str) -> Response {
+pub fn error(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+    request_id: &str,
+) -> Response {
     let body = json!({
         "error": {"code": code, "message": message.into(), "details": {}},
         "request_id": request_id,

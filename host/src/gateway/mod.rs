@@ -44,7 +44,8 @@ fn accept_request_id(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|s| {
             (1..=128).contains(&s.len())
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
         })
         .map(str::to_string)
         .unwrap_or_else(|| format!("req_{}", uuid::Uuid::now_v7().simple()))
@@ -84,7 +85,11 @@ async fn ready(State(p): State<Arc<Platform>>) -> Response {
         let version = snap.plugins.get(name).map(|l| l.version().to_string());
         plugins.push(json!({"name": name, "version": version, "state": state}));
     }
-    let status = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if reasons.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if reasons.is_empty() { "ready" } else { "unavailable" },
         "reasons": reasons,
@@ -97,7 +102,10 @@ async fn ready(State(p): State<Arc<Platform>>) -> Response {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -105,7 +113,12 @@ fn is_json(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|ct| {
-            let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let essence = ct
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             essence == "application/json" || essence.ends_with("+json")
         })
         .unwrap_or(false)
@@ -116,11 +129,21 @@ fn is_json(headers: &HeaderMap) -> bool {
 fn forwarded(name: &HeaderName) -> bool {
     !matches!(
         name.as_str(),
-        "authorization" | "cookie" | "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "te"
+        "authorization"
+            | "cookie"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "upgrade"
+            | "te"
     )
 }
 
-async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Extension<RequestId>, req: Request) -> Response {
+async fn dispatch(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
@@ -132,7 +155,10 @@ async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Ext
             let mut resp = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
-                format!("{method} is not allowed on {path}; use {}", allowed.join(", ")),
+                format!(
+                    "{method} is not allowed on {path}; use {}",
+                    allowed.join(", ")
+                ),
                 &rid,
             );
             if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
@@ -140,7 +166,14 @@ async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Ext
             }
             return resp;
         }
-        Match::NotFound => return error(StatusCode::NOT_FOUND, "not_found", format!("no route {method} {path}"), &rid),
+        Match::NotFound => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("no route {method} {path}"),
+                &rid,
+            )
+        }
     };
     let Some(plugin) = snap.plugins.get(&target.plugin).cloned() else {
         return error(
@@ -158,11 +191,23 @@ async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Ext
         // A public route ignores a token it cannot verify rather than failing.
         (Access::Public, Some(t)) => p.identity.verify(t).await.ok(),
         (_, None) => {
-            return error(StatusCode::UNAUTHORIZED, "unauthorized", "a bearer token is required", &rid);
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
+                &rid,
+            );
         }
         (_, Some(t)) => match p.identity.verify(t).await {
             Ok(id) => Some(id),
-            Err(e) => return error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string(), &rid),
+            Err(e) => {
+                return error(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    e.to_string(),
+                    &rid,
+                )
+            }
         },
     };
     if let (Access::Roles(roles), Some(c)) = (&target.access, &caller) {
@@ -209,7 +254,11 @@ async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Ext
             .headers
             .iter()
             .filter(|(k, _)| forwarded(k))
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
             .collect(),
         body: bytes.to_vec(),
         caller,
@@ -221,16 +270,30 @@ async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Ext
             if resp.status < 400 {
                 if let Err(e) = p.commit_events(&call.pending).await {
                     tracing::error!(request_id = %rid, plugin = %plugin.name(), error = %e, "committing events failed");
-                    return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", &rid);
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        "internal error",
+                        &rid,
+                    );
                 }
             }
             plugin_response(resp, &rid)
         }
-        Ok(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", &rid),
+        Ok(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+            &rid,
+        ),
         Err(InvokeError::Timeout) => error(
             StatusCode::GATEWAY_TIMEOUT,
             "plugin_timeout",
-            format!("{} did not answer within {} ms", plugin.name(), plugin.ctx.timeout.as_millis()),
+            format!(
+                "{} did not answer within {} ms",
+                plugin.name(),
+                plugin.ctx.timeout.as_millis()
+            ),
             &rid,
         ),
         Err(InvokeError::Instantiate(_)) => error(
@@ -239,9 +302,12 @@ async fn dispatch(State(p): State<Arc<Platform>>, Extension(RequestId(rid)): Ext
             format!("{} could not be started", plugin.name()),
             &rid,
         ),
-        Err(InvokeError::Trap(_) | InvokeError::MemoryLimit(_)) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", &rid)
-        }
+        Err(InvokeError::Trap(_) | InvokeError::MemoryLimit(_)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+            &rid,
+        ),
     }
 }
 
@@ -258,7 +324,12 @@ fn too_large(limit: usize, rid: &str) -> Response {
 fn plugin_response(resp: wit::Response, rid: &str) -> Response {
     let Ok(status) = StatusCode::from_u16(resp.status) else {
         tracing::error!(request_id = %rid, status = resp.status, "plugin answered an invalid status");
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error", rid);
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+            rid,
+        );
     };
     let mut out = Response::new(Body::from(resp.body));
     *out.status_mut() = status;

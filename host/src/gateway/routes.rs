@@ -73,9 +73,15 @@ impl RouteTable {
         let mut table = RouteTable::default();
         for (path, targets) in by_path {
             let owners: Vec<&str> = targets.iter().map(|t| t.plugin.as_str()).collect();
-            table.router.insert(path.clone(), table.entries.len()).map_err(|e| {
-                anyhow!("route path {path} (of {}) conflicts with another route: {e}", owners.join(", "))
-            })?;
+            table
+                .router
+                .insert(path.clone(), table.entries.len())
+                .map_err(|e| {
+                    anyhow!(
+                        "route path {path} (of {}) conflicts with another route: {e}",
+                        owners.join(", ")
+                    )
+                })?;
             table.entries.push(targets);
         }
         Ok(table)

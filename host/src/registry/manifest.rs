@@ -16,22 +16,41 @@ pub fn validate_manifest(expected_name: &str, m: &wit::Manifest) -> Result<()> {
         );
     }
     if semver::Version::parse(&m.version).is_err() {
-        bail!("version {:?} is not a semantic version (like 1.2.3)", m.version);
+        bail!(
+            "version {:?} is not a semantic version (like 1.2.3)",
+            m.version
+        );
     }
     let mut seen = std::collections::HashSet::new();
     for r in &m.routes {
         if !METHODS.contains(&r.method.as_str()) {
-            bail!("route {} {}: method must be one of {}", r.method, r.path, METHODS.join(", "));
+            bail!(
+                "route {} {}: method must be one of {}",
+                r.method,
+                r.path,
+                METHODS.join(", ")
+            );
         }
         if !r.path.starts_with('/') || r.path.contains("//") || r.path.contains('?') {
-            bail!("route {} {}: paths start with / and hold no query", r.method, r.path);
+            bail!(
+                "route {} {}: paths start with / and hold no query",
+                r.method,
+                r.path
+            );
         }
         if let wit::Access::Roles(roles) = &r.access {
             if roles.is_empty() || roles.iter().any(|x| x.is_empty()) {
-                bail!("route {} {}: a roles list needs at least one role", r.method, r.path);
+                bail!(
+                    "route {} {}: a roles list needs at least one role",
+                    r.method,
+                    r.path
+                );
             }
         }
-        for schema in [&r.request_schema, &r.response_schema].into_iter().flatten() {
+        for schema in [&r.request_schema, &r.response_schema]
+            .into_iter()
+            .flatten()
+        {
             if serde_json::from_str::<serde_json::Value>(schema).is_err() {
                 bail!("route {} {}: a schema is not valid JSON", r.method, r.path);
             }
@@ -96,7 +115,11 @@ mod tests {
         assert!(e.to_string().contains("configured as"));
         let e = validate_manifest("cart", &manifest(vec![route("FETCH", "/x")])).unwrap_err();
         assert!(e.to_string().contains("method"));
-        let e = validate_manifest("cart", &manifest(vec![route("GET", "/x"), route("GET", "/x")])).unwrap_err();
+        let e = validate_manifest(
+            "cart",
+            &manifest(vec![route("GET", "/x"), route("GET", "/x")]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("twice"));
         let mut m = manifest(vec![]);
         m.version = "one".into();

@@ -128,9 +128,10 @@ pub async fn load(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) -> Re
     })?;
     let size = bytes.len();
     let runtime_ref = platform.clone();
-    let (component, sha256) = tokio::task::spawn_blocking(move || runtime_ref.runtime.compile(&bytes))
-        .await
-        .map_err(|e| anyhow!("compile task: {e}"))??;
+    let (component, sha256) =
+        tokio::task::spawn_blocking(move || runtime_ref.runtime.compile(&bytes))
+            .await
+            .map_err(|e| anyhow!("compile task: {e}"))??;
     let pre = LoadedPlugin::prepare(platform, &component)?;
     let db = storage::open_plugin(config, name).await?;
 
@@ -194,22 +195,36 @@ pub async fn load(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) -> Re
         timeout: Duration::from_millis(timeout_ms),
         mode: pc.instances,
     });
-    LoadedPlugin::new(ctx, pre, manifest, sha256, size, config.runtime.warm_instances)
+    LoadedPlugin::new(
+        ctx,
+        pre,
+        manifest,
+        sha256,
+        size,
+        config.runtime.warm_instances,
+    )
 }
 
 fn mb(n: u32) -> usize {
-    usize::try_from(n).unwrap_or(usize::MAX).saturating_mul(1 << 20)
+    usize::try_from(n)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(1 << 20)
 }
 
 /// Runs the plugin's `migrate(from)` inside a transaction on its database and records
 /// the version as migrated and live. A failure rolls everything back.
 pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Result<()> {
     let db = &platform.db;
-    let from: Option<String> = sqlx::query("SELECT migrated_version FROM plugin_state WHERE name = $1")
-        .bind(plugin.name())
-        .fetch_optional(&db.pool)
-        .await?
-        .and_then(|r| r.try_get::<Option<String>, _>("migrated_version").ok().flatten());
+    let from: Option<String> =
+        sqlx::query("SELECT migrated_version FROM plugin_state WHERE name = $1")
+            .bind(plugin.name())
+            .fetch_optional(&db.pool)
+            .await?
+            .and_then(|r| {
+                r.try_get::<Option<String>, _>("migrated_version")
+                    .ok()
+                    .flatten()
+            });
     let tx = sql::begin(&plugin.ctx.db)
         .await
         .context("opening the migration transaction")?;

@@ -184,7 +184,11 @@ impl LoadedPlugin {
         }
     }
 
-    async fn instantiate(&self, platform: &Arc<Platform>, deadline: Instant) -> Result<Warm, InvokeError> {
+    async fn instantiate(
+        &self,
+        platform: &Arc<Platform>,
+        deadline: Instant,
+    ) -> Result<Warm, InvokeError> {
         let mut state = HostState::new(self.ctx.clone(), platform.clone());
         // Start functions run during instantiation and count against the call's time.
         state.call.deadline = deadline;
@@ -238,7 +242,9 @@ async fn call_export(warm: &mut Warm, op: Op) -> wasmtime::Result<OpResult> {
     let Warm { store, bindings } = warm;
     Ok(match op {
         Op::Describe => OpResult::Manifest(bindings.call_describe(&mut *store).await?),
-        Op::Migrate(from) => OpResult::Migrated(bindings.call_migrate(&mut *store, from.as_deref()).await?),
+        Op::Migrate(from) => {
+            OpResult::Migrated(bindings.call_migrate(&mut *store, from.as_deref()).await?)
+        }
         Op::Handle(req) => OpResult::Response(bindings.call_handle(&mut *store, &req).await?),
         Op::OnEvent(ev) => OpResult::Event(bindings.call_on_event(&mut *store, &ev).await?),
     })
@@ -248,11 +254,13 @@ fn classify(e: wasmtime::Error, stderr: String) -> InvokeError {
     if e.downcast_ref::<DeadlineExceeded>().is_some() {
         return InvokeError::Timeout;
     }
+    let e = anyhow::Error::from(e);
+    let cause = first_line(&e.root_cause().to_string());
     let text = format!("{e:?}");
     if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
-        return InvokeError::MemoryLimit(first_line(&text));
+        return InvokeError::MemoryLimit(cause);
     }
-    let mut message = first_line(&text);
+    let mut message = cause;
     if !stderr.is_empty() {
         message.push_str(" | stderr: ");
         message.push_str(&stderr);

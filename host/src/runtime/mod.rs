@@ -68,7 +68,9 @@ impl Runtime {
             // cache directory only this host writes.
             match unsafe { Component::deserialize_file(&self.engine, &path) } {
                 Ok(c) => return Ok((c, sha)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "stale compile cache entry; recompiling"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "stale compile cache entry; recompiling")
+                }
             }
         }
         let artifact = self
@@ -89,7 +91,8 @@ impl Runtime {
     fn artifact_path(&self, sha: &str) -> PathBuf {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
-        self.cache_dir.join(format!("{sha}-{:016x}.cwasm", h.finish()))
+        self.cache_dir
+            .join(format!("{sha}-{:016x}.cwasm", h.finish()))
     }
 }
 
@@ -126,7 +129,9 @@ fn build_engine(config: &Config) -> Result<(Engine, bool)> {
         pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         match Engine::new(&pooled) {
             Ok(engine) => return Ok((engine, true)),
-            Err(e) => tracing::warn!(error = %e, "pooling allocator unavailable; falling back to on-demand allocation"),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable; falling back to on-demand allocation")
+            }
         }
     }
     wc.allocation_strategy(InstanceAllocationStrategy::OnDemand);
@@ -156,7 +161,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())

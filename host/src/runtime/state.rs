@@ -52,7 +52,12 @@ pub struct CallCtx {
 }
 
 impl CallCtx {
-    pub fn new(request_id: String, caller: Option<wit::Identity>, depth: u32, timeout: Duration) -> Self {
+    pub fn new(
+        request_id: String,
+        caller: Option<wit::Identity>,
+        depth: u32,
+        timeout: Duration,
+    ) -> Self {
         Self {
             request_id,
             caller,
@@ -111,7 +116,9 @@ impl HostState {
 
     /// What the plugin wrote to stderr (e.g. a panic message), lossily decoded.
     pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
     }
 
     pub fn table(&mut self) -> &mut ResourceTable {

@@ -5,6 +5,54 @@ use crate::helpers::*;
 
 const FORGED: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c3JfeCIsInJvbGUiOiJjdXN0b21lciJ9.c2lnbmF0dXJl";
 
+/// Moves the last change of `user_id`'s cart `days` into the past, straight in the
+/// plugin's own database, so expiry can be tested without waiting a week.
+async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
+    let db = kirana::storage::open_plugin(&app.app().platform.config, "cart")
+        .await
+        .expect("the cart database");
+    let micros = days * 86_400 * 1_000_000;
+    assert!(user_id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    kirana::capabilities::sql::execute_raw(
+        &db,
+        &format!("UPDATE carts SET updated_us = updated_us - {micros} WHERE user_id = '{user_id}'"),
+    )
+    .await
+    .expect("ageing the cart");
+    db.pool.close().await;
+}
+
+/// Like `backend_test!`, with `extra_toml` merged into the host's configuration.
+macro_rules! config_test {
+    ($name:ident, $toml:expr, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run(backend: Backend) {
+                let app = TestApp::spawn_with(backend, $toml).await;
+                {
+                    let $app = &app;
+                    $body
+                }
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
 /// A fresh active product with a known price and stock, made by the admin.
 async fn new_product(app: &TestApp, admin: &str, price: i64, stock: i64) -> String {
     let cats = app.get("/api/v1/categories", None).await;
@@ -96,8 +144,7 @@ async fn set_stock(app: &TestApp, admin: &str, id: &str, stock: i64) {
 }
 
 fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{}", r.text);
-    assert_eq!(r.body["error"]["code"], code, "{}", r.text);
+    r.assert_error(status, code);
 }
 
 fn assert_invalid_field(r: &Resp, field: &str) {
@@ -719,3 +766,96 @@ backend_test!(internal_routes_are_not_exposed, |app| {
         assert_eq!(r.status, 404, "{}", r.text);
     }
 });
+
+backend_test!(a_cart_expires_after_seven_days_without_change, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(&app, &admin, 1000, 50).await;
+    add(&app, &c.token, &id, 3).await;
+
+    // Six days old: still there (reading does not reset the clock).
+    age_cart(&app, &c.user_id, 6).await;
+    let body = cart(&app, &c.token).await;
+    assert_eq!(body["items"][0]["quantity"], 3, "{body}");
+
+    // Eight days without change: emptied when next read, like a never-used cart.
+    age_cart(&app, &c.user_id, 2).await;
+    let body = cart(&app, &c.token).await;
+    assert_eq!(body["items"], json!([]), "{body}");
+    assert_eq!(body["item_count"], 0);
+    assert_eq!(body["total"], 0);
+    assert_eq!(body["updated_at"], json!(null));
+});
+
+backend_test!(an_expired_cart_is_emptied_before_a_change, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let a = new_product(&app, &admin, 1000, 50).await;
+    let b = new_product(&app, &admin, 2000, 50).await;
+    add(&app, &c.token, &a, 15).await;
+    add(&app, &c.token, &b, 1).await;
+    age_cart(&app, &c.user_id, 8).await;
+
+    // Adding 10 more would pass 20 on the old line; the expired line is gone first.
+    let r = add(&app, &c.token, &a, 10).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["items"][0]["quantity"], 10);
+
+    age_cart(&app, &c.user_id, 8).await;
+    assert_error(&set(&app, &c.token, &a, json!(2)).await, 404, "not_found");
+    add(&app, &c.token, &a, 1).await;
+    age_cart(&app, &c.user_id, 8).await;
+    let r = app
+        .delete(&format!("/api/v1/cart/items/{a}"), Some(&c.token))
+        .await;
+    assert_error(&r, 404, "not_found");
+});
+
+backend_test!(forged_expired_and_unknown_session_tokens_are_401, |app| {
+    let c = app.customer().await;
+    let far = now_secs() + 3600;
+    let tokens = [
+        // Right key, but a session the host never issued.
+        app.sign(&c.user_id, "customer", "ses_unknown", far),
+        // Right key and user, but expired.
+        app.sign(&c.user_id, "customer", "ses_unknown", now_secs() - 60),
+    ];
+    for token in &tokens {
+        let r = app.get("/api/v1/cart", Some(token)).await;
+        assert_error(&r, 401, "unauthorized");
+        let r = add(&app, token, "x", 1).await;
+        assert_error(&r, 401, "unauthorized");
+    }
+});
+
+config_test!(
+    fee_threshold_and_ttl_come_from_configuration,
+    "[cart]\ndelivery_fee = 3000\nfree_delivery_threshold = 50000\ncart_ttl_days = 1",
+    |app| {
+        let admin = app.admin_token().await;
+        let c = app.customer().await;
+        assert_eq!(cart(&app, &c.token).await["free_delivery_threshold"], 50000);
+        let id = new_product(&app, &admin, 19900, 50).await;
+
+        let r = add(&app, &c.token, &id, 2).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["subtotal"], 39800);
+        assert_eq!(r.body["delivery_fee"], 3000);
+        assert_eq!(r.body["total"], 42800);
+        assert_eq!(r.body["free_delivery_threshold"], 50000);
+
+        let r = add(&app, &c.token, &id, 1).await;
+        assert_eq!(r.body["subtotal"], 59700, "{}", r.text);
+        assert_eq!(r.body["delivery_fee"], 0);
+
+        // A one-day TTL: two days old is expired.
+        age_cart(&app, &c.user_id, 2).await;
+        assert_eq!(cart(&app, &c.token).await["items"], json!([]));
+    }
+);

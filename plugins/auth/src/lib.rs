@@ -1,12 +1,103 @@
+//! The `auth` plugin: users, passwords, sessions, profiles, delivery addresses and the
+//! internal user/address lookups other plugins rely on.
+//!
+//! Module map: `input` (request bodies and pure validation), `db` (schema and SQL),
+//! `lockout` (failed-login counter), `account` (signup, login, tokens, sessions, me),
+//! `addresses`, `admin` (admin users and the first admin), `internal` (service routes).
+//!
+//! OTP login and password reset are not here yet: they need the `mail` capability and
+//! will live in their own modules (`otp`, `reset`) with routes under `/api/v1/auth/`.
+
 use kirana_sdk::prelude::*;
+
+mod account;
+mod addresses;
+mod admin;
+mod db;
+mod input;
+mod internal;
+mod lockout;
+mod schema;
 
 pub struct Auth;
 
 impl Plugin for Auth {
     const NAME: &'static str = "auth";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
     fn router() -> Router {
+        let any = Access::Authenticated;
         Router::new()
+            .post("/api/v1/auth/signup", Access::Public, account::signup)
+            .summary("Create a customer account and sign in")
+            .request_schema(schema::signup())
+            .post("/api/v1/auth/login", Access::Public, account::login)
+            .summary("Sign in with email and password")
+            .request_schema(schema::login())
+            .post("/api/v1/auth/refresh", Access::Public, account::refresh)
+            .summary("Rotate a refresh token for a new token pair")
+            .request_schema(schema::refresh())
+            .post("/api/v1/auth/logout", any.clone(), account::logout)
+            .summary("End this session")
+            .post("/api/v1/auth/logout-all", any.clone(), account::logout_all)
+            .summary("End every session of the caller")
+            .get("/api/v1/auth/sessions", any.clone(), account::sessions)
+            .summary("The caller's live sessions")
+            .delete(
+                "/api/v1/auth/sessions/{id}",
+                any.clone(),
+                account::delete_session,
+            )
+            .summary("End one of the caller's sessions")
+            .get("/api/v1/auth/me", any.clone(), account::me)
+            .summary("The caller's profile")
+            .patch("/api/v1/auth/me", any, account::patch_me)
+            .summary("Change the caller's name or phone")
+            .request_schema(schema::profile_patch())
+            .get("/api/v1/addresses", Access::CUSTOMER, addresses::list)
+            .summary("The customer's addresses")
+            .post("/api/v1/addresses", Access::CUSTOMER, addresses::create)
+            .summary("Add an address")
+            .request_schema(schema::address())
+            .put(
+                "/api/v1/addresses/{id}",
+                Access::CUSTOMER,
+                addresses::replace,
+            )
+            .summary("Replace an address")
+            .request_schema(schema::address())
+            .delete(
+                "/api/v1/addresses/{id}",
+                Access::CUSTOMER,
+                addresses::delete,
+            )
+            .summary("Delete an address")
+            .post("/api/v1/admin/users", Access::ADMIN, admin::create_user)
+            .summary("Create a user with any role")
+            .request_schema(schema::admin_user())
+            .get("/api/v1/admin/users", Access::ADMIN, admin::list_users)
+            .summary("All users, newest first, filter role")
+            .get("/internal/users/{id}", Access::Internal, internal::user)
+            .summary("A user, for other plugins")
+            .get(
+                "/internal/users/{user_id}/addresses/{id}",
+                Access::Internal,
+                internal::address,
+            )
+            .summary("One of a user's addresses, for other plugins")
+    }
+
+    fn capabilities() -> Capabilities {
+        Capabilities::new()
+            .sql()
+            .kv()
+            .identity()
+            .publish(&["user.created"])
+    }
+
+    fn migrate(_from: Option<&str>) -> Result<(), String> {
+        db::migrate().map_err(|e| kirana_sdk::cap_error_message(&e))?;
+        admin::ensure_first_admin()
     }
 }
 

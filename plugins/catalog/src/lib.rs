@@ -1,12 +1,98 @@
+//! The `catalog` plugin: categories and products, product search, stock.
+//!
+//! Public routes list and show active products and categories; admin routes create,
+//! replace, soft-delete products and change their stock; internal routes (reachable
+//! only by other plugins through `services::call`) let the cart look products up and
+//! orders reserve and release stock atomically. A fresh install is seeded with a demo
+//! catalog ([`seed`]). See docs/plugins/catalog.md.
+
 use kirana_sdk::prelude::*;
+
+mod categories;
+mod db;
+mod fields;
+mod input;
+mod internal;
+mod listing;
+mod model;
+mod products;
+mod schema;
+mod schemas;
+pub mod seed;
 
 pub struct Catalog;
 
 impl Plugin for Catalog {
     const NAME: &'static str = "catalog";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+
     fn router() -> Router {
         Router::new()
+            .get("/api/v1/categories", Access::Public, categories::list)
+            .summary("List categories with their count of active products")
+            .response_schema(schemas::categories())
+            .post("/api/v1/categories", Access::ADMIN, categories::create)
+            .summary("Create a category (slug derived from the name when absent)")
+            .request_schema(schemas::category_input())
+            .response_schema(schemas::category())
+            .get("/api/v1/products", Access::Public, products::list)
+            .summary(
+                "List active products: paged; filters category, q, min_price, max_price, \
+                 in_stock; sort relevance|price_asc|price_desc|name|newest",
+            )
+            .response_schema(schemas::paged_products())
+            .post("/api/v1/products", Access::ADMIN, products::create)
+            .summary("Create a product")
+            .request_schema(schemas::product_input())
+            .response_schema(schemas::product())
+            .get("/api/v1/products/{id}", Access::Public, products::get)
+            .summary("Show an active product")
+            .response_schema(schemas::product())
+            .put("/api/v1/products/{id}", Access::ADMIN, products::update)
+            .summary("Replace a product (full body)")
+            .request_schema(schemas::product_input())
+            .response_schema(schemas::product())
+            .delete("/api/v1/products/{id}", Access::ADMIN, products::delete)
+            .summary("Soft-delete a product (it becomes inactive and disappears)")
+            .patch(
+                "/api/v1/products/{id}/stock",
+                Access::ADMIN,
+                products::patch_stock,
+            )
+            .summary("Change a product's stock by {delta} or to {set}, atomically")
+            .request_schema(schemas::stock_change())
+            .response_schema(schemas::product())
+            .post(
+                "/internal/products/lookup",
+                Access::Internal,
+                internal::lookup,
+            )
+            .summary("Products by id, active or not (for cart and orders)")
+            .request_schema(schemas::lookup_input())
+            .response_schema(schemas::lookup_output())
+            .post(
+                "/internal/stock/reserve",
+                Access::Internal,
+                internal::reserve,
+            )
+            .summary("Reserve stock for every line or none (for orders)")
+            .request_schema(schemas::lines_input())
+            .response_schema(schemas::reserved_output())
+            .post(
+                "/internal/stock/release",
+                Access::Internal,
+                internal::release,
+            )
+            .summary("Put reserved stock back (cancelled orders)")
+            .request_schema(schemas::lines_input())
+    }
+
+    fn capabilities() -> Capabilities {
+        Capabilities::new().sql()
+    }
+
+    fn migrate(from: Option<&str>) -> Result<(), String> {
+        schema::migrate(from)
     }
 }
 

@@ -31,7 +31,10 @@ fn ok(_req: &Request) -> Result<Response, ApiError> {
 
 /// Publishes `faulty.flaky`; the handler below fails until `/fail-off` is called.
 fn publish(req: &Request) -> Result<Response, ApiError> {
-    let id = events::publish("faulty.flaky", &json!({ "n": req.query("n").unwrap_or("0") }))?;
+    let id = events::publish(
+        "faulty.flaky",
+        &json!({ "n": req.query("n").unwrap_or("0") }),
+    )?;
     Ok(Response::created(&json!({ "event_id": id })))
 }
 

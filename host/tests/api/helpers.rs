@@ -1,0 +1,459 @@
+//! The test harness: every test starts the real host on a random port, with the real
+//! plugins built to wasm, on a fresh SQLite directory or a fresh PostgreSQL database,
+//! and talks HTTP to it.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kirana::app::App;
+use kirana::config::Config;
+pub use serde_json::{json, Value};
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once on SQLite and once on PostgreSQL, each with a fresh host.
+#[macro_export]
+macro_rules! backend_test {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+                {
+                    let $app = &app;
+                    $body
+                }
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await;
+                {
+                    let $app = &app;
+                    $body
+                }
+                app.stop().await;
+            }
+        }
+    };
+}
+
+/// An HTTP answer, with the body parsed as JSON when it is JSON (`Value::Null` otherwise).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the API error shape with `status` and `code`, and that the body's
+    /// request id matches the header.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(
+            self.status, status,
+            "expected {status} {code}, got {}: {}",
+            self.status, self.text
+        );
+        assert_eq!(
+            self.body["error"]["code"], code,
+            "wrong code: {}",
+            self.text
+        );
+        assert!(
+            self.body["error"]["message"].is_string(),
+            "no message: {}",
+            self.text
+        );
+        assert!(
+            self.body["error"]["details"].is_object(),
+            "no details: {}",
+            self.text
+        );
+        assert_eq!(
+            self.body["request_id"].as_str(),
+            self.header("x-request-id"),
+            "request_id must equal X-Request-Id: {}",
+            self.text
+        );
+    }
+}
+
+/// A customer made by [`TestApp::customer`].
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub token: String,
+    pub refresh_token: String,
+    pub user_id: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// The JWT key of every test host, so tests can forge and expire tokens.
+pub const TEST_JWT_SECRET: &str = "kirana-test-signing-key-0123456789abcdef";
+pub const ADMIN_EMAIL: &str = "admin@kirana.test";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub backend: Backend,
+    app: Option<App>,
+    config_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+fn plugin_dir() -> PathBuf {
+    std::env::var("KIRANA_TEST_PLUGIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target/wasm32-wasip2/release"))
+}
+
+/// The plugins every test host loads.
+const PLUGINS: &[&str] = &["auth", "catalog", "cart", "hello", "faulty"];
+
+fn check_plugins_built() {
+    for p in PLUGINS {
+        let f = plugin_dir().join(format!("{p}.wasm"));
+        assert!(
+            f.exists(),
+            "{} is missing: build the plugins first (./scripts/test does it, or \
+             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p hello -p faulty)",
+            f.display()
+        );
+    }
+}
+
+/// A fresh, empty PostgreSQL database for one test; its URL.
+async fn fresh_postgres_database() -> String {
+    let base = std::env::var("KIRANA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "KIRANA_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server \
+             (./scripts/test starts one, or export KIRANA_TEST_POSTGRES_URL=postgres://user:pass@127.0.0.1:5432/postgres)"
+        )
+    });
+    sqlx::any::install_default_drivers();
+    let name = format!("kirana_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+        .await
+        .expect("connecting to KIRANA_TEST_POSTGRES_URL");
+    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("creating a test database");
+    let _ = sqlx::Connection::close(conn).await;
+    let (server, _) = base
+        .rsplit_once('/')
+        .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
+        .expect("KIRANA_TEST_POSTGRES_URL must name a database, like postgres://user:pass@127.0.0.1:5432/postgres");
+    format!("{server}/{name}")
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, "").await
+    }
+
+    /// Starts a host whose configuration is the test defaults plus `extra_toml`
+    /// (which may override any key, e.g. `"[cart]\ndelivery_fee = 3000"`).
+    pub async fn spawn_with(backend: Backend, extra_toml: &str) -> Self {
+        check_plugins_built();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::Postgres => fresh_postgres_database().await,
+        };
+        let cache = workspace().join("target/kirana-test-cache");
+        let base_toml = format!(
+            r#"
+listen = "127.0.0.1:0"
+data_dir = "{data}"
+database_url = "{database_url}"
+plugin_dir = "{plugins}"
+cache_dir = "{cache}"
+log_level = "warn"
+
+[runtime]
+pool_instances = 64
+
+[limits]
+db_connections = 4
+
+[identity]
+jwt_secret = "{TEST_JWT_SECRET}"
+# Cheap hashing keeps the suite fast; production uses the defaults.
+argon2_memory_kib = 1024
+argon2_iterations = 1
+
+[events]
+backoff_ms = 50
+max_backoff_ms = 400
+poll_ms = 20
+max_attempts = 4
+lease_ms = 3000
+
+[auth]
+admin_email = "{ADMIN_EMAIL}"
+admin_password = "{ADMIN_PASSWORD}"
+
+[plugins.hello]
+file = "hello.wasm"
+instances = "reuse"
+
+[plugins.faulty]
+file = "faulty.wasm"
+timeout_ms = 1000
+memory_mb = 32
+"#,
+            data = dir.path().display(),
+            plugins = plugin_dir().display(),
+            cache = cache.display(),
+        );
+        let config_path = dir.path().join("kirana.toml");
+        let doc = merge_toml(&base_toml, extra_toml);
+        std::fs::write(&config_path, doc).expect("writing the test config");
+        let mut app = Self {
+            base: String::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("http client"),
+            backend,
+            app: None,
+            config_path,
+            _dir: dir,
+        };
+        app.start().await;
+        app
+    }
+
+    async fn start(&mut self) {
+        let config = Config::load_with_env(Some(&self.config_path), &[]).expect("test config");
+        let app = App::start(config).await.expect("the host starts");
+        self.base = format!("http://{}", app.addr);
+        self.app = Some(app);
+    }
+
+    /// Stops the host gracefully and starts it again on the same data.
+    pub async fn restart(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await.expect("graceful stop");
+        }
+        self.start().await;
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            let _ = app.stop().await;
+        }
+    }
+
+    /// The running host (for looking at its state directly).
+    pub fn app(&self) -> &App {
+        self.app.as_ref().expect("the host is running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A string unique within the test process (for emails, SKUs, slugs).
+    pub fn unique(&self, prefix: &str) -> String {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{prefix}{}{n}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        into_resp(rb.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request("GET", path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request("POST", path, token, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request("PUT", path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request("PATCH", path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Resp {
+        self.request("DELETE", path, token, None).await
+    }
+
+    /// A request with an exact body and content type, for bad-input tests.
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Resp {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.client.request(method, self.url(path)).body(body);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            rb = rb.header("content-type", ct);
+        }
+        into_resp(rb.send().await.expect("request sent")).await
+    }
+
+    /// Logs in the configured first admin.
+    pub async fn admin_token(&self) -> String {
+        let r = self
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "admin login failed: {}", r.text);
+        r.body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    /// Signs up a fresh customer.
+    pub async fn customer(&self) -> Customer {
+        let email = format!("{}@example.in", self.unique("cust"));
+        let password = "password123".to_string();
+        let r = self
+            .post(
+                "/api/v1/auth/signup",
+                None,
+                json!({"email": email, "password": password, "name": "Test Customer"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "signup failed: {}", r.text);
+        Customer {
+            token: r.body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_string(),
+            refresh_token: r.body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_string(),
+            user_id: r.body["user"]["id"].as_str().expect("user.id").to_string(),
+            email,
+            password,
+        }
+    }
+
+    /// Signs a token with the test key: any subject, role, session and expiry.
+    pub fn sign(&self, user_id: &str, role: &str, sid: &str, exp: i64) -> String {
+        let claims =
+            json!({"sub": user_id, "role": role, "sid": sid, "iat": exp - 3600, "exp": exp});
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
+        )
+        .expect("signing")
+    }
+
+    /// Polls `f` every 25 ms until it returns `Some`, for at most `secs` seconds.
+    pub async fn eventually<T, F, Fut>(&self, secs: u64, mut f: F) -> Option<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Some(v) = f().await {
+                return Some(v);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        None
+    }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+async fn into_resp(r: reqwest::Response) -> Resp {
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+/// `extra` merged over `base`, both TOML documents (tables merge, values replace).
+fn merge_toml(base: &str, extra: &str) -> String {
+    fn merge(a: &mut toml::Table, b: toml::Table) {
+        for (k, v) in b {
+            match (a.get_mut(&k), v) {
+                (Some(toml::Value::Table(x)), toml::Value::Table(y)) => merge(x, y),
+                (_, v) => {
+                    a.insert(k, v);
+                }
+            }
+        }
+    }
+    let mut a: toml::Table = base.parse().expect("base test config");
+    let b: toml::Table = extra.parse().expect("extra test config");
+    merge(&mut a, b);
+    toml::to_string(&a).expect("serialising the test config")
+}

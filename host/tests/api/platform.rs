@@ -1,0 +1,307 @@
+//! The platform itself: gateway errors, request ids, limits, faults, events.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+backend_test!(health_and_ready, |app| {
+    let r = app.get("/health", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, json!({"status": "ok"}));
+    let r = app.get("/ready", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "ready");
+    let live: Vec<&str> = r.body["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["state"] == "live")
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for p in ["auth", "catalog", "cart", "hello", "faulty"] {
+        assert!(live.contains(&p), "{p} not live: {}", r.text);
+    }
+});
+
+backend_test!(request_ids_are_echoed_or_replaced, |app| {
+    let r = app
+        .client
+        .get(app.url("/api/v1/hello/ping"))
+        .header("x-request-id", "abc.DEF:12-3_x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc.DEF:12-3_x");
+    for bad in ["has space", "ünïcode", &"x".repeat(129)] {
+        let r = app
+            .client
+            .get(app.url("/api/v1/nope"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .unwrap();
+        let id = r.headers()["x-request-id"].to_str().unwrap().to_string();
+        assert_ne!(id, bad);
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["request_id"], id.as_str());
+    }
+    let r = app.get("/api/v1/hello/ping", None).await;
+    assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()));
+});
+
+backend_test!(unknown_routes_and_methods, |app| {
+    app.get("/api/v1/does-not-exist", None)
+        .await
+        .assert_error(404, "not_found");
+    let r = app.request("DELETE", "/api/v1/hello", None, None).await;
+    r.assert_error(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("GET"));
+    // Internal routes are never reachable through the gateway.
+    app.post("/internal/products/lookup", None, json!({"ids": []}))
+        .await
+        .assert_error(404, "not_found");
+});
+
+backend_test!(body_type_and_size_limits, |app| {
+    let c = app.customer().await;
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            Some(&c.token),
+            Some("text/plain"),
+            b"{\"a\":1}".to_vec(),
+        )
+        .await;
+    r.assert_error(415, "unsupported_media_type");
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            Some(&c.token),
+            None,
+            b"{\"a\":1}".to_vec(),
+        )
+        .await;
+    r.assert_error(415, "unsupported_media_type");
+    let big = vec![b' '; 1_048_577];
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/cart/items",
+            Some(&c.token),
+            Some("application/json"),
+            big,
+        )
+        .await;
+    r.assert_error(413, "payload_too_large");
+});
+
+backend_test!(tokens_are_checked_before_the_plugin, |app| {
+    app.get("/api/v1/cart", None)
+        .await
+        .assert_error(401, "unauthorized");
+    let r = app
+        .raw("GET", "/api/v1/cart", Some("not-a-jwt"), None, vec![])
+        .await;
+    r.assert_error(401, "unauthorized");
+    // Signed with another key.
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({"sub": "usr_x", "role": "admin", "sid": "ses_x", "iat": now_secs(), "exp": now_secs() + 600}),
+        &jsonwebtoken::EncodingKey::from_secret(b"someone-elses-key"),
+    )
+    .unwrap();
+    app.get("/api/v1/cart", Some(&forged))
+        .await
+        .assert_error(401, "unauthorized");
+    // Right key, but no such session.
+    let orphan = app.sign("usr_x", "customer", "ses_missing", now_secs() + 600);
+    app.get("/api/v1/cart", Some(&orphan))
+        .await
+        .assert_error(401, "unauthorized");
+    // A real session, expired token.
+    let c = app.customer().await;
+    let me = app.get("/api/v1/auth/me", Some(&c.token)).await;
+    assert_eq!(me.status, 200, "{}", me.text);
+    let sessions = app.get("/api/v1/auth/sessions", Some(&c.token)).await;
+    let sid = sessions.body["items"][0]["id"]
+        .as_str()
+        .unwrap_or("ses_unknown")
+        .to_string();
+    let expired = app.sign(&c.user_id, "customer", &sid, now_secs() - 10);
+    app.get("/api/v1/cart", Some(&expired))
+        .await
+        .assert_error(401, "unauthorized");
+    // Wrong role.
+    app.get("/api/v1/admin/users", Some(&c.token))
+        .await
+        .assert_error(403, "forbidden");
+});
+
+backend_test!(a_looping_plugin_is_cut_off_while_others_are_served, |app| {
+    let spin = app.get("/api/v1/faulty/spin", None);
+    let others = async {
+        // While the spinning request burns its 1 s budget, other requests are answered.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut worst = Duration::ZERO;
+        for _ in 0..10 {
+            let t = Instant::now();
+            let r = app.get("/api/v1/hello/ping", None).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            worst = worst.max(t.elapsed());
+        }
+        worst
+    };
+    let (spun, worst) = tokio::join!(spin, others);
+    spun.assert_error(504, "plugin_timeout");
+    assert!(
+        worst < Duration::from_millis(900),
+        "a ping waited {worst:?} behind the loop"
+    );
+    let r = app.get("/api/v1/faulty/ok", None).await;
+    assert_eq!(
+        r.status, 200,
+        "the plugin serves again after a timeout: {}",
+        r.text
+    );
+});
+
+backend_test!(a_memory_bomb_traps_at_its_cap, |app| {
+    app.get("/api/v1/faulty/hog", None)
+        .await
+        .assert_error(500, "internal");
+    let r = app.get("/api/v1/faulty/ok", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(app.get("/health", None).await.status, 200);
+});
+
+backend_test!(a_trap_is_a_500_and_the_next_request_works, |app| {
+    for _ in 0..3 {
+        app.get("/api/v1/faulty/trap", None)
+            .await
+            .assert_error(500, "internal");
+        let r = app.get("/api/v1/faulty/ok", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+});
+
+backend_test!(reused_instances_share_host_state_and_validate, |app| {
+    // hello runs in reuse mode; its kv counter is host state, so it counts across instances.
+    let a = app.get("/api/v1/hello?name=Asha", None).await;
+    let b = app.get("/api/v1/hello?name=Asha", None).await;
+    assert_eq!(a.body["message"], "Namaste, Asha!");
+    assert_eq!(
+        b.body["count"].as_i64().unwrap(),
+        a.body["count"].as_i64().unwrap() + 1
+    );
+    let bad = app.get("/api/v1/hello?name=", None).await;
+    bad.assert_error(400, "validation_failed");
+    assert_eq!(bad.body["error"]["details"]["fields"][0]["field"], "name");
+});
+
+async fn delivery_counts(app: &TestApp) -> Vec<(String, i64)> {
+    app.app().platform.events.counts().await.unwrap()
+}
+
+fn count(counts: &[(String, i64)], status: &str) -> i64 {
+    counts
+        .iter()
+        .find(|(s, _)| s == status)
+        .map(|(_, n)| *n)
+        .unwrap_or(0)
+}
+
+backend_test!(failing_handlers_are_retried_then_dead_lettered, |app| {
+    let r = app
+        .post("/api/v1/faulty/publish?n=1", None, json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let event_id = r.body["event_id"].as_str().unwrap().to_string();
+    // max_attempts = 4 in the test config, backoff 50 ms doubling.
+    let dead = app
+        .eventually(10, || async {
+            let c = delivery_counts(app).await;
+            (count(&c, "dead") == 1).then_some(c)
+        })
+        .await;
+    assert!(
+        dead.is_some(),
+        "the delivery was not dead-lettered: {:?}",
+        delivery_counts(app).await
+    );
+    let seen = app.get("/api/v1/faulty/seen", None).await;
+    let attempts = seen.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["key"] == format!("seen:{event_id}"))
+        .map(|i| i["attempts"].as_str().unwrap().to_string());
+    assert_eq!(attempts.as_deref(), Some("4"), "{}", seen.text);
+
+    // Once the handler is healthy, a new event is delivered exactly once.
+    assert_eq!(
+        app.post("/api/v1/faulty/fail-off", None, json!({}))
+            .await
+            .status,
+        204
+    );
+    let r = app
+        .post("/api/v1/faulty/publish?n=2", None, json!({}))
+        .await;
+    let id2 = r.body["event_id"].as_str().unwrap().to_string();
+    let done = app
+        .eventually(10, || async {
+            (count(&delivery_counts(app).await, "done") == 1).then_some(())
+        })
+        .await;
+    assert!(done.is_some(), "{:?}", delivery_counts(app).await);
+    let seen = app.get("/api/v1/faulty/seen", None).await;
+    assert!(seen.text.contains(&format!("seen:{id2}")), "{}", seen.text);
+});
+
+async fn restart_keeps_pending_events(backend: Backend) {
+    // A long first backoff keeps the delivery pending across the restart.
+    let mut app =
+        TestApp::spawn_with(backend, "[events]\nbackoff_ms = 300\nmax_attempts = 20").await;
+    let r = app
+        .post("/api/v1/faulty/publish?n=9", None, json!({}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let tried = app
+        .eventually(5, || async {
+            let c = delivery_counts(&app).await;
+            (count(&c, "pending") == 1).then_some(())
+        })
+        .await;
+    assert!(tried.is_some());
+    app.restart().await;
+    // kv is in memory, so the restarted plugin fails again until told otherwise.
+    assert_eq!(
+        app.post("/api/v1/faulty/fail-off", None, json!({}))
+            .await
+            .status,
+        204
+    );
+    let done = app
+        .eventually(15, || async {
+            (count(&delivery_counts(&app).await, "done") == 1).then_some(())
+        })
+        .await;
+    assert!(
+        done.is_some(),
+        "the event was lost across the restart: {:?}",
+        delivery_counts(&app).await
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_survive_a_restart_sqlite() {
+    restart_keeps_pending_events(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_survive_a_restart_postgres() {
+    restart_keeps_pending_events(Backend::Postgres).await;
+}

@@ -1,0 +1,367 @@
+//! The auth database: schema and every query, in SQL that runs on SQLite and Postgres.
+
+use kirana_sdk::prelude::*;
+use kirana_sdk::sql::{self, Tx};
+use kirana_sdk::CapError;
+
+use crate::input::{AddressInput, NewUser, ProfileChange};
+
+/// Idempotent: run at every load. `email` and `password_hash` are nullable so that
+/// phone-only (OTP) users can be added later without a table rebuild; `email` is stored
+/// lowercased, which makes the UNIQUE constraint case-insensitive.
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS users (
+        id TEXT PRIMARY KEY,
+        email TEXT UNIQUE,
+        phone TEXT,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS users_phone ON users (phone)",
+    "CREATE INDEX IF NOT EXISTS users_role_created ON users (role, created_at)",
+    "CREATE TABLE IF NOT EXISTS addresses (
+        id TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL,
+        label TEXT NOT NULL,
+        line1 TEXT NOT NULL,
+        line2 TEXT,
+        city TEXT NOT NULL,
+        pincode TEXT NOT NULL,
+        lat DOUBLE PRECISION NOT NULL,
+        lon DOUBLE PRECISION NOT NULL,
+        is_default BOOLEAN NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS addresses_user ON addresses (user_id, created_at)",
+];
+
+pub fn migrate() -> Result<(), CapError> {
+    sql::execute_batch(SCHEMA)
+}
+
+/// A user row. Serialises as the API's user `{id, email, phone, name, role, created_at}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: String,
+    pub role: String,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub created_at: String,
+}
+
+impl FromRow for User {
+    fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
+        Ok(User {
+            id: r.get("id")?,
+            email: r.get("email")?,
+            phone: r.get("phone")?,
+            name: r.get("name")?,
+            role: r.get("role")?,
+            password_hash: r.get("password_hash")?,
+            created_at: r.get("created_at")?,
+        })
+    }
+}
+
+const USER_COLUMNS: &str = "id, email, phone, name, role, password_hash, created_at";
+
+pub fn user_by_id(id: &str) -> Result<Option<User>, CapError> {
+    sql::query_one(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+        &params![id],
+    )
+}
+
+/// `email` must already be normalised (see `input::normalize_email`).
+pub fn user_by_email(email: &str) -> Result<Option<User>, CapError> {
+    sql::query_one(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"),
+        &params![email],
+    )
+}
+
+/// Inserts a user with an already hashed password; `Conflict` when the email is taken.
+pub fn insert_user(tx: Option<&Tx>, user: &NewUser, password_hash: &str) -> Result<User, CapError> {
+    let now = now_rfc3339();
+    let row = User {
+        id: new_id("usr"),
+        email: Some(user.email.clone()),
+        phone: user.phone.clone(),
+        name: user.name.clone(),
+        role: user.role.clone(),
+        password_hash: Some(password_hash.to_string()),
+        created_at: now.clone(),
+    };
+    let statement =
+        "INSERT INTO users (id, email, phone, name, role, password_hash, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+    let values = params![
+        row.id,
+        row.email,
+        row.phone,
+        row.name,
+        row.role,
+        password_hash,
+        now,
+        now
+    ];
+    match tx {
+        Some(tx) => tx.execute(statement, &values)?,
+        None => sql::execute(statement, &values)?,
+    };
+    Ok(row)
+}
+
+/// Inserts the configured first admin unless the email exists; true when inserted.
+pub fn insert_user_if_absent(user: &NewUser, password_hash: &str) -> Result<bool, CapError> {
+    let now = now_rfc3339();
+    let n = sql::execute(
+        "INSERT INTO users (id, email, phone, name, role, password_hash, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (email) DO NOTHING",
+        &params![
+            new_id("usr"),
+            user.email,
+            user.phone,
+            user.name,
+            user.role,
+            password_hash,
+            now,
+            now
+        ],
+    )?;
+    Ok(n > 0)
+}
+
+/// Applies a profile change; the caller re-reads the user afterwards.
+pub fn update_profile(user: &User, change: &ProfileChange) -> Result<(), CapError> {
+    let name = change.name.as_deref().unwrap_or(&user.name);
+    let phone = match &change.phone {
+        Some(p) => p.clone(),
+        None => user.phone.clone(),
+    };
+    sql::execute(
+        "UPDATE users SET name = $2, phone = $3, updated_at = $4 WHERE id = $1",
+        &params![user.id, name, phone, now_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// One page of users, newest first, optionally of one role; with the total.
+pub fn list_users(role: Option<&str>, paging: Paging) -> Result<(Vec<User>, i64), CapError> {
+    let (filter, mut values) = match role {
+        Some(r) => ("WHERE role = $1", params![r]),
+        None => ("", params![]),
+    };
+    let total: i64 =
+        sql::query(&format!("SELECT COUNT(*) FROM users {filter}"), &values)?.scalar()?;
+    let n = values.len();
+    values.extend(params![paging.limit(), paging.offset()]);
+    let users = sql::query_as(
+        &format!(
+            "SELECT {USER_COLUMNS} FROM users {filter}
+             ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        ),
+        &values,
+    )?;
+    Ok((users, total))
+}
+
+/// An address row, serialised as the API's address.
+#[derive(Debug, Clone, Serialize)]
+pub struct Address {
+    pub id: String,
+    pub label: String,
+    pub line1: String,
+    pub line2: Option<String>,
+    pub city: String,
+    pub pincode: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub is_default: bool,
+}
+
+impl FromRow for Address {
+    fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
+        Ok(Address {
+            id: r.get("id")?,
+            label: r.get("label")?,
+            line1: r.get("line1")?,
+            line2: r.get("line2")?,
+            city: r.get("city")?,
+            pincode: r.get("pincode")?,
+            lat: r.get("lat")?,
+            lon: r.get("lon")?,
+            is_default: r.get("is_default")?,
+        })
+    }
+}
+
+const ADDRESS_COLUMNS: &str = "id, label, line1, line2, city, pincode, lat, lon, is_default";
+
+/// The user's addresses: the default first, then oldest first.
+pub fn addresses_of(user_id: &str) -> Result<Vec<Address>, CapError> {
+    sql::query_as(
+        &format!(
+            "SELECT {ADDRESS_COLUMNS} FROM addresses WHERE user_id = $1
+             ORDER BY is_default DESC, created_at ASC, id ASC"
+        ),
+        &params![user_id],
+    )
+}
+
+/// One of the user's addresses; `None` for an unknown id or another user's address.
+pub fn address_of(user_id: &str, id: &str) -> Result<Option<Address>, CapError> {
+    sql::query_one(
+        &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE id = $1 AND user_id = $2"),
+        &params![id, user_id],
+    )
+}
+
+fn tx_address_of(tx: &Tx, user_id: &str, id: &str) -> Result<Option<Address>, CapError> {
+    tx.query_one(
+        &format!("SELECT {ADDRESS_COLUMNS} FROM addresses WHERE id = $1 AND user_id = $2"),
+        &params![id, user_id],
+    )
+}
+
+fn clear_default(tx: &Tx, user_id: &str) -> Result<(), CapError> {
+    tx.execute(
+        "UPDATE addresses SET is_default = $2 WHERE user_id = $1 AND is_default = $3",
+        &params![user_id, false, true],
+    )?;
+    Ok(())
+}
+
+fn count_addresses(tx: &Tx, user_id: &str) -> Result<i64, CapError> {
+    tx.query(
+        "SELECT COUNT(*) FROM addresses WHERE user_id = $1",
+        &params![user_id],
+    )?
+    .scalar()
+}
+
+fn address_from(id: String, input: &AddressInput, is_default: bool) -> Address {
+    Address {
+        id,
+        label: input.label.clone(),
+        line1: input.line1.clone(),
+        line2: input.line2.clone(),
+        city: input.city.clone(),
+        pincode: input.pincode.clone(),
+        lat: input.lat,
+        lon: input.lon,
+        is_default,
+    }
+}
+
+/// Adds an address; a default one clears the others, in one transaction.
+pub fn insert_address(user_id: &str, input: &AddressInput) -> Result<Address, CapError> {
+    let tx = sql::begin()?;
+    let existing = count_addresses(&tx, user_id)?;
+    let is_default = crate::input::new_address_is_default(input.is_default, existing);
+    if is_default {
+        clear_default(&tx, user_id)?;
+    }
+    let address = address_from(new_id("adr"), input, is_default);
+    let now = now_rfc3339();
+    tx.execute(
+        "INSERT INTO addresses (id, user_id, label, line1, line2, city, pincode, lat, lon,
+                                is_default, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &params![
+            address.id,
+            user_id,
+            address.label,
+            address.line1,
+            address.line2,
+            address.city,
+            address.pincode,
+            address.lat,
+            address.lon,
+            address.is_default,
+            now,
+            now
+        ],
+    )?;
+    tx.commit()?;
+    Ok(address)
+}
+
+/// Replaces one of the user's addresses; `None` when it is not theirs.
+pub fn replace_address(
+    user_id: &str,
+    id: &str,
+    input: &AddressInput,
+) -> Result<Option<Address>, CapError> {
+    let tx = sql::begin()?;
+    let Some(current) = tx_address_of(&tx, user_id, id)? else {
+        return Ok(None);
+    };
+    let is_default =
+        crate::input::replaced_address_is_default(input.is_default, current.is_default);
+    if is_default {
+        clear_default(&tx, user_id)?;
+    }
+    let address = address_from(current.id, input, is_default);
+    tx.execute(
+        "UPDATE addresses SET label = $3, line1 = $4, line2 = $5, city = $6, pincode = $7,
+                lat = $8, lon = $9, is_default = $10, updated_at = $11
+         WHERE id = $1 AND user_id = $2",
+        &params![
+            address.id,
+            user_id,
+            address.label,
+            address.line1,
+            address.line2,
+            address.city,
+            address.pincode,
+            address.lat,
+            address.lon,
+            address.is_default,
+            now_rfc3339()
+        ],
+    )?;
+    tx.commit()?;
+    Ok(Some(address))
+}
+
+/// Deletes one of the user's addresses; false when it is not theirs. Deleting the
+/// default makes the newest remaining address the default.
+pub fn delete_address(user_id: &str, id: &str) -> Result<bool, CapError> {
+    let tx = sql::begin()?;
+    let Some(current) = tx_address_of(&tx, user_id, id)? else {
+        return Ok(false);
+    };
+    tx.execute(
+        "DELETE FROM addresses WHERE id = $1 AND user_id = $2",
+        &params![id, user_id],
+    )?;
+    if current.is_default {
+        let next: Option<String> = tx
+            .query(
+                "SELECT id FROM addresses WHERE user_id = $1
+                 ORDER BY created_at DESC, id DESC LIMIT 1",
+                &params![user_id],
+            )?
+            .first()
+            .map(|r| r.at::<String>(0))
+            .transpose()?;
+        if let Some(next) = next {
+            tx.execute(
+                "UPDATE addresses SET is_default = $2 WHERE id = $1",
+                &params![next, true],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(true)
+}

@@ -1,0 +1,227 @@
+//! The route handlers: the customer's cart under `/api/v1/cart` and the two internal
+//! routes the `orders` plugin uses at checkout.
+
+use std::collections::HashMap;
+
+use kirana_sdk::prelude::*;
+
+use crate::catalog;
+use crate::rules::{
+    check_stock, is_buyable, merge_quantity, price_cart, validate_add, validate_set_quantity,
+    CartConfig, Line, Product, MAX_LINES,
+};
+use crate::store::{self, StoredCart};
+
+/// How often an add is retried when a concurrent change of the same line wins the race.
+const ADD_ATTEMPTS: usize = 3;
+
+#[derive(Deserialize)]
+struct AddItem {
+    product_id: String,
+    quantity: i64,
+}
+
+#[derive(Deserialize)]
+struct SetQuantity {
+    quantity: i64,
+}
+
+/// A cart as read right now: the stored lines whose products can still be bought, and
+/// those products (plus any extra id asked for) as the catalog has them now.
+struct Snapshot {
+    stored: StoredCart,
+    products: HashMap<String, Product>,
+    /// False when the extra id was left out because the cart was full.
+    extra_looked_up: bool,
+}
+
+impl Snapshot {
+    fn product(&self, product_id: &str) -> Option<&Product> {
+        self.products.get(product_id).filter(|p| p.is_active)
+    }
+
+    fn render(&self, config: &CartConfig) -> Response {
+        let priced = price_cart(
+            &self.stored.lines,
+            &self.products,
+            config,
+            self.stored.updated_at.clone(),
+        );
+        Response::ok(&priced.view)
+    }
+}
+
+/// The cart's owner: always the caller, so nobody can reach another user's cart.
+fn owner(req: &Request) -> Result<String, ApiError> {
+    Ok(req.user()?.user_id.clone())
+}
+
+/// Reads the cart (after lazy expiry) with ONE catalog lookup covering its lines and
+/// `extra`, and deletes lines whose product is gone or inactive: a cart must not offer
+/// what cannot be bought. `extra` is left out of a full cart, so one lookup never
+/// carries more than `MAX_LINES` ids (the catalog's batch limit).
+fn snapshot(user_id: &str, config: &CartConfig, extra: Option<&str>) -> Result<Snapshot, ApiError> {
+    let mut stored = store::load(user_id, config)?;
+    let mut extra_looked_up = false;
+    let products = {
+        let mut ids: Vec<&str> = stored.lines.iter().map(|l| l.product_id.as_str()).collect();
+        if let Some(id) = extra {
+            if ids.contains(&id) {
+                extra_looked_up = true;
+            } else if ids.len() < MAX_LINES {
+                ids.push(id);
+                extra_looked_up = true;
+            }
+        }
+        catalog::lookup(&ids)?
+    };
+    let dead: Vec<String> = stored
+        .lines
+        .iter()
+        .filter(|l| !is_buyable(products.get(&l.product_id)))
+        .map(|l| l.product_id.clone())
+        .collect();
+    for product_id in &dead {
+        store::remove_line(user_id, product_id)?;
+    }
+    stored.lines.retain(|l| !dead.contains(&l.product_id));
+    Ok(Snapshot {
+        stored,
+        products,
+        extra_looked_up,
+    })
+}
+
+/// `GET /api/v1/cart`.
+pub fn get_cart(req: &Request) -> Result<Response, ApiError> {
+    let user_id = owner(req)?;
+    let config = CartConfig::load();
+    Ok(snapshot(&user_id, &config, None)?.render(&config))
+}
+
+/// `POST /api/v1/cart/items`: adds to the line (creating it when needed). Checks run
+/// in this order: body (400/415), product buyable (404), merge ≤ 20 (400), stock (409).
+pub fn add_item(req: &Request) -> Result<Response, ApiError> {
+    let user_id = owner(req)?;
+    let body: AddItem = req.json()?;
+    validate_add(&body.product_id, body.quantity)?;
+    let config = CartConfig::load();
+    for _ in 0..ADD_ATTEMPTS {
+        let mut snap = snapshot(&user_id, &config, Some(&body.product_id))?;
+        let existing = snap.stored.quantity_of(&body.product_id);
+        if existing.is_none() && snap.stored.lines.len() >= MAX_LINES {
+            return Err(ApiError::invalid_field(
+                "product_id",
+                format!("a cart holds at most {MAX_LINES} different products"),
+            ));
+        }
+        if !snap.extra_looked_up {
+            continue; // the full cart lost dead lines: there is room now, look again
+        }
+        let product = snap
+            .product(&body.product_id)
+            .ok_or_else(|| ApiError::not_found("product"))?;
+        let merged = merge_quantity(existing.unwrap_or(0), body.quantity)?;
+        check_stock(product, merged)?;
+        // The cart row is touched before the line is written (see store::expire).
+        let updated_at = store::touch(&user_id)?;
+        let written = match existing {
+            None => store::insert_line(&user_id, &body.product_id, merged)?,
+            Some(old) => store::replace_quantity(&user_id, &body.product_id, old, merged)?,
+        };
+        if !written {
+            continue; // a concurrent request changed this line: start over with fresh data
+        }
+        match snap
+            .stored
+            .lines
+            .iter_mut()
+            .find(|l| l.product_id == body.product_id)
+        {
+            Some(line) => line.quantity = merged,
+            None => snap.stored.lines.push(Line {
+                product_id: body.product_id.clone(),
+                quantity: merged,
+            }),
+        }
+        snap.stored.updated_at = Some(updated_at);
+        return Ok(snap.render(&config));
+    }
+    Err(ApiError::conflict(
+        "the cart changed while this item was being added; try again",
+    ))
+}
+
+/// `PUT /api/v1/cart/items/{product_id}`: sets the quantity; 0 removes the line.
+pub fn set_item(req: &Request) -> Result<Response, ApiError> {
+    let user_id = owner(req)?;
+    let product_id: String = req.param("product_id")?;
+    let body: SetQuantity = req.json()?;
+    validate_set_quantity(body.quantity)?;
+    let config = CartConfig::load();
+    if body.quantity == 0 {
+        return remove(&user_id, &product_id, &config);
+    }
+    let mut snap = snapshot(&user_id, &config, None)?;
+    if snap.stored.quantity_of(&product_id).is_none() {
+        return Err(ApiError::not_found("cart item"));
+    }
+    let product = snap
+        .product(&product_id)
+        .ok_or_else(|| ApiError::not_found("cart item"))?;
+    check_stock(product, body.quantity)?;
+    let updated_at = store::touch(&user_id)?;
+    if !store::set_quantity(&user_id, &product_id, body.quantity)? {
+        return Err(ApiError::not_found("cart item")); // removed meanwhile
+    }
+    for line in snap.stored.lines.iter_mut() {
+        if line.product_id == product_id {
+            line.quantity = body.quantity;
+        }
+    }
+    snap.stored.updated_at = Some(updated_at);
+    Ok(snap.render(&config))
+}
+
+/// `DELETE /api/v1/cart/items/{product_id}`.
+pub fn delete_item(req: &Request) -> Result<Response, ApiError> {
+    let user_id = owner(req)?;
+    let product_id: String = req.param("product_id")?;
+    remove(&user_id, &product_id, &CartConfig::load())
+}
+
+/// Removes one line (404 when it is not in the cart) and answers the cart.
+fn remove(user_id: &str, product_id: &str, config: &CartConfig) -> Result<Response, ApiError> {
+    store::expire(user_id, config)?;
+    if !store::remove_line(user_id, product_id)? {
+        return Err(ApiError::not_found("cart item"));
+    }
+    store::touch(user_id)?;
+    Ok(snapshot(user_id, config, None)?.render(config))
+}
+
+/// `DELETE /api/v1/cart`.
+pub fn clear_cart(req: &Request) -> Result<Response, ApiError> {
+    let user_id = owner(req)?;
+    empty(&user_id)
+}
+
+/// Empties a cart; it counts as a change, so `updated_at` moves to now.
+fn empty(user_id: &str) -> Result<Response, ApiError> {
+    store::clear(user_id)?;
+    store::touch(user_id)?;
+    Ok(Response::no_content())
+}
+
+/// `GET /internal/carts/{user_id}`: the same cart JSON, for `orders` at checkout.
+pub fn internal_get(req: &Request) -> Result<Response, ApiError> {
+    let user_id: String = req.param("user_id")?;
+    let config = CartConfig::load();
+    Ok(snapshot(&user_id, &config, None)?.render(&config))
+}
+
+/// `DELETE /internal/carts/{user_id}`: empties it, for `orders` after checkout.
+pub fn internal_clear(req: &Request) -> Result<Response, ApiError> {
+    let user_id: String = req.param("user_id")?;
+    empty(&user_id)
+}

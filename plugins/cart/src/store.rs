@@ -1,0 +1,178 @@
+//! The cart's own tables. Only what the customer chose is stored (product and
+//! quantity), never a price: prices always come from the catalog when the cart is read.
+//!
+//! `carts` holds one row per user who ever changed a cart; `updated_us` (microseconds
+//! since the epoch) drives expiry and `updated_at` is the same instant for clients.
+//! `cart_items.added_us` keeps the lines in the order they were first added.
+
+use kirana_sdk::prelude::*;
+use kirana_sdk::sql::{self, Row};
+use kirana_sdk::CapError;
+
+use crate::rules::{CartConfig, Line};
+
+const SCHEMA: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS carts (
+        user_id TEXT PRIMARY KEY,
+        updated_at TEXT NOT NULL,
+        updated_us BIGINT NOT NULL
+    )",
+    "CREATE TABLE IF NOT EXISTS cart_items (
+        user_id TEXT NOT NULL,
+        product_id TEXT NOT NULL,
+        quantity BIGINT NOT NULL,
+        added_at TEXT NOT NULL,
+        added_us BIGINT NOT NULL,
+        PRIMARY KEY (user_id, product_id)
+    )",
+];
+
+/// Creates the tables; idempotent, as `migrate` runs at every load.
+pub fn migrate() -> Result<(), CapError> {
+    sql::execute_batch(SCHEMA)
+}
+
+/// The current instant as RFC 3339 (for clients) and microseconds (for ordering and
+/// expiry), taken from one clock reading.
+pub fn now_stamp() -> (String, i64) {
+    let now = kirana_sdk::now();
+    let micros = now.unix_timestamp_nanos() / 1_000;
+    (
+        kirana_sdk::rfc3339(now),
+        i64::try_from(micros).unwrap_or(i64::MAX),
+    )
+}
+
+/// A user's stored cart: its lines in the order they were added and when it last changed
+/// (`None` for a cart never used, or one that just expired).
+#[derive(Debug, Clone, Default)]
+pub struct StoredCart {
+    pub lines: Vec<Line>,
+    pub updated_at: Option<String>,
+}
+
+impl StoredCart {
+    /// The stored quantity of `product_id`, if it is in the cart.
+    pub fn quantity_of(&self, product_id: &str) -> Option<i64> {
+        self.lines
+            .iter()
+            .find(|l| l.product_id == product_id)
+            .map(|l| l.quantity)
+    }
+}
+
+fn line_from_row(row: &Row<'_>) -> Result<Line, CapError> {
+    Ok(Line {
+        product_id: row.get("product_id")?,
+        quantity: row.get("quantity")?,
+    })
+}
+
+/// Reads `user_id`'s cart, emptying it first when it has expired (lazy expiry: there is
+/// no sweeper; an expired cart is wiped the next time anyone reads or changes it).
+pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
+    expire(user_id, config)?;
+    let updated_at = sql::query(
+        "SELECT updated_at FROM carts WHERE user_id = $1",
+        &params![user_id],
+    )?
+    .first()
+    .map(|r| r.get::<String>("updated_at"))
+    .transpose()?;
+    let rows = sql::query(
+        "SELECT product_id, quantity FROM cart_items WHERE user_id = $1
+         ORDER BY added_us, product_id",
+        &params![user_id],
+    )?;
+    let lines = rows
+        .iter()
+        .map(|r| line_from_row(&r))
+        .collect::<Result<_, _>>()?;
+    Ok(StoredCart { lines, updated_at })
+}
+
+/// Wipes the cart when it last changed before the TTL. The items go first and only
+/// while the cart row is still stale, so a concurrent change (which touches the cart
+/// row before writing its line) is never lost.
+pub fn expire(user_id: &str, config: &CartConfig) -> Result<(), CapError> {
+    let Some(cutoff) = config.expiry_cutoff_us(now_stamp().1) else {
+        return Ok(());
+    };
+    sql::execute(
+        "DELETE FROM cart_items WHERE user_id = $1 AND EXISTS (
+             SELECT 1 FROM carts WHERE carts.user_id = $1 AND carts.updated_us < $2)",
+        &params![user_id, cutoff],
+    )?;
+    sql::execute(
+        "DELETE FROM carts WHERE user_id = $1 AND updated_us < $2",
+        &params![user_id, cutoff],
+    )?;
+    Ok(())
+}
+
+/// Records that the cart changed now; returns the new `updated_at`.
+pub fn touch(user_id: &str) -> Result<String, CapError> {
+    let (at, us) = now_stamp();
+    sql::execute(
+        "INSERT INTO carts (user_id, updated_at, updated_us) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE
+         SET updated_at = excluded.updated_at, updated_us = excluded.updated_us",
+        &params![user_id, at, us],
+    )?;
+    Ok(at)
+}
+
+/// Adds a new line; `false` when the line appeared meanwhile (a concurrent add).
+pub fn insert_line(user_id: &str, product_id: &str, quantity: i64) -> Result<bool, CapError> {
+    let (at, us) = now_stamp();
+    let n = sql::execute(
+        "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (user_id, product_id) DO NOTHING",
+        &params![user_id, product_id, quantity, at, us],
+    )?;
+    Ok(n == 1)
+}
+
+/// Moves a line from `from` to `to` units; `false` when it no longer holds `from`
+/// (a concurrent change), so the caller can start over with fresh data.
+pub fn replace_quantity(
+    user_id: &str,
+    product_id: &str,
+    from: i64,
+    to: i64,
+) -> Result<bool, CapError> {
+    let n = sql::execute(
+        "UPDATE cart_items SET quantity = $3
+         WHERE user_id = $1 AND product_id = $2 AND quantity = $4",
+        &params![user_id, product_id, to, from],
+    )?;
+    Ok(n == 1)
+}
+
+/// Sets a line's quantity; `false` when the line is not in the cart.
+pub fn set_quantity(user_id: &str, product_id: &str, quantity: i64) -> Result<bool, CapError> {
+    let n = sql::execute(
+        "UPDATE cart_items SET quantity = $3 WHERE user_id = $1 AND product_id = $2",
+        &params![user_id, product_id, quantity],
+    )?;
+    Ok(n == 1)
+}
+
+/// Removes a line; `false` when it was not in the cart.
+pub fn remove_line(user_id: &str, product_id: &str) -> Result<bool, CapError> {
+    let n = sql::execute(
+        "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2",
+        &params![user_id, product_id],
+    )?;
+    Ok(n > 0)
+}
+
+/// Removes every line of the cart.
+pub fn clear(user_id: &str) -> Result<(), CapError> {
+    sql::execute(
+        "DELETE FROM cart_items WHERE user_id = $1",
+        &params![user_id],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! The catalog's tables and the first-install seed. `migrate` runs at every load inside
+//! the host's transaction, so everything here is idempotent.
+
+use kirana_sdk::sql::{self, Value};
+use kirana_sdk::{cap_error_message, config, new_id, now_rfc3339, CapError};
+
+use crate::seed::{self, SeedProduct};
+
+const TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS categories (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        slug TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL
+    )",
+    // `price`, `mrp`, `stock` are BIGINT paise/units; the CHECKs are a last line of
+    // defence behind the handlers' validation and the conditional stock updates.
+    "CREATE TABLE IF NOT EXISTS products (
+        id TEXT PRIMARY KEY,
+        sku TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        description TEXT,
+        category_id TEXT NOT NULL,
+        brand TEXT,
+        unit TEXT NOT NULL,
+        price BIGINT NOT NULL CHECK (price >= 1),
+        mrp BIGINT NOT NULL CHECK (mrp >= price),
+        stock BIGINT NOT NULL CHECK (stock >= 0),
+        is_active BOOLEAN NOT NULL,
+        image_url TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        created_us BIGINT NOT NULL
+    )",
+    "CREATE INDEX IF NOT EXISTS products_category_idx ON products (category_id)",
+    "CREATE INDEX IF NOT EXISTS products_price_idx ON products (price)",
+    "CREATE INDEX IF NOT EXISTS products_created_idx ON products (created_us)",
+];
+
+/// Products inserted per statement while seeding.
+const SEED_BATCH: usize = 25;
+
+/// Creates the tables and, when `[catalog] seed` is on (default) and no product exists
+/// yet, loads the demo catalog of [`crate::seed`].
+pub fn migrate(_from: Option<&str>) -> Result<(), String> {
+    run().map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))
+}
+
+fn run() -> Result<(), CapError> {
+    sql::execute_batch(TABLES)?;
+    if !config::get_or("seed", true) {
+        return Ok(());
+    }
+    let products: i64 = sql::query("SELECT COUNT(*) AS n FROM products", &[])?.scalar()?;
+    if products == 0 {
+        load_seed()?;
+    }
+    Ok(())
+}
+
+fn load_seed() -> Result<(), CapError> {
+    let now = now_rfc3339();
+    let now_us = crate::model::now_micros();
+    let mut category_ids: Vec<(&str, String)> = Vec::new();
+    for c in seed::CATEGORIES {
+        // A category an admin made with the same slug is reused, not duplicated.
+        sql::execute(
+            "INSERT INTO categories (id, name, slug, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (slug) DO NOTHING",
+            &kirana_sdk::params![new_id("cat"), c.name, c.slug, now.clone()],
+        )?;
+        let id: String = sql::query(
+            "SELECT id FROM categories WHERE slug = $1",
+            &kirana_sdk::params![c.slug],
+        )?
+        .scalar()?;
+        category_ids.push((c.slug, id));
+    }
+    for chunk in seed::PRODUCTS.chunks(SEED_BATCH) {
+        insert_products(chunk, &category_ids, &now, now_us)?;
+    }
+    Ok(())
+}
+
+fn insert_products(
+    chunk: &[SeedProduct],
+    category_ids: &[(&str, String)],
+    now: &str,
+    now_us: i64,
+) -> Result<(), CapError> {
+    let mut rows = Vec::with_capacity(chunk.len());
+    let mut params: Vec<Value> = Vec::with_capacity(chunk.len() * 15);
+    for p in chunk {
+        let category_id = category_ids
+            .iter()
+            .find(|(slug, _)| *slug == p.category)
+            .map(|(_, id)| id.clone())
+            .ok_or_else(|| CapError::Invalid(format!("seed category {} missing", p.category)))?;
+        let base = params.len();
+        // brand is bound as '' when absent and NULLIF'd back (see products::text_or_empty).
+        rows.push(format!(
+            "({})",
+            (1..=15)
+                .map(|i| match i {
+                    6 => format!("NULLIF(${}, '')", base + i),
+                    _ => format!("${}", base + i),
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        params.extend(kirana_sdk::params![
+            new_id("prd"),
+            p.sku,
+            p.name,
+            p.description,
+            category_id,
+            p.brand.unwrap_or(""),
+            p.unit,
+            p.price,
+            p.mrp,
+            p.stock,
+            true,
+            seed::image_url(p.sku),
+            now,
+            now,
+            now_us
+        ]);
+    }
+    let statement = format!(
+        "INSERT INTO products (id, sku, name, description, category_id, brand, unit, price, \
+         mrp, stock, is_active, image_url, created_at, updated_at, created_us) VALUES {} \
+         ON CONFLICT (sku) DO NOTHING",
+        rows.join(", ")
+    );
+    sql::execute(&statement, &params)?;
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! JSON Schemas of the routes' bodies, for the host's OpenAPI document.
+
+use kirana_sdk::json;
+use kirana_sdk::serde_json::Value;
+
+fn money() -> Value {
+    json!({"type": "integer", "minimum": 1, "description": "paise"})
+}
+
+fn nullable_string() -> Value {
+    json!({"type": ["string", "null"]})
+}
+
+pub fn product() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "sku", "name", "description", "category_id", "brand", "unit",
+                     "price", "mrp", "discount_percent", "stock", "is_active", "image_url",
+                     "created_at", "updated_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "sku": {"type": "string"},
+            "name": {"type": "string"},
+            "description": nullable_string(),
+            "category_id": {"type": "string"},
+            "brand": nullable_string(),
+            "unit": {"type": "string", "examples": ["500 ml", "1 kg"]},
+            "price": money(),
+            "mrp": money(),
+            "discount_percent": {"type": "integer", "minimum": 0, "maximum": 100,
+                                 "description": "round(100·(mrp−price)/mrp)"},
+            "stock": {"type": "integer", "minimum": 0},
+            "is_active": {"type": "boolean"},
+            "image_url": nullable_string(),
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"}
+        }
+    })
+}
+
+pub fn product_input() -> Value {
+    json!({
+        "type": "object",
+        "required": ["sku", "name", "category_id", "unit", "price", "mrp", "stock"],
+        "properties": {
+            "sku": {"type": "string", "minLength": 1, "maxLength": 64},
+            "name": {"type": "string", "minLength": 1, "maxLength": 200},
+            "description": {"type": ["string", "null"], "maxLength": 5000},
+            "category_id": {"type": "string"},
+            "brand": {"type": ["string", "null"], "maxLength": 100},
+            "unit": {"type": "string", "minLength": 1, "maxLength": 32},
+            "price": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000i64},
+            "mrp": {"type": "integer", "minimum": 1, "maximum": 1_000_000_000i64,
+                    "description": "≥ price"},
+            "stock": {"type": "integer", "minimum": 0},
+            "image_url": {"type": ["string", "null"], "format": "uri"},
+            "is_active": {"type": "boolean", "default": true}
+        }
+    })
+}
+
+pub fn paged_products() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "page", "page_size", "total"],
+        "properties": {
+            "items": {"type": "array", "items": product()},
+            "page": {"type": "integer"},
+            "page_size": {"type": "integer"},
+            "total": {"type": "integer"}
+        }
+    })
+}
+
+pub fn category() -> Value {
+    json!({
+        "type": "object",
+        "required": ["id", "name", "slug", "product_count"],
+        "properties": {
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "slug": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$"},
+            "product_count": {"type": "integer", "description": "active products"}
+        }
+    })
+}
+
+pub fn categories() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": category()}}
+    })
+}
+
+pub fn category_input() -> Value {
+    json!({
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "slug": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$",
+                     "description": "derived from the name when absent"}
+        }
+    })
+}
+
+pub fn stock_change() -> Value {
+    json!({
+        "type": "object",
+        "description": "exactly one of delta or set",
+        "properties": {
+            "delta": {"type": "integer"},
+            "set": {"type": "integer", "minimum": 0}
+        }
+    })
+}
+
+pub fn lookup_input() -> Value {
+    json!({
+        "type": "object",
+        "required": ["ids"],
+        "properties": {"ids": {"type": "array", "items": {"type": "string"}, "maxItems": 100}}
+    })
+}
+
+pub fn lookup_output() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": product()}}
+    })
+}
+
+pub fn lines_input() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {
+            "type": "array", "minItems": 1, "maxItems": 100,
+            "items": {
+                "type": "object",
+                "required": ["product_id", "quantity"],
+                "properties": {
+                    "product_id": {"type": "string"},
+                    "quantity": {"type": "integer", "minimum": 1}
+                }
+            }
+        }}
+    })
+}
+
+pub fn reserved_output() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": {
+            "type": "object",
+            "required": ["product_id", "name", "unit", "unit_price", "quantity"],
+            "properties": {
+                "product_id": {"type": "string"},
+                "name": {"type": "string"},
+                "unit": {"type": "string"},
+                "unit_price": money(),
+                "quantity": {"type": "integer", "minimum": 1}
+            }
+        }}}
+    })
+}
