@@ -211,7 +211,7 @@ async fn dispatch(
         },
     };
     if let (Access::Roles(roles), Some(c)) = (&target.access, &caller) {
-        if !roles.iter().any(|r| *r == c.role) {
+        if !roles.contains(&c.role) {
             return error(
                 StatusCode::FORBIDDEN,
                 "forbidden",

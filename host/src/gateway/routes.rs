@@ -43,9 +43,18 @@ pub enum Match<'a> {
 
 impl RouteTable {
     pub fn build(plugins: &[Arc<LoadedPlugin>]) -> Result<Self> {
+        let manifests: Vec<(&str, &[wit::Route])> = plugins
+            .iter()
+            .map(|p| (p.name(), p.manifest.routes.as_slice()))
+            .collect();
+        Self::from_routes(&manifests)
+    }
+
+    /// Builds the table from each plugin's name and routes.
+    pub fn from_routes(plugins: &[(&str, &[wit::Route])]) -> Result<Self> {
         let mut by_path: BTreeMap<String, Vec<RouteTarget>> = BTreeMap::new();
-        for p in plugins {
-            for r in &p.manifest.routes {
+        for (name, routes) in plugins {
+            for r in routes.iter() {
                 let access = match &r.access {
                     wit::Access::Internal => continue,
                     wit::Access::Public => Access::Public,
@@ -59,11 +68,11 @@ impl RouteTable {
                         r.method,
                         r.path,
                         other.plugin,
-                        p.name()
+                        name
                     );
                 }
                 targets.push(RouteTarget {
-                    plugin: p.name().to_string(),
+                    plugin: name.to_string(),
                     method: r.method.clone(),
                     pattern: r.path.clone(),
                     access,
@@ -107,5 +116,57 @@ impl RouteTable {
     /// Every public route, for listings.
     pub fn all(&self) -> impl Iterator<Item = &RouteTarget> {
         self.entries.iter().flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(method: &str, path: &str, access: wit::Access) -> wit::Route {
+        wit::Route {
+            method: method.into(),
+            path: path.into(),
+            access,
+            summary: None,
+            request_schema: None,
+            response_schema: None,
+        }
+    }
+
+    #[test]
+    fn matches_params_methods_and_hides_internal_routes() {
+        let catalog = vec![
+            route("GET", "/api/v1/products/{id}", wit::Access::Public),
+            route("PUT", "/api/v1/products/{id}", wit::Access::Roles(vec!["admin".into()])),
+            route("POST", "/internal/lookup", wit::Access::Internal),
+        ];
+        let t = RouteTable::from_routes(&[("catalog", &catalog)]).unwrap();
+        match t.find("GET", "/api/v1/products/p1") {
+            Match::Found(target, params) => {
+                assert_eq!(target.plugin, "catalog");
+                assert_eq!(params, vec![("id".to_string(), "p1".to_string())]);
+            }
+            _ => panic!("expected a match"),
+        }
+        match t.find("DELETE", "/api/v1/products/p1") {
+            Match::MethodNotAllowed(allowed) => assert_eq!(allowed, vec!["GET", "PUT"]),
+            _ => panic!("expected 405"),
+        }
+        assert!(matches!(t.find("POST", "/internal/lookup"), Match::NotFound));
+    }
+
+    #[test]
+    fn a_route_claimed_twice_is_refused_with_both_names() {
+        let a = vec![route("GET", "/api/v1/cart", wit::Access::Public)];
+        let b = vec![route("GET", "/api/v1/cart", wit::Access::Public)];
+        let err = RouteTable::from_routes(&[("cart", &a), ("basket", &b)])
+            .err()
+            .expect("a collision");
+        let msg = err.to_string();
+        assert!(msg.contains("cart") && msg.contains("basket") && msg.contains("GET /api/v1/cart"), "{msg}");
+        // Same path, other methods: fine.
+        let c = vec![route("POST", "/api/v1/cart", wit::Access::Public)];
+        assert!(RouteTable::from_routes(&[("cart", &a), ("basket", &c)]).is_ok());
     }
 }
