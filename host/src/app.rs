@@ -99,6 +99,7 @@ impl App {
                 abort.abort();
             }
         }
+        self.platform.registry.shutdown().await;
         self.platform.db.pool.close().await;
         match res {
             Ok(Ok(r)) => r,

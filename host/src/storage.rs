@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AnyPool, Executor};
 
 use crate::config::Config;
@@ -22,7 +26,31 @@ pub enum Backend {
     Postgres,
 }
 
-/// A pool plus the backend it talks to.
+/// A plugin's database through the backend's native driver, so every column type the
+/// driver knows (SQLite's `BOOLEAN` among them) can be read.
+#[derive(Clone, Debug)]
+pub enum PluginDb {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl PluginDb {
+    pub async fn close(&self) {
+        match self {
+            PluginDb::Sqlite(p) => p.close().await,
+            PluginDb::Postgres(p) => p.close().await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            PluginDb::Sqlite(_) => Backend::Sqlite,
+            PluginDb::Postgres(_) => Backend::Postgres,
+        }
+    }
+}
+
+/// The host's own database: a pool through sqlx's `Any` driver plus the backend.
 #[derive(Clone, Debug)]
 pub struct Db {
     pub pool: AnyPool,
@@ -69,23 +97,48 @@ pub async fn open_host(config: &Config) -> Result<Db> {
 }
 
 /// Opens (creating if needed) the database of plugin `name`.
-pub async fn open_plugin(config: &Config, name: &str) -> Result<Db> {
-    sqlx::any::install_default_drivers();
+pub async fn open_plugin(config: &Config, name: &str) -> Result<PluginDb> {
     let max = config.limits.db_connections.max(1);
     if config.uses_postgres() {
         let schema = plugin_schema(name)?;
-        let admin = connect_postgres(&config.database_url, None, 1).await?;
+        let options =
+            PgConnectOptions::from_str(&config.database_url).context("parsing database_url")?;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await
+            .context("connecting to PostgreSQL (database_url)")?;
         admin
-            .pool
             .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
             .await
             .with_context(|| format!("creating schema {schema}"))?;
-        admin.pool.close().await;
-        connect_postgres(&config.database_url, Some(schema), max).await
+        admin.close().await;
+        let pool = PgPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.options([("search_path", schema.as_str())]))
+            .await
+            .with_context(|| format!("connecting plugin {name} to PostgreSQL"))?;
+        Ok(PluginDb::Postgres(pool))
     } else {
         let dir = config.data_dir.join("plugins");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        connect_sqlite(&dir.join(format!("{name}.db")), max).await
+        let path = dir.join(format!("{name}.db"));
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening SQLite database {}", path.display()))?;
+        Ok(PluginDb::Sqlite(pool))
     }
 }
 

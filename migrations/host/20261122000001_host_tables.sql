@@ -1,5 +1,6 @@
 -- The host's own tables. Portable SQL: the same file runs on SQLite and PostgreSQL.
--- Times are unix milliseconds (BIGINT) so ordering and arithmetic are backend-neutral.
+-- Times are unix milliseconds (BIGINT) so ordering and arithmetic are backend-neutral;
+-- flags are BIGINT 0/1 because sqlx's Any driver cannot read SQLite's BOOLEAN.
 
 -- Every plugin version the host has seen, and which one is live.
 CREATE TABLE IF NOT EXISTS plugin_versions (
@@ -41,7 +42,7 @@ CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
     hash       TEXT PRIMARY KEY,
     session_id TEXT NOT NULL,
-    used       BOOLEAN NOT NULL,
+    used       BIGINT NOT NULL,
     created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_session ON refresh_tokens (session_id);

@@ -21,6 +21,7 @@
 //! kirana_sdk::export_plugin!(Hello);
 //! ```
 
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     //! The raw wit-bindgen bindings of `kirana:platform/plugin`. Prefer the wrappers.
     wit_bindgen::generate!({
@@ -118,9 +119,9 @@ pub mod __private {
         manifest::describe::<P>()
     }
 
-    pub fn handle<P: Plugin>(req: wit::Request) -> wit::Response {
+    /// Dispatches to the route's handler; `router` is built once per instance.
+    pub fn handle(router: &Router, req: wit::Request) -> wit::Response {
         let request = Request::from_wit(req);
-        let router = P::router();
         let response = match router.find(request.method(), request.route()) {
             Some(handler) => handler(&request).unwrap_or_else(|e| e.into_response(request.id())),
             None => ApiError::not_found("route").into_response(request.id()),
@@ -145,6 +146,9 @@ macro_rules! export_plugin {
         #[doc(hidden)]
         pub struct __KiranaExports;
 
+        /// Built on the first request and kept while the instance lives (reuse mode).
+        static __KIRANA_ROUTER: ::std::sync::OnceLock<$crate::Router> = ::std::sync::OnceLock::new();
+
         impl $crate::bindings::Guest for __KiranaExports {
             fn describe() -> $crate::bindings::kirana::platform::types::Manifest {
                 $crate::__private::describe::<$plugin>()
@@ -155,7 +159,8 @@ macro_rules! export_plugin {
             fn handle(
                 request: $crate::bindings::kirana::platform::types::Request,
             ) -> $crate::bindings::kirana::platform::types::Response {
-                $crate::__private::handle::<$plugin>(request)
+                let router = __KIRANA_ROUTER.get_or_init(<$plugin as $crate::Plugin>::router);
+                $crate::__private::handle(router, request)
             }
             fn on_event(
                 event: $crate::bindings::kirana::platform::types::Event,

@@ -236,7 +236,7 @@ impl IdentityService {
             return Err(denied("unknown refresh token"));
         };
         let sid: String = found.try_get("session_id").map_err(db_err)?;
-        let used: bool = found.try_get("used").map_err(db_err)?;
+        let used = found.try_get::<i64, _>("used").map_err(db_err)? != 0;
         let session =
             sqlx::query("SELECT user_id, role, revoked_at, expires_at FROM sessions WHERE id = $1")
                 .bind(&sid)
@@ -255,10 +255,8 @@ impl IdentityService {
             return Err(denied("the session has ended"));
         }
         let claimed =
-            sqlx::query("UPDATE refresh_tokens SET used = $1 WHERE hash = $2 AND used = $3")
-                .bind(true)
+            sqlx::query("UPDATE refresh_tokens SET used = 1 WHERE hash = $1 AND used = 0")
                 .bind(&hash)
-                .bind(false)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)?
@@ -419,11 +417,10 @@ async fn insert_refresh(
     now: i64,
 ) -> Result<(), wit::Error> {
     sqlx::query(
-        "INSERT INTO refresh_tokens (hash, session_id, used, created_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO refresh_tokens (hash, session_id, used, created_at) VALUES ($1, $2, 0, $3)",
     )
     .bind(hash)
     .bind(sid)
-    .bind(false)
     .bind(now)
     .execute(&mut **tx)
     .await

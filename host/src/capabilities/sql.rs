@@ -1,12 +1,15 @@
 //! `kirana:platform/sql`: each plugin's own database (a SQLite file or a PostgreSQL
 //! schema), reached through the host's pools so no plugin ever opens a connection.
 //!
-//! During `migrate` every statement runs in the call's migration transaction, so a
-//! failed migration leaves nothing behind.
+//! Plugin SQL goes through the backends' native drivers (not sqlx's `Any`), and values
+//! are read by the type of what is actually stored: SQLite is dynamically typed and
+//! `Any` cannot read its `BOOLEAN` columns. During `migrate` every statement runs in the
+//! call's migration transaction, so a failed migration leaves nothing behind.
 
-use sqlx::any::{AnyArguments, AnyRow, AnyTypeInfoKind};
+use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::{Any, Executor, Row, ValueRef};
+use sqlx::sqlite::{SqliteArguments, SqliteRow};
+use sqlx::{Column, Executor, Postgres, Row, Sqlite, TypeInfo, ValueRef};
 use wasmtime::component::Resource;
 
 use crate::capabilities::denied;
@@ -15,77 +18,199 @@ use crate::runtime::bindings::kirana::platform::sql::{
 };
 use crate::runtime::bindings::wit;
 use crate::runtime::HostState;
-use crate::storage::{Backend, Db};
+use crate::storage::{Backend, PluginDb};
+
+/// An open transaction on one connection of a plugin's database.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+/// Begins a write transaction: SQLite takes the write lock up front
+/// (`BEGIN IMMEDIATE`) so two transactions never deadlock upgrading their locks.
+pub async fn begin(db: &PluginDb) -> Result<Tx, sqlx::Error> {
+    Ok(match db {
+        PluginDb::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+        PluginDb::Postgres(p) => Tx::Postgres(p.begin().await?),
+    })
+}
 
 /// The host side of a `transaction` resource. `None` once committed or rolled back.
 pub struct TxHandle {
-    tx: Option<sqlx::Transaction<'static, Any>>,
+    tx: Option<Tx>,
 }
 
-/// Builds the statement with its parameters bound.
+/// Where a statement runs.
+enum Target<'a> {
+    Pool(&'a PluginDb),
+    Tx(&'a mut Tx),
+}
+
+/// Binds the plugin's parameters.
 ///
 /// Prepared statements are cached per connection with the parameter types of their
 /// first use, so a statement run once with a NULL (typed int8 here) and once with text
-/// in the same place would send bytes of the wrong type. Statements with a NULL
-/// parameter are therefore prepared afresh each time.
-fn prepare(statement: &str, params: Vec<Value>) -> Query<'_, Any, AnyArguments<'_>> {
-    let has_null = params.iter().any(|p| matches!(p, Value::Null));
-    let mut q = sqlx::query(statement).persistent(!has_null);
-    for p in params {
-        q = match p {
-            // An untyped NULL does not exist in sqlx; int8 NULL casts to text, bigint and
-            // double precision columns on PostgreSQL.
-            Value::Null => q.bind(None::<i64>),
-            Value::Int(i) => q.bind(i),
-            Value::Float(f) => q.bind(f),
-            Value::Text(s) => q.bind(s),
-            Value::Blob(b) => q.bind(b),
-            Value::Boolean(b) => q.bind(b),
-        };
-    }
-    q
-}
-
-fn to_row_set(rows: Vec<AnyRow>) -> Result<RowSet, sqlx::Error> {
-    let columns = rows
-        .first()
-        .map(|r| {
-            r.columns()
-                .iter()
-                .map(|c| sqlx::Column::name(c).to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    let rows = rows
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| to_value(r, i))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(RowSet { columns, rows })
-}
-
-/// Reads column `i` by the type of the value actually stored (SQLite is dynamically
-/// typed, so the declared column type is not enough).
-fn to_value(row: &AnyRow, i: usize) -> Result<Value, sqlx::Error> {
-    let raw = row.try_get_raw(i)?;
-    if raw.is_null() {
-        return Ok(Value::Null);
-    }
-    let kind = raw.type_info().kind();
-    Ok(match kind {
-        AnyTypeInfoKind::Null => Value::Null,
-        AnyTypeInfoKind::Bool => Value::Boolean(row.try_get(i)?),
-        AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
-            Value::Int(row.try_get(i)?)
+/// in the same place would send bytes of the wrong type; statements with a NULL are
+/// therefore prepared afresh each time.
+macro_rules! prepare {
+    ($statement:expr, $params:expr) => {{
+        let params: Vec<Value> = $params;
+        let has_null = params.iter().any(|p| matches!(p, Value::Null));
+        let mut q = sqlx::query($statement).persistent(!has_null);
+        for p in params {
+            q = match p {
+                Value::Null => q.bind(None::<i64>),
+                Value::Int(i) => q.bind(i),
+                Value::Float(f) => q.bind(f),
+                Value::Text(s) => q.bind(s),
+                Value::Blob(b) => q.bind(b),
+                Value::Boolean(b) => q.bind(b),
+            };
         }
-        AnyTypeInfoKind::Real => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
-        AnyTypeInfoKind::Double => Value::Float(row.try_get(i)?),
-        AnyTypeInfoKind::Text => Value::Text(row.try_get(i)?),
-        AnyTypeInfoKind::Blob => Value::Blob(row.try_get(i)?),
+        q
+    }};
+}
+
+fn sqlite_query(statement: &str, params: Vec<Value>) -> Query<'_, Sqlite, SqliteArguments<'_>> {
+    prepare!(statement, params)
+}
+
+fn pg_query(statement: &str, params: Vec<Value>) -> Query<'_, Postgres, PgArguments> {
+    prepare!(statement, params)
+}
+
+async fn fetch(
+    target: Target<'_>,
+    statement: &str,
+    params: Vec<Value>,
+) -> Result<RowSet, sqlx::Error> {
+    match target {
+        Target::Pool(PluginDb::Sqlite(p)) => {
+            sqlite_rows(sqlite_query(statement, params).fetch_all(p).await?)
+        }
+        Target::Tx(Tx::Sqlite(t)) => {
+            sqlite_rows(sqlite_query(statement, params).fetch_all(&mut **t).await?)
+        }
+        Target::Pool(PluginDb::Postgres(p)) => {
+            pg_rows(pg_query(statement, params).fetch_all(p).await?)
+        }
+        Target::Tx(Tx::Postgres(t)) => {
+            pg_rows(pg_query(statement, params).fetch_all(&mut **t).await?)
+        }
+    }
+}
+
+async fn execute(
+    target: Target<'_>,
+    statement: &str,
+    params: Vec<Value>,
+) -> Result<u64, sqlx::Error> {
+    Ok(match target {
+        Target::Pool(PluginDb::Sqlite(p)) => sqlite_query(statement, params)
+            .execute(p)
+            .await?
+            .rows_affected(),
+        Target::Tx(Tx::Sqlite(t)) => sqlite_query(statement, params)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
+        Target::Pool(PluginDb::Postgres(p)) => pg_query(statement, params)
+            .execute(p)
+            .await?
+            .rows_affected(),
+        Target::Tx(Tx::Postgres(t)) => pg_query(statement, params)
+            .execute(&mut **t)
+            .await?
+            .rows_affected(),
     })
+}
+
+fn column_names<R: Row>(rows: &[R]) -> Vec<String> {
+    rows.first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// SQLite values by storage class (`INTEGER`, `REAL`, `TEXT`, `BLOB`); a `BOOLEAN`
+/// column is stored as an integer and reaches the plugin as one.
+fn sqlite_rows(rows: Vec<SqliteRow>) -> Result<RowSet, sqlx::Error> {
+    let columns = column_names(&rows);
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut values = Vec::with_capacity(row.len());
+        for i in 0..row.len() {
+            let raw = row.try_get_raw(i)?;
+            let value = if raw.is_null() {
+                Value::Null
+            } else {
+                match raw.type_info().name() {
+                    "INTEGER" | "BOOLEAN" => Value::Int(row.try_get(i)?),
+                    "REAL" => Value::Float(row.try_get(i)?),
+                    "BLOB" => Value::Blob(row.try_get(i)?),
+                    _ => Value::Text(row.try_get(i)?),
+                }
+            };
+            values.push(value);
+        }
+        out.push(values);
+    }
+    Ok(RowSet { columns, rows: out })
+}
+
+/// PostgreSQL values by column type; types outside the portable set are refused with
+/// a message that says which to use.
+fn pg_rows(rows: Vec<PgRow>) -> Result<RowSet, sqlx::Error> {
+    let columns = column_names(&rows);
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut values = Vec::with_capacity(row.len());
+        for i in 0..row.len() {
+            let raw = row.try_get_raw(i)?;
+            if raw.is_null() {
+                values.push(Value::Null);
+                continue;
+            }
+            let type_name = raw.type_info().name().to_string();
+            let value = match type_name.as_str() {
+                "BOOL" => Value::Boolean(row.try_get(i)?),
+                "INT2" => Value::Int(i64::from(row.try_get::<i16, _>(i)?)),
+                "INT4" => Value::Int(i64::from(row.try_get::<i32, _>(i)?)),
+                "INT8" => Value::Int(row.try_get(i)?),
+                "FLOAT4" => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
+                "FLOAT8" => Value::Float(row.try_get(i)?),
+                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => Value::Text(row.try_get(i)?),
+                "BYTEA" => Value::Blob(row.try_get(i)?),
+                other => {
+                    return Err(sqlx::Error::ColumnDecode {
+                        index: columns.get(i).cloned().unwrap_or_else(|| i.to_string()),
+                        source: format!(
+                            "PostgreSQL type {other} is not portable; cast it to TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN or BYTEA"
+                        )
+                        .into(),
+                    })
+                }
+            };
+            values.push(value);
+        }
+        out.push(values);
+    }
+    Ok(RowSet { columns, rows: out })
 }
 
 /// Maps a database error onto the WIT error: unique violations are `conflict` (the
@@ -114,9 +239,7 @@ pub fn map_err(e: sqlx::Error) -> wit::Error {
         }
         sqlx::Error::ColumnDecode { .. }
         | sqlx::Error::Decode(_)
-        | sqlx::Error::TypeNotFound { .. } => wit::Error::Invalid(format!(
-            "{e} (use TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN or BYTEA columns)"
-        )),
+        | sqlx::Error::TypeNotFound { .. } => wit::Error::Invalid(e.to_string()),
         sqlx::Error::PoolTimedOut => {
             wit::Error::Timeout("no database connection free in time".into())
         }
@@ -125,54 +248,30 @@ pub fn map_err(e: sqlx::Error) -> wit::Error {
 }
 
 impl HostState {
-    fn sql_db(&self) -> Result<Db, wit::Error> {
-        if !self.plugin.grants.sql {
-            return Err(denied("sql", &self.plugin.name));
+    fn sql_granted(&self) -> Result<(), wit::Error> {
+        if self.plugin.grants.sql {
+            Ok(())
+        } else {
+            Err(denied("sql", &self.plugin.name))
         }
-        Ok(self.plugin.db.clone())
     }
 
-    async fn run_query(
-        &mut self,
-        statement: String,
-        params: Vec<Value>,
-    ) -> Result<RowSet, wit::Error> {
-        let db = self.sql_db()?;
-        let q = prepare(&statement, params);
-        let rows = match self.call.migration_tx.as_mut() {
-            Some(tx) => q.fetch_all(&mut **tx).await,
-            None => q.fetch_all(&db.pool).await,
-        };
-        rows.and_then(to_row_set).map_err(map_err)
+    /// The migration transaction during `migrate`, else the pool.
+    fn sql_target(&mut self) -> Target<'_> {
+        match self.call.migration_tx.as_mut() {
+            Some(tx) => Target::Tx(tx),
+            None => Target::Pool(&self.plugin.db),
+        }
     }
 
-    async fn run_execute(
-        &mut self,
-        statement: String,
-        params: Vec<Value>,
-    ) -> Result<u64, wit::Error> {
-        let db = self.sql_db()?;
-        let q = prepare(&statement, params);
-        let done = match self.call.migration_tx.as_mut() {
-            Some(tx) => q.execute(&mut **tx).await,
-            None => q.execute(&db.pool).await,
-        };
-        done.map(|r| r.rows_affected()).map_err(map_err)
+    fn tx_mut(&mut self, res: &Resource<TxHandle>) -> wasmtime::Result<&mut Option<Tx>> {
+        Ok(&mut self.table().get_mut(res).map_err(wasmtime::Error::from)?.tx)
     }
-
-    fn tx_mut(&mut self, res: &Resource<TxHandle>) -> wasmtime::Result<&mut TxHandle> {
-        self.table().get_mut(res).map_err(wasmtime::Error::from)
-    }
-}
-
-/// Begins the migration transaction for `db` (used by the registry around `migrate`).
-pub async fn begin(db: &Db) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
-    db.pool.begin_with(db.begin_statement()).await
 }
 
 impl Host for HostState {
     async fn dialect(&mut self) -> wasmtime::Result<SqlDialect> {
-        Ok(match self.plugin.db.backend {
+        Ok(match self.plugin.db.backend() {
             Backend::Sqlite => SqlDialect::Sqlite,
             Backend::Postgres => SqlDialect::Postgres,
         })
@@ -183,7 +282,12 @@ impl Host for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
-        Ok(self.run_query(statement, params).await)
+        if let Err(e) = self.sql_granted() {
+            return Ok(Err(e));
+        }
+        Ok(fetch(self.sql_target(), &statement, params)
+            .await
+            .map_err(map_err))
     }
 
     async fn execute(
@@ -191,7 +295,12 @@ impl Host for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, wit::Error>> {
-        Ok(self.run_execute(statement, params).await)
+        if let Err(e) = self.sql_granted() {
+            return Ok(Err(e));
+        }
+        Ok(execute(self.sql_target(), &statement, params)
+            .await
+            .map_err(map_err))
     }
 }
 
@@ -199,16 +308,15 @@ const CLOSED: &str = "the transaction is already committed or rolled back";
 
 impl HostTransaction for HostState {
     async fn begin(&mut self) -> wasmtime::Result<Result<Resource<TxHandle>, wit::Error>> {
-        let db = match self.sql_db() {
-            Ok(db) => db,
-            Err(e) => return Ok(Err(e)),
-        };
+        if let Err(e) = self.sql_granted() {
+            return Ok(Err(e));
+        }
         if self.call.migration_tx.is_some() {
             return Ok(Err(wit::Error::Invalid(
                 "migrate already runs in a transaction; run the statements directly".into(),
             )));
         }
-        let tx = match begin(&db).await {
+        let tx = match begin(&self.plugin.db).await {
             Ok(tx) => tx,
             Err(e) => return Ok(Err(map_err(e))),
         };
@@ -222,14 +330,11 @@ impl HostTransaction for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
-        let handle = self.tx_mut(&this)?;
-        let Some(tx) = handle.tx.as_mut() else {
+        let Some(tx) = self.tx_mut(&this)?.as_mut() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        let q = prepare(&statement, params);
-        Ok(q.fetch_all(&mut **tx)
+        Ok(fetch(Target::Tx(tx), &statement, params)
             .await
-            .and_then(to_row_set)
             .map_err(map_err))
     }
 
@@ -239,14 +344,11 @@ impl HostTransaction for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, wit::Error>> {
-        let handle = self.tx_mut(&this)?;
-        let Some(tx) = handle.tx.as_mut() else {
+        let Some(tx) = self.tx_mut(&this)?.as_mut() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        let q = prepare(&statement, params);
-        Ok(q.execute(&mut **tx)
+        Ok(execute(Target::Tx(tx), &statement, params)
             .await
-            .map(|r| r.rows_affected())
             .map_err(map_err))
     }
 
@@ -254,8 +356,7 @@ impl HostTransaction for HostState {
         &mut self,
         this: Resource<TxHandle>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let handle = self.tx_mut(&this)?;
-        let Some(tx) = handle.tx.take() else {
+        let Some(tx) = self.tx_mut(&this)?.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
         Ok(tx.commit().await.map_err(map_err))
@@ -265,8 +366,7 @@ impl HostTransaction for HostState {
         &mut self,
         this: Resource<TxHandle>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let handle = self.tx_mut(&this)?;
-        let Some(tx) = handle.tx.take() else {
+        let Some(tx) = self.tx_mut(&this)?.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
         Ok(tx.rollback().await.map_err(map_err))
@@ -279,7 +379,10 @@ impl HostTransaction for HostState {
     }
 }
 
-/// Runs `statement` on `db` outside any plugin (host maintenance).
-pub async fn execute_raw(db: &Db, statement: &str) -> Result<(), sqlx::Error> {
-    db.pool.execute(statement).await.map(|_| ())
+/// Runs `statement` on a plugin's database outside any plugin (host maintenance, tests).
+pub async fn execute_raw(db: &PluginDb, statement: &str) -> Result<(), sqlx::Error> {
+    match db {
+        PluginDb::Sqlite(p) => p.execute(statement).await.map(|_| ()),
+        PluginDb::Postgres(p) => p.execute(statement).await.map(|_| ()),
+    }
 }

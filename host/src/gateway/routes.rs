@@ -138,7 +138,11 @@ mod tests {
     fn matches_params_methods_and_hides_internal_routes() {
         let catalog = vec![
             route("GET", "/api/v1/products/{id}", wit::Access::Public),
-            route("PUT", "/api/v1/products/{id}", wit::Access::Roles(vec!["admin".into()])),
+            route(
+                "PUT",
+                "/api/v1/products/{id}",
+                wit::Access::Roles(vec!["admin".into()]),
+            ),
             route("POST", "/internal/lookup", wit::Access::Internal),
         ];
         let t = RouteTable::from_routes(&[("catalog", &catalog)]).unwrap();
@@ -153,7 +157,10 @@ mod tests {
             Match::MethodNotAllowed(allowed) => assert_eq!(allowed, vec!["GET", "PUT"]),
             _ => panic!("expected 405"),
         }
-        assert!(matches!(t.find("POST", "/internal/lookup"), Match::NotFound));
+        assert!(matches!(
+            t.find("POST", "/internal/lookup"),
+            Match::NotFound
+        ));
     }
 
     #[test]
@@ -164,7 +171,10 @@ mod tests {
             .err()
             .expect("a collision");
         let msg = err.to_string();
-        assert!(msg.contains("cart") && msg.contains("basket") && msg.contains("GET /api/v1/cart"), "{msg}");
+        assert!(
+            msg.contains("cart") && msg.contains("basket") && msg.contains("GET /api/v1/cart"),
+            "{msg}"
+        );
         // Same path, other methods: fine.
         let c = vec![route("POST", "/api/v1/cart", wit::Access::Public)];
         assert!(RouteTable::from_routes(&[("cart", &a), ("basket", &c)]).is_ok());

@@ -84,6 +84,21 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// Takes every plugin out of service: drops warm instances (which hold the
+    /// platform alive) and closes the plugins' database pools.
+    pub async fn shutdown(&self) {
+        let old = self.current.swap(Arc::new(Snapshot {
+            plugins: HashMap::new(),
+            routes: RouteTable::default(),
+        }));
+        for p in old.plugins.values() {
+            p.drain();
+            p.ctx.db.close().await;
+        }
+    }
+}
+
 /// Loads, validates and migrates every enabled plugin of the configuration, then
 /// makes them live together.
 pub async fn load_configured(platform: &Arc<Platform>) -> Result<()> {

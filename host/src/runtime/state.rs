@@ -11,16 +11,17 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wit;
 use crate::capabilities::grants::Grants;
+use crate::capabilities::sql::Tx;
 use crate::config::InstanceMode;
 use crate::platform::Platform;
-use crate::storage::Db;
+use crate::storage::PluginDb;
 
 /// Everything about a loaded plugin version that its capability calls need.
 pub struct PluginCtx {
     pub name: String,
     pub version: String,
     pub grants: Grants,
-    pub db: Db,
+    pub db: PluginDb,
     /// The plugin's own `[name]` section of the configuration.
     pub settings: Vec<(String, String)>,
     pub memory_bytes: usize,
@@ -48,7 +49,7 @@ pub struct CallCtx {
     /// Events published so far; committed only if the call succeeds.
     pub pending: Vec<PendingEvent>,
     /// During `migrate`, every SQL statement runs in this transaction.
-    pub migration_tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    pub migration_tx: Option<Tx>,
 }
 
 impl CallCtx {

@@ -180,11 +180,11 @@ backend_test!(signup_never_grants_another_role, |app| {
 
 backend_test!(signup_rejects_a_taken_email_in_any_case, |app| {
     let name = app.unique("dup");
-    let first = signup(&app, &format!("{name}@x.in"), PASSWORD).await;
+    let first = signup(app, &format!("{name}@x.in"), PASSWORD).await;
     assert_eq!(first.status, 201, "{}", first.text);
-    let again = signup(&app, &format!("{}@X.IN", name.to_uppercase()), PASSWORD).await;
+    let again = signup(app, &format!("{}@X.IN", name.to_uppercase()), PASSWORD).await;
     assert_error(&again, 409, "already_exists");
-    let padded = signup(&app, &format!("  {name}@x.in "), PASSWORD).await;
+    let padded = signup(app, &format!("  {name}@x.in "), PASSWORD).await;
     assert_error(&padded, 409, "already_exists");
 });
 
@@ -285,27 +285,27 @@ backend_test!(signup_validates_its_body, |app| {
     assert_error(&r, 400, "validation_failed");
 
     // Nothing above created the account.
-    assert_eq!(signup(&app, &email, PASSWORD).await.status, 201);
+    assert_eq!(signup(app, &email, PASSWORD).await.status, 201);
 });
 
 // ---------------------------------------------------------------- login
 
 backend_test!(login_returns_the_same_shape, |app| {
     let c = app.customer().await;
-    let r = login(&app, &c.email.to_uppercase(), &c.password).await;
+    let r = login(app, &c.email.to_uppercase(), &c.password).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_token_shape(&r);
     assert_eq!(r.body["user"]["id"], c.user_id.as_str());
-    assert_eq!(me_status(&app, &token(&r, "access_token")).await, 200);
+    assert_eq!(me_status(app, &token(&r, "access_token")).await, 200);
 });
 
 backend_test!(
     login_rejects_wrong_password_and_unknown_email_alike,
     |app| {
         let c = app.customer().await;
-        let wrong = login(&app, &c.email, "not-the-password").await;
+        let wrong = login(app, &c.email, "not-the-password").await;
         assert_error(&wrong, 401, "invalid_credentials");
-        let unknown = login(&app, &format!("{}@x.in", app.unique("ghost")), PASSWORD).await;
+        let unknown = login(app, &format!("{}@x.in", app.unique("ghost")), PASSWORD).await;
         assert_error(&unknown, 401, "invalid_credentials");
         assert_eq!(
             wrong.body["error"]["message"],
@@ -349,7 +349,7 @@ backend_test!(login_validates_its_body, |app| {
     // Longer than any stored email: simply unknown.
     let long = format!("{}@x.in", "a".repeat(600));
     assert_error(
-        &login(&app, &long, PASSWORD).await,
+        &login(app, &long, PASSWORD).await,
         401,
         "invalid_credentials",
     );
@@ -359,30 +359,30 @@ backend_test!(five_failures_lock_the_account_but_not_others, |app| {
     let victim = app.customer().await;
     let bystander = app.customer().await;
     for _ in 0..5 {
-        let r = login(&app, &victim.email, "wrong-password").await;
+        let r = login(app, &victim.email, "wrong-password").await;
         assert_error(&r, 401, "invalid_credentials");
     }
     // Locked: even the right password (in another case) is refused.
-    let r = login(&app, &victim.email, &victim.password).await;
+    let r = login(app, &victim.email, &victim.password).await;
     assert_error(&r, 429, "rate_limited");
-    let r = login(&app, &victim.email.to_uppercase(), &victim.password).await;
+    let r = login(app, &victim.email.to_uppercase(), &victim.password).await;
     assert_error(&r, 429, "rate_limited");
     // Another account is unaffected, and the victim's live session still works.
-    let r = login(&app, &bystander.email, &bystander.password).await;
+    let r = login(app, &bystander.email, &bystander.password).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(me_status(&app, &victim.token).await, 200);
+    assert_eq!(me_status(app, &victim.token).await, 200);
 });
 
 backend_test!(a_successful_login_resets_the_failure_count, |app| {
     let c = app.customer().await;
     for _ in 0..4 {
-        assert_eq!(login(&app, &c.email, "wrong-password").await.status, 401);
+        assert_eq!(login(app, &c.email, "wrong-password").await.status, 401);
     }
-    assert_eq!(login(&app, &c.email, &c.password).await.status, 200);
+    assert_eq!(login(app, &c.email, &c.password).await.status, 200);
     for _ in 0..4 {
-        assert_eq!(login(&app, &c.email, "wrong-password").await.status, 401);
+        assert_eq!(login(app, &c.email, "wrong-password").await.status, 401);
     }
-    let r = login(&app, &c.email, &c.password).await;
+    let r = login(app, &c.email, &c.password).await;
     assert_eq!(r.status, 200, "{}", r.text);
 });
 
@@ -390,19 +390,19 @@ backend_test!(unknown_emails_lock_too, |app| {
     let ghost = format!("{}@x.in", app.unique("ghost"));
     for _ in 0..5 {
         assert_error(
-            &login(&app, &ghost, PASSWORD).await,
+            &login(app, &ghost, PASSWORD).await,
             401,
             "invalid_credentials",
         );
     }
-    assert_error(&login(&app, &ghost, PASSWORD).await, 429, "rate_limited");
+    assert_error(&login(app, &ghost, PASSWORD).await, 429, "rate_limited");
 });
 
 // ---------------------------------------------------------------- tokens
 
 backend_test!(refresh_rotates_and_a_replay_kills_the_session, |app| {
     let c = app.customer().await;
-    let r = refresh(&app, &c.refresh_token).await;
+    let r = refresh(app, &c.refresh_token).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_token_shape(&r);
     assert_eq!(r.body["user"]["id"], c.user_id.as_str());
@@ -410,19 +410,19 @@ backend_test!(refresh_rotates_and_a_replay_kills_the_session, |app| {
     let new_refresh = token(&r, "refresh_token");
     assert_ne!(new_refresh, c.refresh_token);
     assert_eq!(claims(&new_access)["sid"], claims(&c.token)["sid"]);
-    assert_eq!(me_status(&app, &new_access).await, 200);
+    assert_eq!(me_status(app, &new_access).await, 200);
 
     // The rotated token is dead, and presenting it kills the whole session.
-    assert_error(&refresh(&app, &c.refresh_token).await, 401, "unauthorized");
-    assert_error(&refresh(&app, &new_refresh).await, 401, "unauthorized");
-    assert_eq!(me_status(&app, &new_access).await, 401);
+    assert_error(&refresh(app, &c.refresh_token).await, 401, "unauthorized");
+    assert_error(&refresh(app, &new_refresh).await, 401, "unauthorized");
+    assert_eq!(me_status(app, &new_access).await, 401);
 });
 
 backend_test!(refresh_rejects_bad_input, |app| {
-    assert_error(&refresh(&app, "not-a-token").await, 401, "unauthorized");
+    assert_error(&refresh(app, "not-a-token").await, 401, "unauthorized");
     let c = app.customer().await;
     // An access token is not a refresh token.
-    assert_error(&refresh(&app, &c.token).await, 401, "unauthorized");
+    assert_error(&refresh(app, &c.token).await, 401, "unauthorized");
     let r = app.post("/api/v1/auth/refresh", None, json!({})).await;
     assert_invalid_field(&r, "refresh_token");
     let r = app
@@ -498,11 +498,7 @@ backend_test!(bad_tokens_are_refused_before_the_plugin, |app| {
     // Expired: properly signed, live session, exp in the past.
     let sid = claims(&c.token)["sid"].as_str().unwrap().to_string();
     let live = app.sign(&c.user_id, "customer", &sid, now_secs() + 600);
-    assert_eq!(
-        me_status(&app, &live).await,
-        200,
-        "the signing helper works"
-    );
+    assert_eq!(me_status(app, &live).await, 200, "the signing helper works");
     let expired = app.sign(&c.user_id, "customer", &sid, now_secs() - 60);
     assert_error(
         &app.get("/api/v1/auth/me", Some(&expired)).await,
@@ -557,7 +553,7 @@ backend_test!(bad_tokens_are_refused_before_the_plugin, |app| {
 
 backend_test!(logout_kills_the_session_and_its_refresh_token, |app| {
     let c = app.customer().await;
-    let other = login(&app, &c.email, &c.password).await;
+    let other = login(app, &c.email, &c.password).await;
     assert_eq!(other.status, 200, "{}", other.text);
     let other_access = token(&other, "access_token");
 
@@ -570,14 +566,14 @@ backend_test!(logout_kills_the_session_and_its_refresh_token, |app| {
         401,
         "unauthorized",
     );
-    assert_error(&refresh(&app, &c.refresh_token).await, 401, "unauthorized");
+    assert_error(&refresh(app, &c.refresh_token).await, 401, "unauthorized");
     // Only that session ended.
-    assert_eq!(me_status(&app, &other_access).await, 200);
+    assert_eq!(me_status(app, &other_access).await, 200);
 });
 
 backend_test!(logout_all_kills_every_session, |app| {
     let c = app.customer().await;
-    let second = login(&app, &c.email, &c.password).await;
+    let second = login(app, &c.email, &c.password).await;
     let second_access = token(&second, "access_token");
     let second_refresh = token(&second, "refresh_token");
     let bystander = app.customer().await;
@@ -586,20 +582,20 @@ backend_test!(logout_all_kills_every_session, |app| {
         .post("/api/v1/auth/logout-all", Some(&second_access), json!({}))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_eq!(me_status(&app, &c.token).await, 401);
-    assert_eq!(me_status(&app, &second_access).await, 401);
-    assert_error(&refresh(&app, &c.refresh_token).await, 401, "unauthorized");
-    assert_error(&refresh(&app, &second_refresh).await, 401, "unauthorized");
-    assert_eq!(me_status(&app, &bystander.token).await, 200);
+    assert_eq!(me_status(app, &c.token).await, 401);
+    assert_eq!(me_status(app, &second_access).await, 401);
+    assert_error(&refresh(app, &c.refresh_token).await, 401, "unauthorized");
+    assert_error(&refresh(app, &second_refresh).await, 401, "unauthorized");
+    assert_eq!(me_status(app, &bystander.token).await, 200);
     // The account itself still works.
-    assert_eq!(login(&app, &c.email, &c.password).await.status, 200);
+    assert_eq!(login(app, &c.email, &c.password).await.status, 200);
 });
 
 // ---------------------------------------------------------------- sessions
 
 backend_test!(sessions_list_marks_exactly_the_current_one, |app| {
     let c = app.customer().await;
-    let second = login(&app, &c.email, &c.password).await;
+    let second = login(app, &c.email, &c.password).await;
     let second_access = token(&second, "access_token");
 
     let r = app.get("/api/v1/auth/sessions", Some(&second_access)).await;
@@ -635,7 +631,7 @@ backend_test!(sessions_list_marks_exactly_the_current_one, |app| {
 
 backend_test!(deleting_a_session_ends_only_own_sessions, |app| {
     let c = app.customer().await;
-    let second = login(&app, &c.email, &c.password).await;
+    let second = login(app, &c.email, &c.password).await;
     let second_access = token(&second, "access_token");
     let second_sid = claims(&second_access)["sid"].as_str().unwrap().to_string();
     let other = app.customer().await;
@@ -649,7 +645,7 @@ backend_test!(deleting_a_session_ends_only_own_sessions, |app| {
         )
         .await;
     assert_error(&r, 404, "not_found");
-    assert_eq!(me_status(&app, &other.token).await, 200);
+    assert_eq!(me_status(app, &other.token).await, 200);
     let r = app
         .delete("/api/v1/auth/sessions/ses_unknown", Some(&c.token))
         .await;
@@ -662,8 +658,8 @@ backend_test!(deleting_a_session_ends_only_own_sessions, |app| {
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_eq!(me_status(&app, &second_access).await, 401);
-    assert_eq!(me_status(&app, &c.token).await, 200);
+    assert_eq!(me_status(app, &second_access).await, 401);
+    assert_eq!(me_status(app, &c.token).await, 200);
     // Already ended.
     let r = app
         .delete(
@@ -1041,7 +1037,7 @@ backend_test!(admins_create_users_of_any_role, |app| {
     assert_eq!(r.body["phone"], "+919900112233");
     assert!(r.body.get("password_hash").is_none());
 
-    let l = login(&app, &email, PASSWORD).await;
+    let l = login(app, &email, PASSWORD).await;
     assert_eq!(l.status, 200, "{}", l.text);
     assert_eq!(l.body["user"]["role"], "delivery_agent");
     assert_eq!(claims(&token(&l, "access_token"))["role"], "delivery_agent");
@@ -1052,7 +1048,7 @@ backend_test!(admins_create_users_of_any_role, |app| {
         403,
         "forbidden",
     );
-    assert_eq!(me_status(&app, &agent).await, 200);
+    assert_eq!(me_status(app, &agent).await, 200);
 
     // Another admin can be made and can use admin routes.
     let admin2 = format!("{}@kirana.in", app.unique("ops"));
@@ -1064,7 +1060,7 @@ backend_test!(admins_create_users_of_any_role, |app| {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let t2 = token(&login(&app, &admin2, PASSWORD).await, "access_token");
+    let t2 = token(&login(app, &admin2, PASSWORD).await, "access_token");
     assert_eq!(app.get("/api/v1/admin/users", Some(&t2)).await.status, 200);
 });
 
@@ -1197,3 +1193,83 @@ backend_test!(internal_routes_are_not_exposed, |app| {
         .await;
     assert_eq!(r.status, 404, "{}", r.text);
 });
+
+backend_test!(sessions_record_the_user_agent, |app| {
+    let c = app.customer().await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("user-agent", "KiranaApp/2.1 (Android 14)")
+        .json(&json!({"email": c.email, "password": c.password}))
+        .send()
+        .await
+        .expect("login sent");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("JSON");
+    let sid = claims(body["access_token"].as_str().unwrap())["sid"].clone();
+    let list = app.get("/api/v1/auth/sessions", Some(&c.token)).await;
+    let items = list.body["items"].as_array().unwrap();
+    let s = items
+        .iter()
+        .find(|s| s["id"] == sid)
+        .expect("the new session is listed");
+    assert_eq!(s["user_agent"], "KiranaApp/2.1 (Android 14)");
+    assert_eq!(s["current"], false);
+});
+
+/// The first admin is created once: a restart (migrate runs again) neither fails nor
+/// duplicates it, and the admin's sessions and password keep working.
+async fn first_admin_survives_restarts(backend: Backend) {
+    let mut app = TestApp::spawn(backend).await;
+    let before = app.admin_token().await;
+    let c = app.customer().await;
+    app.restart().await;
+    let admin = app.admin_token().await;
+    assert_eq!(me_status(&app, &before).await, 200);
+    let r = app
+        .get("/api/v1/admin/users?role=admin", Some(&admin))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let admins: Vec<&Value> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["email"] == ADMIN_EMAIL)
+        .collect();
+    assert_eq!(admins.len(), 1, "{}", r.text);
+    // Data written before the restart is still there.
+    assert_eq!(login(&app, &c.email, &c.password).await.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_admin_survives_restarts_sqlite() {
+    first_admin_survives_restarts(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_admin_survives_restarts_postgres() {
+    first_admin_survives_restarts(Backend::Postgres).await;
+}
+
+/// Without `admin_password` no admin is made, and the configured email can sign up as
+/// an ordinary customer.
+async fn no_admin_without_a_password(backend: Backend) {
+    let app = TestApp::spawn_with(backend, "[auth]\nadmin_password = \"\"").await;
+    let r = login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    let r = signup(&app, ADMIN_EMAIL, PASSWORD).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["user"]["role"], "customer");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_admin_without_a_password_sqlite() {
+    no_admin_without_a_password(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_admin_without_a_password_postgres() {
+    no_admin_without_a_password(Backend::Postgres).await;
+}

@@ -21,7 +21,7 @@ async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
     )
     .await
     .expect("ageing the cart");
-    db.pool.close().await;
+    db.close().await;
 }
 
 /// Like `backend_test!`, with `extra_toml` merged into the host's configuration.
@@ -162,7 +162,7 @@ fn assert_invalid_field(r: &Resp, field: &str) {
 
 backend_test!(empty_cart_has_the_full_shape, |app| {
     let c = app.customer().await;
-    let body = cart(&app, &c.token).await;
+    let body = cart(app, &c.token).await;
     assert_eq!(
         body,
         json!({
@@ -175,9 +175,9 @@ backend_test!(empty_cart_has_the_full_shape, |app| {
 backend_test!(adding_creates_then_merges_a_line, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 4500, 50).await;
+    let id = new_product(app, &admin, 4500, 50).await;
 
-    let r = add(&app, &c.token, &id, 2).await;
+    let r = add(app, &c.token, &id, 2).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let item = &r.body["items"][0];
     assert_eq!(item["product_id"], id.as_str());
@@ -194,7 +194,7 @@ backend_test!(adding_creates_then_merges_a_line, |app| {
     assert_eq!(r.body["currency"], "INR");
     assert!(r.body["updated_at"].is_string(), "{}", r.text);
 
-    let r = add(&app, &c.token, &id, 3).await;
+    let r = add(app, &c.token, &id, 3).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         r.body["items"].as_array().map(Vec::len),
@@ -208,20 +208,20 @@ backend_test!(adding_creates_then_merges_a_line, |app| {
     assert_eq!(r.body["subtotal"], 22500);
 
     // The read agrees with the write's answer.
-    assert_eq!(cart(&app, &c.token).await, r.body);
+    assert_eq!(cart(app, &c.token).await, r.body);
 });
 
 backend_test!(lines_keep_the_order_they_were_added_in, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let a = new_product(&app, &admin, 1000, 50).await;
-    let b = new_product(&app, &admin, 2000, 50).await;
-    let d = new_product(&app, &admin, 3000, 50).await;
+    let a = new_product(app, &admin, 1000, 50).await;
+    let b = new_product(app, &admin, 2000, 50).await;
+    let d = new_product(app, &admin, 3000, 50).await;
     for id in [&b, &d, &a] {
-        assert_eq!(add(&app, &c.token, id, 1).await.status, 200);
+        assert_eq!(add(app, &c.token, id, 1).await.status, 200);
     }
-    add(&app, &c.token, &d, 1).await;
-    let body = cart(&app, &c.token).await;
+    add(app, &c.token, &d, 1).await;
+    let body = cart(app, &c.token).await;
     let ids: Vec<_> = body["items"]
         .as_array()
         .unwrap()
@@ -235,45 +235,41 @@ backend_test!(lines_keep_the_order_they_were_added_in, |app| {
 
 backend_test!(adding_an_unknown_product_is_404, |app| {
     let c = app.customer().await;
-    let r = add(&app, &c.token, "prd_does_not_exist", 1).await;
+    let r = add(app, &c.token, "prd_does_not_exist", 1).await;
     assert_error(&r, 404, "not_found");
-    assert_eq!(cart(&app, &c.token).await["items"], json!([]));
+    assert_eq!(cart(app, &c.token).await["items"], json!([]));
 });
 
 backend_test!(adding_an_inactive_product_is_404, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 1500, 50).await;
+    let id = new_product(app, &admin, 1500, 50).await;
     let r = app
         .delete(&format!("/api/v1/products/{id}"), Some(&admin))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_error(&add(&app, &c.token, &id, 1).await, 404, "not_found");
+    assert_error(&add(app, &c.token, &id, 1).await, 404, "not_found");
 });
 
 backend_test!(a_deactivated_product_leaves_the_cart, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let keep = new_product(&app, &admin, 1500, 50).await;
-    let gone = new_product(&app, &admin, 2500, 50).await;
-    add(&app, &c.token, &keep, 1).await;
-    assert_eq!(add(&app, &c.token, &gone, 2).await.status, 200);
+    let keep = new_product(app, &admin, 1500, 50).await;
+    let gone = new_product(app, &admin, 2500, 50).await;
+    add(app, &c.token, &keep, 1).await;
+    assert_eq!(add(app, &c.token, &gone, 2).await.status, 200);
     let r = app
         .delete(&format!("/api/v1/products/{gone}"), Some(&admin))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
 
-    let body = cart(&app, &c.token).await;
+    let body = cart(app, &c.token).await;
     assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(body["items"][0]["product_id"], keep.as_str());
     assert_eq!(body["item_count"], 1);
     assert_eq!(body["subtotal"], 1500);
     // The dropped line is gone for good, so it cannot be changed any more.
-    assert_error(
-        &set(&app, &c.token, &gone, json!(1)).await,
-        404,
-        "not_found",
-    );
+    assert_error(&set(app, &c.token, &gone, json!(1)).await, 404, "not_found");
     let r = app
         .delete(&format!("/api/v1/cart/items/{gone}"), Some(&c.token))
         .await;
@@ -283,7 +279,7 @@ backend_test!(a_deactivated_product_leaves_the_cart, |app| {
 backend_test!(bad_quantities_and_fields_are_400, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 1500, 50).await;
+    let id = new_product(app, &admin, 1500, 50).await;
     for q in [
         json!(0),
         json!(21),
@@ -332,60 +328,60 @@ backend_test!(bad_quantities_and_fields_are_400, |app| {
         .await;
     assert_invalid_field(&r, "product_id");
     // Nothing was added by any of them.
-    assert_eq!(cart(&app, &c.token).await["item_count"], 0);
+    assert_eq!(cart(app, &c.token).await["item_count"], 0);
 });
 
 backend_test!(a_merge_past_twenty_is_refused_not_clamped, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 1000, 100).await;
-    assert_eq!(add(&app, &c.token, &id, 15).await.status, 200);
-    assert_invalid_field(&add(&app, &c.token, &id, 6).await, "quantity");
-    assert_eq!(cart(&app, &c.token).await["items"][0]["quantity"], 15);
-    let r = add(&app, &c.token, &id, 5).await;
+    let id = new_product(app, &admin, 1000, 100).await;
+    assert_eq!(add(app, &c.token, &id, 15).await.status, 200);
+    assert_invalid_field(&add(app, &c.token, &id, 6).await, "quantity");
+    assert_eq!(cart(app, &c.token).await["items"][0]["quantity"], 15);
+    let r = add(app, &c.token, &id, 5).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["items"][0]["quantity"], 20);
-    assert_invalid_field(&add(&app, &c.token, &id, 1).await, "quantity");
-    assert_eq!(cart(&app, &c.token).await["items"][0]["quantity"], 20);
+    assert_invalid_field(&add(app, &c.token, &id, 1).await, "quantity");
+    assert_eq!(cart(app, &c.token).await["items"][0]["quantity"], 20);
 });
 
 backend_test!(exceeding_stock_is_409_with_the_product, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 1000, 50).await;
-    set_stock(&app, &admin, &id, 2).await;
+    let id = new_product(app, &admin, 1000, 50).await;
+    set_stock(app, &admin, &id, 2).await;
 
-    let r = add(&app, &c.token, &id, 3).await;
+    let r = add(app, &c.token, &id, 3).await;
     assert_error(&r, 409, "insufficient_stock");
     assert_eq!(r.body["error"]["details"], json!({ "items": [id] }));
-    assert_eq!(cart(&app, &c.token).await["items"], json!([]));
+    assert_eq!(cart(app, &c.token).await["items"], json!([]));
 
-    assert_eq!(add(&app, &c.token, &id, 2).await.status, 200);
+    assert_eq!(add(app, &c.token, &id, 2).await.status, 200);
     // Merging one more would pass the stock too.
-    let r = add(&app, &c.token, &id, 1).await;
+    let r = add(app, &c.token, &id, 1).await;
     assert_error(&r, 409, "insufficient_stock");
     assert_eq!(r.body["error"]["details"]["items"], json!([id]));
     // So would setting the line above it.
-    let r = set(&app, &c.token, &id, json!(3)).await;
+    let r = set(app, &c.token, &id, json!(3)).await;
     assert_error(&r, 409, "insufficient_stock");
     assert_eq!(r.body["error"]["details"]["items"], json!([id]));
-    assert_eq!(cart(&app, &c.token).await["items"][0]["quantity"], 2);
+    assert_eq!(cart(app, &c.token).await["items"][0]["quantity"], 2);
 });
 
 backend_test!(a_line_above_current_stock_stays_flagged, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 3000, 50).await;
-    assert_eq!(add(&app, &c.token, &id, 4).await.status, 200);
-    set_stock(&app, &admin, &id, 1).await;
+    let id = new_product(app, &admin, 3000, 50).await;
+    assert_eq!(add(app, &c.token, &id, 4).await.status, 200);
+    set_stock(app, &admin, &id, 1).await;
 
-    let body = cart(&app, &c.token).await;
+    let body = cart(app, &c.token).await;
     assert_eq!(body["items"][0]["quantity"], 4);
     assert_eq!(body["items"][0]["in_stock"], false);
     assert_eq!(body["item_count"], 4);
     assert_eq!(body["subtotal"], 12000);
     // Lowering it to what is in stock clears the flag.
-    let r = set(&app, &c.token, &id, json!(1)).await;
+    let r = set(app, &c.token, &id, json!(1)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["items"][0]["in_stock"], true);
 });
@@ -393,18 +389,18 @@ backend_test!(a_line_above_current_stock_stays_flagged, |app| {
 backend_test!(put_sets_the_quantity_and_zero_removes, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 1200, 50).await;
-    let other = new_product(&app, &admin, 800, 50).await;
-    add(&app, &c.token, &id, 2).await;
+    let id = new_product(app, &admin, 1200, 50).await;
+    let other = new_product(app, &admin, 800, 50).await;
+    add(app, &c.token, &id, 2).await;
 
-    let r = set(&app, &c.token, &id, json!(7)).await;
+    let r = set(app, &c.token, &id, json!(7)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["items"][0]["quantity"], 7);
     assert_eq!(r.body["items"][0]["line_total"], 8400);
     assert_eq!(r.body["item_count"], 7);
 
     for bad in [json!(21), json!(-1), json!("3"), json!(1.5), json!(null)] {
-        assert_invalid_field(&set(&app, &c.token, &id, bad).await, "quantity");
+        assert_invalid_field(&set(app, &c.token, &id, bad).await, "quantity");
     }
     let r = app
         .put(
@@ -417,36 +413,36 @@ backend_test!(put_sets_the_quantity_and_zero_removes, |app| {
 
     // A product that exists but is not in the cart, and one that does not exist.
     assert_error(
-        &set(&app, &c.token, &other, json!(1)).await,
+        &set(app, &c.token, &other, json!(1)).await,
         404,
         "not_found",
     );
     assert_error(
-        &set(&app, &c.token, &other, json!(0)).await,
+        &set(app, &c.token, &other, json!(0)).await,
         404,
         "not_found",
     );
     assert_error(
-        &set(&app, &c.token, "prd_nope", json!(1)).await,
+        &set(app, &c.token, "prd_nope", json!(1)).await,
         404,
         "not_found",
     );
 
-    let r = set(&app, &c.token, &id, json!(0)).await;
+    let r = set(app, &c.token, &id, json!(0)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["items"], json!([]));
     assert_eq!(r.body["total"], 0);
     assert_eq!(r.body["delivery_fee"], 0);
-    assert_error(&set(&app, &c.token, &id, json!(0)).await, 404, "not_found");
+    assert_error(&set(app, &c.token, &id, json!(0)).await, 404, "not_found");
 });
 
 backend_test!(delete_removes_one_line, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let a = new_product(&app, &admin, 1000, 50).await;
-    let b = new_product(&app, &admin, 2000, 50).await;
-    add(&app, &c.token, &a, 1).await;
-    add(&app, &c.token, &b, 2).await;
+    let a = new_product(app, &admin, 1000, 50).await;
+    let b = new_product(app, &admin, 2000, 50).await;
+    add(app, &c.token, &a, 1).await;
+    add(app, &c.token, &b, 2).await;
 
     let r = app
         .delete(&format!("/api/v1/cart/items/{a}"), Some(&c.token))
@@ -469,13 +465,13 @@ backend_test!(delete_removes_one_line, |app| {
 backend_test!(delete_cart_empties_it, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let a = new_product(&app, &admin, 1000, 50).await;
-    add(&app, &c.token, &a, 3).await;
+    let a = new_product(app, &admin, 1000, 50).await;
+    add(app, &c.token, &a, 3).await;
 
     let r = app.delete("/api/v1/cart", Some(&c.token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(r.text.is_empty(), "{}", r.text);
-    let body = cart(&app, &c.token).await;
+    let body = cart(app, &c.token).await;
     assert_eq!(body["items"], json!([]));
     assert_eq!(body["item_count"], 0);
     assert_eq!(body["subtotal"], 0);
@@ -484,24 +480,24 @@ backend_test!(delete_cart_empties_it, |app| {
     // Emptying an empty cart is fine too.
     assert_eq!(app.delete("/api/v1/cart", Some(&c.token)).await.status, 204);
     // And the cart works again afterwards.
-    assert_eq!(add(&app, &c.token, &a, 1).await.status, 200);
+    assert_eq!(add(app, &c.token, &a, 1).await.status, 200);
 });
 
 backend_test!(delivery_fee_applies_below_the_threshold_only, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let just_below = new_product(&app, &admin, 19899, 50).await;
-    let at = new_product(&app, &admin, 19900, 50).await;
+    let just_below = new_product(app, &admin, 19899, 50).await;
+    let at = new_product(app, &admin, 19900, 50).await;
 
-    let r = add(&app, &c.token, &just_below, 1).await;
+    let r = add(app, &c.token, &just_below, 1).await;
     assert_eq!(r.body["subtotal"], 19899, "{}", r.text);
     assert_eq!(r.body["delivery_fee"], 2500);
     assert_eq!(r.body["total"], 19899 + 2500);
     assert_eq!(r.body["free_delivery_threshold"], 19900);
 
-    let r = set(&app, &c.token, &just_below, json!(0)).await;
+    let r = set(app, &c.token, &just_below, json!(0)).await;
     assert_eq!(r.body["delivery_fee"], 0, "{}", r.text);
-    let r = add(&app, &c.token, &at, 1).await;
+    let r = add(app, &c.token, &at, 1).await;
     assert_eq!(r.body["subtotal"], 19900, "{}", r.text);
     assert_eq!(r.body["delivery_fee"], 0);
     assert_eq!(r.body["total"], 19900);
@@ -522,9 +518,9 @@ backend_test!(totals_of_seeded_products, |app| {
         .clone();
     let cheap_id = cheap["id"].as_str().unwrap().to_string();
     let cheap_price = cheap["price"].as_i64().unwrap();
-    set_stock(&app, &admin, &cheap_id, 100).await;
+    set_stock(app, &admin, &cheap_id, 100).await;
 
-    let r = add(&app, &c.token, &cheap_id, 2).await;
+    let r = add(app, &c.token, &cheap_id, 2).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["items"][0]["unit_price"], cheap_price);
     assert_eq!(r.body["items"][0]["mrp"], cheap["mrp"]);
@@ -545,8 +541,8 @@ backend_test!(totals_of_seeded_products, |app| {
         qty * dear_price >= 19900,
         "the seed has a product over ₹9.95"
     );
-    set_stock(&app, &admin, &dear_id, 100).await;
-    let r = add(&app, &c.token, &dear_id, qty).await;
+    set_stock(app, &admin, &dear_id, 100).await;
+    let r = add(app, &c.token, &dear_id, qty).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let subtotal = 2 * cheap_price + qty * dear_price;
     assert_eq!(r.body["subtotal"], subtotal);
@@ -558,17 +554,17 @@ backend_test!(totals_of_seeded_products, |app| {
 backend_test!(prices_follow_the_catalog, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 5000, 50).await;
-    assert_eq!(add(&app, &c.token, &id, 2).await.body["subtotal"], 10000);
+    let id = new_product(app, &admin, 5000, 50).await;
+    assert_eq!(add(app, &c.token, &id, 2).await.body["subtotal"], 10000);
 
     put_product(
-        &app,
+        app,
         &admin,
         &id,
         json!({"price": 6000, "mrp": 7000, "name": "Renamed atta"}),
     )
     .await;
-    let body = cart(&app, &c.token).await;
+    let body = cart(app, &c.token).await;
     assert_eq!(body["items"][0]["unit_price"], 6000);
     assert_eq!(body["items"][0]["mrp"], 7000);
     assert_eq!(body["items"][0]["name"], "Renamed atta");
@@ -578,8 +574,8 @@ backend_test!(prices_follow_the_catalog, |app| {
     assert_eq!(body["total"], 14500);
 
     // A write answers with the live price as well.
-    put_product(&app, &admin, &id, json!({"price": 10000, "mrp": 10000})).await;
-    let r = add(&app, &c.token, &id, 1).await;
+    put_product(app, &admin, &id, json!({"price": 10000, "mrp": 10000})).await;
+    let r = add(app, &c.token, &id, 1).await;
     assert_eq!(r.body["items"][0]["unit_price"], 10000, "{}", r.text);
     assert_eq!(r.body["subtotal"], 30000);
     assert_eq!(r.body["delivery_fee"], 0);
@@ -589,13 +585,13 @@ backend_test!(carts_are_per_user, |app| {
     let admin = app.admin_token().await;
     let asha = app.customer().await;
     let ravi = app.customer().await;
-    let id = new_product(&app, &admin, 1000, 50).await;
-    add(&app, &asha.token, &id, 3).await;
+    let id = new_product(app, &admin, 1000, 50).await;
+    add(app, &asha.token, &id, 3).await;
 
-    assert_eq!(cart(&app, &ravi.token).await["items"], json!([]));
+    assert_eq!(cart(app, &ravi.token).await["items"], json!([]));
     // Ravi cannot touch Asha's line: it is simply not in his cart.
     assert_error(
-        &set(&app, &ravi.token, &id, json!(1)).await,
+        &set(app, &ravi.token, &id, json!(1)).await,
         404,
         "not_found",
     );
@@ -607,11 +603,11 @@ backend_test!(carts_are_per_user, |app| {
         app.delete("/api/v1/cart", Some(&ravi.token)).await.status,
         204
     );
-    add(&app, &ravi.token, &id, 1).await;
+    add(app, &ravi.token, &id, 1).await;
 
-    let body = cart(&app, &asha.token).await;
+    let body = cart(app, &asha.token).await;
     assert_eq!(body["items"][0]["quantity"], 3);
-    assert_eq!(cart(&app, &ravi.token).await["items"][0]["quantity"], 1);
+    assert_eq!(cart(app, &ravi.token).await["items"][0]["quantity"], 1);
 });
 
 backend_test!(only_customers_may_use_a_cart, |app| {
@@ -673,7 +669,7 @@ backend_test!(a_token_is_required, |app| {
 backend_test!(bodies_must_be_json_objects, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 1000, 50).await;
+    let id = new_product(app, &admin, 1000, 50).await;
     let good = format!(r#"{{"product_id":"{id}","quantity":1}}"#).into_bytes();
     let tok = Some(c.token.as_str());
 
@@ -770,17 +766,17 @@ backend_test!(internal_routes_are_not_exposed, |app| {
 backend_test!(a_cart_expires_after_seven_days_without_change, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let id = new_product(&app, &admin, 1000, 50).await;
-    add(&app, &c.token, &id, 3).await;
+    let id = new_product(app, &admin, 1000, 50).await;
+    add(app, &c.token, &id, 3).await;
 
     // Six days old: still there (reading does not reset the clock).
-    age_cart(&app, &c.user_id, 6).await;
-    let body = cart(&app, &c.token).await;
+    age_cart(app, &c.user_id, 6).await;
+    let body = cart(app, &c.token).await;
     assert_eq!(body["items"][0]["quantity"], 3, "{body}");
 
     // Eight days without change: emptied when next read, like a never-used cart.
-    age_cart(&app, &c.user_id, 2).await;
-    let body = cart(&app, &c.token).await;
+    age_cart(app, &c.user_id, 2).await;
+    let body = cart(app, &c.token).await;
     assert_eq!(body["items"], json!([]), "{body}");
     assert_eq!(body["item_count"], 0);
     assert_eq!(body["total"], 0);
@@ -790,14 +786,14 @@ backend_test!(a_cart_expires_after_seven_days_without_change, |app| {
 backend_test!(an_expired_cart_is_emptied_before_a_change, |app| {
     let admin = app.admin_token().await;
     let c = app.customer().await;
-    let a = new_product(&app, &admin, 1000, 50).await;
-    let b = new_product(&app, &admin, 2000, 50).await;
-    add(&app, &c.token, &a, 15).await;
-    add(&app, &c.token, &b, 1).await;
-    age_cart(&app, &c.user_id, 8).await;
+    let a = new_product(app, &admin, 1000, 50).await;
+    let b = new_product(app, &admin, 2000, 50).await;
+    add(app, &c.token, &a, 15).await;
+    add(app, &c.token, &b, 1).await;
+    age_cart(app, &c.user_id, 8).await;
 
     // Adding 10 more would pass 20 on the old line; the expired line is gone first.
-    let r = add(&app, &c.token, &a, 10).await;
+    let r = add(app, &c.token, &a, 10).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(
         r.body["items"].as_array().map(Vec::len),
@@ -807,10 +803,10 @@ backend_test!(an_expired_cart_is_emptied_before_a_change, |app| {
     );
     assert_eq!(r.body["items"][0]["quantity"], 10);
 
-    age_cart(&app, &c.user_id, 8).await;
-    assert_error(&set(&app, &c.token, &a, json!(2)).await, 404, "not_found");
-    add(&app, &c.token, &a, 1).await;
-    age_cart(&app, &c.user_id, 8).await;
+    age_cart(app, &c.user_id, 8).await;
+    assert_error(&set(app, &c.token, &a, json!(2)).await, 404, "not_found");
+    add(app, &c.token, &a, 1).await;
+    age_cart(app, &c.user_id, 8).await;
     let r = app
         .delete(&format!("/api/v1/cart/items/{a}"), Some(&c.token))
         .await;
@@ -829,7 +825,7 @@ backend_test!(forged_expired_and_unknown_session_tokens_are_401, |app| {
     for token in &tokens {
         let r = app.get("/api/v1/cart", Some(token)).await;
         assert_error(&r, 401, "unauthorized");
-        let r = add(&app, token, "x", 1).await;
+        let r = add(app, token, "x", 1).await;
         assert_error(&r, 401, "unauthorized");
     }
 });
@@ -840,22 +836,60 @@ config_test!(
     |app| {
         let admin = app.admin_token().await;
         let c = app.customer().await;
-        assert_eq!(cart(&app, &c.token).await["free_delivery_threshold"], 50000);
-        let id = new_product(&app, &admin, 19900, 50).await;
+        assert_eq!(cart(app, &c.token).await["free_delivery_threshold"], 50000);
+        let id = new_product(app, &admin, 19900, 50).await;
 
-        let r = add(&app, &c.token, &id, 2).await;
+        let r = add(app, &c.token, &id, 2).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["subtotal"], 39800);
         assert_eq!(r.body["delivery_fee"], 3000);
         assert_eq!(r.body["total"], 42800);
         assert_eq!(r.body["free_delivery_threshold"], 50000);
 
-        let r = add(&app, &c.token, &id, 1).await;
+        let r = add(app, &c.token, &id, 1).await;
         assert_eq!(r.body["subtotal"], 59700, "{}", r.text);
         assert_eq!(r.body["delivery_fee"], 0);
 
         // A one-day TTL: two days old is expired.
-        age_cart(&app, &c.user_id, 2).await;
-        assert_eq!(cart(&app, &c.token).await["items"], json!([]));
+        age_cart(app, &c.user_id, 2).await;
+        assert_eq!(cart(app, &c.token).await["items"], json!([]));
     }
 );
+
+backend_test!(concurrent_adds_never_lose_or_overshoot, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let plenty = new_product(app, &admin, 1000, 100).await;
+    let scarce = new_product(app, &admin, 1000, 5).await;
+
+    // A burst of single adds: every unit is counted, none twice.
+    let burst = (0..8).map(|_| add(app, &c.token, &plenty, 1));
+    let answers = futures::future::join_all(burst).await;
+    for r in &answers {
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(cart(app, &c.token).await["items"][0]["quantity"], 8);
+
+    // More adds than the line may hold: exactly up to 20 succeed, the rest are 400.
+    let burst = (0..16).map(|_| add(app, &c.token, &plenty, 1));
+    let answers = futures::future::join_all(burst).await;
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    for r in answers.iter().filter(|r| r.status != 200) {
+        assert_invalid_field(r, "quantity");
+    }
+    assert_eq!(ok, 12);
+    assert_eq!(cart(app, &c.token).await["items"][0]["quantity"], 20);
+
+    // More adds than the stock: exactly the stock succeeds, the rest are 409.
+    let burst = (0..8).map(|_| add(app, &c.token, &scarce, 1));
+    let answers = futures::future::join_all(burst).await;
+    let ok = answers.iter().filter(|r| r.status == 200).count();
+    for r in answers.iter().filter(|r| r.status != 200) {
+        assert_error(r, 409, "insufficient_stock");
+    }
+    assert_eq!(ok, 5);
+    let body = cart(app, &c.token).await;
+    assert_eq!(body["items"][1]["product_id"], scarce.as_str());
+    assert_eq!(body["items"][1]["quantity"], 5);
+    assert_eq!(body["item_count"], 25);
+});

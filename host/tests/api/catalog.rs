@@ -192,7 +192,7 @@ backend_test!(catalog_seed_has_known_products, |app| {
 
 backend_test!(catalog_category_create_and_count, |app| {
     let admin = app.admin_token().await;
-    let w = word(&app, "baby");
+    let w = word(app, "baby");
     let name = format!("Baby Care & Toys {w}");
     let r = app
         .post("/api/v1/categories", Some(&admin), json!({"name": name}))
@@ -204,9 +204,9 @@ backend_test!(catalog_category_create_and_count, |app| {
     let cat_id = id_of(&r.body);
 
     // product_count counts active products only.
-    product(&app, &admin, &cat_id, json!({})).await;
-    let gone = product(&app, &admin, &cat_id, json!({})).await;
-    product(&app, &admin, &cat_id, json!({"is_active": false})).await;
+    product(app, &admin, &cat_id, json!({})).await;
+    let gone = product(app, &admin, &cat_id, json!({})).await;
+    product(app, &admin, &cat_id, json!({"is_active": false})).await;
     let r = app
         .delete(&format!("/api/v1/products/{}", id_of(&gone)), Some(&admin))
         .await;
@@ -224,7 +224,7 @@ backend_test!(catalog_category_create_and_count, |app| {
 
 backend_test!(catalog_category_slug_rules, |app| {
     let admin = app.admin_token().await;
-    let slug = word(&app, "slug");
+    let slug = word(app, "slug");
     let r = app
         .post(
             "/api/v1/categories",
@@ -389,9 +389,9 @@ backend_test!(catalog_list_paging_and_default_order, |app| {
 
 backend_test!(catalog_list_category_filter, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, slug) = category(&app, &admin).await;
-    let a = product(&app, &admin, &cat_id, json!({"name": "Alpha"})).await;
-    let b = product(&app, &admin, &cat_id, json!({"name": "Beta"})).await;
+    let (cat_id, slug) = category(app, &admin).await;
+    let a = product(app, &admin, &cat_id, json!({"name": "Alpha"})).await;
+    let b = product(app, &admin, &cat_id, json!({"name": "Beta"})).await;
     for filter in [cat_id.as_str(), slug.as_str()] {
         let r = app
             .get(&format!("/api/v1/products?category={filter}"), None)
@@ -422,31 +422,31 @@ backend_test!(
     catalog_search_ranks_name_over_brand_over_description,
     |app| {
         let admin = app.admin_token().await;
-        let (cat_id, _) = category(&app, &admin).await;
-        let token = word(&app, "zq");
+        let (cat_id, _) = category(app, &admin).await;
+        let token = word(app, "zq");
         let desc_only = product(
-            &app,
+            app,
             &admin,
             &cat_id,
             json!({"name": "Aaa Plain", "description": format!("Goes well with {token} dishes")}),
         )
         .await;
         let brand = product(
-            &app,
+            app,
             &admin,
             &cat_id,
             json!({"name": "Bbb Thing", "brand": format!("{token} Foods"), "description": "x"}),
         )
         .await;
         let named = product(
-            &app,
+            app,
             &admin,
             &cat_id,
             json!({"name": format!("Zzz {token} Special"), "description": "x"}),
         )
         .await;
         product(
-            &app,
+            app,
             &admin,
             &cat_id,
             json!({"name": "Unrelated", "description": "x"}),
@@ -512,81 +512,88 @@ backend_test!(
             .await;
         assert_eq!(r.status, 200);
         assert_eq!(r.body["items"], json!([]));
-        // LIKE wildcards in q match themselves (no product name has `_` or `%`).
-        for q in ["_", "%25", "%25%25"] {
+        // LIKE wildcards in q match themselves: nothing has `_` or `%%` in it, and
+        // `100%` finds only what says 100%.
+        for q in ["_", "%25%25", "zz%25"] {
             let r = app.get(&format!("/api/v1/products?q={q}"), None).await;
             assert_eq!(r.status, 200, "{}", r.text);
             assert_eq!(r.body["total"], 0, "{q}: {}", r.text);
+        }
+        let r = app.get("/api/v1/products?q=100%25", None).await;
+        assert!(r.body["total"].as_i64().unwrap() >= 1, "{}", r.text);
+        for p in r.body["items"].as_array().unwrap() {
+            let text = format!("{} {} {}", p["name"], p["brand"], p["description"]).to_lowercase();
+            assert!(text.contains("100%"), "{p}");
         }
     }
 );
 
 backend_test!(catalog_price_and_stock_filters, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, slug) = category(&app, &admin).await;
+    let (cat_id, slug) = category(app, &admin).await;
     product(
-        &app,
+        app,
         &admin,
         &cat_id,
         json!({"name": "P100", "price": 100, "mrp": 100}),
     )
     .await;
     product(
-        &app,
+        app,
         &admin,
         &cat_id,
         json!({"name": "P200", "price": 200, "mrp": 250, "stock": 0}),
     )
     .await;
     product(
-        &app,
+        app,
         &admin,
         &cat_id,
         json!({"name": "P300", "price": 300, "mrp": 300}),
     )
     .await;
     assert_eq!(
-        names_in(&app, &slug, "min_price=200").await,
+        names_in(app, &slug, "min_price=200").await,
         ["P200", "P300"]
     );
     assert_eq!(
-        names_in(&app, &slug, "max_price=200").await,
+        names_in(app, &slug, "max_price=200").await,
         ["P100", "P200"]
     );
     assert_eq!(
-        names_in(&app, &slug, "min_price=200&max_price=200").await,
+        names_in(app, &slug, "min_price=200&max_price=200").await,
         ["P200"]
     );
     assert_eq!(
-        names_in(&app, &slug, "min_price=0&max_price=99").await,
+        names_in(app, &slug, "min_price=0&max_price=99").await,
         Vec::<String>::new()
     );
     assert_eq!(
-        names_in(&app, &slug, "in_stock=true").await,
+        names_in(app, &slug, "in_stock=true").await,
         ["P100", "P300"]
     );
     assert_eq!(
-        names_in(&app, &slug, "in_stock=false").await,
+        names_in(app, &slug, "in_stock=false").await,
         ["P100", "P200", "P300"]
     );
     assert_eq!(
-        names_in(&app, &slug, "sort=price_asc").await,
+        names_in(app, &slug, "sort=price_asc").await,
         ["P100", "P200", "P300"]
     );
     assert_eq!(
-        names_in(&app, &slug, "sort=price_desc").await,
+        names_in(app, &slug, "sort=price_desc").await,
         ["P300", "P200", "P100"]
     );
     assert_eq!(
-        names_in(&app, &slug, "sort=newest").await,
+        names_in(app, &slug, "sort=newest").await,
         ["P300", "P200", "P100"]
     );
     assert_eq!(
-        names_in(&app, &slug, "sort=name").await,
+        names_in(app, &slug, "sort=name").await,
         ["P100", "P200", "P300"]
     );
     assert_eq!(
-        names_in(&app, &slug, "sort=relevance").await,
+        names_in(app, &slug, "sort=relevance").await,
         ["P100", "P200", "P300"]
     );
 
@@ -610,8 +617,8 @@ backend_test!(catalog_price_and_stock_filters, |app| {
 
 backend_test!(catalog_get_product, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(&app, &admin).await;
-    let p = product(&app, &admin, &cat_id, json!({})).await;
+    let (cat_id, _) = category(app, &admin).await;
+    let p = product(app, &admin, &cat_id, json!({})).await;
     let r = app
         .get(&format!("/api/v1/products/{}", id_of(&p)), None)
         .await;
@@ -629,8 +636,8 @@ backend_test!(catalog_get_product, |app| {
 
 backend_test!(catalog_create_product, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(&app, &admin).await;
-    let body = product_body(&app, &cat_id);
+    let (cat_id, _) = category(app, &admin).await;
+    let body = product_body(app, &cat_id);
     let r = app
         .post("/api/v1/products", Some(&admin), body.clone())
         .await;
@@ -671,7 +678,7 @@ backend_test!(catalog_create_product, |app| {
     assert_eq!(r.body["discount_percent"], 1);
     assert_eq!(r.body["brand"], Value::Null);
     assert_eq!(r.body["stock"], 0);
-    let p = product(&app, &admin, &cat_id, json!({"price": 1, "mrp": 3})).await;
+    let p = product(app, &admin, &cat_id, json!({"price": 1, "mrp": 3})).await;
     assert_eq!(p["discount_percent"], 67);
 
     // Duplicate SKU.
@@ -681,7 +688,7 @@ backend_test!(catalog_create_product, |app| {
 
 backend_test!(catalog_create_product_validation, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(&app, &admin).await;
+    let (cat_id, _) = category(app, &admin).await;
 
     // Every bad field at once.
     let r = app
@@ -723,7 +730,7 @@ backend_test!(catalog_create_product_validation, |app| {
         (json!({"is_active": "yes"}), "is_active"),
     ];
     for (change, field) in cases {
-        let mut body = product_body(&app, &cat_id);
+        let mut body = product_body(app, &cat_id);
         for (k, v) in change.as_object().unwrap() {
             body[k] = v.clone();
         }
@@ -731,7 +738,7 @@ backend_test!(catalog_create_product_validation, |app| {
         assert_error(&r, 400, "validation_failed");
         assert_eq!(fields(&r), [field], "{change}");
     }
-    let mut ok = product_body(&app, &cat_id);
+    let mut ok = product_body(app, &cat_id);
     ok["name"] = json!("n".repeat(200));
     ok["price"] = json!(10000);
     let r = app.post("/api/v1/products", Some(&admin), ok).await;
@@ -762,11 +769,11 @@ backend_test!(catalog_create_product_validation, |app| {
 backend_test!(catalog_admin_routes_need_admin, |app| {
     let admin = app.admin_token().await;
     let customer = app.customer().await;
-    let (cat_id, _) = category(&app, &admin).await;
-    let p = product(&app, &admin, &cat_id, json!({})).await;
+    let (cat_id, _) = category(app, &admin).await;
+    let p = product(app, &admin, &cat_id, json!({})).await;
     let path = format!("/api/v1/products/{}", id_of(&p));
     let stock = format!("{path}/stock");
-    let body = product_body(&app, &cat_id);
+    let body = product_body(app, &cat_id);
 
     for token in [
         None,
@@ -800,9 +807,9 @@ backend_test!(catalog_admin_routes_need_admin, |app| {
 
 backend_test!(catalog_put_replaces_the_product, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(&app, &admin).await;
-    let (other_cat, _) = category(&app, &admin).await;
-    let p = product(&app, &admin, &cat_id, json!({})).await;
+    let (cat_id, _) = category(app, &admin).await;
+    let (other_cat, _) = category(app, &admin).await;
+    let p = product(app, &admin, &cat_id, json!({})).await;
     let path = format!("/api/v1/products/{}", id_of(&p));
 
     let new_sku = app.unique("SKU");
@@ -831,8 +838,8 @@ backend_test!(catalog_put_replaces_the_product, |app| {
     assert_eq!(r.body["price"], 1800);
 
     // Errors.
-    let other = product(&app, &admin, &cat_id, json!({})).await;
-    let mut dup = product_body(&app, &cat_id);
+    let other = product(app, &admin, &cat_id, json!({})).await;
+    let mut dup = product_body(app, &cat_id);
     dup["sku"] = other["sku"].clone();
     assert_error(
         &app.put(&path, Some(&admin), dup).await,
@@ -844,7 +851,7 @@ backend_test!(catalog_put_replaces_the_product, |app| {
         .await;
     assert_error(&r, 400, "validation_failed");
     assert!(fields(&r).contains(&"sku".to_string()));
-    let mut bad = product_body(&app, &cat_id);
+    let mut bad = product_body(app, &cat_id);
     bad["price"] = json!(10.5);
     assert_error(
         &app.put(&path, Some(&admin), bad).await,
@@ -855,13 +862,13 @@ backend_test!(catalog_put_replaces_the_product, |app| {
         .put(
             "/api/v1/products/prd_doesnotexist",
             Some(&admin),
-            product_body(&app, &cat_id),
+            product_body(app, &cat_id),
         )
         .await;
     assert_error(&r, 404, "not_found");
 
     // is_active: false through PUT hides it.
-    let mut off = product_body(&app, &cat_id);
+    let mut off = product_body(app, &cat_id);
     off["is_active"] = json!(false);
     let r = app.put(&path, Some(&admin), off).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -873,8 +880,8 @@ backend_test!(catalog_put_replaces_the_product, |app| {
 
 backend_test!(catalog_delete_is_soft_and_final, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, slug) = category(&app, &admin).await;
-    let p = product(&app, &admin, &cat_id, json!({})).await;
+    let (cat_id, slug) = category(app, &admin).await;
+    let p = product(app, &admin, &cat_id, json!({})).await;
     let path = format!("/api/v1/products/{}", id_of(&p));
 
     let r = app.delete(&path, Some(&admin)).await;
@@ -883,7 +890,7 @@ backend_test!(catalog_delete_is_soft_and_final, |app| {
     assert_error(&app.get(&path, Some(&admin)).await, 404, "not_found");
     assert_error(&app.delete(&path, Some(&admin)).await, 404, "not_found");
     assert_error(
-        &app.put(&path, Some(&admin), product_body(&app, &cat_id))
+        &app.put(&path, Some(&admin), product_body(app, &cat_id))
             .await,
         404,
         "not_found",
@@ -899,7 +906,7 @@ backend_test!(catalog_delete_is_soft_and_final, |app| {
         .await;
     assert_eq!(r.body["total"], 0);
     // The SKU stays taken by the deleted product.
-    let mut again = product_body(&app, &cat_id);
+    let mut again = product_body(app, &cat_id);
     again["sku"] = p["sku"].clone();
     assert_error(
         &app.post("/api/v1/products", Some(&admin), again).await,
@@ -919,8 +926,8 @@ backend_test!(catalog_delete_is_soft_and_final, |app| {
 
 backend_test!(catalog_stock_patch, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(&app, &admin).await;
-    let p = product(&app, &admin, &cat_id, json!({"stock": 10})).await;
+    let (cat_id, _) = category(app, &admin).await;
+    let p = product(app, &admin, &cat_id, json!({"stock": 10})).await;
     let path = format!("/api/v1/products/{}/stock", id_of(&p));
 
     let r = app.patch(&path, Some(&admin), json!({"delta": 5})).await;
@@ -977,8 +984,8 @@ backend_test!(catalog_stock_patch, |app| {
 
 backend_test!(catalog_concurrent_stock_decrements_never_oversell, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(&app, &admin).await;
-    let p = product(&app, &admin, &cat_id, json!({"stock": 5})).await;
+    let (cat_id, _) = category(app, &admin).await;
+    let p = product(app, &admin, &cat_id, json!({"stock": 5})).await;
     let path = format!("/api/v1/products/{}/stock", id_of(&p));
 
     let calls = (0..10).map(|_| app.patch(&path, Some(&admin), json!({"delta": -1})));

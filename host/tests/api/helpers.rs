@@ -160,9 +160,12 @@ async fn fresh_postgres_database() -> String {
     let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
         .await
         .expect("connecting to KIRANA_TEST_POSTGRES_URL");
-    sqlx::Executor::execute(&mut conn, format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("creating a test database");
+    sqlx::Executor::execute(
+        &mut conn,
+        format!("CREATE DATABASE {name} TEMPLATE template0").as_str(),
+    )
+    .await
+    .expect("creating a test database");
     let _ = sqlx::Connection::close(conn).await;
     let (server, _) = base
         .rsplit_once('/')

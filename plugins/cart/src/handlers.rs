@@ -8,11 +8,12 @@ use kirana_sdk::prelude::*;
 use crate::catalog;
 use crate::rules::{
     check_stock, is_buyable, merge_quantity, price_cart, validate_add, validate_set_quantity,
-    CartConfig, Line, Product, MAX_LINES,
+    CartConfig, Line, Product, MAX_LINES, MAX_LINE_QUANTITY,
 };
 use crate::store::{self, StoredCart};
 
-/// How often an add is retried when a concurrent change of the same line wins the race.
+/// How often an add starts over when the cart changed under it (a line deleted between
+/// two statements, or dead lines dropped from a full cart).
 const ADD_ATTEMPTS: usize = 3;
 
 #[derive(Deserialize)]
@@ -100,7 +101,8 @@ pub fn get_cart(req: &Request) -> Result<Response, ApiError> {
 }
 
 /// `POST /api/v1/cart/items`: adds to the line (creating it when needed). Checks run
-/// in this order: body (400/415), product buyable (404), merge ≤ 20 (400), stock (409).
+/// in this order: body (400/415), cart full (400), product buyable (404), merge ≤ 20
+/// (400), stock (409).
 pub fn add_item(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
     let body: AddItem = req.json()?;
@@ -120,28 +122,24 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
         }
         let product = snap
             .product(&body.product_id)
-            .ok_or_else(|| ApiError::not_found("product"))?;
-        let merged = merge_quantity(existing.unwrap_or(0), body.quantity)?;
-        check_stock(product, merged)?;
+            .ok_or_else(|| ApiError::not_found("product"))?
+            .clone();
+        check_add(&product, existing.unwrap_or(0), body.quantity)?;
         // The cart row is touched before the line is written (see store::expire).
         let updated_at = store::touch(&user_id)?;
-        let written = match existing {
-            None => store::insert_line(&user_id, &body.product_id, merged)?,
-            Some(old) => store::replace_quantity(&user_id, &body.product_id, old, merged)?,
+        let Some(quantity) = write_add(&user_id, &product, body.quantity)? else {
+            continue; // the line vanished between the two writes: start over
         };
-        if !written {
-            continue; // a concurrent request changed this line: start over with fresh data
-        }
         match snap
             .stored
             .lines
             .iter_mut()
             .find(|l| l.product_id == body.product_id)
         {
-            Some(line) => line.quantity = merged,
+            Some(line) => line.quantity = quantity,
             None => snap.stored.lines.push(Line {
                 product_id: body.product_id.clone(),
-                quantity: merged,
+                quantity,
             }),
         }
         snap.stored.updated_at = Some(updated_at);
@@ -150,6 +148,33 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
     Err(ApiError::conflict(
         "the cart changed while this item was being added; try again",
     ))
+}
+
+/// The merge and stock rules for adding `added` to a line holding `existing`.
+fn check_add(product: &Product, existing: i64, added: i64) -> Result<(), ApiError> {
+    let merged = merge_quantity(existing, added)?;
+    check_stock(product, merged)
+}
+
+/// Writes an add atomically, bounded by 20 and the product's stock: adds to the line,
+/// or creates it. A concurrent add that took the room first gets the same errors as a
+/// sequential one would. `None` when the line disappeared meanwhile (retry).
+fn write_add(user_id: &str, product: &Product, added: i64) -> Result<Option<i64>, ApiError> {
+    let bound = MAX_LINE_QUANTITY.min(product.stock);
+    if let Some(quantity) = store::add_to_line(user_id, &product.id, added, bound)? {
+        return Ok(Some(quantity));
+    }
+    if store::insert_line(user_id, &product.id, added)? {
+        return Ok(Some(added));
+    }
+    // The line exists but has no room for `added` any more.
+    match store::line_quantity(user_id, &product.id)? {
+        Some(now) => {
+            check_add(product, now, added)?;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
 }
 
 /// `PUT /api/v1/cart/items/{product_id}`: sets the quantity; 0 removes the line.

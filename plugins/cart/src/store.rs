@@ -134,20 +134,35 @@ pub fn insert_line(user_id: &str, product_id: &str, quantity: i64) -> Result<boo
     Ok(n == 1)
 }
 
-/// Moves a line from `from` to `to` units; `false` when it no longer holds `from`
-/// (a concurrent change), so the caller can start over with fresh data.
-pub fn replace_quantity(
+/// Adds `quantity` to an existing line in one statement, only while the result stays
+/// within `bound`; the new quantity, or `None` when there is no such line or the bound
+/// would be passed. Atomic, so concurrent adds (a double tap) never lose units.
+pub fn add_to_line(
     user_id: &str,
     product_id: &str,
-    from: i64,
-    to: i64,
-) -> Result<bool, CapError> {
-    let n = sql::execute(
-        "UPDATE cart_items SET quantity = $3
-         WHERE user_id = $1 AND product_id = $2 AND quantity = $4",
-        &params![user_id, product_id, to, from],
-    )?;
-    Ok(n == 1)
+    quantity: i64,
+    bound: i64,
+) -> Result<Option<i64>, CapError> {
+    sql::query(
+        "UPDATE cart_items SET quantity = quantity + $3
+         WHERE user_id = $1 AND product_id = $2 AND quantity + $3 <= $4
+         RETURNING quantity",
+        &params![user_id, product_id, quantity, bound],
+    )?
+    .first()
+    .map(|r| r.get::<i64>("quantity"))
+    .transpose()
+}
+
+/// The stored quantity of one line, if it is in the cart.
+pub fn line_quantity(user_id: &str, product_id: &str) -> Result<Option<i64>, CapError> {
+    sql::query(
+        "SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2",
+        &params![user_id, product_id],
+    )?
+    .first()
+    .map(|r| r.get::<i64>("quantity"))
+    .transpose()
 }
 
 /// Sets a line's quantity; `false` when the line is not in the cart.
