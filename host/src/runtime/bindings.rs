@@ -10,4 +10,4 @@ wasmtime::component::bindgen!({
     },
 });
 
-pub use kirana::platform::types as wit;
+pub use self::kirana::platform::types as wit;
