@@ -5,12 +5,10 @@ use kirana_sdk::prelude::*;
 use kirana_sdk::CapError;
 
 /// The columns [`Product::from_row`] reads; every query that returns products selects
-/// exactly these (from `products p`). `is_active` is read through a CASE because the
-/// host's SQLite driver cannot decode a column declared BOOLEAN (an expression comes
-/// back as a plain integer there, and as an integer on PostgreSQL too).
+/// exactly these (from `products p`).
 pub const PRODUCT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category_id, \
     p.brand, p.unit, p.price, p.mrp, p.stock, \
-    CASE WHEN p.is_active THEN 1 ELSE 0 END AS is_active, p.image_url, p.created_at, \
+    p.is_active, p.image_url, p.created_at, \
     p.updated_at";
 
 /// Upper bound of `price` and `mrp` in paise (₹1 crore): keeps arithmetic far from

@@ -51,14 +51,6 @@ fn product_body(req: &Request) -> Result<ProductInput, ApiError> {
     parse_product(&body, category_known)
 }
 
-/// Optional text is bound as `''` and turned back into NULL by `NULLIF($n, '')` in the
-/// SQL: a bound NULL is typed BIGINT by the host, and PostgreSQL's cached statement
-/// would then refuse text at that position in the next call. Inputs never hold `''`
-/// (blank optional fields are parsed as absent).
-fn text_or_empty(v: &Option<String>) -> &str {
-    v.as_deref().unwrap_or("")
-}
-
 fn sku_taken(sku: &str) -> ApiError {
     ApiError::already_exists(format!("a product with sku {sku} exists"))
         .with_details(json!({ "field": "sku", "sku": sku }))
@@ -84,21 +76,21 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
         sql::execute(
             "INSERT INTO products (id, sku, name, description, category_id, brand, unit, \
              price, mrp, stock, is_active, image_url, created_at, updated_at, created_us) \
-             VALUES ($1, $2, $3, NULLIF($4, ''), $5, NULLIF($6, ''), $7, $8, $9, $10, $11, \
-             NULLIF($12, ''), $13, $14, $15)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15)",
             &params![
                 id,
                 p.sku,
                 p.name,
-                text_or_empty(&p.description),
+                p.description,
                 p.category_id,
-                text_or_empty(&p.brand),
+                p.brand,
                 p.unit,
                 p.price,
                 p.mrp,
                 p.stock,
                 p.is_active.unwrap_or(true),
-                text_or_empty(&p.image_url),
+                p.image_url,
                 now,
                 now,
                 crate::model::now_micros()
@@ -124,22 +116,22 @@ pub fn update(req: &Request) -> Result<Response, ApiError> {
     }
     let changed = write(
         sql::execute(
-            "UPDATE products SET sku = $1, name = $2, description = NULLIF($3, ''), \
-             category_id = $4, brand = NULLIF($5, ''), unit = $6, price = $7, mrp = $8, \
-             stock = $9, is_active = $10, image_url = NULLIF($11, ''), updated_at = $12 \
+            "UPDATE products SET sku = $1, name = $2, description = $3, \
+             category_id = $4, brand = $5, unit = $6, price = $7, mrp = $8, \
+             stock = $9, is_active = $10, image_url = $11, updated_at = $12 \
              WHERE id = $13 AND is_active",
             &params![
                 p.sku,
                 p.name,
-                text_or_empty(&p.description),
+                p.description,
                 p.category_id,
-                text_or_empty(&p.brand),
+                p.brand,
                 p.unit,
                 p.price,
                 p.mrp,
                 p.stock,
                 p.is_active.unwrap_or(true),
-                text_or_empty(&p.image_url),
+                p.image_url,
                 now_rfc3339(),
                 id
             ],

@@ -97,14 +97,10 @@ fn insert_products(
             .map(|(_, id)| id.clone())
             .ok_or_else(|| CapError::Invalid(format!("seed category {} missing", p.category)))?;
         let base = params.len();
-        // brand is bound as '' when absent and NULLIF'd back (see products::text_or_empty).
         rows.push(format!(
             "({})",
             (1..=15)
-                .map(|i| match i {
-                    6 => format!("NULLIF(${}, '')", base + i),
-                    _ => format!("${}", base + i),
-                })
+                .map(|i| format!("${}", base + i))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
@@ -114,7 +110,7 @@ fn insert_products(
             p.name,
             p.description,
             category_id,
-            p.brand.unwrap_or(""),
+            p.brand,
             p.unit,
             p.price,
             p.mrp,
