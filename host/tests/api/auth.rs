@@ -7,32 +7,6 @@ use serde_json::Value;
 
 const PASSWORD: &str = "secret-pass-1";
 
-/// The `field` names listed by a `validation_failed` error.
-fn fields(r: &Resp) -> Vec<String> {
-    r.body["error"]["details"]["fields"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["field"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Asserts the API error shape and the status/code.
-fn assert_error(r: &Resp, status: u16, expected: &str) {
-    r.assert_error(status, expected);
-}
-
-fn assert_invalid_field(r: &Resp, field: &str) {
-    assert_error(r, 400, "validation_failed");
-    assert!(
-        fields(r).iter().any(|f| f == field),
-        "expected field {field} in {}",
-        r.text
-    );
-}
-
 fn token(r: &Resp, name: &str) -> String {
     r.body[name]
         .as_str()

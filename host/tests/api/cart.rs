@@ -143,23 +143,6 @@ async fn set_stock(app: &TestApp, admin: &str, id: &str, stock: i64) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-fn assert_error(r: &Resp, status: u16, code: &str) {
-    r.assert_error(status, code);
-}
-
-fn assert_invalid_field(r: &Resp, field: &str) {
-    assert_error(r, 400, "validation_failed");
-    let fields = r.body["error"]["details"]["fields"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    assert!(
-        fields.iter().any(|f| f["field"] == field),
-        "expected {field} in {}",
-        r.text
-    );
-}
-
 backend_test!(empty_cart_has_the_full_shape, |app| {
     let c = app.customer().await;
     let body = cart(app, &c.token).await;

@@ -31,17 +31,6 @@ fn word(app: &TestApp, prefix: &str) -> String {
         .collect()
 }
 
-fn fields(r: &Resp) -> Vec<String> {
-    r.body["error"]["details"]["fields"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|f| f["field"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn names(r: &Resp) -> Vec<String> {
     r.body["items"]
         .as_array()
@@ -60,10 +49,6 @@ async fn names_in(app: &TestApp, slug: &str, query: &str) -> Vec<String> {
         .await;
     assert_eq!(r.status, 200, "{query}: {}", r.text);
     names(&r)
-}
-
-fn assert_error(r: &Resp, status: u16, code: &str) {
-    r.assert_error(status, code);
 }
 
 /// A fresh category; returns (id, slug).

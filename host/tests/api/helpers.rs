@@ -63,6 +63,28 @@ impl Resp {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The `field`s of a `validation_failed` error's `details.fields`, in order.
+    pub fn fields(&self) -> Vec<String> {
+        self.body["error"]["details"]["fields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["field"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Asserts `400 validation_failed` naming `field`.
+    pub fn assert_invalid_field(&self, field: &str) {
+        self.assert_error(400, "validation_failed");
+        assert!(
+            self.fields().iter().any(|f| f == field),
+            "expected field {field} in {}",
+            self.text
+        );
+    }
+
     /// Asserts the API error shape with `status` and `code`, and that the body's
     /// request id matches the header.
     pub fn assert_error(&self, status: u16, code: &str) {
@@ -93,6 +115,21 @@ impl Resp {
             self.text
         );
     }
+}
+
+/// The `field`s of a `validation_failed` error's `details.fields`, in order.
+pub fn fields(r: &Resp) -> Vec<String> {
+    r.fields()
+}
+
+/// Asserts the API error shape with `status` and `code`.
+pub fn assert_error(r: &Resp, status: u16, code: &str) {
+    r.assert_error(status, code);
+}
+
+/// Asserts `400 validation_failed` naming `field`.
+pub fn assert_invalid_field(r: &Resp, field: &str) {
+    r.assert_invalid_field(field);
 }
 
 /// A customer made by [`TestApp::customer`].
