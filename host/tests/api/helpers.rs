@@ -170,7 +170,7 @@ fn plugin_dir() -> PathBuf {
 }
 
 /// The plugins every test host loads.
-const PLUGINS: &[&str] = &["auth", "catalog", "cart", "hello", "faulty"];
+const PLUGINS: &[&str] = &["auth", "catalog", "cart", "orders", "hello", "faulty"];
 
 fn check_plugins_built() {
     for p in PLUGINS {
@@ -178,7 +178,7 @@ fn check_plugins_built() {
         assert!(
             f.exists(),
             "{} is missing: build the plugins first (./scripts/test does it, or \
-             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p hello -p faulty)",
+             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p orders -p hello -p faulty)",
             f.display()
         );
     }

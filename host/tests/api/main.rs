@@ -7,4 +7,5 @@ mod helpers;
 mod auth;
 mod cart;
 mod catalog;
+mod orders;
 mod platform;

@@ -18,7 +18,7 @@ backend_test!(health_and_ready, |app| {
         .filter(|p| p["state"] == "live")
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for p in ["auth", "catalog", "cart", "hello", "faulty"] {
+    for p in ["auth", "catalog", "cart", "orders", "hello", "faulty"] {
         assert!(live.contains(&p), "{p} not live: {}", r.text);
     }
 });
