@@ -14,6 +14,7 @@ use crate::capabilities::events::{run_dispatcher, EventBus};
 use crate::capabilities::identity::IdentityService;
 use crate::capabilities::kv::MemoryKv;
 use crate::config::Config;
+use crate::gateway::rate_limit::{MemoryRateLimiter, RateLimiter};
 use crate::platform::Platform;
 use crate::registry::{self, Registry};
 use crate::runtime::Runtime;
@@ -49,10 +50,14 @@ impl App {
         });
         registry::load_configured(&platform).await?;
 
+        let limiter = Arc::new(RateLimiter::new(
+            config.rate_limit.clone(),
+            Box::<MemoryRateLimiter>::default(),
+        ));
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(run_dispatcher(platform.clone(), stopped.clone())),
-            tokio::spawn(sweep_kv(platform.clone(), stopped.clone())),
+            tokio::spawn(sweep(platform.clone(), limiter.clone(), stopped.clone())),
         ];
 
         let listener = TcpListener::bind(&config.listen).await.with_context(|| {
@@ -62,7 +67,7 @@ impl App {
             )
         })?;
         let addr = listener.local_addr()?;
-        let app = gateway::router(platform.clone());
+        let app = gateway::router(platform.clone(), limiter.clone());
         let mut shutdown = stopped;
         let server = tokio::spawn(async move {
             axum::serve(
@@ -118,15 +123,19 @@ impl App {
     }
 }
 
-async fn sweep_kv(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
+/// Drops expired kv entries and idle rate-limit keys every 30 s.
+async fn sweep(
+    platform: Arc<Platform>,
+    limiter: Arc<RateLimiter>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tokio::time::sleep(Duration::from_secs(30)) => {
-                let n = platform.kv.sweep();
-                if n > 0 {
-                    tracing::debug!(removed = n, "expired kv entries swept");
-                }
+                let kv = platform.kv.sweep();
+                let keys = limiter.sweep();
+                tracing::debug!(kv, rate_limit_keys = keys, "swept");
             }
         }
     }

@@ -26,6 +26,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub identity: IdentityConfig,
     pub events: EventsConfig,
+    pub rate_limit: RateLimitConfig,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
     /// The whole merged document, for plugin sections.
@@ -66,6 +67,15 @@ pub struct EventsConfig {
     pub max_backoff_ms: u64,
     pub poll_ms: u64,
     pub lease_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    pub per_minute: u32,
+    pub auth_per_minute: u32,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// How a plugin's instances live.
@@ -131,6 +141,11 @@ impl Config {
     fn validate(&self) -> Result<()> {
         if self.limits.timeout_ms == 0 || self.limits.memory_mb == 0 {
             bail!("limits.timeout_ms and limits.memory_mb must be positive");
+        }
+        for p in &self.rate_limit.trusted_proxies {
+            if p.parse::<std::net::IpAddr>().is_err() {
+                bail!("rate_limit.trusted_proxies: {p:?} is not an IP address");
+            }
         }
         if self.runtime.epoch_tick_ms == 0 {
             bail!("runtime.epoch_tick_ms must be positive");

@@ -3,12 +3,14 @@
 //! and handed to its plugin; whatever fails answers in the API error shape.
 
 pub mod error;
+pub mod rate_limit;
 pub mod routes;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,20 +22,53 @@ use crate::platform::Platform;
 use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, InvokeError, Op, OpResult};
 use error::error;
+use rate_limit::{Decision, RateLimiter};
 use routes::{Access, Match};
+
+/// What the gateway's handlers share.
+pub struct Gateway {
+    pub platform: Arc<Platform>,
+    pub limiter: Arc<RateLimiter>,
+}
 
 /// The request id of the request in flight (an extension set by [`request_id`]).
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
 /// Builds the host's axum router.
-pub fn router(platform: Arc<Platform>) -> Router {
+pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(dispatch)
-        .with_state(platform)
+        .with_state(Arc::new(Gateway { platform, limiter }))
         .layer(middleware::from_fn(request_id))
+        .layer(middleware::from_fn(security_headers))
+}
+
+/// Headers every answer carries: no MIME sniffing, no referrer leaks, and a CSP that
+/// forbids everything (the host serves JSON, never HTML).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+    );
+    resp
+}
+
+/// Adds the `X-RateLimit-*` headers of `d` to `resp`.
+fn rate_headers(resp: &mut Response, d: &Decision) {
+    let h = resp.headers_mut();
+    h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
+    h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_secs));
 }
 
 /// An incoming `X-Request-Id` of 1–128 characters of `[A-Za-z0-9._:-]` is kept;
@@ -66,7 +101,8 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// 200 when the host database answers and every enabled plugin is loaded.
-async fn ready(State(p): State<Arc<Platform>>) -> Response {
+async fn ready(State(g): State<Arc<Gateway>>) -> Response {
+    let p = &g.platform;
     let mut reasons = Vec::new();
     if let Err(e) = sqlx::query("SELECT 1").execute(&p.db.pool).await {
         reasons.push(format!("host database: {e}"));
@@ -140,8 +176,57 @@ fn forwarded(name: &HeaderName) -> bool {
 }
 
 async fn dispatch(
-    State(p): State<Arc<Platform>>,
+    State(g): State<Arc<Gateway>>,
     Extension(RequestId(rid)): Extension<RequestId>,
+    req: Request,
+) -> Response {
+    // The token is verified once, first: the rate limiter keys on the user it names.
+    let verified = match bearer(req.headers()) {
+        Some(t) => Some(g.platform.identity.verify(t).await),
+        None => None,
+    };
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let ip = g.limiter.client_ip(peer, forwarded);
+    let user = verified
+        .as_ref()
+        .and_then(|v| v.as_ref().ok())
+        .map(|i| i.user_id.as_str());
+    let decision = g.limiter.check(req.uri().path(), ip, user);
+    if let Some(d) = decision.filter(|d| !d.allowed) {
+        let mut resp = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "more than {} requests a minute; retry in {} s",
+                d.limit, d.reset_secs
+            ),
+            &rid,
+        );
+        rate_headers(&mut resp, &d);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_secs));
+        return resp;
+    }
+    let mut resp = route(&g.platform, rid, verified, req).await;
+    if let Some(d) = decision {
+        rate_headers(&mut resp, &d);
+    }
+    resp
+}
+
+/// Routes, authorises, checks and runs one request (after the rate limit).
+async fn route(
+    p: &Arc<Platform>,
+    rid: String,
+    verified: Option<Result<wit::Identity, crate::capabilities::identity::TokenError>>,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
@@ -185,11 +270,10 @@ async fn dispatch(
     };
 
     // Authentication and authorisation happen here, before any plugin code runs.
-    let token = bearer(&parts.headers);
-    let caller = match (&target.access, token) {
+    let caller = match (&target.access, verified) {
         (Access::Public, None) => None,
         // A public route ignores a token it cannot verify rather than failing.
-        (Access::Public, Some(t)) => p.identity.verify(t).await.ok(),
+        (Access::Public, Some(v)) => v.ok(),
         (_, None) => {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -198,17 +282,15 @@ async fn dispatch(
                 &rid,
             );
         }
-        (_, Some(t)) => match p.identity.verify(t).await {
-            Ok(id) => Some(id),
-            Err(e) => {
-                return error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    e.to_string(),
-                    &rid,
-                )
-            }
-        },
+        (_, Some(Ok(id))) => Some(id),
+        (_, Some(Err(e))) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                e.to_string(),
+                &rid,
+            );
+        }
     };
     if let (Access::Roles(roles), Some(c)) = (&target.access, &caller) {
         if !roles.contains(&c.role) {
@@ -265,7 +347,7 @@ async fn dispatch(
         request_id: rid.clone(),
     };
     let call = CallCtx::new(rid.clone(), request.caller.clone(), 0, plugin.ctx.timeout);
-    match plugin.run(&p, call, Op::Handle(request)).await {
+    match plugin.run(p, call, Op::Handle(request)).await {
         Ok((OpResult::Response(resp), call)) => {
             if resp.status < 400 {
                 if let Err(e) = p.commit_events(&call.pending).await {

@@ -256,6 +256,11 @@ poll_ms = 20
 max_attempts = 4
 lease_ms = 3000
 
+# Tests share 127.0.0.1; rate-limit tests set their own low budgets.
+[rate_limit]
+per_minute = 1000000
+auth_per_minute = 1000000
+
 [auth]
 admin_email = "{ADMIN_EMAIL}"
 admin_password = "{ADMIN_PASSWORD}"

@@ -305,3 +305,79 @@ async fn events_survive_a_restart_sqlite() {
 async fn events_survive_a_restart_postgres() {
     restart_keeps_pending_events(Backend::Postgres).await;
 }
+
+async fn rate_limits(backend: Backend) {
+    let app =
+        TestApp::spawn_with(backend, "[rate_limit]\nper_minute = 5\nauth_per_minute = 3").await;
+    // Signing up spends one of the IP's three auth requests.
+    let c = app.customer().await;
+    // A user has a budget of their own...
+    for left in (0..5).rev() {
+        let r = app.get("/api/v1/cart", Some(&c.token)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-ratelimit-limit"), Some("5"));
+        assert_eq!(
+            r.header("x-ratelimit-remaining"),
+            Some(left.to_string().as_str())
+        );
+    }
+    let r = app.get("/api/v1/cart", Some(&c.token)).await;
+    r.assert_error(429, "rate_limited");
+    let retry: u64 = r
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+    assert!(r.header("x-ratelimit-reset").is_some());
+    // ... separate from the anonymous budget of the same IP.
+    for _ in 0..5 {
+        assert_eq!(app.get("/api/v1/hello/ping", None).await.status, 200);
+    }
+    app.get("/api/v1/hello/ping", None)
+        .await
+        .assert_error(429, "rate_limited");
+    // Health and readiness are never limited.
+    for _ in 0..10 {
+        assert_eq!(app.get("/health", None).await.status, 200);
+        assert_eq!(app.get("/ready", None).await.status, 200);
+    }
+    // Auth routes have their stricter per-IP budget: two left after the signup.
+    let login = json!({"email": c.email, "password": c.password});
+    for _ in 0..2 {
+        assert_eq!(
+            app.post("/api/v1/auth/login", None, login.clone())
+                .await
+                .status,
+            200
+        );
+    }
+    app.post("/api/v1/auth/login", None, login)
+        .await
+        .assert_error(429, "rate_limited");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_sqlite() {
+    rate_limits(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_postgres() {
+    rate_limits(Backend::Postgres).await;
+}
+
+backend_test!(security_headers_on_every_answer, |app| {
+    for r in [
+        app.get("/health", None).await,
+        app.get("/api/v1/hello/ping", None).await,
+        app.get("/api/v1/nope", None).await,
+    ] {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+        assert!(r
+            .header("content-security-policy")
+            .is_some_and(|v| v.contains("default-src 'none'")));
+    }
+});

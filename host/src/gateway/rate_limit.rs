@@ -1,0 +1,246 @@
+//! Request rate limits: a sliding one-minute window per authenticated user, else per
+//! client IP, with a stricter per-IP budget for `/api/v1/auth/*`.
+//!
+//! The window is exact (a log of the hits inside the last minute per key), so a burst at
+//! the end of one minute cannot be followed by a full budget at the start of the next.
+//! The backend is a trait so a shared (Redis) limiter can replace the in-process one
+//! when several replicas serve together.
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::config::RateLimitConfig;
+
+/// The window every budget is counted over.
+pub const WINDOW: Duration = Duration::from_secs(60);
+
+/// What the limiter decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    pub limit: u32,
+    pub remaining: u32,
+    /// Seconds until the oldest hit in the window leaves it (a slot frees up).
+    pub reset_secs: u64,
+}
+
+/// Where hits are counted.
+pub trait RateLimitBackend: Send + Sync {
+    /// Records a hit for `key` if it fits in `limit` per [`WINDOW`].
+    fn hit(&self, key: &str, limit: u32) -> Decision;
+    /// Forgets keys with no hit inside the window; returns how many.
+    fn sweep(&self) -> usize;
+}
+
+/// The in-process backend: one log of hit times per key.
+#[derive(Default)]
+pub struct MemoryRateLimiter {
+    keys: DashMap<String, Mutex<VecDeque<Instant>>>,
+}
+
+impl MemoryRateLimiter {
+    fn hit_at(&self, key: &str, limit: u32, now: Instant) -> Decision {
+        let entry = self.keys.entry(key.to_string()).or_default();
+        let Ok(mut log) = entry.lock() else {
+            // A poisoned log only loses counting; never refuse service for it.
+            return Decision {
+                allowed: true,
+                limit,
+                remaining: limit,
+                reset_secs: 0,
+            };
+        };
+        while log
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
+            log.pop_front();
+        }
+        let used = u32::try_from(log.len()).unwrap_or(u32::MAX);
+        let allowed = used < limit;
+        if allowed {
+            log.push_back(now);
+        }
+        let used = u32::try_from(log.len()).unwrap_or(u32::MAX);
+        let reset_secs = log
+            .front()
+            .map(|t| {
+                (WINDOW.saturating_sub(now.duration_since(*t)))
+                    .as_secs_f64()
+                    .ceil() as u64
+            })
+            .unwrap_or(0)
+            .max(u64::from(!allowed));
+        Decision {
+            allowed,
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset_secs,
+        }
+    }
+}
+
+impl RateLimitBackend for MemoryRateLimiter {
+    fn hit(&self, key: &str, limit: u32) -> Decision {
+        self.hit_at(key, limit, Instant::now())
+    }
+
+    fn sweep(&self) -> usize {
+        let now = Instant::now();
+        let before = self.keys.len();
+        self.keys.retain(|_, log| {
+            log.lock()
+                .map(|l| l.back().is_some_and(|t| now.duration_since(*t) < WINDOW))
+                .unwrap_or(false)
+        });
+        before - self.keys.len()
+    }
+}
+
+/// The limiter the gateway asks, with the configured budgets.
+pub struct RateLimiter {
+    config: RateLimitConfig,
+    trusted: Vec<IpAddr>,
+    backend: Box<dyn RateLimitBackend>,
+}
+
+impl RateLimiter {
+    pub fn new(config: RateLimitConfig, backend: Box<dyn RateLimitBackend>) -> Self {
+        let trusted = config
+            .trusted_proxies
+            .iter()
+            .filter_map(|s| s.parse().ok())
+            .collect();
+        Self {
+            config,
+            trusted,
+            backend,
+        }
+    }
+
+    /// Paths that are never limited.
+    pub fn exempt(path: &str) -> bool {
+        matches!(path, "/health" | "/ready" | "/metrics")
+    }
+
+    /// Decides for a request to `path` from `ip`, by `user` when authenticated.
+    /// `None` when limits are off or the path is exempt.
+    pub fn check(&self, path: &str, ip: IpAddr, user: Option<&str>) -> Option<Decision> {
+        if !self.config.enabled || Self::exempt(path) {
+            return None;
+        }
+        Some(if path.starts_with("/api/v1/auth/") {
+            self.backend
+                .hit(&format!("auth-ip:{ip}"), self.config.auth_per_minute)
+        } else {
+            match user {
+                Some(u) => self
+                    .backend
+                    .hit(&format!("user:{u}"), self.config.per_minute),
+                None => self
+                    .backend
+                    .hit(&format!("ip:{ip}"), self.config.per_minute),
+            }
+        })
+    }
+
+    /// The client's address: the socket's, unless it is a trusted proxy, in which case
+    /// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        if !self.trusted.contains(&peer) {
+            return peer;
+        }
+        forwarded_for
+            .into_iter()
+            .flat_map(|h| h.split(','))
+            .rev()
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .find(|ip| !self.trusted.contains(ip))
+            .unwrap_or(peer)
+    }
+
+    pub fn sweep(&self) -> usize {
+        self.backend.sweep()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(per_minute: u32, auth: u32, trusted: &[&str]) -> RateLimitConfig {
+        RateLimitConfig {
+            enabled: true,
+            per_minute,
+            auth_per_minute: auth,
+            trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_window_slides() {
+        let l = MemoryRateLimiter::default();
+        let t0 = Instant::now();
+        for i in 0..3 {
+            let d = l.hit_at("k", 3, t0 + Duration::from_secs(i * 10));
+            assert!(d.allowed);
+            assert_eq!(d.remaining, 2 - i as u32);
+        }
+        let d = l.hit_at("k", 3, t0 + Duration::from_secs(30));
+        assert!(!d.allowed);
+        assert_eq!(d.remaining, 0);
+        assert_eq!(d.reset_secs, 30, "the first hit leaves the window at t0+60");
+        // At t0+60 the first hit has left the window: one slot again.
+        assert!(l.hit_at("k", 3, t0 + Duration::from_secs(60)).allowed);
+        assert!(!l.hit_at("k", 3, t0 + Duration::from_secs(61)).allowed);
+    }
+
+    #[test]
+    fn keys_by_user_then_ip_and_auth_paths_by_ip() {
+        let rl = RateLimiter::new(config(2, 1, &[]), Box::<MemoryRateLimiter>::default());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(rl.check("/api/v1/cart", ip, Some("u1")).unwrap().allowed);
+        assert!(rl.check("/api/v1/cart", ip, Some("u1")).unwrap().allowed);
+        assert!(!rl.check("/api/v1/cart", ip, Some("u1")).unwrap().allowed);
+        assert!(
+            rl.check("/api/v1/cart", ip, Some("u2")).unwrap().allowed,
+            "another user has their own budget"
+        );
+        assert!(
+            rl.check("/api/v1/products", ip, None).unwrap().allowed,
+            "anonymous counts per IP"
+        );
+        assert!(rl.check("/api/v1/auth/login", ip, None).unwrap().allowed);
+        assert!(
+            !rl.check("/api/v1/auth/login", ip, Some("u3"))
+                .unwrap()
+                .allowed,
+            "auth is per IP"
+        );
+        assert!(rl.check("/health", ip, None).is_none());
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let rl = RateLimiter::new(
+            config(1, 1, &["127.0.0.1"]),
+            Box::<MemoryRateLimiter>::default(),
+        );
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(
+            rl.client_ip(proxy, Some("203.0.113.5, 127.0.0.1")),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            rl.client_ip(other, Some("203.0.113.5")),
+            other,
+            "untrusted peers cannot pick their address"
+        );
+        assert_eq!(rl.client_ip(proxy, Some("garbage")), proxy);
+    }
+}
