@@ -93,7 +93,7 @@ impl RateLimitBackend for MemoryRateLimiter {
         let now = Instant::now();
         let before = self.keys.len();
         self.keys.retain(|_, log| {
-            log.lock()
+            log.get_mut()
                 .map(|l| l.back().is_some_and(|t| now.duration_since(*t) < WINDOW))
                 .unwrap_or(false)
         });
