@@ -27,6 +27,7 @@ pub struct Config {
     pub identity: IdentityConfig,
     pub events: EventsConfig,
     pub rate_limit: RateLimitConfig,
+    pub cors: CorsConfig,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
     /// The whole merged document, for plugin sections.
@@ -76,6 +77,15 @@ pub struct RateLimitConfig {
     pub auth_per_minute: u32,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CorsConfig {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub allow_credentials: bool,
+    pub max_age_secs: u64,
 }
 
 /// How a plugin's instances live.
@@ -146,6 +156,9 @@ impl Config {
             if p.parse::<std::net::IpAddr>().is_err() {
                 bail!("rate_limit.trusted_proxies: {p:?} is not an IP address");
             }
+        }
+        if self.cors.allow_credentials && self.cors.allowed_origins.iter().any(|o| o == "*") {
+            bail!("cors: allow_credentials cannot be combined with the \"*\" origin; list the origins");
         }
         if self.runtime.epoch_tick_ms == 0 {
             bail!("runtime.epoch_tick_ms must be positive");

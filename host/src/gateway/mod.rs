@@ -37,13 +37,63 @@ pub struct RequestId(pub String);
 
 /// Builds the host's axum router.
 pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
-    Router::new()
+    let cors = cors_layer(&platform.config.cors);
+    let app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
         .layer(middleware::from_fn(request_id))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(security_headers));
+    match cors {
+        Some(c) => app.layer(c),
+        None => app,
+    }
+}
+
+/// CORS from configuration; `None` (no CORS headers) when no origin is allowed.
+/// Preflights are answered here, before rate limits and routing.
+fn cors_layer(c: &crate::config::CorsConfig) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if c.allowed_origins.is_empty() {
+        return None;
+    }
+    let origin = if c.allowed_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            c.allowed_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    let methods: Vec<axum::http::Method> = c
+        .allowed_methods
+        .iter()
+        .filter_map(|m| m.parse().ok())
+        .collect();
+    let headers: Vec<HeaderName> = c
+        .allowed_headers
+        .iter()
+        .filter_map(|h| HeaderName::from_bytes(h.as_bytes()).ok())
+        .collect();
+    let exposed = [
+        "x-request-id",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+        "retry-after",
+    ]
+    .map(HeaderName::from_static);
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods(methods)
+            .allow_headers(headers)
+            .expose_headers(exposed)
+            .allow_credentials(c.allow_credentials)
+            .max_age(std::time::Duration::from_secs(c.max_age_secs)),
+    )
 }
 
 /// Headers every answer carries: no MIME sniffing, no referrer leaks, and a CSP that

@@ -381,3 +381,88 @@ backend_test!(security_headers_on_every_answer, |app| {
             .is_some_and(|v| v.contains("default-src 'none'")));
     }
 });
+
+backend_test!(cors_is_off_by_default, |app| {
+    let r = app
+        .client
+        .get(app.url("/api/v1/hello/ping"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+});
+
+async fn cors_preflight_and_headers(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        "[cors]\nallowed_origins = [\"https://shop.example\"]\n[rate_limit]\nper_minute = 1",
+    )
+    .await;
+    let pre = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url("/api/v1/cart/items"))
+        .header("origin", "https://shop.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(pre.status().is_success(), "{}", pre.status());
+    let h = pre.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://shop.example");
+    let methods = h["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(methods.contains("POST"), "{methods}");
+    let allowed = h["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        allowed.contains("authorization") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    // Preflights do not spend the (one-request) budget.
+    let r = app
+        .client
+        .get(app.url("/api/v1/hello/ping"))
+        .header("origin", "https://shop.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "https://shop.example"
+    );
+    let exposed = r.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(exposed.contains("x-request-id"), "{exposed}");
+    // Another origin gets no CORS grant.
+    let r = app
+        .client
+        .get(app.url("/health"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_and_headers_sqlite() {
+    cors_preflight_and_headers(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_preflight_and_headers_postgres() {
+    cors_preflight_and_headers(Backend::Postgres).await;
+}
