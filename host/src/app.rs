@@ -47,6 +47,7 @@ impl App {
             identity,
             events: EventBus::new(db, config.events.clone()),
             registry: Registry::default(),
+            metrics: Default::default(),
         });
         registry::load_configured(&platform).await?;
 

@@ -12,6 +12,7 @@ pub mod app;
 pub mod capabilities;
 pub mod config;
 pub mod gateway;
+pub mod metrics;
 pub mod platform;
 pub mod registry;
 pub mod runtime;

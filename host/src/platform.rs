@@ -9,6 +9,7 @@ use crate::capabilities::events::EventBus;
 use crate::capabilities::identity::IdentityService;
 use crate::capabilities::kv::MemoryKv;
 use crate::config::Config;
+use crate::metrics::{Metrics, TopicLabels};
 use crate::registry::Registry;
 use crate::runtime::{PendingEvent, Runtime};
 use crate::storage::Db;
@@ -21,6 +22,7 @@ pub struct Platform {
     pub identity: IdentityService,
     pub events: EventBus,
     pub registry: Registry,
+    pub metrics: Metrics,
 }
 
 impl Platform {
@@ -28,6 +30,15 @@ impl Platform {
     pub async fn commit_events(&self, events: &[PendingEvent]) -> Result<()> {
         self.events
             .commit(events, |topic| self.registry.subscribers(topic))
-            .await
+            .await?;
+        for e in events {
+            self.metrics
+                .events_published
+                .get_or_create(&TopicLabels {
+                    topic: e.topic.clone(),
+                })
+                .inc();
+        }
+        Ok(())
     }
 }

@@ -247,6 +247,10 @@ async fn deliver(
             .await;
     };
     let attempt = attempts + 1;
+    let labels = crate::metrics::DeliveryLabels {
+        subscriber: subscriber.to_string(),
+        topic: topic.clone(),
+    };
     let event = wit::Event {
         id: event_id.to_string(),
         topic,
@@ -268,6 +272,7 @@ async fn deliver(
     };
     if attempt >= bus.config.max_attempts {
         tracing::warn!(event_id, subscriber, attempt, error = %error, "event dead-lettered");
+        platform.metrics.events_dead.get_or_create(&labels).inc();
         bus.finish(
             event_id,
             subscriber,
@@ -281,6 +286,7 @@ async fn deliver(
         let next =
             now_ms() + i64::try_from(bus.backoff(attempt).as_millis()).unwrap_or(i64::MAX / 2);
         tracing::info!(event_id, subscriber, attempt, error = %error, "event handler failed; will retry");
+        platform.metrics.events_retried.get_or_create(&labels).inc();
         bus.finish(event_id, subscriber, "pending", attempt, next, Some(&error))
             .await
     }

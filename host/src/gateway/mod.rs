@@ -41,6 +41,7 @@ pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
     let app = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
         .layer(middleware::from_fn(request_id))
@@ -148,6 +149,16 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// The OpenMetrics exposition of the host's metrics.
+async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
+    let mut resp = g.platform.metrics.render().into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    resp
 }
 
 /// 200 when the host database answers and every enabled plugin is loaded.
@@ -319,6 +330,46 @@ async fn route(
         );
     };
 
+    let started = std::time::Instant::now();
+    let user = verified
+        .as_ref()
+        .and_then(|v| v.as_ref().ok())
+        .map(|i| i.user_id.clone());
+    let resp = serve(p, &rid, &target, params, &plugin, verified, parts, body).await;
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    p.metrics
+        .request(&target.plugin, &target.pattern, &method, status, elapsed);
+    tracing::info!(
+        target: "access",
+        request_id = %rid,
+        plugin = %target.plugin,
+        version = %plugin.version(),
+        method = %method,
+        route = %target.pattern,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        user_id = user.as_deref().unwrap_or("-"),
+        "request"
+    );
+    resp
+}
+
+/// Authorises, checks and runs a request whose route is known.
+#[allow(clippy::too_many_arguments)]
+async fn serve(
+    p: &Arc<Platform>,
+    rid: &str,
+    target: &routes::RouteTarget,
+    params: Vec<(String, String)>,
+    plugin: &Arc<crate::runtime::LoadedPlugin>,
+    verified: Option<Result<wit::Identity, crate::capabilities::identity::TokenError>>,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> Response {
+    let rid = rid.to_string();
+    let method = parts.method.as_str().to_string();
+    let path = parts.uri.path().to_string();
     // Authentication and authorisation happen here, before any plugin code runs.
     let caller = match (&target.access, verified) {
         (Access::Public, None) => None,

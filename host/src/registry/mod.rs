@@ -128,7 +128,13 @@ pub async fn load_configured(platform: &Arc<Platform>) -> Result<()> {
             .await
             .with_context(|| format!("migrating plugin {}", plugin.name()))?;
     }
-    platform.registry.publish(loaded)
+    let live: Vec<(String, String)> = loaded
+        .iter()
+        .map(|p| (p.name().to_string(), p.version().to_string()))
+        .collect();
+    platform.registry.publish(loaded)?;
+    platform.metrics.set_live(&live);
+    Ok(())
 }
 
 /// Compiles (or loads from the cache) and validates one plugin.

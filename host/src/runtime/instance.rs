@@ -151,9 +151,16 @@ impl LoadedPlugin {
         op: Op,
     ) -> Result<(OpResult, CallCtx), InvokeError> {
         let started = Instant::now();
+        let labels = crate::metrics::Metrics::plugin(&self.ctx.name);
         let mut warm = match self.take_warm() {
-            Some(w) => w,
-            None => self.instantiate(platform, call.deadline).await?,
+            Some(w) => {
+                platform.metrics.reuses.get_or_create(&labels).inc();
+                w
+            }
+            None => {
+                platform.metrics.instantiations.get_or_create(&labels).inc();
+                self.instantiate(platform, call.deadline).await?
+            }
         };
         let backstop = call.remaining() + Duration::from_secs(1);
         warm.store.data_mut().call = call;
@@ -172,6 +179,14 @@ impl LoadedPlugin {
                 Ok((r, call))
             }
             Err(e) => {
+                let m = &platform.metrics;
+                match &e {
+                    InvokeError::Timeout => m.timeouts.get_or_create(&labels).inc(),
+                    InvokeError::MemoryLimit(_) => m.memory_limits.get_or_create(&labels).inc(),
+                    InvokeError::Trap(_) | InvokeError::Instantiate(_) => {
+                        m.traps.get_or_create(&labels).inc()
+                    }
+                };
                 tracing::warn!(
                     plugin = %self.ctx.name,
                     version = %self.ctx.version,

@@ -466,3 +466,41 @@ async fn cors_preflight_and_headers_sqlite() {
 async fn cors_preflight_and_headers_postgres() {
     cors_preflight_and_headers(Backend::Postgres).await;
 }
+
+backend_test!(metrics_count_requests_faults_and_events, |app| {
+    assert_eq!(
+        app.get("/api/v1/products/does-not-exist", None)
+            .await
+            .status,
+        404
+    );
+    app.get("/api/v1/faulty/trap", None)
+        .await
+        .assert_error(500, "internal");
+    let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let m = app.get("/metrics", None).await;
+    assert_eq!(m.status, 200);
+    assert!(m
+        .header("content-type")
+        .is_some_and(|c| c.contains("openmetrics")));
+    let text = &m.text;
+    assert!(
+        text.contains(r#"kirana_http_requests_total{plugin="catalog",route="/api/v1/products/{id}",method="GET",status="404"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"kirana_traps_total{plugin="faulty"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"kirana_events_published_total{topic="faulty.flaky"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"kirana_plugin_version_live{plugin="catalog",version="0.1.0"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("kirana_instantiations_total"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"), "{text}");
+});

@@ -1,0 +1,252 @@
+//! Prometheus metrics (OpenMetrics text at `/metrics`): requests and latency by plugin
+//! and route pattern (never raw paths), instance lifecycle, faults, and events.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub plugin: String,
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub plugin: String,
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabels {
+    pub plugin: String,
+    pub version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    pub subscriber: String,
+    pub topic: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms .. ~4 s
+    Histogram::new([
+        0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    ])
+}
+
+/// Every metric the host records, and the registry that renders them.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub instantiations: Family<PluginLabels, Counter>,
+    pub reuses: Family<PluginLabels, Counter>,
+    pub traps: Family<PluginLabels, Counter>,
+    pub timeouts: Family<PluginLabels, Counter>,
+    pub memory_limits: Family<PluginLabels, Counter>,
+    pub events_published: Family<TopicLabels, Counter>,
+    pub events_delivered: Family<DeliveryLabels, Counter>,
+    pub events_retried: Family<DeliveryLabels, Counter>,
+    pub events_dead: Family<DeliveryLabels, Counter>,
+    pub plugin_versions: Family<VersionLabels, Gauge>,
+    /// Versions currently marked live, so a swap can clear the old one.
+    live: Mutex<Vec<VersionLabels>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("kirana");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram,
+        );
+        let instantiations = Family::default();
+        let reuses = Family::default();
+        let traps = Family::default();
+        let timeouts = Family::default();
+        let memory_limits = Family::default();
+        let events_published = Family::default();
+        let events_delivered = Family::default();
+        let events_retried = Family::default();
+        let events_dead = Family::default();
+        let plugin_versions = Family::default();
+        registry.register(
+            "http_requests",
+            "Requests routed to plugins",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from routing to the plugin's answer",
+            latency.clone(),
+        );
+        registry.register(
+            "instantiations",
+            "Plugin instances created",
+            instantiations.clone(),
+        );
+        registry.register(
+            "instance_reuses",
+            "Calls served by a warm instance",
+            reuses.clone(),
+        );
+        registry.register("traps", "Plugin calls that trapped", traps.clone());
+        registry.register(
+            "timeouts",
+            "Plugin calls cut off at their time limit",
+            timeouts.clone(),
+        );
+        registry.register(
+            "memory_limit_hits",
+            "Plugin calls that hit their memory cap",
+            memory_limits.clone(),
+        );
+        registry.register(
+            "events_published",
+            "Events committed to the outbox",
+            events_published.clone(),
+        );
+        registry.register(
+            "events_delivered",
+            "Event deliveries handled successfully",
+            events_delivered.clone(),
+        );
+        registry.register(
+            "events_retried",
+            "Event deliveries that failed and will be retried",
+            events_retried.clone(),
+        );
+        registry.register(
+            "events_dead",
+            "Event deliveries dead-lettered",
+            events_dead.clone(),
+        );
+        registry.register(
+            "plugin_version_live",
+            "1 for each live plugin version",
+            plugin_versions.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            instantiations,
+            reuses,
+            traps,
+            timeouts,
+            memory_limits,
+            events_published,
+            events_delivered,
+            events_retried,
+            events_dead,
+            plugin_versions,
+            live: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn plugin(name: &str) -> PluginLabels {
+        PluginLabels {
+            plugin: name.to_string(),
+        }
+    }
+
+    /// Records one routed request.
+    pub fn request(&self, plugin: &str, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                plugin: plugin.to_string(),
+                route: route.to_string(),
+                method: method.to_string(),
+                status,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                plugin: plugin.to_string(),
+                route: route.to_string(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Marks exactly `versions` as the live plugin versions.
+    pub fn set_live(&self, versions: &[(String, String)]) {
+        let Ok(mut live) = self.live.lock() else {
+            return;
+        };
+        for old in live.drain(..) {
+            self.plugin_versions.get_or_create(&old).set(0);
+        }
+        for (plugin, version) in versions {
+            let l = VersionLabels {
+                plugin: plugin.clone(),
+                version: version.clone(),
+            };
+            self.plugin_versions.get_or_create(&l).set(1);
+            live.push(l);
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_requests_by_route_pattern_and_live_versions() {
+        let m = Metrics::default();
+        m.request(
+            "catalog",
+            "/api/v1/products/{id}",
+            "GET",
+            200,
+            Duration::from_millis(3),
+        );
+        m.set_live(&[("catalog".into(), "1.0.0".into())]);
+        m.set_live(&[("catalog".into(), "1.1.0".into())]);
+        let text = m.render();
+        assert!(text.contains(r#"kirana_http_requests_total{plugin="catalog",route="/api/v1/products/{id}",method="GET",status="200"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"kirana_plugin_version_live{plugin="catalog",version="1.1.0"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"kirana_plugin_version_live{plugin="catalog",version="1.0.0"} 0"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("kirana_http_request_duration_seconds_bucket"),
+            "{text}"
+        );
+    }
+}
