@@ -27,10 +27,24 @@ pub struct Platform {
 
 impl Platform {
     /// Commits events a successful call published, fanned out to current subscribers.
+    /// A busy database gets three tries; the call's own writes are already committed.
     pub async fn commit_events(&self, events: &[PendingEvent]) -> Result<()> {
-        self.events
-            .commit(events, |topic| self.registry.subscribers(topic))
-            .await?;
+        let mut attempt = 0;
+        loop {
+            match self
+                .events
+                .commit(events, |topic| self.registry.subscribers(topic))
+                .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt < 2 => {
+                    attempt += 1;
+                    tracing::warn!(error = %e, attempt, "committing events failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         for e in events {
             self.metrics
                 .events_published

@@ -24,6 +24,10 @@ use crate::storage::{now_ms, Db};
 
 /// Largest event payload accepted.
 pub const MAX_PAYLOAD: usize = 256 * 1024;
+/// Events one call may publish (bounds the host memory a call can pin).
+pub const MAX_PENDING: usize = 1000;
+/// How far ahead an event may be scheduled.
+pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Deliveries one dispatcher round claims.
 const BATCH: i64 = 32;
 
@@ -55,7 +59,8 @@ impl EventBus {
         let now = now_ms();
         let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await?;
         for e in events {
-            let deliver_at = now + i64::try_from(e.delay.as_millis()).unwrap_or(i64::MAX / 2);
+            let deliver_at =
+                now.saturating_add(i64::try_from(e.delay.as_millis()).unwrap_or(i64::MAX / 2));
             sqlx::query(
                 "INSERT INTO events (id, topic, payload, source, created_at, deliver_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -315,6 +320,16 @@ impl HostState {
         if serde_json::from_str::<serde_json::Value>(&payload).is_err() {
             return Err(wit::Error::Invalid(
                 "event payloads must be valid JSON".into(),
+            ));
+        }
+        if self.call.pending.len() >= MAX_PENDING {
+            return Err(wit::Error::Invalid(format!(
+                "at most {MAX_PENDING} events per call"
+            )));
+        }
+        if delay > MAX_DELAY {
+            return Err(wit::Error::Invalid(
+                "events can be scheduled at most a year ahead".into(),
             ));
         }
         let id = format!("evt_{}", uuid::Uuid::now_v7().simple());

@@ -115,7 +115,7 @@ impl IdentityService {
 
     async fn session_live(&self, sid: &str) -> Result<bool, TokenError> {
         if let Some(c) = self.sessions.get(sid) {
-            if c.checked.elapsed() < SESSION_CACHE_TTL {
+            if !c.live || c.checked.elapsed() < SESSION_CACHE_TTL {
                 return Ok(c.live);
             }
         }
@@ -127,8 +127,12 @@ impl IdentityService {
         let live = match row {
             None => false,
             Some(r) => {
-                let revoked: Option<i64> = r.try_get("revoked_at").unwrap_or(None);
-                let expires: i64 = r.try_get("expires_at").unwrap_or(0);
+                let revoked: Option<i64> = r
+                    .try_get("revoked_at")
+                    .map_err(|e| TokenError::Store(e.to_string()))?;
+                let expires: i64 = r
+                    .try_get("expires_at")
+                    .map_err(|e| TokenError::Store(e.to_string()))?;
                 revoked.is_none() && expires > now_ms()
             }
         };

@@ -40,8 +40,14 @@ pub struct MemoryKv {
     spaces: DashMap<String, Space>,
 }
 
+/// Longest TTL honoured; longer ones are clamped (and can never overflow the clock).
+const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 fn expiry(ttl_ms: Option<u64>) -> Option<Instant> {
-    ttl_ms.map(|ms| Instant::now() + Duration::from_millis(ms))
+    ttl_ms.map(|ms| {
+        let ttl = Duration::from_millis(ms).min(MAX_TTL);
+        Instant::now().checked_add(ttl).unwrap_or_else(Instant::now)
+    })
 }
 
 fn check_key(key: &str) -> Result<(), wit::Error> {
@@ -121,6 +127,7 @@ impl MemoryKv {
     ) -> Result<i64, wit::Error> {
         check_key(key)?;
         let now = Instant::now();
+        let fresh_expiry = expiry(ttl_ms);
         self.with_space(ns, |m| {
             let current = match m.get(key) {
                 Some(e) if e.live(now) => Some(e),
@@ -136,7 +143,7 @@ impl MemoryKv {
                     })?;
                     (n, e.expires_at)
                 }
-                None => (0, expiry(ttl_ms)),
+                None => (0, fresh_expiry),
             };
             let next = base
                 .checked_add(delta)
@@ -165,6 +172,7 @@ impl MemoryKv {
             check_value(v)?;
         }
         let now = Instant::now();
+        let expires_at = expiry(ttl_ms);
         self.with_space(ns, |m| {
             let current = m.get(key).filter(|e| e.live(now)).map(|e| &e.value);
             if current != expected.as_ref() {
@@ -172,13 +180,7 @@ impl MemoryKv {
             }
             match new {
                 Some(value) => {
-                    m.insert(
-                        key.to_string(),
-                        Entry {
-                            value,
-                            expires_at: expiry(ttl_ms),
-                        },
-                    );
+                    m.insert(key.to_string(), Entry { value, expires_at });
                 }
                 None => {
                     m.remove(key);
@@ -309,6 +311,17 @@ mod tests {
         kv.set("a", "j", b"v".to_vec(), Some(1)).unwrap();
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(kv.sweep(), 1);
+    }
+
+    #[test]
+    fn huge_ttls_are_clamped_not_panics() {
+        let kv = MemoryKv::default();
+        kv.set("a", "k", b"1".to_vec(), Some(u64::MAX)).unwrap();
+        assert_eq!(kv.incr("a", "n", 1, Some(u64::MAX)).unwrap(), 1);
+        assert!(kv
+            .compare_and_swap("a", "c", None, Some(b"x".to_vec()), Some(u64::MAX))
+            .unwrap());
+        assert_eq!(kv.get("a", "k").unwrap(), Some(b"1".to_vec()));
     }
 
     #[test]

@@ -12,14 +12,14 @@ use crate::runtime::bindings::kirana::platform::services::Host;
 use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, HostState, InvokeError, Op, OpResult};
 
-/// A JSON error body like the gateway's, for a route the callee does not serve.
-fn not_found(request_id: &str, method: &str, path: &str) -> wit::Response {
+/// A JSON error body like the gateway's, for a call the host refuses itself.
+fn error_response(request_id: &str, status: u16, code: &str, message: &str) -> wit::Response {
     let body = serde_json::json!({
-        "error": {"code": "not_found", "message": format!("no route {method} {path}"), "details": {}},
+        "error": {"code": code, "message": message, "details": {}},
         "request_id": request_id,
     });
     wit::Response {
-        status: 404,
+        status,
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.to_string().into_bytes(),
     }
@@ -47,8 +47,36 @@ impl HostState {
             )));
         };
         let Some((idx, params)) = callee.match_route(&req.method, &req.path) else {
-            return Ok(not_found(&self.call.request_id, &req.method, &req.path));
+            return Ok(error_response(
+                &self.call.request_id,
+                404,
+                "not_found",
+                &format!("no route {} {}", req.method, req.path),
+            ));
         };
+        // The callee's route rules hold for calls from plugins too (internal routes are
+        // for plugins only, so they need no caller).
+        let caller_role = self.call.caller.as_ref().map(|c| c.role.as_str());
+        match (&callee.manifest.routes[idx].access, caller_role) {
+            (wit::Access::Public | wit::Access::Internal, _) => {}
+            (_, None) => {
+                return Ok(error_response(
+                    &self.call.request_id,
+                    401,
+                    "unauthorized",
+                    "this route needs a caller",
+                ));
+            }
+            (wit::Access::Roles(roles), Some(role)) if !roles.iter().any(|r| r == role) => {
+                return Ok(error_response(
+                    &self.call.request_id,
+                    403,
+                    "forbidden",
+                    "the caller's role may not use this route",
+                ));
+            }
+            _ => {}
+        }
         let remaining = self.call.remaining();
         if remaining.is_zero() {
             return Err(wit::Error::Timeout("no time left for the call".into()));
@@ -81,8 +109,12 @@ impl HostState {
         let run = Box::pin(async move { callee.run(&platform, child, Op::Handle(request)).await });
         match run.await {
             Ok((OpResult::Response(resp), child)) => {
+                // The callee's writes are committed already, so its events go with them
+                // now, whatever the caller does next.
                 if resp.status < 400 {
-                    self.call.pending.extend(child.pending);
+                    if let Err(e) = self.platform.commit_events(&child.pending).await {
+                        tracing::error!(request_id = %self.call.request_id, plugin = %target, error = %e, "committing a callee's events failed");
+                    }
                 }
                 Ok(resp)
             }

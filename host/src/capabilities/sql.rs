@@ -64,18 +64,18 @@ enum Target<'a> {
 
 /// Binds the plugin's parameters.
 ///
-/// Prepared statements are cached per connection with the parameter types of their
-/// first use, so a statement run once with a NULL (typed int8 here) and once with text
-/// in the same place would send bytes of the wrong type; statements with a NULL are
-/// therefore prepared afresh each time.
+/// A NULL is sent untyped to PostgreSQL (it infers the type from the statement, as
+/// for a literal NULL). Prepared statements are cached per connection with the
+/// parameter types of their first use, so statements with a NULL are prepared afresh
+/// each time.
 macro_rules! prepare {
-    ($statement:expr, $params:expr) => {{
+    ($statement:expr, $params:expr, $null:expr) => {{
         let params: Vec<Value> = $params;
         let has_null = params.iter().any(|p| matches!(p, Value::Null));
         let mut q = sqlx::query($statement).persistent(!has_null);
         for p in params {
             q = match p {
-                Value::Null => q.bind(None::<i64>),
+                Value::Null => q.bind($null),
                 Value::Int(i) => q.bind(i),
                 Value::Float(f) => q.bind(f),
                 Value::Text(s) => q.bind(s),
@@ -88,11 +88,62 @@ macro_rules! prepare {
 }
 
 fn sqlite_query(statement: &str, params: Vec<Value>) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    prepare!(statement, params)
+    prepare!(statement, params, None::<i64>)
 }
 
 fn pg_query(statement: &str, params: Vec<Value>) -> Query<'_, Postgres, PgArguments> {
-    prepare!(statement, params)
+    prepare!(statement, params, UntypedNull)
+}
+
+/// A NULL parameter whose type PostgreSQL infers (type oid 0, "unspecified").
+struct UntypedNull;
+
+impl sqlx::Type<Postgres> for UntypedNull {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        sqlx::postgres::PgTypeInfo::with_oid(sqlx::postgres::types::Oid(0))
+    }
+}
+
+impl sqlx::Encode<'_, Postgres> for UntypedNull {
+    fn encode_by_ref(
+        &self,
+        _buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        Ok(sqlx::encode::IsNull::Yes)
+    }
+}
+
+/// Most rows one query may return to a plugin.
+pub const MAX_ROWS: usize = 10_000;
+/// Most bytes of text and blobs one query may return to a plugin.
+pub const MAX_RESULT_BYTES: usize = 16 << 20;
+
+/// Collects a result row by row, refusing results larger than the caps so a query
+/// cannot make the host buffer more than a plugin could ever take.
+struct Collector {
+    rows: Vec<Vec<Value>>,
+    bytes: usize,
+}
+
+impl Collector {
+    fn push(&mut self, values: Vec<Value>) -> Result<(), sqlx::Error> {
+        self.bytes += values
+            .iter()
+            .map(|v| match v {
+                Value::Text(s) => s.len(),
+                Value::Blob(b) => b.len(),
+                _ => 8,
+            })
+            .sum::<usize>();
+        if self.rows.len() >= MAX_ROWS || self.bytes > MAX_RESULT_BYTES {
+            return Err(sqlx::Error::Protocol(format!(
+                "the result exceeds {MAX_ROWS} rows or {} MiB; page it with LIMIT",
+                MAX_RESULT_BYTES >> 20
+            )));
+        }
+        self.rows.push(values);
+        Ok(())
+    }
 }
 
 async fn fetch(
@@ -100,20 +151,42 @@ async fn fetch(
     statement: &str,
     params: Vec<Value>,
 ) -> Result<RowSet, sqlx::Error> {
+    use futures::TryStreamExt;
+    let mut out = Collector {
+        rows: Vec::new(),
+        bytes: 0,
+    };
+    let mut columns = Vec::new();
+    macro_rules! drain {
+        ($stream:expr, $convert:ident) => {{
+            let mut stream = $stream;
+            while let Some(row) = stream.try_next().await? {
+                if columns.is_empty() {
+                    columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+                }
+                out.push($convert(&row)?)?;
+            }
+        }};
+    }
     match target {
         Target::Pool(PluginDb::Sqlite(p)) => {
-            sqlite_rows(sqlite_query(statement, params).fetch_all(p).await?)
+            drain!(sqlite_query(statement, params).fetch(p), sqlite_values)
         }
-        Target::Tx(Tx::Sqlite(t)) => {
-            sqlite_rows(sqlite_query(statement, params).fetch_all(&mut **t).await?)
-        }
+        Target::Tx(Tx::Sqlite(t)) => drain!(
+            sqlite_query(statement, params).fetch(&mut **t),
+            sqlite_values
+        ),
         Target::Pool(PluginDb::Postgres(p)) => {
-            pg_rows(pg_query(statement, params).fetch_all(p).await?)
+            drain!(pg_query(statement, params).fetch(p), pg_values)
         }
         Target::Tx(Tx::Postgres(t)) => {
-            pg_rows(pg_query(statement, params).fetch_all(&mut **t).await?)
+            drain!(pg_query(statement, params).fetch(&mut **t), pg_values)
         }
     }
+    Ok(RowSet {
+        columns,
+        rows: out.rows,
+    })
 }
 
 async fn execute(
@@ -141,53 +214,36 @@ async fn execute(
     })
 }
 
-fn column_names<R: Row>(rows: &[R]) -> Vec<String> {
-    rows.first()
-        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-        .unwrap_or_default()
-}
-
-/// SQLite values by storage class (`INTEGER`, `REAL`, `TEXT`, `BLOB`); a `BOOLEAN`
+/// A SQLite row by storage class (`INTEGER`, `REAL`, `TEXT`, `BLOB`); a `BOOLEAN`
 /// column is stored as an integer and reaches the plugin as one.
-fn sqlite_rows(rows: Vec<SqliteRow>) -> Result<RowSet, sqlx::Error> {
-    let columns = column_names(&rows);
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut values = Vec::with_capacity(row.len());
-        for i in 0..row.len() {
-            let raw = row.try_get_raw(i)?;
-            let value = if raw.is_null() {
-                Value::Null
-            } else {
-                match raw.type_info().name() {
-                    "INTEGER" | "BOOLEAN" => Value::Int(row.try_get(i)?),
-                    "REAL" => Value::Float(row.try_get(i)?),
-                    "BLOB" => Value::Blob(row.try_get(i)?),
-                    _ => Value::Text(row.try_get(i)?),
-                }
-            };
-            values.push(value);
-        }
-        out.push(values);
-    }
-    Ok(RowSet { columns, rows: out })
-}
-
-/// PostgreSQL values by column type; types outside the portable set are refused with
-/// a message that says which to use.
-fn pg_rows(rows: Vec<PgRow>) -> Result<RowSet, sqlx::Error> {
-    let columns = column_names(&rows);
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut values = Vec::with_capacity(row.len());
-        for i in 0..row.len() {
+fn sqlite_values(row: &SqliteRow) -> Result<Vec<Value>, sqlx::Error> {
+    (0..row.len())
+        .map(|i| {
             let raw = row.try_get_raw(i)?;
             if raw.is_null() {
-                values.push(Value::Null);
-                continue;
+                return Ok(Value::Null);
+            }
+            Ok(match raw.type_info().name() {
+                "INTEGER" | "BOOLEAN" => Value::Int(row.try_get(i)?),
+                "REAL" => Value::Float(row.try_get(i)?),
+                "BLOB" => Value::Blob(row.try_get(i)?),
+                _ => Value::Text(row.try_get(i)?),
+            })
+        })
+        .collect()
+}
+
+/// A PostgreSQL row by column type; types outside the portable set are refused with a
+/// message that says which to use.
+fn pg_values(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
+    (0..row.len())
+        .map(|i| {
+            let raw = row.try_get_raw(i)?;
+            if raw.is_null() {
+                return Ok(Value::Null);
             }
             let type_name = raw.type_info().name().to_string();
-            let value = match type_name.as_str() {
+            Ok(match type_name.as_str() {
                 "BOOL" => Value::Boolean(row.try_get(i)?),
                 "INT2" => Value::Int(i64::from(row.try_get::<i16, _>(i)?)),
                 "INT4" => Value::Int(i64::from(row.try_get::<i32, _>(i)?)),
@@ -198,19 +254,16 @@ fn pg_rows(rows: Vec<PgRow>) -> Result<RowSet, sqlx::Error> {
                 "BYTEA" => Value::Blob(row.try_get(i)?),
                 other => {
                     return Err(sqlx::Error::ColumnDecode {
-                        index: columns.get(i).cloned().unwrap_or_else(|| i.to_string()),
+                        index: row.columns()[i].name().to_string(),
                         source: format!(
                             "PostgreSQL type {other} is not portable; cast it to TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN or BYTEA"
                         )
                         .into(),
                     })
                 }
-            };
-            values.push(value);
-        }
-        out.push(values);
-    }
-    Ok(RowSet { columns, rows: out })
+            })
+        })
+        .collect()
 }
 
 /// Maps a database error onto the WIT error: unique violations are `conflict` (the
@@ -321,6 +374,7 @@ impl HostTransaction for HostState {
             Err(e) => return Ok(Err(map_err(e))),
         };
         let res = self.table().push(TxHandle { tx: Some(tx) })?;
+        self.open_txs += 1;
         Ok(Ok(res))
     }
 
@@ -374,7 +428,10 @@ impl HostTransaction for HostState {
 
     async fn drop(&mut self, rep: Resource<TxHandle>) -> wasmtime::Result<()> {
         // Dropping an open sqlx transaction queues its rollback on the connection.
-        let _ = self.table().delete(rep)?;
+        let handle = self.table().delete(rep)?;
+        if handle.tx.is_some() {
+            self.open_txs = self.open_txs.saturating_sub(1);
+        }
         Ok(())
     }
 }

@@ -384,6 +384,15 @@ async fn serve(
             );
         }
         (_, Some(Ok(id))) => Some(id),
+        (_, Some(Err(crate::capabilities::identity::TokenError::Store(e)))) => {
+            tracing::error!(request_id = %rid, error = %e, "session store unavailable");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin_unavailable",
+                "sessions cannot be checked right now; retry shortly",
+                &rid,
+            );
+        }
         (_, Some(Err(e))) => {
             return error(
                 StatusCode::UNAUTHORIZED,
@@ -452,12 +461,14 @@ async fn serve(
         Ok((OpResult::Response(resp), call)) => {
             if resp.status < 400 {
                 if let Err(e) = p.commit_events(&call.pending).await {
-                    tracing::error!(request_id = %rid, plugin = %plugin.name(), error = %e, "committing events failed");
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal",
-                        "internal error",
-                        &rid,
+                    // The plugin's writes stand, so its answer is the truth; the lost
+                    // events are logged for the operator.
+                    tracing::error!(
+                        request_id = %rid,
+                        plugin = %plugin.name(),
+                        events = call.pending.len(),
+                        error = %e,
+                        "committing events failed; they are lost"
                     );
                 }
             }
@@ -505,7 +516,10 @@ fn too_large(limit: usize, rid: &str) -> Response {
 
 /// Turns a plugin's response into HTTP, dropping headers it may not set.
 fn plugin_response(resp: wit::Response, rid: &str) -> Response {
-    let Ok(status) = StatusCode::from_u16(resp.status) else {
+    let status = StatusCode::from_u16(resp.status)
+        .ok()
+        .filter(|s| (200..=599).contains(&s.as_u16()));
+    let Some(status) = status else {
         tracing::error!(request_id = %rid, status = resp.status, "plugin answered an invalid status");
         return error(
             StatusCode::INTERNAL_SERVER_ERROR,

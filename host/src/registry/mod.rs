@@ -85,6 +85,13 @@ impl Registry {
 }
 
 impl Registry {
+    /// Drops every live plugin's warm instances (frees pool slots).
+    pub fn drain_all(&self) {
+        for p in self.current.load().plugins.values() {
+            p.drain();
+        }
+    }
+
     /// Takes every plugin out of service: drops warm instances (which hold the
     /// platform alive) and closes the plugins' database pools.
     pub async fn shutdown(&self) {
@@ -202,10 +209,16 @@ pub async fn load(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) -> Re
         .or(manifest.limits.memory_mb)
         .unwrap_or(config.limits.memory_mb)
         .min(max_mb);
-    let timeout_ms = pc
-        .timeout_ms
-        .or(manifest.limits.timeout_ms.map(u64::from))
-        .unwrap_or(config.limits.timeout_ms);
+    // A plugin may ask for less time than the default, never more; only the operator's
+    // setting can raise it.
+    let timeout_ms = pc.timeout_ms.unwrap_or_else(|| {
+        manifest
+            .limits
+            .timeout_ms
+            .map(u64::from)
+            .unwrap_or(config.limits.timeout_ms)
+            .min(config.limits.timeout_ms)
+    });
     let ctx = Arc::new(PluginCtx {
         name: name.to_string(),
         version: manifest.version.clone(),

@@ -159,7 +159,16 @@ impl LoadedPlugin {
             }
             None => {
                 platform.metrics.instantiations.get_or_create(&labels).inc();
-                self.instantiate(platform, call.deadline).await?
+                match self.instantiate(platform, call.deadline).await {
+                    Err(InvokeError::Instantiate(reason)) => {
+                        // Most likely the pool is full of idle warm instances: free them
+                        // and try once more.
+                        tracing::warn!(plugin = %self.ctx.name, %reason, "instantiation failed; evicting warm instances and retrying");
+                        platform.registry.drain_all();
+                        self.instantiate(platform, call.deadline).await?
+                    }
+                    other => other?,
+                }
             }
         };
         let backstop = call.remaining() + Duration::from_secs(1);
@@ -219,11 +228,13 @@ impl LoadedPlugin {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        let bindings = self
-            .pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+        let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| {
+            if e.downcast_ref::<DeadlineExceeded>().is_some() {
+                InvokeError::Timeout
+            } else {
+                InvokeError::Instantiate(format!("{e:#}"))
+            }
+        })?;
         Ok(Warm { store, bindings })
     }
 
@@ -235,7 +246,7 @@ impl LoadedPlugin {
     }
 
     fn give_back(&self, warm: Warm) {
-        if self.ctx.mode != InstanceMode::Reuse {
+        if self.ctx.mode != InstanceMode::Reuse || !warm.store.data().reusable() {
             return;
         }
         if let Ok(mut pool) = self.warm.lock() {

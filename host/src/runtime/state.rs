@@ -89,6 +89,8 @@ pub struct HostState {
     pub plugin: Arc<PluginCtx>,
     pub platform: Arc<Platform>,
     pub call: CallCtx,
+    /// SQL transactions the plugin holds open; an instance holding one is not reused.
+    pub open_txs: usize,
     stderr: MemoryOutputPipe,
 }
 
@@ -102,6 +104,10 @@ impl HostState {
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(plugin.memory_bytes)
+            .table_elements(100_000)
+            .instances(64)
+            .tables(64)
+            .memories(16)
             .trap_on_grow_failure(true)
             .build();
         Self {
@@ -111,6 +117,7 @@ impl HostState {
             plugin,
             platform,
             call: CallCtx::default(),
+            open_txs: 0,
             stderr,
         }
     }
@@ -120,6 +127,12 @@ impl HostState {
         String::from_utf8_lossy(&self.stderr.contents())
             .trim()
             .to_string()
+    }
+
+    /// Whether this instance may serve another call: no transaction left open and
+    /// stderr far from full (a full pipe would make the next `eprintln!` trap).
+    pub fn reusable(&self) -> bool {
+        self.open_txs == 0 && self.stderr.contents().len() < STDERR_CAPACITY / 2
     }
 
     pub fn table(&mut self) -> &mut ResourceTable {

@@ -1,1 +1,1214 @@
+//! The `orders` plugin over HTTP: checkout (COD and online), the failure cases that must
+//! leave everything as it was, Idempotency-Key replays, listing, the state machine,
+//! cancellation with stock release, access rules, the stock race and the automatic
+//! cancellation of unpaid online orders.
 
+use crate::helpers::*;
+
+/// Like `backend_test!`, with `extra_toml` merged into the host's configuration.
+macro_rules! orders_config_test {
+    ($name:ident, $toml:expr, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run(backend: Backend) {
+                let app = TestApp::spawn_with(backend, $toml).await;
+                {
+                    let $app = &app;
+                    $body
+                }
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+/// A fresh category (so test products never mix with the seeded ones).
+async fn new_category(app: &TestApp, admin: &str) -> String {
+    let slug = app.unique("ord-cat-").to_lowercase();
+    let r = app
+        .post(
+            "/api/v1/categories",
+            Some(admin),
+            json!({"name": format!("Orders {slug}"), "slug": slug}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_str().expect("category id").to_string()
+}
+
+/// A fresh active product with a known price and stock.
+async fn new_product(app: &TestApp, admin: &str, price: i64, stock: i64) -> String {
+    let category_id = new_category(app, admin).await;
+    let sku = app.unique("ORD-SKU");
+    let r = app
+        .post(
+            "/api/v1/products",
+            Some(admin),
+            json!({
+                "sku": sku, "name": format!("Order test dal {sku}"),
+                "description": "Toor dal", "category_id": category_id,
+                "brand": "Test Mills", "unit": "1 kg", "price": price, "mrp": price + 500,
+                "stock": stock, "image_url": "https://img.example/dal.jpg"
+            }),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_str().expect("product id").to_string()
+}
+
+async fn stock_of(app: &TestApp, product_id: &str) -> i64 {
+    let r = app
+        .get(&format!("/api/v1/products/{product_id}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["stock"].as_i64().expect("stock")
+}
+
+async fn add_to_cart(app: &TestApp, token: &str, product_id: &str, quantity: i64) {
+    let r = app
+        .post(
+            "/api/v1/cart/items",
+            Some(token),
+            json!({"product_id": product_id, "quantity": quantity}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+async fn cart(app: &TestApp, token: &str) -> Value {
+    let r = app.get("/api/v1/cart", Some(token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+async fn new_address(app: &TestApp, token: &str) -> String {
+    let r = app
+        .post(
+            "/api/v1/addresses",
+            Some(token),
+            json!({"label": "Home", "line1": "12 MG Road", "city": "Bengaluru",
+                   "pincode": "560001", "lat": 12.97, "lon": 77.59}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_str().expect("address id").to_string()
+}
+
+async fn checkout(app: &TestApp, token: &str, address_id: &str, method: &str) -> Resp {
+    app.post(
+        "/api/v1/orders",
+        Some(token),
+        json!({"address_id": address_id, "payment_method": method}),
+    )
+    .await
+}
+
+/// A customer with an address and `quantity` of `product_id` in the cart.
+async fn shopper(app: &TestApp, product_id: &str, quantity: i64) -> (Customer, String) {
+    let c = app.customer().await;
+    let address = new_address(app, &c.token).await;
+    add_to_cart(app, &c.token, product_id, quantity).await;
+    (c, address)
+}
+
+/// A placed COD order's id.
+async fn place(app: &TestApp, c: &Customer, address: &str, method: &str) -> String {
+    let r = checkout(app, &c.token, address, method).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_str().expect("order id").to_string()
+}
+
+/// `POST /api/v1/orders` with an `Idempotency-Key`.
+async fn checkout_with_key(app: &TestApp, token: &str, key: &str, body: Value) -> Resp {
+    let r = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        body,
+        text,
+    }
+}
+
+fn ts(s: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        s.as_str().expect("a timestamp"),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .expect("an RFC 3339 timestamp")
+}
+
+async fn patch_status(app: &TestApp, admin: &str, id: &str, status: &str) -> Resp {
+    app.patch(
+        &format!("/api/v1/orders/{id}/status"),
+        Some(admin),
+        json!({ "status": status }),
+    )
+    .await
+}
+
+backend_test!(cod_checkout_places_a_confirmed_order, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 4500, 10).await;
+    let (c, address) = shopper(app, &product, 2).await;
+
+    let r = app
+        .post(
+            "/api/v1/orders",
+            Some(&c.token),
+            json!({"address_id": address, "payment_method": "cod", "notes": "  ring twice "}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let o = &r.body;
+    assert!(o["id"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(o["user_id"], c.user_id.as_str());
+    assert_eq!(o["status"], "confirmed");
+    assert_eq!(o["payment_method"], "cod");
+    assert_eq!(o["payment_status"], "cod");
+    assert_eq!(o["currency"], "INR");
+    assert_eq!(o["notes"], "ring twice");
+    let item = &o["items"][0];
+    assert_eq!(item["product_id"], product.as_str());
+    assert!(item["name"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("Order test dal")));
+    assert_eq!(item["unit"], "1 kg");
+    assert_eq!(item["unit_price"], 4500);
+    assert_eq!(item["quantity"], 2);
+    assert_eq!(item["line_total"], 9000);
+    assert_eq!(o["subtotal"], 9000);
+    assert_eq!(o["delivery_fee"], 2500);
+    assert_eq!(o["total"], 11500);
+    let a = &o["address"];
+    assert_eq!(a["id"], address.as_str());
+    assert_eq!(a["label"], "Home");
+    assert_eq!(a["line1"], "12 MG Road");
+    assert_eq!(a["city"], "Bengaluru");
+    assert_eq!(a["pincode"], "560001");
+    assert_eq!(a["lat"], 12.97);
+    assert_eq!(a["lon"], 77.59);
+    assert!(a.get("line2").is_some(), "{}", r.text);
+    assert_eq!(
+        o["status_history"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
+    assert_eq!(o["status_history"][0]["status"], "confirmed");
+    assert_eq!(o["status_history"][0]["at"], o["created_at"]);
+    assert_eq!(o["updated_at"], o["created_at"]);
+    assert!(o["delivered_at"].is_null());
+    let eta = ts(&o["estimated_delivery_at"]) - ts(&o["created_at"]);
+    assert_eq!(eta.whole_minutes(), 20, "{}", r.text);
+
+    // The cart is empty and the stock went down.
+    assert_eq!(cart(app, &c.token).await["items"], json!([]));
+    assert_eq!(stock_of(app, &product).await, 8);
+
+    // Reading it back gives the same order.
+    let id = o["id"].as_str().unwrap_or_default();
+    let g = app
+        .get(&format!("/api/v1/orders/{id}"), Some(&c.token))
+        .await;
+    assert_eq!(g.status, 200, "{}", g.text);
+    assert_eq!(&g.body, o);
+    // The admin sees it too.
+    let g = app.get(&format!("/api/v1/orders/{id}"), Some(&admin)).await;
+    assert_eq!(g.status, 200, "{}", g.text);
+});
+
+backend_test!(online_checkout_waits_for_payment, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 10000, 10).await;
+    let (c, address) = shopper(app, &product, 2).await;
+    let r = checkout(app, &c.token, &address, "online").await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["payment_method"], "online");
+    assert_eq!(r.body["payment_status"], "awaiting");
+    assert_eq!(r.body["status_history"][0]["status"], "pending");
+    // 20000 ≥ 19900: free delivery.
+    assert_eq!(r.body["subtotal"], 20000);
+    assert_eq!(r.body["delivery_fee"], 0);
+    assert_eq!(r.body["total"], 20000);
+    assert_eq!(stock_of(app, &product).await, 8);
+    assert_eq!(cart(app, &c.token).await["items"], json!([]));
+});
+
+backend_test!(checkout_validates_its_input, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 4500, 10).await;
+    let c = app.customer().await;
+    let address = new_address(app, &c.token).await;
+
+    // Empty cart.
+    let r = checkout(app, &c.token, &address, "cod").await;
+    assert_error(&r, 400, "cart_empty");
+
+    add_to_cart(app, &c.token, &product, 1).await;
+    let r = checkout(app, &c.token, &address, "upi").await;
+    assert_invalid_field(&r, "payment_method");
+    let r = app
+        .post(
+            "/api/v1/orders",
+            Some(&c.token),
+            json!({"payment_method": "cod"}),
+        )
+        .await;
+    assert_invalid_field(&r, "address_id");
+    let r = checkout(app, &c.token, "  ", "cod").await;
+    assert_invalid_field(&r, "address_id");
+    let r = app
+        .post(
+            "/api/v1/orders",
+            Some(&c.token),
+            json!({"address_id": 5, "payment_method": "cod"}),
+        )
+        .await;
+    assert_invalid_field(&r, "address_id");
+    let r = app
+        .post(
+            "/api/v1/orders",
+            Some(&c.token),
+            json!({"address_id": address, "payment_method": "cod", "notes": "x".repeat(501)}),
+        )
+        .await;
+    assert_invalid_field(&r, "notes");
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/orders",
+            Some(&c.token),
+            Some("application/json"),
+            b"{nope".to_vec(),
+        )
+        .await;
+    assert_error(&r, 400, "invalid_json");
+    let r = app
+        .raw(
+            "POST",
+            "/api/v1/orders",
+            Some(&c.token),
+            None,
+            br#"{"address_id":"x","payment_method":"cod"}"#.to_vec(),
+        )
+        .await;
+    assert_error(&r, 415, "unsupported_media_type");
+
+    // Unknown address and another user's address: 404, nothing changes.
+    let r = checkout(app, &c.token, "adr_doesnotexist", "cod").await;
+    assert_error(&r, 404, "not_found");
+    let r = checkout(app, &c.token, "../../x", "cod").await;
+    assert_error(&r, 404, "not_found");
+    let other = app.customer().await;
+    let theirs = new_address(app, &other.token).await;
+    let r = checkout(app, &c.token, &theirs, "cod").await;
+    assert_error(&r, 404, "not_found");
+
+    assert_eq!(cart(app, &c.token).await["items"][0]["quantity"], 1);
+    assert_eq!(stock_of(app, &product).await, 10);
+    let list = app.get("/api/v1/orders", Some(&c.token)).await;
+    assert_eq!(list.body["total"], 0, "{}", list.text);
+});
+
+backend_test!(insufficient_stock_changes_nothing, |app| {
+    let admin = app.admin_token().await;
+    let plenty = new_product(app, &admin, 1000, 50).await;
+    let scarce = new_product(app, &admin, 2000, 5).await;
+    let (c, address) = shopper(app, &plenty, 2).await;
+    add_to_cart(app, &c.token, &scarce, 3).await;
+    // Stock drops below the cart's quantity after it was added.
+    let r = app
+        .patch(
+            &format!("/api/v1/products/{scarce}/stock"),
+            Some(&admin),
+            json!({"set": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let before = cart(app, &c.token).await;
+
+    let r = checkout(app, &c.token, &address, "cod").await;
+    assert_error(&r, 409, "insufficient_stock");
+    assert_eq!(r.body["error"]["details"]["items"], json!([scarce]));
+
+    let after = cart(app, &c.token).await;
+    assert_eq!(after["items"], before["items"]);
+    assert_eq!(after["item_count"], 5);
+    assert_eq!(stock_of(app, &plenty).await, 50);
+    assert_eq!(stock_of(app, &scarce).await, 1);
+    let list = app.get("/api/v1/orders", Some(&c.token)).await;
+    assert_eq!(list.body["total"], 0, "{}", list.text);
+});
+
+backend_test!(idempotency_key_replays_the_first_answer, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 4500, 10).await;
+    let (c, address) = shopper(app, &product, 1).await;
+    let body = json!({"address_id": address, "payment_method": "cod"});
+    let key = app.unique("key-");
+
+    let first = checkout_with_key(app, &c.token, &key, body.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    // The cart is empty now, yet the replay answers the first response.
+    let again = checkout_with_key(app, &c.token, &key, body.clone()).await;
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(again.body, first.body);
+    let list = app.get("/api/v1/orders", Some(&c.token)).await;
+    assert_eq!(list.body["total"], 1, "{}", list.text);
+    assert_eq!(stock_of(app, &product).await, 9);
+
+    // The same key with another body is a conflict.
+    let other_body = json!({"address_id": address, "payment_method": "online"});
+    let r = checkout_with_key(app, &c.token, &key, other_body).await;
+    assert_error(&r, 409, "conflict");
+
+    // A failure is the first answer too: replayed even once the cause is gone.
+    let key2 = app.unique("key-");
+    let r = checkout_with_key(app, &c.token, &key2, body.clone()).await;
+    assert_error(&r, 400, "cart_empty");
+    add_to_cart(app, &c.token, &product, 1).await;
+    let r = checkout_with_key(app, &c.token, &key2, body.clone()).await;
+    assert_error(&r, 400, "cart_empty");
+
+    // Keys are per user: another customer's same key is a fresh request.
+    let (d, d_address) = shopper(app, &product, 1).await;
+    let r = checkout_with_key(
+        app,
+        &d.token,
+        &key,
+        json!({"address_id": d_address, "payment_method": "cod"}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_ne!(r.body["id"], first.body["id"]);
+
+    // A bad key is a validation error.
+    let r = checkout_with_key(app, &c.token, &"k".repeat(300), body).await;
+    assert_invalid_field(&r, "Idempotency-Key");
+});
+
+backend_test!(listing_is_own_newest_first_paged_and_filtered, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1000, 50).await;
+    let (c, address) = shopper(app, &product, 1).await;
+    let first = place(app, &c, &address, "cod").await;
+    add_to_cart(app, &c.token, &product, 1).await;
+    let second = place(app, &c, &address, "online").await;
+    add_to_cart(app, &c.token, &product, 1).await;
+    let third = place(app, &c, &address, "cod").await;
+
+    let r = app.get("/api/v1/orders", Some(&c.token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["total"], 3);
+    assert_eq!(r.body["page"], 1);
+    assert_eq!(r.body["page_size"], 20);
+    let ids: Vec<&str> = r.body["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|o| o["id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids, vec![third.as_str(), second.as_str(), first.as_str()]);
+    assert!(r.body["items"][0]["items"]
+        .as_array()
+        .is_some_and(|a| a.len() == 1));
+
+    let r = app
+        .get("/api/v1/orders?page=2&page_size=2", Some(&c.token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["total"], 3);
+    assert_eq!(r.body["items"][0]["id"], first.as_str());
+    let r = app.get("/api/v1/orders?page=9", Some(&c.token)).await;
+    assert_eq!(r.body["items"], json!([]));
+    assert_eq!(r.body["total"], 3);
+
+    let r = app
+        .get("/api/v1/orders?status=pending", Some(&c.token))
+        .await;
+    assert_eq!(r.body["total"], 1, "{}", r.text);
+    assert_eq!(r.body["items"][0]["id"], second.as_str());
+    let r = app
+        .get("/api/v1/orders?status=shipped", Some(&c.token))
+        .await;
+    assert_invalid_field(&r, "status");
+    let r = app.get("/api/v1/orders?page_size=0", Some(&c.token)).await;
+    assert_invalid_field(&r, "page_size");
+    let r = app.get("/api/v1/orders?page=x", Some(&c.token)).await;
+    assert_invalid_field(&r, "page");
+
+    // Another customer sees none of them and cannot read or cancel them.
+    let other = app.customer().await;
+    let r = app.get("/api/v1/orders", Some(&other.token)).await;
+    assert_eq!(r.body["total"], 0, "{}", r.text);
+    let r = app
+        .get(&format!("/api/v1/orders/{first}"), Some(&other.token))
+        .await;
+    assert_error(&r, 404, "not_found");
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{first}/cancel"),
+            Some(&other.token),
+            json!({}),
+        )
+        .await;
+    assert_error(&r, 404, "not_found");
+    let r = app
+        .get("/api/v1/orders/ord_doesnotexist", Some(&c.token))
+        .await;
+    assert_error(&r, 404, "not_found");
+
+    // A delivery agent not assigned to the order gets a 404 too.
+    let agent_email = format!("{}@example.in", app.unique("agent"));
+    let r = app
+        .post(
+            "/api/v1/admin/users",
+            Some(&admin),
+            json!({"email": agent_email, "password": "password123", "name": "Ravi", "role": "delivery_agent"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": agent_email, "password": "password123"}),
+        )
+        .await;
+    assert_eq!(login.status, 200, "{}", login.text);
+    let agent = login.body["access_token"].as_str().unwrap_or_default();
+    let r = app
+        .get(&format!("/api/v1/orders/{first}"), Some(agent))
+        .await;
+    assert_error(&r, 404, "not_found");
+    let r = app.get("/api/v1/orders", Some(agent)).await;
+    assert_error(&r, 403, "forbidden");
+});
+
+backend_test!(admin_walks_the_state_machine, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1000, 50).await;
+    let (c, address) = shopper(app, &product, 1).await;
+    let id = place(app, &c, &address, "cod").await;
+
+    // Skipping a step, going back and staying put are all invalid.
+    for bad in ["out_for_delivery", "delivered", "pending", "confirmed"] {
+        let r = patch_status(app, &admin, &id, bad).await;
+        assert_error(&r, 409, "invalid_transition");
+    }
+    let r = patch_status(app, &admin, &id, "shipped").await;
+    assert_invalid_field(&r, "status");
+    let r = app
+        .patch(
+            &format!("/api/v1/orders/{id}/status"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_invalid_field(&r, "status");
+    let r = patch_status(app, &admin, "ord_doesnotexist", "preparing").await;
+    assert_error(&r, 404, "not_found");
+
+    let mut last = Value::Null;
+    for step in ["preparing", "out_for_delivery", "delivered"] {
+        let r = patch_status(app, &admin, &id, step).await;
+        assert_eq!(r.status, 200, "{step}: {}", r.text);
+        assert_eq!(r.body["status"], step);
+        last = r.body;
+    }
+    assert!(last["delivered_at"].is_string(), "{last}");
+    let history: Vec<&str> = last["status_history"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|h| h["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        history,
+        vec!["confirmed", "preparing", "out_for_delivery", "delivered"]
+    );
+    for bad in ["delivered", "cancelled", "preparing"] {
+        let r = patch_status(app, &admin, &id, bad).await;
+        assert_error(&r, 409, "invalid_transition");
+    }
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&c.token),
+            json!({}),
+        )
+        .await;
+    assert_error(&r, 409, "invalid_transition");
+    // Stock stays sold.
+    assert_eq!(stock_of(app, &product).await, 49);
+
+    // Roles: customers cannot PATCH; no token is 401.
+    let r = patch_status(app, &c.token, &id, "preparing").await;
+    assert_error(&r, 403, "forbidden");
+    let r = app
+        .patch(
+            &format!("/api/v1/orders/{id}/status"),
+            None,
+            json!({"status": "preparing"}),
+        )
+        .await;
+    assert_error(&r, 401, "unauthorized");
+
+    // An online order goes pending → confirmed via PATCH too.
+    add_to_cart(app, &c.token, &product, 1).await;
+    let online = place(app, &c, &address, "online").await;
+    let r = patch_status(app, &admin, &online, "confirmed").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "confirmed");
+});
+
+backend_test!(cancelling_gives_the_stock_back, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1000, 10).await;
+    let (c, address) = shopper(app, &product, 3).await;
+    let id = place(app, &c, &address, "cod").await;
+    assert_eq!(stock_of(app, &product).await, 7);
+
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&c.token),
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "cancelled");
+    assert_eq!(r.body["payment_status"], "cod");
+    let last = r.body["status_history"]
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(last["status"], "cancelled");
+    assert_eq!(stock_of(app, &product).await, 10);
+
+    // Twice is an invalid transition and the stock is not released again.
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&c.token),
+            json!({}),
+        )
+        .await;
+    assert_error(&r, 409, "invalid_transition");
+    assert_eq!(stock_of(app, &product).await, 10);
+
+    // An empty body is fine; a non-JSON body is not; a wrong reason type is 400.
+    add_to_cart(app, &c.token, &product, 2).await;
+    let id2 = place(app, &c, &address, "online").await;
+    let r = app
+        .raw(
+            "POST",
+            &format!("/api/v1/orders/{id2}/cancel"),
+            Some(&c.token),
+            Some("text/plain"),
+            b"please".to_vec(),
+        )
+        .await;
+    assert_error(&r, 415, "unsupported_media_type");
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{id2}/cancel"),
+            Some(&c.token),
+            json!({"reason": 5}),
+        )
+        .await;
+    assert_invalid_field(&r, "reason");
+    let r = app
+        .raw(
+            "POST",
+            &format!("/api/v1/orders/{id2}/cancel"),
+            Some(&c.token),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "cancelled");
+    assert_eq!(stock_of(app, &product).await, 10);
+
+    // The admin cancels a preparing order through PATCH: stock goes back too.
+    add_to_cart(app, &c.token, &product, 4).await;
+    let id3 = place(app, &c, &address, "cod").await;
+    assert_eq!(stock_of(app, &product).await, 6);
+    let r = patch_status(app, &admin, &id3, "preparing").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = patch_status(app, &admin, &id3, "cancelled").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "cancelled");
+    assert_eq!(stock_of(app, &product).await, 10);
+
+    // The admin may cancel any customer's order through /cancel.
+    add_to_cart(app, &c.token, &product, 1).await;
+    let id4 = place(app, &c, &address, "cod").await;
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{id4}/cancel"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(stock_of(app, &product).await, 10);
+
+    // Out for delivery cannot be cancelled.
+    add_to_cart(app, &c.token, &product, 1).await;
+    let id5 = place(app, &c, &address, "cod").await;
+    for step in ["preparing", "out_for_delivery"] {
+        let r = patch_status(app, &admin, &id5, step).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{id5}/cancel"),
+            Some(&c.token),
+            json!({}),
+        )
+        .await;
+    assert_error(&r, 409, "invalid_transition");
+    assert_eq!(stock_of(app, &product).await, 9);
+    let r = app
+        .post(&format!("/api/v1/orders/{id5}/cancel"), None, json!({}))
+        .await;
+    assert_error(&r, 401, "unauthorized");
+});
+
+backend_test!(admin_lists_every_order, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1000, 50).await;
+    let (a, a_addr) = shopper(app, &product, 1).await;
+    let (b, b_addr) = shopper(app, &product, 1).await;
+    let ida = place(app, &a, &a_addr, "cod").await;
+    let idb = place(app, &b, &b_addr, "online").await;
+
+    let r = app.get("/api/v1/admin/orders", Some(&admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["total"], 2, "{}", r.text);
+    assert_eq!(r.body["items"][0]["id"], idb.as_str());
+    assert_eq!(r.body["items"][1]["id"], ida.as_str());
+    let r = app
+        .get("/api/v1/admin/orders?status=confirmed", Some(&admin))
+        .await;
+    assert_eq!(r.body["total"], 1, "{}", r.text);
+    assert_eq!(r.body["items"][0]["id"], ida.as_str());
+    let r = app
+        .get("/api/v1/admin/orders?page_size=1&page=2", Some(&admin))
+        .await;
+    assert_eq!(r.body["items"][0]["id"], ida.as_str());
+    assert_eq!(r.body["page_size"], 1);
+    let r = app
+        .get("/api/v1/admin/orders?status=lost", Some(&admin))
+        .await;
+    assert_invalid_field(&r, "status");
+    let r = app
+        .get("/api/v1/admin/orders?page_size=101", Some(&admin))
+        .await;
+    assert_invalid_field(&r, "page_size");
+
+    let r = app.get("/api/v1/admin/orders", Some(&a.token)).await;
+    assert_error(&r, 403, "forbidden");
+    let r = app.get("/api/v1/admin/orders", None).await;
+    assert_error(&r, 401, "unauthorized");
+    let r = app.get("/api/v1/orders", None).await;
+    assert_error(&r, 401, "unauthorized");
+    let r = checkout(app, &admin, &a_addr, "cod").await;
+    assert_error(&r, 403, "forbidden");
+    let r = app
+        .post(
+            "/api/v1/orders",
+            None,
+            json!({"address_id": a_addr, "payment_method": "cod"}),
+        )
+        .await;
+    assert_error(&r, 401, "unauthorized");
+});
+
+// The production pool size (config/kirana.toml): with the harness's 64 slots, idle warm
+// instances of the other plugins exhaust the pool and 20 concurrent checkouts (each
+// holding an orders instance plus one callee) get 503s from the host.
+orders_config_test!(
+    concurrent_checkouts_never_oversell,
+    "[runtime]\npool_instances = 256",
+    |app| {
+        let admin = app.admin_token().await;
+        let product = new_product(app, &admin, 1000, 5).await;
+        let mut shoppers = Vec::new();
+        for _ in 0..20 {
+            shoppers.push(shopper(app, &product, 1).await);
+        }
+        let answers = futures::future::join_all(
+            shoppers
+                .iter()
+                .map(|(c, address)| checkout(app, &c.token, address, "cod")),
+        )
+        .await;
+        let created = answers.iter().filter(|r| r.status == 201).count();
+        let short: Vec<&Resp> = answers.iter().filter(|r| r.status != 201).collect();
+        assert_eq!(
+            created,
+            5,
+            "{:?}",
+            answers.iter().map(|r| &r.text).collect::<Vec<_>>()
+        );
+        assert_eq!(short.len(), 15);
+        for r in short {
+            assert_error(r, 409, "insufficient_stock");
+            assert_eq!(r.body["error"]["details"]["items"], json!([product]));
+        }
+        assert_eq!(stock_of(app, &product).await, 0);
+        let r = app.get("/api/v1/admin/orders", Some(&admin)).await;
+        assert_eq!(r.body["total"], 5, "{}", r.text);
+    }
+);
+
+orders_config_test!(
+    unpaid_online_orders_are_cancelled,
+    "[orders]\npayment_timeout_seconds = 2\neta_minutes = 45\ndelivery_fee = 3000",
+    |app| {
+        let admin = app.admin_token().await;
+        let product = new_product(app, &admin, 1000, 10).await;
+        let (c, address) = shopper(app, &product, 2).await;
+        let online = checkout(app, &c.token, &address, "online").await;
+        assert_eq!(online.status, 201, "{}", online.text);
+        assert_eq!(online.body["delivery_fee"], 3000);
+        let eta = ts(&online.body["estimated_delivery_at"]) - ts(&online.body["created_at"]);
+        assert_eq!(eta.whole_minutes(), 45);
+        add_to_cart(app, &c.token, &product, 1).await;
+        let cod = place(app, &c, &address, "cod").await;
+        assert_eq!(stock_of(app, &product).await, 7);
+        // An online order paid in time is not cancelled by its timeout.
+        add_to_cart(app, &c.token, &product, 1).await;
+        let paid = place(app, &c, &address, "online").await;
+        let (status, body) = internal(
+            app,
+            "POST",
+            "/internal/orders/{id}/payment-status",
+            &paid,
+            Some(json!({"payment_status": "paid"})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+
+        let id = online.body["id"].as_str().unwrap_or_default().to_string();
+        let cancelled = app
+            .eventually(10, || async {
+                let r = app
+                    .get(&format!("/api/v1/orders/{id}"), Some(&c.token))
+                    .await;
+                (r.body["status"] == "cancelled").then_some(r.body)
+            })
+            .await
+            .expect("the unpaid online order is cancelled");
+        let history: Vec<&str> = cancelled["status_history"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|h| h["status"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(history, vec!["pending", "cancelled"]);
+        assert_eq!(cancelled["payment_status"], "awaiting");
+        // Both timeouts were due at about the same time; give the second one a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(stock_of(app, &product).await, 8);
+        let r = app
+            .get(&format!("/api/v1/orders/{paid}"), Some(&c.token))
+            .await;
+        assert_eq!(r.body["status"], "confirmed", "{}", r.text);
+        assert_eq!(r.body["payment_status"], "paid");
+        // The COD order is untouched.
+        let r = app
+            .get(&format!("/api/v1/orders/{cod}"), Some(&c.token))
+            .await;
+        assert_eq!(r.body["status"], "confirmed");
+    }
+);
+
+/// Calls one of the orders plugin's internal routes the way another plugin would
+/// (through the host's runtime; the gateway never exposes them) and commits the events
+/// of a successful call like the gateway does. `route` has an `{id}` parameter.
+async fn internal(
+    app: &TestApp,
+    method: &str,
+    route: &str,
+    id: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    use kirana::runtime::{bindings::wit, CallCtx, Op, OpResult};
+    let platform = app.app().platform.clone();
+    let plugin = platform.registry.get("orders").expect("orders is loaded");
+    let request = wit::Request {
+        method: method.to_string(),
+        path: route.replace("{id}", id),
+        route: route.to_string(),
+        params: vec![("id".to_string(), id.to_string())],
+        query: String::new(),
+        headers: vec![("content-type".to_string(), "application/json".to_string())],
+        body: body
+            .map(|b| serde_json::to_vec(&b).expect("json"))
+            .unwrap_or_default(),
+        caller: None,
+        request_id: "req_internal_test".to_string(),
+    };
+    let call = CallCtx::new("req_internal_test".to_string(), None, 1, plugin.ctx.timeout);
+    let (result, call) = plugin
+        .run(&platform, call, Op::Handle(request))
+        .await
+        .expect("the internal call runs");
+    let OpResult::Response(resp) = result else {
+        panic!("handle answered something other than a response");
+    };
+    if resp.status < 400 {
+        platform
+            .commit_events(&call.pending)
+            .await
+            .expect("committing events");
+    }
+    let body = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    (resp.status, body)
+}
+
+/// Every event the orders plugin published so far about `order_id`, as (topic, payload).
+async fn events_of(app: &TestApp, order_id: &str) -> Vec<(String, Value)> {
+    let rows = sqlx::query(
+        "SELECT topic, payload FROM events WHERE source = 'orders' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.app().platform.db.pool)
+    .await
+    .expect("reading the outbox");
+    rows.iter()
+        .filter_map(|r| {
+            use sqlx::Row;
+            let topic: String = r.try_get(0).ok()?;
+            let payload: String = r.try_get(1).ok()?;
+            let payload: Value = serde_json::from_str(&payload).ok()?;
+            (payload["order_id"] == order_id).then_some((topic, payload))
+        })
+        .collect()
+}
+
+fn topics(events: &[(String, Value)]) -> Vec<&str> {
+    events.iter().map(|(t, _)| t.as_str()).collect()
+}
+
+backend_test!(events_describe_every_change, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1500, 10).await;
+    let (c, address) = shopper(app, &product, 2).await;
+    let id = place(app, &c, &address, "cod").await;
+    let r = patch_status(app, &admin, &id, "preparing").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{id}/cancel"),
+            Some(&c.token),
+            json!({"reason": "too slow"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let events = events_of(app, &id).await;
+    let mut names = topics(&events);
+    names.sort();
+    assert_eq!(
+        names,
+        vec![
+            "order.cancelled",
+            "order.created",
+            "order.status_changed",
+            "order.status_changed"
+        ]
+    );
+    let created = &events
+        .iter()
+        .find(|(t, _)| t == "order.created")
+        .expect("created")
+        .1;
+    assert_eq!(created["user_id"], c.user_id.as_str());
+    assert_eq!(created["status"], "confirmed");
+    assert_eq!(created["payment_method"], "cod");
+    assert_eq!(created["payment_status"], "cod");
+    assert_eq!(created["total"], 5500);
+    assert_eq!(created["items"][0]["product_id"], product.as_str());
+    assert_eq!(created["items"][0]["quantity"], 2);
+    assert_eq!(created["items"][0]["unit_price"], 1500);
+    assert_eq!(created["items"][0]["line_total"], 3000);
+    assert!(created["items"][0]["name"].is_string());
+    assert!(created["created_at"].is_string());
+    let changes: Vec<(Value, Value)> = events
+        .iter()
+        .filter(|(t, _)| t == "order.status_changed")
+        .map(|(_, p)| (p["from"].clone(), p["to"].clone()))
+        .collect();
+    assert!(changes.contains(&(json!("confirmed"), json!("preparing"))));
+    assert!(changes.contains(&(json!("preparing"), json!("cancelled"))));
+    let cancelled = &events
+        .iter()
+        .find(|(t, _)| t == "order.cancelled")
+        .expect("cancelled")
+        .1;
+    assert_eq!(cancelled["user_id"], c.user_id.as_str());
+    assert_eq!(cancelled["payment_status"], "cod");
+    assert_eq!(cancelled["total"], 5500);
+    assert_eq!(cancelled["reason"], "too slow");
+
+    // A failed checkout publishes nothing.
+    let before = sqlx::query("SELECT COUNT(*) FROM events WHERE source = 'orders'")
+        .fetch_one(&app.app().platform.db.pool)
+        .await
+        .map(|r| sqlx::Row::get::<i64, _>(&r, 0))
+        .expect("count");
+    let r = checkout(app, &c.token, &address, "cod").await;
+    assert_error(&r, 400, "cart_empty");
+    let after = sqlx::query("SELECT COUNT(*) FROM events WHERE source = 'orders'")
+        .fetch_one(&app.app().platform.db.pool)
+        .await
+        .map(|r| sqlx::Row::get::<i64, _>(&r, 0))
+        .expect("count");
+    assert_eq!(before, after);
+});
+
+backend_test!(internal_routes_for_payments_and_delivery, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1000, 10).await;
+    let (c, address) = shopper(app, &product, 2).await;
+    let online = place(app, &c, &address, "online").await;
+
+    let (status, body) = internal(app, "GET", "/internal/orders/{id}", &online, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], online.as_str());
+    let (status, body) = internal(app, "GET", "/internal/orders/{id}", "ord_nope", None).await;
+    assert_eq!(status, 404, "{body}");
+
+    // Payment: paid confirms a pending order; a repeat is harmless.
+    let route = "/internal/orders/{id}/payment-status";
+    let (status, body) = internal(
+        app,
+        "POST",
+        route,
+        &online,
+        Some(json!({"payment_status": "bogus"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("validation_failed")),
+        "{body}"
+    );
+    let (status, body) = internal(
+        app,
+        "POST",
+        route,
+        &online,
+        Some(json!({"payment_status": "refunded"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("invalid_transition")),
+        "{body}"
+    );
+    let (status, body) = internal(
+        app,
+        "POST",
+        route,
+        &online,
+        Some(json!({"payment_status": "paid"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "confirmed");
+    assert_eq!(body["payment_status"], "paid");
+    let history: Vec<&str> = body["status_history"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|h| h["status"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(history, vec!["pending", "confirmed"]);
+    let (status, body) = internal(
+        app,
+        "POST",
+        route,
+        &online,
+        Some(json!({"payment_status": "paid"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "confirmed");
+    let (status, _) = internal(
+        app,
+        "POST",
+        route,
+        "ord_nope",
+        Some(json!({"payment_status": "paid"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Cancelling a paid order tells payments to refund it in full.
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{online}/cancel"),
+            Some(&c.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["payment_status"], "paid");
+    let events = events_of(app, &online).await;
+    let cancelled = &events
+        .iter()
+        .find(|(t, _)| t == "order.cancelled")
+        .expect("order.cancelled")
+        .1;
+    assert_eq!(cancelled["payment_status"], "paid");
+    assert_eq!(cancelled["total"], 4500);
+    let (status, body) = internal(
+        app,
+        "POST",
+        route,
+        &online,
+        Some(json!({"payment_status": "refunded"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["payment_status"], "refunded");
+    assert_eq!(body["status"], "cancelled");
+
+    // A COD order has no online payment.
+    add_to_cart(app, &c.token, &product, 1).await;
+    let cod = place(app, &c, &address, "cod").await;
+    let (status, body) = internal(
+        app,
+        "POST",
+        route,
+        &cod,
+        Some(json!({"payment_status": "paid"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+
+    // Delivery: the assigned agent may read the order; moves through the state machine.
+    let agent_email = format!("{}@example.in", app.unique("agent"));
+    let r = app
+        .post(
+            "/api/v1/admin/users",
+            Some(&admin),
+            json!({"email": agent_email, "password": "password123", "name": "Ravi", "role": "delivery_agent"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let agent_id = r.body["id"].as_str().unwrap_or_default().to_string();
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": agent_email, "password": "password123"}),
+        )
+        .await;
+    let agent = login.body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let path = format!("/api/v1/orders/{cod}");
+    assert_eq!(app.get(&path, Some(&agent)).await.status, 404);
+    let (status, body) = internal(
+        app,
+        "PUT",
+        "/internal/orders/{id}/agent",
+        &cod,
+        Some(json!({"agent_user_id": agent_id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let r = app.get(&path, Some(&agent)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["id"], cod.as_str());
+
+    let status_route = "/internal/orders/{id}/status";
+    let (status, body) = internal(
+        app,
+        "POST",
+        status_route,
+        &cod,
+        Some(json!({"status": "delivered"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("invalid_transition")),
+        "{body}"
+    );
+    let (status, body) = internal(
+        app,
+        "POST",
+        status_route,
+        &cod,
+        Some(json!({"status": "warp"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    for step in ["preparing", "out_for_delivery", "delivered"] {
+        let (status, body) = internal(
+            app,
+            "POST",
+            status_route,
+            &cod,
+            Some(json!({"status": step})),
+        )
+        .await;
+        assert_eq!(status, 200, "{step}: {body}");
+        assert_eq!(body["status"], step);
+    }
+    let (status, _) = internal(
+        app,
+        "POST",
+        status_route,
+        "ord_nope",
+        Some(json!({"status": "preparing"})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (status, body) = internal(
+        app,
+        "PUT",
+        "/internal/orders/{id}/agent",
+        &cod,
+        Some(json!({"agent_user_id": null})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(app.get(&path, Some(&agent)).await.status, 404);
+    let (status, _) = internal(
+        app,
+        "PUT",
+        "/internal/orders/{id}/agent",
+        "ord_nope",
+        Some(json!({"agent_user_id": null})),
+    )
+    .await;
+    assert_eq!(status, 404);
+});

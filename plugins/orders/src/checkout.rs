@@ -1,0 +1,396 @@
+//! `POST /api/v1/orders`: an order from the caller's cart, with `Idempotency-Key`.
+//!
+//! Steps: validate → read the cart → read the address snapshot → reserve stock (all or
+//! nothing, in the catalog) → write the order in one transaction (releasing the stock
+//! if that fails) → empty the cart → schedule the payment timeout (online) → publish.
+//! Nothing changes anywhere when a step before the write fails.
+
+use std::time::Duration;
+
+use kirana_sdk::prelude::*;
+use kirana_sdk::serde_json::Value as Json;
+use kirana_sdk::services::{self, Reply};
+use kirana_sdk::{sql, CapError, Method};
+
+use crate::db::{self, HistoryEntry, Item, Order};
+use crate::lifecycle::{publish, release_stock};
+use crate::rules::{initial_state, valid_idempotency_key, OrdersConfig, PAYMENT_METHODS};
+
+/// Longest `notes` accepted.
+const MAX_NOTES: usize = 500;
+
+#[derive(Debug, Deserialize)]
+struct CheckoutBody {
+    address_id: String,
+    payment_method: String,
+    #[serde(default)]
+    notes: Option<String>,
+}
+
+/// The handler: with an `Idempotency-Key`, the first answer is stored and replayed.
+pub fn create(req: &Request) -> Result<Response, ApiError> {
+    let user_id = req.user()?.user_id.clone();
+    let Some(key) = req.header("idempotency-key") else {
+        return checkout(req, &user_id);
+    };
+    if !valid_idempotency_key(key) {
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    let config = OrdersConfig::load();
+    let request_body = fingerprint(req.body());
+    if let Some(stored) = claim(&user_id, key, &request_body, &config)? {
+        return Ok(stored.replay(req.id()));
+    }
+    let response = match checkout(req, &user_id) {
+        Ok(r) => r,
+        Err(e) => e.into_response(req.id()),
+    };
+    remember(&user_id, key, &response)?;
+    Ok(response)
+}
+
+/// The request body as compared between a key's uses: JSON re-serialised (so key order
+/// and whitespace do not matter), anything else as text.
+fn fingerprint(body: &[u8]) -> String {
+    match kirana_sdk::serde_json::from_slice::<Json>(body) {
+        Ok(v) => v.to_string(),
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// A claim without an answer this old belongs to a call that died (trap, timeout,
+/// restart): plugin calls last seconds, so it is forgotten and may be claimed again.
+const ABANDONED_CLAIM_SECS: u64 = 120;
+
+/// A stored first answer.
+struct Stored {
+    status: u16,
+    body: String,
+}
+
+impl Stored {
+    /// The first answer again. An error body's `request_id` is set to this request's
+    /// id, so it keeps matching the `X-Request-Id` header.
+    fn replay(self, request_id: &str) -> Response {
+        let mut body: Json = kirana_sdk::serde_json::from_str(&self.body).unwrap_or(Json::Null);
+        if let Some(obj) = body.as_object_mut() {
+            if obj.contains_key("request_id") {
+                obj.insert("request_id".into(), json!(request_id));
+            }
+        }
+        Response::json(self.status, &body).with_header("idempotent-replayed", "true")
+    }
+}
+
+/// Claims `(user, key)` for this request. `None`: the claim is ours, go ahead.
+/// `Some(stored)`: replay it. A claim still in progress is `409 conflict`; the same key
+/// with a different body is `409 conflict` too. A claim older than the window is
+/// forgotten and claimed afresh.
+fn claim(
+    user_id: &str,
+    key: &str,
+    request_body: &str,
+    config: &OrdersConfig,
+) -> Result<Option<Stored>, ApiError> {
+    let now = kirana_sdk::now();
+    let cutoff = kirana_sdk::rfc3339(
+        now - Duration::from_secs(u64::try_from(config.idempotency_hours).unwrap_or(24) * 3600),
+    );
+    let abandoned = kirana_sdk::rfc3339(now - Duration::from_secs(ABANDONED_CLAIM_SECS));
+    sql::execute(
+        "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 \
+         AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
+        &params![user_id, key, cutoff, abandoned],
+    )?;
+    let inserted = sql::execute(
+        "INSERT INTO idempotency_keys (user_id, idem_key, request_body, created_at) \
+         VALUES ($1, $2, $3, $4)",
+        &params![user_id, key, request_body, kirana_sdk::rfc3339(now)],
+    );
+    match inserted {
+        Ok(_) => Ok(None),
+        Err(CapError::Conflict(_)) => existing(user_id, key, request_body).map(Some),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn existing(user_id: &str, key: &str, request_body: &str) -> Result<Stored, ApiError> {
+    let rows = sql::query(
+        "SELECT request_body, status, body FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
+        &params![user_id, key],
+    )?;
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::conflict("the Idempotency-Key is being reused; retry"))?;
+    let first_body: String = row.get("request_body")?;
+    if first_body != request_body {
+        return Err(ApiError::conflict(
+            "this Idempotency-Key was used with a different request body",
+        ));
+    }
+    let status: Option<i64> = row.get("status")?;
+    let body: Option<String> = row.get("body")?;
+    match (status.and_then(|s| u16::try_from(s).ok()), body) {
+        (Some(status), Some(body)) => Ok(Stored { status, body }),
+        _ => Err(ApiError::conflict(
+            "a request with this Idempotency-Key is still in progress",
+        )),
+    }
+}
+
+/// Stores the first answer; a server error (5xx) releases the claim instead, so the
+/// client can retry the same key once the fault is gone.
+fn remember(user_id: &str, key: &str, response: &Response) -> Result<(), ApiError> {
+    if response.status >= 500 {
+        sql::execute(
+            "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
+            &params![user_id, key],
+        )?;
+        return Ok(());
+    }
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    sql::execute(
+        "UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND idem_key = $4",
+        &params![i64::from(response.status), body, user_id, key],
+    )?;
+    Ok(())
+}
+
+/// Validates the body: every invalid field at once.
+fn parse_body(req: &Request) -> Result<CheckoutBody, ApiError> {
+    let mut body: CheckoutBody = req.json()?;
+    body.address_id = body.address_id.trim().to_string();
+    body.notes = body
+        .notes
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let mut v = Validator::new();
+    v.check(!body.address_id.is_empty(), "address_id", "is required");
+    v.check(
+        PAYMENT_METHODS.contains(&body.payment_method.as_str()),
+        "payment_method",
+        "must be cod or online",
+    );
+    if let Some(n) = &body.notes {
+        v.length("notes", n, 0, MAX_NOTES);
+    }
+    v.finish()?;
+    Ok(body)
+}
+
+/// A peer's JSON answer, or its error passed on.
+fn expect_ok<T: for<'de> Deserialize<'de>>(reply: Reply) -> Result<T, ApiError> {
+    if reply.status == 200 {
+        reply.json()
+    } else {
+        Err(reply.into_error())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CartLine {
+    product_id: String,
+    quantity: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Cart {
+    items: Vec<CartLine>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Reserved {
+    items: Vec<ReservedLine>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ReservedLine {
+    product_id: String,
+    name: String,
+    unit: String,
+    unit_price: i64,
+    quantity: i64,
+}
+
+fn read_cart(user_id: &str) -> Result<Cart, ApiError> {
+    let path = format!("/internal/carts/{user_id}");
+    let cart: Cart = expect_ok(services::call("cart", Method::Get, &path, "", None::<&()>)?)?;
+    if cart.items.is_empty() {
+        return Err(ApiError::new(400, "cart_empty", "the cart is empty"));
+    }
+    Ok(cart)
+}
+
+/// The address snapshot stored with the order; another user's address is a 404.
+fn read_address(user_id: &str, address_id: &str) -> Result<Json, ApiError> {
+    let plausible = address_id.len() <= 128
+        && address_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !plausible {
+        return Err(ApiError::not_found("address"));
+    }
+    let path = format!("/internal/users/{user_id}/addresses/{address_id}");
+    let reply = services::call("auth", Method::Get, &path, "", None::<&()>)?;
+    if reply.status == 404 {
+        return Err(ApiError::not_found("address"));
+    }
+    let a: Json = expect_ok(reply)?;
+    Ok(json!({
+        "id": a["id"], "label": a["label"], "line1": a["line1"], "line2": a["line2"],
+        "city": a["city"], "pincode": a["pincode"], "lat": a["lat"], "lon": a["lon"],
+    }))
+}
+
+fn reserve(cart: &Cart) -> Result<Vec<Item>, ApiError> {
+    let lines: Vec<_> = cart
+        .items
+        .iter()
+        .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
+        .collect();
+    let reply = services::call(
+        "catalog",
+        Method::Post,
+        "/internal/stock/reserve",
+        "",
+        Some(&json!({ "items": lines })),
+    )?;
+    let reserved: Reserved = expect_ok(reply)?;
+    Ok(reserved
+        .items
+        .into_iter()
+        .map(|l| Item {
+            line_total: l.unit_price * l.quantity,
+            product_id: l.product_id,
+            name: l.name,
+            unit: l.unit,
+            unit_price: l.unit_price,
+            quantity: l.quantity,
+        })
+        .collect())
+}
+
+/// Builds the order value (not yet stored).
+fn build(
+    user_id: &str,
+    body: CheckoutBody,
+    address: Json,
+    items: Vec<Item>,
+    config: &OrdersConfig,
+) -> Order {
+    let now = kirana_sdk::now();
+    let created_at = kirana_sdk::rfc3339(now);
+    let eta = now + Duration::from_secs(u64::try_from(config.eta_minutes).unwrap_or(20) * 60);
+    let subtotal: i64 = items.iter().map(|i| i.line_total).sum();
+    let delivery_fee = config.fee_for(subtotal);
+    let (status, payment_status) = initial_state(&body.payment_method);
+    Order {
+        id: new_id("ord"),
+        user_id: user_id.to_string(),
+        status: status.as_str().to_string(),
+        items,
+        subtotal,
+        delivery_fee,
+        total: subtotal + delivery_fee,
+        currency: "INR".to_string(),
+        payment_method: body.payment_method,
+        payment_status: payment_status.to_string(),
+        address,
+        notes: body.notes,
+        agent_user_id: None,
+        cancel_reason: None,
+        updated_at: created_at.clone(),
+        estimated_delivery_at: kirana_sdk::rfc3339(eta),
+        delivered_at: None,
+        status_history: vec![HistoryEntry {
+            status: status.as_str().to_string(),
+            at: created_at.clone(),
+        }],
+        created_at,
+    }
+}
+
+/// Writes the order in one transaction; on failure the reserved stock goes back.
+fn store(order: &Order) -> Result<(), ApiError> {
+    let written = sql::begin().and_then(|tx| {
+        db::insert(&tx, order)?;
+        tx.commit()
+    });
+    if let Err(e) = written {
+        if let Err(r) = release_stock(&order.items) {
+            kirana_sdk::log::error(
+                &format!("releasing stock after a failed order write failed: {r}"),
+                &[],
+            );
+        }
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// Empties the cart after the order exists. A failure is logged, not returned: the
+/// order is placed and the customer must see it.
+fn empty_cart(user_id: &str) {
+    let path = format!("/internal/carts/{user_id}");
+    let outcome = services::call("cart", Method::Delete, &path, "", None::<&()>);
+    let failed = match &outcome {
+        Ok(r) => !r.is_success(),
+        Err(_) => true,
+    };
+    if failed {
+        kirana_sdk::log::warn(&format!("emptying the cart of {user_id} failed"), &[]);
+    }
+}
+
+/// Schedules the automatic cancellation of an unpaid online order.
+fn schedule_timeout(order: &Order, config: &OrdersConfig) {
+    let delay = Duration::from_secs(config.payment_timeout_secs);
+    if let Err(e) = kirana_sdk::events::schedule(
+        "orders.payment_timeout",
+        &json!({"order_id": order.id}),
+        delay,
+    ) {
+        kirana_sdk::log::error(
+            &format!(
+                "scheduling the payment timeout of {} failed: {}",
+                order.id,
+                kirana_sdk::cap_error_message(&e)
+            ),
+            &[],
+        );
+    }
+}
+
+fn checkout(req: &Request, user_id: &str) -> Result<Response, ApiError> {
+    let body = parse_body(req)?;
+    let config = OrdersConfig::load();
+    let cart = read_cart(user_id)?;
+    let address = read_address(user_id, &body.address_id)?;
+    let items = reserve(&cart)?;
+    let order = build(user_id, body, address, items, &config);
+    store(&order)?;
+    empty_cart(user_id);
+    if order.payment_status == "awaiting" {
+        schedule_timeout(&order, &config);
+    }
+    let items: Vec<_> = order
+        .items
+        .iter()
+        .map(|i| {
+            json!({"product_id": i.product_id, "name": i.name, "quantity": i.quantity,
+                   "unit_price": i.unit_price, "line_total": i.line_total})
+        })
+        .collect();
+    publish(
+        "order.created",
+        &json!({
+            "order_id": order.id, "user_id": order.user_id, "status": order.status,
+            "payment_method": order.payment_method, "payment_status": order.payment_status,
+            "total": order.total, "items": items, "created_at": order.created_at,
+        }),
+    );
+    Ok(Response::created(&order))
+}
