@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -97,7 +98,11 @@ pub async fn open_host(config: &Config) -> Result<Db> {
 }
 
 /// Opens (creating if needed) the database of plugin `name`.
-pub async fn open_plugin(config: &Config, name: &str) -> Result<PluginDb> {
+///
+/// Isolation is enforced by the database, not by convention: on PostgreSQL the plugin
+/// connects as its own login role that owns its schema and nothing else; on SQLite its
+/// connections cannot `ATTACH` another file (the host's or another plugin's).
+pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<PluginDb> {
     let max = config.limits.db_connections.max(1);
     if config.uses_postgres() {
         let schema = plugin_schema(name)?;
@@ -108,17 +113,51 @@ pub async fn open_plugin(config: &Config, name: &str) -> Result<PluginDb> {
             .connect_with(options.clone())
             .await
             .context("connecting to PostgreSQL (database_url)")?;
-        admin
-            .execute(format!("CREATE SCHEMA IF NOT EXISTS {schema}").as_str())
+        let database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&admin)
             .await
-            .with_context(|| format!("creating schema {schema}"))?;
+            .context("reading the database name")?;
+        let role = plugin_role(&database, name);
+        let password = hex::encode(Sha256::digest(
+            format!("{}:{role}", host_secret(host, "plugin-db").await?).as_bytes(),
+        ));
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(&role)
+                .fetch_one(&admin)
+                .await?;
+        // Role and password are plain identifiers / hex, so formatting them is safe.
+        let verb = if exists { "ALTER" } else { "CREATE" };
+        admin
+            .execute(format!("{verb} ROLE {role} LOGIN PASSWORD '{password}'").as_str())
+            .await
+            .with_context(|| {
+                format!(
+                    "creating the database role {role} (the database_url user needs CREATEROLE)"
+                )
+            })?;
+        for statement in [
+            format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}"),
+            format!("ALTER SCHEMA {schema} OWNER TO {role}"),
+            format!("ALTER ROLE {role} SET search_path = {schema}"),
+        ] {
+            admin
+                .execute(statement.as_str())
+                .await
+                .with_context(|| format!("preparing schema {schema}: {statement}"))?;
+        }
         admin.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.options([("search_path", schema.as_str())]))
+            .connect_with(
+                options
+                    .username(&role)
+                    .password(&password)
+                    .options([("search_path", schema.as_str())]),
+            )
             .await
-            .with_context(|| format!("connecting plugin {name} to PostgreSQL"))?;
+            .with_context(|| format!("connecting plugin {name} to PostgreSQL as {role}"))?;
         Ok(PluginDb::Postgres(pool))
     } else {
         let dir = config.data_dir.join("plugins");
@@ -135,11 +174,59 @@ pub async fn open_plugin(config: &Config, name: &str) -> Result<PluginDb> {
             .max_connections(max)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    let mut handle = conn.lock_handle().await?;
+                    let db = handle.as_raw_handle().as_ptr();
+                    // SAFETY: `db` is this connection's open handle, held locked for the
+                    // call; sqlite3_limit only reads and sets an integer on it.
+                    unsafe {
+                        libsqlite3_sys::sqlite3_limit(db, libsqlite3_sys::SQLITE_LIMIT_ATTACHED, 0);
+                    }
+                    Ok(())
+                })
+            })
             .connect_with(options)
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         Ok(PluginDb::Sqlite(pool))
     }
+}
+
+/// `kirana_<database>_<plugin>`: the plugin's PostgreSQL role, unique per database so
+/// several deployments can share a cluster.
+fn plugin_role(database: &str, plugin: &str) -> String {
+    let db: String = database
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    format!("kirana_{db}_{plugin}").chars().take(63).collect()
+}
+
+/// A random secret kept in the host database, made on first use (so every replica and
+/// every restart sees the same one).
+pub async fn host_secret(db: &Db, name: &str) -> Result<String> {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+        .bind(name)
+        .bind(hex::encode(bytes))
+        .execute(&db.pool)
+        .await
+        .with_context(|| format!("storing secret {name}"))?;
+    let row = sqlx::query("SELECT value FROM secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(&db.pool)
+        .await
+        .with_context(|| format!("reading secret {name}"))?;
+    sqlx::Row::try_get::<String, _>(&row, "value").with_context(|| format!("reading secret {name}"))
 }
 
 /// `plugin_NAME`, refusing names that are not plain identifiers.
@@ -235,6 +322,12 @@ mod tests {
         assert!(plugin_schema("cart; drop").is_err());
         assert!(plugin_schema("1cart").is_err());
         assert!(plugin_schema("").is_err());
+    }
+
+    #[test]
+    fn plugin_roles_are_identifiers() {
+        assert_eq!(plugin_role("Shop-DB", "cart"), "kirana_shop_db_cart");
+        assert!(plugin_role(&"x".repeat(100), "notifications").len() <= 63);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
@@ -75,7 +75,7 @@ impl IdentityService {
     /// host database (so every replica and every restart signs alike).
     pub async fn new(db: Db, config: &IdentityConfig) -> Result<Self> {
         let secret = if config.jwt_secret.is_empty() {
-            stored_secret(&db).await?
+            crate::storage::host_secret(&db, "jwt").await?
         } else {
             config.jwt_secret.clone()
         };
@@ -378,25 +378,6 @@ impl IdentityService {
         self.access_token(user_id, role, sid)
             .map_err(|e| anyhow::anyhow!("{e:?}"))
     }
-}
-
-async fn stored_secret(db: &Db) -> Result<String> {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let fresh = hex::encode(bytes);
-    sqlx::query(
-        "INSERT INTO secrets (name, value) VALUES ('jwt', $1) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(&fresh)
-    .execute(&db.pool)
-    .await
-    .context("storing the signing key")?;
-    let row = sqlx::query("SELECT value FROM secrets WHERE name = 'jwt'")
-        .fetch_one(&db.pool)
-        .await
-        .context("reading the signing key")?;
-    row.try_get::<String, _>("value")
-        .context("reading the signing key")
 }
 
 fn new_refresh_token() -> (String, String) {

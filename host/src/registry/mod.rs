@@ -161,7 +161,7 @@ pub async fn load(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) -> Re
             .await
             .map_err(|e| anyhow!("compile task: {e}"))??;
     let pre = LoadedPlugin::prepare(platform, &component)?;
-    let db = storage::open_plugin(config, name).await?;
+    let db = storage::open_plugin(config, name, &platform.db).await?;
 
     // Ask the component who it is, with no capabilities granted.
     let probe_ctx = Arc::new(PluginCtx {

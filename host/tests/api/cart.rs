@@ -8,9 +8,10 @@ const FORGED: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c3JfeCIsI
 /// Moves the last change of `user_id`'s cart `days` into the past, straight in the
 /// plugin's own database, so expiry can be tested without waiting a week.
 async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
-    let db = kirana::storage::open_plugin(&app.app().platform.config, "cart")
-        .await
-        .expect("the cart database");
+    let db =
+        kirana::storage::open_plugin(&app.app().platform.config, "cart", &app.app().platform.db)
+            .await
+            .expect("the cart database");
     let micros = days * 86_400 * 1_000_000;
     assert!(user_id
         .bytes()

@@ -504,3 +504,12 @@ backend_test!(metrics_count_requests_faults_and_events, |app| {
     assert!(text.contains("kirana_instantiations_total"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
 });
+
+backend_test!(a_plugin_cannot_reach_other_databases, |app| {
+    let r = app.get("/api/v1/faulty/snoop", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for key in ["attach", "host_secrets", "other_plugin"] {
+        let got = r.body[key].as_str().unwrap_or_default();
+        assert!(got.starts_with("refused"), "{key}: {got}");
+    }
+});

@@ -1,8 +1,9 @@
 //! Misbehaves on purpose so the tests can show the host survives it: an endless loop,
-//! an allocation without bound, a trap, and an event handler that always fails.
+//! an allocation without bound, a trap, an event handler that fails on demand, and
+//! SQL that reaches for data that is not its own.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::{events, kv};
+use kirana_sdk::{events, kv, sql};
 
 pub struct Faulty;
 
@@ -52,6 +53,19 @@ fn seen(_req: &Request) -> Result<Response, ApiError> {
     Ok(Response::ok(&json!({ "items": items })))
 }
 
+/// Tries to reach data that is not its own; answers what each attempt got.
+fn snoop(_req: &Request) -> Result<Response, ApiError> {
+    let attempt = |statement: &str| match sql::query(statement, &[]) {
+        Ok(rows) => format!("read {} rows", rows.len()),
+        Err(e) => format!("refused: {}", kirana_sdk::cap_error_message(&e)),
+    };
+    Ok(Response::ok(&json!({
+        "attach": attempt("ATTACH DATABASE ':memory:' AS other"),
+        "host_secrets": attempt("SELECT value FROM public.secrets"),
+        "other_plugin": attempt("SELECT id FROM plugin_auth.users"),
+    })))
+}
+
 impl Plugin for Faulty {
     const NAME: &'static str = "faulty";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
@@ -65,10 +79,11 @@ impl Plugin for Faulty {
             .post("/api/v1/faulty/publish", Access::Public, publish)
             .post("/api/v1/faulty/fail-off", Access::Public, fail_off)
             .get("/api/v1/faulty/seen", Access::Public, seen)
+            .get("/api/v1/faulty/snoop", Access::Public, snoop)
     }
 
     fn capabilities() -> Capabilities {
-        Capabilities::new().kv().publish(&["faulty.flaky"])
+        Capabilities::new().sql().kv().publish(&["faulty.flaky"])
     }
 
     fn subscriptions() -> Vec<String> {
