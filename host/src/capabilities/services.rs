@@ -2,8 +2,9 @@
 //! sandbox, carrying the original caller's identity and request id.
 //!
 //! The callee runs in its own store with its own limits; its deadline never outlives
-//! the caller's. Events the callee publishes join the caller's pending events when the
-//! callee answered below 400, so they commit or vanish with the outermost call.
+//! the caller's, and its route's access rule holds as at the gateway (internal routes
+//! need no caller). The callee's writes are its own, so the events it publishes are
+//! committed as soon as it answers below 400, whatever the caller does next.
 
 use std::time::Instant;
 
