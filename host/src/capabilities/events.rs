@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use sqlx::Row;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::capabilities::denied;
 use crate::config::EventsConfig;
@@ -98,7 +98,7 @@ impl EventBus {
     }
 
     /// Claims up to `BATCH` due deliveries for this dispatcher by leasing them.
-    async fn claim(&self) -> Result<Vec<(String, String, u32)>> {
+    async fn claim(&self, limit: usize) -> Result<Vec<(String, String, u32)>> {
         let now = now_ms();
         let lease = now + i64::try_from(self.config.lease_ms).unwrap_or(30_000);
         let rows = sqlx::query(
@@ -112,7 +112,7 @@ impl EventBus {
         )
         .bind(lease)
         .bind(now)
-        .bind(BATCH)
+        .bind(i64::try_from(limit).unwrap_or(BATCH))
         .fetch_all(&self.db.pool)
         .await?;
         rows.iter()
@@ -183,39 +183,53 @@ impl EventBus {
 /// Delivers due events until `stop` turns true; deliveries in progress finish first.
 pub async fn run_dispatcher(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
     let poll = Duration::from_millis(platform.events.config.poll_ms.max(10));
+    let slots = usize::try_from(BATCH).unwrap_or(32);
+    // Deliveries run side by side; a slow subscriber holds one slot, not the loop.
+    let permits = Arc::new(Semaphore::new(slots));
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
-        let claimed = match platform.events.claim().await {
+        let free = permits.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                p = permits.acquire() => drop(p),
+            }
+            continue;
+        }
+        let claimed = match platform.events.claim(free).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "claiming event deliveries failed");
                 Vec::new()
             }
         };
-        let busy = !claimed.is_empty();
-        let mut handles = Vec::with_capacity(claimed.len());
+        if claimed.is_empty() {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => break,
+                _ = platform.events.wake.notified() => {},
+                _ = tokio::time::sleep(poll) => {},
+            }
+            continue;
+        }
         for (event_id, subscriber, attempts) in claimed {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
             let p = platform.clone();
-            handles.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 if let Err(e) = deliver(&p, &event_id, &subscriber, attempts).await {
                     tracing::error!(event_id, subscriber, error = %e, "recording an event delivery failed");
                 }
-            }));
-        }
-        for h in handles {
-            let _ = h.await;
-        }
-        if busy {
-            continue;
-        }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = platform.events.wake.notified() => {},
-            _ = tokio::time::sleep(poll) => {},
+                drop(permit);
+            });
         }
     }
+    // Let deliveries in progress record their outcome before the host stops.
+    let _ = permits
+        .acquire_many(u32::try_from(slots).unwrap_or(32))
+        .await;
 }
 
 async fn deliver(
