@@ -3,6 +3,7 @@
 //! and handed to its plugin; whatever fails answers in the API error shape.
 
 pub mod error;
+pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 
@@ -42,6 +43,7 @@ pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi_document))
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
         .layer(middleware::from_fn(request_id))
@@ -149,6 +151,11 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 
 async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// The OpenAPI 3.1 document of every live public route.
+async fn openapi_document(State(g): State<Arc<Gateway>>) -> Json<serde_json::Value> {
+    Json(openapi::document(&g.platform.registry.snapshot()))
 }
 
 /// The OpenMetrics exposition of the host's metrics.

@@ -513,3 +513,26 @@ backend_test!(a_plugin_cannot_reach_other_databases, |app| {
         assert!(got.starts_with("refused"), "{key}: {got}");
     }
 });
+
+backend_test!(openapi_describes_the_live_public_routes, |app| {
+    let r = app.get("/openapi.json", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let doc = &r.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    let product = &doc["paths"]["/api/v1/products/{id}"];
+    assert_eq!(product["get"]["parameters"][0]["name"], "id");
+    assert_eq!(product["get"]["security"], json!([]), "public");
+    assert_eq!(product["put"]["security"], json!([{"bearer": []}]));
+    assert_eq!(product["put"]["x-roles"], json!(["admin"]));
+    assert!(doc["paths"]["/api/v1/cart"]["get"].is_object());
+    assert!(doc["paths"]["/api/v1/orders"]["post"].is_object());
+    assert!(
+        paths.keys().all(|p| !p.starts_with("/internal")),
+        "internal routes leak"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+});
