@@ -48,6 +48,10 @@ impl App {
             events: EventBus::new(db, config.events.clone()),
             registry: Registry::default(),
             metrics: Default::default(),
+            breakers: crate::capabilities::breaker::Breakers::new(
+                config.services.breaker_failures,
+                Duration::from_millis(config.services.breaker_cooldown_ms),
+            ),
         });
         registry::load_configured(&platform).await?;
 

@@ -24,6 +24,7 @@ pub struct Config {
     pub log_level: String,
     pub runtime: RuntimeConfig,
     pub limits: LimitsConfig,
+    pub services: ServicesConfig,
     pub identity: IdentityConfig,
     pub events: EventsConfig,
     pub rate_limit: RateLimitConfig,
@@ -50,6 +51,12 @@ pub struct LimitsConfig {
     pub body_bytes: usize,
     pub max_call_depth: u32,
     pub db_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServicesConfig {
+    pub breaker_failures: u32,
+    pub breaker_cooldown_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -37,6 +37,18 @@ pub struct VersionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub caller: String,
+    pub callee: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CalleeLabels {
+    pub callee: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -69,6 +81,8 @@ pub struct Metrics {
     pub events_retried: Family<DeliveryLabels, Counter>,
     pub events_dead: Family<DeliveryLabels, Counter>,
     pub plugin_versions: Family<VersionLabels, Gauge>,
+    pub service_calls: Family<CallLabels, Counter>,
+    pub circuit_state: Family<CalleeLabels, Gauge>,
     /// Versions currently marked live, so a swap can clear the old one.
     live: Mutex<Vec<VersionLabels>>,
 }
@@ -90,6 +104,8 @@ impl Default for Metrics {
         let events_retried = Family::default();
         let events_dead = Family::default();
         let plugin_versions = Family::default();
+        let service_calls = Family::default();
+        let circuit_state = Family::default();
         registry.register(
             "http_requests",
             "Requests routed to plugins",
@@ -146,6 +162,16 @@ impl Default for Metrics {
             "1 for each live plugin version",
             plugin_versions.clone(),
         );
+        registry.register(
+            "service_calls",
+            "services.call by caller, callee and outcome",
+            service_calls.clone(),
+        );
+        registry.register(
+            "circuit_state",
+            "Callee circuit: 0 closed, 1 open, 2 half-open",
+            circuit_state.clone(),
+        );
         Self {
             registry,
             requests,
@@ -160,6 +186,8 @@ impl Default for Metrics {
             events_retried,
             events_dead,
             plugin_versions,
+            service_calls,
+            circuit_state,
             live: Mutex::new(Vec::new()),
         }
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
+use crate::capabilities::breaker::Breakers;
 use crate::capabilities::events::EventBus;
 use crate::capabilities::identity::IdentityService;
 use crate::capabilities::kv::MemoryKv;
@@ -23,6 +24,7 @@ pub struct Platform {
     pub events: EventBus,
     pub registry: Registry,
     pub metrics: Metrics,
+    pub breakers: Breakers,
 }
 
 impl Platform {

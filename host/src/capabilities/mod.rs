@@ -1,6 +1,7 @@
 //! One module per WIT interface the host provides. Each owns its backend and the
 //! checks that a plugin was granted it; the runtime only links them.
 
+pub mod breaker;
 pub mod config;
 pub mod events;
 pub mod grants;

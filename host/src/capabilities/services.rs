@@ -4,11 +4,13 @@
 //! The callee runs in its own store with its own limits; its deadline never outlives
 //! the caller's, and its route's access rule holds as at the gateway (internal routes
 //! need no caller). The callee's writes are its own, so the events it publishes are
-//! committed as soon as it answers below 400, whatever the caller does next.
+//! committed as soon as it answers below 400, whatever the caller does next. A callee
+//! that keeps failing trips its circuit breaker ([`crate::capabilities::breaker`]).
 
 use std::time::Instant;
 
 use crate::capabilities::denied;
+use crate::metrics::{CallLabels, CalleeLabels};
 use crate::runtime::bindings::kirana::platform::services::Host;
 use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, HostState, InvokeError, Op, OpResult};
@@ -106,9 +108,26 @@ impl HostState {
             request_id: self.call.request_id.clone(),
         };
         let platform = self.platform.clone();
+        if !platform.breakers.allow(&target) {
+            self.count_call(&target, "circuit_open");
+            return Err(wit::Error::Unavailable(format!(
+                "{target} is failing; its circuit is open, retry shortly"
+            )));
+        }
         // Boxed: the callee may call further, which makes this future recursive.
         let run = Box::pin(async move { callee.run(&platform, child, Op::Handle(request)).await });
-        match run.await {
+        let outcome = run.await;
+        let ok = matches!(&outcome, Ok((OpResult::Response(r), _)) if r.status < 500);
+        let state = self.platform.breakers.record(&target, ok);
+        self.platform
+            .metrics
+            .circuit_state
+            .get_or_create(&CalleeLabels {
+                callee: target.clone(),
+            })
+            .set(state.code());
+        self.count_call(&target, if ok { "ok" } else { "failed" });
+        match outcome {
             Ok((OpResult::Response(resp), child)) => {
                 // The callee's writes are committed already, so its events go with them
                 // now, whatever the caller does next.
@@ -128,6 +147,18 @@ impl HostState {
             ))),
             Err(e) => Err(wit::Error::Unavailable(format!("{target} failed: {e}"))),
         }
+    }
+
+    fn count_call(&self, callee: &str, outcome: &str) {
+        self.platform
+            .metrics
+            .service_calls
+            .get_or_create(&CallLabels {
+                caller: self.plugin.name.clone(),
+                callee: callee.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 }
 

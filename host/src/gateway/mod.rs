@@ -189,6 +189,7 @@ async fn ready(State(g): State<Arc<Gateway>>) -> Response {
         let version = snap.plugins.get(name).map(|l| l.version().to_string());
         plugins.push(json!({"name": name, "version": version, "state": state}));
     }
+    let open_circuits = p.breakers.open();
     let status = if reasons.is_empty() {
         StatusCode::OK
     } else {
@@ -199,6 +200,7 @@ async fn ready(State(g): State<Arc<Gateway>>) -> Response {
         "reasons": reasons,
         "plugins": plugins,
         "pooling_allocator": p.runtime.pooled,
+        "open_circuits": open_circuits,
     });
     (status, Json(body)).into_response()
 }

@@ -536,3 +536,76 @@ backend_test!(openapi_describes_the_live_public_routes, |app| {
         "bearer"
     );
 });
+
+async fn circuit_breaker(backend: Backend) {
+    let app = TestApp::spawn_with(
+        backend,
+        "[services]\nbreaker_failures = 3\nbreaker_cooldown_ms = 400",
+    )
+    .await;
+    let traps = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("kirana_traps_total{plugin=\"faulty\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Three calls into a trapping callee: each reaches it and fails.
+    for _ in 0..3 {
+        app.get("/api/v1/faulty/relay?to=trap", None)
+            .await
+            .assert_error(503, "plugin_unavailable");
+    }
+    let before = traps(&app.get("/metrics", None).await.text);
+    assert_eq!(before, 3);
+    // Now the circuit is open: calls fail fast without running the callee.
+    let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
+    r.assert_error(503, "plugin_unavailable");
+    assert!(r.text.contains("circuit"), "{}", r.text);
+    let metrics = app.get("/metrics", None).await.text;
+    assert_eq!(
+        traps(&metrics),
+        3,
+        "the open circuit did not call the callee"
+    );
+    assert!(
+        metrics.contains(r#"kirana_circuit_state{callee="faulty"} 1"#),
+        "{metrics}"
+    );
+    let ready = app.get("/ready", None).await;
+    assert_eq!(
+        ready.body["open_circuits"],
+        json!(["faulty"]),
+        "{}",
+        ready.text
+    );
+    // After the cool-down one probe goes through; it succeeds and closes the circuit.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["callee_status"], 200);
+    assert_eq!(
+        app.get("/api/v1/faulty/relay?to=ok", None).await.status,
+        200
+    );
+    let metrics = app.get("/metrics", None).await.text;
+    assert!(
+        metrics.contains(r#"kirana_circuit_state{callee="faulty"} 0"#),
+        "{metrics}"
+    );
+    assert_eq!(
+        app.get("/ready", None).await.body["open_circuits"],
+        json!([])
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_sqlite() {
+    circuit_breaker(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn circuit_breaker_postgres() {
+    circuit_breaker(Backend::Postgres).await;
+}

@@ -3,7 +3,7 @@
 //! SQL that reaches for data that is not its own.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::{events, kv, sql};
+use kirana_sdk::{events, kv, services, sql};
 
 pub struct Faulty;
 
@@ -66,6 +66,14 @@ fn snoop(_req: &Request) -> Result<Response, ApiError> {
     })))
 }
 
+/// Calls its own route `/api/v1/faulty/{to}` through `services.call` (for the circuit
+/// breaker tests): answers the callee's status, or the capability error.
+fn relay(req: &Request) -> Result<Response, ApiError> {
+    let to = req.query("to").unwrap_or("ok");
+    let reply = services::get("faulty", &format!("/api/v1/faulty/{to}"), "")?;
+    Ok(Response::ok(&json!({ "callee_status": reply.status })))
+}
+
 impl Plugin for Faulty {
     const NAME: &'static str = "faulty";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
@@ -80,10 +88,15 @@ impl Plugin for Faulty {
             .post("/api/v1/faulty/fail-off", Access::Public, fail_off)
             .get("/api/v1/faulty/seen", Access::Public, seen)
             .get("/api/v1/faulty/snoop", Access::Public, snoop)
+            .get("/api/v1/faulty/relay", Access::Public, relay)
     }
 
     fn capabilities() -> Capabilities {
-        Capabilities::new().sql().kv().publish(&["faulty.flaky"])
+        Capabilities::new()
+            .sql()
+            .kv()
+            .publish(&["faulty.flaky"])
+            .call(&["faulty"])
     }
 
     fn subscriptions() -> Vec<String> {
