@@ -25,35 +25,6 @@ async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
     db.close().await;
 }
 
-/// Like `backend_test!`, with `extra_toml` merged into the host's configuration.
-macro_rules! config_test {
-    ($name:ident, $toml:expr, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn run(backend: Backend) {
-                let app = TestApp::spawn_with(backend, $toml).await;
-                {
-                    let $app = &app;
-                    $body
-                }
-                app.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run(Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                run(Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// A fresh active product with a known price and stock, made by the admin.
 async fn new_product(app: &TestApp, admin: &str, price: i64, stock: i64) -> String {
     let cats = app.get("/api/v1/categories", None).await;
@@ -814,7 +785,7 @@ backend_test!(forged_expired_and_unknown_session_tokens_are_401, |app| {
     }
 });
 
-config_test!(
+backend_test!(
     fee_threshold_and_ttl_come_from_configuration,
     "[cart]\ndelivery_fee = 3000\nfree_delivery_threshold = 50000\ncart_ttl_days = 1",
     |app| {

@@ -18,17 +18,20 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs a test body once on SQLite and once on PostgreSQL, each with a fresh host.
+/// Runs a test body once on SQLite and once on PostgreSQL, each with a fresh host;
+/// `backend_test!(name, "TOML", |app| ...)` merges TOML into the host's configuration.
 #[macro_export]
 macro_rules! backend_test {
     ($name:ident, |$app:ident| $body:block) => {
+        backend_test!($name, "", |$app| $body);
+    };
+    ($name:ident, $toml:expr, |$app:ident| $body:block) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await;
+            async fn run(backend: $crate::helpers::Backend) {
+                let app = $crate::helpers::TestApp::spawn_with(backend, $toml).await;
                 {
                     let $app = &app;
                     $body
@@ -37,13 +40,13 @@ macro_rules! backend_test {
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Postgres).await;
-                {
-                    let $app = &app;
-                    $body
-                }
-                app.stop().await;
+                run($crate::helpers::Backend::Postgres).await;
             }
         }
     };

@@ -5,35 +5,6 @@
 
 use crate::helpers::*;
 
-/// Like `backend_test!`, with `extra_toml` merged into the host's configuration.
-macro_rules! orders_config_test {
-    ($name:ident, $toml:expr, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn run(backend: Backend) {
-                let app = TestApp::spawn_with(backend, $toml).await;
-                {
-                    let $app = &app;
-                    $body
-                }
-                app.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run(Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                run(Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// A fresh category (so test products never mix with the seeded ones).
 async fn new_category(app: &TestApp, admin: &str) -> String {
     let slug = app.unique("ord-cat-").to_lowercase();
@@ -752,7 +723,7 @@ backend_test!(admin_lists_every_order, |app| {
 // The production pool size (config/kirana.toml): with the harness's 64 slots, idle warm
 // instances of the other plugins exhaust the pool and 20 concurrent checkouts (each
 // holding an orders instance plus one callee) get 503s from the host.
-orders_config_test!(
+backend_test!(
     concurrent_checkouts_never_oversell,
     "[runtime]\npool_instances = 256",
     |app| {
@@ -787,7 +758,7 @@ orders_config_test!(
     }
 );
 
-orders_config_test!(
+backend_test!(
     unpaid_online_orders_are_cancelled,
     "[orders]\npayment_timeout_seconds = 2\neta_minutes = 45\ndelivery_fee = 3000",
     |app| {
