@@ -22,15 +22,6 @@ const PRODUCT_KEYS: [&str; 15] = [
     "updated_at",
 ];
 
-/// A unique lower-case alphanumeric word (usable in slugs and search terms).
-fn word(app: &TestApp, prefix: &str) -> String {
-    app.unique(prefix)
-        .to_lowercase()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect()
-}
-
 fn names(r: &Resp) -> Vec<String> {
     r.body["items"]
         .as_array()
@@ -49,20 +40,6 @@ async fn names_in(app: &TestApp, slug: &str, query: &str) -> Vec<String> {
         .await;
     assert_eq!(r.status, 200, "{query}: {}", r.text);
     names(&r)
-}
-
-/// A fresh category; returns (id, slug).
-async fn category(app: &TestApp, admin: &str) -> (String, String) {
-    let slug = word(app, "cat");
-    let r = app
-        .post(
-            "/api/v1/categories",
-            Some(admin),
-            json!({"name": format!("Test {slug}"), "slug": slug}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    (r.body["id"].as_str().unwrap().to_string(), slug)
 }
 
 fn product_body(app: &TestApp, category_id: &str) -> Value {
@@ -177,7 +154,7 @@ backend_test!(catalog_seed_has_known_products, |app| {
 
 backend_test!(catalog_category_create_and_count, |app| {
     let admin = app.admin_token().await;
-    let w = word(app, "baby");
+    let w = app.word("baby");
     let name = format!("Baby Care & Toys {w}");
     let r = app
         .post("/api/v1/categories", Some(&admin), json!({"name": name}))
@@ -209,7 +186,7 @@ backend_test!(catalog_category_create_and_count, |app| {
 
 backend_test!(catalog_category_slug_rules, |app| {
     let admin = app.admin_token().await;
-    let slug = word(app, "slug");
+    let slug = app.word("slug");
     let r = app
         .post(
             "/api/v1/categories",
@@ -374,7 +351,7 @@ backend_test!(catalog_list_paging_and_default_order, |app| {
 
 backend_test!(catalog_list_category_filter, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, slug) = category(app, &admin).await;
+    let (cat_id, slug) = app.new_category(&admin).await;
     let a = product(app, &admin, &cat_id, json!({"name": "Alpha"})).await;
     let b = product(app, &admin, &cat_id, json!({"name": "Beta"})).await;
     for filter in [cat_id.as_str(), slug.as_str()] {
@@ -407,8 +384,8 @@ backend_test!(
     catalog_search_ranks_name_over_brand_over_description,
     |app| {
         let admin = app.admin_token().await;
-        let (cat_id, _) = category(app, &admin).await;
-        let token = word(app, "zq");
+        let (cat_id, _) = app.new_category(&admin).await;
+        let token = app.word("zq");
         let desc_only = product(
             app,
             &admin,
@@ -515,7 +492,7 @@ backend_test!(
 
 backend_test!(catalog_price_and_stock_filters, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, slug) = category(app, &admin).await;
+    let (cat_id, slug) = app.new_category(&admin).await;
     product(
         app,
         &admin,
@@ -602,7 +579,7 @@ backend_test!(catalog_price_and_stock_filters, |app| {
 
 backend_test!(catalog_get_product, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(app, &admin).await;
+    let (cat_id, _) = app.new_category(&admin).await;
     let p = product(app, &admin, &cat_id, json!({})).await;
     let r = app
         .get(&format!("/api/v1/products/{}", id_of(&p)), None)
@@ -621,7 +598,7 @@ backend_test!(catalog_get_product, |app| {
 
 backend_test!(catalog_create_product, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(app, &admin).await;
+    let (cat_id, _) = app.new_category(&admin).await;
     let body = product_body(app, &cat_id);
     let r = app
         .post("/api/v1/products", Some(&admin), body.clone())
@@ -673,7 +650,7 @@ backend_test!(catalog_create_product, |app| {
 
 backend_test!(catalog_create_product_validation, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(app, &admin).await;
+    let (cat_id, _) = app.new_category(&admin).await;
 
     // Every bad field at once.
     let r = app
@@ -754,7 +731,7 @@ backend_test!(catalog_create_product_validation, |app| {
 backend_test!(catalog_admin_routes_need_admin, |app| {
     let admin = app.admin_token().await;
     let customer = app.customer().await;
-    let (cat_id, _) = category(app, &admin).await;
+    let (cat_id, _) = app.new_category(&admin).await;
     let p = product(app, &admin, &cat_id, json!({})).await;
     let path = format!("/api/v1/products/{}", id_of(&p));
     let stock = format!("{path}/stock");
@@ -792,8 +769,8 @@ backend_test!(catalog_admin_routes_need_admin, |app| {
 
 backend_test!(catalog_put_replaces_the_product, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(app, &admin).await;
-    let (other_cat, _) = category(app, &admin).await;
+    let (cat_id, _) = app.new_category(&admin).await;
+    let (other_cat, _) = app.new_category(&admin).await;
     let p = product(app, &admin, &cat_id, json!({})).await;
     let path = format!("/api/v1/products/{}", id_of(&p));
 
@@ -865,7 +842,7 @@ backend_test!(catalog_put_replaces_the_product, |app| {
 
 backend_test!(catalog_delete_is_soft_and_final, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, slug) = category(app, &admin).await;
+    let (cat_id, slug) = app.new_category(&admin).await;
     let p = product(app, &admin, &cat_id, json!({})).await;
     let path = format!("/api/v1/products/{}", id_of(&p));
 
@@ -911,7 +888,7 @@ backend_test!(catalog_delete_is_soft_and_final, |app| {
 
 backend_test!(catalog_stock_patch, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(app, &admin).await;
+    let (cat_id, _) = app.new_category(&admin).await;
     let p = product(app, &admin, &cat_id, json!({"stock": 10})).await;
     let path = format!("/api/v1/products/{}/stock", id_of(&p));
 
@@ -969,7 +946,7 @@ backend_test!(catalog_stock_patch, |app| {
 
 backend_test!(catalog_concurrent_stock_decrements_never_oversell, |app| {
     let admin = app.admin_token().await;
-    let (cat_id, _) = category(app, &admin).await;
+    let (cat_id, _) = app.new_category(&admin).await;
     let p = product(app, &admin, &cat_id, json!({"stock": 5})).await;
     let path = format!("/api/v1/products/{}/stock", id_of(&p));
 

@@ -396,6 +396,31 @@ memory_mb = 32
         into_resp(rb.send().await.expect("request sent")).await
     }
 
+    /// A unique lower-case alphanumeric word (usable in slugs and search terms).
+    pub fn word(&self, prefix: &str) -> String {
+        self.unique(prefix)
+            .to_lowercase()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect()
+    }
+
+    /// A fresh category made by `admin` (so test products never mix with the seeded
+    /// ones); returns its id and slug.
+    pub async fn new_category(&self, admin: &str) -> (String, String) {
+        let slug = self.word("cat");
+        let r = self
+            .post(
+                "/api/v1/categories",
+                Some(admin),
+                json!({"name": format!("Test {slug}"), "slug": slug}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.body["id"].as_str().expect("category id").to_string();
+        (id, slug)
+    }
+
     /// Logs in the configured first admin.
     pub async fn admin_token(&self) -> String {
         let r = self

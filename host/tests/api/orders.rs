@@ -5,23 +5,9 @@
 
 use crate::helpers::*;
 
-/// A fresh category (so test products never mix with the seeded ones).
-async fn new_category(app: &TestApp, admin: &str) -> String {
-    let slug = app.unique("ord-cat-").to_lowercase();
-    let r = app
-        .post(
-            "/api/v1/categories",
-            Some(admin),
-            json!({"name": format!("Orders {slug}"), "slug": slug}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_str().expect("category id").to_string()
-}
-
 /// A fresh active product with a known price and stock.
 async fn new_product(app: &TestApp, admin: &str, price: i64, stock: i64) -> String {
-    let category_id = new_category(app, admin).await;
+    let (category_id, _) = app.new_category(admin).await;
     let sku = app.unique("ORD-SKU");
     let r = app
         .post(

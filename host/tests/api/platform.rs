@@ -306,67 +306,58 @@ async fn events_survive_a_restart_postgres() {
     restart_keeps_pending_events(Backend::Postgres).await;
 }
 
-async fn rate_limits(backend: Backend) {
-    let app =
-        TestApp::spawn_with(backend, "[rate_limit]\nper_minute = 5\nauth_per_minute = 3").await;
-    // Signing up spends one of the IP's three auth requests.
-    let c = app.customer().await;
-    // A user has a budget of their own...
-    for left in (0..5).rev() {
+backend_test!(
+    rate_limits,
+    "[rate_limit]\nper_minute = 5\nauth_per_minute = 3",
+    |app| {
+        // Signing up spends one of the IP's three auth requests.
+        let c = app.customer().await;
+        // A user has a budget of their own...
+        for left in (0..5).rev() {
+            let r = app.get("/api/v1/cart", Some(&c.token)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            assert_eq!(r.header("x-ratelimit-limit"), Some("5"));
+            assert_eq!(
+                r.header("x-ratelimit-remaining"),
+                Some(left.to_string().as_str())
+            );
+        }
         let r = app.get("/api/v1/cart", Some(&c.token)).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.header("x-ratelimit-limit"), Some("5"));
-        assert_eq!(
-            r.header("x-ratelimit-remaining"),
-            Some(left.to_string().as_str())
-        );
+        r.assert_error(429, "rate_limited");
+        let retry: u64 = r
+            .header("retry-after")
+            .and_then(|v| v.parse().ok())
+            .expect("Retry-After");
+        assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
+        assert!(r.header("x-ratelimit-reset").is_some());
+        // ... separate from the anonymous budget of the same IP.
+        for _ in 0..5 {
+            assert_eq!(app.get("/api/v1/hello/ping", None).await.status, 200);
+        }
+        app.get("/api/v1/hello/ping", None)
+            .await
+            .assert_error(429, "rate_limited");
+        // Health and readiness are never limited.
+        for _ in 0..10 {
+            assert_eq!(app.get("/health", None).await.status, 200);
+            assert_eq!(app.get("/ready", None).await.status, 200);
+        }
+        // Auth routes have their stricter per-IP budget: two left after the signup.
+        let login = json!({"email": c.email, "password": c.password});
+        for _ in 0..2 {
+            assert_eq!(
+                app.post("/api/v1/auth/login", None, login.clone())
+                    .await
+                    .status,
+                200
+            );
+        }
+        app.post("/api/v1/auth/login", None, login)
+            .await
+            .assert_error(429, "rate_limited");
     }
-    let r = app.get("/api/v1/cart", Some(&c.token)).await;
-    r.assert_error(429, "rate_limited");
-    let retry: u64 = r
-        .header("retry-after")
-        .and_then(|v| v.parse().ok())
-        .expect("Retry-After");
-    assert!((1..=60).contains(&retry), "Retry-After {retry}");
-    assert_eq!(r.header("x-ratelimit-remaining"), Some("0"));
-    assert!(r.header("x-ratelimit-reset").is_some());
-    // ... separate from the anonymous budget of the same IP.
-    for _ in 0..5 {
-        assert_eq!(app.get("/api/v1/hello/ping", None).await.status, 200);
-    }
-    app.get("/api/v1/hello/ping", None)
-        .await
-        .assert_error(429, "rate_limited");
-    // Health and readiness are never limited.
-    for _ in 0..10 {
-        assert_eq!(app.get("/health", None).await.status, 200);
-        assert_eq!(app.get("/ready", None).await.status, 200);
-    }
-    // Auth routes have their stricter per-IP budget: two left after the signup.
-    let login = json!({"email": c.email, "password": c.password});
-    for _ in 0..2 {
-        assert_eq!(
-            app.post("/api/v1/auth/login", None, login.clone())
-                .await
-                .status,
-            200
-        );
-    }
-    app.post("/api/v1/auth/login", None, login)
-        .await
-        .assert_error(429, "rate_limited");
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_sqlite() {
-    rate_limits(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_postgres() {
-    rate_limits(Backend::Postgres).await;
-}
+);
 
 backend_test!(security_headers_on_every_answer, |app| {
     for r in [
@@ -393,79 +384,67 @@ backend_test!(cors_is_off_by_default, |app| {
     assert!(r.headers().get("access-control-allow-origin").is_none());
 });
 
-async fn cors_preflight_and_headers(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
-        "[cors]\nallowed_origins = [\"https://shop.example\"]\n[rate_limit]\nper_minute = 1",
-    )
-    .await;
-    let pre = app
-        .client
-        .request(reqwest::Method::OPTIONS, app.url("/api/v1/cart/items"))
-        .header("origin", "https://shop.example")
-        .header("access-control-request-method", "POST")
-        .header(
-            "access-control-request-headers",
-            "authorization, content-type",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert!(pre.status().is_success(), "{}", pre.status());
-    let h = pre.headers();
-    assert_eq!(h["access-control-allow-origin"], "https://shop.example");
-    let methods = h["access-control-allow-methods"]
-        .to_str()
-        .unwrap()
-        .to_string();
-    assert!(methods.contains("POST"), "{methods}");
-    let allowed = h["access-control-allow-headers"]
-        .to_str()
-        .unwrap()
-        .to_lowercase();
-    assert!(
-        allowed.contains("authorization") && allowed.contains("content-type"),
-        "{allowed}"
-    );
-    // Preflights do not spend the (one-request) budget.
-    let r = app
-        .client
-        .get(app.url("/api/v1/hello/ping"))
-        .header("origin", "https://shop.example")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(
-        r.headers()["access-control-allow-origin"],
-        "https://shop.example"
-    );
-    let exposed = r.headers()["access-control-expose-headers"]
-        .to_str()
-        .unwrap()
-        .to_lowercase();
-    assert!(exposed.contains("x-request-id"), "{exposed}");
-    // Another origin gets no CORS grant.
-    let r = app
-        .client
-        .get(app.url("/health"))
-        .header("origin", "https://evil.example")
-        .send()
-        .await
-        .unwrap();
-    assert!(r.headers().get("access-control-allow-origin").is_none());
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_preflight_and_headers_sqlite() {
-    cors_preflight_and_headers(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cors_preflight_and_headers_postgres() {
-    cors_preflight_and_headers(Backend::Postgres).await;
-}
+backend_test!(
+    cors_preflight_and_headers,
+    "[cors]\nallowed_origins = [\"https://shop.example\"]\n[rate_limit]\nper_minute = 1",
+    |app| {
+        let pre = app
+            .client
+            .request(reqwest::Method::OPTIONS, app.url("/api/v1/cart/items"))
+            .header("origin", "https://shop.example")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type",
+            )
+            .send()
+            .await
+            .unwrap();
+        assert!(pre.status().is_success(), "{}", pre.status());
+        let h = pre.headers();
+        assert_eq!(h["access-control-allow-origin"], "https://shop.example");
+        let methods = h["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(methods.contains("POST"), "{methods}");
+        let allowed = h["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(
+            allowed.contains("authorization") && allowed.contains("content-type"),
+            "{allowed}"
+        );
+        // Preflights do not spend the (one-request) budget.
+        let r = app
+            .client
+            .get(app.url("/api/v1/hello/ping"))
+            .header("origin", "https://shop.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers()["access-control-allow-origin"],
+            "https://shop.example"
+        );
+        let exposed = r.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
+        assert!(exposed.contains("x-request-id"), "{exposed}");
+        // Another origin gets no CORS grant.
+        let r = app
+            .client
+            .get(app.url("/health"))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+    }
+);
 
 backend_test!(metrics_count_requests_faults_and_events, |app| {
     assert_eq!(
@@ -537,75 +516,63 @@ backend_test!(openapi_describes_the_live_public_routes, |app| {
     );
 });
 
-async fn circuit_breaker(backend: Backend) {
-    let app = TestApp::spawn_with(
-        backend,
-        "[services]\nbreaker_failures = 3\nbreaker_cooldown_ms = 400",
-    )
-    .await;
-    let traps = |text: &str| {
-        text.lines()
-            .find(|l| l.starts_with("kirana_traps_total{plugin=\"faulty\"}"))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // Three calls into a trapping callee: each reaches it and fails.
-    for _ in 0..3 {
-        app.get("/api/v1/faulty/relay?to=trap", None)
-            .await
-            .assert_error(503, "plugin_unavailable");
+backend_test!(
+    circuit_breaker,
+    "[services]\nbreaker_failures = 3\nbreaker_cooldown_ms = 400",
+    |app| {
+        let traps = |text: &str| {
+            text.lines()
+                .find(|l| l.starts_with("kirana_traps_total{plugin=\"faulty\"}"))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // Three calls into a trapping callee: each reaches it and fails.
+        for _ in 0..3 {
+            app.get("/api/v1/faulty/relay?to=trap", None)
+                .await
+                .assert_error(503, "plugin_unavailable");
+        }
+        let before = traps(&app.get("/metrics", None).await.text);
+        assert_eq!(before, 3);
+        // Now the circuit is open: calls fail fast without running the callee.
+        let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
+        r.assert_error(503, "plugin_unavailable");
+        assert!(r.text.contains("circuit"), "{}", r.text);
+        let metrics = app.get("/metrics", None).await.text;
+        assert_eq!(
+            traps(&metrics),
+            3,
+            "the open circuit did not call the callee"
+        );
+        assert!(
+            metrics.contains(r#"kirana_circuit_state{callee="faulty"} 1"#),
+            "{metrics}"
+        );
+        let ready = app.get("/ready", None).await;
+        assert_eq!(
+            ready.body["open_circuits"],
+            json!(["faulty"]),
+            "{}",
+            ready.text
+        );
+        // After the cool-down one probe goes through; it succeeds and closes the circuit.
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["callee_status"], 200);
+        assert_eq!(
+            app.get("/api/v1/faulty/relay?to=ok", None).await.status,
+            200
+        );
+        let metrics = app.get("/metrics", None).await.text;
+        assert!(
+            metrics.contains(r#"kirana_circuit_state{callee="faulty"} 0"#),
+            "{metrics}"
+        );
+        assert_eq!(
+            app.get("/ready", None).await.body["open_circuits"],
+            json!([])
+        );
     }
-    let before = traps(&app.get("/metrics", None).await.text);
-    assert_eq!(before, 3);
-    // Now the circuit is open: calls fail fast without running the callee.
-    let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
-    r.assert_error(503, "plugin_unavailable");
-    assert!(r.text.contains("circuit"), "{}", r.text);
-    let metrics = app.get("/metrics", None).await.text;
-    assert_eq!(
-        traps(&metrics),
-        3,
-        "the open circuit did not call the callee"
-    );
-    assert!(
-        metrics.contains(r#"kirana_circuit_state{callee="faulty"} 1"#),
-        "{metrics}"
-    );
-    let ready = app.get("/ready", None).await;
-    assert_eq!(
-        ready.body["open_circuits"],
-        json!(["faulty"]),
-        "{}",
-        ready.text
-    );
-    // After the cool-down one probe goes through; it succeeds and closes the circuit.
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.body["callee_status"], 200);
-    assert_eq!(
-        app.get("/api/v1/faulty/relay?to=ok", None).await.status,
-        200
-    );
-    let metrics = app.get("/metrics", None).await.text;
-    assert!(
-        metrics.contains(r#"kirana_circuit_state{callee="faulty"} 0"#),
-        "{metrics}"
-    );
-    assert_eq!(
-        app.get("/ready", None).await.body["open_circuits"],
-        json!([])
-    );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn circuit_breaker_sqlite() {
-    circuit_breaker(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn circuit_breaker_postgres() {
-    circuit_breaker(Backend::Postgres).await;
-}
+);
