@@ -45,7 +45,9 @@ impl App {
             db: db.clone(),
             kv: MemoryKv::default(),
             identity,
-            events: EventBus::new(db, config.events.clone()),
+            events: EventBus::new(db.clone(), config.events.clone()),
+            mail: crate::capabilities::mail::Mail::new(db, config.mail.clone()),
+            realtime: Default::default(),
             registry: Registry::default(),
             metrics: Default::default(),
             breakers: crate::capabilities::breaker::Breakers::new(
@@ -63,6 +65,10 @@ impl App {
         let tasks = vec![
             tokio::spawn(run_dispatcher(platform.clone(), stopped.clone())),
             tokio::spawn(sweep(platform.clone(), limiter.clone(), stopped.clone())),
+            tokio::spawn(crate::capabilities::mail::run_sender(
+                platform.clone(),
+                stopped.clone(),
+            )),
         ];
 
         let listener = TcpListener::bind(&config.listen).await.with_context(|| {
@@ -99,6 +105,8 @@ impl App {
     /// the background tasks.
     pub async fn stop(self) -> Result<()> {
         let _ = self.stop.send(true);
+        // Live SSE streams never end on their own; end them so the server can drain.
+        self.platform.realtime.close();
         let res = tokio::time::timeout(Duration::from_secs(10), self.server).await;
         for t in self.tasks {
             let abort = t.abort_handle();
@@ -128,7 +136,8 @@ impl App {
     }
 }
 
-/// Drops expired kv entries and idle rate-limit keys every 30 s.
+/// Drops expired kv entries, idle rate-limit keys and realtime channels without
+/// connections every 30 s.
 async fn sweep(
     platform: Arc<Platform>,
     limiter: Arc<RateLimiter>,
@@ -140,6 +149,7 @@ async fn sweep(
             _ = tokio::time::sleep(Duration::from_secs(30)) => {
                 let kv = platform.kv.sweep();
                 let keys = limiter.sweep();
+                platform.realtime.sweep();
                 tracing::debug!(kv, rate_limit_keys = keys, "swept");
             }
         }

@@ -29,6 +29,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
+    pub mail: MailConfig,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
     /// The whole merged document, for plugin sections.
@@ -93,6 +94,23 @@ pub struct CorsConfig {
     pub allowed_headers: Vec<String>,
     pub allow_credentials: bool,
     pub max_age_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailConfig {
+    /// `smtp://[user:pass@]host[:port]` (plain; add `?tls=required` for STARTTLS),
+    /// `smtps://...` (TLS), or empty: messages are only recorded in the outbox.
+    pub smtp_url: String,
+    /// The `From` of every email.
+    pub from: String,
+    /// SMTP attempts per email before it is marked `failed`.
+    pub max_attempts: u32,
+    /// First retry delay; doubles per attempt.
+    pub backoff_ms: u64,
+    /// How often the sender looks for due emails when not woken by a send.
+    pub poll_ms: u64,
+    /// One SMTP conversation's time limit.
+    pub timeout_ms: u64,
 }
 
 /// How a plugin's instances live.
@@ -166,6 +184,13 @@ impl Config {
         }
         if self.cors.allow_credentials && self.cors.allowed_origins.iter().any(|o| o == "*") {
             bail!("cors: allow_credentials cannot be combined with the \"*\" origin; list the origins");
+        }
+        if !self.mail.smtp_url.is_empty() {
+            crate::capabilities::mail::check_smtp_url(&self.mail.smtp_url)
+                .context("mail.smtp_url")?;
+        }
+        if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
+            bail!("mail.from: {:?} is not an email address", self.mail.from);
         }
         if self.runtime.epoch_tick_ms == 0 {
             bail!("runtime.epoch_tick_ms must be positive");

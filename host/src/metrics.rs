@@ -237,6 +237,7 @@ impl Metrics {
     }
 
     /// The OpenMetrics text exposition.
+    /// The OpenMetrics 1.0 exposition (what Prometheus asks for first).
     pub fn render(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
@@ -244,11 +245,72 @@ impl Metrics {
         }
         out
     }
+
+    /// The classic Prometheus text format 0.0.4, for scrapers and tools (`promtool`,
+    /// older agents) that do not speak OpenMetrics.
+    pub fn render_prometheus_text(&self) -> String {
+        openmetrics_to_prometheus_text(&self.render())
+    }
+}
+
+/// Rewrites an OpenMetrics exposition as Prometheus text 0.0.4: counter families are
+/// named with their `_total` suffix, `info` families become gauges named `..._info`,
+/// and `# UNIT` and `# EOF` lines go. Samples are the same in both formats.
+pub fn openmetrics_to_prometheus_text(om: &str) -> String {
+    use std::collections::HashMap;
+    let mut kinds: HashMap<&str, &str> = HashMap::new();
+    for line in om.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if let Some((name, kind)) = rest.split_once(' ') {
+                kinds.insert(name, kind.trim());
+            }
+        }
+    }
+    let renamed = |name: &str| -> String {
+        match kinds.get(name) {
+            Some(&"counter") => format!("{name}_total"),
+            Some(&"info") => format!("{name}_info"),
+            _ => name.to_string(),
+        }
+    };
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+            out.push_str(&format!("# HELP {} {help}\n", renamed(name)));
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let kind = if kind == "info" { "gauge" } else { kind };
+            out.push_str(&format!("# TYPE {} {kind}\n", renamed(name)));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prometheus_text_names_counters_and_infos_like_their_samples() {
+        let om =
+            "# HELP x_requests Requests.\n# TYPE x_requests counter\nx_requests_total{a=\"1\"} 2\n\
+                  # HELP x_build Build.\n# TYPE x_build info\nx_build_info{v=\"1\"} 1\n\
+                  # HELP x_up Up.\n# TYPE x_up gauge\n# UNIT x_up seconds\nx_up 1\n# EOF\n";
+        let text = openmetrics_to_prometheus_text(om);
+        assert_eq!(
+            text,
+            "# HELP x_requests_total Requests.\n# TYPE x_requests_total counter\nx_requests_total{a=\"1\"} 2\n\
+             # HELP x_build_info Build.\n# TYPE x_build_info gauge\nx_build_info{v=\"1\"} 1\n\
+             # HELP x_up Up.\n# TYPE x_up gauge\nx_up 1\n"
+        );
+    }
 
     #[test]
     fn renders_requests_by_route_pattern_and_live_versions() {

@@ -22,6 +22,8 @@ pub struct Platform {
     pub kv: MemoryKv,
     pub identity: IdentityService,
     pub events: EventBus,
+    pub mail: crate::capabilities::mail::Mail,
+    pub realtime: crate::capabilities::realtime::Hub,
     pub registry: Registry,
     pub metrics: Metrics,
     pub breakers: Breakers,

@@ -17,6 +17,20 @@ pub fn publish<T: Serialize + ?Sized>(topic: &str, payload: &T) -> Result<String
     wit::publish(topic, &to_json(payload)?)
 }
 
+/// Publishes an event about a change that is already committed: a failure cannot undo
+/// the change and must not fail the answer, so it is logged instead of returned.
+pub fn publish_or_log<T: Serialize + ?Sized>(topic: &str, payload: &T) {
+    if let Err(e) = publish(topic, payload) {
+        crate::log::error(
+            &format!(
+                "publishing {topic} failed: {}",
+                crate::cap_error_message(&e)
+            ),
+            &[],
+        );
+    }
+}
+
 /// Delivers `payload` on `topic` after `delay`; survives restarts.
 pub fn schedule<T: Serialize + ?Sized>(
     topic: &str,

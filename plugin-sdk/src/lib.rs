@@ -42,6 +42,7 @@ mod validate;
 
 pub mod config;
 pub mod events;
+pub mod idempotency;
 pub mod identity;
 pub mod kv;
 pub mod log;
@@ -54,7 +55,7 @@ pub use error::{cap_error_message, ApiError, CapError, FieldError};
 pub use http::{Method, Request, Response};
 pub use manifest::{Access, Capabilities, Limits, Router};
 pub use paging::{Paged, Paging};
-pub use util::{new_id, now, now_rfc3339, rfc3339};
+pub use util::{new_id, now, now_rfc3339, random_code, random_token, rfc3339};
 pub use validate::Validator;
 
 /// Re-exported so plugins need not depend on serde_json themselves.

@@ -28,6 +28,24 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// A secret for links and one-time tokens: 64 hex characters carrying 244 random bits
+/// (two UUIDv4s from the host's WASI random source).
+pub fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A random code of `digits` decimal digits (1..=18), leading zeros kept, e.g. OTPs.
+pub fn random_code(digits: u32) -> String {
+    let digits = digits.clamp(1, 18);
+    // 122 random bits reduced modulo 10^digits: the bias is below 2^-60.
+    let n = uuid::Uuid::new_v4().as_u128() % 10u128.pow(digits);
+    format!("{n:0width$}", width = digits as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -38,6 +56,19 @@ mod tests {
         let b = new_id("usr");
         assert!(a.starts_with("usr_"));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn random_tokens_and_codes() {
+        let t = random_token();
+        assert_eq!(t.len(), 64);
+        assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(t, random_token());
+        for _ in 0..100 {
+            let c = random_code(6);
+            assert_eq!(c.len(), 6);
+            assert!(c.bytes().all(|b| b.is_ascii_digit()));
+        }
     }
 
     #[test]

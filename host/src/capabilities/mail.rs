@@ -1,20 +1,434 @@
 //! `kirana:platform/mail`: email and SMS through the host's outbox.
 //!
-//! The outbox table and SMTP delivery arrive with the notifications work; until then a
-//! granted plugin gets `not-configured`.
+//! `send` validates the message and writes it to the `mail_outbox` table at once (so it
+//! is on record even if the plugin's handler fails later; plugins send after their own
+//! writes). Email is then delivered over SMTP by [`run_sender`] when `[mail] smtp_url`
+//! is set — claimed with a lease, retried with exponential backoff, `failed` after
+//! `max_attempts`. SMS has no transport: it stays `recorded`, which is what the admin
+//! outbox shows. `outbox` lists only the calling plugin's own messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use sqlx::Row;
+use tokio::sync::{watch, Notify};
 
 use crate::capabilities::denied;
-use crate::runtime::bindings::kirana::platform::mail::{Host, Message};
+use crate::config::MailConfig;
+use crate::platform::Platform;
+use crate::runtime::bindings::kirana::platform::mail::{
+    Host, Message, OutboxPage, OutboxQuery, SentMessage,
+};
 use crate::runtime::bindings::wit;
 use crate::runtime::HostState;
+use crate::storage::{now_ms, rfc3339_ms, Db};
+
+/// Largest message body accepted.
+const MAX_BODY: usize = 256 * 1024;
+/// Longest subject (RFC 5322's line limit).
+const MAX_SUBJECT: usize = 998;
+/// Most messages one `outbox` call returns.
+const MAX_PAGE: u32 = 100;
+/// How long a claimed email is leased to one sender.
+const LEASE_MS: i64 = 60_000;
+
+/// The outbox and its sender's wake-up bell.
+pub struct Mail {
+    db: Db,
+    config: MailConfig,
+    wake: Notify,
+}
+
+/// Why a message was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] sqlx::Error),
+}
+
+impl Mail {
+    pub fn new(db: Db, config: MailConfig) -> Self {
+        Self {
+            db,
+            config,
+            wake: Notify::new(),
+        }
+    }
+
+    /// Whether email is delivered over SMTP (else only recorded).
+    pub fn smtp_enabled(&self) -> bool {
+        !self.config.smtp_url.is_empty()
+    }
+
+    /// Validates and records `message` from `plugin`; returns its id.
+    pub async fn send(&self, plugin: &str, message: &Message) -> Result<String, MailError> {
+        validate(message).map_err(MailError::Invalid)?;
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let smtp = message.channel == "email" && self.smtp_enabled();
+        let status = if smtp { "pending" } else { "recorded" };
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO mail_outbox (id, plugin, channel, recipient, subject, body, status, \
+             attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $8)",
+        )
+        .bind(&id)
+        .bind(plugin)
+        .bind(&message.channel)
+        .bind(message.to.trim())
+        .bind(&message.subject)
+        .bind(&message.body)
+        .bind(status)
+        .bind(now)
+        .execute(&self.db.pool)
+        .await?;
+        if smtp {
+            self.wake.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// `plugin`'s messages matching `query`, newest first.
+    pub async fn list(&self, plugin: &str, query: &OutboxQuery) -> Result<OutboxPage, MailError> {
+        let limit = i64::from(query.limit.min(MAX_PAGE));
+        let offset = i64::from(query.offset);
+        // Fixed SQL with optional filters expressed as "$n = '' OR col = $n" keeps
+        // every parameter typed as text on PostgreSQL.
+        let channel = query.channel.clone().unwrap_or_default();
+        let to = query.to.clone().unwrap_or_default();
+        let filter = "plugin = $1 AND ($2 = '' OR channel = $2) AND ($3 = '' OR recipient = $3)";
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) FROM mail_outbox WHERE {filter}"))
+            .bind(plugin)
+            .bind(&channel)
+            .bind(&to)
+            .fetch_one(&self.db.pool)
+            .await?
+            .try_get(0)?;
+        let rows = sqlx::query(&format!(
+            "SELECT id, channel, recipient, subject, body, created_at, status FROM mail_outbox \
+             WHERE {filter} ORDER BY created_at DESC, id DESC LIMIT $4 OFFSET $5"
+        ))
+        .bind(plugin)
+        .bind(&channel)
+        .bind(&to)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                Ok(SentMessage {
+                    id: r.try_get(0)?,
+                    channel: r.try_get(1)?,
+                    to: r.try_get(2)?,
+                    subject: r.try_get(3)?,
+                    body: r.try_get(4)?,
+                    created_at: rfc3339_ms(r.try_get(5)?),
+                    status: r.try_get(6)?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(OutboxPage {
+            items,
+            total: u64::try_from(total).unwrap_or(0),
+        })
+    }
+
+    /// Claims up to `n` due emails for this sender (a lease, so two replicas never send
+    /// the same one at once); returns (id, recipient, subject, body, attempts).
+    async fn claim_due(&self, n: i64) -> Result<Vec<DueEmail>> {
+        let now = now_ms();
+        let rows = sqlx::query(
+            "SELECT id, recipient, subject, body, attempts FROM mail_outbox \
+             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(n)
+        .fetch_all(&self.db.pool)
+        .await?;
+        let mut claimed = Vec::new();
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let won = sqlx::query(
+                "UPDATE mail_outbox SET next_attempt_at = $1 \
+                 WHERE id = $2 AND status = 'pending' AND next_attempt_at <= $3",
+            )
+            .bind(now + LEASE_MS)
+            .bind(&id)
+            .bind(now)
+            .execute(&self.db.pool)
+            .await?
+            .rows_affected();
+            if won == 1 {
+                claimed.push(DueEmail {
+                    id,
+                    to: r.try_get(1)?,
+                    subject: r.try_get(2)?,
+                    body: r.try_get(3)?,
+                    attempts: r.try_get(4)?,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records one delivery attempt's outcome.
+    async fn settle(&self, email: &DueEmail, outcome: Result<(), String>) -> Result<()> {
+        let now = now_ms();
+        let attempts = email.attempts + 1;
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE mail_outbox SET status = 'sent', attempts = $1, sent_at = $2, \
+                     last_error = NULL WHERE id = $3",
+                )
+                .bind(attempts)
+                .bind(now)
+                .bind(&email.id)
+                .execute(&self.db.pool)
+                .await?;
+            }
+            Err(error) => {
+                let give_up = attempts >= i64::from(self.config.max_attempts);
+                let status = if give_up { "failed" } else { "pending" };
+                let backoff = backoff_ms(self.config.backoff_ms, attempts);
+                tracing::warn!(message_id = %email.id, attempts, %error, give_up, "sending an email failed");
+                sqlx::query(
+                    "UPDATE mail_outbox SET status = $1, attempts = $2, next_attempt_at = $3, \
+                     last_error = $4 WHERE id = $5",
+                )
+                .bind(status)
+                .bind(attempts)
+                .bind(now.saturating_add(backoff))
+                .bind(error)
+                .bind(&email.id)
+                .execute(&self.db.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct DueEmail {
+    id: String,
+    to: String,
+    subject: String,
+    body: String,
+    attempts: i64,
+}
+
+/// Delay before retry number `attempts` (1-based): `base`, doubling, capped at 1 hour.
+fn backoff_ms(base: u64, attempts: i64) -> i64 {
+    let shift = u32::try_from(attempts.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+    let ms = base.saturating_mul(1u64 << shift).min(3_600_000);
+    i64::try_from(ms).unwrap_or(3_600_000)
+}
+
+/// Checks a message before it is recorded.
+fn validate(m: &Message) -> Result<(), String> {
+    let to = m.to.trim();
+    match m.channel.as_str() {
+        "email" => {
+            to.parse::<Mailbox>()
+                .map_err(|e| format!("`to` is not an email address: {e}"))?;
+        }
+        "sms" => {
+            if !is_e164(to) {
+                return Err("`to` must be an E.164 phone number like +919876543210".into());
+            }
+        }
+        other => return Err(format!("unknown channel {other:?}; use email or sms")),
+    }
+    if m.subject.len() > MAX_SUBJECT || m.subject.contains(['\r', '\n']) {
+        return Err(format!(
+            "the subject must be one line of at most {MAX_SUBJECT} bytes"
+        ));
+    }
+    if m.body.len() > MAX_BODY {
+        return Err(format!("the body is larger than {MAX_BODY} bytes"));
+    }
+    Ok(())
+}
+
+/// `+` then 7 to 15 digits, the first not 0.
+fn is_e164(s: &str) -> bool {
+    let Some(digits) = s.strip_prefix('+') else {
+        return false;
+    };
+    (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}
+
+/// Refuses an SMTP URL lettre cannot use, at startup rather than at the first email.
+pub fn check_smtp_url(url: &str) -> Result<()> {
+    if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+        bail!("must start with smtp:// or smtps://");
+    }
+    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Delivers pending email over SMTP until `stop`; returns at once without `smtp_url`.
+pub async fn run_sender(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
+    let mail = &platform.mail;
+    if !mail.smtp_enabled() {
+        return;
+    }
+    let transport = match transport(&mail.config) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e, "the SMTP transport cannot be built; email stays pending");
+            return;
+        }
+    };
+    let poll = Duration::from_millis(mail.config.poll_ms.max(10));
+    loop {
+        match mail.claim_due(16).await {
+            Ok(batch) => {
+                for email in &batch {
+                    let outcome = deliver(&transport, &mail.config.from, email).await;
+                    if let Err(e) = mail.settle(email, outcome).await {
+                        tracing::error!(error = %e, "recording an email's outcome failed");
+                    }
+                }
+                if batch.len() == 16 {
+                    continue; // more may be due
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reading the mail outbox failed"),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = mail.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+fn transport(config: &MailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
+    Ok(
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
+            .context("mail.smtp_url")?
+            .timeout(Some(Duration::from_millis(config.timeout_ms)))
+            .build(),
+    )
+}
+
+async fn deliver(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &str,
+    email: &DueEmail,
+) -> Result<(), String> {
+    let from: Mailbox = from.parse().map_err(|e| format!("mail.from: {e}"))?;
+    let to: Mailbox = email
+        .to
+        .parse()
+        .map_err(|e| format!("recipient {:?}: {e}", email.to))?;
+    let message = lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(email.subject.clone())
+        .header(lettre::message::header::ContentType::TEXT_PLAIN)
+        .body(email.body.clone())
+        .map_err(|e| format!("building the message: {e}"))?;
+    transport
+        .send(message)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
 
 impl Host for HostState {
-    async fn send(&mut self, _message: Message) -> wasmtime::Result<Result<String, wit::Error>> {
+    async fn send(&mut self, message: Message) -> wasmtime::Result<Result<String, wit::Error>> {
         if !self.plugin.grants.mail {
             return Ok(Err(denied("mail", &self.plugin.name)));
         }
-        Ok(Err(wit::Error::NotConfigured(
-            "mail delivery is not available on this host yet".into(),
-        )))
+        Ok(
+            match self.platform.mail.send(&self.plugin.name, &message).await {
+                Ok(id) => Ok(id),
+                Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
+                Err(MailError::Store(e)) => {
+                    tracing::error!(plugin = %self.plugin.name, error = %e, "recording a message failed");
+                    Err(wit::Error::Unavailable(
+                        "the mail outbox is unavailable".into(),
+                    ))
+                }
+            },
+        )
+    }
+
+    async fn outbox(
+        &mut self,
+        query: OutboxQuery,
+    ) -> wasmtime::Result<Result<OutboxPage, wit::Error>> {
+        if !self.plugin.grants.mail {
+            return Ok(Err(denied("mail", &self.plugin.name)));
+        }
+        Ok(
+            match self.platform.mail.list(&self.plugin.name, &query).await {
+                Ok(page) => Ok(page),
+                Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
+                Err(MailError::Store(e)) => {
+                    tracing::error!(plugin = %self.plugin.name, error = %e, "reading the outbox failed");
+                    Err(wit::Error::Unavailable(
+                        "the mail outbox is unavailable".into(),
+                    ))
+                }
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(channel: &str, to: &str) -> Message {
+        Message {
+            channel: channel.into(),
+            to: to.into(),
+            subject: "Hello".into(),
+            body: "Body".into(),
+        }
+    }
+
+    #[test]
+    fn validates_channels_and_recipients() {
+        assert!(validate(&msg("email", "asha@example.in")).is_ok());
+        assert!(validate(&msg("email", "Asha <asha@example.in>")).is_ok());
+        assert!(validate(&msg("email", "not-an-address")).is_err());
+        assert!(validate(&msg("sms", "+919876543210")).is_ok());
+        assert!(validate(&msg("sms", "9876543210")).is_err());
+        assert!(validate(&msg("sms", "+0123456789")).is_err());
+        assert!(validate(&msg("pigeon", "+919876543210")).is_err());
+        let mut m = msg("email", "a@b.in");
+        m.subject = "two\nlines".into();
+        assert!(validate(&m).is_err());
+        m.subject = "ok".into();
+        m.body = "x".repeat(MAX_BODY + 1);
+        assert!(validate(&m).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff_ms(1000, 1), 1000);
+        assert_eq!(backoff_ms(1000, 2), 2000);
+        assert_eq!(backoff_ms(1000, 4), 8000);
+        assert_eq!(backoff_ms(1000, 60), 3_600_000);
+    }
+
+    #[test]
+    fn smtp_urls() {
+        assert!(check_smtp_url("smtp://127.0.0.1:2525").is_ok());
+        assert!(check_smtp_url("smtps://user:pw@mail.example.in").is_ok());
+        assert!(check_smtp_url("http://mail.example.in").is_err());
     }
 }

@@ -1,25 +1,182 @@
 //! `kirana:platform/realtime`: pushes to a user's live connections.
 //!
-//! The SSE fan-out arrives with the notifications work; until then a granted plugin
-//! gets `not-configured`, so callers can tell "not available here" from a failure.
+//! A [`Hub`] keeps one broadcast channel per user with at least one open connection;
+//! `push` hands an event to every connection of that user and to nobody else. The
+//! gateway serves the connections as Server-Sent Events (`GET /api/v1/realtime`). The
+//! fan-out is in-process: with several replicas a user connected to another replica
+//! does not see the push (a Redis pub/sub backend is the planned distributed form).
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::{broadcast, watch};
 
 use crate::capabilities::denied;
 use crate::runtime::bindings::kirana::platform::realtime::Host;
 use crate::runtime::bindings::wit;
 use crate::runtime::HostState;
 
+/// Largest `data` one push may carry.
+pub const MAX_DATA: usize = 64 * 1024;
+/// Pushes buffered per user before a slow connection starts missing them.
+const BUFFER: usize = 256;
+
+/// One pushed event: the SSE event name and its JSON data (compact, one line).
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub event: String,
+    pub data: Arc<str>,
+}
+
+/// Live connections by user.
+pub struct Hub {
+    users: DashMap<String, broadcast::Sender<Push>>,
+    closed: watch::Sender<bool>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self {
+            users: DashMap::new(),
+            closed: watch::channel(false).0,
+        }
+    }
+}
+
+impl Hub {
+    /// A new connection of `user_id`: its pushes from now on.
+    pub fn subscribe(&self, user_id: &str) -> broadcast::Receiver<Push> {
+        self.users
+            .entry(user_id.to_string())
+            .or_insert_with(|| broadcast::channel(BUFFER).0)
+            .subscribe()
+    }
+
+    /// Sends to every live connection of `user_id`; returns how many received it.
+    pub fn push(&self, user_id: &str, push: Push) -> usize {
+        let Some(tx) = self.users.get(user_id).map(|t| t.clone()) else {
+            return 0;
+        };
+        match tx.send(push) {
+            Ok(n) => n,
+            Err(_) => {
+                // Every connection went away: forget the channel unless one came back.
+                self.users
+                    .remove_if(user_id, |_, tx| tx.receiver_count() == 0);
+                0
+            }
+        }
+    }
+
+    /// Open connections in all.
+    pub fn connections(&self) -> usize {
+        self.users.iter().map(|e| e.receiver_count()).sum()
+    }
+
+    /// Drops the channels of users with no connection left.
+    pub fn sweep(&self) {
+        self.users.retain(|_, tx| tx.receiver_count() > 0);
+    }
+
+    /// Ends every stream (graceful shutdown must not wait on endless connections).
+    pub fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Becomes true when the host shuts down.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+}
+
+/// Checks an event name: 1–64 characters of `[A-Za-z0-9._-]` (it is an SSE field).
+fn valid_event(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The push a plugin asked for, or why it is refused.
+pub fn make_push(event: &str, data: &[u8]) -> Result<Push, String> {
+    if !valid_event(event) {
+        return Err(format!(
+            "event name {event:?} must be 1 to 64 characters of letters, digits, '.', '_', '-'"
+        ));
+    }
+    if data.len() > MAX_DATA {
+        return Err(format!("data is larger than {MAX_DATA} bytes"));
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("data is not JSON: {e}"))?;
+    // Re-serialised compactly: one line, as an SSE data field needs.
+    Ok(Push {
+        event: event.to_string(),
+        data: value.to_string().into(),
+    })
+}
+
 impl Host for HostState {
     async fn push(
         &mut self,
-        _user_id: String,
-        _event: String,
-        _data: Vec<u8>,
+        user_id: String,
+        event: String,
+        data: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
         if !self.plugin.grants.realtime {
             return Ok(Err(denied("realtime", &self.plugin.name)));
         }
-        Ok(Err(wit::Error::NotConfigured(
-            "realtime delivery is not available on this host yet".into(),
-        )))
+        if user_id.is_empty() {
+            return Ok(Err(wit::Error::Invalid("user-id is empty".into())));
+        }
+        Ok(match make_push(&event, &data) {
+            Ok(push) => {
+                self.platform.realtime.push(&user_id, push);
+                Ok(())
+            }
+            Err(m) => Err(wit::Error::Invalid(m)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pushes_reach_only_their_user() {
+        let hub = Hub::default();
+        let mut asha = hub.subscribe("asha");
+        let mut asha2 = hub.subscribe("asha");
+        let mut ravi = hub.subscribe("ravi");
+        let push = make_push("order.status_changed", br#"{ "to": "preparing" }"#).unwrap();
+        assert_eq!(hub.push("asha", push), 2);
+        assert_eq!(
+            asha.recv().await.unwrap().data.as_ref(),
+            r#"{"to":"preparing"}"#
+        );
+        assert_eq!(asha2.recv().await.unwrap().event, "order.status_changed");
+        assert!(ravi.try_recv().is_err());
+        assert_eq!(hub.push("nobody", make_push("x", b"{}").unwrap()), 0);
+    }
+
+    #[test]
+    fn channels_go_when_connections_go() {
+        let hub = Hub::default();
+        let rx = hub.subscribe("asha");
+        assert_eq!(hub.connections(), 1);
+        drop(rx);
+        assert_eq!(hub.push("asha", make_push("x", b"1").unwrap()), 0);
+        hub.sweep();
+        assert_eq!(hub.users.len(), 0);
+    }
+
+    #[test]
+    fn refuses_bad_pushes() {
+        assert!(make_push("has space", b"{}").is_err());
+        assert!(make_push("", b"{}").is_err());
+        assert!(make_push("ok", b"not json").is_err());
+        assert!(make_push("ok", &vec![b' '; MAX_DATA + 1]).is_err());
+        assert!(make_push("delivery.location_updated", b"{\"lat\":1}").is_ok());
     }
 }

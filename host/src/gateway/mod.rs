@@ -5,6 +5,7 @@
 pub mod error;
 pub mod openapi;
 pub mod rate_limit;
+pub mod realtime;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -158,13 +159,27 @@ async fn openapi_document(State(g): State<Arc<Gateway>>) -> Json<serde_json::Val
     Json(openapi::document(&g.platform.registry.snapshot()))
 }
 
-/// The OpenMetrics exposition of the host's metrics.
-async fn metrics(State(g): State<Arc<Gateway>>) -> Response {
-    let mut resp = g.platform.metrics.render().into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+/// The host's metrics: OpenMetrics when the scraper accepts it (Prometheus does),
+/// else the classic Prometheus text format.
+async fn metrics(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let (body, content_type) = if openmetrics {
+        (
+            g.platform.metrics.render(),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    } else {
+        (
+            g.platform.metrics.render_prometheus_text(),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    };
+    let mut resp = body.into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
@@ -250,8 +265,14 @@ async fn dispatch(
     Extension(RequestId(rid)): Extension<RequestId>,
     req: Request,
 ) -> Response {
+    let is_realtime = req.uri().path() == realtime::PATH;
+    let token = if is_realtime {
+        realtime::token(req.headers(), req.uri())
+    } else {
+        bearer(req.headers()).map(str::to_string)
+    };
     // The token is verified once, first: the rate limiter keys on the user it names.
-    let verified = match bearer(req.headers()) {
+    let verified = match &token {
         Some(t) => Some(g.platform.identity.verify(t).await),
         None => None,
     };
@@ -285,7 +306,11 @@ async fn dispatch(
             .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_secs));
         return resp;
     }
-    let mut resp = route(&g.platform, rid, verified, req).await;
+    let mut resp = if is_realtime {
+        realtime::serve(&g.platform, &rid, req.method(), token, verified)
+    } else {
+        route(&g.platform, rid, verified, req).await
+    };
     if let Some(d) = decision {
         rate_headers(&mut resp, &d);
     }

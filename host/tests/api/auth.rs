@@ -1247,3 +1247,247 @@ async fn no_admin_without_a_password_sqlite() {
 async fn no_admin_without_a_password_postgres() {
     no_admin_without_a_password(Backend::Postgres).await;
 }
+
+/// The newest message on `channel` to `to` in the admin outbox, once it is there.
+async fn last_message(app: &TestApp, channel: &str, to: &str) -> Option<Value> {
+    let admin = app.admin_token().await;
+    let to_q = to.replace('+', "%2B");
+    app.eventually(5, || async {
+        let r = app
+            .get(
+                &format!("/api/v1/admin/outbox?channel={channel}&to={to_q}"),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["items"].get(0).cloned()
+    })
+    .await
+}
+
+/// The 6-digit code of the newest OTP SMS to `phone`.
+async fn otp_code(app: &TestApp, phone: &str) -> String {
+    let sms = last_message(app, "sms", phone).await.expect("an OTP SMS");
+    let body = sms["body"].as_str().expect("sms body");
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no 6-digit code in {body:?}"))
+        .to_string()
+}
+
+async fn otp_request(app: &TestApp, phone: &str) -> Resp {
+    app.post("/api/v1/auth/otp/request", None, json!({ "phone": phone }))
+        .await
+}
+
+async fn otp_verify(app: &TestApp, phone: &str, code: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/otp/verify",
+        None,
+        json!({"phone": phone, "code": code}),
+    )
+    .await
+}
+
+/// A code that is not `code` (same length).
+fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                ((c as u8) + 1) as char
+            }
+        })
+        .collect()
+}
+
+backend_test!(
+    otp_login_creates_a_customer_and_codes_are_single_use,
+    |app| {
+        let phone = unique_phone();
+        let r = otp_request(app, &phone).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        assert_eq!(r.body["expires_in"], 300);
+        let code = otp_code(app, &phone).await;
+
+        let r = otp_verify(app, &phone, &code).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["user"]["role"], "customer");
+        assert_eq!(r.body["user"]["phone"], phone.as_str());
+        assert_eq!(r.body["token_type"], "Bearer");
+        let user_id = r.body["user"]["id"].as_str().expect("user id").to_string();
+        let token = r.body["access_token"].as_str().expect("token").to_string();
+        let me = app.get("/api/v1/auth/me", Some(&token)).await;
+        assert_eq!(me.body["id"], user_id.as_str());
+
+        // The code worked once.
+        otp_verify(app, &phone, &code)
+            .await
+            .assert_error(401, "invalid_credentials");
+
+        // The next login of the same phone is the same user, not a new one.
+        assert_eq!(otp_request(app, &phone).await.status, 202);
+        let code = otp_code(app, &phone).await;
+        let r = otp_verify(app, &phone, &code).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["user"]["id"], user_id.as_str());
+    }
+);
+
+backend_test!(otp_three_wrong_codes_void_it, |app| {
+    let phone = unique_phone();
+    assert_eq!(otp_request(app, &phone).await.status, 202);
+    let code = otp_code(app, &phone).await;
+    for _ in 0..3 {
+        otp_verify(app, &phone, &wrong(&code))
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    // Voided: even the right code fails now.
+    otp_verify(app, &phone, &code)
+        .await
+        .assert_error(401, "invalid_credentials");
+    // A phone with no code, and malformed input.
+    otp_verify(app, &unique_phone(), "123456")
+        .await
+        .assert_error(401, "invalid_credentials");
+    otp_request(app, "98765")
+        .await
+        .assert_invalid_field("phone");
+    otp_verify(app, "not-a-phone", "123456")
+        .await
+        .assert_invalid_field("phone");
+    app.raw(
+        "POST",
+        "/api/v1/auth/otp/request",
+        None,
+        Some("text/plain"),
+        b"{}".to_vec(),
+    )
+    .await
+    .assert_error(415, "unsupported_media_type");
+});
+
+backend_test!(
+    otp_requests_replace_the_code_and_are_limited_per_phone,
+    "[auth]\notp_ttl_minutes = 1\notp_max_per_hour = 2",
+    |app| {
+        let phone = unique_phone();
+        let r = otp_request(app, &phone).await;
+        assert_eq!(r.body["expires_in"], 60);
+        let first = otp_code(app, &phone).await;
+        // A new request replaces the code: the first one is dead.
+        assert_eq!(otp_request(app, &phone).await.status, 202);
+        let r = otp_request(app, &phone).await;
+        r.assert_error(429, "rate_limited");
+        let second = otp_code(app, &phone).await;
+        if first != second {
+            otp_verify(app, &phone, &first)
+                .await
+                .assert_error(401, "invalid_credentials");
+        }
+        // Other phones are not limited by this one.
+        assert_eq!(otp_request(app, &unique_phone()).await.status, 202);
+        assert_eq!(otp_verify(app, &phone, &second).await.status, 200);
+    }
+);
+
+async fn forgot(app: &TestApp, email: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/password/forgot",
+        None,
+        json!({ "email": email }),
+    )
+    .await
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/password/reset",
+        None,
+        json!({"token": token, "new_password": password}),
+    )
+    .await
+}
+
+/// The token of the newest reset email to `email` (the welcome email may arrive around
+/// it, so the newest message carrying `token=` is taken).
+async fn reset_token(app: &TestApp, email: &str) -> String {
+    let admin = app.admin_token().await;
+    let body = app
+        .eventually(5, || async {
+            let r = app
+                .get(
+                    &format!("/api/v1/admin/outbox?channel=email&to={email}"),
+                    Some(&admin),
+                )
+                .await;
+            r.body["items"].as_array().and_then(|items| {
+                items
+                    .iter()
+                    .filter_map(|m| m["body"].as_str())
+                    .find(|b| b.contains("token="))
+                    .map(str::to_string)
+            })
+        })
+        .await
+        .expect("a reset email");
+    let at = body.find("token=").expect("token= in the email") + "token=".len();
+    body[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect()
+}
+
+backend_test!(password_reset_works_once_and_ends_every_session, |app| {
+    let c = app.customer().await;
+    let r = forgot(app, &c.email.to_uppercase()).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let token = reset_token(app, &c.email).await;
+
+    // A too-short password is refused and leaves the token usable.
+    reset(app, &token, "short")
+        .await
+        .assert_invalid_field("new_password");
+    let r = reset(app, &token, "brand-new-password").await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    // Every session is over; the old password is dead, the new one works.
+    app.get("/api/v1/auth/me", Some(&c.token))
+        .await
+        .assert_error(401, "unauthorized");
+    login(app, &c.email, &c.password)
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert_eq!(login(app, &c.email, "brand-new-password").await.status, 200);
+    // The token worked once.
+    reset(app, &token, "another-password-1")
+        .await
+        .assert_invalid_field("token");
+    reset(app, "not-a-token", "another-password-1")
+        .await
+        .assert_invalid_field("token");
+});
+
+backend_test!(password_forgot_never_tells_who_has_an_account, |app| {
+    let c = app.customer().await;
+    let known = forgot(app, &c.email).await;
+    let unknown = forgot(app, "nobody-here@example.in").await;
+    assert_eq!(known.status, 202);
+    assert_eq!(unknown.status, 202);
+    assert_eq!(known.body, unknown.body);
+    // Only the real account got a reset email.
+    assert_eq!(reset_token(app, &c.email).await.len(), 64);
+    let admin = app.admin_token().await;
+    let r = app
+        .get(
+            "/api/v1/admin/outbox?channel=email&to=nobody-here@example.in",
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.body["total"], 0, "{}", r.text);
+    forgot(app, "not an email")
+        .await
+        .assert_invalid_field("email");
+});

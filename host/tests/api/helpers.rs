@@ -173,7 +173,18 @@ fn plugin_dir() -> PathBuf {
 }
 
 /// The plugins every test host loads.
-const PLUGINS: &[&str] = &["auth", "catalog", "cart", "orders", "hello", "faulty"];
+const PLUGINS: &[&str] = &[
+    "auth",
+    "catalog",
+    "cart",
+    "orders",
+    "payments",
+    "delivery",
+    "notifications",
+    "analytics",
+    "hello",
+    "faulty",
+];
 
 fn check_plugins_built() {
     for p in PLUGINS {
@@ -181,7 +192,7 @@ fn check_plugins_built() {
         assert!(
             f.exists(),
             "{} is missing: build the plugins first (./scripts/test does it, or \
-             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p orders -p hello -p faulty)",
+             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p orders -p payments -p delivery -p notifications -p analytics -p hello -p faulty)",
             f.display()
         );
     }
@@ -493,6 +504,12 @@ memory_mb = 32
     }
 }
 
+/// A fresh E.164 Indian mobile number (`+919…`), unique across tests.
+pub fn unique_phone() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 1_000_000_000;
+    format!("+919{n:09}")
+}
+
 pub fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -500,7 +517,7 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-async fn into_resp(r: reqwest::Response) -> Resp {
+pub async fn into_resp(r: reqwest::Response) -> Resp {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     let text = r.text().await.unwrap_or_default();

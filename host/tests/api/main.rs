@@ -4,8 +4,15 @@
 #[macro_use]
 mod helpers;
 
+mod shop;
+
+mod analytics;
 mod auth;
 mod cart;
 mod catalog;
+mod delivery;
+mod messaging;
+mod notifications;
 mod orders;
+mod payments;
 mod platform;

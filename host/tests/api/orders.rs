@@ -4,111 +4,7 @@
 //! cancellation of unpaid online orders.
 
 use crate::helpers::*;
-
-/// A fresh active product with a known price and stock.
-async fn new_product(app: &TestApp, admin: &str, price: i64, stock: i64) -> String {
-    let (category_id, _) = app.new_category(admin).await;
-    let sku = app.unique("ORD-SKU");
-    let r = app
-        .post(
-            "/api/v1/products",
-            Some(admin),
-            json!({
-                "sku": sku, "name": format!("Order test dal {sku}"),
-                "description": "Toor dal", "category_id": category_id,
-                "brand": "Test Mills", "unit": "1 kg", "price": price, "mrp": price + 500,
-                "stock": stock, "image_url": "https://img.example/dal.jpg"
-            }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_str().expect("product id").to_string()
-}
-
-async fn stock_of(app: &TestApp, product_id: &str) -> i64 {
-    let r = app
-        .get(&format!("/api/v1/products/{product_id}"), None)
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body["stock"].as_i64().expect("stock")
-}
-
-async fn add_to_cart(app: &TestApp, token: &str, product_id: &str, quantity: i64) {
-    let r = app
-        .post(
-            "/api/v1/cart/items",
-            Some(token),
-            json!({"product_id": product_id, "quantity": quantity}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
-async fn cart(app: &TestApp, token: &str) -> Value {
-    let r = app.get("/api/v1/cart", Some(token)).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body
-}
-
-async fn new_address(app: &TestApp, token: &str) -> String {
-    let r = app
-        .post(
-            "/api/v1/addresses",
-            Some(token),
-            json!({"label": "Home", "line1": "12 MG Road", "city": "Bengaluru",
-                   "pincode": "560001", "lat": 12.97, "lon": 77.59}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_str().expect("address id").to_string()
-}
-
-async fn checkout(app: &TestApp, token: &str, address_id: &str, method: &str) -> Resp {
-    app.post(
-        "/api/v1/orders",
-        Some(token),
-        json!({"address_id": address_id, "payment_method": method}),
-    )
-    .await
-}
-
-/// A customer with an address and `quantity` of `product_id` in the cart.
-async fn shopper(app: &TestApp, product_id: &str, quantity: i64) -> (Customer, String) {
-    let c = app.customer().await;
-    let address = new_address(app, &c.token).await;
-    add_to_cart(app, &c.token, product_id, quantity).await;
-    (c, address)
-}
-
-/// A placed COD order's id.
-async fn place(app: &TestApp, c: &Customer, address: &str, method: &str) -> String {
-    let r = checkout(app, &c.token, address, method).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_str().expect("order id").to_string()
-}
-
-/// `POST /api/v1/orders` with an `Idempotency-Key`.
-async fn checkout_with_key(app: &TestApp, token: &str, key: &str, body: Value) -> Resp {
-    let r = app
-        .client
-        .post(app.url("/api/v1/orders"))
-        .bearer_auth(token)
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("request sent");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        body,
-        text,
-    }
-}
+use crate::shop::*;
 
 fn ts(s: &Value) -> time::OffsetDateTime {
     time::OffsetDateTime::parse(
@@ -804,9 +700,7 @@ backend_test!(
     }
 );
 
-/// Calls one of the orders plugin's internal routes the way another plugin would
-/// (through the host's runtime; the gateway never exposes them) and commits the events
-/// of a successful call like the gateway does. `route` has an `{id}` parameter.
+/// Calls one of the orders plugin's internal routes; `route` has an `{id}` parameter.
 async fn internal(
     app: &TestApp,
     method: &str,
@@ -814,56 +708,15 @@ async fn internal(
     id: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    use kirana::runtime::{bindings::wit, CallCtx, Op, OpResult};
-    let platform = app.app().platform.clone();
-    let plugin = platform.registry.get("orders").expect("orders is loaded");
-    let request = wit::Request {
-        method: method.to_string(),
-        path: route.replace("{id}", id),
-        route: route.to_string(),
-        params: vec![("id".to_string(), id.to_string())],
-        query: String::new(),
-        headers: vec![("content-type".to_string(), "application/json".to_string())],
-        body: body
-            .map(|b| serde_json::to_vec(&b).expect("json"))
-            .unwrap_or_default(),
-        caller: None,
-        request_id: "req_internal_test".to_string(),
-    };
-    let call = CallCtx::new("req_internal_test".to_string(), None, 1, plugin.ctx.timeout);
-    let (result, call) = plugin
-        .run(&platform, call, Op::Handle(request))
-        .await
-        .expect("the internal call runs");
-    let OpResult::Response(resp) = result else {
-        panic!("handle answered something other than a response");
-    };
-    if resp.status < 400 {
-        platform
-            .commit_events(&call.pending)
-            .await
-            .expect("committing events");
-    }
-    let body = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-    (resp.status, body)
+    call_internal(app, "orders", method, route, &[("id", id)], body).await
 }
 
 /// Every event the orders plugin published so far about `order_id`, as (topic, payload).
 async fn events_of(app: &TestApp, order_id: &str) -> Vec<(String, Value)> {
-    let rows = sqlx::query(
-        "SELECT topic, payload FROM events WHERE source = 'orders' ORDER BY created_at, id",
-    )
-    .fetch_all(&app.app().platform.db.pool)
-    .await
-    .expect("reading the outbox");
-    rows.iter()
-        .filter_map(|r| {
-            use sqlx::Row;
-            let topic: String = r.try_get(0).ok()?;
-            let payload: String = r.try_get(1).ok()?;
-            let payload: Value = serde_json::from_str(&payload).ok()?;
-            (payload["order_id"] == order_id).then_some((topic, payload))
-        })
+    events_from(app, "orders")
+        .await
+        .into_iter()
+        .filter(|(_, p)| p["order_id"] == order_id)
         .collect()
 }
 

@@ -18,7 +18,18 @@ backend_test!(health_and_ready, |app| {
         .filter(|p| p["state"] == "live")
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for p in ["auth", "catalog", "cart", "orders", "hello", "faulty"] {
+    for p in [
+        "auth",
+        "catalog",
+        "cart",
+        "orders",
+        "payments",
+        "delivery",
+        "notifications",
+        "analytics",
+        "hello",
+        "faulty",
+    ] {
         assert!(live.contains(&p), "{p} not live: {}", r.text);
     }
 });
@@ -458,7 +469,17 @@ backend_test!(metrics_count_requests_faults_and_events, |app| {
         .assert_error(500, "internal");
     let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
     assert_eq!(r.status, 201, "{}", r.text);
-    let m = app.get("/metrics", None).await;
+    let r = app
+        .client
+        .get(app.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .expect("scrape");
+    let m = into_resp(r).await;
     assert_eq!(m.status, 200);
     assert!(m
         .header("content-type")
@@ -482,7 +503,41 @@ backend_test!(metrics_count_requests_faults_and_events, |app| {
     );
     assert!(text.contains("kirana_instantiations_total"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
+    // Without an OpenMetrics Accept header: Prometheus text 0.0.4, which promtool checks.
+    let plain = app.get("/metrics", None).await;
+    assert!(plain
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
+    assert!(plain
+        .text
+        .contains("# TYPE kirana_http_requests_total counter"));
+    promtool_check(&plain.text);
 });
+
+/// `promtool check metrics` (Debian package `prometheus`) must accept the scrape.
+fn promtool_check(exposition: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is needed for this test: apt-get install prometheus (./.ci/run does)");
+    child
+        .stdin
+        .take()
+        .expect("promtool stdin")
+        .write_all(exposition.as_bytes())
+        .expect("writing to promtool");
+    let out = child.wait_with_output().expect("promtool ran");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- scrape ---\n{exposition}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 backend_test!(a_plugin_cannot_reach_other_databases, |app| {
     let r = app.get("/api/v1/faulty/snoop", None).await;

@@ -21,7 +21,7 @@ const DUMMY_HASH: &str =
 const MAX_EMAIL_BYTES: usize = 254;
 
 /// `{user, access_token, refresh_token, token_type, expires_in}`.
-fn token_response(status: u16, user: &User, pair: &TokenPair) -> Response {
+pub fn token_response(status: u16, user: &User, pair: &TokenPair) -> Response {
     Response::json(
         status,
         &json!({
@@ -34,7 +34,7 @@ fn token_response(status: u16, user: &User, pair: &TokenPair) -> Response {
     )
 }
 
-fn user_agent(req: &Request) -> Option<&str> {
+pub fn user_agent(req: &Request) -> Option<&str> {
     req.header("user-agent").filter(|ua| !ua.is_empty())
 }
 

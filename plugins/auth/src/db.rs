@@ -40,7 +40,9 @@ const SCHEMA: &[&str] = &[
 ];
 
 pub fn migrate() -> Result<(), CapError> {
-    sql::execute_batch(SCHEMA)
+    sql::execute_batch(SCHEMA)?;
+    sql::execute_batch(crate::otp::SCHEMA)?;
+    sql::execute_batch(crate::reset::SCHEMA)
 }
 
 /// A user row. Serialises as the API's user `{id, email, phone, name, role, created_at}`.
@@ -85,6 +87,38 @@ pub fn user_by_email(email: &str) -> Result<Option<User>, CapError> {
         &format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"),
         &params![email],
     )
+}
+
+/// The oldest customer or delivery agent with this phone (OTP login never reaches
+/// admins).
+pub fn user_by_phone(phone: &str) -> Result<Option<User>, CapError> {
+    sql::query_one(
+        &format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE phone = $1 \
+             AND role IN ('customer', 'delivery_agent') ORDER BY created_at, id LIMIT 1"
+        ),
+        &params![phone],
+    )
+}
+
+/// A customer known only by phone (first OTP login): no email, no password.
+pub fn insert_phone_user(phone: &str) -> Result<User, CapError> {
+    let now = now_rfc3339();
+    let user = User {
+        id: new_id("usr"),
+        email: None,
+        phone: Some(phone.to_string()),
+        name: "Kirana customer".to_string(),
+        role: "customer".to_string(),
+        password_hash: None,
+        created_at: now.clone(),
+    };
+    sql::execute(
+        "INSERT INTO users (id, phone, name, role, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &params![user.id, user.phone, user.name, user.role, now, now],
+    )?;
+    Ok(user)
 }
 
 /// Inserts a user with an already hashed password; `Conflict` when the email is taken.

@@ -32,7 +32,7 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-fn check_password(v: &mut Validator, field: &str, password: &str) {
+pub fn check_password(v: &mut Validator, field: &str, password: &str) {
     let n = password.chars().count();
     v.check(
         (PASSWORD_MIN..=PASSWORD_MAX).contains(&n),

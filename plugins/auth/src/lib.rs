@@ -3,10 +3,9 @@
 //!
 //! Module map: `input` (request bodies and pure validation), `db` (schema and SQL),
 //! `lockout` (failed-login counter), `account` (signup, login, tokens, sessions, me),
-//! `addresses`, `admin` (admin users and the first admin), `internal` (service routes).
-//!
-//! OTP login and password reset are not here yet: they need the `mail` capability and
-//! will live in their own modules (`otp`, `reset`) with routes under `/api/v1/auth/`.
+//! `addresses`, `admin` (admin users and the first admin), `internal` (service routes),
+//! `otp` (phone login with SMS codes), `reset` (password recovery by email), `notify`
+//! (messages through the notifications plugin).
 
 use kirana_sdk::prelude::*;
 
@@ -17,6 +16,9 @@ mod db;
 mod input;
 mod internal;
 mod lockout;
+mod notify;
+mod otp;
+mod reset;
 mod schema;
 
 pub struct Auth;
@@ -34,6 +36,26 @@ impl Plugin for Auth {
             .post("/api/v1/auth/login", Access::Public, account::login)
             .summary("Sign in with email and password")
             .request_schema(schema::login())
+            .post("/api/v1/auth/otp/request", Access::Public, otp::request)
+            .summary("Sends a 6-digit login code by SMS")
+            .request_schema(schema::otp_request())
+            .response_schema(
+                json!({"type": "object", "properties": {"expires_in": {"type": "integer"}}}),
+            )
+            .post("/api/v1/auth/otp/verify", Access::Public, otp::verify)
+            .summary("Logs in with an SMS code (a new phone becomes a customer)")
+            .request_schema(schema::otp_verify())
+            .response_schema(schema::tokens())
+            .post(
+                "/api/v1/auth/password/forgot",
+                Access::Public,
+                reset::forgot,
+            )
+            .summary("Emails a password reset token if the account exists (always 202)")
+            .request_schema(schema::forgot())
+            .post("/api/v1/auth/password/reset", Access::Public, reset::reset)
+            .summary("Sets a new password with a reset token; ends every session")
+            .request_schema(schema::reset())
             .post("/api/v1/auth/refresh", Access::Public, account::refresh)
             .summary("Rotate a refresh token for a new token pair")
             .request_schema(schema::refresh())
@@ -92,6 +114,7 @@ impl Plugin for Auth {
             .sql()
             .kv()
             .identity()
+            .call(&["notifications"])
             .publish(&["user.created"])
     }
 

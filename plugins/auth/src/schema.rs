@@ -78,3 +78,42 @@ pub fn address() -> Value {
         }
     })
 }
+
+fn e164() -> Value {
+    json!({"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"})
+}
+
+pub fn otp_request() -> Value {
+    json!({"type": "object", "required": ["phone"], "properties": {"phone": e164()}})
+}
+
+pub fn otp_verify() -> Value {
+    json!({
+        "type": "object",
+        "required": ["phone", "code"],
+        "properties": {"phone": e164(), "code": {"type": "string", "pattern": "^[0-9]{6}$"}}
+    })
+}
+
+pub fn forgot() -> Value {
+    json!({"type": "object", "required": ["email"], "properties": {"email": email()}})
+}
+
+pub fn reset() -> Value {
+    json!({
+        "type": "object",
+        "required": ["token", "new_password"],
+        "properties": {"token": {"type": "string"}, "new_password": password()}
+    })
+}
+
+pub fn tokens() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "user": {"type": "object"}, "access_token": {"type": "string"},
+            "refresh_token": {"type": "string"}, "token_type": {"type": "string"},
+            "expires_in": {"type": "integer"}
+        }
+    })
+}

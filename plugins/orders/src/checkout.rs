@@ -10,11 +10,11 @@ use std::time::Duration;
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::Value as Json;
 use kirana_sdk::services::{self, Reply};
-use kirana_sdk::{sql, CapError, Method};
+use kirana_sdk::{sql, Method};
 
 use crate::db::{self, HistoryEntry, Item, Order};
 use crate::lifecycle::{publish, release_stock};
-use crate::rules::{initial_state, valid_idempotency_key, OrdersConfig, PAYMENT_METHODS};
+use crate::rules::{initial_state, OrdersConfig, PAYMENT_METHODS};
 
 /// Longest `notes` accepted.
 const MAX_NOTES: usize = 500;
@@ -29,134 +29,11 @@ struct CheckoutBody {
 
 /// The handler: with an `Idempotency-Key`, the first answer is stored and replayed.
 pub fn create(req: &Request) -> Result<Response, ApiError> {
-    let user_id = req.user()?.user_id.clone();
-    let Some(key) = req.header("idempotency-key") else {
-        return checkout(req, &user_id);
-    };
-    if !valid_idempotency_key(key) {
-        return Err(ApiError::invalid_field(
-            "Idempotency-Key",
-            "must be 1 to 255 visible ASCII characters",
-        ));
-    }
-    let config = OrdersConfig::load();
-    let request_body = fingerprint(req.body());
-    if let Some(stored) = claim(&user_id, key, &request_body, &config)? {
-        return Ok(stored.replay(req.id()));
-    }
-    let response = match checkout(req, &user_id) {
-        Ok(r) => r,
-        Err(e) => e.into_response(req.id()),
-    };
-    remember(&user_id, key, &response)?;
-    Ok(response)
-}
-
-/// The request body as compared between a key's uses: JSON re-serialised (so key order
-/// and whitespace do not matter), anything else as text.
-fn fingerprint(body: &[u8]) -> String {
-    match kirana_sdk::serde_json::from_slice::<Json>(body) {
-        Ok(v) => v.to_string(),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    }
-}
-
-/// A claim without an answer this old belongs to a call that died (trap, timeout,
-/// restart): plugin calls last seconds, so it is forgotten and may be claimed again.
-const ABANDONED_CLAIM_SECS: u64 = 120;
-
-/// A stored first answer.
-struct Stored {
-    status: u16,
-    body: String,
-}
-
-impl Stored {
-    /// The first answer again. An error body's `request_id` is set to this request's
-    /// id, so it keeps matching the `X-Request-Id` header.
-    fn replay(self, request_id: &str) -> Response {
-        let mut body: Json = kirana_sdk::serde_json::from_str(&self.body).unwrap_or(Json::Null);
-        if let Some(obj) = body.as_object_mut() {
-            if obj.contains_key("request_id") {
-                obj.insert("request_id".into(), json!(request_id));
-            }
-        }
-        Response::json(self.status, &body).with_header("idempotent-replayed", "true")
-    }
-}
-
-/// Claims `(user, key)` for this request. `None`: the claim is ours, go ahead.
-/// `Some(stored)`: replay it. A claim still in progress is `409 conflict`; the same key
-/// with a different body is `409 conflict` too. A claim older than the window is
-/// forgotten and claimed afresh.
-fn claim(
-    user_id: &str,
-    key: &str,
-    request_body: &str,
-    config: &OrdersConfig,
-) -> Result<Option<Stored>, ApiError> {
-    let now = kirana_sdk::now();
-    let cutoff = kirana_sdk::rfc3339(
-        now - Duration::from_secs(u64::try_from(config.idempotency_hours).unwrap_or(24) * 3600),
-    );
-    let abandoned = kirana_sdk::rfc3339(now - Duration::from_secs(ABANDONED_CLAIM_SECS));
-    sql::execute(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 \
-         AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
-        &params![user_id, key, cutoff, abandoned],
-    )?;
-    let inserted = sql::execute(
-        "INSERT INTO idempotency_keys (user_id, idem_key, request_body, created_at) \
-         VALUES ($1, $2, $3, $4)",
-        &params![user_id, key, request_body, kirana_sdk::rfc3339(now)],
-    );
-    match inserted {
-        Ok(_) => Ok(None),
-        Err(CapError::Conflict(_)) => existing(user_id, key, request_body).map(Some),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn existing(user_id: &str, key: &str, request_body: &str) -> Result<Stored, ApiError> {
-    let rows = sql::query(
-        "SELECT request_body, status, body FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
-        &params![user_id, key],
-    )?;
-    let row = rows
-        .first()
-        .ok_or_else(|| ApiError::conflict("the Idempotency-Key is being reused; retry"))?;
-    let first_body: String = row.get("request_body")?;
-    if first_body != request_body {
-        return Err(ApiError::conflict(
-            "this Idempotency-Key was used with a different request body",
-        ));
-    }
-    let status: Option<i64> = row.get("status")?;
-    let body: Option<String> = row.get("body")?;
-    match (status.and_then(|s| u16::try_from(s).ok()), body) {
-        (Some(status), Some(body)) => Ok(Stored { status, body }),
-        _ => Err(ApiError::conflict(
-            "a request with this Idempotency-Key is still in progress",
-        )),
-    }
-}
-
-/// Stores the first answer; a server error (5xx) releases the claim instead, so the
-/// client can retry the same key once the fault is gone.
-fn remember(user_id: &str, key: &str, response: &Response) -> Result<(), ApiError> {
-    if response.status >= 500 {
-        sql::execute(
-            "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
-            &params![user_id, key],
-        )?;
-        return Ok(());
-    }
-    let body = String::from_utf8_lossy(&response.body).into_owned();
-    sql::execute(
-        "UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND idem_key = $4",
-        &params![i64::from(response.status), body, user_id, key],
-    )?;
-    Ok(())
+    let window = Duration::from_secs(OrdersConfig::load().idempotency_secs());
+    kirana_sdk::idempotency::with_key(req, window, |req| {
+        let user_id = req.user()?.user_id.clone();
+        checkout(req, &user_id)
+    })
 }
 
 /// Validates the body: every invalid field at once.

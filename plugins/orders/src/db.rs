@@ -47,16 +47,8 @@ pub fn migrate() -> Result<(), CapError> {
             at TEXT NOT NULL
         )",
         "CREATE INDEX IF NOT EXISTS order_status_history_order ON order_status_history (order_id, id)",
-        "CREATE TABLE IF NOT EXISTS idempotency_keys (
-            user_id TEXT NOT NULL,
-            idem_key TEXT NOT NULL,
-            request_body TEXT NOT NULL,
-            status BIGINT,
-            body TEXT,
-            created_at TEXT NOT NULL,
-            PRIMARY KEY (user_id, idem_key)
-        )",
-    ])
+    ])?;
+    kirana_sdk::idempotency::migrate()
 }
 
 /// One order line, a snapshot taken at checkout.

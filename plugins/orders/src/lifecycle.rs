@@ -13,17 +13,7 @@ use crate::rules::Status;
 /// Publishes an event after the state it describes was committed. The host holds it
 /// until the call answers below 400, so a failure here is logged, not fatal: the change
 /// already happened and must still be reported to the client.
-pub fn publish(topic: &str, payload: &kirana_sdk::serde_json::Value) {
-    if let Err(e) = kirana_sdk::events::publish(topic, payload) {
-        kirana_sdk::log::error(
-            &format!(
-                "publishing {topic} failed: {}",
-                kirana_sdk::cap_error_message(&e)
-            ),
-            &[],
-        );
-    }
-}
+pub use kirana_sdk::events::publish_or_log as publish;
 
 /// The lines of `order` as the catalog's reserve/release body.
 pub fn stock_lines(items: &[db::Item]) -> kirana_sdk::serde_json::Value {

@@ -1,0 +1,929 @@
+//! The `payments` plugin over HTTP: intents and their refusals, checkout signature
+//! verification, signed and replay-safe webhooks, failed payments, admin refunds,
+//! the automatic refund of a cancelled paid order, captures that arrive after the
+//! order was cancelled or paid, Idempotency-Key replays and listing rules.
+
+use crate::helpers::*;
+use crate::shop::*;
+
+/// The sandbox secrets of the shipped configuration (config/kirana.toml).
+const KEY_SECRET: &str = "kirana_sandbox_key_secret";
+const WEBHOOK_SECRET: &str = "kirana_sandbox_webhook_secret";
+
+/// A customer with a placed online order of one product at `price` (≥ 19900: no fee).
+async fn online_order(app: &TestApp, admin: &str, price: i64) -> (Customer, String) {
+    let product = new_product(app, admin, price, 10).await;
+    let (c, address) = shopper(app, &product, 1).await;
+    let order_id = place(app, &c, &address, "online").await;
+    (c, order_id)
+}
+
+async fn intent(app: &TestApp, token: &str, order_id: &str) -> Resp {
+    app.post(
+        "/api/v1/payments/intents",
+        Some(token),
+        json!({ "order_id": order_id }),
+    )
+    .await
+}
+
+/// An intent that must succeed; its body.
+async fn new_intent(app: &TestApp, token: &str, order_id: &str) -> Value {
+    let r = intent(app, token, order_id).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body
+}
+
+fn signature(provider_order_id: &str, pid: &str) -> String {
+    hmac_hex(KEY_SECRET, format!("{provider_order_id}|{pid}").as_bytes())
+}
+
+async fn verify_with(app: &TestApp, token: &str, order_id: &str, pid: &str, sig: &str) -> Resp {
+    app.post(
+        "/api/v1/payments/verify",
+        Some(token),
+        json!({"order_id": order_id, "provider_payment_id": pid, "signature": sig}),
+    )
+    .await
+}
+
+/// Verifies `intent` with a correct signature for `pid`.
+async fn verify(app: &TestApp, token: &str, intent: &Value, pid: &str) -> Resp {
+    let sig = signature(str_of(&intent["provider_order_id"]), pid);
+    verify_with(app, token, str_of(&intent["order_id"]), pid, &sig).await
+}
+
+async fn webhook_signed(app: &TestApp, body: &[u8], sig: Option<&str>) -> Resp {
+    let headers: Vec<(&str, &str)> = sig
+        .map(|s| vec![("x-razorpay-signature", s)])
+        .unwrap_or_default();
+    post_with_headers(
+        app,
+        "/api/v1/payments/webhook",
+        None,
+        &headers,
+        body.to_vec(),
+    )
+    .await
+}
+
+/// A correctly signed webhook.
+async fn webhook(app: &TestApp, event: &str, provider_order_id: &str, pid: &str) -> Resp {
+    let body = serde_json::to_vec(&json!({
+        "event": event,
+        "payload": {"provider_order_id": provider_order_id, "provider_payment_id": pid}
+    }))
+    .expect("json");
+    let sig = hmac_hex(WEBHOOK_SECRET, &body);
+    webhook_signed(app, &body, Some(&sig)).await
+}
+
+async fn order(app: &TestApp, token: &str, id: &str) -> Value {
+    let r = app.get(&format!("/api/v1/orders/{id}"), Some(token)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+async fn payments_of(app: &TestApp, token: &str, order_id: &str) -> Vec<Value> {
+    let r = app
+        .get(
+            &format!("/api/v1/payments?order_id={order_id}"),
+            Some(token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn payment(app: &TestApp, admin: &str, order_id: &str, id: &str) -> Value {
+    payments_of(app, admin, order_id)
+        .await
+        .into_iter()
+        .find(|p| p["id"] == id)
+        .expect("the payment is listed")
+}
+
+async fn refund(app: &TestApp, token: &str, id: &str, body: Value) -> Resp {
+    app.post(&format!("/api/v1/payments/{id}/refund"), Some(token), body)
+        .await
+}
+
+fn str_of(v: &Value) -> &str {
+    v.as_str().expect("a string")
+}
+
+/// Delivers `payload` on `topic` once more as a new event from `source` (what an
+/// at-least-once bus may do) and waits until the payments plugin handled it.
+async fn redeliver(app: &TestApp, source: &str, topic: &str, payload: &Value) {
+    use sqlx::Row;
+    let platform = app.app().platform.clone();
+    let id = format!("evt_test_{}", app.unique("redeliver"));
+    let event = kirana::runtime::PendingEvent {
+        id: id.clone(),
+        topic: topic.to_string(),
+        payload: payload.to_string(),
+        source: source.to_string(),
+        delay: std::time::Duration::ZERO,
+    };
+    platform
+        .commit_events(&[event])
+        .await
+        .expect("committing the event");
+    let done = app
+        .eventually(5, || {
+            let pool = platform.db.pool.clone();
+            let id = id.clone();
+            async move {
+                let row = sqlx::query(
+                    "SELECT status FROM deliveries WHERE event_id = $1 AND subscriber = 'payments'",
+                )
+                .bind(&id)
+                .fetch_optional(&pool)
+                .await
+                .ok()??;
+                let status: String = row.try_get(0).ok()?;
+                (status == "done").then_some(())
+            }
+        })
+        .await;
+    assert!(
+        done.is_some(),
+        "payments did not handle the redelivered {topic}"
+    );
+}
+
+/// The payments plugin's events on `topic` about payment `id`.
+async fn events(app: &TestApp, topic: &str, id: &str) -> Vec<Value> {
+    events_from(app, "payments")
+        .await
+        .into_iter()
+        .filter(|(t, p)| t == topic && p["payment_id"] == id)
+        .map(|(_, p)| p)
+        .collect()
+}
+
+backend_test!(
+    intents_open_only_for_the_customers_pending_online_order,
+    |app| {
+        let admin = app.admin_token().await;
+        let (c, order_id) = online_order(app, &admin, 25000).await;
+
+        let r = intent(app, &c.token, &order_id).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let p = &r.body;
+        assert!(str_of(&p["id"]).starts_with("pmt_"), "{}", r.text);
+        assert_eq!(p["order_id"], order_id.as_str());
+        assert_eq!(p["user_id"], c.user_id.as_str());
+        assert_eq!(p["amount"], 25000);
+        assert_eq!(p["currency"], "INR");
+        assert_eq!(p["provider"], "sandbox");
+        assert!(!str_of(&p["provider_order_id"]).is_empty());
+        assert_eq!(p["key_id"], "rzp_test_kirana");
+        assert_eq!(p["status"], "created");
+        assert!(p["provider_payment_id"].is_null());
+        assert_eq!(p["refunded_amount"], 0);
+        assert!(p["captured_at"].is_null());
+        assert!(p["created_at"].is_string() && p["updated_at"].is_string());
+
+        // Another customer's order is unknown to them; an unknown order is 404.
+        let other = app.customer().await;
+        intent(app, &other.token, &order_id)
+            .await
+            .assert_error(404, "not_found");
+        intent(app, &c.token, "ord_nope")
+            .await
+            .assert_error(404, "not_found");
+        intent(app, &c.token, "../../etc")
+            .await
+            .assert_error(404, "not_found");
+        // Bad bodies.
+        app.post("/api/v1/payments/intents", Some(&c.token), json!({}))
+            .await
+            .assert_invalid_field("order_id");
+        app.post(
+            "/api/v1/payments/intents",
+            Some(&c.token),
+            json!({"order_id": 12}),
+        )
+        .await
+        .assert_invalid_field("order_id");
+        app.raw(
+            "POST",
+            "/api/v1/payments/intents",
+            Some(&c.token),
+            Some("application/json"),
+            b"{nope".to_vec(),
+        )
+        .await
+        .assert_error(400, "invalid_json");
+        // Customers only.
+        intent(app, &admin, &order_id)
+            .await
+            .assert_error(403, "forbidden");
+        app.post(
+            "/api/v1/payments/intents",
+            None,
+            json!({ "order_id": order_id }),
+        )
+        .await
+        .assert_error(401, "unauthorized");
+
+        // A COD order has no online payment.
+        let product = new_product(app, &admin, 5000, 10).await;
+        let (cod_customer, address) = shopper(app, &product, 1).await;
+        let cod = place(app, &cod_customer, &address, "cod").await;
+        intent(app, &cod_customer.token, &cod)
+            .await
+            .assert_error(409, "conflict");
+
+        // Once paid, no new intent.
+        let r = verify(app, &c.token, p, "pay_intent_test").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        intent(app, &c.token, &order_id)
+            .await
+            .assert_error(409, "conflict");
+
+        // A cancelled order neither.
+        let (c2, order2) = online_order(app, &admin, 25000).await;
+        let r = app
+            .post(
+                &format!("/api/v1/orders/{order2}/cancel"),
+                Some(&c2.token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        intent(app, &c2.token, &order2)
+            .await
+            .assert_error(409, "conflict");
+    }
+);
+
+backend_test!(verify_checks_the_signature_and_confirms_the_order, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 30000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+    let provider_order_id = str_of(&p["provider_order_id"]).to_string();
+
+    // Missing fields are all listed.
+    let r = app
+        .post("/api/v1/payments/verify", Some(&c.token), json!({}))
+        .await;
+    r.assert_error(400, "validation_failed");
+    let mut fields = r.fields();
+    fields.sort();
+    assert_eq!(
+        fields,
+        vec!["order_id", "provider_payment_id", "signature"],
+        "{}",
+        r.text
+    );
+
+    // Wrong signatures: another secret, another payment id, not hex at all.
+    let wrong = hmac_hex(
+        "not-the-secret",
+        format!("{provider_order_id}|pay_1").as_bytes(),
+    );
+    verify_with(app, &c.token, &order_id, "pay_1", &wrong)
+        .await
+        .assert_error(400, "invalid_signature");
+    let for_other_pid = signature(&provider_order_id, "pay_2");
+    verify_with(app, &c.token, &order_id, "pay_1", &for_other_pid)
+        .await
+        .assert_error(400, "invalid_signature");
+    verify_with(app, &c.token, &order_id, "pay_1", "xyz-not-hex")
+        .await
+        .assert_error(400, "invalid_signature");
+    // Nothing changed.
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(
+        (o["status"].clone(), o["payment_status"].clone()),
+        (json!("pending"), json!("awaiting"))
+    );
+    assert_eq!(
+        payment(app, &admin, &order_id, &id).await["status"],
+        "created"
+    );
+    assert!(events(app, "payment.captured", &id).await.is_empty());
+
+    // Another customer cannot verify this order, even with a good signature.
+    let other = app.customer().await;
+    verify(app, &other.token, &p, "pay_ok_1")
+        .await
+        .assert_error(404, "not_found");
+
+    // The right signature captures and confirms the order.
+    let r = verify(app, &c.token, &p, "pay_ok_1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["id"], id.as_str());
+    assert_eq!(r.body["status"], "captured");
+    assert_eq!(r.body["provider_payment_id"], "pay_ok_1");
+    assert!(r.body["captured_at"].is_string(), "{}", r.text);
+    assert_eq!(r.body["amount"], 30000);
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(o["status"], "confirmed");
+    assert_eq!(o["payment_status"], "paid");
+
+    // Verifying again is idempotent: the same payment, no second event.
+    let again = verify(app, &c.token, &p, "pay_ok_1").await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.body["status"], "captured");
+    assert_eq!(again.body["captured_at"], r.body["captured_at"]);
+    // A different (validly signed) payment id for the captured intent is a conflict.
+    verify(app, &c.token, &p, "pay_ok_2")
+        .await
+        .assert_error(409, "conflict");
+
+    let captured = events(app, "payment.captured", &id).await;
+    assert_eq!(captured.len(), 1, "{captured:?}");
+    let e = &captured[0];
+    assert_eq!(e["order_id"], order_id.as_str());
+    assert_eq!(e["user_id"], c.user_id.as_str());
+    assert_eq!(e["amount"], 30000);
+    assert_eq!(e["currency"], "INR");
+    assert_eq!(e["provider_payment_id"], "pay_ok_1");
+    assert!(e["at"].is_string());
+});
+
+backend_test!(webhooks_are_signed_and_replays_change_nothing, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 20000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+    let provider_order_id = str_of(&p["provider_order_id"]).to_string();
+    let body = serde_json::to_vec(&json!({
+        "event": "payment.captured",
+        "payload": {"provider_order_id": provider_order_id, "provider_payment_id": "pay_wh_1"}
+    }))
+    .expect("json");
+
+    // Missing, wrong and non-hex signatures are refused before anything happens.
+    webhook_signed(app, &body, None)
+        .await
+        .assert_error(400, "invalid_signature");
+    let wrong = hmac_hex(KEY_SECRET, &body);
+    webhook_signed(app, &body, Some(&wrong))
+        .await
+        .assert_error(400, "invalid_signature");
+    webhook_signed(app, &body, Some("zz"))
+        .await
+        .assert_error(400, "invalid_signature");
+    // A signature over another body does not fit this one.
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    webhook_signed(app, &tampered, Some(&hmac_hex(WEBHOOK_SECRET, &body)))
+        .await
+        .assert_error(400, "invalid_signature");
+    assert_eq!(
+        order(app, &c.token, &order_id).await["payment_status"],
+        "awaiting"
+    );
+
+    // A good one captures and the order is paid.
+    let sig = hmac_hex(WEBHOOK_SECRET, &body);
+    let r = webhook_signed(app, &body, Some(&sig)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "processed");
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(o["status"], "confirmed");
+    assert_eq!(o["payment_status"], "paid");
+    let after = payment(app, &admin, &order_id, &id).await;
+    assert_eq!(after["status"], "captured");
+    assert_eq!(after["provider_payment_id"], "pay_wh_1");
+
+    // The same delivery again: a duplicate, nothing changes.
+    let r = webhook_signed(app, &body, Some(&sig)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "duplicate");
+    // The same event with another layout is recognised by state.
+    let r = webhook(app, "payment.captured", &provider_order_id, "pay_wh_1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let o2 = order(app, &c.token, &order_id).await;
+    assert_eq!(o2["updated_at"], o["updated_at"]);
+    assert_eq!(o2["status_history"], o["status_history"]);
+    assert_eq!(payment(app, &admin, &order_id, &id).await, after);
+    assert_eq!(events(app, "payment.captured", &id).await.len(), 1);
+    // The checkout's own verification of the same payment agrees.
+    let r = verify(app, &c.token, &p, "pay_wh_1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(events(app, "payment.captured", &id).await.len(), 1);
+    // A later failure notice cannot undo the capture.
+    let r = webhook(app, "payment.failed", &provider_order_id, "pay_wh_other").await;
+    assert_eq!(r.body["status"], "ignored", "{}", r.text);
+    assert_eq!(
+        payment(app, &admin, &order_id, &id).await["status"],
+        "captured"
+    );
+
+    // Unknown provider orders and other events are acknowledged and ignored.
+    let r = webhook(app, "payment.captured", "order_unknown", "pay_x").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "ignored");
+    let other =
+        serde_json::to_vec(&json!({"event": "refund.processed", "payload": {}})).expect("json");
+    let r = webhook_signed(app, &other, Some(&hmac_hex(WEBHOOK_SECRET, &other))).await;
+    assert_eq!(r.body["status"], "ignored", "{}", r.text);
+    // A correctly signed but malformed body is 400.
+    let bad = br#"{"event":"payment.captured","payload":{}}"#;
+    let r = webhook_signed(app, bad, Some(&hmac_hex(WEBHOOK_SECRET, bad))).await;
+    r.assert_invalid_field("payload.provider_order_id");
+    let junk = b"{not json";
+    webhook_signed(app, junk, Some(&hmac_hex(WEBHOOK_SECRET, junk)))
+        .await
+        .assert_error(400, "invalid_json");
+});
+
+backend_test!(a_failed_payment_leaves_the_order_pending, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 20000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+    let provider_order_id = str_of(&p["provider_order_id"]).to_string();
+
+    let r = webhook(app, "payment.failed", &provider_order_id, "pay_declined").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "processed");
+    let failed = payment(app, &admin, &order_id, &id).await;
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["provider_payment_id"], "pay_declined");
+    assert!(failed["captured_at"].is_null());
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(o["status"], "pending");
+    assert_eq!(o["payment_status"], "awaiting");
+    let ev = events(app, "payment.failed", &id).await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["order_id"], order_id.as_str());
+    assert_eq!(ev[0]["user_id"], c.user_id.as_str());
+    assert_eq!(ev[0]["provider_payment_id"], "pay_declined");
+    assert!(ev[0]["at"].is_string());
+    // A failed payment cannot be refunded.
+    refund(app, &admin, &id, json!({}))
+        .await
+        .assert_error(409, "conflict");
+
+    // The customer may retry: a new intent, or a later successful attempt on the same
+    // provider order (Razorpay allows retries on one order).
+    let retry = new_intent(app, &c.token, &order_id).await;
+    assert_ne!(retry["id"], p["id"]);
+    let r = verify(app, &c.token, &p, "pay_second_try").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "captured");
+    assert_eq!(r.body["provider_payment_id"], "pay_second_try");
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(o["payment_status"], "paid");
+    // The other intent is still open but can no longer pay the order twice: its capture
+    // is refunded at once and the client is told.
+    let r = verify(app, &c.token, &retry, "pay_third").await;
+    r.assert_error(409, "conflict");
+    assert_eq!(
+        r.body["error"]["details"]["reason"], "duplicate",
+        "{}",
+        r.text
+    );
+    let dup = payment(app, &admin, &order_id, str_of(&retry["id"])).await;
+    assert_eq!(dup["status"], "refunded");
+    assert_eq!(dup["refunded_amount"], 20000);
+    assert_eq!(
+        order(app, &c.token, &order_id).await["payment_status"],
+        "paid"
+    );
+    assert_eq!(
+        events(app, "payment.refunded", str_of(&retry["id"]))
+            .await
+            .len(),
+        1
+    );
+});
+
+backend_test!(admin_refunds_partially_then_the_rest_never_more, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 30000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+
+    // Not captured yet.
+    refund(app, &admin, &id, json!({}))
+        .await
+        .assert_error(409, "conflict");
+    let r = verify(app, &c.token, &p, "pay_refund_1").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // Bad input, unknown payment, wrong role.
+    for bad in [
+        json!({"amount": 0}),
+        json!({"amount": 10.5}),
+        json!({"amount": "100"}),
+        json!({"amount": -1}),
+    ] {
+        refund(app, &admin, &id, bad)
+            .await
+            .assert_invalid_field("amount");
+    }
+    refund(app, &admin, "pmt_nope", json!({}))
+        .await
+        .assert_error(404, "not_found");
+    refund(app, &c.token, &id, json!({}))
+        .await
+        .assert_error(403, "forbidden");
+
+    // Partial.
+    let r = refund(app, &admin, &id, json!({"amount": 10000})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["id"], id.as_str());
+    assert_eq!(r.body["status"], "captured");
+    assert_eq!(r.body["refunded_amount"], 10000);
+    assert_eq!(r.body["refunds"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r.body["refunds"][0]["amount"], 10000);
+    assert_eq!(
+        order(app, &c.token, &order_id).await["payment_status"],
+        "paid"
+    );
+    // More than is left.
+    let r = refund(app, &admin, &id, json!({"amount": 20001})).await;
+    r.assert_error(409, "conflict");
+    assert_eq!(r.body["error"]["details"]["refundable"], 20000);
+    // The rest, exactly.
+    let r = refund(app, &admin, &id, json!({"amount": 20000})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "refunded");
+    assert_eq!(r.body["refunded_amount"], 30000);
+    // Nothing is left.
+    refund(app, &admin, &id, json!({"amount": 1}))
+        .await
+        .assert_error(409, "conflict");
+    refund(app, &admin, &id, json!({}))
+        .await
+        .assert_error(409, "conflict");
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(o["payment_status"], "refunded");
+    assert_eq!(o["status"], "confirmed");
+
+    let ev = events(app, "payment.refunded", &id).await;
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(
+        (
+            ev[0]["amount"].clone(),
+            ev[0]["refunded_amount"].clone(),
+            ev[0]["full"].clone()
+        ),
+        (json!(10000), json!(10000), json!(false))
+    );
+    assert_eq!(
+        (
+            ev[1]["amount"].clone(),
+            ev[1]["refunded_amount"].clone(),
+            ev[1]["full"].clone()
+        ),
+        (json!(20000), json!(30000), json!(true))
+    );
+    assert_eq!(ev[1]["order_id"], order_id.as_str());
+    assert_eq!(ev[1]["user_id"], c.user_id.as_str());
+
+    // `{}` refunds everything that is left, and an empty body means `{}`.
+    let (c2, order2) = online_order(app, &admin, 25000).await;
+    let p2 = new_intent(app, &c2.token, &order2).await;
+    let id2 = str_of(&p2["id"]).to_string();
+    assert_eq!(
+        verify(app, &c2.token, &p2, "pay_refund_2").await.status,
+        200
+    );
+    let r = refund(app, &admin, &id2, json!({"amount": 5000})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = refund(app, &admin, &id2, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["refunded_amount"], 25000);
+    assert_eq!(r.body["status"], "refunded");
+    assert_eq!(
+        order(app, &c2.token, &order2).await["payment_status"],
+        "refunded"
+    );
+
+    let (c3, order3) = online_order(app, &admin, 25000).await;
+    let p3 = new_intent(app, &c3.token, &order3).await;
+    assert_eq!(
+        verify(app, &c3.token, &p3, "pay_refund_3").await.status,
+        200
+    );
+    let r = app
+        .raw(
+            "POST",
+            &format!("/api/v1/payments/{}/refund", str_of(&p3["id"])),
+            Some(&admin),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["refunded_amount"], 25000);
+});
+
+backend_test!(concurrent_refunds_never_exceed_the_capture, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 20000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+    assert_eq!(verify(app, &c.token, &p, "pay_race").await.status, 200);
+
+    // Eight refunds of 5000 against 20000: exactly four succeed.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let base = app.base.clone();
+        let admin = admin.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/payments/{id}/refund"))
+                .bearer_auth(admin)
+                .json(&json!({"amount": 5000}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        let status = t.await.unwrap_or(0);
+        assert!(status == 200 || status == 409, "unexpected status {status}");
+        if status == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 4);
+    let after = payment(app, &admin, &order_id, &id).await;
+    assert_eq!(after["refunded_amount"], 20000);
+    assert_eq!(after["status"], "refunded");
+    assert_eq!(events(app, "payment.refunded", &id).await.len(), 4);
+});
+
+backend_test!(cancelling_a_paid_order_refunds_it_in_full, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 30000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+    assert_eq!(verify(app, &c.token, &p, "pay_cancel_1").await.status, 200);
+    // A partial refund first: the cancellation refunds what is left.
+    assert_eq!(
+        refund(app, &admin, &id, json!({"amount": 7000}))
+            .await
+            .status,
+        200
+    );
+
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&c.token),
+            json!({"reason": "changed my mind"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let refunded = app
+        .eventually(5, || async {
+            let o = order(app, &c.token, &order_id).await;
+            (o["payment_status"] == "refunded").then_some(o)
+        })
+        .await
+        .expect("the order becomes payment_status refunded");
+    assert_eq!(refunded["status"], "cancelled");
+    let after = payment(app, &admin, &order_id, &id).await;
+    assert_eq!(after["status"], "refunded");
+    assert_eq!(after["refunded_amount"], 30000);
+    assert_eq!(after["refunds"][1]["reason"], "order_cancelled", "{after}");
+    let ev = events(app, "payment.refunded", &id).await;
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[1]["amount"], 23000);
+    assert_eq!(ev[1]["full"], true);
+
+    // The bus may deliver order.cancelled again: nothing more is refunded.
+    let cancelled = events_from(app, "orders")
+        .await
+        .into_iter()
+        .find(|(t, p)| t == "order.cancelled" && p["order_id"] == order_id.as_str())
+        .map(|(_, p)| p)
+        .expect("order.cancelled was published");
+    assert_eq!(cancelled["payment_status"], "paid");
+    redeliver(app, "orders", "order.cancelled", &cancelled).await;
+    assert_eq!(payment(app, &admin, &order_id, &id).await, after);
+    assert_eq!(events(app, "payment.refunded", &id).await.len(), 2);
+
+    // An unpaid cancelled order refunds nothing (there is nothing captured).
+    let (c2, order2) = online_order(app, &admin, 20000).await;
+    let p2 = new_intent(app, &c2.token, &order2).await;
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{order2}/cancel"),
+            Some(&c2.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // Settle quietly: the next events show no refund for it.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(events(app, "payment.refunded", str_of(&p2["id"]))
+        .await
+        .is_empty());
+    assert_eq!(
+        payment(app, &admin, &order2, str_of(&p2["id"])).await["status"],
+        "created"
+    );
+    assert_eq!(events(app, "payment.refunded", &id).await.len(), 2);
+});
+
+backend_test!(a_capture_after_cancellation_is_refunded_at_once, |app| {
+    let admin = app.admin_token().await;
+    // The order is cancelled while the customer is still paying.
+    let (c, order_id) = online_order(app, &admin, 22000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&c.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let r = verify(app, &c.token, &p, "pay_late").await;
+    r.assert_error(409, "conflict");
+    assert_eq!(
+        r.body["error"]["details"]["payment_id"],
+        id.as_str(),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["error"]["details"]["status"], "refunded");
+    let after = payment(app, &admin, &order_id, &id).await;
+    assert_eq!(after["status"], "refunded");
+    assert_eq!(after["refunded_amount"], 22000);
+    assert_eq!(after["provider_payment_id"], "pay_late");
+    // Both events were committed although the client got 409.
+    assert_eq!(events(app, "payment.captured", &id).await.len(), 1);
+    let ev = events(app, "payment.refunded", &id).await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["full"], true);
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(o["status"], "cancelled");
+    assert_eq!(o["payment_status"], "awaiting");
+
+    // The same through the webhook.
+    let (c2, order2) = online_order(app, &admin, 22000).await;
+    let p2 = new_intent(app, &c2.token, &order2).await;
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{order2}/cancel"),
+            Some(&c2.token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = webhook(
+        app,
+        "payment.captured",
+        str_of(&p2["provider_order_id"]),
+        "pay_late_wh",
+    )
+    .await;
+    assert_eq!(r.body["status"], "processed", "{}", r.text);
+    let after = payment(app, &admin, &order2, str_of(&p2["id"])).await;
+    assert_eq!(after["status"], "refunded");
+    assert_eq!(after["refunded_amount"], 22000);
+});
+
+backend_test!(idempotency_keys_replay_intents_and_refunds, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 20000).await;
+    let body = serde_json::to_vec(&json!({ "order_id": order_id })).expect("json");
+
+    let first = post_with_headers(
+        app,
+        "/api/v1/payments/intents",
+        Some(&c.token),
+        &[("idempotency-key", "intent-key-1")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let second = post_with_headers(
+        app,
+        "/api/v1/payments/intents",
+        Some(&c.token),
+        &[("idempotency-key", "intent-key-1")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    assert_eq!(second.body, first.body);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(payments_of(app, &c.token, &order_id).await.len(), 1);
+    // The same key with another body is a conflict; a bad key is 400.
+    let other = serde_json::to_vec(&json!({"order_id": "ord_other"})).expect("json");
+    post_with_headers(
+        app,
+        "/api/v1/payments/intents",
+        Some(&c.token),
+        &[("idempotency-key", "intent-key-1")],
+        other,
+    )
+    .await
+    .assert_error(409, "conflict");
+    post_with_headers(
+        app,
+        "/api/v1/payments/intents",
+        Some(&c.token),
+        &[("idempotency-key", "has space")],
+        body,
+    )
+    .await
+    .assert_invalid_field("Idempotency-Key");
+
+    let id = str_of(&first.body["id"]).to_string();
+    assert_eq!(
+        verify(app, &c.token, &first.body, "pay_idem").await.status,
+        200
+    );
+    let refund_body = serde_json::to_vec(&json!({"amount": 6000})).expect("json");
+    let path = format!("/api/v1/payments/{id}/refund");
+    let r1 = post_with_headers(
+        app,
+        &path,
+        Some(&admin),
+        &[("idempotency-key", "refund-1")],
+        refund_body.clone(),
+    )
+    .await;
+    assert_eq!(r1.status, 200, "{}", r1.text);
+    assert_eq!(r1.body["refunded_amount"], 6000);
+    let r2 = post_with_headers(
+        app,
+        &path,
+        Some(&admin),
+        &[("idempotency-key", "refund-1")],
+        refund_body.clone(),
+    )
+    .await;
+    assert_eq!(r2.status, 200, "{}", r2.text);
+    assert_eq!(r2.body, r1.body);
+    assert_eq!(r2.header("idempotent-replayed"), Some("true"));
+    let after = payment(app, &admin, &order_id, &id).await;
+    assert_eq!(after["refunded_amount"], 6000);
+    assert_eq!(events(app, "payment.refunded", &id).await.len(), 1);
+    // A new key refunds again.
+    let r3 = post_with_headers(
+        app,
+        &path,
+        Some(&admin),
+        &[("idempotency-key", "refund-2")],
+        refund_body,
+    )
+    .await;
+    assert_eq!(r3.body["refunded_amount"], 12000, "{}", r3.text);
+});
+
+backend_test!(
+    listing_shows_an_orders_payments_to_its_customer_and_admins,
+    |app| {
+        let admin = app.admin_token().await;
+        let (c, order_id) = online_order(app, &admin, 20000).await;
+        assert!(payments_of(app, &c.token, &order_id).await.is_empty());
+        let first = new_intent(app, &c.token, &order_id).await;
+        let second = new_intent(app, &c.token, &order_id).await;
+
+        let items = payments_of(app, &c.token, &order_id).await;
+        assert_eq!(items.len(), 2);
+        // Newest first.
+        assert_eq!(items[0]["id"], second["id"]);
+        assert_eq!(items[1]["id"], first["id"]);
+        assert_eq!(items[1], first);
+        assert_eq!(payments_of(app, &admin, &order_id).await, items);
+
+        let other = app.customer().await;
+        app.get(
+            &format!("/api/v1/payments?order_id={order_id}"),
+            Some(&other.token),
+        )
+        .await
+        .assert_error(404, "not_found");
+        app.get("/api/v1/payments?order_id=ord_unknown", Some(&admin))
+            .await
+            .assert_error(404, "not_found");
+        app.get("/api/v1/payments", Some(&c.token))
+            .await
+            .assert_invalid_field("order_id");
+        app.get("/api/v1/payments?order_id=", Some(&admin))
+            .await
+            .assert_invalid_field("order_id");
+        app.get(&format!("/api/v1/payments?order_id={order_id}"), None)
+            .await
+            .assert_error(401, "unauthorized");
+        let agent = new_agent(app, &admin).await;
+        app.get(
+            &format!("/api/v1/payments?order_id={order_id}"),
+            Some(&agent.token),
+        )
+        .await
+        .assert_error(403, "forbidden");
+    }
+);
