@@ -55,7 +55,7 @@ impl App {
                 Duration::from_millis(config.services.breaker_cooldown_ms),
             ),
         });
-        registry::load_configured(&platform).await?;
+        registry::start(&platform).await?;
 
         let limiter = Arc::new(RateLimiter::new(
             config.rate_limit.clone(),

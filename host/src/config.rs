@@ -30,6 +30,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
     pub mail: MailConfig,
+    pub admin: AdminConfig,
+    pub registry: RegistryConfig,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
     /// The whole merged document, for plugin sections.
@@ -113,6 +115,29 @@ pub struct MailConfig {
     pub timeout_ms: u64,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdminConfig {
+    /// A bearer token that opens the operator API (`/admin/...`) besides admin users'
+    /// access tokens; empty = admins only.
+    pub operator_token: String,
+    /// Largest component `POST /admin/plugins` accepts, in MiB.
+    pub max_upload_mb: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RegistryConfig {
+    /// At start, make each configured file live (installing it, and replacing a build
+    /// of the same version): what `kirana up` does for development. Off, the registry
+    /// in the database decides and the files only seed it.
+    pub follow_files: bool,
+    /// A canary whose candidate answers more than this share of 5xx ...
+    pub canary_max_error_rate: f64,
+    /// ... over at least this many requests ...
+    pub canary_min_requests: u64,
+    /// ... within this many seconds of its start is rolled back by itself.
+    pub canary_window_secs: u64,
+}
+
 /// How a plugin's instances live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -126,6 +151,9 @@ pub enum InstanceMode {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PluginConfig {
+    /// The component file that seeds the registry; empty for plugins installed through
+    /// the operator API (a section then only sets grants and limits).
+    #[serde(default)]
     pub file: PathBuf,
     #[serde(default = "yes")]
     pub enabled: bool,

@@ -4,10 +4,12 @@
 //! - [`runtime`]: wasmtime engine, pooling, per-plugin `InstancePre`, limits, the store of
 //!   one call. Knows nothing of groceries.
 //! - [`capabilities`]: one module per WIT interface the host provides.
-//! - [`registry`]: which plugin versions are loaded and live.
+//! - [`registry`]: installed plugin versions, which one is live, hot swap and canaries.
 //! - [`gateway`]: the axum front door: routing, auth, limits, errors.
+//! - [`admin`]: the operator API under `/admin` (what `kirana plugins ...` talks to).
 //! - [`app`]: wires configuration → telemetry → storage → runtime → gateway.
 
+pub mod admin;
 pub mod app;
 pub mod capabilities;
 pub mod config;
@@ -16,5 +18,6 @@ pub mod metrics;
 pub mod platform;
 pub mod registry;
 pub mod runtime;
+pub mod stats;
 pub mod storage;
 pub mod telemetry;

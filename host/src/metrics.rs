@@ -85,6 +85,8 @@ pub struct Metrics {
     pub circuit_state: Family<CalleeLabels, Gauge>,
     /// Versions currently marked live, so a swap can clear the old one.
     live: Mutex<Vec<VersionLabels>>,
+    /// Per-plugin totals and recent latencies for the operator API.
+    pub plugin_stats: crate::stats::PluginStats,
 }
 
 impl Default for Metrics {
@@ -189,6 +191,7 @@ impl Default for Metrics {
             service_calls,
             circuit_state,
             live: Mutex::new(Vec::new()),
+            plugin_stats: Default::default(),
         }
     }
 }

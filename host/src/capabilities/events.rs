@@ -46,6 +46,11 @@ impl EventBus {
         }
     }
 
+    /// Wakes the dispatcher (deliveries became due outside a publish, e.g. a retry).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Writes `events` and their deliveries in one transaction; `subscribers` names
     /// the plugins that subscribe to a topic.
     pub async fn commit(

@@ -18,6 +18,26 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// As the configuration spells them: `sql`, `kv`, `identity`, `realtime`, `mail`,
+    /// `publish:TOPIC`, `call:PLUGIN`.
+    pub fn as_list(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (on, name) in [
+            (self.sql, "sql"),
+            (self.kv, "kv"),
+            (self.identity, "identity"),
+            (self.realtime, "realtime"),
+            (self.mail, "mail"),
+        ] {
+            if on {
+                out.push(name.to_string());
+            }
+        }
+        out.extend(self.publish.iter().map(|t| format!("publish:{t}")));
+        out.extend(self.call.iter().map(|p| format!("call:{p}")));
+        out
+    }
+
     /// Nothing at all (while `describe` runs).
     pub fn none() -> Self {
         Self::default()

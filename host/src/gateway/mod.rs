@@ -45,6 +45,7 @@ pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_document))
+        .nest_service("/admin", crate::admin::router(platform.clone()))
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
         .layer(middleware::from_fn(request_id))
@@ -191,17 +192,31 @@ async fn ready(State(g): State<Arc<Gateway>>) -> Response {
         reasons.push(format!("host database: {e}"));
     }
     let snap = p.registry.snapshot();
+    // Live and operator-disabled plugins, and configured ones that failed to load.
+    let mut names: Vec<&String> = snap
+        .plugins
+        .keys()
+        .chain(snap.disabled.keys())
+        .chain(p.config.plugins.keys())
+        .collect();
+    names.sort();
+    names.dedup();
     let mut plugins = Vec::new();
-    for (name, pc) in &p.config.plugins {
-        let state = match (pc.enabled, snap.plugins.get(name)) {
-            (false, _) => "disabled".to_string(),
-            (true, Some(_)) => "live".to_string(),
-            (true, None) => {
-                reasons.push(format!("plugin {name} is not loaded"));
-                "missing".to_string()
-            }
+    for name in names {
+        let configured = p.config.plugins.get(name);
+        let (state, loaded) = match (snap.plugins.get(name), snap.disabled.get(name)) {
+            (Some(l), _) => ("live", Some(l)),
+            (None, Some(l)) => ("disabled", Some(l)),
+            (None, None) => match configured {
+                Some(pc) if !pc.enabled => ("disabled", None),
+                Some(pc) if !pc.file.as_os_str().is_empty() => {
+                    reasons.push(format!("plugin {name} is not loaded (see the log)"));
+                    ("missing", None)
+                }
+                _ => continue, // only grants configured; nothing installed
+            },
         };
-        let version = snap.plugins.get(name).map(|l| l.version().to_string());
+        let version = loaded.map(|l| l.version().to_string());
         plugins.push(json!({"name": name, "version": version, "state": state}));
     }
     let open_circuits = p.breakers.open();
@@ -355,13 +370,32 @@ async fn route(
             )
         }
     };
-    let Some(plugin) = snap.plugins.get(&target.plugin).cloned() else {
+    let Some(stable) = snap.plugins.get(&target.plugin).cloned() else {
+        let why = if snap.disabled.contains_key(&target.plugin) {
+            "is disabled by the operator"
+        } else {
+            "is not available"
+        };
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "plugin_unavailable",
-            format!("plugin {} is not available", target.plugin),
+            format!("plugin {} {why}; retry later", target.plugin),
             &rid,
         );
+    };
+    // A running canary takes its share of the requests its candidate can serve.
+    let canary =
+        snap.canaries
+            .get(&target.plugin)
+            .filter(|c| {
+                c.plugin.manifest.routes.iter().any(|r| {
+                    r.method.eq_ignore_ascii_case(&target.method) && r.path == target.pattern
+                })
+            })
+            .map(|c| (c.clone(), rand::random::<u8>() % 100 < c.percent));
+    let plugin = match &canary {
+        Some((c, true)) => c.plugin.clone(),
+        _ => stable,
     };
 
     let started = std::time::Instant::now();
@@ -374,6 +408,17 @@ async fn route(
     let elapsed = started.elapsed();
     p.metrics
         .request(&target.plugin, &target.pattern, &method, status, elapsed);
+    p.metrics
+        .plugin_stats
+        .record(&target.plugin, status, elapsed);
+    if let Some((c, candidate)) = canary {
+        if candidate {
+            c.candidate.record(status);
+            crate::registry::ops::check_canary(p, &target.plugin, &c);
+        } else {
+            c.stable.record(status);
+        }
+    }
     tracing::info!(
         target: "access",
         request_id = %rid,

@@ -1,47 +1,97 @@
-//! Which plugin versions are loaded and live, and how a version becomes live: compile
-//! (or load from the cache), validate its manifest, resolve its grants, check its routes
-//! against everyone else's, run its `migrate` in a transaction, then swap it in.
+//! Which plugin versions are installed, which one of each plugin is live, and how a
+//! version becomes live: compile (or load from the cache), describe, validate its
+//! manifest, resolve its grants, check its routes against everyone else's, run its
+//! `migrate` in a transaction, then swap it in.
 //!
-//! The live set and its route table sit behind one `ArcSwap`: a request reads a
-//! snapshot once and keeps that version for its whole life, even if a swap happens.
+//! The live set, the disabled plugins, running canaries and the route table sit behind
+//! one `ArcSwap`: a request reads a snapshot once and keeps that version for its whole
+//! life, even if a swap happens meanwhile. Operator actions ([`ops`]) are serialised by
+//! a lock and recorded in the host database ([`store`]), which is the truth across
+//! restarts; the configuration file only seeds it (see [`start`]).
 
 mod manifest;
+pub mod ops;
+pub mod store;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use arc_swap::ArcSwap;
-use sqlx::Row;
 
 use crate::capabilities::grants::Grants;
 use crate::capabilities::sql;
 use crate::config::{InstanceMode, PluginConfig};
 use crate::gateway::routes::RouteTable;
 use crate::platform::Platform;
+use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, LoadedPlugin, Op, OpResult, PluginCtx};
-use crate::storage::{self, now_ms};
+use crate::storage::{self, PluginDb};
 
 pub use manifest::validate_manifest;
 
-/// The live plugins and the route table built from them.
+/// A candidate version taking a share of a plugin's requests.
+pub struct Canary {
+    pub plugin: Arc<LoadedPlugin>,
+    /// Share of requests, 1..=99.
+    pub percent: u8,
+    pub started: Instant,
+    /// Unix milliseconds, for display.
+    pub started_at_ms: i64,
+    pub candidate: Counts,
+    pub stable: Counts,
+    /// Set once an automatic rollback was started, so it starts once.
+    pub aborting: AtomicBool,
+}
+
+/// Requests and server errors (5xx) counted for one side of a canary.
+#[derive(Default)]
+pub struct Counts {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+impl Counts {
+    pub fn record(&self, status: u16) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self) -> (u64, u64) {
+        (
+            self.requests.load(Ordering::Relaxed),
+            self.errors.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The live plugins, the disabled ones and the route table built from both.
+#[derive(Default, Clone)]
 pub struct Snapshot {
+    /// Enabled plugins: their live version.
     pub plugins: HashMap<String, Arc<LoadedPlugin>>,
-    pub routes: RouteTable,
+    /// Disabled plugins (their last live version): routes answer 503, events wait.
+    pub disabled: HashMap<String, Arc<LoadedPlugin>>,
+    /// Candidates running as canaries, by plugin.
+    pub canaries: HashMap<String, Arc<Canary>>,
+    pub routes: Arc<RouteTable>,
 }
 
 pub struct Registry {
     current: ArcSwap<Snapshot>,
+    /// Serialises operator actions (install, enable, disable, ...).
+    pub(crate) ops: tokio::sync::Mutex<()>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Self {
-            current: ArcSwap::from_pointee(Snapshot {
-                plugins: HashMap::new(),
-                routes: RouteTable::default(),
-            }),
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            ops: tokio::sync::Mutex::new(()),
         }
     }
 }
@@ -52,156 +102,396 @@ impl Registry {
         self.current.load_full()
     }
 
+    /// The live version of an enabled plugin.
     pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
         self.current.load().plugins.get(name).cloned()
     }
 
-    /// Names of live plugins subscribed to `topic`.
+    /// Names of plugins subscribed to `topic`, enabled or disabled (a disabled
+    /// plugin's deliveries wait for it).
     pub fn subscribers(&self, topic: &str) -> Vec<String> {
         let snap = self.current.load();
         let mut names: Vec<String> = snap
             .plugins
             .values()
+            .chain(snap.disabled.values())
             .filter(|p| p.manifest.subscriptions.iter().any(|s| s == topic))
             .map(|p| p.name().to_string())
             .collect();
         names.sort();
+        names.dedup();
         names
     }
 
     /// Makes `plugins` the live set (their routes must not collide).
     pub fn publish(&self, plugins: Vec<Arc<LoadedPlugin>>) -> Result<()> {
-        let routes = RouteTable::build(&plugins)?;
-        let plugins = plugins
-            .into_iter()
-            .map(|p| (p.name().to_string(), p))
+        let next = Snapshot {
+            plugins: plugins
+                .into_iter()
+                .map(|p| (p.name().to_string(), p))
+                .collect(),
+            ..Snapshot::default()
+        };
+        self.replace(next)
+    }
+
+    /// Installs `next` (its route table is rebuilt here) and drains the warm instances
+    /// of versions that left.
+    pub fn replace(&self, mut next: Snapshot) -> Result<()> {
+        let serving: Vec<Arc<LoadedPlugin>> = next
+            .plugins
+            .values()
+            .chain(next.disabled.values())
+            .cloned()
             .collect();
-        let old = self.current.swap(Arc::new(Snapshot { plugins, routes }));
-        for p in old.plugins.values() {
-            p.drain();
+        next.routes = Arc::new(RouteTable::build(&serving)?);
+        let old = self.current.swap(Arc::new(next));
+        let now = self.current.load();
+        let still = |p: &Arc<LoadedPlugin>| {
+            now.plugins.values().any(|q| Arc::ptr_eq(p, q))
+                || now.canaries.values().any(|c| Arc::ptr_eq(p, &c.plugin))
+        };
+        for p in old
+            .plugins
+            .values()
+            .chain(old.disabled.values())
+            .chain(old.canaries.values().map(|c| &c.plugin))
+        {
+            if !still(p) {
+                p.drain();
+            }
         }
         Ok(())
     }
-}
 
-impl Registry {
     /// Drops every live plugin's warm instances (frees pool slots).
     pub fn drain_all(&self) {
-        for p in self.current.load().plugins.values() {
+        let snap = self.current.load();
+        for p in snap.plugins.values() {
             p.drain();
+        }
+        for c in snap.canaries.values() {
+            c.plugin.drain();
         }
     }
 
     /// Takes every plugin out of service: drops warm instances (which hold the
     /// platform alive) and closes the plugins' database pools.
     pub async fn shutdown(&self) {
-        let old = self.current.swap(Arc::new(Snapshot {
-            plugins: HashMap::new(),
-            routes: RouteTable::default(),
-        }));
-        for p in old.plugins.values() {
+        let old = self.current.swap(Arc::new(Snapshot::default()));
+        for p in old
+            .plugins
+            .values()
+            .chain(old.disabled.values())
+            .chain(old.canaries.values().map(|c| &c.plugin))
+        {
             p.drain();
             p.ctx.db.close().await;
         }
     }
 }
 
-/// Loads, validates and migrates every enabled plugin of the configuration, then
-/// makes them live together.
-pub async fn load_configured(platform: &Arc<Platform>) -> Result<()> {
-    let mut loaded = Vec::new();
-    for (name, pc) in &platform.config.plugins {
+/// The configuration of a plugin that has no `[plugins.NAME]` section: installed
+/// through the operator API, fresh instances, and no grants at all.
+pub fn unconfigured() -> PluginConfig {
+    PluginConfig {
+        file: Default::default(),
+        enabled: true,
+        instances: InstanceMode::Fresh,
+        memory_mb: None,
+        timeout_ms: None,
+        grants: Some(Vec::new()),
+    }
+}
+
+/// Brings the registry up at start. For every plugin known to the host database or
+/// named in the configuration:
+/// - `enabled = false` in the configuration keeps it out entirely;
+/// - with `registry.follow_files` (what `kirana up` sets for development), the
+///   configured file is installed if new (its bytes replace a same-version build) and
+///   made live;
+/// - otherwise the registry's live version is loaded from its stored bytes, and a
+///   plugin the registry has never seen is seeded from its configured file and made
+///   live. A newer version found in the file is installed but not enabled.
+///
+/// A plugin that fails to load is logged and left out (`/ready` then answers 503 naming
+/// it); colliding routes stop the start.
+pub async fn start(platform: &Arc<Platform>) -> Result<()> {
+    let db = &platform.db;
+    let states: HashMap<String, store::StateRow> = store::states(db)
+        .await?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    let mut names: Vec<String> = platform.config.plugins.keys().cloned().collect();
+    names.extend(states.keys().cloned());
+    names.sort();
+    names.dedup();
+
+    let mut live = Vec::new();
+    let mut disabled = Vec::new();
+    for name in names {
+        let pc = platform
+            .config
+            .plugins
+            .get(&name)
+            .cloned()
+            .unwrap_or_else(unconfigured);
         if !pc.enabled {
             tracing::info!(plugin = %name, "disabled in configuration; not loaded");
             continue;
         }
-        let started = std::time::Instant::now();
-        let plugin = load(platform, name, pc)
-            .await
-            .with_context(|| format!("loading plugin {name}"))?;
-        tracing::info!(
-            plugin = %name,
-            version = %plugin.version(),
-            routes = plugin.manifest.routes.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "plugin loaded"
-        );
-        loaded.push(Arc::new(plugin));
+        let started = Instant::now();
+        match start_one(platform, &name, &pc, states.get(&name)).await {
+            Ok(Some((plugin, is_disabled))) => {
+                tracing::info!(
+                    plugin = %name,
+                    version = %plugin.version(),
+                    routes = plugin.manifest.routes.len(),
+                    disabled = is_disabled,
+                    ms = started.elapsed().as_millis() as u64,
+                    "plugin loaded"
+                );
+                if is_disabled {
+                    disabled.push(Arc::new(plugin));
+                } else {
+                    live.push(Arc::new(plugin));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %format!("{e:#}"), "plugin not loaded")
+            }
+        }
     }
     // Refuse colliding routes before any migration touches a database.
-    RouteTable::build(&loaded)?;
-    for plugin in &loaded {
-        migrate(platform, plugin)
-            .await
-            .with_context(|| format!("migrating plugin {}", plugin.name()))?;
+    let all: Vec<Arc<LoadedPlugin>> = live.iter().chain(disabled.iter()).cloned().collect();
+    RouteTable::build(&all)?;
+    let mut ready = Vec::new();
+    for plugin in live {
+        match migrate(platform, &plugin).await {
+            Ok(()) => {
+                let previous = states
+                    .get(plugin.name())
+                    .and_then(|s| s.live_version.clone())
+                    .filter(|v| v != plugin.version());
+                let previous = previous.or_else(|| {
+                    states
+                        .get(plugin.name())
+                        .and_then(|s| s.previous_version.clone())
+                });
+                store::set_live(db, plugin.name(), plugin.version(), previous.as_deref()).await?;
+                ready.push(plugin);
+            }
+            Err(e) => {
+                tracing::error!(plugin = %plugin.name(), error = %format!("{e:#}"), "migration failed; plugin not loaded")
+            }
+        }
     }
-    let live: Vec<(String, String)> = loaded
-        .iter()
-        .map(|p| (p.name().to_string(), p.version().to_string()))
-        .collect();
-    platform.registry.publish(loaded)?;
-    platform.metrics.set_live(&live);
+    let next = Snapshot {
+        plugins: ready
+            .into_iter()
+            .map(|p| (p.name().to_string(), p))
+            .collect(),
+        disabled: disabled
+            .into_iter()
+            .map(|p| (p.name().to_string(), p))
+            .collect(),
+        ..Snapshot::default()
+    };
+    platform.registry.replace(next)?;
+    ops::refresh_live_metric(platform);
     Ok(())
 }
 
-/// Compiles (or loads from the cache) and validates one plugin.
-pub async fn load(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) -> Result<LoadedPlugin> {
-    let config = &platform.config;
-    let path = config.plugin_path(pc);
-    let bytes = tokio::fs::read(&path).await.with_context(|| {
+/// Decides and loads the version of one plugin at start; `Some((plugin, disabled))`.
+async fn start_one(
+    platform: &Arc<Platform>,
+    name: &str,
+    pc: &PluginConfig,
+    state: Option<&store::StateRow>,
+) -> Result<Option<(LoadedPlugin, bool)>> {
+    let db = &platform.db;
+    let is_disabled = state.is_some_and(|s| s.state == "disabled");
+    let has_file = !pc.file.as_os_str().is_empty();
+    if platform.config.registry.follow_files && has_file {
+        let bytes = read_file(platform, name, pc).await?;
+        let plugin = build(platform, Some(name), bytes.clone(), pc, None)
+            .await
+            .map_err(anyhow::Error::from)?;
+        store::insert_version(
+            db,
+            &store::NewVersion {
+                name,
+                version: plugin.version(),
+                sha256: &plugin.sha256,
+                bytes: &bytes,
+                manifest_json: &manifest_json(&plugin.manifest).to_string(),
+                installed_by: "config",
+            },
+            true,
+        )
+        .await?;
+        return Ok(Some((plugin, is_disabled)));
+    }
+    let stored = match state.and_then(|s| s.live_version.as_deref()) {
+        Some(v) => store::version(db, name, v).await?.filter(|r| r.has_bytes),
+        None => None,
+    };
+    if let Some(row) = stored {
+        let bytes = store::component(db, &row.sha256)
+            .await?
+            .ok_or_else(|| anyhow!("the stored bytes of {name} {} are gone", row.version))?;
+        let plugin = build(platform, Some(name), bytes, pc, None)
+            .await
+            .map_err(anyhow::Error::from)?;
+        if has_file {
+            offer_file(platform, name, pc).await;
+        }
+        return Ok(Some((plugin, is_disabled)));
+    }
+    if !has_file {
+        tracing::warn!(plugin = %name, "no stored component and no file configured; not loaded");
+        return Ok(None);
+    }
+    // First start (or a registry from before it kept bytes): seed from the file.
+    let bytes = read_file(platform, name, pc).await?;
+    let plugin = build(platform, Some(name), bytes.clone(), pc, None)
+        .await
+        .map_err(anyhow::Error::from)?;
+    store::insert_version(
+        db,
+        &store::NewVersion {
+            name,
+            version: plugin.version(),
+            sha256: &plugin.sha256,
+            bytes: &bytes,
+            manifest_json: &manifest_json(&plugin.manifest).to_string(),
+            installed_by: "config",
+        },
+        true,
+    )
+    .await?;
+    store::record(
+        db,
+        name,
+        "install",
+        Some(plugin.version()),
+        "config",
+        Some("seeded from the configuration"),
+    )
+    .await?;
+    Ok(Some((plugin, is_disabled)))
+}
+
+/// Installs (without enabling) a version found in the configured file that the
+/// registry does not have yet, so the operator can enable it.
+async fn offer_file(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) {
+    let Ok(bytes) = tokio::fs::read(platform.config.plugin_path(pc)).await else {
+        return;
+    };
+    match ops::install(platform, bytes, "config").await {
+        Ok(ops::Installed {
+            version, new: true, ..
+        }) => tracing::info!(
+            plugin = %name, %version,
+            "a new version was found in the configured file and installed; enable it with `kirana plugins enable {name}@{version}`"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(plugin = %name, error = %e, "the configured file was not installed")
+        }
+    }
+}
+
+async fn read_file(platform: &Platform, name: &str, pc: &PluginConfig) -> Result<Vec<u8>> {
+    let path = platform.config.plugin_path(pc);
+    tokio::fs::read(&path).await.with_context(|| {
         format!(
             "reading {} (build it with `kirana build` or `cargo build --release --target wasm32-wasip2 -p {name}`)",
             path.display()
         )
-    })?;
+    })
+}
+
+/// Why a component cannot be installed or enabled.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Not a usable component (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// Clashes with what is installed or live (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// No such plugin or version (404).
+    #[error("{0}")]
+    NotFound(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Compiles (or loads from the cache), describes and validates one component.
+/// `expected` is the plugin name it must describe itself as (none when uploaded);
+/// `db` is the plugin's database when another version already has it open.
+pub async fn build(
+    platform: &Arc<Platform>,
+    expected: Option<&str>,
+    bytes: Vec<u8>,
+    pc: &PluginConfig,
+    db: Option<PluginDb>,
+) -> Result<LoadedPlugin, RegistryError> {
+    let config = &platform.config;
     let size = bytes.len();
     let runtime_ref = platform.clone();
     let (component, sha256) =
         tokio::task::spawn_blocking(move || runtime_ref.runtime.compile(&bytes))
             .await
-            .map_err(|e| anyhow!("compile task: {e}"))??;
-    let pre = LoadedPlugin::prepare(platform, &component)?;
-    let db = storage::open_plugin(config, name, &platform.db).await?;
+            .map_err(|e| anyhow!("compile task: {e}"))?
+            .map_err(|e| {
+                RegistryError::Invalid(format!("not a WebAssembly component: {}", root(&e)))
+            })?;
+    let pre = LoadedPlugin::prepare(platform, &component)
+        .map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
 
-    // Ask the component who it is, with no capabilities granted.
+    // Ask the component who it is, with no capabilities and no database.
+    let probe_db = PluginDb::Sqlite(
+        sqlx::sqlite::SqlitePool::connect_lazy("sqlite::memory:")
+            .map_err(|e| anyhow!("probe database: {e}"))?,
+    );
     let probe_ctx = Arc::new(PluginCtx {
-        name: name.to_string(),
+        name: expected.unwrap_or("(uploaded)").to_string(),
         version: "unknown".into(),
         grants: Grants::none(),
-        db: db.clone(),
+        db: probe_db,
         settings: Vec::new(),
         memory_bytes: mb(config.limits.memory_mb),
         timeout: Duration::from_millis(config.limits.timeout_ms),
         mode: InstanceMode::Fresh,
     });
-    let empty = crate::runtime::bindings::wit::Manifest {
-        name: name.to_string(),
-        version: "0.0.0".into(),
-        routes: Vec::new(),
-        subscriptions: Vec::new(),
-        capabilities: crate::runtime::bindings::wit::Capabilities {
-            sql: false,
-            kv: false,
-            publish: Vec::new(),
-            call: Vec::new(),
-            identity: false,
-            realtime: false,
-            mail: false,
-        },
-        limits: crate::runtime::bindings::wit::Limits {
-            memory_mb: None,
-            timeout_ms: None,
-        },
-    };
-    let probe = LoadedPlugin::new(probe_ctx, pre.clone(), empty, sha256.clone(), size, 0)?;
-    let call = CallCtx::new(format!("describe:{name}"), None, 0, probe.ctx.timeout);
+    let probe = LoadedPlugin::new(
+        probe_ctx,
+        pre.clone(),
+        empty_manifest(),
+        sha256.clone(),
+        size,
+        0,
+    )
+    .map_err(RegistryError::Internal)?;
+    let call = CallCtx::new("describe".into(), None, 0, probe.ctx.timeout);
     let manifest = match probe.run(platform, call, Op::Describe).await {
         Ok((OpResult::Manifest(m), _)) => m,
-        Ok(_) => bail!("describe returned an unexpected result"),
-        Err(e) => bail!("describe failed: {e}"),
+        Ok(_) => {
+            return Err(RegistryError::Invalid(
+                "describe returned an unexpected result".into(),
+            ))
+        }
+        Err(e) => return Err(RegistryError::Invalid(format!("describe failed: {e}"))),
     };
-    validate_manifest(name, &manifest)?;
-    let grants = Grants::resolve(name, &manifest.capabilities, pc.grants.as_deref())?;
+    let name = expected.unwrap_or(&manifest.name).to_string();
+    validate_manifest(&name, &manifest).map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
+    check_name(&name).map_err(RegistryError::Invalid)?;
+    let grants = Grants::resolve(&name, &manifest.capabilities, pc.grants.as_deref())
+        .map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
 
     let max_mb = config.runtime.max_memory_mb;
     let memory_mb = pc
@@ -219,12 +509,16 @@ pub async fn load(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) -> Re
             .unwrap_or(config.limits.timeout_ms)
             .min(config.limits.timeout_ms)
     });
+    let db = match db {
+        Some(db) => db,
+        None => storage::open_plugin(config, &name, &platform.db).await?,
+    };
     let ctx = Arc::new(PluginCtx {
-        name: name.to_string(),
+        name: name.clone(),
         version: manifest.version.clone(),
         grants,
         db,
-        settings: config.plugin_settings(name),
+        settings: config.plugin_settings(&name),
         memory_bytes: mb(memory_mb),
         timeout: Duration::from_millis(timeout_ms),
         mode: pc.instances,
@@ -237,6 +531,97 @@ pub async fn load(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) -> Re
         size,
         config.runtime.warm_instances,
     )
+    .map_err(|e| RegistryError::Invalid(format!("{e:#}")))
+}
+
+fn root(e: &anyhow::Error) -> String {
+    e.root_cause().to_string()
+}
+
+/// Names that would clash with the host's own configuration sections.
+const RESERVED: &[&str] = &[
+    "runtime",
+    "limits",
+    "services",
+    "identity",
+    "events",
+    "rate_limit",
+    "cors",
+    "mail",
+    "env_aliases",
+    "plugins",
+    "admin",
+    "registry",
+    "host",
+    "kirana",
+];
+
+/// A plugin name: `[a-z][a-z0-9_]{0,31}`, not a host section.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok = (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !ok {
+        return Err(format!(
+            "plugin name {name:?} must be 1 to 32 of a-z, 0-9 and _, starting with a letter"
+        ));
+    }
+    if RESERVED.contains(&name) {
+        return Err(format!("plugin name {name:?} is reserved by the host"));
+    }
+    Ok(())
+}
+
+fn empty_manifest() -> wit::Manifest {
+    wit::Manifest {
+        name: String::new(),
+        version: "0.0.0".into(),
+        routes: Vec::new(),
+        subscriptions: Vec::new(),
+        capabilities: wit::Capabilities {
+            sql: false,
+            kv: false,
+            publish: Vec::new(),
+            call: Vec::new(),
+            identity: false,
+            realtime: false,
+            mail: false,
+        },
+        limits: wit::Limits {
+            memory_mb: None,
+            timeout_ms: None,
+        },
+    }
+}
+
+/// A manifest as JSON (stored with each version and shown by the operator API).
+pub fn manifest_json(m: &wit::Manifest) -> serde_json::Value {
+    let routes: Vec<_> = m.routes.iter().map(route_json).collect();
+    let c = &m.capabilities;
+    serde_json::json!({
+        "name": m.name,
+        "version": m.version,
+        "routes": routes,
+        "subscriptions": m.subscriptions,
+        "capabilities": {
+            "sql": c.sql, "kv": c.kv, "publish": c.publish, "call": c.call,
+            "identity": c.identity, "realtime": c.realtime, "mail": c.mail,
+        },
+        "limits": {"memory_mb": m.limits.memory_mb, "timeout_ms": m.limits.timeout_ms},
+    })
+}
+
+/// `{method, path, role}`; role is `public`, `any`, `internal` or the roles joined by `|`.
+pub fn route_json(r: &wit::Route) -> serde_json::Value {
+    let role = match &r.access {
+        wit::Access::Public => "public".to_string(),
+        wit::Access::Authenticated => "any".to_string(),
+        wit::Access::Internal => "internal".to_string(),
+        wit::Access::Roles(roles) => roles.join("|"),
+    };
+    serde_json::json!({"method": r.method, "path": r.path, "role": role})
 }
 
 fn mb(n: u32) -> usize {
@@ -245,20 +630,10 @@ fn mb(n: u32) -> usize {
         .saturating_mul(1 << 20)
 }
 
-/// Runs the plugin's `migrate(from)` inside a transaction on its database and records
-/// the version as migrated and live. A failure rolls everything back.
+/// Runs the plugin's `migrate(from)` inside a transaction on its database, where `from`
+/// is the version migrated last. A failure rolls everything back.
 pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Result<()> {
-    let db = &platform.db;
-    let from: Option<String> =
-        sqlx::query("SELECT migrated_version FROM plugin_state WHERE name = $1")
-            .bind(plugin.name())
-            .fetch_optional(&db.pool)
-            .await?
-            .and_then(|r| {
-                r.try_get::<Option<String>, _>("migrated_version")
-                    .ok()
-                    .flatten()
-            });
+    let from = store::migrated_version(&platform.db, plugin.name()).await?;
     let tx = sql::begin(&plugin.ctx.db)
         .await
         .context("opening the migration transaction")?;
@@ -279,32 +654,30 @@ pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Re
         tx.commit().await.context("committing the migration")?;
     }
     platform.commit_events(&call.pending).await?;
-    record_live(platform, plugin).await
+    Ok(())
 }
 
-async fn record_live(platform: &Platform, plugin: &LoadedPlugin) -> Result<()> {
-    let now = now_ms();
-    let db = &platform.db;
-    sqlx::query(
-        "INSERT INTO plugin_versions (name, version, sha256, size, installed_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (name, version) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size",
-    )
-    .bind(plugin.name())
-    .bind(plugin.version())
-    .bind(&plugin.sha256)
-    .bind(i64::try_from(plugin.size).unwrap_or(i64::MAX))
-    .bind(now)
-    .execute(&db.pool)
-    .await?;
-    sqlx::query(
-        "INSERT INTO plugin_state (name, live_version, migrated_version, updated_at) VALUES ($1, $2, $2, $3) \
-         ON CONFLICT (name) DO UPDATE SET live_version = excluded.live_version, \
-         migrated_version = excluded.migrated_version, updated_at = excluded.updated_at",
-    )
-    .bind(plugin.name())
-    .bind(plugin.version())
-    .bind(now)
-    .execute(&db.pool)
-    .await?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_names() {
+        assert!(check_name("cart").is_ok());
+        assert!(check_name("loyalty_points2").is_ok());
+        assert!(check_name("Cart").is_err());
+        assert!(check_name("2cart").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_name("mail").is_err());
+        assert!(check_name(&"a".repeat(33)).is_err());
+    }
+
+    #[test]
+    fn canary_counts() {
+        let c = Counts::default();
+        c.record(200);
+        c.record(503);
+        c.record(404);
+        assert_eq!(c.get(), (3, 1));
+    }
 }

@@ -166,7 +166,7 @@ fn workspace() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn plugin_dir() -> PathBuf {
+pub fn plugin_dir() -> PathBuf {
     std::env::var("KIRANA_TEST_PLUGIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| workspace().join("target/wasm32-wasip2/release"))

@@ -16,3 +16,4 @@ mod notifications;
 mod orders;
 mod payments;
 mod platform;
+mod registry;

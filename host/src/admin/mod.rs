@@ -1,0 +1,463 @@
+//! The operator API under `/admin` (used by `kirana plugins ...`): list and inspect
+//! plugins, upload components, enable (or canary), promote, disable, roll back and
+//! delete versions, and look at and retry dead-lettered events.
+//!
+//! Every route needs `Authorization: Bearer` with an admin's access token or the
+//! operator token from `[admin] operator_token`. Errors use the API error shape.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sqlx::Row;
+
+use crate::gateway::error::error;
+use crate::gateway::RequestId;
+use crate::platform::Platform;
+use crate::registry::{ops, route_json, store, RegistryError};
+use crate::storage::{now_ms, rfc3339_ms};
+
+/// The operator API's routes (nested under `/admin` by the gateway).
+pub fn router(platform: Arc<Platform>) -> Router {
+    let upload_limit = platform.config.admin.max_upload_mb.saturating_mul(1 << 20);
+    Router::new()
+        .route(
+            "/plugins",
+            get(list)
+                .post(upload)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/plugins/{name}", get(inspect))
+        .route("/plugins/{name}/enable", post(enable))
+        .route("/plugins/{name}/promote", post(promote))
+        .route("/plugins/{name}/disable", post(disable))
+        .route("/plugins/{name}/rollback", post(rollback))
+        .route("/plugins/{name}/versions/{version}", delete(delete_version))
+        .route("/events", get(events))
+        .route("/events/{id}/retry", post(retry_event))
+        .fallback(unknown)
+        .with_state(platform)
+}
+
+async fn unknown(
+    Extension(RequestId(rid)): Extension<RequestId>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no operator route {method} {}", uri.path()),
+        &rid,
+    )
+}
+
+/// Who is calling: `operator` for the operator token, else the admin's user id.
+async fn authorize(p: &Platform, headers: &HeaderMap, rid: &str) -> Result<String, Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the operator API needs a bearer token: an admin's access token or [admin] operator_token",
+                rid,
+            )
+        })?;
+    let operator = &p.config.admin.operator_token;
+    if !operator.is_empty() && constant_time_eq(operator.as_bytes(), token.as_bytes()) {
+        return Ok("operator".into());
+    }
+    match p.identity.verify(token).await {
+        Ok(id) if id.role == "admin" => Ok(id.user_id),
+        Ok(_) => Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the operator API needs the admin role",
+            rid,
+        )),
+        Err(e) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            e.to_string(),
+            rid,
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn registry_error(e: RegistryError, rid: &str) -> Response {
+    match e {
+        RegistryError::Invalid(m) => error(StatusCode::BAD_REQUEST, "validation_failed", m, rid),
+        RegistryError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", m, rid),
+        RegistryError::NotFound(m) => error(StatusCode::NOT_FOUND, "not_found", m, rid),
+        RegistryError::Internal(e) => {
+            tracing::error!(request_id = %rid, error = %format!("{e:#}"), "operator action failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the operator action failed; see the host's log",
+                rid,
+            )
+        }
+    }
+}
+
+fn internal(e: anyhow::Error, rid: &str) -> Response {
+    registry_error(RegistryError::Internal(e), rid)
+}
+
+/// One plugin as the operator API shows it; `None` when the host knows nothing of it.
+async fn entry(p: &Arc<Platform>, name: &str) -> anyhow::Result<Option<Value>> {
+    let snap = p.registry.snapshot();
+    let versions: Vec<store::VersionRow> = store::all_versions(&p.db)
+        .await?
+        .into_iter()
+        .filter(|v| v.name == name)
+        .collect();
+    let live = snap.plugins.get(name);
+    let disabled = snap.disabled.get(name);
+    let loaded = live.or(disabled);
+    if loaded.is_none() && versions.is_empty() {
+        return Ok(None);
+    }
+    let state = match (live, disabled) {
+        (Some(_), _) => "live",
+        (None, Some(_)) => "disabled",
+        (None, None) => "installed",
+    };
+    let (routes, subscriptions, grants) = match loaded {
+        Some(l) => (
+            l.manifest.routes.iter().map(route_json).collect::<Vec<_>>(),
+            l.manifest.subscriptions.clone(),
+            l.ctx.grants.as_list(),
+        ),
+        None => (Vec::new(), Vec::new(), Vec::new()),
+    };
+    let canary = snap.canaries.get(name).map(|c| {
+        let (requests, errors) = c.candidate.get();
+        let (stable_requests, stable_errors) = c.stable.get();
+        json!({
+            "version": c.plugin.version(), "percent": c.percent,
+            "started_at": rfc3339_ms(c.started_at_ms),
+            "requests": requests, "errors": errors,
+            "stable_requests": stable_requests, "stable_errors": stable_errors,
+        })
+    });
+    Ok(Some(json!({
+        "name": name,
+        "live_version": loaded.map(|l| l.version()),
+        "state": state,
+        "versions": versions,
+        "routes": routes,
+        "subscriptions": subscriptions,
+        "grants": grants,
+        "stats": p.metrics.plugin_stats.summary(name),
+        "canary": canary,
+    })))
+}
+
+async fn list(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&p, &headers, &rid).await {
+        return r;
+    }
+    let snap = p.registry.snapshot();
+    let mut names: Vec<String> = snap
+        .plugins
+        .keys()
+        .chain(snap.disabled.keys())
+        .cloned()
+        .collect();
+    match store::all_versions(&p.db).await {
+        Ok(v) => names.extend(v.into_iter().map(|v| v.name)),
+        Err(e) => return internal(e, &rid),
+    }
+    names.sort();
+    names.dedup();
+    let mut items = Vec::new();
+    for name in names {
+        match entry(&p, &name).await {
+            Ok(Some(e)) => items.push(e),
+            Ok(None) => {}
+            Err(e) => return internal(e, &rid),
+        }
+    }
+    Json(json!({ "items": items })).into_response()
+}
+
+async fn inspect(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&p, &headers, &rid).await {
+        return r;
+    }
+    answer_entry(&p, &name, &rid, true).await
+}
+
+async fn answer_entry(p: &Arc<Platform>, name: &str, rid: &str, with_history: bool) -> Response {
+    match entry(p, name).await {
+        Ok(Some(mut e)) => {
+            if with_history {
+                match store::history(&p.db, name, 100).await {
+                    Ok(h) => e["history"] = json!(h),
+                    Err(err) => return internal(err, rid),
+                }
+            }
+            Json(e).into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no plugin named {name}"),
+            rid,
+        ),
+        Err(e) => internal(e, rid),
+    }
+}
+
+async fn upload(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let actor = match authorize(&p, &headers, &rid).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let wasm = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim() == "application/wasm");
+    if !wasm {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "upload the component's bytes with Content-Type: application/wasm",
+            &rid,
+        );
+    }
+    if body.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "the body is empty; send the component's bytes",
+            &rid,
+        );
+    }
+    match ops::install(&p, body.to_vec(), &actor).await {
+        Ok(i) => {
+            let status = if i.new {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (
+                status,
+                Json(json!({"name": i.name, "version": i.version, "sha256": i.sha256})),
+            )
+                .into_response()
+        }
+        Err(e) => registry_error(e, &rid),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnableBody {
+    version: Option<String>,
+    canary_percent: Option<u8>,
+}
+
+async fn enable(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let actor = match authorize(&p, &headers, &rid).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let body: EnableBody = if body.iter().all(u8::is_ascii_whitespace) {
+        EnableBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("expected {{\"version\"?, \"canary_percent\"?}}: {e}"),
+                    &rid,
+                )
+            }
+        }
+    };
+    match ops::enable(
+        &p,
+        &name,
+        body.version.as_deref(),
+        body.canary_percent,
+        &actor,
+    )
+    .await
+    {
+        Ok(()) => answer_entry(&p, &name, &rid, false).await,
+        Err(e) => registry_error(e, &rid),
+    }
+}
+
+macro_rules! plain_action {
+    ($fn_name:ident, $op:path) => {
+        async fn $fn_name(
+            State(p): State<Arc<Platform>>,
+            Extension(RequestId(rid)): Extension<RequestId>,
+            Path(name): Path<String>,
+            headers: HeaderMap,
+        ) -> Response {
+            let actor = match authorize(&p, &headers, &rid).await {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            match $op(&p, &name, &actor).await {
+                Ok(()) => answer_entry(&p, &name, &rid, false).await,
+                Err(e) => registry_error(e, &rid),
+            }
+        }
+    };
+}
+
+plain_action!(promote, ops::promote);
+plain_action!(disable, ops::disable);
+plain_action!(rollback, ops::rollback);
+
+async fn delete_version(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path((name, version)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let actor = match authorize(&p, &headers, &rid).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    match ops::delete(&p, &name, &version, &actor).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => registry_error(e, &rid),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    status: Option<String>,
+}
+
+/// `GET /admin/events?status=dead|pending|done` (default dead): event deliveries.
+async fn events(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Query(q): Query<EventsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&p, &headers, &rid).await {
+        return r;
+    }
+    let status = q.status.unwrap_or_else(|| "dead".into());
+    if !matches!(status.as_str(), "dead" | "pending" | "done") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "status must be dead, pending or done",
+            &rid,
+        );
+    }
+    let rows = sqlx::query(
+        "SELECT d.event_id, e.topic, e.source, d.subscriber, d.attempts, d.last_error, \
+         e.created_at, d.updated_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+         WHERE d.status = $1 ORDER BY d.updated_at DESC LIMIT 500",
+    )
+    .bind(&status)
+    .fetch_all(&p.db.pool)
+    .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => return internal(e.into(), &rid),
+    };
+    let items: Result<Vec<Value>, sqlx::Error> = rows
+        .iter()
+        .map(|r| {
+            Ok(json!({
+                "id": r.try_get::<String, _>(0)?,
+                "topic": r.try_get::<String, _>(1)?,
+                "source": r.try_get::<String, _>(2)?,
+                "subscriber": r.try_get::<String, _>(3)?,
+                "attempts": r.try_get::<i64, _>(4)?,
+                "last_error": r.try_get::<Option<String>, _>(5)?,
+                "created_at": rfc3339_ms(r.try_get(6)?),
+                "updated_at": rfc3339_ms(r.try_get(7)?),
+                "status": status,
+            }))
+        })
+        .collect();
+    match items {
+        Ok(items) => Json(json!({ "items": items })).into_response(),
+        Err(e) => internal(e.into(), &rid),
+    }
+}
+
+/// `POST /admin/events/{id}/retry`: its dead deliveries are tried again from attempt 1.
+async fn retry_event(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = authorize(&p, &headers, &rid).await {
+        return r;
+    }
+    let now = now_ms();
+    let changed = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+         locked_until = 0, updated_at = $1 WHERE event_id = $2 AND status = 'dead'",
+    )
+    .bind(now)
+    .bind(&id)
+    .execute(&p.db.pool)
+    .await;
+    match changed {
+        Ok(r) if r.rows_affected() > 0 => {
+            p.events.wake();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(_) => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no dead delivery of event {id}"),
+            &rid,
+        ),
+        Err(e) => internal(e.into(), &rid),
+    }
+}

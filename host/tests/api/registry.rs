@@ -1,0 +1,513 @@
+//! The versioned registry and the operator API over HTTP: install, enable, rollback,
+//! disable (503, events held), delete, every validation failure, a failing migration,
+//! restarts, a swap under load with zero failed requests, and canaries (promoted, and
+//! rolled back by themselves when the candidate fails). The `swap` test plugin's builds
+//! (test-plugins/swap-*) are uploaded as components.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::helpers::*;
+
+/// The registry tests grant the swap plugin its SQL and lower the canary bounds.
+const CONFIG: &str = "[plugins.swap]\ngrants = [\"sql\"]\n\n[registry]\ncanary_min_requests = 10\n\n[admin]\noperator_token = \"test-operator-token-0123456789\"";
+const OPERATOR: &str = "test-operator-token-0123456789";
+
+fn build(name: &str) -> Vec<u8> {
+    std::fs::read(plugin_dir().join(format!("{name}.wasm")))
+        .unwrap_or_else(|e| panic!("{name}.wasm: {e} (./scripts/test builds it)"))
+}
+
+async fn upload(app: &TestApp, token: Option<&str>, bytes: Vec<u8>) -> Resp {
+    app.raw(
+        "POST",
+        "/admin/plugins",
+        token,
+        Some("application/wasm"),
+        bytes,
+    )
+    .await
+}
+
+async fn enable(app: &TestApp, version: &str) -> Resp {
+    app.post(
+        "/admin/plugins/swap/enable",
+        Some(OPERATOR),
+        json!({ "version": version }),
+    )
+    .await
+}
+
+async fn action(app: &TestApp, what: &str) -> Resp {
+    app.post(
+        &format!("/admin/plugins/swap/{what}"),
+        Some(OPERATOR),
+        json!({}),
+    )
+    .await
+}
+
+/// Which version answers `GET /api/v1/swap` (panics on anything but 200).
+async fn served(app: &TestApp) -> String {
+    let r = app.get("/api/v1/swap", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["version"].as_str().expect("version").to_string()
+}
+
+/// Uploads and enables swap 1.0.0.
+async fn live_v1(app: &TestApp) {
+    assert_eq!(
+        upload(app, Some(OPERATOR), build("swap_v1")).await.status,
+        201
+    );
+    let r = enable(app, "1.0.0").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+backend_test!(install_enable_rollback_delete, CONFIG, |app| {
+    let admin = app.admin_token().await;
+    let r = upload(app, Some(&admin), build("swap_v1")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["name"], "swap");
+    assert_eq!(r.body["version"], "1.0.0");
+    assert_eq!(r.body["sha256"].as_str().map(str::len), Some(64));
+    // The same bytes again: 200, nothing new.
+    assert_eq!(
+        upload(app, Some(&admin), build("swap_v1")).await.status,
+        200
+    );
+    // Installed is not live.
+    app.get("/api/v1/swap", None)
+        .await
+        .assert_error(404, "not_found");
+
+    let r = enable(app, "1.0.0").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["live_version"], "1.0.0");
+    assert_eq!(r.body["state"], "live");
+    assert_eq!(served(app).await, "1.0.0");
+
+    assert_eq!(
+        upload(app, Some(&admin), build("swap_v2")).await.status,
+        201
+    );
+    let r = enable(app, "2.0.0").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(served(app).await, "2.0.0");
+    let r = action(app, "rollback").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["live_version"], "1.0.0");
+    assert_eq!(served(app).await, "1.0.0");
+
+    // The list shows versions, routes, grants and stats.
+    let r = app.get("/admin/plugins", Some(&admin)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let swap = r.body["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "swap"))
+        .expect("swap is listed")
+        .clone();
+    assert_eq!(swap["versions"].as_array().map(Vec::len), Some(2));
+    assert!(swap["routes"]
+        .as_array()
+        .expect("routes")
+        .iter()
+        .any(|r| r["path"] == "/api/v1/swap"));
+    assert_eq!(swap["grants"], json!(["sql"]));
+    assert!(swap["stats"]["requests"].as_u64().unwrap_or(0) >= 3);
+    assert!(r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .any(|p| p["name"] == "catalog" && p["state"] == "live"));
+
+    let r = app.get("/admin/plugins/swap", Some(&admin)).await;
+    let actions: Vec<&str> = r.body["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|h| h["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["rollback", "enable", "install", "enable", "install"],
+        "{}",
+        r.text
+    );
+
+    // The live version cannot be deleted; another can.
+    app.delete("/admin/plugins/swap/versions/1.0.0", Some(&admin))
+        .await
+        .assert_error(409, "conflict");
+    let r = app
+        .delete("/admin/plugins/swap/versions/2.0.0", Some(&admin))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    app.delete("/admin/plugins/swap/versions/2.0.0", Some(&admin))
+        .await
+        .assert_error(404, "not_found");
+    enable(app, "9.9.9").await.assert_error(404, "not_found");
+    app.get("/admin/plugins/nothing", Some(&admin))
+        .await
+        .assert_error(404, "not_found");
+});
+
+backend_test!(
+    invalid_uploads_are_refused_and_change_nothing,
+    CONFIG,
+    |app| {
+        // Not a component at all.
+        upload(app, Some(OPERATOR), b"definitely not wasm".to_vec())
+            .await
+            .assert_error(400, "validation_failed");
+        // A valid but empty component: it does not export the plugin world.
+        let empty = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+        let r = upload(app, Some(OPERATOR), empty).await;
+        r.assert_error(400, "validation_failed");
+        // Empty body, wrong content type.
+        upload(app, Some(OPERATOR), Vec::new())
+            .await
+            .assert_error(400, "validation_failed");
+        app.raw(
+            "POST",
+            "/admin/plugins",
+            Some(OPERATOR),
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await
+        .assert_error(415, "unsupported_media_type");
+        // A route another plugin serves.
+        let r = upload(app, Some(OPERATOR), build("swap_clash")).await;
+        r.assert_error(409, "conflict");
+        assert!(r.text.contains("/api/v1/hello"), "{}", r.text);
+        // The same version with other bytes (a trailing custom section).
+        assert_eq!(
+            upload(app, Some(OPERATOR), build("swap_v1")).await.status,
+            201
+        );
+        let mut other = build("swap_v1");
+        other.extend_from_slice(&[0x00, 0x03, 0x01, b'x', b'!']);
+        upload(app, Some(OPERATOR), other)
+            .await
+            .assert_error(409, "conflict");
+        // Nothing but swap 1.0.0 was recorded.
+        let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+        assert_eq!(
+            r.body["versions"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.body["state"], "installed");
+        // Who may call: nobody without a token, no customer.
+        upload(app, None, build("swap_v2"))
+            .await
+            .assert_error(401, "unauthorized");
+        let c = app.customer().await;
+        app.get("/admin/plugins", Some(&c.token))
+            .await
+            .assert_error(403, "forbidden");
+    }
+);
+
+backend_test!(
+    ungranted_capabilities_are_refused,
+    "[plugins.swap]\ngrants = []",
+    |app| {
+        let admin = app.admin_token().await;
+        let r = upload(app, Some(&admin), build("swap_v1")).await;
+        r.assert_error(400, "validation_failed");
+        assert!(r.text.contains("sql"), "{}", r.text);
+        let r = app.get("/admin/plugins/swap", Some(&admin)).await;
+        r.assert_error(404, "not_found");
+    }
+);
+
+backend_test!(
+    a_failing_migration_leaves_the_old_version_and_its_data,
+    CONFIG,
+    |app| {
+        live_v1(app).await;
+        let r = app
+            .post("/api/v1/swap/notes", None, json!({"text": "keep me"}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(
+            upload(app, Some(OPERATOR), build("swap_bad")).await.status,
+            201
+        );
+        let r = enable(app, "3.0.0").await;
+        r.assert_error(409, "conflict");
+        assert!(r.text.contains("fails on purpose"), "{}", r.text);
+        assert_eq!(served(app).await, "1.0.0");
+        let r = app.get("/api/v1/swap/notes", None).await;
+        assert_eq!(r.body["items"], json!(["keep me"]));
+        let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+        assert_eq!(r.body["live_version"], "1.0.0");
+        assert_eq!(r.body["history"][0]["action"], "enable_failed");
+    }
+);
+
+backend_test!(disable_answers_503_and_holds_events, CONFIG, |app| {
+    live_v1(app).await;
+    let r = action(app, "disable").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["state"], "disabled");
+    app.get("/api/v1/swap", None)
+        .await
+        .assert_error(503, "plugin_unavailable");
+    // /ready stays 200 and lists it as disabled; its routes leave the OpenAPI document.
+    let ready = app.get("/ready", None).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert!(ready.body["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .any(|p| p["name"] == "swap" && p["state"] == "disabled"));
+    let doc = app.get("/openapi.json", None).await;
+    assert!(doc.body["paths"].get("/api/v1/swap").is_none());
+
+    // An event published meanwhile waits for it.
+    let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let waiting: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM deliveries WHERE subscriber = 'swap' AND status = 'pending'",
+    )
+    .fetch_one(&app.app().platform.db.pool)
+    .await
+    .expect("deliveries");
+    assert_eq!(waiting, 1);
+
+    let r = enable(app, "1.0.0").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seen = app
+        .eventually(5, || async {
+            let r = app.get("/api/v1/swap/seen", None).await;
+            (r.body["seen"] == 1).then_some(())
+        })
+        .await;
+    assert!(
+        seen.is_some(),
+        "the held event was delivered after enabling"
+    );
+});
+
+backend_test!(restarts_keep_the_live_versions, CONFIG, |app| {
+    let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
+    live_v1(&app).await;
+    assert_eq!(
+        upload(&app, Some(OPERATOR), build("swap_v2")).await.status,
+        201
+    );
+    assert_eq!(enable(&app, "2.0.0").await.status, 200);
+    app.restart().await;
+    assert_eq!(served(&app).await, "2.0.0");
+    // Rollback still knows the version before.
+    assert_eq!(action(&app, "rollback").await.status, 200);
+    assert_eq!(served(&app).await, "1.0.0");
+    app.restart().await;
+    assert_eq!(served(&app).await, "1.0.0");
+    app.stop().await;
+});
+
+backend_test!(swapping_under_load_fails_no_request, CONFIG, |app| {
+    live_v1(app).await;
+    assert_eq!(
+        upload(app, Some(OPERATOR), build("swap_v2")).await.status,
+        201
+    );
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/swap"));
+        let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let good = match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+                        // One consistent version per answer.
+                        Ok(b) => matches!(
+                            (b["version"].as_str(), b["build"].as_str()),
+                            (Some("1.0.0"), Some("v1")) | (Some("2.0.0"), Some("v2"))
+                        ),
+                        Err(_) => false,
+                    },
+                    _ => false,
+                };
+                if good {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    let mut swaps = Vec::new();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        assert_eq!(enable(app, "2.0.0").await.status, 200);
+        swaps.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(action(app, "rollback").await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("swap under load: {ok} ok, {failed} failed, enable calls took {swaps:?}");
+    assert_eq!(failed, 0, "{failed} of {} requests failed", ok + failed);
+    assert!(ok > 100, "only {ok} requests ran");
+    assert_eq!(served(app).await, "1.0.0");
+});
+
+backend_test!(a_canary_is_promoted_or_rolls_itself_back, CONFIG, |app| {
+    live_v1(app).await;
+    assert_eq!(
+        upload(app, Some(OPERATOR), build("swap_v2")).await.status,
+        201
+    );
+    let r = app
+        .post(
+            "/admin/plugins/swap/enable",
+            Some(OPERATOR),
+            json!({"version": "2.0.0", "canary_percent": 50}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["canary"]["version"], "2.0.0");
+    assert_eq!(r.body["live_version"], "1.0.0");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..60 {
+        seen.insert(served(app).await);
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "both versions answer during a 50% canary: {seen:?}"
+    );
+    let r = action(app, "promote").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["live_version"], "2.0.0");
+    assert!(r.body["canary"].is_null());
+    for _ in 0..10 {
+        assert_eq!(served(app).await, "2.0.0");
+    }
+
+    // A candidate answering 500 is rolled back by itself.
+    assert_eq!(
+        upload(app, Some(OPERATOR), build("swap_flaky"))
+            .await
+            .status,
+        201
+    );
+    let r = app
+        .post(
+            "/admin/plugins/swap/enable",
+            Some(OPERATOR),
+            json!({"version": "4.0.0", "canary_percent": 50}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut errors = 0;
+    for _ in 0..200 {
+        if app.get("/api/v1/swap", None).await.status == 500 {
+            errors += 1;
+        }
+        let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+        if r.body["canary"].is_null() {
+            break;
+        }
+    }
+    assert!(errors >= 1, "the flaky candidate served some requests");
+    let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+    assert!(
+        r.body["canary"].is_null(),
+        "the canary was rolled back: {}",
+        r.text
+    );
+    assert_eq!(r.body["live_version"], "2.0.0");
+    assert_eq!(r.body["history"][0]["action"], "canary_rollback");
+    for _ in 0..20 {
+        assert_eq!(served(app).await, "2.0.0");
+    }
+});
+
+backend_test!(
+    a_plugin_that_cannot_load_is_left_out_and_named_by_ready,
+    "[plugins.broken]\nfile = \"does-not-exist.wasm\"",
+    |app| {
+        // The host started anyway and serves everything else.
+        assert_eq!(app.get("/api/v1/categories", None).await.status, 200);
+        let r = app.get("/ready", None).await;
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert!(
+            r.body["reasons"]
+                .as_array()
+                .expect("reasons")
+                .iter()
+                .any(|m| m.as_str().is_some_and(|m| m.contains("broken"))),
+            "{}",
+            r.text
+        );
+        assert!(r.body["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .any(|p| p["name"] == "broken" && p["state"] == "missing"));
+    }
+);
+
+backend_test!(dead_events_can_be_listed_and_retried, CONFIG, |app| {
+    // faulty's own handler of faulty.flaky fails until told otherwise: with 4 attempts
+    // in the test config the delivery goes dead.
+    let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let dead = app
+        .eventually(10, || async {
+            let r = app.get("/admin/events?status=dead", Some(OPERATOR)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["items"]
+                .as_array()
+                .and_then(|a| a.iter().find(|e| e["subscriber"] == "faulty").cloned())
+        })
+        .await
+        .expect("a dead delivery");
+    assert_eq!(dead["topic"], "faulty.flaky");
+    let id = dead["id"].as_str().expect("event id").to_string();
+    let r = app.post("/api/v1/faulty/fail-off", None, json!({})).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = app
+        .post(
+            &format!("/admin/events/{id}/retry"),
+            Some(OPERATOR),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let done = app
+        .eventually(5, || async {
+            let r = app.get("/admin/events?status=done", Some(OPERATOR)).await;
+            r.body["items"]
+                .as_array()
+                .and_then(|a| a.iter().find(|e| e["id"] == id.as_str()).cloned())
+        })
+        .await;
+    assert!(done.is_some(), "the retried delivery succeeded");
+    app.post("/admin/events/nope/retry", Some(OPERATOR), json!({}))
+        .await
+        .assert_error(404, "not_found");
+    app.get("/admin/events?status=weird", Some(OPERATOR))
+        .await
+        .assert_error(400, "validation_failed");
+    app.get("/admin/nothing-here", Some(OPERATOR))
+        .await
+        .assert_error(404, "not_found");
+});

@@ -1,0 +1,107 @@
+// The body of the `swap` test plugin, shared by its builds (swap-v1, swap-v2, swap-bad,
+// swap-flaky, swap-clash); each build sets VERSION and BUILD before including this file. The
+// registry tests install, enable, canary and roll back these builds while traffic runs.
+//
+// Routes: GET /api/v1/swap → {"version", "build"}; POST /api/v1/swap/notes {text} and
+// GET /api/v1/swap/notes (data that must survive a failed migration); GET
+// /api/v1/swap/seen → how many `faulty.flaky` events this plugin handled (events held
+// while it is disabled). The `flaky` build answers 500 on GET /api/v1/swap; the `bad`
+// build's migrate writes then fails; the `clash` build also claims `GET /api/v1/hello`,
+// which the hello plugin serves.
+
+use kirana_sdk::prelude::*;
+use kirana_sdk::sql;
+
+pub struct Swap;
+
+fn whoami(_req: &Request) -> Result<Response, ApiError> {
+    if BUILD == "flaky" {
+        return Err(ApiError::internal("the flaky build fails on purpose"));
+    }
+    Ok(Response::ok(&json!({ "version": VERSION, "build": BUILD })))
+}
+
+#[derive(Deserialize)]
+struct Note {
+    text: String,
+}
+
+fn add_note(req: &Request) -> Result<Response, ApiError> {
+    let note: Note = req.json()?;
+    Validator::new().length("text", &note.text, 1, 200).finish()?;
+    sql::execute(
+        "INSERT INTO notes (id, text) VALUES ($1, $2)",
+        &params![new_id("note"), note.text],
+    )?;
+    Ok(Response::created(&json!({ "text": note.text })))
+}
+
+fn notes(_req: &Request) -> Result<Response, ApiError> {
+    let rows = sql::query("SELECT text FROM notes ORDER BY id", &params![])?;
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| r.get::<String>("text"))
+        .collect::<Result<_, _>>()?;
+    Ok(Response::ok(&json!({ "items": texts })))
+}
+
+fn seen(_req: &Request) -> Result<Response, ApiError> {
+    let n: i64 = sql::query("SELECT COUNT(*) AS n FROM seen", &params![])?.scalar()?;
+    Ok(Response::ok(&json!({ "seen": n })))
+}
+
+impl Plugin for Swap {
+    const NAME: &'static str = "swap";
+    const VERSION: &'static str = VERSION;
+
+    fn router() -> Router {
+        let router = if BUILD == "clash" {
+            Router::new().get("/api/v1/hello", Access::Public, whoami)
+        } else {
+            Router::new()
+        };
+        router
+            .get("/api/v1/swap", Access::Public, whoami)
+            .summary("Which build answers")
+            .post("/api/v1/swap/notes", Access::Public, add_note)
+            .summary("Stores a note")
+            .get("/api/v1/swap/notes", Access::Public, notes)
+            .summary("Every note")
+            .get("/api/v1/swap/seen", Access::Public, seen)
+            .summary("How many faulty.flaky events were handled")
+    }
+
+    fn capabilities() -> Capabilities {
+        Capabilities::new().sql()
+    }
+
+    fn subscriptions() -> Vec<String> {
+        vec!["faulty.flaky".into()]
+    }
+
+    fn migrate(_from: Option<&str>) -> Result<(), String> {
+        let schema = sql::execute_batch(&[
+            "CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, text TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY)",
+        ]);
+        schema.map_err(|e| kirana_sdk::cap_error_message(&e))?;
+        if BUILD == "bad" {
+            // Writes first, so the test can check the transaction rolled them back.
+            sql::execute("DELETE FROM notes", &params![])
+                .map_err(|e| kirana_sdk::cap_error_message(&e))?;
+            return Err("the bad build's migration fails on purpose".into());
+        }
+        Ok(())
+    }
+
+    fn on_event(event: &Event) -> Result<(), String> {
+        sql::execute(
+            "INSERT INTO seen (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING",
+            &params![event.id],
+        )
+        .map(|_| ())
+        .map_err(|e| kirana_sdk::cap_error_message(&e))
+    }
+}
+
+kirana_sdk::export_plugin!(Swap);
