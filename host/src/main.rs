@@ -1,5 +1,7 @@
 //! `kirana`: the host binary and the operator's command line.
 
+mod cli;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -28,13 +30,22 @@ enum Cmd {
         #[arg(long, short, env = "KIRANA_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Build the workspace's plugins when missing or stale, then serve the seeded shop.
+    /// Build the workspace's plugins when missing or stale, then serve the seeded shop
+    /// with the freshly built plugins live (registry.follow_files).
     Up {
         #[arg(long, short, env = "KIRANA_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Build the workspace's plugins to wasm32-wasip2.
     Build,
+    /// Operate the plugins of a running host: list, inspect, install, enable (or canary),
+    /// promote, disable, rollback, delete.
+    Plugins(cli::PluginsArgs),
+    /// Create a new plugin crate from the template.
+    New {
+        #[command(subcommand)]
+        what: cli::NewCmd,
+    },
 }
 
 fn main() -> Result<()> {
@@ -42,19 +53,26 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Serve { config } => serve(config.as_deref()),
         Cmd::Up { config } => {
-            let loaded = Config::load(config.as_deref())?;
+            let mut loaded = Config::load(config.as_deref())?;
             build_plugins(&loaded.plugins.keys().cloned().collect::<Vec<_>>())?;
-            serve(config.as_deref())
+            // Development: the plugins just built are what should run.
+            loaded.registry.follow_files = true;
+            serve_config(loaded)
         }
         Cmd::Build => {
             let loaded = Config::load(None)?;
             build_plugins(&loaded.plugins.keys().cloned().collect::<Vec<_>>())
         }
+        Cmd::Plugins(args) => cli::exit_on_error(cli::run_plugins(args)),
+        Cmd::New { what } => cli::exit_on_error(cli::run_new(what, workspace_root)),
     }
 }
 
 fn serve(config: Option<&Path>) -> Result<()> {
-    let config = Config::load(config)?;
+    serve_config(Config::load(config)?)
+}
+
+fn serve_config(config: Config) -> Result<()> {
     telemetry::init(&config.log_format, &config.log_level);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

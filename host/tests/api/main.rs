@@ -10,6 +10,7 @@ mod analytics;
 mod auth;
 mod cart;
 mod catalog;
+mod cli;
 mod delivery;
 mod messaging;
 mod notifications;
