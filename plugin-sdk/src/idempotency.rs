@@ -31,7 +31,8 @@ pub fn valid_key(key: &str) -> bool {
 
 /// Runs `handler` once per (caller, `Idempotency-Key`) within `window`: the first answer
 /// (success or 4xx) is stored and replayed with `Idempotent-Replayed: true`; the same
-/// key with another body, or while the first call is still running, is `409 conflict`;
+/// key with another body or on another path, or while the first call is still running,
+/// is `409 conflict`;
 /// a 5xx answer releases the key so the client may retry. Without the header the
 /// handler simply runs. The route must require a signed-in caller.
 pub fn with_key(
@@ -49,7 +50,13 @@ pub fn with_key(
         ));
     }
     let user_id = req.user()?.user_id.clone();
-    let request_body = fingerprint(req.body());
+    // The same key on another resource (another payment's refund) is another request.
+    let request_body = format!(
+        "{} {} {}",
+        req.method(),
+        req.path(),
+        fingerprint(req.body())
+    );
     if let Some(stored) = claim(&user_id, key, &request_body, window)? {
         return Ok(stored.replay(req.id()));
     }
@@ -157,10 +164,20 @@ fn remember(user_id: &str, key: &str, response: &Response) -> Result<(), ApiErro
         return Ok(());
     }
     let body = String::from_utf8_lossy(&response.body).into_owned();
-    sql::execute(
+    // The work is done and must be answered; failing to store the answer only means a
+    // retry after the abandoned-claim timeout is not recognised, so it is logged.
+    if let Err(e) = sql::execute(
         "UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND idem_key = $4",
         &params![i64::from(response.status), body, user_id, key],
-    )?;
+    ) {
+        crate::log::error(
+            &format!(
+                "storing the answer of Idempotency-Key {key} failed: {}",
+                crate::cap_error_message(&e)
+            ),
+            &[],
+        );
+    }
     Ok(())
 }
 

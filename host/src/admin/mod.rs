@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::gateway::error::error;
+use crate::gateway::error::{error, invalid_field};
 use crate::gateway::RequestId;
 use crate::platform::Platform;
 use crate::registry::{ops, route_json, store, RegistryError};
@@ -26,6 +26,7 @@ use crate::storage::{now_ms, rfc3339_ms};
 /// The operator API's routes (nested under `/admin` by the gateway).
 pub fn router(platform: Arc<Platform>) -> Router {
     let upload_limit = platform.config.admin.max_upload_mb.saturating_mul(1 << 20);
+    let auth = axum::middleware::from_fn_with_state(platform.clone(), require_operator);
     Router::new()
         .route(
             "/plugins",
@@ -41,6 +42,9 @@ pub fn router(platform: Arc<Platform>) -> Router {
         .route("/plugins/{name}/versions/{version}", delete(delete_version))
         .route("/events", get(events))
         .route("/events/{id}/retry", post(retry_event))
+        // Checked before any handler reads a body (uploads are large).
+        .route_layer(auth)
+        .method_not_allowed_fallback(wrong_method)
         .fallback(unknown)
         .with_state(platform)
 }
@@ -56,6 +60,39 @@ async fn unknown(
         format!("no operator route {method} {}", uri.path()),
         &rid,
     )
+}
+
+async fn wrong_method(
+    Extension(RequestId(rid)): Extension<RequestId>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{method} is not allowed on {}", uri.path()),
+        &rid,
+    )
+}
+
+/// Who called an operator route: `operator` or an admin's user id.
+#[derive(Clone)]
+struct Actor(String);
+
+/// Lets only admins and the operator token through, before the handler runs.
+async fn require_operator(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorize(&p, req.headers(), &rid).await {
+        Ok(actor) => {
+            req.extensions_mut().insert(Actor(actor));
+            next.run(req).await
+        }
+        Err(resp) => resp,
+    }
 }
 
 /// Who is calling: `operator` for the operator token, else the admin's user id.
@@ -174,11 +211,7 @@ async fn entry(p: &Arc<Platform>, name: &str) -> anyhow::Result<Option<Value>> {
 async fn list(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&p, &headers, &rid).await {
-        return r;
-    }
     let snap = p.registry.snapshot();
     let mut names: Vec<String> = snap
         .plugins
@@ -207,11 +240,7 @@ async fn inspect(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
     Path(name): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&p, &headers, &rid).await {
-        return r;
-    }
     answer_entry(&p, &name, &rid, true).await
 }
 
@@ -239,13 +268,10 @@ async fn answer_entry(p: &Arc<Platform>, name: &str, rid: &str, with_history: bo
 async fn upload(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
+    Extension(Actor(actor)): Extension<Actor>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let actor = match authorize(&p, &headers, &rid).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     let wasm = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -283,48 +309,63 @@ async fn upload(
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EnableBody {
-    version: Option<String>,
-    canary_percent: Option<u8>,
+/// Why an enable body was refused.
+enum BodyError {
+    Json(String),
+    Field(&'static str, &'static str),
+}
+
+/// `{version?, canary_percent?}`: a bad shape is `invalid_json`, a bad field
+/// `validation_failed` naming it.
+fn enable_body(body: &[u8]) -> Result<(Option<String>, Option<u8>), BodyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok((None, None));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| BodyError::Json(format!("the body is not JSON: {e}")))?;
+    let Some(obj) = value.as_object() else {
+        return Err(BodyError::Json(
+            "expected an object {\"version\"?, \"canary_percent\"?}".into(),
+        ));
+    };
+    let version = match obj.get("version") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(v)) if !v.trim().is_empty() => Some(v.trim().to_string()),
+        Some(_) => {
+            return Err(BodyError::Field(
+                "version",
+                "must be a version string like 1.2.0",
+            ))
+        }
+    };
+    let percent = match obj.get("canary_percent") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64().filter(|p| (1..=99).contains(p)) {
+            Some(p) => u8::try_from(p).ok(),
+            None => {
+                return Err(BodyError::Field(
+                    "canary_percent",
+                    "must be an integer from 1 to 99",
+                ))
+            }
+        },
+    };
+    Ok((version, percent))
 }
 
 async fn enable(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    Extension(Actor(actor)): Extension<Actor>,
     body: Bytes,
 ) -> Response {
-    let actor = match authorize(&p, &headers, &rid).await {
-        Ok(a) => a,
-        Err(r) => return r,
+    let (version, canary_percent) = match enable_body(&body) {
+        Ok(b) => b,
+        Err(BodyError::Json(m)) => return error(StatusCode::BAD_REQUEST, "invalid_json", m, &rid),
+        Err(BodyError::Field(field, m)) => return invalid_field(field, m, &rid),
     };
-    let body: EnableBody = if body.iter().all(u8::is_ascii_whitespace) {
-        EnableBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(b) => b,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("expected {{\"version\"?, \"canary_percent\"?}}: {e}"),
-                    &rid,
-                )
-            }
-        }
-    };
-    match ops::enable(
-        &p,
-        &name,
-        body.version.as_deref(),
-        body.canary_percent,
-        &actor,
-    )
-    .await
-    {
+    match ops::enable(&p, &name, version.as_deref(), canary_percent, &actor).await {
         Ok(()) => answer_entry(&p, &name, &rid, false).await,
         Err(e) => registry_error(e, &rid),
     }
@@ -336,12 +377,8 @@ macro_rules! plain_action {
             State(p): State<Arc<Platform>>,
             Extension(RequestId(rid)): Extension<RequestId>,
             Path(name): Path<String>,
-            headers: HeaderMap,
+            Extension(Actor(actor)): Extension<Actor>,
         ) -> Response {
-            let actor = match authorize(&p, &headers, &rid).await {
-                Ok(a) => a,
-                Err(r) => return r,
-            };
             match $op(&p, &name, &actor).await {
                 Ok(()) => answer_entry(&p, &name, &rid, false).await,
                 Err(e) => registry_error(e, &rid),
@@ -358,12 +395,8 @@ async fn delete_version(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
     Path((name, version)): Path<(String, String)>,
-    headers: HeaderMap,
+    Extension(Actor(actor)): Extension<Actor>,
 ) -> Response {
-    let actor = match authorize(&p, &headers, &rid).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     match ops::delete(&p, &name, &version, &actor).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => registry_error(e, &rid),
@@ -380,11 +413,7 @@ async fn events(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
     Query(q): Query<EventsQuery>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&p, &headers, &rid).await {
-        return r;
-    }
     let status = q.status.unwrap_or_else(|| "dead".into());
     if !matches!(status.as_str(), "dead" | "pending" | "done") {
         return error(
@@ -433,11 +462,7 @@ async fn retry_event(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
     Path(id): Path<String>,
-    headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = authorize(&p, &headers, &rid).await {
-        return r;
-    }
     let now = now_ms();
     let changed = sqlx::query(
         "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = $1, \

@@ -11,8 +11,30 @@ pub fn error(
     message: impl Into<String>,
     request_id: &str,
 ) -> Response {
+    error_with(status, code, message, json!({}), request_id)
+}
+
+/// `400 validation_failed` naming one field in `details.fields`.
+pub fn invalid_field(field: &str, message: &str, request_id: &str) -> Response {
+    error_with(
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        format!("{field} {message}"),
+        json!({"fields": [{"field": field, "message": message}]}),
+        request_id,
+    )
+}
+
+/// Like [`error`], with `details`.
+pub fn error_with(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+    details: serde_json::Value,
+    request_id: &str,
+) -> Response {
     let body = json!({
-        "error": {"code": code, "message": message.into(), "details": {}},
+        "error": {"code": code, "message": message.into(), "details": details},
         "request_id": request_id,
     });
     let mut resp = (status, axum::Json(body)).into_response();

@@ -392,7 +392,11 @@ async fn route(
                     r.method.eq_ignore_ascii_case(&target.method) && r.path == target.pattern
                 })
             })
-            .map(|c| (c.clone(), rand::random::<u8>() % 100 < c.percent));
+            .map(|c| {
+                use rand::Rng;
+                let roll: u8 = rand::thread_rng().gen_range(0..100);
+                (c.clone(), roll < c.percent)
+            });
     let plugin = match &canary {
         Some((c, true)) => c.plugin.clone(),
         _ => stable,

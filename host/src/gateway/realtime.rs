@@ -155,8 +155,10 @@ fn events(
                 got = s.rx.recv() => Some(got),
             };
             let Some(got) = got else {
-                if s.platform.identity.verify(&s.token).await.is_err() {
-                    return None; // logged out, revoked or expired
+                match s.platform.identity.verify(&s.token).await {
+                    // A session-store hiccup is not a logout: keep the stream.
+                    Ok(_) | Err(TokenError::Store(_)) => {}
+                    Err(_) => return None, // logged out, revoked or expired
                 }
                 continue;
             };

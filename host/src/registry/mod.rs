@@ -78,6 +78,9 @@ pub struct Snapshot {
     pub disabled: HashMap<String, Arc<LoadedPlugin>>,
     /// Candidates running as canaries, by plugin.
     pub canaries: HashMap<String, Arc<Canary>>,
+    /// Plugins that should run but failed to load, with their subscriptions (from the
+    /// stored manifest): events for them are queued and wait, as for disabled ones.
+    pub missing: HashMap<String, Vec<String>>,
     pub routes: Arc<RouteTable>,
 }
 
@@ -117,6 +120,12 @@ impl Registry {
             .chain(snap.disabled.values())
             .filter(|p| p.manifest.subscriptions.iter().any(|s| s == topic))
             .map(|p| p.name().to_string())
+            .chain(
+                snap.missing
+                    .iter()
+                    .filter(|(_, subs)| subs.iter().any(|s| s == topic))
+                    .map(|(n, _)| n.clone()),
+            )
             .collect();
         names.sort();
         names.dedup();
@@ -145,6 +154,13 @@ impl Registry {
             .cloned()
             .collect();
         next.routes = Arc::new(RouteTable::build(&serving)?);
+        for p in next
+            .plugins
+            .values()
+            .chain(next.canaries.values().map(|c| &c.plugin))
+        {
+            p.revive();
+        }
         let old = self.current.swap(Arc::new(next));
         let now = self.current.load();
         let still = |p: &Arc<LoadedPlugin>| {
@@ -158,7 +174,7 @@ impl Registry {
             .chain(old.canaries.values().map(|c| &c.plugin))
         {
             if !still(p) {
-                p.drain();
+                p.retire();
             }
         }
         Ok(())
@@ -185,7 +201,7 @@ impl Registry {
             .chain(old.disabled.values())
             .chain(old.canaries.values().map(|c| &c.plugin))
         {
-            p.drain();
+            p.retire();
             p.ctx.db.close().await;
         }
     }
@@ -230,6 +246,7 @@ pub async fn start(platform: &Arc<Platform>) -> Result<()> {
 
     let mut live = Vec::new();
     let mut disabled = Vec::new();
+    let mut missing: HashMap<String, Vec<String>> = HashMap::new();
     for name in names {
         let pc = platform
             .config
@@ -260,7 +277,15 @@ pub async fn start(platform: &Arc<Platform>) -> Result<()> {
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::error!(plugin = %name, error = %format!("{e:#}"), "plugin not loaded")
+                tracing::error!(plugin = %name, error = %format!("{e:#}"), "plugin not loaded");
+                let live_version = states.get(&name).and_then(|s| s.live_version.clone());
+                if let Some(v) = live_version {
+                    let subs = store::manifest(db, &name, &v)
+                        .await?
+                        .and_then(|m| serde_json::from_value(m["subscriptions"].clone()).ok())
+                        .unwrap_or_default();
+                    missing.insert(name.clone(), subs);
+                }
             }
         }
     }
@@ -284,7 +309,11 @@ pub async fn start(platform: &Arc<Platform>) -> Result<()> {
                 ready.push(plugin);
             }
             Err(e) => {
-                tracing::error!(plugin = %plugin.name(), error = %format!("{e:#}"), "migration failed; plugin not loaded")
+                tracing::error!(plugin = %plugin.name(), error = %format!("{e:#}"), "migration failed; plugin not loaded");
+                missing.insert(
+                    plugin.name().to_string(),
+                    plugin.manifest.subscriptions.clone(),
+                );
             }
         }
     }
@@ -297,6 +326,7 @@ pub async fn start(platform: &Arc<Platform>) -> Result<()> {
             .into_iter()
             .map(|p| (p.name().to_string(), p))
             .collect(),
+        missing,
         ..Snapshot::default()
     };
     platform.registry.replace(next)?;

@@ -253,6 +253,7 @@ async fn enable_locked(
                 .filter(|v| *v != row.version);
             next.disabled.remove(name);
             next.canaries.remove(name);
+            next.missing.remove(name);
             next.plugins.insert(name.to_string(), plugin);
             platform.registry.replace(next)?;
             store::set_live(db, name, &row.version, previous.as_deref()).await?;
@@ -380,6 +381,10 @@ pub async fn disable(
         .get(name)
         .cloned()
         .ok_or_else(|| RegistryError::NotFound(format!("{name} is not live")))?;
+    if snap.canaries.contains_key(name) {
+        abort_canary_locked(platform, name, actor, "the plugin was disabled").await?;
+    }
+    let snap = platform.registry.snapshot();
     let mut next = (*snap).clone();
     next.plugins.remove(name);
     next.canaries.remove(name);
@@ -407,8 +412,14 @@ pub async fn rollback(
     actor: &str,
 ) -> Result<(), RegistryError> {
     let _guard = platform.registry.ops.lock().await;
-    if platform.registry.snapshot().canaries.contains_key(name) {
+    let snap = platform.registry.snapshot();
+    if snap.canaries.contains_key(name) {
         return abort_canary_locked(platform, name, actor, "rolled back by the operator").await;
+    }
+    if snap.disabled.contains_key(name) {
+        return Err(RegistryError::Conflict(format!(
+            "{name} is disabled; enable a version instead of rolling back"
+        )));
     }
     let state = store::state(&platform.db, name)
         .await?

@@ -98,6 +98,20 @@ pub async fn newest_version(db: &Db, name: &str) -> Result<Option<VersionRow>> {
     Ok(all.pop())
 }
 
+/// The stored manifest (JSON) of a version.
+pub async fn manifest(db: &Db, name: &str, version: &str) -> Result<Option<serde_json::Value>> {
+    let row = sqlx::query("SELECT manifest FROM plugin_versions WHERE name = $1 AND version = $2")
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&db.pool)
+        .await?;
+    let text: Option<String> = row
+        .map(|r| r.try_get::<Option<String>, _>("manifest"))
+        .transpose()?
+        .flatten();
+    Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+}
+
 pub async fn component(db: &Db, sha256: &str) -> Result<Option<Vec<u8>>> {
     let row = sqlx::query("SELECT bytes FROM plugin_components WHERE sha256 = $1")
         .bind(sha256)

@@ -71,6 +71,9 @@ pub struct LoadedPlugin {
     routes: matchit::Router<Vec<usize>>,
     warm: Mutex<Vec<Warm>>,
     warm_cap: usize,
+    /// Set when this version stops serving: instances still out are dropped on
+    /// return instead of pooled, so a retired version holds no memory.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl LoadedPlugin {
@@ -114,6 +117,7 @@ impl LoadedPlugin {
             routes,
             warm: Mutex::new(Vec::new()),
             warm_cap,
+            retired: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -246,7 +250,10 @@ impl LoadedPlugin {
     }
 
     fn give_back(&self, warm: Warm) {
-        if self.ctx.mode != InstanceMode::Reuse || !warm.store.data().reusable() {
+        if self.ctx.mode != InstanceMode::Reuse
+            || !warm.store.data().reusable()
+            || self.retired.load(std::sync::atomic::Ordering::Acquire)
+        {
             return;
         }
         if let Ok(mut pool) = self.warm.lock() {
@@ -256,11 +263,24 @@ impl LoadedPlugin {
         }
     }
 
-    /// Drops every warm instance (when this version stops being live).
+    /// Drops every warm instance (frees pool slots; the version keeps serving).
     pub fn drain(&self) {
         if let Ok(mut pool) = self.warm.lock() {
             pool.clear();
         }
+    }
+
+    /// This version stopped serving: drop its warm instances and pool no more.
+    pub fn retire(&self) {
+        self.retired
+            .store(true, std::sync::atomic::Ordering::Release);
+        self.drain();
+    }
+
+    /// This version serves (again): its instances may be pooled.
+    pub fn revive(&self) {
+        self.retired
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }
 

@@ -532,7 +532,7 @@ backend_test!(tracking_is_for_the_owner_and_admins, |app| {
     let t = app.get(&url, Some(&c.token)).await;
     assert_eq!(t.status, 200, "{}", t.text);
     assert_eq!(t.body["order_id"], order_id.as_str());
-    assert_eq!(t.body["status"], "pending");
+    assert_eq!(t.body["status"], "unassigned");
     assert_eq!(t.body["order_status"], "confirmed");
     assert!(t.body["delivery_id"].is_null() && t.body["agent"].is_null());
     assert!(t.body["last_location"].is_null());

@@ -156,6 +156,7 @@ pub struct TestApp {
     pub backend: Backend,
     app: Option<App>,
     config_path: PathBuf,
+    base_toml: String,
     _dir: tempfile::TempDir,
 }
 
@@ -304,6 +305,7 @@ memory_mb = 32
             backend,
             app: None,
             config_path,
+            base_toml,
             _dir: dir,
         };
         app.start().await;
@@ -323,6 +325,14 @@ memory_mb = 32
             app.stop().await.expect("graceful stop");
         }
         self.start().await;
+    }
+
+    /// Stops the host and starts it again on the same data with the test defaults plus
+    /// `extra_toml` (replacing the configuration it was spawned with).
+    pub async fn restart_with(&mut self, extra_toml: &str) {
+        let doc = merge_toml(&self.base_toml, extra_toml);
+        std::fs::write(&self.config_path, doc).expect("writing the test config");
+        self.restart().await;
     }
 
     pub async fn stop(mut self) {

@@ -511,3 +511,72 @@ backend_test!(dead_events_can_be_listed_and_retried, CONFIG, |app| {
         .await
         .assert_error(404, "not_found");
 });
+
+backend_test!(
+    events_wait_for_a_plugin_that_failed_to_load,
+    CONFIG,
+    |app| {
+        let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
+        live_v1(&app).await;
+        // Restarted without its grant, swap cannot load ...
+        app.restart_with("[plugins.swap]\ngrants = []").await;
+        app.get("/api/v1/swap", None)
+            .await
+            .assert_error(404, "not_found");
+        // ... yet an event for it is queued, not lost ...
+        let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let queued: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE subscriber = 'swap' AND status = 'pending'",
+        )
+        .fetch_one(&app.app().platform.db.pool)
+        .await
+        .expect("deliveries");
+        assert_eq!(queued, 1);
+        // ... and handled once the plugin is back.
+        app.restart_with(CONFIG).await;
+        let seen = app
+            .eventually(10, || async {
+                let r = app.get("/api/v1/swap/seen", None).await;
+                (r.body["seen"] == 1).then_some(())
+            })
+            .await;
+        assert!(seen.is_some(), "the queued event reached swap");
+        app.stop().await;
+    }
+);
+
+backend_test!(operator_inputs_are_checked, CONFIG, |app| {
+    live_v1(app).await;
+    for (body, field) in [
+        (
+            json!({"version": "1.0.0", "canary_percent": 300}),
+            "canary_percent",
+        ),
+        (
+            json!({"version": "1.0.0", "canary_percent": 0}),
+            "canary_percent",
+        ),
+        (json!({"version": 7}), "version"),
+    ] {
+        app.post("/admin/plugins/swap/enable", Some(OPERATOR), body)
+            .await
+            .assert_invalid_field(field);
+    }
+    app.raw(
+        "POST",
+        "/admin/plugins/swap/enable",
+        Some(OPERATOR),
+        Some("application/json"),
+        b"{nope".to_vec(),
+    )
+    .await
+    .assert_error(400, "invalid_json");
+    let r = app
+        .put("/admin/plugins/swap/enable", Some(OPERATOR), json!({}))
+        .await;
+    r.assert_error(405, "method_not_allowed");
+    // A disabled plugin is not rolled back into service.
+    assert_eq!(action(app, "disable").await.status, 200);
+    action(app, "rollback").await.assert_error(409, "conflict");
+});

@@ -85,7 +85,7 @@ pub fn track(req: &Request) -> Result<Response, ApiError> {
         let status = if order.status == "cancelled" {
             Status::Cancelled.as_str()
         } else {
-            "pending"
+            Status::Unassigned.as_str()
         };
         return Ok(Response::ok(&json!({
             "order_id": order_id, "delivery_id": null, "status": status,

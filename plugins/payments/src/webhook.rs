@@ -52,10 +52,20 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
     }
     match process(&webhook) {
         Ok(outcome) => {
-            sql::execute(
+            // The capture is committed and its events must go out: a failure to record
+            // the outcome is logged, not returned (an error answer drops the events).
+            if let Err(e) = sql::execute(
                 "UPDATE webhook_events SET outcome = $1 WHERE digest = $2",
                 &params![outcome, digest],
-            )?;
+            ) {
+                kirana_sdk::log::error(
+                    &format!(
+                        "recording webhook {digest} failed: {}",
+                        kirana_sdk::cap_error_message(&e)
+                    ),
+                    &[],
+                );
+            }
             Ok(answer(outcome))
         }
         Err(e) => {
