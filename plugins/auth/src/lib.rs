@@ -33,9 +33,11 @@ impl Plugin for Auth {
             .post("/api/v1/auth/signup", Access::Public, account::signup)
             .summary("Create a customer account and sign in")
             .request_schema(schema::signup())
+            .response_schema(schema::tokens())
             .post("/api/v1/auth/login", Access::Public, account::login)
             .summary("Sign in with email and password")
             .request_schema(schema::login())
+            .response_schema(schema::tokens())
             .post("/api/v1/auth/otp/request", Access::Public, otp::request)
             .summary("Sends a 6-digit login code by SMS")
             .request_schema(schema::otp_request())
@@ -53,18 +55,23 @@ impl Plugin for Auth {
             )
             .summary("Emails a password reset token if the account exists (always 202)")
             .request_schema(schema::forgot())
+            .response_schema(
+                json!({"type": "object", "properties": {"message": {"type": "string"}}}),
+            )
             .post("/api/v1/auth/password/reset", Access::Public, reset::reset)
             .summary("Sets a new password with a reset token; ends every session")
             .request_schema(schema::reset())
             .post("/api/v1/auth/refresh", Access::Public, account::refresh)
             .summary("Rotate a refresh token for a new token pair")
             .request_schema(schema::refresh())
+            .response_schema(schema::tokens())
             .post("/api/v1/auth/logout", any.clone(), account::logout)
             .summary("End this session")
             .post("/api/v1/auth/logout-all", any.clone(), account::logout_all)
             .summary("End every session of the caller")
             .get("/api/v1/auth/sessions", any.clone(), account::sessions)
             .summary("The caller's live sessions")
+            .response_schema(schema::sessions())
             .delete(
                 "/api/v1/auth/sessions/{id}",
                 any.clone(),
@@ -73,14 +80,18 @@ impl Plugin for Auth {
             .summary("End one of the caller's sessions")
             .get("/api/v1/auth/me", any.clone(), account::me)
             .summary("The caller's profile")
+            .response_schema(schema::user())
             .patch("/api/v1/auth/me", any, account::patch_me)
             .summary("Change the caller's name or phone")
             .request_schema(schema::profile_patch())
+            .response_schema(schema::user())
             .get("/api/v1/addresses", Access::CUSTOMER, addresses::list)
             .summary("The customer's addresses")
+            .response_schema(schema::address_list())
             .post("/api/v1/addresses", Access::CUSTOMER, addresses::create)
             .summary("Add an address")
             .request_schema(schema::address())
+            .response_schema(schema::stored_address())
             .put(
                 "/api/v1/addresses/{id}",
                 Access::CUSTOMER,
@@ -88,6 +99,7 @@ impl Plugin for Auth {
             )
             .summary("Replace an address")
             .request_schema(schema::address())
+            .response_schema(schema::stored_address())
             .delete(
                 "/api/v1/addresses/{id}",
                 Access::CUSTOMER,
@@ -97,8 +109,10 @@ impl Plugin for Auth {
             .post("/api/v1/admin/users", Access::ADMIN, admin::create_user)
             .summary("Create a user with any role")
             .request_schema(schema::admin_user())
+            .response_schema(schema::user())
             .get("/api/v1/admin/users", Access::ADMIN, admin::list_users)
             .summary("All users, newest first, filter role")
+            .response_schema(schema::user_page())
             .get("/internal/users/{id}", Access::Internal, internal::user)
             .summary("A user, for other plugins")
             .get(

@@ -107,11 +107,80 @@ pub fn reset() -> Value {
     })
 }
 
+/// A user as every route answers it.
+pub fn user() -> Value {
+    let text_or_null = json!({"type": ["string", "null"]});
+    json!({
+        "type": "object",
+        "required": ["id", "email", "phone", "name", "role", "created_at"],
+        "properties": {
+            "id": {"type": "string"}, "email": text_or_null, "phone": text_or_null,
+            "name": {"type": "string"},
+            "role": {"type": "string", "enum": ["customer", "admin", "delivery_agent"]},
+            "created_at": {"type": "string", "format": "date-time"}
+        }
+    })
+}
+
+pub fn user_page() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items", "page", "page_size", "total"],
+        "properties": {
+            "items": {"type": "array", "items": user()},
+            "page": {"type": "integer"}, "page_size": {"type": "integer"}, "total": {"type": "integer"}
+        }
+    })
+}
+
+pub fn sessions() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "created_at", "last_used_at", "user_agent", "current"],
+            "properties": {
+                "id": {"type": "string"}, "created_at": {"type": "string"},
+                "last_used_at": {"type": "string"}, "user_agent": {"type": ["string", "null"]},
+                "current": {"type": "boolean"}
+            }
+        }}}
+    })
+}
+
+/// An address as stored (the request's fields plus `id`).
+pub fn stored_address() -> Value {
+    let mut a = address();
+    a["properties"]["id"] = json!({"type": "string"});
+    a["required"] = json!([
+        "id",
+        "label",
+        "line1",
+        "line2",
+        "city",
+        "pincode",
+        "lat",
+        "lon",
+        "is_default"
+    ]);
+    a
+}
+
+pub fn address_list() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": stored_address()}}
+    })
+}
+
 pub fn tokens() -> Value {
     json!({
         "type": "object",
+        "required": ["user", "access_token", "refresh_token", "token_type", "expires_in"],
         "properties": {
-            "user": {"type": "object"}, "access_token": {"type": "string"},
+            "user": user(), "access_token": {"type": "string"},
             "refresh_token": {"type": "string"}, "token_type": {"type": "string"},
             "expires_in": {"type": "integer"}
         }
