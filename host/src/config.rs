@@ -161,6 +161,11 @@ pub struct PluginConfig {
     pub instances: InstanceMode,
     pub memory_mb: Option<u32>,
     pub timeout_ms: Option<u64>,
+    /// Largest request body for this plugin's routes (else `limits.body_bytes`).
+    pub body_bytes: Option<usize>,
+    /// How deep service calls starting in this plugin may nest (else
+    /// `limits.max_call_depth`).
+    pub max_call_depth: Option<u32>,
     /// None grants whatever the manifest asks for.
     pub grants: Option<Vec<String>>,
 }

@@ -38,7 +38,7 @@ impl HostState {
             return Err(denied(&format!("call:{target}"), &self.plugin.name));
         }
         let depth = self.call.depth + 1;
-        let max = self.platform.config.limits.max_call_depth;
+        let max = self.plugin.max_call_depth;
         if depth > max {
             return Err(wit::Error::Denied(format!(
                 "service calls nest at most {max} deep"

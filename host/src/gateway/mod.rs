@@ -497,7 +497,7 @@ async fn serve(
     }
 
     // Body: size first (from the header when present), then type.
-    let limit = p.config.limits.body_bytes;
+    let limit = plugin.ctx.body_bytes;
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)

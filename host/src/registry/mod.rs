@@ -216,6 +216,8 @@ pub fn unconfigured() -> PluginConfig {
         instances: InstanceMode::Fresh,
         memory_mb: None,
         timeout_ms: None,
+        body_bytes: None,
+        max_call_depth: None,
         grants: Some(Vec::new()),
     }
 }
@@ -497,6 +499,8 @@ pub async fn build(
         memory_bytes: mb(config.limits.memory_mb),
         timeout: Duration::from_millis(config.limits.timeout_ms),
         mode: InstanceMode::Fresh,
+        body_bytes: config.limits.body_bytes,
+        max_call_depth: config.limits.max_call_depth,
     });
     let probe = LoadedPlugin::new(
         probe_ctx,
@@ -552,6 +556,8 @@ pub async fn build(
         memory_bytes: mb(memory_mb),
         timeout: Duration::from_millis(timeout_ms),
         mode: pc.instances,
+        body_bytes: pc.body_bytes.unwrap_or(config.limits.body_bytes),
+        max_call_depth: pc.max_call_depth.unwrap_or(config.limits.max_call_depth),
     });
     LoadedPlugin::new(
         ctx,

@@ -27,6 +27,10 @@ pub struct PluginCtx {
     pub memory_bytes: usize,
     pub timeout: Duration,
     pub mode: InstanceMode,
+    /// Largest request body the gateway hands this plugin.
+    pub body_bytes: usize,
+    /// Nesting limit for service calls this plugin makes.
+    pub max_call_depth: u32,
 }
 
 /// An event published during a call, held until the call succeeds.

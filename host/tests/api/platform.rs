@@ -631,3 +631,42 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    per_plugin_body_and_call_depth_budgets,
+    "[plugins.hello]\nfile = \"hello.wasm\"\ninstances = \"reuse\"\nbody_bytes = 64\n\n[plugins.faulty]\nfile = \"faulty.wasm\"\nmax_call_depth = 0",
+    |app| {
+        let c = app.customer().await;
+        // hello takes at most 64 bytes ...
+        let long = "x".repeat(100);
+        let r = app
+            .post(
+                "/api/v1/hello/wave",
+                Some(&c.token),
+                json!({"user_id": c.user_id, "message": long}),
+            )
+            .await;
+        r.assert_error(413, "payload_too_large");
+        let r = app
+            .post(
+                "/api/v1/hello/wave",
+                Some(&c.token),
+                json!({"user_id": "u", "message": "hi"}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        // ... while other plugins keep the global limit.
+        let r = app
+            .patch(
+                "/api/v1/auth/me",
+                Some(&c.token),
+                json!({"name": "A name long enough to pass sixty-four bytes of JSON body"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        // faulty may not call anyone (depth 0): its relay fails, the host stays up.
+        let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
+        r.assert_error(500, "internal");
+        assert_eq!(app.get("/api/v1/faulty/ok", None).await.status, 200);
+    }
+);
