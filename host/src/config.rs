@@ -166,6 +166,10 @@ pub struct PluginConfig {
     /// How deep service calls starting in this plugin may nest (else
     /// `limits.max_call_depth`).
     pub max_call_depth: Option<u32>,
+    /// Optional wasm fuel per call (roughly one unit per instruction); running out
+    /// answers like the time limit. Setting it for any plugin turns fuel metering on
+    /// for the engine (a few percent slower for every plugin).
+    pub fuel: Option<u64>,
     /// None grants whatever the manifest asks for.
     pub grants: Option<Vec<String>>,
 }
@@ -175,6 +179,11 @@ fn yes() -> bool {
 }
 
 impl Config {
+    /// Whether any plugin has a fuel budget (the engine then meters fuel).
+    pub fn uses_fuel(&self) -> bool {
+        self.plugins.values().any(|p| p.fuel.is_some())
+    }
+
     /// Defaults, merged with `file` if given, with the process environment applied.
     pub fn load(file: Option<&Path>) -> Result<Self> {
         let env: Vec<(String, String)> = std::env::vars().collect();

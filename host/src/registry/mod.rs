@@ -218,6 +218,7 @@ pub fn unconfigured() -> PluginConfig {
         timeout_ms: None,
         body_bytes: None,
         max_call_depth: None,
+        fuel: None,
         grants: Some(Vec::new()),
     }
 }
@@ -501,6 +502,7 @@ pub async fn build(
         mode: InstanceMode::Fresh,
         body_bytes: config.limits.body_bytes,
         max_call_depth: config.limits.max_call_depth,
+        fuel: None,
     });
     let probe = LoadedPlugin::new(
         probe_ctx,
@@ -558,6 +560,7 @@ pub async fn build(
         mode: pc.instances,
         body_bytes: pc.body_bytes.unwrap_or(config.limits.body_bytes),
         max_call_depth: pc.max_call_depth.unwrap_or(config.limits.max_call_depth),
+        fuel: pc.fuel,
     });
     LoadedPlugin::new(
         ctx,

@@ -178,6 +178,13 @@ impl LoadedPlugin {
         let backstop = call.remaining() + Duration::from_secs(1);
         warm.store.data_mut().call = call;
         warm.store.set_epoch_deadline(1);
+        if platform.runtime.fuel {
+            // Each call starts with the plugin's full budget (unlimited without one).
+            let fuel = self.ctx.fuel.unwrap_or(u64::MAX);
+            if let Err(e) = warm.store.set_fuel(fuel) {
+                return Err(InvokeError::Instantiate(format!("setting fuel: {e}")));
+            }
+        }
 
         let outcome = tokio::time::timeout(backstop, call_export(&mut warm, op)).await;
         let result = match outcome {
@@ -222,6 +229,13 @@ impl LoadedPlugin {
         state.call.deadline = deadline;
         let mut store = Store::new(&platform.runtime.engine, state);
         store.set_epoch_deadline(1);
+        if platform.runtime.fuel {
+            // Start functions run on the call's budget too.
+            let fuel = self.ctx.fuel.unwrap_or(u64::MAX);
+            store
+                .set_fuel(fuel)
+                .map_err(|e| InvokeError::Instantiate(format!("setting fuel: {e}")))?;
+        }
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_callback(|ctx| {
             if Instant::now() >= ctx.data().call.deadline {
@@ -298,6 +312,10 @@ async fn call_export(warm: &mut Warm, op: Op) -> wasmtime::Result<OpResult> {
 
 fn classify(e: wasmtime::Error, stderr: String) -> InvokeError {
     if e.downcast_ref::<DeadlineExceeded>().is_some() {
+        return InvokeError::Timeout;
+    }
+    // A spent fuel budget is a compute limit: answered like the time limit.
+    if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
         return InvokeError::Timeout;
     }
     let e = anyhow::Error::from(e);

@@ -26,6 +26,8 @@ pub struct Runtime {
     pub linker: Linker<HostState>,
     /// True when the pooling allocator could reserve its slots.
     pub pooled: bool,
+    /// True when the engine meters fuel (some plugin has a fuel budget).
+    pub fuel: bool,
     cache_dir: PathBuf,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -52,6 +54,7 @@ impl Runtime {
             engine,
             linker,
             pooled,
+            fuel: config.uses_fuel(),
             cache_dir: config.cache_dir(),
             ticker_stop,
         })
@@ -106,6 +109,7 @@ fn build_engine(config: &Config) -> Result<(Engine, bool)> {
     let mut wc = WasmConfig::new();
     wc.wasm_component_model(true);
     wc.epoch_interruption(true);
+    wc.consume_fuel(config.uses_fuel());
     wc.cranelift_opt_level(wasmtime::OptLevel::Speed);
     let slots = config.runtime.pool_instances;
     if slots > 0 {

@@ -31,6 +31,8 @@ pub struct PluginCtx {
     pub body_bytes: usize,
     /// Nesting limit for service calls this plugin makes.
     pub max_call_depth: u32,
+    /// Fuel per call when the engine meters fuel (none = unlimited).
+    pub fuel: Option<u64>,
 }
 
 /// An event published during a call, held until the call succeeds.

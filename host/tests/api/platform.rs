@@ -670,3 +670,32 @@ backend_test!(
         assert_eq!(app.get("/api/v1/faulty/ok", None).await.status, 200);
     }
 );
+
+backend_test!(
+    a_fuel_budget_stops_a_spinning_plugin,
+    // Fuel metering is engine-wide, so every component compiles anew: only the two
+    // plugins the test needs are loaded.
+    "[plugins.faulty]\nfile = \"faulty.wasm\"\ntimeout_ms = 30000\nfuel = 20000000\n\
+     [plugins.auth]\nenabled = false\n[plugins.cart]\nenabled = false\n\
+     [plugins.orders]\nenabled = false\n[plugins.payments]\nenabled = false\n\
+     [plugins.delivery]\nenabled = false\n[plugins.notifications]\nenabled = false\n\
+     [plugins.analytics]\nenabled = false\n[plugins.hello]\nenabled = false",
+    |app| {
+        // The time limit is 30 s; the fuel runs out long before.
+        let started = std::time::Instant::now();
+        app.get("/api/v1/faulty/spin", None)
+            .await
+            .assert_error(504, "plugin_timeout");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        // Within its budget the plugin works, and other plugins are unaffected.
+        assert_eq!(app.get("/api/v1/faulty/ok", None).await.status, 200);
+        assert_eq!(app.get("/api/v1/categories", None).await.status, 200);
+        let m = app.get("/metrics", None).await;
+        assert!(
+            m.text
+                .contains(r#"kirana_timeouts_total{plugin="faulty"} 1"#),
+            "{}",
+            m.text
+        );
+    }
+);
