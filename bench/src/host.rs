@@ -1,0 +1,339 @@
+//! The host under test: `target/release/kirana serve --config <tmp toml>` as a child
+//! process on a loopback port the kernel picks, stopped when the guard is dropped
+//! (also when the benchmark fails half-way).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// How long a start may take (a cold compile of every plugin on a busy machine is slow).
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What differs between the hosts a run starts.
+#[derive(Clone, Debug)]
+pub struct HostSpec {
+    /// Written into the config file's name and the error messages.
+    pub label: String,
+    pub data_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    /// Empty for SQLite.
+    pub database_url: String,
+    /// `fresh` or `reuse`, for the hello plugin.
+    pub hello_mode: &'static str,
+}
+
+impl HostSpec {
+    /// The configuration file: the embedded defaults (every shop plugin, `reuse`) plus
+    /// hello, quiet logs, no rate limits, and a cheap password hash (signing up the
+    /// benchmark's users is setup, not a measured figure).
+    pub fn toml(&self, plugin_dir: &Path) -> String {
+        format!(
+            r#"listen = "127.0.0.1:0"
+data_dir = {data}
+cache_dir = {cache}
+database_url = {db}
+plugin_dir = {plugins}
+log_level = "warn"
+
+[identity]
+argon2_memory_kib = 1024
+argon2_iterations = 1
+
+[rate_limit]
+enabled = false
+
+[plugins.hello]
+file = "hello.wasm"
+instances = "{mode}"
+"#,
+            data = quote(&self.data_dir.display().to_string()),
+            cache = quote(&self.cache_dir.display().to_string()),
+            db = quote(&self.database_url),
+            plugins = quote(&plugin_dir.display().to_string()),
+            mode = self.hello_mode,
+        )
+    }
+}
+
+fn quote(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// A running host. Dropping it kills the process.
+pub struct Host {
+    child: Child,
+    pub addr: SocketAddr,
+    pub pid: u32,
+    /// From spawning the process to the first 200 of `/ready`.
+    pub ready_after: Duration,
+    log: PathBuf,
+}
+
+impl Host {
+    /// Starts the host and waits until `/ready` answers 200.
+    pub async fn start(root: &Path, spec: &HostSpec, work: &Path) -> Result<Host> {
+        let bin = root.join("target/release/kirana");
+        if !bin.exists() {
+            bail!(
+                "{} is missing: run `cargo build --release -p kirana` (or the bench without --no-build)",
+                bin.display()
+            );
+        }
+        let config = work.join(format!("{}.toml", spec.label));
+        std::fs::write(
+            &config,
+            spec.toml(&root.join("target/wasm32-wasip2/release")),
+        )
+        .with_context(|| format!("writing {}", config.display()))?;
+        let log = work.join(format!("{}.log", spec.label));
+        let mut log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let stderr = log_file
+            .try_clone()
+            .context("duplicating the log file handle")?;
+
+        let started = Instant::now();
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .current_dir(root)
+            .env_remove("RUST_LOG")
+            .env_remove("KIRANA_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr))
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let pid = child.id();
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow!("the host's stdout was not captured"))?;
+        // The host prints its address on stdout once it serves; the same pipe carries
+        // its log lines, so a thread copies it to the log file until the process ends.
+        let (tx, rx) = mpsc::channel::<SocketAddr>();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = serving_addr(&line) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let _ = writeln!(log_file, "{line}");
+            }
+        });
+        let mut host = Host {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pid,
+            ready_after: Duration::ZERO,
+            log,
+        };
+        host.addr = loop {
+            match rx.try_recv() {
+                Ok(addr) => break addr,
+                Err(mpsc::TryRecvError::Empty) => {}
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    bail!(
+                        "the {} host exited before serving:\n{}",
+                        spec.label,
+                        host.log_tail()
+                    )
+                }
+            }
+            if let Some(status) = host.child.try_wait().context("polling the host")? {
+                bail!(
+                    "the {} host exited with {status} before serving:\n{}",
+                    spec.label,
+                    host.log_tail()
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the {} host did not serve within {READY_TIMEOUT:?}:\n{}",
+                    spec.label,
+                    host.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        let client = reqwest::Client::new();
+        let ready = format!("http://{}/ready", host.addr);
+        loop {
+            if let Ok(r) = client.get(&ready).send().await {
+                if r.status().as_u16() == 200 {
+                    break;
+                }
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the {} host was not ready within {READY_TIMEOUT:?}:\n{}",
+                    spec.label,
+                    host.log_tail()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        host.ready_after = started.elapsed();
+        Ok(host)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Resident memory of the host process in KiB (`VmRSS`).
+    pub fn rss_kib(&self) -> Result<u64> {
+        rss_kib(self.pid)
+    }
+
+    /// Stops the host with SIGTERM (a graceful shutdown), SIGKILL after 15 s.
+    pub async fn stop(mut self) -> Result<()> {
+        // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet
+        // (the guard still owns it), so the pid cannot belong to another process.
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self
+                .child
+                .try_wait()
+                .context("waiting for the host")?
+                .is_some()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.child.kill().context("killing the host")?;
+        self.child.wait().context("reaping the host")?;
+        Ok(())
+    }
+
+    /// The last lines of the host's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// CPU time process `pid` has used so far (user + system, all threads).
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    let ticks = stat_ticks(&stat).ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat: {stat}"))?;
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    Ok(Duration::from_secs_f64(ticks as f64 / hz))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks. The
+/// command name (field 2) may hold spaces, so fields are counted after its `)`.
+pub fn stat_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime field 15.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Runs a load measurement against `host` and records the CPU time the host used.
+pub async fn on_host<F>(host: &Host, run: F) -> Result<crate::load::Stats>
+where
+    F: std::future::Future<Output = Result<crate::load::Stats>>,
+{
+    let before = cpu_time(host.pid)?;
+    let mut stats = run.await?;
+    stats.host_cpu = cpu_time(host.pid)?.saturating_sub(before);
+    Ok(stats)
+}
+
+/// `VmRSS` of process `pid` in KiB.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_kib(&status, "VmRSS:").ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// The value of a `Name:   1234 kB` line of `/proc/<pid>/status`.
+pub fn status_kib(status: &str, key: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// The address in the host's `kirana is serving on http://ADDR` line.
+fn serving_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("kirana is serving on http://").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_serving_line() {
+        assert_eq!(
+            serving_addr("kirana is serving on http://127.0.0.1:41234  (Ctrl-C to stop)"),
+            Some(SocketAddr::from(([127, 0, 0, 1], 41234)))
+        );
+        assert_eq!(serving_addr("WARN something else"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_after_the_command_name() {
+        let stat = "4242 (kirana (x) y) S 1 2 3 4 5 6 7 8 9 10 150 25 0 0 20 0 9";
+        assert_eq!(stat_ticks(stat), Some(175));
+        assert_eq!(stat_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn reads_status_lines() {
+        let s = "Name:\tkirana\nVmHWM:\t  90000 kB\nVmRSS:\t   81234 kB\n";
+        assert_eq!(status_kib(s, "VmRSS:"), Some(81234));
+        assert_eq!(status_kib(s, "VmHWM:"), Some(90000));
+        assert_eq!(status_kib(s, "VmSwap:"), None);
+    }
+
+    #[test]
+    fn config_is_valid_toml_with_quoted_paths() {
+        let spec = HostSpec {
+            label: "x".into(),
+            data_dir: PathBuf::from("/tmp/a \"b\"/data"),
+            cache_dir: PathBuf::from("/tmp/c"),
+            database_url: String::new(),
+            hello_mode: "fresh",
+        };
+        let doc: toml::Table = spec.toml(Path::new("/p")).parse().expect("valid toml");
+        assert_eq!(doc["data_dir"].as_str(), Some("/tmp/a \"b\"/data"));
+        assert_eq!(doc["plugins"]["hello"]["instances"].as_str(), Some("fresh"));
+        assert_eq!(doc["rate_limit"]["enabled"].as_bool(), Some(false));
+    }
+}
