@@ -174,6 +174,9 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
             .max_connections(max)
             .min_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            // A local file needs no liveness ping before each use (the bench showed it
+            // costs a round trip to the connection's thread per statement).
+            .test_before_acquire(false)
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     let mut handle = conn.lock_handle().await?;
