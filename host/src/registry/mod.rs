@@ -348,23 +348,7 @@ async fn start_one(
     let is_disabled = state.is_some_and(|s| s.state == "disabled");
     let has_file = !pc.file.as_os_str().is_empty();
     if platform.config.registry.follow_files && has_file {
-        let bytes = read_file(platform, name, pc).await?;
-        let plugin = build(platform, Some(name), bytes.clone(), pc, None)
-            .await
-            .map_err(anyhow::Error::from)?;
-        store::insert_version(
-            db,
-            &store::NewVersion {
-                name,
-                version: plugin.version(),
-                sha256: &plugin.sha256,
-                bytes: &bytes,
-                manifest_json: &manifest_json(&plugin.manifest).to_string(),
-                installed_by: "config",
-            },
-            true,
-        )
-        .await?;
+        let plugin = install_file(platform, name, pc).await?;
         return Ok(Some((plugin, is_disabled)));
     }
     let stored = match state.and_then(|s| s.live_version.as_deref()) {
@@ -388,12 +372,32 @@ async fn start_one(
         return Ok(None);
     }
     // First start (or a registry from before it kept bytes): seed from the file.
+    let plugin = install_file(platform, name, pc).await?;
+    store::record(
+        db,
+        name,
+        "install",
+        Some(plugin.version()),
+        "config",
+        Some("seeded from the configuration"),
+    )
+    .await?;
+    Ok(Some((plugin, is_disabled)))
+}
+
+/// Builds the configured file of `name` and records it (replacing a same-version
+/// build), for seeding and for `follow_files`.
+async fn install_file(
+    platform: &Arc<Platform>,
+    name: &str,
+    pc: &PluginConfig,
+) -> Result<LoadedPlugin> {
     let bytes = read_file(platform, name, pc).await?;
     let plugin = build(platform, Some(name), bytes.clone(), pc, None)
         .await
         .map_err(anyhow::Error::from)?;
     store::insert_version(
-        db,
+        &platform.db,
         &store::NewVersion {
             name,
             version: plugin.version(),
@@ -405,16 +409,7 @@ async fn start_one(
         true,
     )
     .await?;
-    store::record(
-        db,
-        name,
-        "install",
-        Some(plugin.version()),
-        "config",
-        Some("seeded from the configuration"),
-    )
-    .await?;
-    Ok(Some((plugin, is_disabled)))
+    Ok(plugin)
 }
 
 /// Installs (without enabling) a version found in the configured file that the

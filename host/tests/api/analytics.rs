@@ -79,20 +79,9 @@ async fn get_ok(app: &TestApp, admin: &str, path: &str) -> Value {
     r.body
 }
 
-async fn patch_status(app: &TestApp, admin: &str, id: &str, status: &str) {
-    let r = app
-        .patch(
-            &format!("/api/v1/orders/{id}/status"),
-            Some(admin),
-            json!({ "status": status }),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{status}: {}", r.text);
-}
-
 async fn deliver(app: &TestApp, admin: &str, id: &str) {
     for s in ["preparing", "out_for_delivery", "delivered"] {
-        patch_status(app, admin, id, s).await;
+        move_order(app, admin, id, s).await;
     }
 }
 

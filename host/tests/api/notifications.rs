@@ -55,17 +55,6 @@ async fn send_message(app: &TestApp, body: Value) -> (u16, Value) {
     .await
 }
 
-async fn patch_status(app: &TestApp, admin: &str, id: &str, status: &str) {
-    let r = app
-        .patch(
-            &format!("/api/v1/orders/{id}/status"),
-            Some(admin),
-            json!({ "status": status }),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
-}
-
 backend_test!(signup_brings_a_welcome_notification_and_email, |app| {
     let c = app.customer().await;
     let n = wait_for(app, &c.token, "welcome", |_| true).await;
@@ -127,7 +116,7 @@ backend_test!(orders_bring_placed_and_status_notifications, |app| {
     assert_eq!(placed["data"]["user_id"], c.user_id.as_str());
     assert_eq!(placed["data"]["total"], 11500);
 
-    patch_status(app, &admin, &order, "preparing").await;
+    move_order(app, &admin, &order, "preparing").await;
     let changed = wait_for(app, &c.token, "order.status_changed", |n| {
         n["data"]["to"] == "preparing"
     })
@@ -136,7 +125,7 @@ backend_test!(orders_bring_placed_and_status_notifications, |app| {
     assert_eq!(changed["data"]["order_id"], order.as_str());
     assert_eq!(changed["data"]["from"], "confirmed");
 
-    patch_status(app, &admin, &order, "out_for_delivery").await;
+    move_order(app, &admin, &order, "out_for_delivery").await;
     let out = wait_for(app, &c.token, "order.status_changed", |n| {
         n["data"]["to"] == "out_for_delivery"
     })
@@ -186,7 +175,7 @@ backend_test!(assignment_notifies_customer_and_agent, |app| {
     let product = new_product(app, &admin, 4500, 10).await;
     let (c, address) = shopper(app, &product, 1).await;
     let order = place(app, &c, &address, "cod").await;
-    patch_status(app, &admin, &order, "preparing").await;
+    move_order(app, &admin, &order, "preparing").await;
 
     let n = wait_for(app, &c.token, "delivery.assigned", |n| {
         n["data"]["order_id"] == order.as_str()
@@ -210,8 +199,8 @@ backend_test!(listing_pages_filters_and_marks_read, |app| {
     let product = new_product(app, &admin, 4500, 10).await;
     let (c, address) = shopper(app, &product, 1).await;
     let order = place(app, &c, &address, "cod").await;
-    patch_status(app, &admin, &order, "preparing").await;
-    patch_status(app, &admin, &order, "out_for_delivery").await;
+    move_order(app, &admin, &order, "preparing").await;
+    move_order(app, &admin, &order, "out_for_delivery").await;
     // welcome + placed + two status changes.
     app.eventually(5, || async {
         (notes(app, &c.token, "").await.body["total"] == 4).then_some(())

@@ -85,6 +85,18 @@ pub async fn place(app: &TestApp, c: &Customer, address: &str, method: &str) -> 
     r.body["id"].as_str().expect("order id").to_string()
 }
 
+/// An admin moves order `id` to `status` (asserting 200).
+pub async fn move_order(app: &TestApp, admin: &str, id: &str, status: &str) {
+    let r = app
+        .patch(
+            &format!("/api/v1/orders/{id}/status"),
+            Some(admin),
+            json!({ "status": status }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{id} → {status}: {}", r.text);
+}
+
 /// `POST /api/v1/orders` with an `Idempotency-Key`.
 pub async fn checkout_with_key(app: &TestApp, token: &str, key: &str, body: Value) -> Resp {
     let body = serde_json::to_vec(&body).expect("json");
