@@ -97,14 +97,7 @@ async fn require_operator(
 
 /// Who is calling: `operator` for the operator token, else the admin's user id.
 async fn authorize(p: &Platform, headers: &HeaderMap, rid: &str) -> Result<String, Response> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
+    let token = crate::gateway::bearer(headers).ok_or_else(|| {
             error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -160,17 +153,20 @@ fn internal(e: anyhow::Error, rid: &str) -> Response {
 
 /// One plugin as the operator API shows it; `None` when the host knows nothing of it.
 async fn entry(p: &Arc<Platform>, name: &str) -> anyhow::Result<Option<Value>> {
+    let versions = store::all_versions(&p.db).await?;
+    Ok(entry_of(p, name, &versions))
+}
+
+/// [`entry`] from already read version rows (of every plugin).
+fn entry_of(p: &Platform, name: &str, all_versions: &[store::VersionRow]) -> Option<Value> {
     let snap = p.registry.snapshot();
-    let versions: Vec<store::VersionRow> = store::all_versions(&p.db)
-        .await?
-        .into_iter()
-        .filter(|v| v.name == name)
-        .collect();
+    let versions: Vec<&store::VersionRow> =
+        all_versions.iter().filter(|v| v.name == name).collect();
     let live = snap.plugins.get(name);
     let disabled = snap.disabled.get(name);
     let loaded = live.or(disabled);
     if loaded.is_none() && versions.is_empty() {
-        return Ok(None);
+        return None;
     }
     let state = match (live, disabled) {
         (Some(_), _) => "live",
@@ -195,7 +191,7 @@ async fn entry(p: &Arc<Platform>, name: &str) -> anyhow::Result<Option<Value>> {
             "stable_requests": stable_requests, "stable_errors": stable_errors,
         })
     });
-    Ok(Some(json!({
+    Some(json!({
         "name": name,
         "live_version": loaded.map(|l| l.version()),
         "state": state,
@@ -205,7 +201,7 @@ async fn entry(p: &Arc<Platform>, name: &str) -> anyhow::Result<Option<Value>> {
         "grants": grants,
         "stats": p.metrics.plugin_stats.summary(name),
         "canary": canary,
-    })))
+    }))
 }
 
 async fn list(
@@ -219,20 +215,17 @@ async fn list(
         .chain(snap.disabled.keys())
         .cloned()
         .collect();
-    match store::all_versions(&p.db).await {
-        Ok(v) => names.extend(v.into_iter().map(|v| v.name)),
+    let versions = match store::all_versions(&p.db).await {
+        Ok(v) => v,
         Err(e) => return internal(e, &rid),
-    }
+    };
+    names.extend(versions.iter().map(|v| v.name.clone()));
     names.sort();
     names.dedup();
-    let mut items = Vec::new();
-    for name in names {
-        match entry(&p, &name).await {
-            Ok(Some(e)) => items.push(e),
-            Ok(None) => {}
-            Err(e) => return internal(e, &rid),
-        }
-    }
+    let items: Vec<Value> = names
+        .iter()
+        .filter_map(|name| entry_of(&p, name, &versions))
+        .collect();
     Json(json!({ "items": items })).into_response()
 }
 

@@ -179,6 +179,10 @@ pub async fn states(db: &Db) -> Result<Vec<StateRow>> {
     )
     .fetch_all(&db.pool)
     .await?;
+    state_rows(&rows)
+}
+
+fn state_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<StateRow>> {
     rows.iter()
         .map(|r| {
             Ok(StateRow {
@@ -193,7 +197,13 @@ pub async fn states(db: &Db) -> Result<Vec<StateRow>> {
 }
 
 pub async fn state(db: &Db, name: &str) -> Result<Option<StateRow>> {
-    Ok(states(db).await?.into_iter().find(|s| s.name == name))
+    let rows = sqlx::query(
+        "SELECT name, live_version, previous_version, state FROM plugin_state WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(state_rows(&rows)?.into_iter().next())
 }
 
 /// `version` becomes live (and enabled); `previous` is remembered for rollback.

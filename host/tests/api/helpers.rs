@@ -174,7 +174,7 @@ pub fn plugin_dir() -> PathBuf {
 }
 
 /// The plugins every test host loads.
-const PLUGINS: &[&str] = &[
+pub const PLUGINS: &[&str] = &[
     "auth",
     "catalog",
     "cart",

@@ -18,19 +18,8 @@ backend_test!(health_and_ready, |app| {
         .filter(|p| p["state"] == "live")
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    for p in [
-        "auth",
-        "catalog",
-        "cart",
-        "orders",
-        "payments",
-        "delivery",
-        "notifications",
-        "analytics",
-        "hello",
-        "faulty",
-    ] {
-        assert!(live.contains(&p), "{p} not live: {}", r.text);
+    for p in PLUGINS {
+        assert!(live.contains(p), "{p} not live: {}", r.text);
     }
 });
 
