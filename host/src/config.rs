@@ -45,6 +45,19 @@ pub struct RuntimeConfig {
     pub max_memory_mb: u32,
     pub epoch_tick_ms: u64,
     pub warm_instances: usize,
+    /// Lets `perf` name JIT-compiled plugin functions (`perfmap` writes
+    /// `/tmp/perf-<pid>.map`); `none` in production.
+    #[serde(default)]
+    pub profiler: Profiler,
+}
+
+/// `runtime.profiler`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profiler {
+    #[default]
+    None,
+    Perfmap,
 }
 
 #[derive(Debug, Clone, Deserialize)]

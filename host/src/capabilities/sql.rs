@@ -6,10 +6,11 @@
 //! `Any` cannot read its `BOOLEAN` columns. During `migrate` every statement runs in the
 //! call's migration transaction, so a failed migration leaves nothing behind.
 
+use std::time::Instant;
+
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::Query;
-use sqlx::sqlite::{SqliteArguments, SqliteRow};
-use sqlx::{Column, Executor, Postgres, Row, Sqlite, TypeInfo, ValueRef};
+use sqlx::{Column, Executor, Postgres, Row, TypeInfo, ValueRef};
 use wasmtime::component::Resource;
 
 use crate::capabilities::denied;
@@ -18,36 +19,52 @@ use crate::runtime::bindings::kirana::platform::sql::{
 };
 use crate::runtime::bindings::wit;
 use crate::runtime::HostState;
+use crate::storage::sqlite::{self, Conn};
 use crate::storage::{Backend, PluginDb};
 
 /// An open transaction on one connection of a plugin's database.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(Conn),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    /// Commits; `deadline` bounds a SQLite commit's checkpoint.
+    pub async fn commit(self, deadline: Instant) -> Result<(), wit::Error> {
         match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Postgres(t) => t.commit().await,
+            Tx::Sqlite(mut c) => c
+                .run_blocking(deadline, |c| Ok(c.execute_batch("COMMIT")?))
+                .await
+                .map_err(map_sqlite_err),
+            Tx::Postgres(t) => t.commit().await.map_err(map_err),
         }
     }
 
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+    pub async fn rollback(self) -> Result<(), wit::Error> {
         match self {
-            Tx::Sqlite(t) => t.rollback().await,
-            Tx::Postgres(t) => t.rollback().await,
+            // Rolling back a WAL transaction only drops its pages: no lock, no I/O wait.
+            Tx::Sqlite(mut c) => c
+                .run(Instant::now() + std::time::Duration::from_secs(5), |c| {
+                    Ok(c.execute_batch("ROLLBACK")?)
+                })
+                .map_err(map_sqlite_err),
+            Tx::Postgres(t) => t.rollback().await.map_err(map_err),
         }
     }
 }
 
 /// Begins a write transaction: SQLite takes the write lock up front
 /// (`BEGIN IMMEDIATE`) so two transactions never deadlock upgrading their locks.
-pub async fn begin(db: &PluginDb) -> Result<Tx, sqlx::Error> {
+pub async fn begin(db: &PluginDb, deadline: Instant) -> Result<Tx, wit::Error> {
     Ok(match db {
-        PluginDb::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-        PluginDb::Postgres(p) => Tx::Postgres(p.begin().await?),
+        PluginDb::Sqlite(db) => {
+            let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
+            conn.run_blocking(deadline, |c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))
+                .await
+                .map_err(map_sqlite_err)?;
+            Tx::Sqlite(conn)
+        }
+        PluginDb::Postgres(p) => Tx::Postgres(p.begin().await.map_err(map_err)?),
     })
 }
 
@@ -62,7 +79,7 @@ enum Target<'a> {
     Tx(&'a mut Tx),
 }
 
-/// Binds the plugin's parameters.
+/// Binds the plugin's parameters for PostgreSQL.
 ///
 /// A NULL is sent untyped to PostgreSQL (it infers the type from the statement, as
 /// for a literal NULL). Prepared statements are cached per connection with the
@@ -85,10 +102,6 @@ macro_rules! prepare {
         }
         q
     }};
-}
-
-fn sqlite_query(statement: &str, params: Vec<Value>) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    prepare!(statement, params, None::<i64>)
 }
 
 fn pg_query(statement: &str, params: Vec<Value>) -> Query<'_, Postgres, PgArguments> {
@@ -126,7 +139,14 @@ struct Collector {
 }
 
 impl Collector {
-    fn push(&mut self, values: Vec<Value>) -> Result<(), sqlx::Error> {
+    fn new() -> Self {
+        Collector {
+            rows: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, values: Vec<Value>) -> Result<(), wit::Error> {
         self.bytes += values
             .iter()
             .map(|v| match v {
@@ -136,7 +156,7 @@ impl Collector {
             })
             .sum::<usize>();
         if self.rows.len() >= MAX_ROWS || self.bytes > MAX_RESULT_BYTES {
-            return Err(sqlx::Error::Protocol(format!(
+            return Err(wit::Error::Invalid(format!(
                 "the result exceeds {MAX_ROWS} rows or {} MiB; page it with LIMIT",
                 MAX_RESULT_BYTES >> 20
             )));
@@ -146,42 +166,210 @@ impl Collector {
     }
 }
 
+/// Runs a query and collects every row.
 async fn fetch(
     target: Target<'_>,
+    deadline: Instant,
+    statement: String,
+    params: Vec<Value>,
+) -> Result<RowSet, wit::Error> {
+    match target {
+        Target::Pool(PluginDb::Sqlite(db)) => {
+            let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
+            on_sqlite(&mut conn, false, deadline, statement, params, sqlite_fetch).await
+        }
+        Target::Tx(Tx::Sqlite(conn)) => {
+            on_sqlite(conn, true, deadline, statement, params, sqlite_fetch).await
+        }
+        Target::Pool(PluginDb::Postgres(p)) => pg_fetch(p, &statement, params).await,
+        Target::Tx(Tx::Postgres(t)) => pg_fetch(&mut **t, &statement, params).await,
+    }
+}
+
+/// Runs a statement and answers how many rows it changed.
+async fn execute(
+    target: Target<'_>,
+    deadline: Instant,
+    statement: String,
+    params: Vec<Value>,
+) -> Result<u64, wit::Error> {
+    match target {
+        Target::Pool(PluginDb::Sqlite(db)) => {
+            let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
+            on_sqlite(
+                &mut conn,
+                false,
+                deadline,
+                statement,
+                params,
+                sqlite_execute,
+            )
+            .await
+        }
+        Target::Tx(Tx::Sqlite(conn)) => {
+            on_sqlite(conn, true, deadline, statement, params, sqlite_execute).await
+        }
+        Target::Pool(PluginDb::Postgres(p)) => pg_query(&statement, params)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err),
+        Target::Tx(Tx::Postgres(t)) => pg_query(&statement, params)
+            .execute(&mut **t)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err),
+    }
+}
+
+/// Runs `run` where it cannot stall the async runtime: in place for a read or inside
+/// a write transaction (neither waits for a lock in WAL mode), on the blocking pool for
+/// an autocommit write (it may wait for another connection's write lock).
+async fn on_sqlite<R: Send + 'static>(
+    conn: &mut Conn,
+    in_tx: bool,
+    deadline: Instant,
+    statement: String,
+    params: Vec<Value>,
+    run: fn(&rusqlite::Connection, &str, Vec<Value>) -> Result<R, SqliteFailure>,
+) -> Result<R, wit::Error> {
+    if has_second_statement(&statement) {
+        // SQLite would run only the first one; PostgreSQL refuses them too.
+        return Err(wit::Error::Invalid(
+            "one statement per call: split the SQL and run each statement on its own".into(),
+        ));
+    }
+    let in_place = in_tx || conn.is_read_only(&statement).map_err(map_sqlite_err)?;
+    let outcome = if in_place {
+        conn.run(deadline, |c| Ok(run(c, &statement, params)))
+    } else {
+        conn.run_blocking(deadline, move |c| Ok(run(c, &statement, params)))
+            .await
+    };
+    match outcome.map_err(map_sqlite_err)? {
+        Ok(r) => Ok(r),
+        Err(SqliteFailure::Sqlite(e)) => Err(map_sqlite_err(e.into())),
+        Err(SqliteFailure::Plugin(e)) => Err(e),
+    }
+}
+
+/// Whether `sql` holds a second statement: a `;` followed by anything but whitespace,
+/// comments or more `;`. Quoted strings and identifiers are skipped.
+fn has_second_statement(sql: &str) -> bool {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    let mut ended = false;
+    let skip_to = |from: usize, end: &[u8]| {
+        b[from..]
+            .windows(end.len())
+            .position(|w| w == end)
+            .map_or(b.len(), |p| from + p + end.len())
+    };
+    while i < b.len() {
+        match b[i] {
+            b'-' if b.get(i + 1) == Some(&b'-') => i = skip_to(i + 2, b"\n"),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_to(i + 2, b"*/"),
+            b';' => {
+                ended = true;
+                i += 1;
+            }
+            c if c.is_ascii_whitespace() => i += 1,
+            _ if ended => return true,
+            q @ (b'\'' | b'"' | b'`') => i = skip_to(i + 1, &[q]),
+            b'[' => i = skip_to(i + 1, b"]"),
+            _ => i += 1,
+        }
+    }
+    false
+}
+
+/// What went wrong inside a SQLite statement: SQLite said no, or the plugin's input or
+/// result broke a rule of this capability.
+enum SqliteFailure {
+    Sqlite(rusqlite::Error),
+    Plugin(wit::Error),
+}
+
+impl From<rusqlite::Error> for SqliteFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        SqliteFailure::Sqlite(e)
+    }
+}
+
+impl From<wit::Error> for SqliteFailure {
+    fn from(e: wit::Error) -> Self {
+        SqliteFailure::Plugin(e)
+    }
+}
+
+/// Prepares (from the connection's cache) and binds `params` to `$N` / `?N` by number,
+/// as the PostgreSQL side does, so a statement binds the same on both.
+fn sqlite_prepare<'c>(
+    conn: &'c rusqlite::Connection,
+    statement: &str,
+    params: &[Value],
+) -> Result<rusqlite::CachedStatement<'c>, SqliteFailure> {
+    let mut stmt = conn.prepare_cached(statement)?;
+    let count = stmt.parameter_count();
+    let mut used = vec![false; params.len()];
+    for index in 1..=count {
+        let number = stmt
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix(['$', '?']))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(index);
+        let value = number
+            .checked_sub(1)
+            .and_then(|i| params.get(i).map(|v| (i, v)))
+            .ok_or_else(|| {
+                wit::Error::Invalid(format!(
+                    "the statement uses parameter ${number} but {} values were given",
+                    params.len()
+                ))
+            })?;
+        used[value.0] = true;
+        stmt.raw_bind_parameter(
+            index,
+            rusqlite::types::ToSqlOutput::Borrowed(sqlite_param(value.1)),
+        )?;
+    }
+    if let Some(unused) = used.iter().position(|u| !u) {
+        return Err(wit::Error::Invalid(format!(
+            "{} values were given but the statement never uses ${}",
+            params.len(),
+            unused + 1
+        ))
+        .into());
+    }
+    Ok(stmt)
+}
+
+fn sqlite_param(value: &Value) -> rusqlite::types::ValueRef<'_> {
+    use rusqlite::types::ValueRef;
+    match value {
+        Value::Null => ValueRef::Null,
+        Value::Int(i) => ValueRef::Integer(*i),
+        Value::Float(f) => ValueRef::Real(*f),
+        Value::Text(s) => ValueRef::Text(s.as_bytes()),
+        Value::Blob(b) => ValueRef::Blob(b),
+        Value::Boolean(b) => ValueRef::Integer(i64::from(*b)),
+    }
+}
+
+fn sqlite_fetch(
+    conn: &rusqlite::Connection,
     statement: &str,
     params: Vec<Value>,
-) -> Result<RowSet, sqlx::Error> {
-    use futures::TryStreamExt;
-    let mut out = Collector {
-        rows: Vec::new(),
-        bytes: 0,
-    };
-    let mut columns = Vec::new();
-    macro_rules! drain {
-        ($stream:expr, $convert:ident) => {{
-            let mut stream = $stream;
-            while let Some(row) = stream.try_next().await? {
-                if columns.is_empty() {
-                    columns = row.columns().iter().map(|c| c.name().to_string()).collect();
-                }
-                out.push($convert(&row)?)?;
-            }
-        }};
-    }
-    match target {
-        Target::Pool(PluginDb::Sqlite(p)) => {
-            drain!(sqlite_query(statement, params).fetch(p), sqlite_values)
-        }
-        Target::Tx(Tx::Sqlite(t)) => drain!(
-            sqlite_query(statement, params).fetch(&mut **t),
-            sqlite_values
-        ),
-        Target::Pool(PluginDb::Postgres(p)) => {
-            drain!(pg_query(statement, params).fetch(p), pg_values)
-        }
-        Target::Tx(Tx::Postgres(t)) => {
-            drain!(pg_query(statement, params).fetch(&mut **t), pg_values)
-        }
+) -> Result<RowSet, SqliteFailure> {
+    let mut stmt = sqlite_prepare(conn, statement, &params)?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let mut out = Collector::new();
+    let mut rows = stmt.raw_query();
+    while let Some(row) = rows.next()? {
+        let values = (0..columns.len())
+            .map(|i| sqlite_value(row.get_ref(i)?, &columns[i]))
+            .collect::<Result<Vec<_>, SqliteFailure>>()?;
+        out.push(values)?;
     }
     Ok(RowSet {
         columns,
@@ -189,48 +377,55 @@ async fn fetch(
     })
 }
 
-async fn execute(
-    target: Target<'_>,
+fn sqlite_execute(
+    conn: &rusqlite::Connection,
     statement: &str,
     params: Vec<Value>,
-) -> Result<u64, sqlx::Error> {
-    Ok(match target {
-        Target::Pool(PluginDb::Sqlite(p)) => sqlite_query(statement, params)
-            .execute(p)
-            .await?
-            .rows_affected(),
-        Target::Tx(Tx::Sqlite(t)) => sqlite_query(statement, params)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
-        Target::Pool(PluginDb::Postgres(p)) => pg_query(statement, params)
-            .execute(p)
-            .await?
-            .rows_affected(),
-        Target::Tx(Tx::Postgres(t)) => pg_query(statement, params)
-            .execute(&mut **t)
-            .await?
-            .rows_affected(),
+) -> Result<u64, SqliteFailure> {
+    let mut stmt = sqlite_prepare(conn, statement, &params)?;
+    // Stepping through any rows (`RETURNING`) runs the statement to completion.
+    let mut rows = stmt.raw_query();
+    while rows.next()?.is_some() {}
+    Ok(conn.changes())
+}
+
+/// A SQLite value by storage class (`INTEGER`, `REAL`, `TEXT`, `BLOB`); a `BOOLEAN`
+/// column is stored as an integer and reaches the plugin as one.
+fn sqlite_value(
+    value: rusqlite::types::ValueRef<'_>,
+    column: &str,
+) -> Result<Value, SqliteFailure> {
+    use rusqlite::types::ValueRef;
+    Ok(match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Float(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8(t.to_vec()).map_err(|_| {
+            wit::Error::Invalid(format!("column {column} holds text that is not UTF-8"))
+        })?),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
     })
 }
 
-/// A SQLite row by storage class (`INTEGER`, `REAL`, `TEXT`, `BLOB`); a `BOOLEAN`
-/// column is stored as an integer and reaches the plugin as one.
-fn sqlite_values(row: &SqliteRow) -> Result<Vec<Value>, sqlx::Error> {
-    (0..row.len())
-        .map(|i| {
-            let raw = row.try_get_raw(i)?;
-            if raw.is_null() {
-                return Ok(Value::Null);
-            }
-            Ok(match raw.type_info().name() {
-                "INTEGER" | "BOOLEAN" => Value::Int(row.try_get(i)?),
-                "REAL" => Value::Float(row.try_get(i)?),
-                "BLOB" => Value::Blob(row.try_get(i)?),
-                _ => Value::Text(row.try_get(i)?),
-            })
-        })
-        .collect()
+async fn pg_fetch<'e>(
+    executor: impl Executor<'e, Database = Postgres>,
+    statement: &'e str,
+    params: Vec<Value>,
+) -> Result<RowSet, wit::Error> {
+    use futures::TryStreamExt;
+    let mut out = Collector::new();
+    let mut columns = Vec::new();
+    let mut stream = pg_query(statement, params).fetch(executor);
+    while let Some(row) = stream.try_next().await.map_err(map_err)? {
+        if columns.is_empty() {
+            columns = row.columns().iter().map(|c| c.name().to_string()).collect();
+        }
+        out.push(pg_values(&row).map_err(map_err)?)?;
+    }
+    Ok(RowSet {
+        columns,
+        rows: out.rows,
+    })
 }
 
 /// A PostgreSQL row by column type; types outside the portable set are refused with a
@@ -300,6 +495,47 @@ pub fn map_err(e: sqlx::Error) -> wit::Error {
     }
 }
 
+/// The SQLite side of [`map_err`], by SQLite's extended result codes.
+pub fn map_sqlite_err(e: sqlite::Error) -> wit::Error {
+    use rusqlite::ffi;
+    let e = match e {
+        sqlite::Error::Sqlite(e) => e,
+        sqlite::Error::PoolTimedOut => {
+            return wit::Error::Timeout("no database connection free in time".into())
+        }
+        sqlite::Error::Closed => {
+            return wit::Error::Unavailable("the plugin's database is closed".into())
+        }
+        sqlite::Error::Task(m) => return wit::Error::Failed(m),
+    };
+    let message = e.to_string();
+    match &e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.extended_code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                wit::Error::Conflict(message)
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY
+            | ffi::SQLITE_CONSTRAINT_NOTNULL
+            | ffi::SQLITE_CONSTRAINT_CHECK => wit::Error::Invalid(message),
+            ffi::SQLITE_INTERRUPT => wit::Error::Timeout(
+                "the statement ran past the call's time limit and was interrupted".into(),
+            ),
+            ffi::SQLITE_ERROR | ffi::SQLITE_RANGE | ffi::SQLITE_MISMATCH => {
+                wit::Error::Invalid(message)
+            }
+            _ => wit::Error::Failed(message),
+        },
+        rusqlite::Error::MultipleStatement => wit::Error::Invalid(
+            "one statement per call: split the SQL and run each statement on its own".into(),
+        ),
+        rusqlite::Error::InvalidParameterCount(..)
+        | rusqlite::Error::InvalidColumnIndex(_)
+        | rusqlite::Error::Utf8Error(_)
+        | rusqlite::Error::NulError(_) => wit::Error::Invalid(message),
+        _ => wit::Error::Failed(message),
+    }
+}
+
 impl HostState {
     fn sql_granted(&self) -> Result<(), wit::Error> {
         if self.plugin.grants.sql {
@@ -338,9 +574,8 @@ impl Host for HostState {
         if let Err(e) = self.sql_granted() {
             return Ok(Err(e));
         }
-        Ok(fetch(self.sql_target(), &statement, params)
-            .await
-            .map_err(map_err))
+        let deadline = self.call.deadline;
+        Ok(fetch(self.sql_target(), deadline, statement, params).await)
     }
 
     async fn execute(
@@ -351,9 +586,8 @@ impl Host for HostState {
         if let Err(e) = self.sql_granted() {
             return Ok(Err(e));
         }
-        Ok(execute(self.sql_target(), &statement, params)
-            .await
-            .map_err(map_err))
+        let deadline = self.call.deadline;
+        Ok(execute(self.sql_target(), deadline, statement, params).await)
     }
 }
 
@@ -369,9 +603,9 @@ impl HostTransaction for HostState {
                 "migrate already runs in a transaction; run the statements directly".into(),
             )));
         }
-        let tx = match begin(&self.plugin.db).await {
+        let tx = match begin(&self.plugin.db, self.call.deadline).await {
             Ok(tx) => tx,
-            Err(e) => return Ok(Err(map_err(e))),
+            Err(e) => return Ok(Err(e)),
         };
         let res = self.table().push(TxHandle { tx: Some(tx) })?;
         self.open_txs += 1;
@@ -384,12 +618,11 @@ impl HostTransaction for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
+        let deadline = self.call.deadline;
         let Some(tx) = self.tx_mut(&this)?.as_mut() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        Ok(fetch(Target::Tx(tx), &statement, params)
-            .await
-            .map_err(map_err))
+        Ok(fetch(Target::Tx(tx), deadline, statement, params).await)
     }
 
     async fn execute(
@@ -398,22 +631,22 @@ impl HostTransaction for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, wit::Error>> {
+        let deadline = self.call.deadline;
         let Some(tx) = self.tx_mut(&this)?.as_mut() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        Ok(execute(Target::Tx(tx), &statement, params)
-            .await
-            .map_err(map_err))
+        Ok(execute(Target::Tx(tx), deadline, statement, params).await)
     }
 
     async fn commit(
         &mut self,
         this: Resource<TxHandle>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
+        let deadline = self.call.deadline;
         let Some(tx) = self.tx_mut(&this)?.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        Ok(tx.commit().await.map_err(map_err))
+        Ok(tx.commit(deadline).await)
     }
 
     async fn rollback(
@@ -423,11 +656,12 @@ impl HostTransaction for HostState {
         let Some(tx) = self.tx_mut(&this)?.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        Ok(tx.rollback().await.map_err(map_err))
+        Ok(tx.rollback().await)
     }
 
     async fn drop(&mut self, rep: Resource<TxHandle>) -> wasmtime::Result<()> {
-        // Dropping an open sqlx transaction queues its rollback on the connection.
+        // Dropping an open transaction rolls it back (sqlx queues the rollback on the
+        // connection; a SQLite connection rolls back as it returns to its pool).
         let handle = self.table().delete(rep)?;
         if handle.tx.is_some() {
             self.open_txs = self.open_txs.saturating_sub(1);
@@ -437,9 +671,126 @@ impl HostTransaction for HostState {
 }
 
 /// Runs `statement` on a plugin's database outside any plugin (host maintenance, tests).
-pub async fn execute_raw(db: &PluginDb, statement: &str) -> Result<(), sqlx::Error> {
+pub async fn execute_raw(db: &PluginDb, statement: &str) -> anyhow::Result<()> {
     match db {
-        PluginDb::Sqlite(p) => p.execute(statement).await.map(|_| ()),
-        PluginDb::Postgres(p) => p.execute(statement).await.map(|_| ()),
+        PluginDb::Sqlite(db) => {
+            let statement = statement.to_string();
+            let deadline = Instant::now() + std::time::Duration::from_secs(30);
+            db.acquire()
+                .await?
+                .run_blocking(deadline, move |c| Ok(c.execute_batch(&statement)?))
+                .await?;
+        }
+        PluginDb::Postgres(p) => {
+            p.execute(statement).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_statements_are_found_outside_quotes_and_comments() {
+        assert!(!has_second_statement("SELECT 1"));
+        assert!(!has_second_statement("SELECT 1;  \n ; -- done\n /* end */"));
+        assert!(!has_second_statement("SELECT 'a;b', \"c;d\", [e;f] FROM t"));
+        assert!(!has_second_statement("SELECT 'it''s; fine'"));
+        assert!(!has_second_statement("SELECT 1 -- ; DROP TABLE t"));
+        assert!(has_second_statement("SELECT 1; DROP TABLE t"));
+        assert!(has_second_statement(
+            "CREATE TABLE a (x);CREATE TABLE b (y)"
+        ));
+        assert!(has_second_statement("SELECT 1; 'x'"));
+    }
+
+    fn conn() -> rusqlite::Connection {
+        let c = rusqlite::Connection::open_in_memory().expect("open");
+        c.execute_batch("CREATE TABLE t (a INTEGER, b TEXT, c REAL, d BLOB, e BOOLEAN)")
+            .expect("schema");
+        c
+    }
+
+    fn ok<T>(r: Result<T, SqliteFailure>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(SqliteFailure::Sqlite(e)) => panic!("sqlite: {e}"),
+            Err(SqliteFailure::Plugin(e)) => panic!("plugin: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn parameters_bind_by_number_and_values_come_back_by_storage_class() {
+        let c = conn();
+        let n = ok(sqlite_execute(
+            &c,
+            "INSERT INTO t (b, a, c, d, e) VALUES ($2, $1, $3, $4, $5) RETURNING a",
+            vec![
+                Value::Int(7),
+                Value::Text("seven".into()),
+                Value::Float(0.5),
+                Value::Blob(vec![1, 2]),
+                Value::Boolean(true),
+            ],
+        ));
+        assert_eq!(n, 1);
+        let rows = ok(sqlite_fetch(
+            &c,
+            "SELECT a, b, c, d, e, NULL AS f FROM t WHERE a = $1 AND a = $1",
+            vec![Value::Int(7)],
+        ));
+        assert_eq!(rows.columns, ["a", "b", "c", "d", "e", "f"]);
+        assert!(matches!(
+            rows.rows[0].as_slice(),
+            [
+                Value::Int(7),
+                Value::Text(b),
+                Value::Float(c),
+                Value::Blob(d),
+                Value::Int(1),
+                Value::Null
+            ] if b == "seven" && *c == 0.5 && d == &[1, 2]
+        ));
+        let empty = ok(sqlite_fetch(&c, "SELECT a FROM t WHERE a < 0", vec![]));
+        assert_eq!(empty.columns, ["a"], "columns even without rows");
+    }
+
+    #[test]
+    fn parameter_counts_must_match() {
+        let c = conn();
+        for (sql, params) in [
+            ("SELECT $2", vec![Value::Int(1)]),
+            ("SELECT $1", vec![Value::Int(1), Value::Int(2)]),
+        ] {
+            match sqlite_fetch(&c, sql, params) {
+                Err(SqliteFailure::Plugin(wit::Error::Invalid(_))) => {}
+                Err(SqliteFailure::Plugin(e)) => panic!("{sql}: {e:?}"),
+                Err(SqliteFailure::Sqlite(e)) => panic!("{sql}: {e}"),
+                Ok(_) => panic!("{sql} must be refused"),
+            }
+        }
+    }
+
+    #[test]
+    fn sqlite_errors_map_to_the_wit_error() {
+        let c = conn();
+        c.execute_batch("CREATE UNIQUE INDEX t_a ON t (a); INSERT INTO t (a) VALUES (1)")
+            .expect("setup");
+        let err = |sql: &str| match sqlite_execute(&c, sql, vec![]) {
+            Err(SqliteFailure::Sqlite(e)) => map_sqlite_err(e.into()),
+            Err(SqliteFailure::Plugin(e)) => e,
+            Ok(_) => panic!("{sql} must fail"),
+        };
+        assert!(matches!(
+            err("INSERT INTO t (a) VALUES (1)"),
+            wit::Error::Conflict(_)
+        ));
+        assert!(matches!(err("SELEC 1"), wit::Error::Invalid(_)));
+        assert!(matches!(
+            err("SELECT * FROM nowhere"),
+            wit::Error::Invalid(_)
+        ));
     }
 }

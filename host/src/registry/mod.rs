@@ -482,10 +482,7 @@ pub async fn build(
         .map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
 
     // Ask the component who it is, with no capabilities and no database.
-    let probe_db = PluginDb::Sqlite(
-        sqlx::sqlite::SqlitePool::connect_lazy("sqlite::memory:")
-            .map_err(|e| anyhow!("probe database: {e}"))?,
-    );
+    let probe_db = PluginDb::Sqlite(storage::SqliteDb::memory());
     let probe_ctx = Arc::new(PluginCtx {
         name: expected.unwrap_or("(uploaded)").to_string(),
         version: "unknown".into(),
@@ -668,12 +665,12 @@ fn mb(n: u32) -> usize {
 /// is the version migrated last. A failure rolls everything back.
 pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Result<()> {
     let from = store::migrated_version(&platform.db, plugin.name()).await?;
-    let tx = sql::begin(&plugin.ctx.db)
-        .await
-        .context("opening the migration transaction")?;
     // Seeding a fresh database may take longer than a request.
     let timeout = plugin.ctx.timeout.max(Duration::from_secs(60));
     let mut call = CallCtx::new(format!("migrate:{}", plugin.name()), None, 0, timeout);
+    let tx = sql::begin(&plugin.ctx.db, call.deadline)
+        .await
+        .map_err(|e| anyhow!("opening the migration transaction: {e:?}"))?;
     call.migration_tx = Some(tx);
     let (result, mut call) = match plugin.run(platform, call, Op::Migrate(from.clone())).await {
         Ok(r) => r,
@@ -685,7 +682,9 @@ pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Re
         _ => bail!("migrate returned an unexpected result"),
     }
     if let Some(tx) = call.migration_tx.take() {
-        tx.commit().await.context("committing the migration")?;
+        tx.commit(Instant::now() + timeout)
+            .await
+            .map_err(|e| anyhow!("committing the migration: {e:?}"))?;
     }
     platform.commit_events(&call.pending).await?;
     Ok(())

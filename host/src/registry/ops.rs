@@ -96,10 +96,7 @@ async fn build_detached(
         ..unconfigured()
     };
     let pc = pc.unwrap_or(&lenient);
-    let db = crate::storage::PluginDb::Sqlite(
-        sqlx::sqlite::SqlitePool::connect_lazy("sqlite::memory:")
-            .map_err(|e| anyhow::anyhow!("probe database: {e}"))?,
-    );
+    let db = crate::storage::PluginDb::Sqlite(crate::storage::SqliteDb::memory());
     build(platform, None, bytes, pc, Some(db)).await
 }
 

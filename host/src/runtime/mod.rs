@@ -111,6 +111,9 @@ fn build_engine(config: &Config) -> Result<(Engine, bool)> {
     wc.epoch_interruption(true);
     wc.consume_fuel(config.uses_fuel());
     wc.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    if config.runtime.profiler == crate::config::Profiler::Perfmap {
+        wc.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let slots = config.runtime.pool_instances;
     if slots > 0 {
         let max_memory = usize::try_from(config.runtime.max_memory_mb)

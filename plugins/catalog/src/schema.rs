@@ -46,8 +46,22 @@ pub fn migrate(_from: Option<&str>) -> Result<(), String> {
     run().map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))
 }
 
+/// The default listing order (`sort=name`, see `listing::order_by`) as an index, so a
+/// page is read in order and the scan stops at `LIMIT` instead of sorting every product.
+fn name_order_index() -> String {
+    use crate::listing::collate;
+    let dialect = sql::dialect();
+    format!(
+        "CREATE INDEX IF NOT EXISTS products_name_order_idx ON products ({}, {}, {})",
+        collate("(LOWER(name))", dialect),
+        collate("name", dialect),
+        collate("id", dialect)
+    )
+}
+
 fn run() -> Result<(), CapError> {
     sql::execute_batch(TABLES)?;
+    sql::execute(&name_order_index(), &[])?;
     if !config::get_or("seed", true) {
         return Ok(());
     }

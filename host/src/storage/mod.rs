@@ -13,12 +13,13 @@ use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
 use sqlx::{AnyPool, Executor};
 
 use crate::config::Config;
+
+pub mod sqlite;
+
+pub use sqlite::SqliteDb;
 
 /// Which SQL a database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,14 +32,14 @@ pub enum Backend {
 /// driver knows (SQLite's `BOOLEAN` among them) can be read.
 #[derive(Clone, Debug)]
 pub enum PluginDb {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
 impl PluginDb {
     pub async fn close(&self) {
         match self {
-            PluginDb::Sqlite(p) => p.close().await,
+            PluginDb::Sqlite(db) => db.close(),
             PluginDb::Postgres(p) => p.close().await,
         }
     }
@@ -163,36 +164,10 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
         let dir = config.data_dir.join("plugins");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{name}.db"));
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            // A local file needs no liveness ping before each use (the bench showed it
-            // costs a round trip to the connection's thread per statement).
-            .test_before_acquire(false)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    let mut handle = conn.lock_handle().await?;
-                    let db = handle.as_raw_handle().as_ptr();
-                    // SAFETY: `db` is this connection's open handle, held locked for the
-                    // call; sqlite3_limit only reads and sets an integer on it.
-                    unsafe {
-                        libsqlite3_sys::sqlite3_limit(db, libsqlite3_sys::SQLITE_LIMIT_ATTACHED, 0);
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let db = SqliteDb::open(&path, max)
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
-        Ok(PluginDb::Sqlite(pool))
+        Ok(PluginDb::Sqlite(db))
     }
 }
 

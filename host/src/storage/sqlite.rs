@@ -1,0 +1,336 @@
+//! A plugin's SQLite database: a small pool of `rusqlite` connections whose statements
+//! run on the thread that asks for them.
+//!
+//! Why not sqlx here (the host's own tables still use it): sqlx runs every SQLite
+//! connection on a thread of its own and hands each row across a channel, so one 20-row
+//! page cost some twenty thread wake-ups; the bench's profile put a third of the host's
+//! CPU in the kernel scheduler. Here a read (`sqlite3_stmt_readonly`) and any statement
+//! inside a write transaction run in place, because in WAL mode neither ever waits for
+//! a lock. What may wait for the write lock or do I/O (an autocommit write, `BEGIN
+//! IMMEDIATE`, `COMMIT` with its checkpoint) runs on tokio's blocking pool.
+//!
+//! Every statement carries the call's deadline, enforced by SQLite's progress handler:
+//! a runaway query is interrupted, so it never keeps a thread past the plugin's time
+//! limit.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a caller waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a statement waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 128;
+/// SQLite VM instructions between two deadline checks (a few microseconds).
+const PROGRESS_OPS: i32 = 2_000;
+
+/// Why a database call failed before or around SQLite itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no database connection free in time")]
+    PoolTimedOut,
+    #[error("the database is closed")]
+    Closed,
+    #[error("the database task failed: {0}")]
+    Task(String),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// A plugin's SQLite database (cheap to clone).
+#[derive(Clone)]
+pub struct SqliteDb(Arc<Inner>);
+
+struct Inner {
+    /// A file path, or `:memory:` (a private database per connection).
+    path: PathBuf,
+    idle: Mutex<Vec<Pooled>>,
+    permits: Arc<Semaphore>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for SqliteDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SqliteDb").field(&self.0.path).finish()
+    }
+}
+
+/// An open connection and the deadline its progress handler enforces.
+struct Pooled {
+    conn: Connection,
+    /// Nanoseconds after [`epoch`] past which statements are interrupted; 0 = none.
+    deadline: Arc<AtomicU64>,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos_since_epoch(at: Instant) -> u64 {
+    u64::try_from(at.saturating_duration_since(epoch()).as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+impl SqliteDb {
+    /// Opens (creating if needed) the database at `path` with at most `max` connections,
+    /// and checks that one connection opens.
+    pub async fn open(path: &Path, max: u32) -> Result<SqliteDb, Error> {
+        let db = Self::lazy(path.to_path_buf(), max);
+        drop(db.acquire().await?);
+        Ok(db)
+    }
+
+    /// A private in-memory database per connection, opened on first use (the registry's
+    /// probe of an uploaded component, which has no grants).
+    pub fn memory() -> SqliteDb {
+        Self::lazy(PathBuf::from(":memory:"), 1)
+    }
+
+    fn lazy(path: PathBuf, max: u32) -> SqliteDb {
+        let max = usize::try_from(max.max(1)).unwrap_or(1);
+        SqliteDb(Arc::new(Inner {
+            path,
+            idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(max)),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// A connection for the caller alone, opened if none is idle.
+    pub async fn acquire(&self) -> Result<Conn, Error> {
+        if self.0.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let permit = tokio::time::timeout(ACQUIRE_TIMEOUT, self.0.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| Error::PoolTimedOut)?
+            .map_err(|_| Error::Closed)?;
+        let idle = self.0.idle.lock().map(|mut idle| idle.pop()).ok().flatten();
+        let pooled = match idle {
+            Some(p) => p,
+            None => {
+                let path = self.0.path.clone();
+                tokio::task::spawn_blocking(move || connect(&path))
+                    .await
+                    .map_err(|e| Error::Task(e.to_string()))??
+            }
+        };
+        Ok(Conn {
+            pooled: Some(pooled),
+            db: self.0.clone(),
+            _permit: permit,
+        })
+    }
+
+    /// Refuses new work and closes the idle connections (busy ones close when returned).
+    pub fn close(&self) {
+        self.0.closed.store(true, Ordering::Release);
+        self.0.permits.close();
+        if let Ok(mut idle) = self.0.idle.lock() {
+            idle.clear();
+        }
+    }
+}
+
+/// Opens one connection with the settings every plugin database uses.
+fn connect(path: &Path) -> Result<Pooled, Error> {
+    // NO_MUTEX: the pool hands a connection to one caller at a time, so SQLite's own
+    // per-connection mutex would only cost time.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // The plugin must not reach any other database file (the host's or a plugin's).
+    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    let deadline = Arc::new(AtomicU64::new(0));
+    let watched = deadline.clone();
+    conn.progress_handler(
+        PROGRESS_OPS,
+        Some(move || {
+            let at = watched.load(Ordering::Relaxed);
+            at != 0 && nanos_since_epoch(Instant::now()) > at
+        }),
+    );
+    Ok(Pooled { conn, deadline })
+}
+
+/// A connection taken from the pool; it goes back (rolled back to autocommit) on drop.
+pub struct Conn {
+    /// `None` only while a blocking task has it, or after that task was lost.
+    pooled: Option<Pooled>,
+    db: Arc<Inner>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Conn {
+    /// Runs `f` on this thread; statements past `deadline` are interrupted.
+    pub fn run<R>(
+        &mut self,
+        deadline: Instant,
+        f: impl FnOnce(&Connection) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let pooled = self.pooled.as_ref().ok_or(Error::Closed)?;
+        pooled
+            .deadline
+            .store(nanos_since_epoch(deadline), Ordering::Relaxed);
+        let out = f(&pooled.conn);
+        pooled.deadline.store(0, Ordering::Relaxed);
+        out
+    }
+
+    /// Runs `f` on tokio's blocking pool: for work that may wait for the write lock.
+    pub async fn run_blocking<R: Send + 'static>(
+        &mut self,
+        deadline: Instant,
+        f: impl FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        let pooled = self.pooled.take().ok_or(Error::Closed)?;
+        let task = tokio::task::spawn_blocking(move || {
+            pooled
+                .deadline
+                .store(nanos_since_epoch(deadline), Ordering::Relaxed);
+            let out = f(&pooled.conn);
+            pooled.deadline.store(0, Ordering::Relaxed);
+            (pooled, out)
+        });
+        // If this future is dropped meanwhile, the task still finishes and the
+        // connection closes with it (rolling back anything uncommitted).
+        let (pooled, out) = task.await.map_err(|e| Error::Task(e.to_string()))?;
+        self.pooled = Some(pooled);
+        out
+    }
+
+    /// Whether `statement` only reads (prepared once, then kept in the cache).
+    pub fn is_read_only(&self, statement: &str) -> Result<bool, Error> {
+        let pooled = self.pooled.as_ref().ok_or(Error::Closed)?;
+        Ok(pooled.conn.prepare_cached(statement)?.readonly())
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(pooled) = self.pooled.take() else {
+            return;
+        };
+        if self.db.closed.load(Ordering::Acquire) {
+            return;
+        }
+        // A transaction left open (a plugin dropped it, a call trapped) is rolled back
+        // here, so the next user always starts in autocommit.
+        if !pooled.conn.is_autocommit() {
+            let _ = pooled.conn.execute_batch("ROLLBACK");
+            if !pooled.conn.is_autocommit() {
+                return;
+            }
+        }
+        if let Ok(mut idle) = self.db.idle.lock() {
+            idle.push(pooled);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_and_rolled_back_to_autocommit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(&dir.path().join("t.db"), 2)
+            .await
+            .expect("open");
+        let mut c = db.acquire().await.expect("acquire");
+        c.run(soon(), |c| {
+            c.execute_batch("CREATE TABLE t (x INTEGER); BEGIN; INSERT INTO t VALUES (1);")?;
+            Ok(())
+        })
+        .expect("write");
+        drop(c);
+        let mut c = db.acquire().await.expect("acquire again");
+        let n: i64 = c
+            .run(soon(), |c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)
+            })
+            .expect("count");
+        assert_eq!(n, 0, "the dropped transaction was rolled back");
+        assert_eq!(
+            db.0.idle.lock().expect("lock").len(),
+            0,
+            "the one connection is in use"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_runaway_statement_is_interrupted_at_the_deadline() {
+        let db = SqliteDb::memory();
+        let mut c = db.acquire().await.expect("acquire");
+        let started = Instant::now();
+        let err = c
+            .run(started + Duration::from_millis(50), |c| {
+                Ok(c.query_row(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+                     SELECT COUNT(*) FROM n",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?)
+            })
+            .expect_err("interrupted");
+        assert!(
+            matches!(&err, Error::Sqlite(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted)),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // The connection stays usable after the interruption.
+        let one: i64 = c
+            .run(soon(), |c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .expect("next statement");
+        assert_eq!(one, 1);
+    }
+
+    #[tokio::test]
+    async fn attach_is_refused_and_writes_run_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(&dir.path().join("t.db"), 1)
+            .await
+            .expect("open");
+        let mut c = db.acquire().await.expect("acquire");
+        let other = dir.path().join("other.db").display().to_string();
+        let attach = c.run(soon(), move |c| {
+            c.execute("ATTACH DATABASE ?1 AS other", [other])?;
+            Ok(())
+        });
+        assert!(attach.is_err(), "ATTACH must fail");
+        assert!(!c.is_read_only("CREATE TABLE t (x)").expect("prepare"));
+        c.run_blocking(soon(), |c| {
+            c.execute_batch("CREATE TABLE t (x INTEGER)")?;
+            Ok(())
+        })
+        .await
+        .expect("blocking write");
+        assert!(c.is_read_only("SELECT x FROM t").expect("prepare"));
+    }
+
+    #[tokio::test]
+    async fn a_closed_database_refuses_new_work() {
+        let db = SqliteDb::memory();
+        db.close();
+        assert!(matches!(db.acquire().await, Err(Error::Closed)));
+    }
+}
