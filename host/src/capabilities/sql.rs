@@ -33,7 +33,7 @@ impl Tx {
     pub async fn commit(self, deadline: Instant) -> Result<(), wit::Error> {
         match self {
             Tx::Sqlite(mut c) => c
-                .run_blocking(deadline, |c| Ok(c.execute_batch("COMMIT")?))
+                .run(deadline, true, |c| Ok(c.execute_batch("COMMIT")?))
                 .await
                 .map_err(map_sqlite_err),
             Tx::Postgres(t) => t.commit().await.map_err(map_err),
@@ -44,7 +44,7 @@ impl Tx {
         match self {
             // Rolling back a WAL transaction only drops its pages: no lock, no I/O wait.
             Tx::Sqlite(mut c) => c
-                .run(Instant::now() + std::time::Duration::from_secs(5), |c| {
+                .run_here(Instant::now() + std::time::Duration::from_secs(5), |c| {
                     Ok(c.execute_batch("ROLLBACK")?)
                 })
                 .map_err(map_sqlite_err),
@@ -59,7 +59,7 @@ pub async fn begin(db: &PluginDb, deadline: Instant) -> Result<Tx, wit::Error> {
     Ok(match db {
         PluginDb::Sqlite(db) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
-            conn.run_blocking(deadline, |c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))
+            conn.run(deadline, true, |c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))
                 .await
                 .map_err(map_sqlite_err)?;
             Tx::Sqlite(conn)
@@ -176,10 +176,10 @@ async fn fetch(
     match target {
         Target::Pool(PluginDb::Sqlite(db)) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
-            on_sqlite(&mut conn, false, deadline, statement, params, sqlite_fetch).await
+            on_sqlite(&mut conn, deadline, statement, params, sqlite_fetch).await
         }
         Target::Tx(Tx::Sqlite(conn)) => {
-            on_sqlite(conn, true, deadline, statement, params, sqlite_fetch).await
+            on_sqlite(conn, deadline, statement, params, sqlite_fetch).await
         }
         Target::Pool(PluginDb::Postgres(p)) => pg_fetch(p, &statement, params).await,
         Target::Tx(Tx::Postgres(t)) => pg_fetch(&mut **t, &statement, params).await,
@@ -196,18 +196,10 @@ async fn execute(
     match target {
         Target::Pool(PluginDb::Sqlite(db)) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
-            on_sqlite(
-                &mut conn,
-                false,
-                deadline,
-                statement,
-                params,
-                sqlite_execute,
-            )
-            .await
+            on_sqlite(&mut conn, deadline, statement, params, sqlite_execute).await
         }
         Target::Tx(Tx::Sqlite(conn)) => {
-            on_sqlite(conn, true, deadline, statement, params, sqlite_execute).await
+            on_sqlite(conn, deadline, statement, params, sqlite_execute).await
         }
         Target::Pool(PluginDb::Postgres(p)) => pg_query(&statement, params)
             .execute(p)
@@ -222,16 +214,13 @@ async fn execute(
     }
 }
 
-/// Runs `run` where it cannot stall the async runtime: in place for a read or inside
-/// a write transaction (neither waits for a lock in WAL mode), on the blocking pool for
-/// an autocommit write (it may wait for another connection's write lock).
+/// Runs one statement on a SQLite connection (see `storage::sqlite` for where).
 async fn on_sqlite<R: Send + 'static>(
     conn: &mut Conn,
-    in_tx: bool,
     deadline: Instant,
     statement: String,
     params: Vec<Value>,
-    run: fn(&rusqlite::Connection, &str, Vec<Value>) -> Result<R, SqliteFailure>,
+    run: fn(&rusqlite::Connection, &str, &[Value]) -> Result<R, SqliteFailure>,
 ) -> Result<R, wit::Error> {
     if has_second_statement(&statement) {
         // SQLite would run only the first one; PostgreSQL refuses them too.
@@ -239,23 +228,27 @@ async fn on_sqlite<R: Send + 'static>(
             "one statement per call: split the SQL and run each statement on its own".into(),
         ));
     }
-    let in_place = in_tx || conn.is_read_only(&statement).map_err(map_sqlite_err)?;
-    let outcome = if in_place {
-        conn.run(deadline, |c| Ok(run(c, &statement, params)))
-    } else {
-        conn.run_blocking(deadline, move |c| Ok(run(c, &statement, params)))
-            .await
-    };
-    match outcome.map_err(map_sqlite_err)? {
-        Ok(r) => Ok(r),
-        Err(SqliteFailure::Sqlite(e)) => Err(map_sqlite_err(e.into())),
-        Err(SqliteFailure::Plugin(e)) => Err(e),
-    }
+    let writes = !conn.is_read_only(&statement).map_err(map_sqlite_err)?;
+    // A plugin's error (a bad parameter count, too many rows) rides inside `Ok` so the
+    // connection layer sees only SQLite's own errors, `SQLITE_BUSY` among them.
+    let outcome = conn
+        .run(deadline, writes, move |c| {
+            match run(c, &statement, &params) {
+                Ok(r) => Ok(Ok(r)),
+                Err(SqliteFailure::Plugin(e)) => Ok(Err(e)),
+                Err(SqliteFailure::Sqlite(e)) => Err(e.into()),
+            }
+        })
+        .await;
+    outcome.map_err(map_sqlite_err)?
 }
 
 /// Whether `sql` holds a second statement: a `;` followed by anything but whitespace,
 /// comments or more `;`. Quoted strings and identifiers are skipped.
 fn has_second_statement(sql: &str) -> bool {
+    if !sql.contains(';') {
+        return false;
+    }
     let b = sql.as_bytes();
     let mut i = 0;
     let mut ended = false;
@@ -359,9 +352,9 @@ fn sqlite_param(value: &Value) -> rusqlite::types::ValueRef<'_> {
 fn sqlite_fetch(
     conn: &rusqlite::Connection,
     statement: &str,
-    params: Vec<Value>,
+    params: &[Value],
 ) -> Result<RowSet, SqliteFailure> {
-    let mut stmt = sqlite_prepare(conn, statement, &params)?;
+    let mut stmt = sqlite_prepare(conn, statement, params)?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let mut out = Collector::new();
     let mut rows = stmt.raw_query();
@@ -380,9 +373,9 @@ fn sqlite_fetch(
 fn sqlite_execute(
     conn: &rusqlite::Connection,
     statement: &str,
-    params: Vec<Value>,
+    params: &[Value],
 ) -> Result<u64, SqliteFailure> {
-    let mut stmt = sqlite_prepare(conn, statement, &params)?;
+    let mut stmt = sqlite_prepare(conn, statement, params)?;
     // Stepping through any rows (`RETURNING`) runs the statement to completion.
     let mut rows = stmt.raw_query();
     while rows.next()?.is_some() {}
@@ -678,7 +671,7 @@ pub async fn execute_raw(db: &PluginDb, statement: &str) -> anyhow::Result<()> {
             let deadline = Instant::now() + std::time::Duration::from_secs(30);
             db.acquire()
                 .await?
-                .run_blocking(deadline, move |c| Ok(c.execute_batch(&statement)?))
+                .run(deadline, true, move |c| Ok(c.execute_batch(&statement)?))
                 .await?;
         }
         PluginDb::Postgres(p) => {
@@ -727,7 +720,7 @@ mod tests {
         let n = ok(sqlite_execute(
             &c,
             "INSERT INTO t (b, a, c, d, e) VALUES ($2, $1, $3, $4, $5) RETURNING a",
-            vec![
+            &[
                 Value::Int(7),
                 Value::Text("seven".into()),
                 Value::Float(0.5),
@@ -739,7 +732,7 @@ mod tests {
         let rows = ok(sqlite_fetch(
             &c,
             "SELECT a, b, c, d, e, NULL AS f FROM t WHERE a = $1 AND a = $1",
-            vec![Value::Int(7)],
+            &[Value::Int(7)],
         ));
         assert_eq!(rows.columns, ["a", "b", "c", "d", "e", "f"]);
         assert!(matches!(
@@ -753,7 +746,7 @@ mod tests {
                 Value::Null
             ] if b == "seven" && *c == 0.5 && d == &[1, 2]
         ));
-        let empty = ok(sqlite_fetch(&c, "SELECT a FROM t WHERE a < 0", vec![]));
+        let empty = ok(sqlite_fetch(&c, "SELECT a FROM t WHERE a < 0", &[]));
         assert_eq!(empty.columns, ["a"], "columns even without rows");
     }
 
@@ -764,7 +757,7 @@ mod tests {
             ("SELECT $2", vec![Value::Int(1)]),
             ("SELECT $1", vec![Value::Int(1), Value::Int(2)]),
         ] {
-            match sqlite_fetch(&c, sql, params) {
+            match sqlite_fetch(&c, sql, &params) {
                 Err(SqliteFailure::Plugin(wit::Error::Invalid(_))) => {}
                 Err(SqliteFailure::Plugin(e)) => panic!("{sql}: {e:?}"),
                 Err(SqliteFailure::Sqlite(e)) => panic!("{sql}: {e}"),
@@ -778,7 +771,7 @@ mod tests {
         let c = conn();
         c.execute_batch("CREATE UNIQUE INDEX t_a ON t (a); INSERT INTO t (a) VALUES (1)")
             .expect("setup");
-        let err = |sql: &str| match sqlite_execute(&c, sql, vec![]) {
+        let err = |sql: &str| match sqlite_execute(&c, sql, &[]) {
             Err(SqliteFailure::Sqlite(e)) => map_sqlite_err(e.into()),
             Err(SqliteFailure::Plugin(e)) => e,
             Ok(_) => panic!("{sql} must fail"),

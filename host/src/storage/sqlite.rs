@@ -4,10 +4,12 @@
 //! Why not sqlx here (the host's own tables still use it): sqlx runs every SQLite
 //! connection on a thread of its own and hands each row across a channel, so one 20-row
 //! page cost some twenty thread wake-ups; the bench's profile put a third of the host's
-//! CPU in the kernel scheduler. Here a read (`sqlite3_stmt_readonly`) and any statement
-//! inside a write transaction run in place, because in WAL mode neither ever waits for
-//! a lock. What may wait for the write lock or do I/O (an autocommit write, `BEGIN
-//! IMMEDIATE`, `COMMIT` with its checkpoint) runs on tokio's blocking pool.
+//! CPU in the kernel scheduler. Here a statement first runs in place with SQLite's busy
+//! timeout at zero: in WAL mode a read never waits for a lock, and a write either gets
+//! the write lock at once or fails with `SQLITE_BUSY` having done nothing. Only then is
+//! it run again on tokio's blocking pool, where it may wait for the lock. Commits do no
+//! I/O wait either: the automatic checkpoint (which fsyncs) is off, and a background task
+//! checkpoints each written database on the blocking pool instead.
 //!
 //! Every statement carries the call's deadline, enforced by SQLite's progress handler:
 //! a runaway query is interrupted, so it never keeps a thread past the plugin's time
@@ -25,6 +27,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a statement waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a written database is checkpointed (WAL pages copied back, WAL reset).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 128;
 /// SQLite VM instructions between two deadline checks (a few microseconds).
@@ -53,6 +57,8 @@ struct Inner {
     idle: Mutex<Vec<Pooled>>,
     permits: Arc<Semaphore>,
     closed: AtomicBool,
+    /// Set by every write; the checkpointer clears it.
+    written: AtomicBool,
 }
 
 impl std::fmt::Debug for SqliteDb {
@@ -81,10 +87,11 @@ fn nanos_since_epoch(at: Instant) -> u64 {
 
 impl SqliteDb {
     /// Opens (creating if needed) the database at `path` with at most `max` connections,
-    /// and checks that one connection opens.
+    /// checks that one connection opens, and starts its checkpointer.
     pub async fn open(path: &Path, max: u32) -> Result<SqliteDb, Error> {
         let db = Self::lazy(path.to_path_buf(), max);
         drop(db.acquire().await?);
+        tokio::spawn(checkpointer(Arc::downgrade(&db.0)));
         Ok(db)
     }
 
@@ -101,6 +108,7 @@ impl SqliteDb {
             idle: Mutex::new(Vec::new()),
             permits: Arc::new(Semaphore::new(max)),
             closed: AtomicBool::new(false),
+            written: AtomicBool::new(false),
         }))
     }
 
@@ -140,6 +148,36 @@ impl SqliteDb {
     }
 }
 
+/// Checkpoints the database every [`CHECKPOINT_EVERY`] while it is being written, on
+/// the blocking pool (a checkpoint fsyncs), until the database is closed or dropped.
+async fn checkpointer(db: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        let Some(inner) = db.upgrade() else { return };
+        if inner.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if !inner.written.swap(false, Ordering::AcqRel) {
+            continue;
+        }
+        let db = SqliteDb(inner);
+        let result = async {
+            let mut conn = db.acquire().await?;
+            // PASSIVE never waits for readers or writers; what it cannot copy now is
+            // copied next time.
+            conn.run_blocking(Instant::now() + BUSY_TIMEOUT, |c| {
+                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+                Ok(())
+            })
+            .await
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(db = %db.0.path.display(), error = %e, "checkpointing a plugin database failed");
+        }
+    }
+}
+
 /// Opens one connection with the settings every plugin database uses.
 fn connect(path: &Path) -> Result<Pooled, Error> {
     // NO_MUTEX: the pool hands a connection to one caller at a time, so SQLite's own
@@ -149,11 +187,15 @@ fn connect(path: &Path) -> Result<Pooled, Error> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // Set up with the busy timeout (another connection may be writing), then run
+    // statements without it: see `Conn::run`.
     // The plugin must not reach any other database file (the host's or a plugin's).
     conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
     conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+         PRAGMA wal_autocheckpoint = 0;",
     )?;
+    conn.busy_timeout(Duration::ZERO)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let deadline = Arc::new(AtomicU64::new(0));
     let watched = deadline.clone();
@@ -176,8 +218,35 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Runs `f` on this thread; statements past `deadline` are interrupted.
-    pub fn run<R>(
+    /// Runs `f` in place, and again on the blocking pool (where it may wait for the
+    /// write lock) only if SQLite was busy. `f` must be safe to repeat after
+    /// `SQLITE_BUSY`, which holds for one statement, `BEGIN IMMEDIATE` and `COMMIT`: a
+    /// busy statement has done nothing. `writes` marks the database for checkpointing.
+    pub async fn run<R: Send + 'static>(
+        &mut self,
+        deadline: Instant,
+        writes: bool,
+        f: impl Fn(&Connection) -> Result<R, Error> + Send + 'static,
+    ) -> Result<R, Error> {
+        if writes {
+            self.db.written.store(true, Ordering::Relaxed);
+        }
+        match self.run_here(deadline, &f) {
+            Err(e) if is_busy(&e) => {}
+            done => return done,
+        }
+        self.run_blocking(deadline, move |c| {
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            let out = f(c);
+            c.busy_timeout(Duration::ZERO)?;
+            out
+        })
+        .await
+    }
+
+    /// Runs `f` on this thread with no busy wait; statements past `deadline` are
+    /// interrupted.
+    pub fn run_here<R>(
         &mut self,
         deadline: Instant,
         f: impl FnOnce(&Connection) -> Result<R, Error>,
@@ -191,7 +260,13 @@ impl Conn {
         out
     }
 
-    /// Runs `f` on tokio's blocking pool: for work that may wait for the write lock.
+    /// Whether `statement` only reads (prepared once, then kept in the cache).
+    pub fn is_read_only(&self, statement: &str) -> Result<bool, Error> {
+        let pooled = self.pooled.as_ref().ok_or(Error::Closed)?;
+        Ok(pooled.conn.prepare_cached(statement)?.readonly())
+    }
+
+    /// Runs `f` on tokio's blocking pool.
     pub async fn run_blocking<R: Send + 'static>(
         &mut self,
         deadline: Instant,
@@ -212,12 +287,14 @@ impl Conn {
         self.pooled = Some(pooled);
         out
     }
+}
 
-    /// Whether `statement` only reads (prepared once, then kept in the cache).
-    pub fn is_read_only(&self, statement: &str) -> Result<bool, Error> {
-        let pooled = self.pooled.as_ref().ok_or(Error::Closed)?;
-        Ok(pooled.conn.prepare_cached(statement)?.readonly())
-    }
+/// Whether SQLite refused for a lock held elsewhere (nothing was done).
+pub fn is_busy(e: &Error) -> bool {
+    matches!(e, Error::Sqlite(e) if matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    ))
 }
 
 impl Drop for Conn {
@@ -257,7 +334,7 @@ mod tests {
             .await
             .expect("open");
         let mut c = db.acquire().await.expect("acquire");
-        c.run(soon(), |c| {
+        c.run_here(soon(), |c| {
             c.execute_batch("CREATE TABLE t (x INTEGER); BEGIN; INSERT INTO t VALUES (1);")?;
             Ok(())
         })
@@ -265,9 +342,10 @@ mod tests {
         drop(c);
         let mut c = db.acquire().await.expect("acquire again");
         let n: i64 = c
-            .run(soon(), |c| {
+            .run(soon(), false, |c| {
                 Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)
             })
+            .await
             .expect("count");
         assert_eq!(n, 0, "the dropped transaction was rolled back");
         assert_eq!(
@@ -283,7 +361,7 @@ mod tests {
         let mut c = db.acquire().await.expect("acquire");
         let started = Instant::now();
         let err = c
-            .run(started + Duration::from_millis(50), |c| {
+            .run_here(started + Duration::from_millis(50), |c| {
                 Ok(c.query_row(
                     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
                      SELECT COUNT(*) FROM n",
@@ -299,32 +377,111 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
         // The connection stays usable after the interruption.
         let one: i64 = c
-            .run(soon(), |c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
+            .run_here(soon(), |c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?))
             .expect("next statement");
         assert_eq!(one, 1);
     }
 
     #[tokio::test]
-    async fn attach_is_refused_and_writes_run_on_the_blocking_pool() {
+    async fn attach_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = SqliteDb::open(&dir.path().join("t.db"), 1)
             .await
             .expect("open");
         let mut c = db.acquire().await.expect("acquire");
         let other = dir.path().join("other.db").display().to_string();
-        let attach = c.run(soon(), move |c| {
+        let attach = c.run_here(soon(), move |c| {
             c.execute("ATTACH DATABASE ?1 AS other", [other])?;
             Ok(())
         });
         assert!(attach.is_err(), "ATTACH must fail");
-        assert!(!c.is_read_only("CREATE TABLE t (x)").expect("prepare"));
-        c.run_blocking(soon(), |c| {
-            c.execute_batch("CREATE TABLE t (x INTEGER)")?;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_waits_for_the_lock_on_the_blocking_pool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(&dir.path().join("t.db"), 2)
+            .await
+            .expect("open");
+        let mut holder = db.acquire().await.expect("acquire");
+        holder
+            .run_here(soon(), |c| {
+                c.execute_batch(
+                    "CREATE TABLE t (x INTEGER); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);",
+                )?;
+                Ok(())
+            })
+            .expect("hold the write lock");
+        let mut writer = db.acquire().await.expect("acquire");
+        let busy = writer.run_here(soon(), |c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            Ok(())
+        });
+        assert!(
+            busy.as_ref().is_err_and(is_busy),
+            "in place it does not wait"
+        );
+        let waiting = tokio::spawn(async move {
+            writer
+                .run(soon(), true, |c| {
+                    Ok(c.execute("INSERT INTO t VALUES (2)", [])?)
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        holder
+            .run_here(soon(), |c| Ok(c.execute_batch("COMMIT")?))
+            .expect("commit");
+        let inserted = waiting
+            .await
+            .expect("join")
+            .expect("the write went through");
+        assert_eq!(inserted, 1);
+        let n: i64 = holder
+            .run_here(soon(), |c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?)
+            })
+            .expect("count");
+        assert_eq!(n, 2);
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_resets_the_wal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let db = SqliteDb::open(&path, 1).await.expect("open");
+        let mut c = db.acquire().await.expect("acquire");
+        c.run(soon(), true, |c| {
+            c.execute_batch(
+                "CREATE TABLE t (x BLOB); \
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) \
+                 INSERT INTO t SELECT randomblob(4000) FROM n;",
+            )?;
             Ok(())
         })
         .await
-        .expect("blocking write");
-        assert!(c.is_read_only("SELECT x FROM t").expect("prepare"));
+        .expect("write");
+        drop(c);
+        let wal = dir.path().join("t.db-wal");
+        let before = std::fs::metadata(&wal).expect("wal").len();
+        assert!(before > 0);
+        // After a checkpoint the next write starts the WAL over instead of growing it.
+        tokio::time::sleep(CHECKPOINT_EVERY * 3).await;
+        let mut c = db.acquire().await.expect("acquire");
+        c.run(soon(), true, |c| {
+            Ok(c.execute("INSERT INTO t VALUES (x'00')", [])?)
+        })
+        .await
+        .expect("small write");
+        let frames: i64 = c
+            .run_here(soon(), |c| {
+                Ok(c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?)
+            })
+            .expect("wal frames");
+        assert!(
+            frames < 10,
+            "the WAL restarted after the checkpoint: {frames} frames"
+        );
     }
 
     #[tokio::test]
