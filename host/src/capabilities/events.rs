@@ -7,6 +7,7 @@
 //! exponential backoff until `max_attempts`, then marks them `dead`. Nothing lives only
 //! in memory, so a restart loses no event (delivery is at least once).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,43 @@ pub const MAX_PENDING: usize = 1000;
 pub const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Deliveries one dispatcher round claims.
 const BATCH: i64 = 32;
+/// Rows per multi-row INSERT (well under both backends' parameter limits).
+const ROWS_PER_INSERT: usize = 100;
+
+/// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters.
+fn placeholders(rows: usize, columns: usize) -> String {
+    placeholders_with(rows, &vec!["$"; columns])
+}
+
+/// Like [`placeholders`], where each `"$"` in `columns` becomes the next parameter and
+/// anything else is written as is (a literal).
+fn placeholders_with(rows: usize, columns: &[&str]) -> String {
+    let mut n = 0;
+    let mut out = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let row: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                if *c == "$" {
+                    n += 1;
+                    format!("${n}")
+                } else {
+                    (*c).to_string()
+                }
+            })
+            .collect();
+        out.push(format!("({})", row.join(", ")));
+    }
+    out.join(", ")
+}
+
+/// An event as the outbox holds it.
+#[derive(Clone)]
+struct StoredEvent {
+    topic: String,
+    payload: String,
+    source: String,
+}
 
 pub struct EventBus {
     db: Db,
@@ -62,33 +100,46 @@ impl EventBus {
             return Ok(());
         }
         let now = now_ms();
-        let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await?;
+        let mut deliveries: Vec<(&str, String, i64)> = Vec::new();
+        let mut rows: Vec<(&PendingEvent, i64)> = Vec::with_capacity(events.len());
         for e in events {
             let deliver_at =
                 now.saturating_add(i64::try_from(e.delay.as_millis()).unwrap_or(i64::MAX / 2));
-            sqlx::query(
-                "INSERT INTO events (id, topic, payload, source, created_at, deliver_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&e.id)
-            .bind(&e.topic)
-            .bind(&e.payload)
-            .bind(&e.source)
-            .bind(now)
-            .bind(deliver_at)
-            .execute(&mut *tx)
-            .await?;
+            rows.push((e, deliver_at));
             for sub in subscribers(&e.topic) {
-                sqlx::query(
-                    "INSERT INTO deliveries (event_id, subscriber, status, attempts, next_attempt_at, locked_until, updated_at) \
-                     VALUES ($1, $2, 'pending', 0, $3, 0, $4)",
-                )
-                .bind(&e.id)
-                .bind(&sub)
-                .bind(deliver_at)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                deliveries.push((&e.id, sub, deliver_at));
             }
+        }
+        // A few multi-row INSERTs instead of one statement per row: each statement is a
+        // round trip to the database.
+        let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await?;
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO events (id, topic, payload, source, created_at, deliver_at) VALUES {}",
+                placeholders(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for (e, deliver_at) in chunk {
+                q = q
+                    .bind(&e.id)
+                    .bind(&e.topic)
+                    .bind(&e.payload)
+                    .bind(&e.source)
+                    .bind(now)
+                    .bind(*deliver_at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for chunk in deliveries.chunks(ROWS_PER_INSERT) {
+            let sql = format!(
+                "INSERT INTO deliveries (event_id, subscriber, status, attempts, next_attempt_at, locked_until, updated_at) VALUES {}",
+                placeholders_with(chunk.len(), &["$", "$", "'pending'", "0", "$", "0", "$"])
+            );
+            let mut q = sqlx::query(&sql);
+            for (event_id, sub, deliver_at) in chunk {
+                q = q.bind(*event_id).bind(sub).bind(*deliver_at).bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         self.wake.notify_one();
@@ -132,19 +183,34 @@ impl EventBus {
             .collect()
     }
 
-    async fn load_event(&self, id: &str) -> Result<Option<(String, String, String)>> {
-        let row = sqlx::query("SELECT topic, payload, source FROM events WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        Ok(match row {
-            Some(r) => Some((
-                r.try_get("topic")?,
-                r.try_get("payload")?,
-                r.try_get("source")?,
-            )),
-            None => None,
-        })
+    /// Topic, payload and source of each event in `ids`, in one query.
+    async fn load_events(&self, ids: &[&str]) -> Result<HashMap<String, StoredEvent>> {
+        let mut ids: Vec<&str> = ids.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(ROWS_PER_INSERT) {
+            let list: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT id, topic, payload, source FROM events WHERE id IN ({})",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.db.pool).await? {
+                found.insert(
+                    r.try_get("id")?,
+                    StoredEvent {
+                        topic: r.try_get("topic")?,
+                        payload: r.try_get("payload")?,
+                        source: r.try_get("source")?,
+                    },
+                );
+            }
+        }
+        Ok(found)
     }
 
     async fn finish(
@@ -218,13 +284,25 @@ pub async fn run_dispatcher(platform: Arc<Platform>, mut stop: watch::Receiver<b
             }
             continue;
         }
+        let ids: Vec<&str> = claimed.iter().map(|(id, _, _)| id.as_str()).collect();
+        let stored = match platform.events.load_events(&ids).await {
+            Ok(s) => s,
+            Err(e) => {
+                // The leases expire and the deliveries are claimed again.
+                tracing::error!(error = %e, "loading claimed events failed");
+                tokio::time::sleep(poll).await;
+                continue;
+            }
+        };
         for (event_id, subscriber, attempts) in claimed {
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
             let p = platform.clone();
+            // An event with several subscribers in this round is cloned for each.
+            let event = stored.get(&event_id).cloned();
             tokio::spawn(async move {
-                if let Err(e) = deliver(&p, &event_id, &subscriber, attempts).await {
+                if let Err(e) = deliver(&p, &event_id, &subscriber, attempts, event).await {
                     tracing::error!(event_id, subscriber, error = %e, "recording an event delivery failed");
                 }
                 drop(permit);
@@ -242,6 +320,7 @@ async fn deliver(
     event_id: &str,
     subscriber: &str,
     attempts: u32,
+    stored: Option<StoredEvent>,
 ) -> Result<()> {
     let bus = &platform.events;
     let Some(plugin) = platform.registry.get(subscriber) else {
@@ -258,7 +337,12 @@ async fn deliver(
             )
             .await;
     };
-    let Some((topic, payload, source)) = bus.load_event(event_id).await? else {
+    let Some(StoredEvent {
+        topic,
+        payload,
+        source,
+    }) = stored
+    else {
         return bus
             .finish(
                 event_id,
@@ -379,5 +463,19 @@ impl Host for HostState {
         delay_ms: u64,
     ) -> wasmtime::Result<Result<String, wit::Error>> {
         Ok(self.buffer_event(topic, payload, Duration::from_millis(delay_ms)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_parameters_across_rows() {
+        assert_eq!(placeholders(2, 2), "($1, $2), ($3, $4)");
+        assert_eq!(
+            placeholders_with(2, &["$", "'pending'", "$"]),
+            "($1, 'pending', $2), ($3, 'pending', $4)"
+        );
     }
 }
