@@ -639,6 +639,7 @@ impl HostTransaction for HostState {
         let Some(tx) = self.tx_mut(&this)?.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
+        self.open_txs = self.open_txs.saturating_sub(1);
         Ok(tx.commit(deadline).await)
     }
 
@@ -649,6 +650,7 @@ impl HostTransaction for HostState {
         let Some(tx) = self.tx_mut(&this)?.take() else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
+        self.open_txs = self.open_txs.saturating_sub(1);
         Ok(tx.rollback().await)
     }
 

@@ -1022,3 +1022,31 @@ backend_test!(internal_routes_for_payments_and_delivery, |app| {
     .await;
     assert_eq!(status, 404);
 });
+
+/// `kirana_instantiations_total` of `plugin` from /metrics.
+async fn instantiations(app: &TestApp, plugin: &str) -> u64 {
+    let text = app.get("/metrics", None).await.text;
+    let prefix = format!("kirana_instantiations_total{{plugin=\"{plugin}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+// A checkout commits a transaction in orders; the instance that ran it goes back to the
+// warm pool (a committed transaction is no longer open) and serves the next checkout.
+backend_test!(an_instance_that_committed_a_transaction_is_reused, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1000, 10).await;
+    let (c, address) = shopper(app, &product, 1).await;
+    place(app, &c, &address, "cod").await;
+    let after_first = instantiations(app, "orders").await;
+    assert!(after_first >= 1);
+    add_to_cart(app, &c.token, &product, 1).await;
+    place(app, &c, &address, "cod").await;
+    assert_eq!(
+        instantiations(app, "orders").await,
+        after_first,
+        "the second checkout ran on the warm instance"
+    );
+});
