@@ -148,16 +148,21 @@ impl<T: FromValue> FromValue for Option<T> {
 pub struct Row<'a> {
     columns: &'a [String],
     values: &'a [Value],
+    /// Where the next [`Row::get`] starts looking: `FromRow` impls read columns in the
+    /// order they were selected, so the search usually succeeds at its first probe.
+    next: std::cell::Cell<usize>,
 }
 
 impl Row<'_> {
     /// The column `name` as `T`; `invalid` when absent or of another type.
     pub fn get<T: FromValue>(&self, name: &str) -> Result<T, CapError> {
-        let idx = self
-            .columns
-            .iter()
-            .position(|c| c.eq_ignore_ascii_case(name))
+        let n = self.columns.len();
+        let start = self.next.get();
+        let idx = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.columns[i].eq_ignore_ascii_case(name))
             .ok_or_else(|| CapError::Invalid(format!("no column {name} in the result")))?;
+        self.next.set(idx + 1);
         let value = &self.values[idx];
         T::from_value(value).ok_or_else(|| {
             CapError::Invalid(format!(
@@ -197,6 +202,7 @@ impl Rows {
         self.0.rows.iter().map(|values| Row {
             columns: &self.0.columns,
             values,
+            next: std::cell::Cell::new(0),
         })
     }
     pub fn first(&self) -> Option<Row<'_>> {
@@ -327,5 +333,20 @@ mod tests {
         let v = params![1, "a", Some(2i64), None::<String>, true];
         assert_eq!(v.len(), 5);
         assert!(matches!(v[3], Value::Null));
+    }
+
+    #[test]
+    fn columns_are_found_in_any_order_and_any_case() {
+        let rows = Rows(wit::RowSet {
+            columns: vec!["id".into(), "price".into(), "note".into()],
+            rows: vec![vec![Value::Text("p1".into()), Value::Int(7), Value::Null]],
+        });
+        let r = rows.first().unwrap();
+        assert_eq!(r.get::<Option<String>>("note").unwrap(), None);
+        assert_eq!(r.get::<String>("ID").unwrap(), "p1");
+        assert_eq!(r.get::<i64>("price").unwrap(), 7);
+        assert_eq!(r.get::<i64>("price").unwrap(), 7);
+        assert_eq!(r.get::<String>("id").unwrap(), "p1");
+        assert!(r.get::<i64>("missing").is_err());
     }
 }
