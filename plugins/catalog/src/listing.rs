@@ -294,11 +294,21 @@ pub fn page_statement(q: &ListQuery, dialect: Dialect, limit: i64, offset: i64) 
 }
 
 /// How many products the listing holds in all.
+///
+/// The categories are joined only when a filter reads them (a category, or search
+/// words, which also match category names). Without one the join cannot change the
+/// count: a product is written only with a category that exists, and categories are
+/// never deleted. Counting `products` alone reads just `products_active_idx`.
 pub fn count_statement(q: &ListQuery) -> Statement {
     let mut b = Binds::default();
     let filter = where_clause(q, &mut b);
+    let from = if q.category.is_some() || !q.terms.is_empty() {
+        FROM
+    } else {
+        "FROM products p"
+    };
     Statement {
-        sql: format!("SELECT COUNT(*) AS n {FROM} WHERE {filter}"),
+        sql: format!("SELECT COUNT(*) AS n {from} WHERE {filter}"),
         params: b.0,
     }
 }
@@ -430,6 +440,7 @@ mod tests {
         assert!(st.sql.contains("(c.id = $") && st.sql.contains(" OR c.slug = $"));
 
         let count = count_statement(&q);
+        assert!(count.sql.contains(FROM), "a category filter needs the join");
         assert!(count.sql.contains("(c.id = $1 OR c.slug = $2)"));
         assert_eq!(count_params(&count.sql), count.params.len());
         assert!(!count.sql.contains("ORDER BY") && !count.sql.contains("score"));
@@ -505,5 +516,17 @@ mod tests {
         let q = parse(&[("q", "tea"), ("sort", "price_asc")]).unwrap();
         let st = page_statement(&q, Dialect::Sqlite, 20, 0);
         assert!(!st.sql.contains("score") && st.sql.contains("LIKE"));
+    }
+
+    #[test]
+    fn the_plain_count_reads_products_alone() {
+        let plain = count_statement(&parse(&[("min_price", "100"), ("in_stock", "true")]).unwrap());
+        assert!(!plain.sql.contains("JOIN"), "{}", plain.sql);
+        assert!(plain.sql.contains("p.price >= $1") && plain.sql.contains("p.stock > 0"));
+        let searched = count_statement(&parse(&[("q", "dairy")]).unwrap());
+        assert!(
+            searched.sql.contains(FROM),
+            "words also match category names"
+        );
     }
 }

@@ -35,6 +35,8 @@ const TABLES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS products_category_idx ON products (category_id)",
     "CREATE INDEX IF NOT EXISTS products_price_idx ON products (price)",
     "CREATE INDEX IF NOT EXISTS products_created_idx ON products (created_us)",
+    // Lets the listing's plain COUNT read an index instead of every product row.
+    "CREATE INDEX IF NOT EXISTS products_active_idx ON products (is_active)",
 ];
 
 /// Products inserted per statement while seeding.
