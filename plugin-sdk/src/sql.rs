@@ -150,19 +150,22 @@ pub struct Row<'a> {
     values: &'a [Value],
     /// Where the next [`Row::get`] starts looking: `FromRow` impls read columns in the
     /// order they were selected, so the search usually succeeds at its first probe.
-    next: std::cell::Cell<usize>,
+    /// `None` when two columns share a name: then the first one always wins.
+    next: Option<std::cell::Cell<usize>>,
 }
 
 impl Row<'_> {
     /// The column `name` as `T`; `invalid` when absent or of another type.
     pub fn get<T: FromValue>(&self, name: &str) -> Result<T, CapError> {
         let n = self.columns.len();
-        let start = self.next.get();
+        let start = self.next.as_ref().map_or(0, |c| c.get());
         let idx = (0..n)
             .map(|i| (start + i) % n)
             .find(|&i| self.columns[i].eq_ignore_ascii_case(name))
             .ok_or_else(|| CapError::Invalid(format!("no column {name} in the result")))?;
-        self.next.set(idx + 1);
+        if let Some(next) = &self.next {
+            next.set(idx + 1);
+        }
         let value = &self.values[idx];
         T::from_value(value).ok_or_else(|| {
             CapError::Invalid(format!(
@@ -199,10 +202,15 @@ impl Rows {
         self.0.rows.is_empty()
     }
     pub fn iter(&self) -> impl Iterator<Item = Row<'_>> {
-        self.0.rows.iter().map(|values| Row {
-            columns: &self.0.columns,
+        let columns = &self.0.columns;
+        let unique = columns
+            .iter()
+            .enumerate()
+            .all(|(i, c)| !columns[..i].iter().any(|d| d.eq_ignore_ascii_case(c)));
+        self.0.rows.iter().map(move |values| Row {
+            columns,
             values,
-            next: std::cell::Cell::new(0),
+            next: unique.then(|| std::cell::Cell::new(0)),
         })
     }
     pub fn first(&self) -> Option<Row<'_>> {
@@ -348,5 +356,21 @@ mod tests {
         assert_eq!(r.get::<i64>("price").unwrap(), 7);
         assert_eq!(r.get::<String>("id").unwrap(), "p1");
         assert!(r.get::<i64>("missing").is_err());
+    }
+
+    #[test]
+    fn with_repeated_column_names_the_first_always_wins() {
+        let rows = Rows(wit::RowSet {
+            columns: vec!["id".into(), "name".into(), "ID".into()],
+            rows: vec![vec![
+                Value::Text("first".into()),
+                Value::Text("n".into()),
+                Value::Text("second".into()),
+            ]],
+        });
+        let r = rows.first().unwrap();
+        assert_eq!(r.get::<String>("name").unwrap(), "n");
+        assert_eq!(r.get::<String>("id").unwrap(), "first");
+        assert_eq!(r.get::<String>("id").unwrap(), "first");
     }
 }

@@ -29,15 +29,28 @@ pub enum Tx {
 }
 
 impl Tx {
-    /// Commits; `deadline` bounds a SQLite commit's checkpoint.
+    /// Commits; `deadline` bounds a SQLite commit's wait for the write lock.
     pub async fn commit(self, deadline: Instant) -> Result<(), wit::Error> {
         match self {
-            Tx::Sqlite(mut c) => c
-                .run(deadline, true, |c| Ok(c.execute_batch("COMMIT")?))
-                .await
-                .map_err(map_sqlite_err),
+            Tx::Sqlite(mut c) => {
+                if !c.in_transaction() {
+                    return Err(ended_tx());
+                }
+                c.run(deadline, true, |c| Ok(c.execute_batch("COMMIT")?))
+                    .await
+                    .map_err(map_sqlite_err)
+            }
             Tx::Postgres(t) => t.commit().await.map_err(map_err),
         }
+    }
+
+    /// Marks a migration's transaction: its SQLite statements run on the blocking pool,
+    /// since one may take long (an index over an existing table).
+    pub fn for_migration(mut self) -> Self {
+        if let Tx::Sqlite(c) = &mut self {
+            c.off_the_runtime();
+        }
+        self
     }
 
     pub async fn rollback(self) -> Result<(), wit::Error> {
@@ -176,10 +189,10 @@ async fn fetch(
     match target {
         Target::Pool(PluginDb::Sqlite(db)) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
-            on_sqlite(&mut conn, deadline, statement, params, sqlite_fetch).await
+            on_sqlite(&mut conn, false, deadline, statement, params, sqlite_fetch).await
         }
         Target::Tx(Tx::Sqlite(conn)) => {
-            on_sqlite(conn, deadline, statement, params, sqlite_fetch).await
+            on_sqlite(conn, true, deadline, statement, params, sqlite_fetch).await
         }
         Target::Pool(PluginDb::Postgres(p)) => pg_fetch(p, &statement, params).await,
         Target::Tx(Tx::Postgres(t)) => pg_fetch(&mut **t, &statement, params).await,
@@ -196,10 +209,18 @@ async fn execute(
     match target {
         Target::Pool(PluginDb::Sqlite(db)) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
-            on_sqlite(&mut conn, deadline, statement, params, sqlite_execute).await
+            on_sqlite(
+                &mut conn,
+                false,
+                deadline,
+                statement,
+                params,
+                sqlite_execute,
+            )
+            .await
         }
         Target::Tx(Tx::Sqlite(conn)) => {
-            on_sqlite(conn, deadline, statement, params, sqlite_execute).await
+            on_sqlite(conn, true, deadline, statement, params, sqlite_execute).await
         }
         Target::Pool(PluginDb::Postgres(p)) => pg_query(&statement, params)
             .execute(p)
@@ -215,18 +236,20 @@ async fn execute(
 }
 
 /// Runs one statement on a SQLite connection (see `storage::sqlite` for where).
+///
+/// Inside a transaction (`in_tx`), a connection SQLite has already returned to
+/// autocommit (it rolls a transaction back itself after an interrupted write or a full
+/// disk) refuses further statements: they would otherwise commit one by one.
 async fn on_sqlite<R: Send + 'static>(
     conn: &mut Conn,
+    in_tx: bool,
     deadline: Instant,
     statement: String,
     params: Vec<Value>,
     run: fn(&rusqlite::Connection, &str, &[Value]) -> Result<R, SqliteFailure>,
 ) -> Result<R, wit::Error> {
-    if has_second_statement(&statement) {
-        // SQLite would run only the first one; PostgreSQL refuses them too.
-        return Err(wit::Error::Invalid(
-            "one statement per call: split the SQL and run each statement on its own".into(),
-        ));
+    if in_tx && !conn.in_transaction() {
+        return Err(ended_tx());
     }
     let writes = !conn.is_read_only(&statement).map_err(map_sqlite_err)?;
     // A plugin's error (a bad parameter count, too many rows) rides inside `Ok` so the
@@ -240,7 +263,38 @@ async fn on_sqlite<R: Send + 'static>(
             }
         })
         .await;
-    outcome.map_err(map_sqlite_err)?
+    let result = outcome.map_err(map_sqlite_err)?;
+    if in_tx && !conn.in_transaction() {
+        return Err(ended_tx());
+    }
+    result
+}
+
+fn ended_tx() -> wit::Error {
+    wit::Error::Failed(
+        "the transaction was rolled back (an earlier statement failed or ran out of time, \
+         or a statement ended it); begin a new one"
+            .into(),
+    )
+}
+
+/// One statement per call, as on PostgreSQL: SQLite would run only the first.
+fn refuse_second_statement(
+    conn: &rusqlite::Connection,
+    statement: &str,
+) -> Result<(), SqliteFailure> {
+    // The quick scan finds no `;` before anything in almost every statement; a hit is
+    // confirmed by SQLite's own parser (a trigger's body has `;` inside one statement).
+    if has_second_statement(statement) {
+        let mut batch = rusqlite::Batch::new(conn, statement);
+        if batch.next()?.is_some() && batch.next()?.is_some() {
+            return Err(wit::Error::Invalid(
+                "one statement per call: split the SQL and run each statement on its own".into(),
+            )
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// Whether `sql` holds a second statement: a `;` followed by anything but whitespace,
@@ -302,6 +356,7 @@ fn sqlite_prepare<'c>(
     statement: &str,
     params: &[Value],
 ) -> Result<rusqlite::CachedStatement<'c>, SqliteFailure> {
+    refuse_second_statement(conn, statement)?;
     let mut stmt = conn.prepare_cached(statement)?;
     let count = stmt.parameter_count();
     let mut used = vec![false; params.len()];
@@ -376,10 +431,18 @@ fn sqlite_execute(
     params: &[Value],
 ) -> Result<u64, SqliteFailure> {
     let mut stmt = sqlite_prepare(conn, statement, params)?;
+    let before = conn.total_changes();
     // Stepping through any rows (`RETURNING`) runs the statement to completion.
     let mut rows = stmt.raw_query();
     while rows.next()?.is_some() {}
-    Ok(conn.changes())
+    drop(rows);
+    // `changes()` keeps the count of the last INSERT/UPDATE/DELETE, so a statement
+    // that changed nothing (DDL, a SELECT) must not report an earlier one's.
+    Ok(if conn.total_changes() == before {
+        0
+    } else {
+        conn.changes()
+    })
 }
 
 /// A SQLite value by storage class (`INTEGER`, `REAL`, `TEXT`, `BLOB`); a `BOOLEAN`
@@ -516,6 +579,9 @@ pub fn map_sqlite_err(e: sqlite::Error) -> wit::Error {
             ffi::SQLITE_ERROR | ffi::SQLITE_RANGE | ffi::SQLITE_MISMATCH => {
                 wit::Error::Invalid(message)
             }
+            ffi::SQLITE_AUTH => wit::Error::Invalid(format!(
+                "{message}: a plugin may not change connection settings with PRAGMA"
+            )),
             _ => wit::Error::Failed(message),
         },
         rusqlite::Error::MultipleStatement => wit::Error::Invalid(
@@ -787,5 +853,75 @@ mod tests {
             err("SELECT * FROM nowhere"),
             wit::Error::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn a_trigger_is_one_statement_and_ddl_changes_no_rows() {
+        let c = conn();
+        ok(sqlite_execute(&c, "INSERT INTO t (a) VALUES (1)", &[]));
+        let n = ok(sqlite_execute(
+            &c,
+            "CREATE TRIGGER t_a AFTER INSERT ON t BEGIN UPDATE t SET b = 'x' WHERE a = NEW.a; END",
+            &[],
+        ));
+        assert_eq!(n, 0, "DDL reports no rows, not the last INSERT's");
+        assert_eq!(
+            ok(sqlite_execute(&c, "INSERT INTO t (a) VALUES (2)", &[])),
+            1
+        );
+        match sqlite_execute(&c, "DELETE FROM t; DELETE FROM t", &[]) {
+            Err(SqliteFailure::Plugin(wit::Error::Invalid(_))) => {}
+            _ => panic!("two statements must be refused"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transaction_sqlite_ended_refuses_further_statements_and_commit() {
+        let db = PluginDb::Sqlite(crate::storage::SqliteDb::memory());
+        let soon = Instant::now() + std::time::Duration::from_secs(5);
+        execute(
+            Target::Pool(&db),
+            soon,
+            "CREATE TABLE t (a INTEGER)".into(),
+            vec![],
+        )
+        .await
+        .expect("schema");
+        // `memory()` is one connection, so the transaction sees the table.
+        let mut tx = begin(&db, soon).await.expect("begin");
+        let ended = execute(Target::Tx(&mut tx), soon, "COMMIT".into(), vec![]).await;
+        assert!(matches!(ended, Err(wit::Error::Failed(_))), "{ended:?}");
+        let next = execute(
+            Target::Tx(&mut tx),
+            soon,
+            "INSERT INTO t VALUES (1)".into(),
+            vec![],
+        )
+        .await;
+        assert!(matches!(next, Err(wit::Error::Failed(_))), "{next:?}");
+        assert!(matches!(tx.commit(soon).await, Err(wit::Error::Failed(_))));
+    }
+
+    #[tokio::test]
+    async fn plugins_may_read_but_not_set_connection_pragmas() {
+        let db = PluginDb::Sqlite(crate::storage::SqliteDb::memory());
+        let soon = Instant::now() + std::time::Duration::from_secs(5);
+        let set = execute(
+            Target::Pool(&db),
+            soon,
+            "PRAGMA busy_timeout = 30000".into(),
+            vec![],
+        )
+        .await;
+        assert!(matches!(set, Err(wit::Error::Invalid(_))), "{set:?}");
+        let read = fetch(
+            Target::Pool(&db),
+            soon,
+            "PRAGMA journal_mode".into(),
+            vec![],
+        )
+        .await
+        .expect("reading a pragma");
+        assert_eq!(read.rows.len(), 1);
     }
 }

@@ -671,7 +671,7 @@ pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Re
     let tx = sql::begin(&plugin.ctx.db, call.deadline)
         .await
         .map_err(|e| anyhow!("opening the migration transaction: {e:?}"))?;
-    call.migration_tx = Some(tx);
+    call.migration_tx = Some(tx.for_migration());
     let (result, mut call) = match plugin.run(platform, call, Op::Migrate(from.clone())).await {
         Ok(r) => r,
         Err(e) => bail!("migrate crashed: {e}"),

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -132,9 +133,9 @@ impl SqliteDb {
             }
         };
         Ok(Conn {
-            pooled: Some(pooled),
+            pooled: Some((pooled, permit)),
             db: self.0.clone(),
-            _permit: permit,
+            off_runtime: false,
         })
     }
 
@@ -166,7 +167,11 @@ async fn checkpointer(db: std::sync::Weak<Inner>) {
             // PASSIVE never waits for readers or writers; what it cannot copy now is
             // copied next time.
             conn.run_blocking(Instant::now() + BUSY_TIMEOUT, |c| {
-                c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+                // The host's own PRAGMA: outside the plugins' authorizer.
+                c.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
+                let done = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                c.authorizer(Some(plugin_authorizer));
+                done?;
                 Ok(())
             })
             .await
@@ -196,6 +201,7 @@ fn connect(path: &Path) -> Result<Pooled, Error> {
          PRAGMA wal_autocheckpoint = 0;",
     )?;
     conn.busy_timeout(Duration::ZERO)?;
+    conn.authorizer(Some(plugin_authorizer));
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let deadline = Arc::new(AtomicU64::new(0));
     let watched = deadline.clone();
@@ -209,12 +215,44 @@ fn connect(path: &Path) -> Result<Pooled, Error> {
     Ok(Pooled { conn, deadline })
 }
 
+/// PRAGMAs a plugin may run with an argument: they only read the schema. Any other
+/// PRAGMA that takes a value could change what the pool relies on (the busy timeout,
+/// the journal mode, automatic checkpoints, foreign keys) for every later user of the
+/// connection, so it is refused (`SQLITE_AUTH`). PRAGMAs without a value only read.
+const READ_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+];
+
+fn plugin_authorizer(ctx: AuthContext<'_>) -> Authorization {
+    match ctx.action {
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value: Some(_),
+        } if !READ_PRAGMAS
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
+        {
+            Authorization::Deny
+        }
+        _ => Authorization::Allow,
+    }
+}
+
 /// A connection taken from the pool; it goes back (rolled back to autocommit) on drop.
 pub struct Conn {
-    /// `None` only while a blocking task has it, or after that task was lost.
-    pooled: Option<Pooled>,
+    /// The connection and its pool permit, which travel together into a blocking task
+    /// (so a task that outlives a cancelled caller still counts against the pool).
+    /// `None` only while a blocking task has them, or after that task was lost.
+    pooled: Option<(Pooled, OwnedSemaphorePermit)>,
     db: Arc<Inner>,
-    _permit: OwnedSemaphorePermit,
+    /// Run everything on the blocking pool (see [`Conn::off_the_runtime`]).
+    off_runtime: bool,
 }
 
 impl Conn {
@@ -231,17 +269,28 @@ impl Conn {
         if writes {
             self.db.written.store(true, Ordering::Relaxed);
         }
-        match self.run_here(deadline, &f) {
-            Err(e) if is_busy(&e) => {}
-            done => return done,
+        if !self.off_runtime {
+            match self.run_here(deadline, &f) {
+                Err(e) if is_busy(&e) => {}
+                done => return done,
+            }
         }
         self.run_blocking(deadline, move |c| {
-            c.busy_timeout(BUSY_TIMEOUT)?;
+            // Wait for the lock no longer than the call may still run.
+            let left = deadline.saturating_duration_since(Instant::now());
+            c.busy_timeout(left.min(BUSY_TIMEOUT))?;
             let out = f(c);
             c.busy_timeout(Duration::ZERO)?;
             out
         })
         .await
+    }
+
+    /// From now on [`Conn::run`] goes straight to the blocking pool: for work whose
+    /// statements may each take long (a migration building an index over a big table),
+    /// which must not hold a runtime thread.
+    pub fn off_the_runtime(&mut self) {
+        self.off_runtime = true;
     }
 
     /// Runs `f` on this thread with no busy wait; statements past `deadline` are
@@ -251,7 +300,7 @@ impl Conn {
         deadline: Instant,
         f: impl FnOnce(&Connection) -> Result<R, Error>,
     ) -> Result<R, Error> {
-        let pooled = self.pooled.as_ref().ok_or(Error::Closed)?;
+        let (pooled, _) = self.pooled.as_ref().ok_or(Error::Closed)?;
         pooled
             .deadline
             .store(nanos_since_epoch(deadline), Ordering::Relaxed);
@@ -260,9 +309,17 @@ impl Conn {
         out
     }
 
+    /// Whether a transaction is open on this connection. SQLite ends one on its own
+    /// after some errors (an interrupted write, a full disk), rolling it back.
+    pub fn in_transaction(&self) -> bool {
+        self.pooled
+            .as_ref()
+            .is_some_and(|(p, _)| !p.conn.is_autocommit())
+    }
+
     /// Whether `statement` only reads (prepared once, then kept in the cache).
     pub fn is_read_only(&self, statement: &str) -> Result<bool, Error> {
-        let pooled = self.pooled.as_ref().ok_or(Error::Closed)?;
+        let (pooled, _) = self.pooled.as_ref().ok_or(Error::Closed)?;
         Ok(pooled.conn.prepare_cached(statement)?.readonly())
     }
 
@@ -272,14 +329,14 @@ impl Conn {
         deadline: Instant,
         f: impl FnOnce(&Connection) -> Result<R, Error> + Send + 'static,
     ) -> Result<R, Error> {
-        let pooled = self.pooled.take().ok_or(Error::Closed)?;
+        let (pooled, permit) = self.pooled.take().ok_or(Error::Closed)?;
         let task = tokio::task::spawn_blocking(move || {
             pooled
                 .deadline
                 .store(nanos_since_epoch(deadline), Ordering::Relaxed);
             let out = f(&pooled.conn);
             pooled.deadline.store(0, Ordering::Relaxed);
-            (pooled, out)
+            ((pooled, permit), out)
         });
         // If this future is dropped meanwhile, the task still finishes and the
         // connection closes with it (rolling back anything uncommitted).
@@ -299,7 +356,7 @@ pub fn is_busy(e: &Error) -> bool {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        let Some(pooled) = self.pooled.take() else {
+        let Some((pooled, _permit)) = self.pooled.take() else {
             return;
         };
         if self.db.closed.load(Ordering::Acquire) {
@@ -475,6 +532,7 @@ mod tests {
         .expect("small write");
         let frames: i64 = c
             .run_here(soon(), |c| {
+                c.authorizer(None::<fn(AuthContext<'_>) -> Authorization>);
                 Ok(c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))?)
             })
             .expect("wal frames");
