@@ -423,7 +423,7 @@ async fn run(args: Args) -> Result<bool> {
                         }
                         Err(e) => report.add(3, "PostgreSQL host", Err(e)),
                     }
-                    if let Err(e) = db.drop(&plugins).await {
+                    if let Err(e) = db.drop().await {
                         eprintln!("!! dropping the PostgreSQL database: {e:#}");
                     }
                 }

@@ -60,24 +60,9 @@ impl PgDatabase {
         })
     }
 
-    /// Drops the database and the login roles the host created for `plugins` in it
-    /// (`kirana_<database>_<plugin>`, see host/src/storage.rs).
-    pub async fn drop(self, plugins: &[String]) -> Result<()> {
-        let mut conn = connect(&self.admin_url).await?;
-        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
-            .await
-            .with_context(|| format!("DROP DATABASE {}", self.name))?;
-        for p in plugins {
-            let role: String = format!("kirana_{}_{p}", self.name)
-                .chars()
-                .take(63)
-                .collect();
-            conn.execute(format!("DROP ROLE IF EXISTS \"{role}\"").as_str())
-                .await
-                .with_context(|| format!("DROP ROLE {role}"))?;
-        }
-        let _ = conn.close().await;
-        Ok(())
+    /// Drops the database and the login roles the host created in it.
+    pub async fn drop(self) -> Result<()> {
+        kirana::storage::drop_postgres_database(&self.admin_url, &self.name).await
     }
 }
 

@@ -188,6 +188,40 @@ fn plugin_role(database: &str, plugin: &str) -> String {
     format!("kirana_{db}_{plugin}").chars().take(63).collect()
 }
 
+/// Drops PostgreSQL database `database` (closing its connections) and the plugin login
+/// roles the host made for it (roles are cluster-wide, so they outlive the database).
+/// `admin_url` names another database on the same server, as a user allowed to drop
+/// both. For throw-away deployments: the test suite and the bench.
+pub async fn drop_postgres_database(admin_url: &str, database: &str) -> Result<()> {
+    if database.is_empty()
+        || !database
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        anyhow::bail!("{database:?} is not a plain database name");
+    }
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url)
+        .await
+        .context("connecting to the PostgreSQL server")?;
+    conn.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
+        .await
+        .with_context(|| format!("DROP DATABASE {database}"))?;
+    let prefix = plugin_role(database, "");
+    let roles: Vec<String> =
+        sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1")
+            .bind(&prefix)
+            .fetch_all(&mut conn)
+            .await
+            .context("listing the plugin roles")?;
+    for role in roles {
+        conn.execute(format!("DROP ROLE IF EXISTS \"{role}\"").as_str())
+            .await
+            .with_context(|| format!("DROP ROLE {role}"))?;
+    }
+    let _ = sqlx::Connection::close(conn).await;
+    Ok(())
+}
+
 /// A random secret kept in the host database, made on first use (so every replica and
 /// every restart sees the same one).
 pub async fn host_secret(db: &Db, name: &str) -> Result<String> {

@@ -157,6 +157,8 @@ pub struct TestApp {
     app: Option<App>,
     config_path: PathBuf,
     base_toml: String,
+    /// The test's own PostgreSQL database, dropped by [`TestApp::stop`].
+    postgres_database: Option<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -242,6 +244,13 @@ impl TestApp {
             Backend::Sqlite => String::new(),
             Backend::Postgres => fresh_postgres_database().await,
         };
+        let postgres_database = (backend == Backend::Postgres).then(|| {
+            database_url
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        });
         let cache = workspace().join("target/kirana-test-cache");
         let base_toml = format!(
             r#"
@@ -306,6 +315,7 @@ memory_mb = 32
             app: None,
             config_path,
             base_toml,
+            postgres_database,
             _dir: dir,
         };
         app.start().await;
@@ -335,9 +345,19 @@ memory_mb = 32
         self.restart().await;
     }
 
+    /// Stops the host and drops the test's PostgreSQL database and roles (a test that
+    /// panics leaves them; `./scripts/test`'s throw-away server goes as a whole).
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             let _ = app.stop().await;
+        }
+        if let (Some(name), Ok(admin)) = (
+            self.postgres_database.take(),
+            std::env::var("KIRANA_TEST_POSTGRES_URL"),
+        ) {
+            if let Err(e) = kirana::storage::drop_postgres_database(&admin, &name).await {
+                eprintln!("dropping test database {name}: {e:#}");
+            }
         }
     }
 
