@@ -17,32 +17,6 @@ async fn me(app: &TestApp, agent: &Agent) -> Value {
     r.body
 }
 
-async fn set_status(app: &TestApp, agent: &Agent, status: &str) -> Resp {
-    app.put(
-        "/api/v1/delivery/me/status",
-        Some(&agent.token),
-        json!({ "status": status }),
-    )
-    .await
-}
-
-async fn available(app: &TestApp, agent: &Agent) -> Value {
-    let r = set_status(app, agent, "available").await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body
-}
-
-async fn locate(app: &TestApp, agent: &Agent, at: (f64, f64)) {
-    let r = app
-        .post(
-            "/api/v1/delivery/me/location",
-            Some(&agent.token),
-            json!({"lat": at.0, "lon": at.1}),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-}
-
 async fn step(app: &TestApp, agent: &Agent, delivery_id: &str, status: &str) -> Resp {
     app.put(
         &format!("/api/v1/delivery/{delivery_id}/status"),

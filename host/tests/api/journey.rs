@@ -80,22 +80,8 @@ backend_test!(a_customer_journey_from_signup_to_delivery, |app| {
 
     // An agent at the store goes available; the store starts preparing.
     let agent = new_agent(app, &admin).await;
-    let r = app
-        .post(
-            "/api/v1/delivery/me/location",
-            Some(&agent.token),
-            json!({"lat": 12.9716, "lon": 77.5946}),
-        )
-        .await;
-    assert_eq!(r.status, 204, "{}", r.text);
-    let r = app
-        .put(
-            "/api/v1/delivery/me/status",
-            Some(&agent.token),
-            json!({"status": "available"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    locate(app, &agent, (12.9716, 77.5946)).await;
+    available(app, &agent).await;
     let r = app
         .patch(
             &format!("/api/v1/orders/{order}/status"),

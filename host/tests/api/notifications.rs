@@ -164,14 +164,7 @@ backend_test!(orders_bring_placed_and_status_notifications, |app| {
 backend_test!(assignment_notifies_customer_and_agent, |app| {
     let admin = app.admin_token().await;
     let agent = new_agent(app, &admin).await;
-    let r = app
-        .put(
-            "/api/v1/delivery/me/status",
-            Some(&agent.token),
-            json!({"status": "available"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    available(app, &agent).await;
     let product = new_product(app, &admin, 4500, 10).await;
     let (c, address) = shopper(app, &product, 1).await;
     let order = place(app, &c, &address, "cod").await;

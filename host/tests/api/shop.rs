@@ -184,6 +184,35 @@ pub async fn new_agent(app: &TestApp, admin: &str) -> Agent {
     }
 }
 
+/// `PUT /api/v1/delivery/me/status` as `agent`.
+pub async fn set_status(app: &TestApp, agent: &Agent, status: &str) -> Resp {
+    app.put(
+        "/api/v1/delivery/me/status",
+        Some(&agent.token),
+        json!({ "status": status }),
+    )
+    .await
+}
+
+/// The agent goes available (asserting 200); the agent's profile.
+pub async fn available(app: &TestApp, agent: &Agent) -> Value {
+    let r = set_status(app, agent, "available").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+/// The agent reports its position (asserting 204).
+pub async fn locate(app: &TestApp, agent: &Agent, at: (f64, f64)) {
+    let r = app
+        .post(
+            "/api/v1/delivery/me/location",
+            Some(&agent.token),
+            json!({"lat": at.0, "lon": at.1}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+}
+
 /// Calls a plugin's internal route the way another plugin would (through the host's
 /// runtime; the gateway never exposes them) and commits the events of a successful
 /// call like the gateway does. `route` is the pattern, `params` fill it.
