@@ -1,8 +1,10 @@
 //! Prometheus metrics (OpenMetrics text at `/metrics`): requests and latency by plugin
 //! and route pattern (never raw paths), instance lifecycle, faults, and events.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use dashmap::DashMap;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -196,29 +198,86 @@ impl Default for Metrics {
     }
 }
 
-impl Metrics {
-    pub fn plugin(name: &str) -> PluginLabels {
-        PluginLabels {
-            plugin: name.to_string(),
-        }
-    }
+/// The handles a public route records into, resolved once per route table: recording
+/// a request then hashes no label strings (a `Family` lookup builds and hashes its
+/// labels on every call).
+pub struct RouteMetrics {
+    requests: Family<RequestLabels, Counter>,
+    /// Labels of this route, for a status seen for the first time.
+    plugin: String,
+    route: String,
+    method: String,
+    by_status: DashMap<u16, Counter>,
+    latency: Histogram,
+    totals: Arc<crate::stats::PluginTotals>,
+}
 
-    /// Records one routed request.
-    pub fn request(&self, plugin: &str, route: &str, method: &str, status: u16, elapsed: Duration) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                plugin: plugin.to_string(),
-                route: route.to_string(),
-                method: method.to_string(),
-                status,
-            })
-            .inc();
-        self.latency
+impl RouteMetrics {
+    /// Records one request to this route.
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        match self.by_status.get(&status) {
+            Some(c) => {
+                c.inc();
+            }
+            None => {
+                let labels = RequestLabels {
+                    plugin: self.plugin.clone(),
+                    route: self.route.clone(),
+                    method: self.method.clone(),
+                    status,
+                };
+                let c = self.requests.get_or_create(&labels).clone();
+                c.inc();
+                self.by_status.insert(status, c);
+            }
+        }
+        self.latency.observe(elapsed.as_secs_f64());
+        self.totals.record(status, elapsed);
+    }
+}
+
+/// One plugin's instance counters, resolved once per loaded version.
+pub struct PluginCounters {
+    pub instantiations: Counter,
+    pub reuses: Counter,
+    pub traps: Counter,
+    pub timeouts: Counter,
+    pub memory_limits: Counter,
+}
+
+impl Metrics {
+    /// The handles `plugin`'s `method route` records into.
+    pub fn route(&self, plugin: &str, route: &str, method: &str) -> RouteMetrics {
+        let latency = self
+            .latency
             .get_or_create(&RouteLabels {
                 plugin: plugin.to_string(),
                 route: route.to_string(),
             })
-            .observe(elapsed.as_secs_f64());
+            .clone();
+        RouteMetrics {
+            requests: self.requests.clone(),
+            plugin: plugin.to_string(),
+            route: route.to_string(),
+            method: method.to_string(),
+            by_status: DashMap::new(),
+            latency,
+            totals: self.plugin_stats.totals(plugin),
+        }
+    }
+
+    /// The instance counters of `plugin`.
+    pub fn plugin_counters(&self, plugin: &str) -> PluginCounters {
+        let labels = PluginLabels {
+            plugin: plugin.to_string(),
+        };
+        PluginCounters {
+            instantiations: self.instantiations.get_or_create(&labels).clone(),
+            reuses: self.reuses.get_or_create(&labels).clone(),
+            traps: self.traps.get_or_create(&labels).clone(),
+            timeouts: self.timeouts.get_or_create(&labels).clone(),
+            memory_limits: self.memory_limits.get_or_create(&labels).clone(),
+        }
     }
 
     /// Marks exactly `versions` as the live plugin versions.
@@ -318,17 +377,20 @@ mod tests {
     #[test]
     fn renders_requests_by_route_pattern_and_live_versions() {
         let m = Metrics::default();
-        m.request(
-            "catalog",
-            "/api/v1/products/{id}",
-            "GET",
-            200,
-            Duration::from_millis(3),
-        );
+        let route = m.route("catalog", "/api/v1/products/{id}", "GET");
+        route.record(200, Duration::from_millis(3));
+        route.record(404, Duration::from_millis(1));
+        route.record(200, Duration::from_millis(2));
         m.set_live(&[("catalog".into(), "1.0.0".into())]);
         m.set_live(&[("catalog".into(), "1.1.0".into())]);
         let text = m.render();
-        assert!(text.contains(r#"kirana_http_requests_total{plugin="catalog",route="/api/v1/products/{id}",method="GET",status="200"} 1"#), "{text}");
+        assert!(text.contains(r#"kirana_http_requests_total{plugin="catalog",route="/api/v1/products/{id}",method="GET",status="200"} 2"#), "{text}");
+        assert!(text.contains(r#"kirana_http_requests_total{plugin="catalog",route="/api/v1/products/{id}",method="GET",status="404"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"kirana_http_request_duration_seconds_count{plugin="catalog",route="/api/v1/products/{id}"} 3"#),
+            "{text}"
+        );
+        assert_eq!(m.plugin_stats.summary("catalog").requests, 3);
         assert!(
             text.contains(r#"kirana_plugin_version_live{plugin="catalog",version="1.1.0"} 1"#),
             "{text}"

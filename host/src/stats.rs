@@ -15,14 +15,30 @@ const RECENT: usize = 2048;
 
 #[derive(Default)]
 pub struct PluginStats {
-    plugins: DashMap<String, Arc<One>>,
+    plugins: DashMap<String, Arc<PluginTotals>>,
 }
 
+/// One plugin's totals and recent latencies; the gateway keeps a handle per route.
 #[derive(Default)]
-struct One {
+pub struct PluginTotals {
     requests: AtomicU64,
     errors: AtomicU64,
     recent_ms: Mutex<VecDeque<f64>>,
+}
+
+impl PluginTotals {
+    pub fn record(&self, status: u16, elapsed: Duration) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(mut recent) = self.recent_ms.lock() {
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(elapsed.as_secs_f64() * 1000.0);
+        }
+    }
 }
 
 /// What the operator API shows.
@@ -36,22 +52,16 @@ pub struct Summary {
 }
 
 impl PluginStats {
-    pub fn record(&self, plugin: &str, status: u16, elapsed: Duration) {
-        let one = match self.plugins.get(plugin) {
+    /// The totals of `plugin`, created on first use.
+    pub fn totals(&self, plugin: &str) -> Arc<PluginTotals> {
+        match self.plugins.get(plugin) {
             Some(o) => o.clone(),
             None => self.plugins.entry(plugin.to_string()).or_default().clone(),
-        };
-        one.requests.fetch_add(1, Ordering::Relaxed);
-        if status >= 500 {
-            one.errors.fetch_add(1, Ordering::Relaxed);
         }
-        let locked = one.recent_ms.lock();
-        if let Ok(mut recent) = locked {
-            if recent.len() == RECENT {
-                recent.pop_front();
-            }
-            recent.push_back(elapsed.as_secs_f64() * 1000.0);
-        }
+    }
+
+    pub fn record(&self, plugin: &str, status: u16, elapsed: Duration) {
+        self.totals(plugin).record(status, elapsed);
     }
 
     pub fn summary(&self, plugin: &str) -> Summary {

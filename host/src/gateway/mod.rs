@@ -340,11 +340,10 @@ async fn route(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
-    let method = parts.method.as_str().to_string();
-    let path = parts.uri.path().to_string();
+    let (method, path) = (parts.method.as_str(), parts.uri.path());
     let snap = p.registry.snapshot();
 
-    let (target, params) = match snap.routes.find(&method, &path) {
+    let (target, params) = match snap.routes.find(method, path) {
         Match::Found(t, params) => (t.clone(), params),
         Match::MethodNotAllowed(allowed) => {
             let mut resp = error(
@@ -410,11 +409,13 @@ async fn route(
     let resp = serve(p, &rid, &target, params, &plugin, verified, parts, body).await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
-    p.metrics
-        .request(&target.plugin, &target.pattern, &method, status, elapsed);
-    p.metrics
-        .plugin_stats
-        .record(&target.plugin, status, elapsed);
+    target
+        .metrics
+        .get_or_init(|| {
+            p.metrics
+                .route(&target.plugin, &target.pattern, &target.method)
+        })
+        .record(status, elapsed);
     if let Some((c, candidate)) = canary {
         if candidate {
             c.candidate.record(status);
@@ -428,7 +429,7 @@ async fn route(
         request_id = %rid,
         plugin = %target.plugin,
         version = %plugin.version(),
-        method = %method,
+        method = %target.method,
         route = %target.pattern,
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,

@@ -5,7 +5,7 @@
 //! the table is built, never discovered at run time.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::{anyhow, bail, Result};
 
@@ -20,23 +20,24 @@ pub enum Access {
     Roles(Vec<String>),
 }
 
-#[derive(Debug, Clone)]
 pub struct RouteTarget {
     pub plugin: String,
     pub method: String,
     pub pattern: String,
     pub access: Access,
+    /// The route's metric handles, resolved by its first request.
+    pub metrics: OnceLock<crate::metrics::RouteMetrics>,
 }
 
 #[derive(Default)]
 pub struct RouteTable {
     router: matchit::Router<usize>,
     /// Per path pattern, its methods.
-    entries: Vec<Vec<RouteTarget>>,
+    entries: Vec<Vec<Arc<RouteTarget>>>,
 }
 
 pub enum Match<'a> {
-    Found(&'a RouteTarget, Vec<(String, String)>),
+    Found(&'a Arc<RouteTarget>, Vec<(String, String)>),
     MethodNotAllowed(Vec<String>),
     NotFound,
 }
@@ -52,7 +53,7 @@ impl RouteTable {
 
     /// Builds the table from each plugin's name and routes.
     pub fn from_routes(plugins: &[(&str, &[wit::Route])]) -> Result<Self> {
-        let mut by_path: BTreeMap<String, Vec<RouteTarget>> = BTreeMap::new();
+        let mut by_path: BTreeMap<String, Vec<Arc<RouteTarget>>> = BTreeMap::new();
         for (name, routes) in plugins {
             for r in routes.iter() {
                 let access = match &r.access {
@@ -71,12 +72,13 @@ impl RouteTable {
                         name
                     );
                 }
-                targets.push(RouteTarget {
+                targets.push(Arc::new(RouteTarget {
                     plugin: name.to_string(),
                     method: r.method.clone(),
                     pattern: r.path.clone(),
                     access,
-                });
+                    metrics: OnceLock::new(),
+                }));
             }
         }
         let mut table = RouteTable::default();
@@ -115,7 +117,7 @@ impl RouteTable {
 
     /// Every public route, for listings.
     pub fn all(&self) -> impl Iterator<Item = &RouteTarget> {
-        self.entries.iter().flatten()
+        self.entries.iter().flatten().map(|t| &**t)
     }
 }
 

@@ -2,7 +2,7 @@
 //! the `InstancePre`, or warm from the plugin's pool), set the deadline, call the export,
 //! and either hand the instance back or throw it away.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -71,6 +71,8 @@ pub struct LoadedPlugin {
     routes: matchit::Router<Vec<usize>>,
     warm: Mutex<Vec<Warm>>,
     warm_cap: usize,
+    /// This plugin's instance counters, resolved by the first call.
+    counters: OnceLock<crate::metrics::PluginCounters>,
     /// Set when this version stops serving: instances still out are dropped on
     /// return instead of pooled, so a retired version holds no memory.
     retired: std::sync::atomic::AtomicBool,
@@ -117,6 +119,7 @@ impl LoadedPlugin {
             routes,
             warm: Mutex::new(Vec::new()),
             warm_cap,
+            counters: OnceLock::new(),
             retired: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -155,14 +158,16 @@ impl LoadedPlugin {
         op: Op,
     ) -> Result<(OpResult, CallCtx), InvokeError> {
         let started = Instant::now();
-        let labels = crate::metrics::Metrics::plugin(&self.ctx.name);
+        let counters = self
+            .counters
+            .get_or_init(|| platform.metrics.plugin_counters(&self.ctx.name));
         let mut warm = match self.take_warm() {
             Some(w) => {
-                platform.metrics.reuses.get_or_create(&labels).inc();
+                counters.reuses.inc();
                 w
             }
             None => {
-                platform.metrics.instantiations.get_or_create(&labels).inc();
+                counters.instantiations.inc();
                 match self.instantiate(platform, call.deadline).await {
                     Err(InvokeError::Instantiate(reason)) => {
                         // Most likely the pool is full of idle warm instances: free them
@@ -199,13 +204,10 @@ impl LoadedPlugin {
                 Ok((r, call))
             }
             Err(e) => {
-                let m = &platform.metrics;
                 match &e {
-                    InvokeError::Timeout => m.timeouts.get_or_create(&labels).inc(),
-                    InvokeError::MemoryLimit(_) => m.memory_limits.get_or_create(&labels).inc(),
-                    InvokeError::Trap(_) | InvokeError::Instantiate(_) => {
-                        m.traps.get_or_create(&labels).inc()
-                    }
+                    InvokeError::Timeout => counters.timeouts.inc(),
+                    InvokeError::MemoryLimit(_) => counters.memory_limits.inc(),
+                    InvokeError::Trap(_) | InvokeError::Instantiate(_) => counters.traps.inc(),
                 };
                 tracing::warn!(
                     plugin = %self.ctx.name,

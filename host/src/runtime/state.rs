@@ -89,7 +89,9 @@ impl Default for CallCtx {
 
 /// The data of a wasmtime store.
 pub struct HostState {
-    wasi: WasiCtx,
+    /// Built on the first WASI call: many calls make none, and a context seeds its
+    /// random generators when built.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     pub limits: StoreLimits,
     pub plugin: Arc<PluginCtx>,
@@ -106,8 +108,6 @@ const STDERR_CAPACITY: usize = 16 * 1024;
 impl HostState {
     pub fn new(plugin: Arc<PluginCtx>, platform: Arc<Platform>) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
-        // No environment, no filesystem, no sockets: only clocks, random and stdio.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         let limits = StoreLimitsBuilder::new()
             .memory_size(plugin.memory_bytes)
             .table_elements(100_000)
@@ -117,7 +117,7 @@ impl HostState {
             .trap_on_grow_failure(true)
             .build();
         Self {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limits,
             plugin,
@@ -148,8 +148,13 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let stderr = &self.stderr;
+        // No environment, no filesystem, no sockets: only clocks, random and stdio.
+        let ctx = self
+            .wasi
+            .get_or_insert_with(|| WasiCtx::builder().stderr(stderr.clone()).build());
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx,
             table: &mut self.table,
         }
     }
