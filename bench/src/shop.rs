@@ -25,6 +25,12 @@ const STOCK: i64 = 1_000_000;
 /// Lines of a cart in the `POST /cart/items` measurement.
 const CART_LINES: u64 = 10;
 
+/// Listing pages the browsing figure pages through (in two orders).
+const BROWSED_PAGES: usize = 5;
+
+/// Words the search figure looks for (all in the seeded catalog).
+const SEARCH_WORDS: [&str; 8] = ["milk", "rice", "tea", "dal", "oil", "onion", "atta", "soap"];
+
 /// The data the shop benchmarks run on.
 pub struct Shop {
     pub products: Arc<Vec<String>>,
@@ -202,10 +208,36 @@ pub async fn routes(
         r
     };
 
-    let list: Gen = Arc::new(|_, _| Req::get("/api/v1/products?page_size=20"));
+    // Browsing: the first pages of the listing in two orders, as storefronts page
+    // through it (the catalog caches these pages until a catalog write).
+    let list: Gen = Arc::new(|conn, i| {
+        let n = conn + i as usize;
+        let sort = ["name", "price_asc"][n % 2];
+        Req::get(format!(
+            "/api/v1/products?page_size=20&page={}&sort={sort}",
+            1 + (n / 2) % BROWSED_PAGES
+        ))
+    });
     load::run_for(addr, ctx.conns, ctx.warmup(), list.clone(), 200).await?;
     let s = timed(list).await?;
-    rows.push(row(format!("{db}: GET /products?page_size=20"), &s, true));
+    rows.push(row(
+        format!("{db}: GET /products?page_size=20 (pages 1-{BROWSED_PAGES})"),
+        &s,
+        true,
+    ));
+
+    // Searching: never cached, so every request counts and reads a page from the
+    // database (the listing's uncached path).
+    let search: Gen = Arc::new(|conn, i| {
+        let word = SEARCH_WORDS[(conn + i as usize) % SEARCH_WORDS.len()];
+        Req::get(format!("/api/v1/products?page_size=20&q={word}"))
+    });
+    let s = timed(search).await?;
+    rows.push(row(
+        format!("{db}: GET /products?q=word (search)"),
+        &s,
+        false,
+    ));
 
     let products = shop.products.clone();
     let one: Gen = Arc::new(move |conn, i| {

@@ -203,13 +203,19 @@ impl Response {
     /// A JSON response with `status`.
     pub fn json<T: Serialize + ?Sized>(status: u16, body: &T) -> Self {
         match serde_json::to_vec(body) {
-            Ok(bytes) => Self {
-                status,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: bytes,
-            },
+            Ok(bytes) => Self::json_bytes(status, bytes),
             Err(e) => ApiError::internal(format!("serialising the response: {e}"))
                 .into_response("unknown"),
+        }
+    }
+
+    /// A response with `status` whose body is JSON serialised earlier (a cached
+    /// answer, say).
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body,
         }
     }
 

@@ -40,6 +40,7 @@ mod paging;
 mod util;
 mod validate;
 
+pub mod cache;
 pub mod config;
 pub mod events;
 pub mod idempotency;

@@ -1007,3 +1007,148 @@ backend_test!(catalog_internal_routes_are_not_exposed, |app| {
         .await;
     assert_eq!(r.body["stock"], listed.body["items"][0]["stock"]);
 });
+
+// ---------------------------------------------------------------- listing cache
+
+/// The one product listed in `slug`'s listing (asserting there is exactly one).
+async fn listed_one(app: &TestApp, slug: &str) -> Value {
+    let r = app
+        .get(&format!("/api/v1/products?category={slug}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["total"], 1, "{}", r.text);
+    r.body["items"][0].clone()
+}
+
+/// Sets a product's price in the catalog's own database, behind the plugin's back
+/// (as an operator's manual fix would).
+async fn set_price_directly(app: &TestApp, product_id: &str, price: i64) {
+    use kirana::storage::PluginDb;
+    let platform = &app.app().platform;
+    let catalog = platform.registry.get("catalog").expect("catalog is loaded");
+    let changed = match &catalog.ctx.db {
+        PluginDb::Postgres(pool) => {
+            sqlx::query("UPDATE products SET price = $1, mrp = $1 WHERE id = $2")
+                .bind(price)
+                .bind(product_id)
+                .execute(pool)
+                .await
+                .expect("updating the price")
+                .rows_affected()
+        }
+        PluginDb::Sqlite(_) => {
+            let path = platform.config.data_dir.join("plugins").join("catalog.db");
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+                "sqlite://{}",
+                path.display()
+            ))
+            .await
+            .expect("opening the catalog's database");
+            let changed = sqlx::query("UPDATE products SET price = ?1, mrp = ?1 WHERE id = ?2")
+                .bind(price)
+                .bind(product_id)
+                .execute(&mut conn)
+                .await
+                .expect("updating the price")
+                .rows_affected();
+            let _ = sqlx::Connection::close(conn).await;
+            changed
+        }
+    };
+    assert_eq!(changed, 1);
+}
+
+backend_test!(
+    listing_pages_are_cached_and_every_catalog_write_shows_at_once,
+    |app| {
+        let admin = app.admin_token().await;
+        let (category_id, slug) = app.new_category(&admin).await;
+        let empty = app
+            .get(&format!("/api/v1/products?category={slug}"), None)
+            .await;
+        assert_eq!(empty.body["total"], 0, "{}", empty.text);
+
+        // Create: listed at once although the empty page was cached.
+        let p = product(app, &admin, &category_id, json!({"stock": 10})).await;
+        let id = id_of(&p);
+        assert_eq!(listed_one(app, &slug).await["stock"], 10);
+
+        // A change behind the plugin's back stays unseen while the page is cached...
+        set_price_directly(app, &id, 7000).await;
+        assert_eq!(listed_one(app, &slug).await["price"], 9000);
+        // ...and any write through the catalog shows it.
+        let r = app
+            .patch(
+                &format!("/api/v1/products/{id}/stock"),
+                Some(&admin),
+                json!({"set": 4}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let listed = listed_one(app, &slug).await;
+        assert_eq!(
+            (listed["price"].clone(), listed["stock"].clone()),
+            (json!(7000), json!(4))
+        );
+
+        // Replace (PUT).
+        let mut body = product_body(app, &category_id);
+        body["sku"] = p["sku"].clone();
+        body["price"] = json!(8000);
+        body["stock"] = json!(6);
+        let r = app
+            .put(&format!("/api/v1/products/{id}"), Some(&admin), body)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(listed_one(app, &slug).await["price"], 8000);
+
+        // Reservations and releases (what orders do) move the listed stock.
+        let lines = json!({"items": [{"product_id": id, "quantity": 2}]});
+        let reserve = ("POST", "/internal/stock/reserve");
+        let (status, _) = crate::shop::call_internal(
+            app,
+            "catalog",
+            reserve.0,
+            reserve.1,
+            &[],
+            Some(lines.clone()),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(listed_one(app, &slug).await["stock"], 4);
+        let (status, _) = crate::shop::call_internal(
+            app,
+            "catalog",
+            "POST",
+            "/internal/stock/release",
+            &[],
+            Some(lines),
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_eq!(listed_one(app, &slug).await["stock"], 6);
+
+        // Delete: gone from the listing.
+        let r = app
+            .delete(&format!("/api/v1/products/{id}"), Some(&admin))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        let r = app
+            .get(&format!("/api/v1/products?category={slug}"), None)
+            .await;
+        assert_eq!(r.body["total"], 0, "{}", r.text);
+    }
+);
+
+backend_test!(
+    listing_cache_can_be_turned_off,
+    "[catalog]\nlisting_cache_secs = 0\n",
+    |app| {
+        let admin = app.admin_token().await;
+        let (category_id, slug) = app.new_category(&admin).await;
+        let p = product(app, &admin, &category_id, json!({})).await;
+        assert_eq!(listed_one(app, &slug).await["price"], 9000);
+        set_price_directly(app, &id_of(&p), 7000).await;
+        assert_eq!(listed_one(app, &slug).await["price"], 7000);
+    }
+);

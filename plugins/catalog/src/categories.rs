@@ -50,6 +50,7 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
         Err(CapError::Conflict(_)) => return Err(taken()),
         Err(e) => return Err(e.into()),
     }
+    crate::listing::cache().invalidate();
     Ok(Response::created(&Category {
         id,
         name: input.name,

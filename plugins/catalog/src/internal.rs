@@ -97,6 +97,7 @@ pub fn reserve(req: &Request) -> Result<Response, ApiError> {
         ));
     }
     tx.commit()?;
+    crate::listing::cache().invalidate();
 
     let mut items = Vec::with_capacity(lines.len());
     for line in lines {
@@ -131,5 +132,6 @@ pub fn release(req: &Request) -> Result<Response, ApiError> {
         )?;
     }
     tx.commit()?;
+    crate::listing::cache().invalidate();
     Ok(Response::no_content())
 }

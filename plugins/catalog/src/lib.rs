@@ -88,7 +88,7 @@ impl Plugin for Catalog {
     }
 
     fn capabilities() -> Capabilities {
-        Capabilities::new().sql()
+        Capabilities::new().sql().kv()
     }
 
     fn migrate(from: Option<&str>) -> Result<(), String> {

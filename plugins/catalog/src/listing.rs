@@ -9,8 +9,43 @@
 //! inside the name adds 500. So any name match ranks above brand/category matches,
 //! which rank above description-only matches. `%` and `_` in `q` match themselves.
 
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use kirana_sdk::cache::Cache;
 use kirana_sdk::sql::{Dialect, Value};
-use kirana_sdk::{ApiError, FieldError};
+use kirana_sdk::{config, ApiError, FieldError, Paging};
+
+/// Seconds a cached listing page may live when no write invalidates it first
+/// (`[catalog] listing_cache_secs`; 0 turns the cache off).
+const DEFAULT_CACHE_SECS: u64 = 30;
+
+/// Pages past this one are not cached.
+const CACHED_PAGES: u32 = 10;
+/// Page sizes whose pages are cached.
+const CACHED_SIZES: [u32; 4] = [10, Paging::DEFAULT_PAGE_SIZE, 50, Paging::MAX_PAGE_SIZE];
+
+/// Whether a listing's pages are cached: the browsing pages a storefront asks for
+/// (a category or none, any sort, the first pages at the usual sizes). Searches and
+/// price ranges are not, so clients cannot fill the store with made-up keys; with
+/// empty pages not kept either, the entries are bounded by categories × sorts × pages.
+pub fn cacheable(q: &ListQuery, paging: &Paging) -> bool {
+    q.terms.is_empty()
+        && q.min_price.is_none()
+        && q.max_price.is_none()
+        && paging.page <= CACHED_PAGES
+        && CACHED_SIZES.contains(&paging.page_size)
+}
+
+/// Listing pages (the JSON answer), cached in the catalog's KV space. Every write to
+/// products or categories calls `cache().invalidate()` after it commits.
+pub fn cache() -> Cache {
+    static TTL: OnceLock<Duration> = OnceLock::new();
+    let ttl = *TTL.get_or_init(|| {
+        Duration::from_secs(config::get_or("listing_cache_secs", DEFAULT_CACHE_SECS))
+    });
+    Cache::new(concat!("listing@", env!("CARGO_PKG_VERSION")), ttl)
+}
 
 /// Longest `q` accepted, in characters.
 pub const MAX_Q: usize = 200;
@@ -336,6 +371,23 @@ mod tests {
 
     fn count_params(sql: &str) -> usize {
         sql.matches('$').count()
+    }
+
+    #[test]
+    fn only_browsing_pages_at_the_usual_sizes_are_cached() {
+        let paging = |page, page_size| Paging { page, page_size };
+        let browse = parse(&[("category", "dairy-bread"), ("sort", "price_asc")]).unwrap();
+        assert!(cacheable(&browse, &paging(1, 20)));
+        assert!(cacheable(&browse, &paging(10, 100)));
+        assert!(!cacheable(&browse, &paging(11, 20)));
+        assert!(!cacheable(&browse, &paging(1, 21)));
+        for q in [
+            [("q", "milk")],
+            [("min_price", "100")],
+            [("max_price", "900")],
+        ] {
+            assert!(!cacheable(&parse(&q).unwrap(), &paging(1, 20)), "{q:?}");
+        }
     }
 
     #[test]

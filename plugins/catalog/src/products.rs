@@ -1,5 +1,6 @@
 //! The public product routes and the admin ones that change products.
 
+use kirana_sdk::cache::Computed;
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{Map, Value};
 use kirana_sdk::sql;
@@ -7,7 +8,7 @@ use kirana_sdk::CapError;
 
 use crate::db;
 use crate::input::{category_id_of, parse_product, parse_stock_change, ProductInput, StockChange};
-use crate::listing::{count_statement, page_statement, ListQuery};
+use crate::listing::{self, count_statement, page_statement, ListQuery};
 use crate::model::{Product, MAX_STOCK};
 
 /// `GET /api/v1/products`: active products, filtered, ranked and paged.
@@ -20,11 +21,32 @@ pub fn list(req: &Request) -> Result<Response, ApiError> {
         (Err(a), Err(b)) => return Err(merge_validation(a, b)),
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
-    let count = count_statement(&query);
-    let total: i64 = sql::query(&count.sql, &count.params)?.scalar()?;
     let page = page_statement(&query, sql::dialect(), paging.limit(), paging.offset());
-    let items: Vec<Product> = sql::query_as(&page.sql, &page.params)?;
-    Ok(Response::ok(&Paged::new(items, paging, total)))
+    let compute = || -> Result<Computed, ApiError> {
+        let count = count_statement(&query);
+        let total: i64 = sql::query(&count.sql, &count.params)?.scalar()?;
+        let items: Vec<Product> = sql::query_as(&page.sql, &page.params)?;
+        let found = !items.is_empty();
+        let body = kirana_sdk::serde_json::to_vec(&Paged::new(items, paging, total))
+            .map_err(|e| ApiError::internal(format!("serialising the listing: {e}")))?;
+        // An empty page (an unknown category, a page past the end) is not kept.
+        Ok(if found {
+            Computed::Keep(body)
+        } else {
+            Computed::Pass(body)
+        })
+    };
+    let body = if listing::cacheable(&query, &paging) {
+        // The page statement (with its parameters) determines the whole answer: the
+        // count uses the same filter.
+        let key = format!("{}|{:?}", page.sql, page.params);
+        listing::cache().get_or_compute(&key, compute)?
+    } else {
+        match compute()? {
+            Computed::Keep(b) | Computed::Pass(b) => b,
+        }
+    };
+    Ok(Response::json_bytes(200, body))
 }
 
 fn merge_validation(a: ApiError, b: ApiError) -> ApiError {
@@ -98,6 +120,7 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
         ),
         &p.sku,
     )?;
+    listing::cache().invalidate();
     let product = db::any_product(&id)?
         .ok_or_else(|| ApiError::internal("a product vanished right after its insert"))?;
     Ok(Response::created(&product))
@@ -142,6 +165,7 @@ pub fn update(req: &Request) -> Result<Response, ApiError> {
         // Deleted between the check and the update.
         return Err(ApiError::not_found("product"));
     }
+    listing::cache().invalidate();
     let product = db::any_product(&id)?.ok_or_else(|| ApiError::not_found("product"))?;
     Ok(Response::ok(&product))
 }
@@ -157,6 +181,7 @@ pub fn delete(req: &Request) -> Result<Response, ApiError> {
     if changed == 0 {
         return Err(ApiError::not_found("product"));
     }
+    listing::cache().invalidate();
     Ok(Response::no_content())
 }
 
@@ -183,6 +208,7 @@ pub fn patch_stock(req: &Request) -> Result<Response, ApiError> {
         }
         StockChange::Delta(d) => apply_delta(&id, d)?,
     }
+    listing::cache().invalidate();
     let product = db::active_product(&id)?.ok_or_else(|| ApiError::not_found("product"))?;
     Ok(Response::ok(&product))
 }

@@ -45,7 +45,11 @@ const SEED_BATCH: usize = 25;
 /// Creates the tables and, when `[catalog] seed` is on (default) and no product exists
 /// yet, loads the demo catalog of [`crate::seed`].
 pub fn migrate(_from: Option<&str>) -> Result<(), String> {
-    run().map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))
+    run().map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))?;
+    // A shared KV store may hold pages of this version from before (the seed, or data
+    // changed while it was not live).
+    crate::listing::cache().invalidate();
+    Ok(())
 }
 
 /// The default listing order (`sort=name`, see `listing::order_by`) as an index, so a
