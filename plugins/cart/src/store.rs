@@ -68,17 +68,31 @@ fn line_from_row(row: &Row<'_>) -> Result<Line, CapError> {
     })
 }
 
-/// Reads `user_id`'s cart, emptying it first when it has expired (lazy expiry: there is
-/// no sweeper; an expired cart is wiped the next time anyone reads or changes it).
-pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
-    expire(user_id, config)?;
-    let updated_at = sql::query(
-        "SELECT updated_at FROM carts WHERE user_id = $1",
+/// The cart row: when it last changed, as text and in microseconds.
+fn head(user_id: &str) -> Result<Option<(String, i64)>, CapError> {
+    sql::query(
+        "SELECT updated_at, updated_us FROM carts WHERE user_id = $1",
         &params![user_id],
     )?
     .first()
-    .map(|r| r.get::<String>("updated_at"))
-    .transpose()?;
+    .map(|r| Ok((r.get::<String>("updated_at")?, r.get::<i64>("updated_us")?)))
+    .transpose()
+}
+
+/// Reads `user_id`'s cart, emptying it first when it has expired (lazy expiry: there is
+/// no sweeper; an expired cart is wiped the next time anyone reads or changes it).
+/// The wipe's writes run only for a cart found stale, so reading a live cart takes no
+/// write lock.
+pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
+    let mut cart = head(user_id)?;
+    let cutoff = config.expiry_cutoff_us(now_stamp().1);
+    if let (Some((_, changed_us)), Some(cutoff)) = (&cart, cutoff) {
+        if *changed_us < cutoff {
+            expire(user_id, config)?;
+            cart = head(user_id)?;
+        }
+    }
+    let updated_at = cart.map(|(at, _)| at);
     let rows = sql::query(
         "SELECT product_id, quantity FROM cart_items WHERE user_id = $1
          ORDER BY added_us, product_id",

@@ -6,7 +6,7 @@ use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{Map, Value};
 use kirana_sdk::sql;
 
-use crate::db::{self, in_list};
+use crate::db;
 use crate::input::{parse_ids, parse_lines, Line};
 
 /// `POST /internal/products/lookup {"ids": [..]}` → `{"items": [Product]}` for the ids
@@ -48,14 +48,28 @@ pub fn reserve(req: &Request) -> Result<Response, ApiError> {
     let now = now_rfc3339();
     let tx = sql::begin()?;
     let mut short: Vec<&str> = Vec::new();
+    // What each reserved product is now (name, unit, price), from the updates
+    // themselves: no second read.
+    let mut snapshot: Vec<(String, String, String, i64)> = Vec::with_capacity(lines.len());
     for line in order {
-        let changed = tx.execute(
+        let rows = tx.query(
             "UPDATE products SET stock = stock - $1, updated_at = $2 \
-             WHERE id = $3 AND is_active AND stock >= $4",
+             WHERE id = $3 AND is_active AND stock >= $4 \
+             RETURNING id, name, unit, price",
             &params![line.quantity, now, line.product_id, line.quantity],
         )?;
-        if changed != 1 && !short.contains(&line.product_id.as_str()) {
-            short.push(&line.product_id);
+        match rows.first() {
+            Some(row) => snapshot.push((
+                row.get("id")?,
+                row.get("name")?,
+                row.get("unit")?,
+                row.get("price")?,
+            )),
+            None => {
+                if !short.contains(&line.product_id.as_str()) {
+                    short.push(&line.product_id);
+                }
+            }
         }
     }
     if !short.is_empty() {
@@ -74,27 +88,6 @@ pub fn reserve(req: &Request) -> Result<Response, ApiError> {
             items.len()
         ))
         .with_details(json!({ "items": items })));
-    }
-
-    let mut ids: Vec<String> = Vec::new();
-    for line in &lines {
-        if !ids.contains(&line.product_id) {
-            ids.push(line.product_id.clone());
-        }
-    }
-    let (list, params) = in_list(&ids, 0);
-    let rows = tx.query(
-        &format!("SELECT id, name, unit, price FROM products WHERE id IN ({list})"),
-        &params,
-    )?;
-    let mut snapshot: Vec<(String, String, String, i64)> = Vec::with_capacity(rows.len());
-    for row in rows.iter() {
-        snapshot.push((
-            row.get("id")?,
-            row.get("name")?,
-            row.get("unit")?,
-            row.get("price")?,
-        ));
     }
     tx.commit()?;
     crate::listing::cache().invalidate();
