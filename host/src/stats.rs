@@ -60,10 +60,6 @@ impl PluginStats {
         }
     }
 
-    pub fn record(&self, plugin: &str, status: u16, elapsed: Duration) {
-        self.totals(plugin).record(status, elapsed);
-    }
-
     pub fn summary(&self, plugin: &str) -> Summary {
         let Some(one) = self.plugins.get(plugin).map(|o| o.clone()) else {
             return Summary::default();
@@ -104,11 +100,8 @@ mod tests {
     fn counts_and_quantiles() {
         let s = PluginStats::default();
         for ms in 1..=100 {
-            s.record(
-                "cart",
-                if ms == 100 { 503 } else { 200 },
-                Duration::from_millis(ms),
-            );
+            s.totals("cart")
+                .record(if ms == 100 { 503 } else { 200 }, Duration::from_millis(ms));
         }
         let sum = s.summary("cart");
         assert_eq!(sum.requests, 100);
@@ -122,10 +115,10 @@ mod tests {
     fn keeps_only_recent_latencies() {
         let s = PluginStats::default();
         for _ in 0..RECENT {
-            s.record("x", 200, Duration::from_millis(500));
+            s.totals("x").record(200, Duration::from_millis(500));
         }
         for _ in 0..RECENT {
-            s.record("x", 200, Duration::from_millis(1));
+            s.totals("x").record(200, Duration::from_millis(1));
         }
         assert_eq!(s.summary("x").p99_ms, 1.0);
         assert_eq!(s.summary("x").requests, 2 * RECENT as u64);

@@ -2,20 +2,28 @@
 //! key-value space, invalidated by a generation counter.
 //!
 //! Every write that can change a cached answer calls [`Cache::invalidate`], which moves
-//! the generation on; entries are keyed by the generation read *before* computing, so
-//! an answer computed from data a concurrent write then changed is filed under the old
-//! generation and never read again. Entries also expire after the cache's TTL, which
-//! bounds staleness if an invalidation is lost (the KV store unreachable) or the data
-//! is changed behind the plugin's back. The plugin must ask for the `kv` capability.
+//! the generation on. An entry carries the generation read *before* its answer was
+//! computed and is served only while that is still the current one, so an answer
+//! computed from data a concurrent write then changed is never served after the write.
+//! Each key has one entry, overwritten when recomputed, so the store holds at most one
+//! answer per key however often the data changes. Entries also expire after the
+//! cache's TTL, which bounds staleness when an invalidation is lost (the KV store
+//! unreachable), when data changes behind the plugin's back, and between replicas that
+//! do not share a KV store. The plugin must ask for the `kv` capability.
 //!
 //! The cache is an optimisation only: a KV failure while reading or filling it is
 //! logged and the answer is computed as if there were no cache.
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::CapError;
 use crate::kv;
+
+/// Set when the host denies the KV capability: the cache then stays out of the way
+/// (one warning, not one per request).
+static DENIED: AtomicBool = AtomicBool::new(false);
 
 /// What a computation produced: an answer to keep for the next caller, or one to
 /// pass on only (an empty result a made-up key produced, say: caching those would let
@@ -27,30 +35,33 @@ pub enum Computed {
 }
 
 impl Computed {
-    fn into_bytes(self) -> Vec<u8> {
+    /// The answer, kept or not.
+    pub fn into_bytes(self) -> Vec<u8> {
         match self {
             Computed::Keep(b) | Computed::Pass(b) => b,
         }
     }
 }
 
-/// A named cache; `name` should carry the plugin's version (an answer's shape may
-/// change between versions, and a shared KV store outlives a swap).
+/// A named cache of one plugin version's answers.
 #[derive(Debug, Clone, Copy)]
 pub struct Cache {
     name: &'static str,
+    version: &'static str,
     ttl: Duration,
 }
 
 impl Cache {
-    /// A cache whose entries live at most `ttl`; a zero `ttl` disables it.
-    pub const fn new(name: &'static str, ttl: Duration) -> Self {
-        Self { name, ttl }
+    /// A cache whose entries live at most `ttl` (zero turns it off). `version` (the
+    /// plugin's) keeps answers of one version from being served by another, as an
+    /// answer's shape may change; the generation is shared by every version, so a
+    /// write through either one invalidates both (a canary and its stable version).
+    pub const fn new(name: &'static str, version: &'static str, ttl: Duration) -> Self {
+        Self { name, version, ttl }
     }
 
-    /// The same cache with another TTL (from the plugin's configuration, say).
-    pub const fn with_ttl(self, ttl: Duration) -> Self {
-        Self { ttl, ..self }
+    fn off(&self) -> bool {
+        self.ttl.is_zero() || DENIED.load(Ordering::Relaxed)
     }
 
     fn generation_key(&self) -> String {
@@ -75,26 +86,33 @@ impl Cache {
         key: &str,
         compute: impl FnOnce() -> Result<Computed, E>,
     ) -> Result<Vec<u8>, E> {
-        if self.ttl.is_zero() {
+        if self.off() {
             return compute().map(Computed::into_bytes);
         }
         let generation = match self.generation() {
             Ok(g) => g,
             Err(e) => {
-                self.warn("reading the generation", &e);
+                self.failed("reading the generation", &e);
                 return compute().map(Computed::into_bytes);
             }
         };
-        let entry = format!("cache:{}:{generation}:{}", self.name, digest(key));
+        let entry = format!("cache:{}:{}:{}", self.name, self.version, digest(key));
         match kv::get(&entry) {
-            Ok(Some(hit)) => return Ok(hit),
+            Ok(Some(stored)) => {
+                if let Some(answer) = current(&stored, generation) {
+                    return Ok(answer.to_vec());
+                }
+            }
             Ok(None) => {}
-            Err(e) => self.warn("reading an entry", &e),
+            Err(e) => self.failed("reading an entry", &e),
         }
         match compute()? {
             Computed::Keep(fresh) => {
-                if let Err(e) = kv::set(&entry, &fresh, Some(self.ttl)) {
-                    self.warn("storing an entry", &e);
+                let mut stored = Vec::with_capacity(8 + fresh.len());
+                stored.extend_from_slice(&generation.to_le_bytes());
+                stored.extend_from_slice(&fresh);
+                if let Err(e) = kv::set(&entry, &stored, Some(self.ttl)) {
+                    self.failed("storing an entry", &e);
                 }
                 Ok(fresh)
             }
@@ -105,32 +123,35 @@ impl Cache {
     /// Forgets every cached answer: call after each write that can change one. A
     /// failure is logged; entries then live out their TTL.
     pub fn invalidate(&self) {
-        if self.ttl.is_zero() {
+        if self.off() {
             return;
         }
         if let Err(e) = kv::incr(&self.generation_key(), 1, None) {
-            crate::log::error(
-                &format!(
-                    "cache {}: invalidating failed ({}); entries expire within {} s",
-                    self.name,
-                    crate::cap_error_message(&e),
-                    self.ttl.as_secs()
-                ),
-                &[],
-            );
+            self.failed("invalidating", &e);
         }
     }
 
-    fn warn(&self, what: &str, e: &CapError) {
+    fn failed(&self, what: &str, e: &CapError) {
+        if matches!(e, CapError::Denied(_)) {
+            DENIED.store(true, Ordering::Relaxed);
+        }
         crate::log::warn(
             &format!(
-                "cache {}: {what} failed ({}); computing the answer",
+                "cache {}: {what} failed ({}); answers are computed, and entries may live \
+                 out their {} s",
                 self.name,
-                crate::cap_error_message(e)
+                crate::cap_error_message(e),
+                self.ttl.as_secs()
             ),
             &[],
         );
     }
+}
+
+/// The answer of a stored entry when it was computed under `generation`.
+fn current(stored: &[u8], generation: i64) -> Option<&[u8]> {
+    let (tag, answer) = stored.split_first_chunk::<8>()?;
+    (i64::from_le_bytes(*tag) == generation).then_some(answer)
 }
 
 /// A 128-bit digest of `key` (two independently seeded SipHash passes): short keys of
@@ -156,5 +177,15 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, digest("SELECT 1 [Int(20), Int(20)]"));
         assert_ne!(a, digest(""));
+    }
+
+    #[test]
+    fn an_entry_is_served_only_under_its_own_generation() {
+        let mut stored = 7i64.to_le_bytes().to_vec();
+        stored.extend_from_slice(b"{\"total\":1}");
+        assert_eq!(current(&stored, 7), Some(&b"{\"total\":1}"[..]));
+        assert_eq!(current(&stored, 8), None);
+        assert_eq!(current(&stored[..5], 7), None);
+        assert_eq!(current(&7i64.to_le_bytes(), 7), Some(&b""[..]));
     }
 }

@@ -1068,10 +1068,21 @@ backend_test!(
             .await;
         assert_eq!(empty.body["total"], 0, "{}", empty.text);
 
-        // Create: listed at once although the empty page was cached.
         let p = product(app, &admin, &category_id, json!({"stock": 10})).await;
         let id = id_of(&p);
         assert_eq!(listed_one(app, &slug).await["stock"], 10);
+
+        // Create and delete: listed and gone at once although the page was cached.
+        let other = product(app, &admin, &category_id, json!({"name": "Zz last"})).await;
+        let r = app
+            .get(&format!("/api/v1/products?category={slug}"), None)
+            .await;
+        assert_eq!(r.body["total"], 2, "{}", r.text);
+        let r = app
+            .delete(&format!("/api/v1/products/{}", id_of(&other)), Some(&admin))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert_eq!(listed_one(app, &slug).await["id"], json!(id));
 
         // A change behind the plugin's back stays unseen while the page is cached...
         set_price_directly(app, &id, 7000).await;

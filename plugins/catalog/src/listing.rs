@@ -17,8 +17,9 @@ use kirana_sdk::sql::{Dialect, Value};
 use kirana_sdk::{config, ApiError, FieldError, Paging};
 
 /// Seconds a cached listing page may live when no write invalidates it first
-/// (`[catalog] listing_cache_secs`; 0 turns the cache off).
-const DEFAULT_CACHE_SECS: u64 = 30;
+/// (`[catalog] listing_cache_secs`; 0 turns the cache off). It bounds what invalidation
+/// cannot reach: other replicas (each has its own KV store) and hand-made changes.
+const DEFAULT_CACHE_SECS: u64 = 10;
 
 /// Pages past this one are not cached.
 const CACHED_PAGES: u32 = 10;
@@ -28,7 +29,8 @@ const CACHED_SIZES: [u32; 4] = [10, Paging::DEFAULT_PAGE_SIZE, 50, Paging::MAX_P
 /// Whether a listing's pages are cached: the browsing pages a storefront asks for
 /// (a category or none, any sort, the first pages at the usual sizes). Searches and
 /// price ranges are not, so clients cannot fill the store with made-up keys; with
-/// empty pages not kept either, the entries are bounded by categories × sorts × pages.
+/// empty pages not kept either (an unknown category), and one entry per key, the
+/// entries are bounded by (categories + 1) × sorts × `in_stock` × sizes × pages.
 pub fn cacheable(q: &ListQuery, paging: &Paging) -> bool {
     q.terms.is_empty()
         && q.min_price.is_none()
@@ -44,7 +46,7 @@ pub fn cache() -> Cache {
     let ttl = *TTL.get_or_init(|| {
         Duration::from_secs(config::get_or("listing_cache_secs", DEFAULT_CACHE_SECS))
     });
-    Cache::new(concat!("listing@", env!("CARGO_PKG_VERSION")), ttl)
+    Cache::new("listing", env!("CARGO_PKG_VERSION"), ttl)
 }
 
 /// Longest `q` accepted, in characters.

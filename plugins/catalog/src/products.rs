@@ -42,9 +42,7 @@ pub fn list(req: &Request) -> Result<Response, ApiError> {
         let key = format!("{}|{:?}", page.sql, page.params);
         listing::cache().get_or_compute(&key, compute)?
     } else {
-        match compute()? {
-            Computed::Keep(b) | Computed::Pass(b) => b,
-        }
+        compute()?.into_bytes()
     };
     Ok(Response::json_bytes(200, body))
 }

@@ -46,8 +46,8 @@ const SEED_BATCH: usize = 25;
 /// yet, loads the demo catalog of [`crate::seed`].
 pub fn migrate(_from: Option<&str>) -> Result<(), String> {
     run().map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))?;
-    // A shared KV store may hold pages of this version from before (the seed, or data
-    // changed while it was not live).
+    // Pages cached before (by this version on an earlier start, say) may predate what
+    // the migration changed.
     crate::listing::cache().invalidate();
     Ok(())
 }
