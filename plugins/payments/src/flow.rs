@@ -98,16 +98,35 @@ pub fn capture(p: &Payment, provider_payment_id: &str) -> Result<Captured, ApiEr
     match settle_order(&p.order_id) {
         Ok(refunded) => {
             let now = reload(&p.id)?;
-            match refunded.iter().find(|(id, _)| *id == p.id) {
-                Some((_, reason)) => Ok(Captured::Refunded(now, *reason)),
-                None => Ok(Captured::Done(now)),
-            }
+            let reason = match refunded.iter().find(|(id, _)| *id == p.id) {
+                Some((_, reason)) => Some(*reason),
+                // The order's cancellation handler (`order.cancelled`) can refund the
+                // capture between its commit and this settlement: the same outcome.
+                None => refunded_for_the_order(&now),
+            };
+            Ok(match reason {
+                Some(reason) => Captured::Refunded(now, reason),
+                None => Captured::Done(now),
+            })
         }
         Err(f) => {
             retry_settle(&p.order_id, &f.error);
             Ok(Captured::Pending(reload(&p.id)?, f.error))
         }
     }
+}
+
+/// Why a fully refunded payment was refunded, when its order (cancelled, or paid by
+/// another payment) sent the money back rather than an admin.
+fn refunded_for_the_order(p: &Payment) -> Option<RefundReason> {
+    if p.state() != Status::Refunded {
+        return None;
+    }
+    p.refunds
+        .iter()
+        .rev()
+        .filter_map(|r| RefundReason::parse(&r.reason))
+        .find(|r| matches!(r, RefundReason::OrderCancelled | RefundReason::Duplicate))
 }
 
 // ---------------------------------------------------------------------------------
@@ -335,5 +354,58 @@ pub fn settle_for_event(order_id: &str) -> Result<(), String> {
             Ok(())
         }
         Err(f) => Err(f.error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Refund;
+
+    fn payment(status: &str, reasons: &[&str]) -> Payment {
+        Payment {
+            id: "pmt_1".into(),
+            order_id: "ord_1".into(),
+            user_id: "usr_1".into(),
+            amount: 22000,
+            currency: "INR".into(),
+            provider: "sandbox".into(),
+            provider_order_id: "order_1".into(),
+            provider_payment_id: Some("pay_1".into()),
+            key_id: "rzp_test".into(),
+            status: status.into(),
+            refunded_amount: if status == "refunded" { 22000 } else { 0 },
+            refunds: reasons
+                .iter()
+                .enumerate()
+                .map(|(i, r)| Refund {
+                    id: format!("rfd_{i}"),
+                    amount: 22000 / reasons.len() as i64,
+                    reason: r.to_string(),
+                    created_at: "2026-11-29T22:40:10Z".into(),
+                })
+                .collect(),
+            created_at: "2026-11-29T22:40:10Z".into(),
+            updated_at: "2026-11-29T22:40:10Z".into(),
+            captured_at: Some("2026-11-29T22:40:10Z".into()),
+        }
+    }
+
+    #[test]
+    fn a_capture_refunded_by_the_orders_cancellation_counts_as_refunded_at_once() {
+        let by_order = refunded_for_the_order(&payment("refunded", &["order_cancelled"]));
+        assert_eq!(by_order, Some(RefundReason::OrderCancelled));
+        let duplicate = refunded_for_the_order(&payment("refunded", &["duplicate"]));
+        assert_eq!(duplicate, Some(RefundReason::Duplicate));
+        // An admin's refund, or money still captured, is not the order's doing.
+        assert_eq!(
+            refunded_for_the_order(&payment("refunded", &["admin"])),
+            None
+        );
+        assert_eq!(refunded_for_the_order(&payment("captured", &[])), None);
+        assert_eq!(
+            refunded_for_the_order(&payment("captured", &["order_cancelled"])),
+            None
+        );
     }
 }
