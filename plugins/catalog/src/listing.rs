@@ -210,16 +210,43 @@ pub fn like_escape(s: &str) -> String {
 }
 
 const FROM: &str = "FROM products p JOIN categories c ON c.id = p.category_id";
+/// The name as the listing orders by it (the name-order index's expression).
 const NAME: &str = "LOWER(p.name)";
-const BRAND: &str = "LOWER(COALESCE(p.brand, ''))";
-const CATEGORY: &str = "LOWER(c.name)";
-const DESCRIPTION: &str = "LOWER(COALESCE(p.description, ''))";
+
+/// The texts search words are matched against (words are lower-cased). PostgreSQL's
+/// `LIKE` is case-sensitive, so it matches `LOWER(text)`; SQLite's `LIKE` already
+/// ignores ASCII case and its `LOWER` folds only ASCII, so there the texts are matched
+/// as they are — the same matches, without a lower-cased copy of every text per row.
+struct Texts {
+    name: &'static str,
+    brand: &'static str,
+    category: &'static str,
+    description: &'static str,
+}
+
+fn texts(dialect: Dialect) -> Texts {
+    match dialect {
+        Dialect::Postgres => Texts {
+            name: NAME,
+            brand: "LOWER(COALESCE(p.brand, ''))",
+            category: "LOWER(c.name)",
+            description: "LOWER(COALESCE(p.description, ''))",
+        },
+        Dialect::Sqlite => Texts {
+            name: "p.name",
+            brand: "COALESCE(p.brand, '')",
+            category: "c.name",
+            description: "COALESCE(p.description, '')",
+        },
+    }
+}
 
 fn like(column: &str, param: &str) -> String {
     format!("{column} LIKE {param} ESCAPE '\\'")
 }
 
-fn where_clause(q: &ListQuery, b: &mut Binds) -> String {
+fn where_clause(q: &ListQuery, b: &mut Binds, dialect: Dialect) -> String {
+    let x = texts(dialect);
     let mut parts = vec!["p.is_active".to_string()];
     if let Some(cat) = &q.category {
         parts.push(format!(
@@ -240,29 +267,30 @@ fn where_clause(q: &ListQuery, b: &mut Binds) -> String {
     for term in &q.terms {
         let t = like_escape(term);
         let inside = format!("%{t}%");
-        let mut any: Vec<String> = [NAME, BRAND, CATEGORY]
+        let mut any: Vec<String> = [x.name, x.brand, x.category]
             .iter()
             .map(|col| like(col, &b.text(inside.clone())))
             .collect();
         // Descriptions are long prose: only a word that starts with the term counts
         // ("tea" finds "tea leaves", not "steamed").
-        any.push(like(DESCRIPTION, &b.text(format!("{t}%"))));
-        any.push(like(DESCRIPTION, &b.text(format!("% {t}%"))));
+        any.push(like(x.description, &b.text(format!("{t}%"))));
+        any.push(like(x.description, &b.text(format!("% {t}%"))));
         parts.push(format!("({})", any.join(" OR ")));
     }
     parts.join(" AND ")
 }
 
 /// The relevance score expression (see the module docs).
-fn score(q: &ListQuery, b: &mut Binds) -> String {
+fn score(q: &ListQuery, b: &mut Binds, dialect: Dialect) -> String {
+    let x = texts(dialect);
     let mut parts: Vec<String> = Vec::new();
     for term in &q.terms {
         let t = like_escape(term);
-        let starts = like(NAME, &b.text(format!("{t}%")));
-        let word = like(NAME, &b.text(format!("% {t}%")));
-        let inside = like(NAME, &b.text(format!("%{t}%")));
-        let brand = like(BRAND, &b.text(format!("%{t}%")));
-        let category = like(CATEGORY, &b.text(format!("%{t}%")));
+        let starts = like(x.name, &b.text(format!("{t}%")));
+        let word = like(x.name, &b.text(format!("% {t}%")));
+        let inside = like(x.name, &b.text(format!("%{t}%")));
+        let brand = like(x.brand, &b.text(format!("%{t}%")));
+        let category = like(x.category, &b.text(format!("%{t}%")));
         parts.push(format!(
             "(CASE WHEN {starts} OR {word} THEN 100 WHEN {inside} THEN 60 \
              WHEN {brand} OR {category} THEN 10 ELSE 1 END)"
@@ -275,7 +303,7 @@ fn score(q: &ListQuery, b: &mut Binds) -> String {
             .map(|t| like_escape(t))
             .collect::<Vec<_>>()
             .join(" ");
-        let inside = like(NAME, &b.text(format!("%{phrase}%")));
+        let inside = like(x.name, &b.text(format!("%{phrase}%")));
         parts.push(format!("(CASE WHEN {inside} THEN 500 ELSE 0 END)"));
     }
     if parts.is_empty() {
@@ -315,12 +343,12 @@ pub fn page_statement(q: &ListQuery, dialect: Dialect, limit: i64, offset: i64) 
     let mut b = Binds::default();
     let ranked = q.sort == Sort::Relevance && !q.terms.is_empty();
     let score = if ranked {
-        format!(", {} AS score", score(q, &mut b))
+        format!(", {} AS score", score(q, &mut b, dialect))
     } else {
         String::new()
     };
     let cols = crate::model::PRODUCT_COLUMNS;
-    let filter = where_clause(q, &mut b);
+    let filter = where_clause(q, &mut b, dialect);
     let order = order_by(q, dialect);
     let sql = format!(
         "SELECT {cols}{score} {FROM} WHERE {filter} ORDER BY {order} LIMIT {} OFFSET {}",
@@ -336,9 +364,9 @@ pub fn page_statement(q: &ListQuery, dialect: Dialect, limit: i64, offset: i64) 
 /// words, which also match category names). Without one the join cannot change the
 /// count: a product is written only with a category that exists, and categories are
 /// never deleted. Counting `products` alone reads just `products_active_idx`.
-pub fn count_statement(q: &ListQuery) -> Statement {
+pub fn count_statement(q: &ListQuery, dialect: Dialect) -> Statement {
     let mut b = Binds::default();
-    let filter = where_clause(q, &mut b);
+    let filter = where_clause(q, &mut b, dialect);
     let from = if q.category.is_some() || !q.terms.is_empty() {
         FROM
     } else {
@@ -493,11 +521,31 @@ mod tests {
         assert!(st.sql.contains("p.price >= ") && st.sql.contains("p.price <= "));
         assert!(st.sql.contains("(c.id = $") && st.sql.contains(" OR c.slug = $"));
 
-        let count = count_statement(&q);
+        let count = count_statement(&q, Dialect::Sqlite);
         assert!(count.sql.contains(FROM), "a category filter needs the join");
         assert!(count.sql.contains("(c.id = $1 OR c.slug = $2)"));
         assert_eq!(count_params(&count.sql), count.params.len());
         assert!(!count.sql.contains("ORDER BY") && !count.sql.contains("score"));
+    }
+
+    #[test]
+    fn search_matches_lower_cased_texts_on_postgres_and_the_texts_on_sqlite() {
+        let q = parse(&[("q", "milk")]).unwrap();
+        let pg = page_statement(&q, Dialect::Postgres, 20, 0).sql;
+        assert!(
+            pg.contains("LOWER(COALESCE(p.description, '')) LIKE"),
+            "{pg}"
+        );
+        let lite = page_statement(&q, Dialect::Sqlite, 20, 0).sql;
+        assert!(lite.contains("COALESCE(p.description, '') LIKE"), "{lite}");
+        assert!(!lite.contains("LOWER(COALESCE") && !lite.contains("LOWER(c.name)"));
+        // The order keeps the name-order index's expression.
+        assert!(
+            lite.contains("ORDER BY score DESC, LOWER(p.name)"),
+            "{lite}"
+        );
+        let count = count_statement(&q, Dialect::Sqlite).sql;
+        assert!(!count.contains("LOWER("), "{count}");
     }
 
     #[test]
@@ -574,10 +622,13 @@ mod tests {
 
     #[test]
     fn the_plain_count_reads_products_alone() {
-        let plain = count_statement(&parse(&[("min_price", "100"), ("in_stock", "true")]).unwrap());
+        let plain = count_statement(
+            &parse(&[("min_price", "100"), ("in_stock", "true")]).unwrap(),
+            Dialect::Sqlite,
+        );
         assert!(!plain.sql.contains("JOIN"), "{}", plain.sql);
         assert!(plain.sql.contains("p.price >= $1") && plain.sql.contains("p.stock > 0"));
-        let searched = count_statement(&parse(&[("q", "dairy")]).unwrap());
+        let searched = count_statement(&parse(&[("q", "dairy")]).unwrap(), Dialect::Sqlite);
         assert!(
             searched.sql.contains(FROM),
             "words also match category names"

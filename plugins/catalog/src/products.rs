@@ -23,7 +23,7 @@ pub fn list(req: &Request) -> Result<Response, ApiError> {
     };
     let page = page_statement(&query, sql::dialect(), paging.limit(), paging.offset());
     let compute = || -> Result<Computed, ApiError> {
-        let count = count_statement(&query);
+        let count = count_statement(&query, sql::dialect());
         let total: i64 = sql::query(&count.sql, &count.params)?.scalar()?;
         let items: Vec<Product> = sql::query_as(&page.sql, &page.params)?;
         let found = !items.is_empty();
