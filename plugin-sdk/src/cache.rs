@@ -2,8 +2,8 @@
 //! key-value space, invalidated by a generation counter.
 //!
 //! Every write that can change a cached answer calls [`Cache::invalidate`], which moves
-//! the generation on. An entry carries the generation read *before* its answer was
-//! computed and is served only while that is still the current one, so an answer
+//! the generation on. An entry carries (after the answer) the generation read *before*
+//! its answer was computed and is served only while that is still the current one, so an answer
 //! computed from data a concurrent write then changed is never served after the write.
 //! Each key has one entry, overwritten when recomputed, so the store holds at most one
 //! answer per key however often the data changes. Entries also expire after the
@@ -99,21 +99,21 @@ impl Cache {
         let entry = format!("cache:{}:{}:{}", self.name, self.version, digest(key));
         match kv::get(&entry) {
             Ok(Some(stored)) => {
-                if let Some(answer) = current(&stored, generation) {
-                    return Ok(answer.to_vec());
+                if let Some(answer) = current(stored, generation) {
+                    return Ok(answer);
                 }
             }
             Ok(None) => {}
             Err(e) => self.failed("reading an entry", &e),
         }
         match compute()? {
-            Computed::Keep(fresh) => {
-                let mut stored = Vec::with_capacity(8 + fresh.len());
-                stored.extend_from_slice(&generation.to_le_bytes());
-                stored.extend_from_slice(&fresh);
-                if let Err(e) = kv::set(&entry, &stored, Some(self.ttl)) {
+            Computed::Keep(mut fresh) => {
+                let len = fresh.len();
+                fresh.extend_from_slice(&generation.to_le_bytes());
+                if let Err(e) = kv::set(&entry, &fresh, Some(self.ttl)) {
                     self.failed("storing an entry", &e);
                 }
+                fresh.truncate(len);
                 Ok(fresh)
             }
             Computed::Pass(fresh) => Ok(fresh),
@@ -148,10 +148,16 @@ impl Cache {
     }
 }
 
-/// The answer of a stored entry when it was computed under `generation`.
-fn current(stored: &[u8], generation: i64) -> Option<&[u8]> {
-    let (tag, answer) = stored.split_first_chunk::<8>()?;
-    (i64::from_le_bytes(*tag) == generation).then_some(answer)
+/// The answer of a stored entry (the answer, then its generation in 8 bytes) when it
+/// was computed under `generation`; taken apart in place, without a copy.
+fn current(mut stored: Vec<u8>, generation: i64) -> Option<Vec<u8>> {
+    let (answer, tag) = stored.split_last_chunk::<8>()?;
+    if i64::from_le_bytes(*tag) != generation {
+        return None;
+    }
+    let len = answer.len();
+    stored.truncate(len);
+    Some(stored)
 }
 
 /// A 128-bit digest of `key` (two independently seeded SipHash passes): short keys of
@@ -181,11 +187,11 @@ mod tests {
 
     #[test]
     fn an_entry_is_served_only_under_its_own_generation() {
-        let mut stored = 7i64.to_le_bytes().to_vec();
-        stored.extend_from_slice(b"{\"total\":1}");
-        assert_eq!(current(&stored, 7), Some(&b"{\"total\":1}"[..]));
-        assert_eq!(current(&stored, 8), None);
-        assert_eq!(current(&stored[..5], 7), None);
-        assert_eq!(current(&7i64.to_le_bytes(), 7), Some(&b""[..]));
+        let mut stored = b"{\"total\":1}".to_vec();
+        stored.extend_from_slice(&7i64.to_le_bytes());
+        assert_eq!(current(stored.clone(), 7), Some(b"{\"total\":1}".to_vec()));
+        assert_eq!(current(stored.clone(), 8), None);
+        assert_eq!(current(stored[..5].to_vec(), 7), None);
+        assert_eq!(current(7i64.to_le_bytes().to_vec(), 7), Some(Vec::new()));
     }
 }

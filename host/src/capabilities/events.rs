@@ -190,10 +190,9 @@ impl EventBus {
         ids.dedup();
         let mut found = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(ROWS_PER_INSERT) {
-            let list: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
             let sql = format!(
-                "SELECT id, topic, payload, source FROM events WHERE id IN ({})",
-                list.join(", ")
+                "SELECT id, topic, payload, source FROM events WHERE id IN {}",
+                placeholders(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {

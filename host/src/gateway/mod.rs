@@ -451,7 +451,6 @@ async fn serve(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Response {
-    let rid = rid.to_string();
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
     // Authentication and authorisation happen here, before any plugin code runs.
@@ -464,7 +463,7 @@ async fn serve(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "a bearer token is required",
-                &rid,
+                rid,
             );
         }
         (_, Some(Ok(id))) => Some(id),
@@ -474,16 +473,11 @@ async fn serve(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "plugin_unavailable",
                 "sessions cannot be checked right now; retry shortly",
-                &rid,
+                rid,
             );
         }
         (_, Some(Err(e))) => {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                e.to_string(),
-                &rid,
-            );
+            return error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string(), rid);
         }
     };
     if let (Access::Roles(roles), Some(c)) = (&target.access, &caller) {
@@ -492,7 +486,7 @@ async fn serve(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 format!("this route needs the role {}", roles.join(" or ")),
-                &rid,
+                rid,
             );
         }
     }
@@ -505,18 +499,18 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return too_large(limit, &rid);
+        return too_large(limit, rid);
     }
     let bytes = match axum::body::to_bytes(Body::new(body), limit).await {
         Ok(b) => b,
-        Err(_) => return too_large(limit, &rid),
+        Err(_) => return too_large(limit, rid),
     };
     if !bytes.is_empty() && !is_json(&parts.headers) {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "send the body as application/json",
-            &rid,
+            rid,
         );
     }
 
@@ -538,9 +532,14 @@ async fn serve(
             .collect(),
         body: bytes.to_vec(),
         caller,
-        request_id: rid.clone(),
+        request_id: rid.to_string(),
     };
-    let call = CallCtx::new(rid.clone(), request.caller.clone(), 0, plugin.ctx.timeout);
+    let call = CallCtx::new(
+        request.request_id.clone(),
+        request.caller.clone(),
+        0,
+        plugin.ctx.timeout,
+    );
     match plugin.run(p, call, Op::Handle(request)).await {
         Ok((OpResult::Response(resp), call)) => {
             if resp.status < 400 {
@@ -556,13 +555,13 @@ async fn serve(
                     );
                 }
             }
-            plugin_response(resp, &rid)
+            plugin_response(resp, rid)
         }
         Ok(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error",
-            &rid,
+            rid,
         ),
         Err(InvokeError::Timeout) => error(
             StatusCode::GATEWAY_TIMEOUT,
@@ -572,19 +571,19 @@ async fn serve(
                 plugin.name(),
                 plugin.ctx.timeout.as_millis()
             ),
-            &rid,
+            rid,
         ),
         Err(InvokeError::Instantiate(_)) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "plugin_unavailable",
             format!("{} could not be started", plugin.name()),
-            &rid,
+            rid,
         ),
         Err(InvokeError::Trap(_) | InvokeError::MemoryLimit(_)) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error",
-            &rid,
+            rid,
         ),
     }
 }

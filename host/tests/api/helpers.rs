@@ -201,8 +201,8 @@ fn check_plugins_built() {
     }
 }
 
-/// A fresh, empty PostgreSQL database for one test; its URL.
-async fn fresh_postgres_database() -> String {
+/// A fresh, empty PostgreSQL database for one test; its URL and name.
+async fn fresh_postgres_database() -> (String, String) {
     let base = std::env::var("KIRANA_TEST_POSTGRES_URL").unwrap_or_else(|_| {
         panic!(
             "KIRANA_TEST_POSTGRES_URL is not set: PostgreSQL tests need a server \
@@ -225,7 +225,7 @@ async fn fresh_postgres_database() -> String {
         .rsplit_once('/')
         .filter(|(server, _)| server.contains("://") && !server.ends_with('/'))
         .expect("KIRANA_TEST_POSTGRES_URL must name a database, like postgres://user:pass@127.0.0.1:5432/postgres");
-    format!("{server}/{name}")
+    (format!("{server}/{name}"), name)
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -240,17 +240,13 @@ impl TestApp {
     pub async fn spawn_with(backend: Backend, extra_toml: &str) -> Self {
         check_plugins_built();
         let dir = tempfile::tempdir().expect("temp dir");
-        let database_url = match backend {
-            Backend::Sqlite => String::new(),
-            Backend::Postgres => fresh_postgres_database().await,
+        let (database_url, postgres_database) = match backend {
+            Backend::Sqlite => (String::new(), None),
+            Backend::Postgres => {
+                let (url, name) = fresh_postgres_database().await;
+                (url, Some(name))
+            }
         };
-        let postgres_database = (backend == Backend::Postgres).then(|| {
-            database_url
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        });
         let cache = workspace().join("target/kirana-test-cache");
         let base_toml = format!(
             r#"
