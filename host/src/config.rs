@@ -13,6 +13,10 @@ use serde::Deserialize;
 /// The defaults shipped in the binary (`config/kirana.toml`).
 pub const DEFAULTS: &str = include_str!("../../config/kirana.toml");
 
+/// The published development values (`config/development.toml`): applied under the
+/// operator's own settings only in development mode, and refused by a production start.
+pub const DEVELOPMENT: &str = include_str!("../../config/development.toml");
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Config {
     pub listen: String,
@@ -22,6 +26,10 @@ pub struct Config {
     pub cache_dir: PathBuf,
     pub log_format: String,
     pub log_level: String,
+    /// Development mode (`kirana up`, `KIRANA_DEV=true`): published development values
+    /// fill what is unset, and the host must listen on loopback only.
+    #[serde(default)]
+    pub dev: bool,
     pub runtime: RuntimeConfig,
     pub limits: LimitsConfig,
     pub services: ServicesConfig,
@@ -32,6 +40,8 @@ pub struct Config {
     pub mail: MailConfig,
     pub admin: AdminConfig,
     pub registry: RegistryConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
     /// The whole merged document, for plugin sections.
@@ -98,6 +108,9 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     pub per_minute: u32,
     pub auth_per_minute: u32,
+    /// Requests per minute per client address to the operator API (`/admin/...`).
+    #[serde(default = "admin_per_minute")]
+    pub admin_per_minute: u32,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
 }
@@ -128,10 +141,19 @@ pub struct MailConfig {
     pub timeout_ms: u64,
 }
 
+/// `[secrets]`: the settings a production start needs the operator's own values for.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SecretsConfig {
+    /// Dotted keys (`payments.key_secret`) that must be set and must not be published.
+    #[serde(default)]
+    pub required: Vec<String>,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct AdminConfig {
-    /// A bearer token that opens the operator API (`/admin/...`) besides admin users'
-    /// access tokens; empty = admins only.
+    /// The bearer token that opens the operator API (`/admin/...`). Shop admins cannot:
+    /// the operator installs and enables code. Empty outside development = no operator
+    /// API at all (every call answers 401).
     pub operator_token: String,
     /// Largest component `POST /admin/plugins` accepts, in MiB.
     pub max_upload_mb: usize,
@@ -183,12 +205,18 @@ pub struct PluginConfig {
     /// answers like the time limit. Setting it for any plugin turns fuel metering on
     /// for the engine (a few percent slower for every plugin).
     pub fuel: Option<u64>,
-    /// None grants whatever the manifest asks for.
-    pub grants: Option<Vec<String>>,
+    /// What the operator approves for this plugin; anything a version asks for beyond
+    /// it (and beyond approvals given at enable) keeps that version off.
+    #[serde(default)]
+    pub grants: Vec<String>,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn admin_per_minute() -> u32 {
+    120
 }
 
 impl Config {
@@ -203,19 +231,130 @@ impl Config {
         Self::load_with_env(file, &env)
     }
 
+    /// Like [`Config::load`], in development mode whatever the file and environment say
+    /// (`kirana up`).
+    pub fn load_development(file: Option<&Path>) -> Result<Self> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_mode(file, &env, true)
+    }
+
     /// Like [`Config::load`] with an explicit environment (tests use this).
     pub fn load_with_env(file: Option<&Path>, env: &[(String, String)]) -> Result<Self> {
-        let mut doc: toml::Table = DEFAULTS.parse().context("embedded defaults do not parse")?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading config file {}", path.display()))?;
-            let over: toml::Table = text
-                .parse()
-                .with_context(|| format!("parsing config file {}", path.display()))?;
-            merge(&mut doc, over);
+        Self::load_mode(file, env, false)
+    }
+
+    /// Defaults, then (in development mode only) the published development values, then
+    /// `file`, then the environment. Development mode is `force_dev` or `dev = true`
+    /// from the file or `KIRANA_DEV`.
+    pub fn load_mode(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        force_dev: bool,
+    ) -> Result<Self> {
+        let defaults: toml::Table = DEFAULTS.parse().context("embedded defaults do not parse")?;
+        let over: Option<toml::Table> = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                Some(
+                    text.parse()
+                        .with_context(|| format!("parsing config file {}", path.display()))?,
+                )
+            }
+            None => None,
+        };
+        let build = |dev: bool| -> Result<toml::Table> {
+            let mut doc = defaults.clone();
+            if dev {
+                let development: toml::Table = DEVELOPMENT
+                    .parse()
+                    .context("embedded development values do not parse")?;
+                merge(&mut doc, development);
+            }
+            if let Some(o) = &over {
+                merge(&mut doc, o.clone());
+            }
+            apply_env(&mut doc, env)?;
+            if dev {
+                doc.insert("dev".into(), toml::Value::Boolean(true));
+            }
+            Ok(doc)
+        };
+        let plain = build(false)?;
+        let dev = force_dev || plain.get("dev").and_then(toml::Value::as_bool) == Some(true);
+        Self::from_document(if dev { build(true)? } else { plain })
+    }
+
+    /// Refuses a production start (not development mode) whose `[secrets] required`
+    /// settings are missing, too short, or values published in this repository. The
+    /// error is one line naming the setting and how to set it.
+    pub fn check_secrets(&self) -> Result<()> {
+        if self.dev {
+            return Ok(());
         }
-        apply_env(&mut doc, env)?;
-        Self::from_document(doc)
+        let published = published_values();
+        for key in &self.secrets.required {
+            let path: Vec<&str> = key.split('.').collect();
+            let value = lookup(&self.document, &path)
+                .and_then(toml::Value::as_str)
+                .unwrap_or("");
+            let var = self.env_name(key);
+            if value.trim().is_empty() {
+                bail!(
+                    "{key} is not set: `kirana serve` needs your own value (set {var}, or {key} in --config FILE; `kirana up` runs a development shop on loopback without it)"
+                );
+            }
+            if published.iter().any(|(k, v)| k == key && v == value) {
+                bail!(
+                    "{key} is the published development value from this repository: set your own with {var} (or {key} in --config FILE)"
+                );
+            }
+            if value.chars().count() < MIN_SECRET_CHARS {
+                bail!(
+                    "{key} is shorter than {MIN_SECRET_CHARS} characters: set a longer value with {var}"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment variable that sets dotted `key`: its alias when it has one.
+    fn env_name(&self, key: &str) -> String {
+        if let Some(toml::Value::Table(aliases)) = self.document.get("env_aliases") {
+            if let Some((var, _)) = aliases.iter().find(|(_, v)| v.as_str() == Some(key)) {
+                return var.clone();
+            }
+        }
+        format!("KIRANA_{}", key.replace(['.', '-'], "_").to_uppercase())
+    }
+
+    /// In development mode with no operator token configured: the token kept in
+    /// `data_dir/operator-token` (made once, readable by its owner only), so the CLI on
+    /// the same machine can use it. Returns where it is, or None when not needed.
+    pub fn ensure_development_operator_token(&mut self) -> Result<Option<PathBuf>> {
+        if !self.dev || !self.admin.operator_token.is_empty() {
+            return Ok(None);
+        }
+        let path = self.data_dir.join(OPERATOR_TOKEN_FILE);
+        let existing = std::fs::read_to_string(&path)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| t.len() >= MIN_OPERATOR_TOKEN_CHARS);
+        let token = match existing {
+            Some(t) => t,
+            None => {
+                std::fs::create_dir_all(&self.data_dir)
+                    .with_context(|| format!("creating {}", self.data_dir.display()))?;
+                let mut raw = [0u8; 32];
+                rand::RngCore::try_fill_bytes(&mut rand::rngs::OsRng, &mut raw)
+                    .map_err(|e| anyhow::anyhow!("no randomness for the operator token: {e}"))?;
+                let token = hex::encode(raw);
+                write_private(&path, &token)?;
+                token
+            }
+        };
+        self.admin.operator_token = token;
+        Ok(Some(path))
     }
 
     /// Types a merged document.
@@ -229,6 +368,18 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.dev && !is_loopback(&self.listen) {
+            bail!(
+                "development mode (kirana up, KIRANA_DEV) uses published secrets and listens on loopback only, but listen = {:?}: use 127.0.0.1:PORT, or run `kirana serve` with your own secrets",
+                self.listen
+            );
+        }
+        let token = &self.admin.operator_token;
+        if !token.is_empty() && token.chars().count() < MIN_OPERATOR_TOKEN_CHARS {
+            bail!(
+                "admin.operator_token must be at least {MIN_OPERATOR_TOKEN_CHARS} characters (KIRANA_ADMIN_OPERATOR_TOKEN; e.g. `openssl rand -hex 32`)"
+            );
+        }
         if self.limits.timeout_ms == 0 || self.limits.memory_mb == 0 {
             bail!("limits.timeout_ms and limits.memory_mb must be positive");
         }
@@ -296,6 +447,76 @@ impl Config {
             self.cache_dir.clone()
         }
     }
+}
+
+/// Shortest value a required secret may have.
+const MIN_SECRET_CHARS: usize = 12;
+/// Shortest operator token.
+pub const MIN_OPERATOR_TOKEN_CHARS: usize = 24;
+/// Where development mode keeps its generated operator token, under `data_dir`.
+pub const OPERATOR_TOKEN_FILE: &str = "operator-token";
+
+/// Whether `listen` (`host:port`) binds a loopback address only.
+fn is_loopback(listen: &str) -> bool {
+    if let Ok(addr) = listen.parse::<std::net::SocketAddr>() {
+        return addr.ip().is_loopback();
+    }
+    matches!(listen.rsplit_once(':'), Some(("localhost", _)))
+}
+
+/// Every value at a `[secrets] required` key in the files this repository publishes.
+fn published_values() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for text in [DEFAULTS, DEVELOPMENT] {
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            continue;
+        };
+        let required: Vec<String> = lookup(&doc, &["secrets", "required"])
+            .and_then(toml::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for text in [DEFAULTS, DEVELOPMENT] {
+            let Ok(d) = text.parse::<toml::Table>() else {
+                continue;
+            };
+            for key in &required {
+                let path: Vec<&str> = key.split('.').collect();
+                if let Some(v) = lookup(&d, &path).and_then(toml::Value::as_str) {
+                    if !v.is_empty() {
+                        out.push((key.clone(), v.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn lookup<'a>(doc: &'a toml::Table, path: &[&str]) -> Option<&'a toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut cur = doc;
+    for p in parents {
+        cur = cur.get(*p)?.as_table()?;
+    }
+    cur.get(*last)
+}
+
+/// Writes a file only its owner may read.
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Numbers and booleans rendered as text; arrays/tables are not plugin settings.
@@ -456,6 +677,128 @@ mod tests {
         assert!(c
             .plugin_settings("cart")
             .contains(&("free_delivery_threshold".into(), "19900".into())));
+    }
+
+    fn serve_env<'a>(over: &[(&'a str, &'a str)]) -> Vec<(String, String)> {
+        let mut all = vec![
+            (
+                "KIRANA_ADMIN_OPERATOR_TOKEN",
+                "operator-token-of-this-shop-0123",
+            ),
+            ("KIRANA_ADMIN_PASSWORD", "a-real-admin-password"),
+            ("KIRANA_PAYMENTS_KEY_SECRET", "live-key-secret-0123"),
+            ("KIRANA_PAYMENTS_WEBHOOK_SECRET", "live-webhook-secret-0123"),
+        ];
+        for (k, v) in over {
+            all.retain(|(a, _)| a != k);
+            all.push((k, v));
+        }
+        env(&all)
+    }
+
+    #[test]
+    fn production_needs_every_secret_set_and_unpublished() {
+        let ok = Config::load_with_env(None, &serve_env(&[])).unwrap();
+        assert!(!ok.dev);
+        ok.check_secrets().unwrap();
+
+        let shipped = Config::load_with_env(None, &[]).unwrap();
+        let err = shipped.check_secrets().unwrap_err().to_string();
+        assert!(
+            err.contains("admin.operator_token") && err.contains("KIRANA_ADMIN_OPERATOR_TOKEN"),
+            "{err}"
+        );
+
+        let cases = [
+            ("KIRANA_ADMIN_PASSWORD", "kirana-admin-123", "published"),
+            ("KIRANA_ADMIN_PASSWORD", "", "KIRANA_ADMIN_PASSWORD"),
+            (
+                "KIRANA_PAYMENTS_KEY_SECRET",
+                "kirana_sandbox_key_secret",
+                "published",
+            ),
+            (
+                "KIRANA_PAYMENTS_WEBHOOK_SECRET",
+                "kirana_sandbox_webhook_secret",
+                "published",
+            ),
+            ("KIRANA_PAYMENTS_WEBHOOK_SECRET", "short", "shorter"),
+        ];
+        for (var, value, says) in cases {
+            let c = Config::load_with_env(None, &serve_env(&[(var, value)])).unwrap();
+            let err = c.check_secrets().unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.contains(var),
+                "{var}={value}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn development_mode_fills_published_values_on_loopback_only() {
+        let dev = Config::load_with_env(None, &env(&[("KIRANA_DEV", "true")])).unwrap();
+        assert!(dev.dev);
+        dev.check_secrets().unwrap();
+        assert!(dev
+            .plugin_settings("payments")
+            .contains(&("key_secret".into(), "kirana_sandbox_key_secret".into())));
+        // The operator's own values still win over the development ones.
+        let own = Config::load_mode(
+            None,
+            &env(&[("KIRANA_PAYMENTS_KEY_SECRET", "mine-mine-mine-mine")]),
+            true,
+        )
+        .unwrap();
+        assert!(own
+            .plugin_settings("payments")
+            .contains(&("key_secret".into(), "mine-mine-mine-mine".into())));
+        // Not in production: the development values never fill in.
+        let prod = Config::load_with_env(None, &[]).unwrap();
+        assert!(prod
+            .plugin_settings("payments")
+            .contains(&("key_secret".into(), String::new())));
+        let err = Config::load_mode(None, &env(&[("KIRANA_LISTEN", "0.0.0.0:8080")]), true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("loopback"), "{err}");
+        assert!(
+            Config::load_mode(None, &env(&[("KIRANA_LISTEN", "localhost:9000")]), true).is_ok()
+        );
+        assert!(Config::load_mode(None, &env(&[("KIRANA_LISTEN", "[::1]:9000")]), true).is_ok());
+    }
+
+    #[test]
+    fn development_operator_token_is_made_once_and_kept_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().display().to_string();
+        let mut c =
+            Config::load_mode(None, &env(&[("KIRANA_DATA_DIR", data.as_str())]), true).unwrap();
+        let path = c.ensure_development_operator_token().unwrap().unwrap();
+        let first = c.admin.operator_token.clone();
+        assert!(first.len() >= MIN_OPERATOR_TOKEN_CHARS);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only the owner may read it: {mode:o}");
+        }
+        let mut again =
+            Config::load_mode(None, &env(&[("KIRANA_DATA_DIR", data.as_str())]), true).unwrap();
+        again.ensure_development_operator_token().unwrap();
+        assert_eq!(again.admin.operator_token, first);
+        // Production never makes one.
+        let mut prod =
+            Config::load_with_env(None, &env(&[("KIRANA_DATA_DIR", data.as_str())])).unwrap();
+        assert_eq!(prod.ensure_development_operator_token().unwrap(), None);
+        assert!(prod.admin.operator_token.is_empty());
+    }
+
+    #[test]
+    fn a_short_operator_token_is_refused() {
+        let err = Config::load_with_env(None, &env(&[("KIRANA_ADMIN_OPERATOR_TOKEN", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("operator_token"), "{err}");
     }
 
     #[test]

@@ -58,7 +58,7 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Serve { config } => serve(config.as_deref()),
         Cmd::Up { config } => {
-            let mut loaded = Config::load(config.as_deref())?;
+            let mut loaded = Config::load_development(config.as_deref())?;
             build_plugins(&loaded.plugins.keys().cloned().collect::<Vec<_>>())?;
             // Development: the plugins just built are what should run.
             loaded.registry.follow_files = true;
@@ -77,8 +77,13 @@ fn serve(config: Option<&Path>) -> Result<()> {
     serve_config(Config::load(config)?)
 }
 
-fn serve_config(config: Config) -> Result<()> {
+fn serve_config(mut config: Config) -> Result<()> {
+    config.check_secrets()?;
+    let token_file = config.ensure_development_operator_token()?;
     telemetry::init(&config.log_format, &config.log_level);
+    if config.dev {
+        development_banner(&config, token_file.as_deref());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -88,6 +93,25 @@ fn serve_config(config: Config) -> Result<()> {
         println!("kirana is serving on http://{}  (Ctrl-C to stop)", app.addr);
         app.run_until_signal().await
     })
+}
+
+/// Says loudly that this shop runs on published development values.
+fn development_banner(config: &Config, token_file: Option<&Path>) {
+    let token = match token_file {
+        Some(path) => format!(
+            "operator token (for `kirana plugins ...`): in {} (export KIRANA_TOKEN=$(cat {}))",
+            path.display(),
+            path.display()
+        ),
+        None => "operator token: the one you configured".to_string(),
+    };
+    eprintln!(
+        "\n  DEVELOPMENT MODE: published development secrets (config/development.toml),\n  \
+         loopback only ({}), OTP codes and reset tokens shown in the admin outbox.\n  \
+         Never expose this shop; production is `kirana serve` with your own secrets.\n  \
+         {token}\n",
+        config.listen
+    );
 }
 
 /// Runs cargo for the plugin crates of this workspace; cargo itself decides what is

@@ -1,5 +1,5 @@
 // The body of the `swap` test plugin, shared by its builds (swap-v1, swap-v2, swap-bad,
-// swap-flaky, swap-clash); each build sets VERSION and BUILD before including this file. The
+// swap-flaky, swap-clash, swap-greedy); each build sets VERSION and BUILD before including this file. The
 // registry tests install, enable, canary and roll back these builds while traffic runs.
 //
 // Routes: GET /api/v1/swap → {"version", "build"}; POST /api/v1/swap/notes {text} and
@@ -7,7 +7,8 @@
 // /api/v1/swap/seen → how many `faulty.flaky` events this plugin handled (events held
 // while it is disabled). The `flaky` build answers 500 on GET /api/v1/swap; the `bad`
 // build's migrate writes then fails; the `clash` build also claims `GET /api/v1/hello`,
-// which the hello plugin serves.
+// which the hello plugin serves; the `greedy` build asks for kv, identity, publish:* and
+// 128 MiB beyond the others' sql, and lets only admins call GET /api/v1/swap.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::sql;
@@ -28,7 +29,9 @@ struct Note {
 
 fn add_note(req: &Request) -> Result<Response, ApiError> {
     let note: Note = req.json()?;
-    Validator::new().length("text", &note.text, 1, 200).finish()?;
+    Validator::new()
+        .length("text", &note.text, 1, 200)
+        .finish()?;
     sql::execute(
         "INSERT INTO notes (id, text) VALUES ($1, $2)",
         &params![new_id("note"), note.text],
@@ -60,8 +63,13 @@ impl Plugin for Swap {
         } else {
             Router::new()
         };
+        let whoami_access = if BUILD == "greedy" {
+            Access::ADMIN
+        } else {
+            Access::Public
+        };
         router
-            .get("/api/v1/swap", Access::Public, whoami)
+            .get("/api/v1/swap", whoami_access, whoami)
             .summary("Which build answers")
             .post("/api/v1/swap/notes", Access::Public, add_note)
             .summary("Stores a note")
@@ -72,7 +80,18 @@ impl Plugin for Swap {
     }
 
     fn capabilities() -> Capabilities {
-        Capabilities::new().sql()
+        if BUILD == "greedy" {
+            Capabilities::new().sql().kv().identity().publish(&["*"])
+        } else {
+            Capabilities::new().sql()
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            memory_mb: (BUILD == "greedy").then_some(128),
+            timeout_ms: None,
+        }
     }
 
     fn subscriptions() -> Vec<String> {

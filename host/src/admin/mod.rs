@@ -2,8 +2,9 @@
 //! plugins, upload components, enable (or canary), promote, disable, roll back and
 //! delete versions, and look at and retry dead-lettered events.
 //!
-//! Every route needs `Authorization: Bearer` with an admin's access token or the
-//! operator token from `[admin] operator_token`. Errors use the API error shape.
+//! Every route needs `Authorization: Bearer` with the operator token from
+//! `[admin] operator_token`; a shop admin's access token is 403. Errors use the API
+//! error shape.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
+use crate::capabilities::grants::Grants;
 use crate::gateway::error::{error, invalid_field};
 use crate::gateway::RequestId;
 use crate::platform::Platform;
@@ -75,11 +77,11 @@ async fn wrong_method(
     )
 }
 
-/// Who called an operator route: `operator` or an admin's user id.
+/// Who called an operator route (`operator`: the operator token is the only credential).
 #[derive(Clone)]
 struct Actor(String);
 
-/// Lets only admins and the operator token through, before the handler runs.
+/// Lets only the operator token through, before the handler runs.
 async fn require_operator(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
@@ -95,39 +97,47 @@ async fn require_operator(
     }
 }
 
-/// Who is calling: `operator` for the operator token, else the admin's user id.
+/// The operator token opens the operator API; a shop user's valid token (even an
+/// admin's) is 403, since installing and enabling code is not a shop role.
 async fn authorize(p: &Platform, headers: &HeaderMap, rid: &str) -> Result<String, Response> {
     let token = crate::gateway::bearer(headers).ok_or_else(|| {
-            error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the operator API needs a bearer token: an admin's access token or [admin] operator_token",
-                rid,
-            )
-        })?;
+        error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "the operator API needs the operator token as a bearer token ([admin] operator_token, KIRANA_ADMIN_OPERATOR_TOKEN)",
+            rid,
+        )
+    })?;
     let operator = &p.config.admin.operator_token;
-    if !operator.is_empty() && constant_time_eq(operator.as_bytes(), token.as_bytes()) {
+    if !operator.is_empty() && tokens_match(operator, token) {
         return Ok("operator".into());
     }
     match p.identity.verify(token).await {
-        Ok(id) if id.role == "admin" => Ok(id.user_id),
         Ok(_) => Err(error(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "the operator API needs the admin role",
+            "the operator API needs the operator token; shop accounts (admins included) cannot change plugins",
             rid,
         )),
-        Err(e) => Err(error(
+        Err(_) => Err(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
-            e.to_string(),
+            "not the operator token",
             rid,
         )),
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Compares two tokens in time that depends on neither their contents nor their
+/// lengths: both are hashed to 32 bytes first, then compared without early exit.
+fn tokens_match(expected: &str, given: &str) -> bool {
+    use sha2::{Digest, Sha256};
+    let a = Sha256::digest(expected.as_bytes());
+    let b = Sha256::digest(given.as_bytes());
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 fn registry_error(e: RegistryError, rid: &str) -> Response {
@@ -294,7 +304,11 @@ async fn upload(
             };
             (
                 status,
-                Json(json!({"name": i.name, "version": i.version, "sha256": i.sha256})),
+                Json(json!({
+                    "name": i.name, "version": i.version, "sha256": i.sha256,
+                    "requested_grants": i.requested_grants,
+                    "unapproved_grants": i.unapproved_grants,
+                })),
             )
                 .into_response()
         }
@@ -305,20 +319,28 @@ async fn upload(
 /// Why an enable body was refused.
 enum BodyError {
     Json(String),
-    Field(&'static str, &'static str),
+    Field(&'static str, String),
 }
 
-/// `{version?, canary_percent?}`: a bad shape is `invalid_json`, a bad field
-/// `validation_failed` naming it.
-fn enable_body(body: &[u8]) -> Result<(Option<String>, Option<u8>), BodyError> {
+/// An enable request: `{version?, canary_percent?, grants?}`.
+#[derive(Default)]
+struct EnableBody {
+    version: Option<String>,
+    canary_percent: Option<u8>,
+    /// Grants the operator approves with this enable.
+    grants: Vec<String>,
+}
+
+/// A bad shape is `invalid_json`, a bad field `validation_failed` naming it.
+fn enable_body(body: &[u8]) -> Result<EnableBody, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok((None, None));
+        return Ok(EnableBody::default());
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| BodyError::Json(format!("the body is not JSON: {e}")))?;
     let Some(obj) = value.as_object() else {
         return Err(BodyError::Json(
-            "expected an object {\"version\"?, \"canary_percent\"?}".into(),
+            "expected an object {\"version\"?, \"canary_percent\"?, \"grants\"?}".into(),
         ));
     };
     let version = match obj.get("version") {
@@ -327,23 +349,52 @@ fn enable_body(body: &[u8]) -> Result<(Option<String>, Option<u8>), BodyError> {
         Some(_) => {
             return Err(BodyError::Field(
                 "version",
-                "must be a version string like 1.2.0",
+                "must be a version string like 1.2.0".into(),
             ))
         }
     };
-    let percent = match obj.get("canary_percent") {
+    let canary_percent = match obj.get("canary_percent") {
         None | Some(Value::Null) => None,
         Some(v) => match v.as_u64().filter(|p| (1..=99).contains(p)) {
             Some(p) => u8::try_from(p).ok(),
             None => {
                 return Err(BodyError::Field(
                     "canary_percent",
-                    "must be an integer from 1 to 99",
+                    "must be an integer from 1 to 99".into(),
                 ))
             }
         },
     };
-    Ok((version, percent))
+    let grants = match obj.get("grants") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) if items.len() <= 64 => {
+            let mut out = Vec::new();
+            for item in items {
+                let Some(g) = item.as_str().map(str::trim) else {
+                    return Err(BodyError::Field(
+                        "grants",
+                        "must be a list of strings".into(),
+                    ));
+                };
+                Grants::check_spelling(g)
+                    .map_err(|e| BodyError::Field("grants", format!("{e:#}")))?;
+                out.push(g.to_string());
+            }
+            out
+        }
+        Some(_) => {
+            return Err(BodyError::Field(
+                "grants",
+                "must be a list of at most 64 grants like [\"kv\", \"publish:order.created\"]"
+                    .into(),
+            ))
+        }
+    };
+    Ok(EnableBody {
+        version,
+        canary_percent,
+        grants,
+    })
 }
 
 async fn enable(
@@ -353,12 +404,21 @@ async fn enable(
     Extension(Actor(actor)): Extension<Actor>,
     body: Bytes,
 ) -> Response {
-    let (version, canary_percent) = match enable_body(&body) {
+    let b = match enable_body(&body) {
         Ok(b) => b,
         Err(BodyError::Json(m)) => return error(StatusCode::BAD_REQUEST, "invalid_json", m, &rid),
-        Err(BodyError::Field(field, m)) => return invalid_field(field, m, &rid),
+        Err(BodyError::Field(field, m)) => return invalid_field(field, &m, &rid),
     };
-    match ops::enable(&p, &name, version.as_deref(), canary_percent, &actor).await {
+    match ops::enable(
+        &p,
+        &name,
+        b.version.as_deref(),
+        b.canary_percent,
+        &b.grants,
+        &actor,
+    )
+    .await
+    {
         Ok(()) => answer_entry(&p, &name, &rid, false).await,
         Err(e) => registry_error(e, &rid),
     }

@@ -1,5 +1,7 @@
-//! What a plugin may use: the capabilities its manifest asks for, narrowed by the
-//! operator's `grants` list when one is configured.
+//! What a plugin may use: the capabilities its manifest asks for, each of which the
+//! operator must have approved (`[plugins.NAME] grants`, or `--grant` at enable).
+//! Nothing is assumed: a plugin with no approvals gets nothing, and a version asking
+//! for more than was approved does not go live.
 
 use anyhow::{bail, Result};
 
@@ -16,6 +18,9 @@ pub struct Grants {
     pub publish: Vec<String>,
     pub call: Vec<String>,
 }
+
+/// The simple capabilities, as the configuration spells them.
+const FLAGS: &[&str] = &["sql", "kv", "identity", "realtime", "mail"];
 
 impl Grants {
     /// As the configuration spells them: `sql`, `kv`, `identity`, `realtime`, `mail`,
@@ -43,14 +48,9 @@ impl Grants {
         Self::default()
     }
 
-    /// The manifest's request, checked against the operator's list. Asking for
-    /// something the operator did not grant refuses the plugin, with the reason.
-    pub fn resolve(
-        plugin: &str,
-        asked: &wit::Capabilities,
-        operator: Option<&[String]>,
-    ) -> Result<Self> {
-        let wanted = Self {
+    /// What a manifest asks for, as given.
+    pub fn asked(asked: &wit::Capabilities) -> Self {
+        Self {
             sql: asked.sql,
             kv: asked.kv,
             identity: asked.identity,
@@ -58,40 +58,79 @@ impl Grants {
             mail: asked.mail,
             publish: asked.publish.clone(),
             call: asked.call.clone(),
+        }
+    }
+
+    /// The grants a version needs, as the configuration spells them: its capabilities,
+    /// plus `memory:MiB` when its manifest asks for more memory than `memory_limit_mb`.
+    pub fn requested(
+        asked: &wit::Capabilities,
+        memory_ask_mb: Option<u32>,
+        memory_limit_mb: u32,
+    ) -> Vec<String> {
+        let mut out = Self::asked(asked).as_list();
+        if let Some(mb) = memory_ask_mb.filter(|mb| *mb > memory_limit_mb) {
+            out.push(format!("memory:{mb}"));
+        }
+        out
+    }
+
+    /// Of `requested`, what `approved` does not cover (`publish:*` covers every topic;
+    /// `memory:N` covers any ask up to N MiB).
+    pub fn missing(requested: &[String], approved: &[String]) -> Vec<String> {
+        let covered = |want: &str| {
+            approved.iter().any(|a| a == want)
+                || (want.starts_with("publish:") && approved.iter().any(|a| a == "publish:*"))
+                || want.strip_prefix("memory:").is_some_and(|mb| {
+                    let mb: u64 = mb.parse().unwrap_or(u64::MAX);
+                    approved.iter().any(|a| {
+                        a.strip_prefix("memory:")
+                            .and_then(|n| n.parse::<u64>().ok())
+                            .is_some_and(|n| n >= mb)
+                    })
+                })
         };
-        let Some(list) = operator else {
-            return Ok(wanted);
-        };
-        let has = |g: &str| list.iter().any(|x| x == g);
-        let mut missing = Vec::new();
-        for (asked, name) in [
-            (wanted.sql, "sql"),
-            (wanted.kv, "kv"),
-            (wanted.identity, "identity"),
-            (wanted.realtime, "realtime"),
-            (wanted.mail, "mail"),
-        ] {
-            if asked && !has(name) {
-                missing.push(name.to_string());
-            }
-        }
-        for t in &wanted.publish {
-            if !has("publish:*") && !has(&format!("publish:{t}")) {
-                missing.push(format!("publish:{t}"));
-            }
-        }
-        for p in &wanted.call {
-            if !has(&format!("call:{p}")) {
-                missing.push(format!("call:{p}"));
-            }
-        }
-        if !missing.is_empty() {
+        requested.iter().filter(|w| !covered(w)).cloned().collect()
+    }
+
+    /// Checks one grant as an operator spells it; the error says what is allowed.
+    pub fn check_spelling(grant: &str) -> Result<()> {
+        let ok = FLAGS.contains(&grant)
+            || grant
+                .strip_prefix("publish:")
+                .is_some_and(|t| t == "*" || is_name(t))
+            || grant.strip_prefix("call:").is_some_and(is_name)
+            || grant
+                .strip_prefix("memory:")
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
+        if !ok {
             bail!(
-                "plugin {plugin} asks for capabilities the operator has not granted: {} (add them to plugins.{plugin}.grants)",
-                missing.join(", ")
+                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, publish:*, call:PLUGIN or memory:MiB"
             );
         }
-        Ok(wanted)
+        Ok(())
+    }
+
+    /// The manifest's request, if `approved` covers all of it; otherwise an error naming
+    /// what is missing and how to approve it.
+    pub fn resolve(
+        plugin: &str,
+        version: &str,
+        asked: &wit::Capabilities,
+        memory_ask_mb: Option<u32>,
+        memory_limit_mb: u32,
+        approved: &[String],
+    ) -> Result<Self> {
+        let requested = Self::requested(asked, memory_ask_mb, memory_limit_mb);
+        let missing = Self::missing(&requested, approved);
+        if !missing.is_empty() {
+            bail!(
+                "{plugin} {version} asks for grants the operator has not approved: {}; approve them with `kirana plugins enable {plugin}@{version} --grant {}` (or list them in [plugins.{plugin}] grants)",
+                missing.join(", "),
+                missing.join(",")
+            );
+        }
+        Ok(Self::asked(asked))
     }
 
     pub fn may_publish(&self, topic: &str) -> bool {
@@ -101,6 +140,14 @@ impl Grants {
     pub fn may_call(&self, plugin: &str) -> bool {
         self.call.iter().any(|p| p == plugin)
     }
+}
+
+/// A topic or plugin name in a grant: letters, digits, `.`, `_`, `-`.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -119,25 +166,83 @@ mod tests {
         }
     }
 
-    #[test]
-    fn manifest_is_granted_without_operator_list() {
-        let g = Grants::resolve("orders", &caps(), None).unwrap();
-        assert!(g.sql && !g.kv);
-        assert!(g.may_publish("order.created") && !g.may_publish("user.created"));
-        assert!(g.may_call("catalog") && !g.may_call("auth"));
+    fn list(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
-    fn operator_list_must_cover_the_request() {
-        let ok = vec!["sql".to_string(), "publish:*".into(), "call:catalog".into()];
-        assert!(Grants::resolve("orders", &caps(), Some(&ok)).is_ok());
-        let short = vec!["sql".to_string()];
-        let err = Grants::resolve("orders", &caps(), Some(&short))
+    fn nothing_is_granted_without_approval() {
+        let err = Grants::resolve("orders", "1.0.0", &caps(), None, 64, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("sql")
+                && err.contains("publish:order.created")
+                && err.contains("call:catalog"),
+            "{err}"
+        );
+        assert!(
+            err.contains("--grant sql,publish:order.created,call:catalog"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn approvals_must_cover_the_request() {
+        let ok = list(&["sql", "publish:*", "call:catalog"]);
+        let g = Grants::resolve("orders", "1.0.0", &caps(), None, 64, &ok).unwrap();
+        assert!(g.sql && !g.kv);
+        assert!(g.may_publish("order.created") && !g.may_publish("user.created"));
+        assert!(g.may_call("catalog") && !g.may_call("auth"));
+        let short = list(&["sql"]);
+        let err = Grants::resolve("orders", "1.0.0", &caps(), None, 64, &short)
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("publish:order.created") && err.contains("call:catalog"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn more_memory_than_the_limit_needs_a_memory_grant() {
+        let approved = list(&["sql", "publish:order.created", "call:catalog"]);
+        assert!(Grants::resolve("orders", "1.0.0", &caps(), Some(64), 64, &approved).is_ok());
+        let err = Grants::resolve("orders", "1.0.0", &caps(), Some(200), 64, &approved)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("memory:200"), "{err}");
+        let mut more = approved.clone();
+        more.push("memory:256".into());
+        assert!(Grants::resolve("orders", "1.0.0", &caps(), Some(200), 64, &more).is_ok());
+        more.pop();
+        more.push("memory:128".into());
+        assert!(Grants::resolve("orders", "1.0.0", &caps(), Some(200), 64, &more).is_err());
+    }
+
+    #[test]
+    fn grant_spelling_is_checked() {
+        for good in [
+            "sql",
+            "kv",
+            "publish:order.created",
+            "publish:*",
+            "call:cart",
+            "memory:128",
+        ] {
+            assert!(Grants::check_spelling(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "SQL",
+            "publish:",
+            "call:*",
+            "memory:lots",
+            "memory:0",
+            "net",
+            "call:a b",
+        ] {
+            assert!(Grants::check_spelling(bad).is_err(), "{bad}");
+        }
     }
 }

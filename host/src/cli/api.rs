@@ -91,6 +91,10 @@ pub struct Installed {
     pub name: String,
     pub version: String,
     pub sha256: String,
+    /// Every grant the version asks for.
+    pub requested_grants: Vec<String>,
+    /// Of those, what the operator has not approved yet (`enable --grant`).
+    pub unapproved_grants: Vec<String>,
 }
 
 /// A successful answer: its status and raw body.

@@ -9,8 +9,8 @@ use super::api::{Canary, Entry, HistoryItem, Installed, VersionInfo};
 use super::table::Table;
 
 /// The fix for a missing or refused token.
-pub const TOKEN_HINT: &str = "set KIRANA_TOKEN to an admin access token or the operator token \
-                              (config [admin] operator_token), or pass --token";
+pub const TOKEN_HINT: &str = "set KIRANA_TOKEN to the operator token (config [admin] operator_token, \
+                              KIRANA_ADMIN_OPERATOR_TOKEN; `kirana up` keeps one in data/operator-token), or pass --token";
 
 /// The fix for a component over the host's upload limit.
 const UPLOAD_HINT: &str =
@@ -393,17 +393,35 @@ pub fn change_line(action: Action, before: Option<&Entry>, after: &Entry) -> Str
 /// The line `kirana plugins install` prints: 201 new, 200 already there.
 pub fn installed_line(status: u16, i: &Installed) -> String {
     let sha: String = i.sha256.chars().take(12).collect();
-    if status == 201 {
-        format!(
-            "installed {} {} (sha256 {sha}); make it live with `kirana plugins enable {}@{}`",
-            i.name, i.version, i.name, i.version
-        )
+    let mut out = if status == 201 {
+        format!("installed {} {} (sha256 {sha})", i.name, i.version)
     } else {
         format!(
             "{} {} was already installed with these bytes (sha256 {sha}); nothing changed",
             i.name, i.version
         )
+    };
+    let asks = if i.requested_grants.is_empty() {
+        "nothing".to_string()
+    } else {
+        i.requested_grants.join(", ")
+    };
+    out.push_str(&format!("\nit asks for: {asks}"));
+    if i.unapproved_grants.is_empty() {
+        out.push_str(&format!(
+            "\nmake it live with `kirana plugins enable {}@{}`",
+            i.name, i.version
+        ));
+    } else {
+        out.push_str(&format!(
+            "\nnot approved yet: {}\nreview them, then approve and make it live with `kirana plugins enable {}@{} --grant {}`",
+            i.unapproved_grants.join(", "),
+            i.name,
+            i.version,
+            i.unapproved_grants.join(",")
+        ));
     }
+    out
 }
 
 /// Re-indents JSON text two spaces per level, keeping the host's key order and number
@@ -520,8 +538,8 @@ pub fn error_message(status: u16, body: &str, url: &str, token_given: bool) -> S
         401 => lines.push(TOKEN_HINT.to_string()),
         413 => lines.push(UPLOAD_HINT.trim_start().to_string()),
         403 => lines.push(
-            "the token is valid but not an admin's: use an admin access token or the operator \
-             token (config [admin] operator_token)"
+            "the token is a shop account's, not the operator's: plugins are changed only with the \
+             operator token (config [admin] operator_token, KIRANA_ADMIN_OPERATOR_TOKEN)"
                 .into(),
         ),
         _ => {}
@@ -767,16 +785,26 @@ mod tests {
 
     #[test]
     fn install_lines() {
-        let i = Installed {
+        let mut i = Installed {
             name: "cart".into(),
             version: "1.4.0".into(),
             sha256: "ab".repeat(32),
+            requested_grants: vec!["sql".into(), "call:catalog".into()],
+            unapproved_grants: Vec::new(),
         };
         assert_eq!(
             installed_line(201, &i),
-            "installed cart 1.4.0 (sha256 abababababab); make it live with `kirana plugins enable cart@1.4.0`"
+            "installed cart 1.4.0 (sha256 abababababab)\nit asks for: sql, call:catalog\nmake it live with `kirana plugins enable cart@1.4.0`"
         );
         assert!(installed_line(200, &i).contains("already installed"));
+        i.unapproved_grants = vec!["call:catalog".into()];
+        assert!(
+            installed_line(201, &i).ends_with(
+                "not approved yet: call:catalog\nreview them, then approve and make it live with `kirana plugins enable cart@1.4.0 --grant call:catalog`"
+            ),
+            "{}",
+            installed_line(201, &i)
+        );
     }
 
     #[test]

@@ -34,7 +34,8 @@ struct Connection {
         global = true
     )]
     url: String,
-    /// An admin's access token, or the operator token (config [admin] operator_token).
+    /// The operator token (config [admin] operator_token). Without it, the token
+    /// `kirana up` keeps in ./data/operator-token is used when that file exists.
     #[arg(long, env = "KIRANA_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
     /// Print the host's JSON answer as is (for scripts) instead of tables.
@@ -61,6 +62,10 @@ enum PluginsCmd {
         /// Percentage of requests (1-99) for the new version; the rest stay on the live one.
         #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=99))]
         canary: Option<u8>,
+        /// Approve these grants for the plugin (comma-separated, e.g. kv,publish:order.created):
+        /// what the version asks for beyond what was approved before. `install` lists them.
+        #[arg(long, value_name = "GRANTS", value_delimiter = ',')]
+        grant: Vec<String>,
     },
     /// Make the canary version live for all traffic.
     Promote { name: String },

@@ -16,7 +16,8 @@ pub(super) fn run(cmd: PluginsCmd, conn: &Connection) -> Result<()> {
         "" => super::DEFAULT_URL,
         url => url,
     };
-    let client = Client::new(url, conn.token.clone(), conn.timeout)?;
+    let token = conn.token.clone().or_else(development_token);
+    let client = Client::new(url, token, conn.timeout)?;
     let json = conn.json;
     match cmd {
         PluginsCmd::List => {
@@ -52,7 +53,11 @@ pub(super) fn run(cmd: PluginsCmd, conn: &Connection) -> Result<()> {
             }
         }
         PluginsCmd::Install { file } => install(&client, &file, json)?,
-        PluginsCmd::Enable { spec, canary } => {
+        PluginsCmd::Enable {
+            spec,
+            canary,
+            grant,
+        } => {
             let (name, version) = split_spec(&spec)?;
             let mut body = json!({});
             if let Some(v) = version {
@@ -60,6 +65,14 @@ pub(super) fn run(cmd: PluginsCmd, conn: &Connection) -> Result<()> {
             }
             if let Some(p) = canary {
                 body["canary_percent"] = Value::from(p);
+            }
+            let grant: Vec<&str> = grant
+                .iter()
+                .map(|g| g.trim())
+                .filter(|g| !g.is_empty())
+                .collect();
+            if !grant.is_empty() {
+                body["grants"] = json!(grant);
             }
             mutate(&client, name, "enable", body, Action::Enable, json)?;
         }
@@ -185,6 +198,15 @@ fn install(client: &Client, file: &Path, json: bool) -> Result<()> {
         println!("{}", format::installed_line(reply.status, &installed));
     }
     Ok(())
+}
+
+/// The operator token `kirana up` keeps for this checkout (`./data/operator-token`),
+/// when no token was given.
+fn development_token() -> Option<String> {
+    std::fs::read_to_string(Path::new("data").join(kirana::config::OPERATOR_TOKEN_FILE))
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]

@@ -345,11 +345,12 @@ next steps:
        [plugins.{name}]
        file = \"{name}.wasm\"
        instances = \"reuse\"
-     or into a running host, without a restart:
+     or into a running host, without a restart (the operator token in KIRANA_TOKEN):
        kirana plugins install target/wasm32-wasip2/release/{name}.wasm
        kirana plugins enable {name}
-     (once it asks for capabilities, e.g. sql, the host must grant them:
-      [plugins.{name}] grants = [\"sql\"] in its kirana.toml)
+     (once it asks for capabilities, e.g. sql, the operator approves them:
+      [plugins.{name}] grants = [\"sql\"] in its kirana.toml, or
+      kirana plugins enable {name} --grant sql)
   3. call it:
        curl http://127.0.0.1:8080/api/v1/{name}/hello
   The code is in plugins/{name}/src/lib.rs; docs/plugin-authoring.md explains the rest.

@@ -45,7 +45,11 @@ pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi_document))
-        .nest_service("/admin", crate::admin::router(platform.clone()))
+        .nest_service(
+            "/admin",
+            crate::admin::router(platform.clone())
+                .layer(middleware::from_fn_with_state(limiter.clone(), limit_admin)),
+        )
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
         .layer(middleware::from_fn(request_id))
@@ -291,6 +295,34 @@ async fn dispatch(
         Some(t) => Some(g.platform.identity.verify(t).await),
         None => None,
     };
+    let user = verified
+        .as_ref()
+        .and_then(|v| v.as_ref().ok())
+        .map(|i| i.user_id.as_str());
+    let decision = match limit(&g.limiter, &req, req.uri().path(), user, &rid) {
+        Ok(d) => d,
+        Err(refused) => return refused,
+    };
+    let mut resp = if is_realtime {
+        realtime::serve(&g.platform, &rid, req.method(), token, verified)
+    } else {
+        route(&g.platform, rid, verified, req).await
+    };
+    if let Some(d) = decision {
+        rate_headers(&mut resp, &d);
+    }
+    resp
+}
+
+/// The rate limiter's decision for `req` (by `user` when authenticated), or the 429
+/// answer when it is over its budget.
+fn limit(
+    limiter: &RateLimiter,
+    req: &Request,
+    path: &str,
+    user: Option<&str>,
+    rid: &str,
+) -> Result<Option<Decision>, Response> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -298,14 +330,12 @@ async fn dispatch(
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
     let forwarded = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let ip = g.limiter.client_ip(peer, forwarded);
-    let user = verified
-        .as_ref()
-        .and_then(|v| v.as_ref().ok())
-        .map(|i| i.user_id.as_str());
-    let decision = g.limiter.check(req.uri().path(), ip, user);
+        .get_all("x-forwarded-for")
+        .iter()
+        // A line that is not text counts as garbage (it ends the walk), never skipped.
+        .map(|v| v.to_str().unwrap_or("?"));
+    let ip = limiter.client_ip(peer, forwarded);
+    let decision = limiter.check(path, ip, user);
     if let Some(d) = decision.filter(|d| !d.allowed) {
         let mut resp = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -314,18 +344,29 @@ async fn dispatch(
                 "more than {} requests a minute; retry in {} s",
                 d.limit, d.reset_secs
             ),
-            &rid,
+            rid,
         );
         rate_headers(&mut resp, &d);
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_secs));
-        return resp;
+        return Err(resp);
     }
-    let mut resp = if is_realtime {
-        realtime::serve(&g.platform, &rid, req.method(), token, verified)
-    } else {
-        route(&g.platform, rid, verified, req).await
+    Ok(decision)
+}
+
+/// The rate limit of the operator API, before its token is even looked at.
+async fn limit_admin(
+    State(limiter): State<Arc<RateLimiter>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    req: Request,
+    next: Next,
+) -> Response {
+    // Nesting strips the `/admin` prefix from the path; the budget is the operator API's.
+    let decision = match limit(&limiter, &req, "/admin", None, &rid) {
+        Ok(d) => d,
+        Err(refused) => return refused,
     };
+    let mut resp = next.run(req).await;
     if let Some(d) = decision {
         rate_headers(&mut resp, &d);
     }
@@ -382,23 +423,21 @@ async fn route(
             &rid,
         );
     };
-    // A running canary takes its share of the requests its candidate can serve.
-    let canary =
-        snap.canaries
-            .get(&target.plugin)
-            .filter(|c| {
-                c.plugin.manifest.routes.iter().any(|r| {
-                    r.method.eq_ignore_ascii_case(&target.method) && r.path == target.pattern
-                })
-            })
-            .map(|c| {
-                use rand::Rng;
-                let roll: u8 = rand::thread_rng().gen_range(0..100);
-                (c.clone(), roll < c.percent)
-            });
-    let plugin = match &canary {
-        Some((c, true)) => c.plugin.clone(),
-        _ => stable,
+    // A running canary takes its share of the requests its candidate exposes, under
+    // the candidate's own access rule for the route.
+    let canary = snap.canaries.get(&target.plugin).and_then(|c| {
+        let access = c.plugin.manifest.routes.iter().find_map(|r| {
+            (r.method.eq_ignore_ascii_case(&target.method) && r.path == target.pattern)
+                .then(|| Access::exposed(&r.access))
+                .flatten()
+        })?;
+        use rand::Rng;
+        let roll: u8 = rand::thread_rng().gen_range(0..100);
+        Some((c.clone(), roll < c.percent, access))
+    });
+    let (plugin, access) = match &canary {
+        Some((c, true, access)) => (c.plugin.clone(), access),
+        _ => (stable, &target.access),
     };
 
     let started = std::time::Instant::now();
@@ -406,7 +445,10 @@ async fn route(
         .as_ref()
         .and_then(|v| v.as_ref().ok())
         .map(|i| i.user_id.clone());
-    let resp = serve(p, &rid, &target, params, &plugin, verified, parts, body).await;
+    let resp = serve(
+        p, &rid, &target, access, params, &plugin, verified, parts, body,
+    )
+    .await;
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     target
@@ -416,7 +458,7 @@ async fn route(
                 .route(&target.plugin, &target.pattern, &target.method)
         })
         .record(status, elapsed);
-    if let Some((c, candidate)) = canary {
+    if let Some((c, candidate, _)) = canary {
         if candidate {
             c.candidate.record(status);
             crate::registry::ops::check_canary(p, &target.plugin, &c);
@@ -445,6 +487,7 @@ async fn serve(
     p: &Arc<Platform>,
     rid: &str,
     target: &routes::RouteTarget,
+    access: &Access,
     params: Vec<(String, String)>,
     plugin: &Arc<crate::runtime::LoadedPlugin>,
     verified: Option<Result<wit::Identity, crate::capabilities::identity::TokenError>>,
@@ -454,7 +497,7 @@ async fn serve(
     let method = parts.method.as_str().to_string();
     let path = parts.uri.path().to_string();
     // Authentication and authorisation happen here, before any plugin code runs.
-    let caller = match (&target.access, verified) {
+    let caller = match (access, verified) {
         (Access::Public, None) => None,
         // A public route ignores a token it cannot verify rather than failing.
         (Access::Public, Some(v)) => v.ok(),
@@ -480,7 +523,7 @@ async fn serve(
             return error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string(), rid);
         }
     };
-    if let (Access::Roles(roles), Some(c)) = (&target.access, &caller) {
+    if let (Access::Roles(roles), Some(c)) = (access, &caller) {
         if !roles.contains(&c.role) {
             return error(
                 StatusCode::FORBIDDEN,

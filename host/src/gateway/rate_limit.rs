@@ -133,7 +133,12 @@ impl RateLimiter {
         if !self.config.enabled || Self::exempt(path) {
             return None;
         }
-        Some(if path.starts_with("/api/v1/auth/") {
+        Some(if path == "/admin" || path.starts_with("/admin/") {
+            // The operator API is keyed by address whatever the token: it is where an
+            // operator token would be guessed.
+            self.backend
+                .hit(&format!("admin-ip:{ip}"), self.config.admin_per_minute)
+        } else if path.starts_with("/api/v1/auth/") {
             self.backend
                 .hit(&format!("auth-ip:{ip}"), self.config.auth_per_minute)
         } else {
@@ -149,18 +154,28 @@ impl RateLimiter {
     }
 
     /// The client's address: the socket's, unless it is a trusted proxy, in which case
-    /// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy.
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy, reading
+    /// every header line in order (a proxy may append a line instead of extending one).
+    /// An entry that is not an address ends the walk at the last trusted hop: what lies
+    /// left of it was written by someone the proxies did not vouch for.
+    pub fn client_ip<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded_for: impl IntoIterator<Item = &'a str>,
+    ) -> IpAddr {
         if !self.trusted.contains(&peer) {
             return peer;
         }
-        forwarded_for
-            .into_iter()
-            .flat_map(|h| h.split(','))
-            .rev()
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .find(|ip| !self.trusted.contains(ip))
-            .unwrap_or(peer)
+        let lines: Vec<&str> = forwarded_for.into_iter().collect();
+        let mut hop = peer;
+        for entry in lines.iter().rev().flat_map(|l| l.rsplit(',')) {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) if self.trusted.contains(&ip) => hop = ip,
+                Ok(ip) => return ip,
+                Err(_) => return hop,
+            }
+        }
+        hop
     }
 
     pub fn sweep(&self) -> usize {
@@ -177,6 +192,7 @@ mod tests {
             enabled: true,
             per_minute,
             auth_per_minute: auth,
+            admin_per_minute: auth,
             trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -232,15 +248,30 @@ mod tests {
         );
         let proxy: IpAddr = "127.0.0.1".parse().unwrap();
         let other: IpAddr = "192.0.2.9".parse().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
-            rl.client_ip(proxy, Some("203.0.113.5, 127.0.0.1")),
-            "203.0.113.5".parse::<IpAddr>().unwrap()
+            rl.client_ip(proxy, ["203.0.113.5, 127.0.0.1"]),
+            ip("203.0.113.5")
         );
         assert_eq!(
-            rl.client_ip(other, Some("203.0.113.5")),
+            rl.client_ip(other, ["203.0.113.5"]),
             other,
             "untrusted peers cannot pick their address"
         );
-        assert_eq!(rl.client_ip(proxy, Some("garbage")), proxy);
+        assert_eq!(rl.client_ip(proxy, ["garbage"]), proxy);
+        assert_eq!(rl.client_ip(proxy, Vec::<&str>::new()), proxy);
+        // Every header line counts, the last one nearest: a client's own first line
+        // cannot hide the address the proxy appended on a second line.
+        assert_eq!(
+            rl.client_ip(proxy, ["198.51.100.1", "203.0.113.7"]),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            rl.client_ip(proxy, ["198.51.100.1, 203.0.113.8", "127.0.0.1"]),
+            ip("203.0.113.8")
+        );
+        // Garbage right of a real address stops the walk: the spoofed left part is not
+        // taken.
+        assert_eq!(rl.client_ip(proxy, ["198.51.100.1, junk"]), proxy);
     }
 }

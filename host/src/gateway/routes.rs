@@ -20,6 +20,19 @@ pub enum Access {
     Roles(Vec<String>),
 }
 
+impl Access {
+    /// A route's access as the gateway enforces it; None for an internal route (never
+    /// exposed).
+    pub fn exposed(a: &wit::Access) -> Option<Self> {
+        match a {
+            wit::Access::Internal => None,
+            wit::Access::Public => Some(Access::Public),
+            wit::Access::Authenticated => Some(Access::Authenticated),
+            wit::Access::Roles(roles) => Some(Access::Roles(roles.clone())),
+        }
+    }
+}
+
 pub struct RouteTarget {
     pub plugin: String,
     pub method: String,
@@ -56,11 +69,8 @@ impl RouteTable {
         let mut by_path: BTreeMap<String, Vec<Arc<RouteTarget>>> = BTreeMap::new();
         for (name, routes) in plugins {
             for r in routes.iter() {
-                let access = match &r.access {
-                    wit::Access::Internal => continue,
-                    wit::Access::Public => Access::Public,
-                    wit::Access::Authenticated => Access::Authenticated,
-                    wit::Access::Roles(roles) => Access::Roles(roles.clone()),
+                let Some(access) = Access::exposed(&r.access) else {
+                    continue;
                 };
                 let targets = by_path.entry(r.path.clone()).or_default();
                 if let Some(other) = targets.iter().find(|t| t.method == r.method) {

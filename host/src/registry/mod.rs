@@ -219,7 +219,7 @@ pub fn unconfigured() -> PluginConfig {
         body_bytes: None,
         max_call_depth: None,
         fuel: None,
-        grants: Some(Vec::new()),
+        grants: Vec::new(),
     }
 }
 
@@ -359,9 +359,17 @@ async fn start_one(
         let bytes = store::component(db, &row.sha256)
             .await?
             .ok_or_else(|| anyhow!("the stored bytes of {name} {} are gone", row.version))?;
-        let plugin = build(platform, Some(name), bytes, pc, None)
-            .await
-            .map_err(anyhow::Error::from)?;
+        let approved = approved_grants(platform, name, pc).await?;
+        let plugin = build(
+            platform,
+            Some(name),
+            bytes,
+            pc,
+            None,
+            GrantCheck::Enforce(&approved),
+        )
+        .await
+        .map_err(anyhow::Error::from)?;
         if has_file {
             offer_file(platform, name, pc).await;
         }
@@ -393,9 +401,17 @@ async fn install_file(
     pc: &PluginConfig,
 ) -> Result<LoadedPlugin> {
     let bytes = read_file(platform, name, pc).await?;
-    let plugin = build(platform, Some(name), bytes.clone(), pc, None)
-        .await
-        .map_err(anyhow::Error::from)?;
+    let approved = approved_grants(platform, name, pc).await?;
+    let plugin = build(
+        platform,
+        Some(name),
+        bytes.clone(),
+        pc,
+        None,
+        GrantCheck::Enforce(&approved),
+    )
+    .await
+    .map_err(anyhow::Error::from)?;
     store::insert_version(
         &platform.db,
         &store::NewVersion {
@@ -458,6 +474,32 @@ pub enum RegistryError {
     Internal(#[from] anyhow::Error),
 }
 
+/// How [`build`] treats the grants a component asks for.
+#[derive(Debug, Clone, Copy)]
+pub enum GrantCheck<'a> {
+    /// The component will serve: everything it asks for must be among these approvals.
+    Enforce(&'a [String]),
+    /// Validation only (an upload is checked, never served): granted as asked, so the
+    /// operator can be shown what it requests.
+    Validate,
+}
+
+/// What the operator has approved for `name`: its configuration's `grants` and the
+/// approvals given at enable (kept in the host database).
+pub async fn approved_grants(
+    platform: &Platform,
+    name: &str,
+    pc: &PluginConfig,
+) -> Result<Vec<String>> {
+    let mut out = pc.grants.clone();
+    for g in store::approved_grants(&platform.db, name).await? {
+        if !out.contains(&g) {
+            out.push(g);
+        }
+    }
+    Ok(out)
+}
+
 /// Compiles (or loads from the cache), describes and validates one component.
 /// `expected` is the plugin name it must describe itself as (none when uploaded);
 /// `db` is the plugin's database when another version already has it open.
@@ -467,6 +509,7 @@ pub async fn build(
     bytes: Vec<u8>,
     pc: &PluginConfig,
     db: Option<PluginDb>,
+    grants: GrantCheck<'_>,
 ) -> Result<LoadedPlugin, RegistryError> {
     let config = &platform.config;
     let size = bytes.len();
@@ -518,13 +561,29 @@ pub async fn build(
     let name = expected.unwrap_or(&manifest.name).to_string();
     validate_manifest(&name, &manifest).map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
     check_name(&name).map_err(RegistryError::Invalid)?;
-    let grants = Grants::resolve(&name, &manifest.capabilities, pc.grants.as_deref())
-        .map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
+    // The operator's setting decides the memory; without one, a manifest may ask for
+    // less than the default freely, and for more only with a `memory:MiB` grant.
+    let memory_ask = match pc.memory_mb {
+        Some(_) => None,
+        None => manifest.limits.memory_mb,
+    };
+    let grants = match grants {
+        GrantCheck::Enforce(approved) => Grants::resolve(
+            &name,
+            &manifest.version,
+            &manifest.capabilities,
+            memory_ask,
+            config.limits.memory_mb,
+            approved,
+        )
+        .map_err(|e| RegistryError::Conflict(format!("{e:#}")))?,
+        GrantCheck::Validate => Grants::asked(&manifest.capabilities),
+    };
 
     let max_mb = config.runtime.max_memory_mb;
     let memory_mb = pc
         .memory_mb
-        .or(manifest.limits.memory_mb)
+        .or(memory_ask)
         .unwrap_or(config.limits.memory_mb)
         .min(max_mb);
     // A plugin may ask for less time than the default, never more; only the operator's

@@ -8,7 +8,11 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::{build, manifest_json, migrate, store, unconfigured, Canary, RegistryError};
+use super::{
+    approved_grants, build, manifest_json, migrate, store, unconfigured, Canary, GrantCheck,
+    RegistryError,
+};
+use crate::capabilities::grants::Grants;
 use crate::gateway::routes::RouteTable;
 use crate::platform::Platform;
 use crate::runtime::LoadedPlugin;
@@ -22,12 +26,17 @@ pub struct Installed {
     pub sha256: String,
     /// False when the same bytes were installed already.
     pub new: bool,
+    /// Every grant the version asks for, as the configuration spells them.
+    pub requested_grants: Vec<String>,
+    /// Of those, the ones not approved yet: enabling needs `--grant` for them.
+    pub unapproved_grants: Vec<String>,
 }
 
 /// Validates and records a component version without making it live. The same bytes
 /// again are a no-op; the same version with other bytes is a conflict; a route
-/// colliding with another plugin's routes, or a capability the operator has not
-/// granted, refuses it. Nothing is written unless every check passed.
+/// colliding with another plugin's routes refuses it. Nothing is written unless every
+/// check passed. What it asks for is reported, with what is not approved yet: an
+/// installed version is never served, so approval waits for `enable`.
 pub async fn install(
     platform: &Arc<Platform>,
     bytes: Vec<u8>,
@@ -35,32 +44,42 @@ pub async fn install(
 ) -> Result<Installed, RegistryError> {
     let _guard = platform.registry.ops.lock().await;
     let sha256 = hex::encode(Sha256::digest(&bytes));
-    // Grants come from the configuration of the name the component claims, so the
-    // name is learnt first with no grants, then checked with the real ones.
-    let probe = build_detached(platform, bytes.clone(), None).await?;
-    let name = probe.name().to_string();
-    let version = probe.version().to_string();
-    if let Some(existing) = store::version(&platform.db, &name, &version).await? {
-        if existing.sha256 == sha256 {
-            return Ok(Installed {
-                name,
-                version,
-                sha256,
-                new: false,
-            });
-        }
-        return Err(RegistryError::Conflict(format!(
-            "{name} {version} is already installed with other bytes (sha256 {}); bump the version",
-            existing.sha256
-        )));
-    }
+    let plugin = build_detached(platform, bytes.clone()).await?;
+    let name = plugin.name().to_string();
+    let version = plugin.version().to_string();
     let pc = platform
         .config
         .plugins
         .get(&name)
         .cloned()
         .unwrap_or_else(unconfigured);
-    let plugin = build_detached(platform, bytes.clone(), Some(&pc)).await?;
+    let requested_grants = Grants::requested(
+        &plugin.manifest.capabilities,
+        pc.memory_mb
+            .is_none()
+            .then_some(plugin.manifest.limits.memory_mb)
+            .flatten(),
+        platform.config.limits.memory_mb,
+    );
+    let approved = approved_grants(platform, &name, &pc).await?;
+    let unapproved_grants = Grants::missing(&requested_grants, &approved);
+    let installed = |new| Installed {
+        name: name.clone(),
+        version: version.clone(),
+        sha256: sha256.clone(),
+        new,
+        requested_grants: requested_grants.clone(),
+        unapproved_grants: unapproved_grants.clone(),
+    };
+    if let Some(existing) = store::version(&platform.db, &name, &version).await? {
+        if existing.sha256 == sha256 {
+            return Ok(installed(false));
+        }
+        return Err(RegistryError::Conflict(format!(
+            "{name} {version} is already installed with other bytes (sha256 {}); bump the version",
+            existing.sha256
+        )));
+    }
     check_routes(platform, &plugin)?;
     store::insert_version(
         &platform.db,
@@ -76,28 +95,25 @@ pub async fn install(
     )
     .await?;
     store::record(&platform.db, &name, "install", Some(&version), actor, None).await?;
-    Ok(Installed {
-        name,
-        version,
-        sha256,
-        new: true,
-    })
+    Ok(installed(true))
 }
 
 /// Builds a component for validation only, with an in-memory database (nothing is
-/// created for a plugin that may never be installed). `pc` none: no grants at all.
+/// created for a plugin that may never be installed) and its grants as asked.
 async fn build_detached(
     platform: &Arc<Platform>,
     bytes: Vec<u8>,
-    pc: Option<&crate::config::PluginConfig>,
 ) -> Result<LoadedPlugin, RegistryError> {
-    let lenient = crate::config::PluginConfig {
-        grants: None,
-        ..unconfigured()
-    };
-    let pc = pc.unwrap_or(&lenient);
     let db = crate::storage::PluginDb::Sqlite(crate::storage::SqliteDb::memory());
-    build(platform, None, bytes, pc, Some(db)).await
+    build(
+        platform,
+        None,
+        bytes,
+        &unconfigured(),
+        Some(db),
+        GrantCheck::Validate,
+    )
+    .await
 }
 
 /// Refuses a plugin whose public routes collide with another plugin's.
@@ -117,24 +133,41 @@ fn check_routes(platform: &Platform, plugin: &LoadedPlugin) -> Result<(), Regist
 }
 
 /// Makes `version` (default: the newest installed) of `name` live, or starts it as a
-/// canary taking `canary_percent` of the requests. Its `migrate` runs first, in a
-/// transaction; if it fails the current version stays live and the error is returned.
+/// canary taking `canary_percent` of the requests. Everything it asks for must be
+/// approved: by the configuration, earlier enables, or `grant` (the operator's approval
+/// now, kept once the version is enabled). Its `migrate` runs first, in a transaction;
+/// if anything fails the current version stays live and the error is returned.
 pub async fn enable(
     platform: &Arc<Platform>,
     name: &str,
     version: Option<&str>,
     canary_percent: Option<u8>,
+    grant: &[String],
     actor: &str,
 ) -> Result<(), RegistryError> {
+    for g in grant {
+        Grants::check_spelling(g).map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
+    }
     let _guard = platform.registry.ops.lock().await;
-    enable_locked(platform, name, version, canary_percent, actor, "enable").await
+    enable_locked(
+        platform,
+        name,
+        version,
+        canary_percent,
+        grant,
+        actor,
+        "enable",
+    )
+    .await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn enable_locked(
     platform: &Arc<Platform>,
     name: &str,
     version: Option<&str>,
     canary_percent: Option<u8>,
+    grant: &[String],
     actor: &str,
     action: &str,
 ) -> Result<(), RegistryError> {
@@ -197,7 +230,19 @@ async fn enable_locked(
         .as_ref()
         .or(disabled.as_ref())
         .map(|p| p.ctx.db.clone());
-    let plugin = Arc::new(build(platform, Some(name), bytes, &pc, existing_db).await?);
+    let mut approved = approved_grants(platform, name, &pc).await?;
+    approved.extend(grant.iter().cloned());
+    let plugin = Arc::new(
+        build(
+            platform,
+            Some(name),
+            bytes,
+            &pc,
+            existing_db,
+            GrantCheck::Enforce(&approved),
+        )
+        .await?,
+    );
     check_routes(platform, &plugin)?;
     if let Err(e) = migrate(platform, &plugin).await {
         let message = format!("{e:#}");
@@ -214,6 +259,18 @@ async fn enable_locked(
             "{name} {} was not enabled: {message}",
             row.version
         )));
+    }
+    if !grant.is_empty() {
+        store::approve_grants(db, name, grant, actor).await?;
+        store::record(
+            db,
+            name,
+            "grant",
+            Some(&row.version),
+            actor,
+            Some(&grant.join(", ")),
+        )
+        .await?;
     }
     let mut next = (*snap).clone();
     match canary_percent {
@@ -424,7 +481,16 @@ pub async fn rollback(
     let previous = state.previous_version.ok_or_else(|| {
         RegistryError::Conflict(format!("{name} has no earlier version to roll back to"))
     })?;
-    enable_locked(platform, name, Some(&previous), None, actor, "rollback").await
+    enable_locked(
+        platform,
+        name,
+        Some(&previous),
+        None,
+        &[],
+        actor,
+        "rollback",
+    )
+    .await
 }
 
 /// Deletes an installed version that is neither live nor a running canary.

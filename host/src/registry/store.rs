@@ -308,6 +308,39 @@ pub async fn record(
     Ok(())
 }
 
+/// The grants approved for `name` at enable, oldest first.
+pub async fn approved_grants(db: &Db, name: &str) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT capability FROM plugin_grants WHERE name = $1 ORDER BY approved_at, capability",
+    )
+    .bind(name)
+    .fetch_all(&db.pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get("capability"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// Records the operator's approval of `grants` for `name` (an approval given twice is
+/// kept once).
+pub async fn approve_grants(db: &Db, name: &str, grants: &[String], actor: &str) -> Result<()> {
+    let now = now_ms();
+    for g in grants {
+        sqlx::query(
+            "INSERT INTO plugin_grants (name, capability, approved_by, approved_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name, capability) DO NOTHING",
+        )
+        .bind(name)
+        .bind(g)
+        .bind(actor)
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+    }
+    Ok(())
+}
+
 /// A plugin's history, newest first.
 pub async fn history(db: &Db, name: &str, limit: i64) -> Result<Vec<HistoryRow>> {
     let rows = sqlx::query(

@@ -274,10 +274,10 @@ fn minify(text: &str) -> String {
     out
 }
 
-backend_test!(plugins_list_and_inspect_need_an_admin, |app| {
+backend_test!(plugins_list_and_inspect_need_the_operator, |app| {
     let url = app.base.clone();
-    let hint = "set KIRANA_TOKEN to an admin access token or the operator token \
-                (config [admin] operator_token)";
+    let hint = "set KIRANA_TOKEN to the operator token (config [admin] operator_token, \
+                KIRANA_ADMIN_OPERATOR_TOKEN; `kirana up` keeps one in data/operator-token), or pass --token";
     kirana_async(&["plugins", "list", "--url", &url], &[])
         .await
         .fails_with("no token given")
@@ -304,12 +304,17 @@ backend_test!(plugins_list_and_inspect_need_an_admin, |app| {
     )
     .await
     .fails_with("forbidden (403)")
-    .fails_with("not an admin's");
-
+    .fails_with("not the operator's");
+    // A shop admin is not the operator either.
     let admin = app.admin_token().await;
+    kirana_async(&["plugins", "list", "--url", &url, "--token", &admin], &[])
+        .await
+        .fails_with("forbidden (403)")
+        .fails_with("not the operator's");
+
     let env = [
         ("KIRANA_URL", url.as_str()),
-        ("KIRANA_TOKEN", admin.as_str()),
+        ("KIRANA_TOKEN", OPERATOR_TOKEN),
     ];
     let run = kirana_async(&["plugins", "list", "--json"], &env).await;
     run.ok();
@@ -366,7 +371,9 @@ backend_test!(plugins_list_and_inspect_need_an_admin, |app| {
     // --json prints the host's answer itself: same keys, same order, same numbers.
     let run = kirana_async(&["plugins", "inspect", "catalog", "--json"], &env).await;
     run.ok();
-    let direct = app.get("/admin/plugins/catalog", Some(&admin)).await;
+    let direct = app
+        .get("/admin/plugins/catalog", Some(OPERATOR_TOKEN))
+        .await;
     assert_eq!(direct.status, 200, "{}", direct.text);
     assert_eq!(minify(&run.stdout), direct.text);
     assert!(
@@ -611,3 +618,139 @@ backend_test!(
         }
     }
 );
+
+backend_test!(
+    plugins_enable_grant_approves_what_install_lists,
+    "[plugins.swap]\ngrants = []",
+    |app| {
+        let url = app.base.clone();
+        let env = [
+            ("KIRANA_URL", url.as_str()),
+            ("KIRANA_TOKEN", OPERATOR_TOKEN),
+        ];
+        let run = kirana_async(&["plugins", "install", &component("swap_v1.wasm")], &env).await;
+        run.ok();
+        assert!(run.stdout.contains("\nit asks for: sql\n"), "{run:?}");
+        assert!(
+            run.stdout.contains(
+                "not approved yet: sql\nreview them, then approve and make it live with `kirana plugins enable swap@1.0.0 --grant sql`"
+            ),
+            "{run:?}"
+        );
+        kirana_async(&["plugins", "enable", "swap"], &env)
+            .await
+            .fails_with(
+                "conflict (409): swap 1.0.0 asks for grants the operator has not approved: sql",
+            );
+        assert_eq!(swap_version(app).await, Err(404));
+        kirana_async(&["plugins", "enable", "swap", "--grant", "sql,root"], &env)
+            .await
+            .fails_with("validation_failed (400)");
+        let run = kirana_async(&["plugins", "enable", "swap", "--grant", "sql"], &env).await;
+        run.ok();
+        assert_eq!(run.stdout, "swap 1.0.0 is live\n");
+        assert_eq!(swap_version(app).await.as_deref(), Ok("1.0.0"));
+    }
+);
+
+/// `kirana serve` with only `env` (and a scratch data directory): how it exited and what
+/// it printed, or None when it was still serving after it said so (then it is killed).
+fn serve_with(env: &[(&str, &str)]) -> Run {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kirana"));
+    cmd.arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("KIRANA_DATA_DIR", data.path())
+        .env("KIRANA_LISTEN", "127.0.0.1:0")
+        .env("KIRANA_PLUGIN_DIR", plugin_dir())
+        .env("KIRANA_LOG_LEVEL", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("running kirana serve");
+    // A refusal exits at once; a start prints "kirana is serving" (then it is stopped).
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.starts_with("kirana is serving") {
+                break;
+            }
+        }
+        seen
+    });
+    let stdout = reader.join().expect("reading stdout");
+    let served = stdout.contains("kirana is serving");
+    if served {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("waiting for kirana");
+    Run {
+        code: if served { None } else { out.status.code() },
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const OWN_SECRETS: [(&str, &str); 4] = [
+    (
+        "KIRANA_ADMIN_OPERATOR_TOKEN",
+        "this-shops-own-operator-token-4711",
+    ),
+    ("KIRANA_ADMIN_PASSWORD", "this-shops-own-admin-password"),
+    ("KIRANA_PAYMENTS_KEY_SECRET", "this-shops-own-key-secret"),
+    (
+        "KIRANA_PAYMENTS_WEBHOOK_SECRET",
+        "this-shops-own-webhook-secret",
+    ),
+];
+
+#[test]
+fn serve_refuses_to_start_with_missing_or_published_secrets() {
+    // The shipped configuration alone: refused, naming the setting and how to set it.
+    let run = serve_with(&[]);
+    run.fails_with("admin.operator_token is not set")
+        .fails_with("KIRANA_ADMIN_OPERATOR_TOKEN");
+    // Each published development value is refused by name.
+    for (var, published) in [
+        ("KIRANA_ADMIN_PASSWORD", "kirana-admin-123"),
+        ("KIRANA_PAYMENTS_KEY_SECRET", "kirana_sandbox_key_secret"),
+        (
+            "KIRANA_PAYMENTS_WEBHOOK_SECRET",
+            "kirana_sandbox_webhook_secret",
+        ),
+    ] {
+        let mut env: Vec<(&str, &str)> = OWN_SECRETS.to_vec();
+        env.retain(|(k, _)| *k != var);
+        env.push((var, published));
+        serve_with(&env)
+            .fails_with("is the published development value")
+            .fails_with(var);
+    }
+    // Development mode is loopback-only.
+    serve_with(&[("KIRANA_DEV", "true"), ("KIRANA_LISTEN", "0.0.0.0:0")]).fails_with("loopback");
+}
+
+#[test]
+fn serve_starts_with_the_operators_own_secrets() {
+    let run = serve_with(&OWN_SECRETS);
+    assert_eq!(run.code, None, "it should have served: {run:?}");
+    assert!(!run.stderr.contains("DEVELOPMENT MODE"), "{run:?}");
+}
+
+#[test]
+fn development_mode_says_so_and_keeps_an_operator_token() {
+    let run = serve_with(&[("KIRANA_DEV", "true")]);
+    assert_eq!(run.code, None, "it should have served: {run:?}");
+    assert!(run.stderr.contains("DEVELOPMENT MODE"), "{run:?}");
+    assert!(run.stderr.contains("operator-token"), "{run:?}");
+}

@@ -149,6 +149,8 @@ pub struct Customer {
 pub const TEST_JWT_SECRET: &str = "kirana-test-signing-key-0123456789abcdef";
 pub const ADMIN_EMAIL: &str = "admin@kirana.test";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
+/// The operator credential of every test host (`/admin/...`).
+pub const OPERATOR_TOKEN: &str = "test-operator-token-0123456789";
 
 pub struct TestApp {
     pub base: String,
@@ -256,6 +258,12 @@ database_url = "{database_url}"
 plugin_dir = "{plugins}"
 cache_dir = "{cache}"
 log_level = "warn"
+# Test hosts run like `kirana up`: the development values of config/development.toml
+# (payment sandbox secrets, outbox showing OTP codes) fill what this file leaves unset.
+dev = true
+
+[admin]
+operator_token = "{OPERATOR_TOKEN}"
 
 [runtime]
 pool_instances = 64
@@ -280,6 +288,7 @@ lease_ms = 3000
 [rate_limit]
 per_minute = 1000000
 auth_per_minute = 1000000
+admin_per_minute = 1000000
 
 [auth]
 admin_email = "{ADMIN_EMAIL}"
@@ -288,11 +297,13 @@ admin_password = "{ADMIN_PASSWORD}"
 [plugins.hello]
 file = "hello.wasm"
 instances = "reuse"
+grants = ["kv", "realtime", "mail"]
 
 [plugins.faulty]
 file = "faulty.wasm"
 timeout_ms = 1000
 memory_mb = 32
+grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty"]
 "#,
             data = dir.path().display(),
             plugins = plugin_dir().display(),

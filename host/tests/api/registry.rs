@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::helpers::*;
 
 /// The registry tests grant the swap plugin its SQL and lower the canary bounds.
-const CONFIG: &str = "[plugins.swap]\ngrants = [\"sql\"]\n\n[registry]\ncanary_min_requests = 10\n\n[admin]\noperator_token = \"test-operator-token-0123456789\"";
-const OPERATOR: &str = "test-operator-token-0123456789";
+const CONFIG: &str = "[plugins.swap]\ngrants = [\"sql\"]\n\n[registry]\ncanary_min_requests = 10";
+const OPERATOR: &str = OPERATOR_TOKEN;
 
 fn build(name: &str) -> Vec<u8> {
     std::fs::read(plugin_dir().join(format!("{name}.wasm")))
@@ -66,17 +66,14 @@ async fn live_v1(app: &TestApp) {
 }
 
 backend_test!(install_enable_rollback_delete, CONFIG, |app| {
-    let admin = app.admin_token().await;
-    let r = upload(app, Some(&admin), build("swap_v1")).await;
+    let admin = OPERATOR;
+    let r = upload(app, Some(admin), build("swap_v1")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["name"], "swap");
     assert_eq!(r.body["version"], "1.0.0");
     assert_eq!(r.body["sha256"].as_str().map(str::len), Some(64));
     // The same bytes again: 200, nothing new.
-    assert_eq!(
-        upload(app, Some(&admin), build("swap_v1")).await.status,
-        200
-    );
+    assert_eq!(upload(app, Some(admin), build("swap_v1")).await.status, 200);
     // Installed is not live.
     app.get("/api/v1/swap", None)
         .await
@@ -88,10 +85,7 @@ backend_test!(install_enable_rollback_delete, CONFIG, |app| {
     assert_eq!(r.body["state"], "live");
     assert_eq!(served(app).await, "1.0.0");
 
-    assert_eq!(
-        upload(app, Some(&admin), build("swap_v2")).await.status,
-        201
-    );
+    assert_eq!(upload(app, Some(admin), build("swap_v2")).await.status, 201);
     let r = enable(app, "2.0.0").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(served(app).await, "2.0.0");
@@ -101,7 +95,7 @@ backend_test!(install_enable_rollback_delete, CONFIG, |app| {
     assert_eq!(served(app).await, "1.0.0");
 
     // The list shows versions, routes, grants and stats.
-    let r = app.get("/admin/plugins", Some(&admin)).await;
+    let r = app.get("/admin/plugins", Some(admin)).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let swap = r.body["items"]
         .as_array()
@@ -122,7 +116,7 @@ backend_test!(install_enable_rollback_delete, CONFIG, |app| {
         .iter()
         .any(|p| p["name"] == "catalog" && p["state"] == "live"));
 
-    let r = app.get("/admin/plugins/swap", Some(&admin)).await;
+    let r = app.get("/admin/plugins/swap", Some(admin)).await;
     let actions: Vec<&str> = r.body["history"]
         .as_array()
         .expect("history")
@@ -137,18 +131,18 @@ backend_test!(install_enable_rollback_delete, CONFIG, |app| {
     );
 
     // The live version cannot be deleted; another can.
-    app.delete("/admin/plugins/swap/versions/1.0.0", Some(&admin))
+    app.delete("/admin/plugins/swap/versions/1.0.0", Some(admin))
         .await
         .assert_error(409, "conflict");
     let r = app
-        .delete("/admin/plugins/swap/versions/2.0.0", Some(&admin))
+        .delete("/admin/plugins/swap/versions/2.0.0", Some(admin))
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    app.delete("/admin/plugins/swap/versions/2.0.0", Some(&admin))
+    app.delete("/admin/plugins/swap/versions/2.0.0", Some(admin))
         .await
         .assert_error(404, "not_found");
     enable(app, "9.9.9").await.assert_error(404, "not_found");
-    app.get("/admin/plugins/nothing", Some(&admin))
+    app.get("/admin/plugins/nothing", Some(admin))
         .await
         .assert_error(404, "not_found");
 });
@@ -213,15 +207,205 @@ backend_test!(
 );
 
 backend_test!(
-    ungranted_capabilities_are_refused,
+    an_unapproved_grant_keeps_a_version_off_until_the_operator_approves_it,
     "[plugins.swap]\ngrants = []",
     |app| {
+        // Installing shows what the version asks for and what is not approved yet.
+        let r = upload(app, Some(OPERATOR), build("swap_v1")).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["requested_grants"], json!(["sql"]), "{}", r.text);
+        assert_eq!(r.body["unapproved_grants"], json!(["sql"]), "{}", r.text);
+        // Enabling without the approval is refused, naming the grant and the fix.
+        let r = enable(app, "1.0.0").await;
+        r.assert_error(409, "conflict");
+        assert!(
+            r.text.contains("sql") && r.text.contains("--grant sql"),
+            "{}",
+            r.text
+        );
+        app.get("/api/v1/swap", None)
+            .await
+            .assert_error(404, "not_found");
+        // A misspelt grant is a validation error.
+        app.post(
+            "/admin/plugins/swap/enable",
+            Some(OPERATOR),
+            json!({"version": "1.0.0", "grants": ["sql", "root"]}),
+        )
+        .await
+        .assert_invalid_field("grants");
+        // With the operator's approval it goes live, and the approval is kept.
+        let r = app
+            .post(
+                "/admin/plugins/swap/enable",
+                Some(OPERATOR),
+                json!({"version": "1.0.0", "grants": ["sql"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["grants"], json!(["sql"]));
+        assert_eq!(served(app).await, "1.0.0");
+        let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+        assert_eq!(r.body["history"][0]["action"], "enable", "{}", r.text);
+        assert_eq!(r.body["history"][1]["action"], "grant", "{}", r.text);
+        // A later version asking for nothing more needs no new approval.
+        let r = upload(app, Some(OPERATOR), build("swap_v2")).await;
+        assert_eq!(r.body["unapproved_grants"], json!([]), "{}", r.text);
+        assert_eq!(enable(app, "2.0.0").await.status, 200);
+        assert_eq!(served(app).await, "2.0.0");
+    }
+);
+
+backend_test!(
+    a_version_asking_for_more_than_its_plugin_was_granted_stays_off,
+    CONFIG,
+    |app| {
+        // The attack: an uploaded `swap` 9.9.9 asks for kv, identity (minting tokens),
+        // any topic (forging events) and more memory than the operator's limit.
+        live_v1(app).await;
+        let r = upload(app, Some(OPERATOR), build("swap_greedy")).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(
+            r.body["unapproved_grants"],
+            json!(["kv", "identity", "publish:*", "memory:128"]),
+            "{}",
+            r.text
+        );
+        let r = enable(app, "9.9.9").await;
+        r.assert_error(409, "conflict");
+        for g in ["kv", "identity", "publish:*", "memory:128"] {
+            assert!(r.text.contains(g), "{g}: {}", r.text);
+        }
+        assert_eq!(served(app).await, "1.0.0");
+        let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+        assert_eq!(r.body["live_version"], "1.0.0");
+        assert_eq!(r.body["grants"], json!(["sql"]));
+        // Approving only part of it is not enough.
+        let r = app
+            .post(
+                "/admin/plugins/swap/enable",
+                Some(OPERATOR),
+                json!({"version": "9.9.9", "grants": ["kv", "identity", "publish:*"]}),
+            )
+            .await;
+        r.assert_error(409, "conflict");
+        assert!(r.text.contains("memory:128"), "{}", r.text);
+        assert_eq!(served(app).await, "1.0.0");
+        // A shop admin cannot approve anything.
         let admin = app.admin_token().await;
-        let r = upload(app, Some(&admin), build("swap_v1")).await;
-        r.assert_error(400, "validation_failed");
-        assert!(r.text.contains("sql"), "{}", r.text);
-        let r = app.get("/admin/plugins/swap", Some(&admin)).await;
-        r.assert_error(404, "not_found");
+        app.post(
+            "/admin/plugins/swap/enable",
+            Some(&admin),
+            json!({"version": "9.9.9", "grants": ["kv", "identity", "publish:*", "memory:128"]}),
+        )
+        .await
+        .assert_error(403, "forbidden");
+        assert_eq!(served(app).await, "1.0.0");
+    }
+);
+
+backend_test!(a_canary_answers_with_its_own_route_roles, CONFIG, |app| {
+    live_v1(app).await;
+    assert_eq!(
+        upload(app, Some(OPERATOR), build("swap_greedy"))
+            .await
+            .status,
+        201
+    );
+    let r = app
+        .post(
+            "/admin/plugins/swap/enable",
+            Some(OPERATOR),
+            json!({"version": "9.9.9", "canary_percent": 99,
+                       "grants": ["kv", "identity", "publish:*", "memory:128"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // The candidate makes GET /api/v1/swap admin-only; the stable version is public.
+    // Anonymous callers get the stable answer or the candidate's 401, never the
+    // candidate's answer.
+    let mut refused = 0;
+    for _ in 0..30 {
+        let r = app.get("/api/v1/swap", None).await;
+        match r.status {
+            200 => assert_eq!(r.body["version"], "1.0.0", "{}", r.text),
+            401 => refused += 1,
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert!(refused > 0, "99% of 30 requests went to the candidate");
+    // A customer is forbidden by the candidate's rule; an admin gets through.
+    let c = app.customer().await;
+    let mut forbidden = 0;
+    for _ in 0..30 {
+        let r = app.get("/api/v1/swap", Some(&c.token)).await;
+        match r.status {
+            200 => assert_eq!(r.body["version"], "1.0.0", "{}", r.text),
+            403 => forbidden += 1,
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+    assert!(forbidden > 0);
+    let admin = app.admin_token().await;
+    let mut candidate = 0;
+    for _ in 0..30 {
+        let r = app.get("/api/v1/swap", Some(&admin)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if r.body["version"] == "9.9.9" {
+            candidate += 1;
+        }
+    }
+    assert!(candidate > 0);
+});
+
+backend_test!(every_operator_route_refuses_a_shop_admin, CONFIG, |app| {
+    live_v1(app).await;
+    let admin = app.admin_token().await;
+    let routes: [(&str, &str); 10] = [
+        ("GET", "/admin/plugins"),
+        ("POST", "/admin/plugins"),
+        ("GET", "/admin/plugins/swap"),
+        ("POST", "/admin/plugins/swap/enable"),
+        ("POST", "/admin/plugins/swap/promote"),
+        ("POST", "/admin/plugins/swap/disable"),
+        ("POST", "/admin/plugins/swap/rollback"),
+        ("DELETE", "/admin/plugins/swap/versions/1.0.0"),
+        ("GET", "/admin/events?status=dead"),
+        ("POST", "/admin/events/x/retry"),
+    ];
+    for (method, path) in routes {
+        let body = (method == "POST").then(|| json!({}));
+        app.request(method, path, Some(&admin), body.clone())
+            .await
+            .assert_error(403, "forbidden");
+        app.request(method, path, None, body.clone())
+            .await
+            .assert_error(401, "unauthorized");
+        // A near miss of the operator token is not the operator token.
+        let near = format!("{OPERATOR}x");
+        app.request(method, path, Some(&near), body)
+            .await
+            .assert_error(401, "unauthorized");
+    }
+    // Still live, untouched.
+    assert_eq!(served(app).await, "1.0.0");
+});
+
+backend_test!(
+    the_operator_api_is_rate_limited_per_address,
+    "[plugins.swap]\ngrants = [\"sql\"]\n\n[rate_limit]\nadmin_per_minute = 3",
+    |app| {
+        for _ in 0..3 {
+            let r = app.get("/admin/plugins", Some("wrong-guess")).await;
+            r.assert_error(401, "unauthorized");
+            assert!(r.header("x-ratelimit-limit").is_some(), "{:?}", r.headers);
+        }
+        // Over the budget even the right token waits: guesses cannot be sprayed.
+        let r = app.get("/admin/plugins", Some(OPERATOR)).await;
+        r.assert_error(429, "rate_limited");
+        assert!(r.header("retry-after").is_some());
+        // The shop's own routes keep their own budget.
+        assert_eq!(app.get("/api/v1/categories", None).await.status, 200);
     }
 );
 
