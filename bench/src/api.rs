@@ -7,9 +7,11 @@ use anyhow::{bail, Context, Result};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// The first admin from the embedded defaults (`[auth]` in config/kirana.toml).
+/// The bootstrap admin of development mode (config/development.toml).
 pub const ADMIN_EMAIL: &str = "admin@kirana.local";
 pub const ADMIN_PASSWORD: &str = "kirana-admin-123";
+/// The operator token the bench's hosts are configured with (the operator API).
+pub const OPERATOR_TOKEN: &str = "kirana-bench-operator-token-0123456789";
 
 #[derive(Clone)]
 pub struct Api {

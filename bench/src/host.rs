@@ -30,10 +30,13 @@ pub struct HostSpec {
 impl HostSpec {
     /// The configuration file: the embedded defaults (every shop plugin, `reuse`) plus
     /// hello, quiet logs, no rate limits, and a cheap password hash (signing up the
-    /// benchmark's users is setup, not a measured figure).
+    /// benchmark's users is setup, not a measured figure). Development mode (loopback
+    /// only) supplies the admin password and payment secrets; the operator token is the
+    /// bench's own.
     pub fn toml(&self, plugin_dir: &Path) -> String {
         format!(
             r#"listen = "127.0.0.1:0"
+dev = true
 data_dir = {data}
 cache_dir = {cache}
 database_url = {db}
@@ -47,10 +50,15 @@ argon2_iterations = 1
 [rate_limit]
 enabled = false
 
+[admin]
+operator_token = "{operator}"
+
 [plugins.hello]
 file = "hello.wasm"
 instances = "{mode}"
+grants = ["kv", "realtime", "mail"]
 "#,
+            operator = crate::api::OPERATOR_TOKEN,
             data = quote(&self.data_dir.display().to_string()),
             cache = quote(&self.cache_dir.display().to_string()),
             db = quote(&self.database_url),

@@ -80,7 +80,8 @@ async fn wait_live(api: &Api, plugin: &str, version: &str) -> Result<()> {
 
 pub async fn measure(ctx: &Ctx, host: &Host) -> Result<Vec<Row>> {
     let api = Api::new(host.url(""))?;
-    let admin = api.admin_token().await?;
+    // The operator API takes the operator token, never an admin's.
+    let admin = crate::api::OPERATOR_TOKEN.to_string();
     let original = live_version(&api, "hello")
         .await?
         .context("/ready does not list hello")?;
