@@ -464,31 +464,26 @@ fn is_loopback(listen: &str) -> bool {
     matches!(listen.rsplit_once(':'), Some(("localhost", _)))
 }
 
-/// Every value at a `[secrets] required` key in the files this repository publishes.
+/// Every value at a `[secrets] required` key (as the shipped defaults list them) in the
+/// files this repository publishes.
 fn published_values() -> Vec<(String, String)> {
+    let docs: Vec<toml::Table> = [DEFAULTS, DEVELOPMENT]
+        .iter()
+        .filter_map(|text| text.parse::<toml::Table>().ok())
+        .collect();
+    let required: Vec<String> = docs
+        .first()
+        .and_then(|d| lookup(d, &["secrets", "required"]))
+        .and_then(toml::Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .unwrap_or_default();
     let mut out = Vec::new();
-    for text in [DEFAULTS, DEVELOPMENT] {
-        let Ok(doc) = text.parse::<toml::Table>() else {
-            continue;
-        };
-        let required: Vec<String> = lookup(&doc, &["secrets", "required"])
-            .and_then(toml::Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for text in [DEFAULTS, DEVELOPMENT] {
-            let Ok(d) = text.parse::<toml::Table>() else {
-                continue;
-            };
-            for key in &required {
-                let path: Vec<&str> = key.split('.').collect();
-                if let Some(v) = lookup(&d, &path).and_then(toml::Value::as_str) {
-                    if !v.is_empty() {
-                        out.push((key.clone(), v.to_string()));
-                    }
+    for doc in &docs {
+        for key in &required {
+            let path: Vec<&str> = key.split('.').collect();
+            if let Some(v) = lookup(doc, &path).and_then(toml::Value::as_str) {
+                if !v.is_empty() {
+                    out.push((key.clone(), v.to_string()));
                 }
             }
         }
