@@ -1,7 +1,9 @@
 //! The `notifications` plugin over HTTP: in-app notifications made from events (welcome,
 //! order placed, status changes, delivery assignment), listing with paging and the unread
 //! filter, marking read, the admin outbox, `POST /internal/messages` and its validation,
-//! and that a redelivered event creates nothing twice. (SSE and SMTP: platform tests.)
+//! and that a redelivered event creates nothing twice; login codes and reset tokens
+//! masked in the outbox outside development (and still delivered for real over SMTP).
+//! (SSE and SMTP in general: platform tests.)
 
 use crate::helpers::*;
 use crate::shop::*;
@@ -333,7 +335,14 @@ backend_test!(bad_filters_and_access_rules, |app| {
     assert_eq!(r.status, 404, "{}", r.text);
 });
 
-backend_test!(internal_messages_render_send_and_validate, |app| {
+/// Development mode: the outbox shows codes and tokens (these tests read them back).
+const REVEAL: &str = "[notifications]\noutbox_reveals_secrets = true";
+/// Any other shop: the outbox masks them.
+const MASKED: &str = "[notifications]\noutbox_reveals_secrets = false";
+/// What stands in for a secret in the outbox.
+const MASK: &str = "••••••";
+
+backend_test!(internal_messages_render_send_and_validate, REVEAL, |app| {
     let admin = app.admin_token().await;
     let phone = unique_phone();
     let (status, body) = send_message(
@@ -430,7 +439,7 @@ backend_test!(internal_messages_render_send_and_validate, |app| {
     assert_eq!(r.body["total"], 0, "{}", r.text);
 });
 
-backend_test!(outbox_filters_and_pages, |app| {
+backend_test!(outbox_filters_and_pages, REVEAL, |app| {
     let admin = app.admin_token().await;
     let phone = unique_phone();
     for code in ["100001", "100002", "100003"] {
@@ -527,3 +536,292 @@ backend_test!(redelivered_events_create_nothing_twice, |app| {
     assert_eq!(r.body["total"], 2, "{}", r.text);
     assert_eq!(outbox(app, &admin, &q).await.body["total"], 1);
 });
+
+// ---------------------------------------------------------------------------------
+// Secrets in the outbox
+
+/// Whether `text` holds `n` ASCII digits in a row (an OTP code is 6).
+fn has_digit_run(text: &str, n: usize) -> bool {
+    text.split(|c: char| !c.is_ascii_digit())
+        .any(|run| run.len() >= n)
+}
+
+/// The token of a reset link in `text`: what follows `token=` up to the first
+/// character a token cannot hold (empty when the link shows none).
+fn link_token(text: &str) -> Option<String> {
+    let (_, rest) = text.split_once("token=")?;
+    Some(
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+            .collect(),
+    )
+}
+
+async fn otp_request(app: &TestApp, phone: &str) {
+    let r = app
+        .post("/api/v1/auth/otp/request", None, json!({ "phone": phone }))
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+}
+
+async fn forgot(app: &TestApp, email: &str) {
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            json!({ "email": email }),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+}
+
+/// The newest outbox message on `channel` to `to` with `subject`, once it is there.
+async fn newest(app: &TestApp, admin: &str, channel: &str, to: &str, subject: &str) -> Value {
+    let q = format!("?channel={channel}&to={}", enc(to));
+    app.eventually(5, || async {
+        let r = outbox(app, admin, &q).await;
+        r.body["items"]
+            .as_array()?
+            .iter()
+            .find(|m| m["subject"] == subject)
+            .cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no {subject:?} to {to} in the outbox"))
+}
+
+fn body_of(m: &Value) -> &str {
+    m["body"].as_str().unwrap_or_default()
+}
+
+backend_test!(outbox_masks_login_codes_and_reset_tokens, MASKED, |app| {
+    let admin = app.admin_token().await;
+    // An OTP SMS: the code is not in the outbox, the mask is.
+    let phone = unique_phone();
+    otp_request(app, &phone).await;
+    let sms = newest(app, &admin, "sms", &phone, "Your Kirana login code").await;
+    let body = body_of(&sms);
+    assert!(!has_digit_run(body, 6), "the code leaks: {body}");
+    assert!(body.contains(MASK), "{body}");
+    assert!(body.contains("is your Kirana login code"), "{body}");
+
+    // A reset email: the link carries the mask, not the token.
+    let c = app.customer().await;
+    forgot(app, &c.email).await;
+    let mail = newest(app, &admin, "email", &c.email, "Reset your Kirana password").await;
+    let body = body_of(&mail);
+    assert_eq!(
+        link_token(body).as_deref(),
+        Some(""),
+        "the token leaks: {body}"
+    );
+    assert!(body.contains(&format!("?token={MASK}")), "{body}");
+    assert!(body.contains("Hi Test Customer,"), "{body}");
+    // A message without secrets is shown as sent.
+    let welcome = newest(
+        app,
+        &admin,
+        "email",
+        &c.email,
+        "Welcome to Kirana, Test Customer!",
+    )
+    .await;
+    assert!(body_of(&welcome).contains("Hi Test Customer,"), "{welcome}");
+
+    // Secrets the caller chose are hidden too, whatever the listing's filter.
+    let other = unique_phone();
+    let (status, sent) = send_message(
+        app,
+        json!({"channel": "sms", "to": other, "template": "otp",
+               "vars": {"code": "482913", "minutes": 5}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    let sms_id = sent_id(&sent).to_string();
+    let email = format!("{}@example.in", app.unique("reset"));
+    let (status, sent) = send_message(
+        app,
+        json!({"channel": "email", "to": email, "template": "password_reset",
+               "vars": {"token": "rst_tok-123456", "name": "Asha"}}),
+    )
+    .await;
+    assert_eq!(status, 202, "{sent}");
+    for q in [
+        "?page_size=100",
+        "?channel=sms&page_size=100",
+        "?channel=email&page_size=100",
+    ] {
+        let r = outbox(app, &admin, q).await;
+        assert!(!r.text.contains("482913"), "{q}: {}", r.text);
+        assert!(!r.text.contains("rst_tok-123456"), "{q}: {}", r.text);
+    }
+    let r = outbox(app, &admin, &format!("?to={}", enc(&other))).await;
+    assert_eq!(r.body["items"][0]["id"], sms_id.as_str(), "{}", r.text);
+    assert!(body_of(&r.body["items"][0]).contains(MASK), "{}", r.text);
+
+    // A message with no masked copy on record (sent before masking existed) is hidden
+    // whole: it may carry a secret.
+    let legacy_to = unique_phone();
+    sqlx::query(
+        "INSERT INTO mail_outbox (id, plugin, channel, recipient, subject, body, status, \
+         attempts, next_attempt_at, created_at) \
+         VALUES ($1, 'notifications', 'sms', $2, 'Your Kirana login code', \
+         '777001 is your Kirana login code.', 'recorded', 0, 0, 0)",
+    )
+    .bind(format!("msg_legacy{}", app.word("x")))
+    .bind(&legacy_to)
+    .execute(&app.app().platform.db.pool)
+    .await
+    .expect("a message from before masking");
+    let r = outbox(app, &admin, &format!("?to={}", enc(&legacy_to))).await;
+    assert_eq!(r.body["total"], 1, "{}", r.text);
+    assert!(!r.text.contains("777001"), "{}", r.text);
+    assert_eq!(r.body["items"][0]["subject"], MASK);
+});
+
+/// The `id` of a `POST /internal/messages` answer.
+fn sent_id(answer: &Value) -> &str {
+    answer["id"].as_str().unwrap_or_default()
+}
+
+backend_test!(development_outbox_shows_codes_that_work, REVEAL, |app| {
+    let admin = app.admin_token().await;
+    let phone = unique_phone();
+    otp_request(app, &phone).await;
+    let sms = newest(app, &admin, "sms", &phone, "Your Kirana login code").await;
+    let body = body_of(&sms);
+    assert!(!body.contains(MASK), "{body}");
+    let code = body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {body}"))
+        .to_string();
+    // It is the real code: it logs in.
+    let r = app
+        .post(
+            "/api/v1/auth/otp/verify",
+            None,
+            json!({"phone": phone, "code": code}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let c = app.customer().await;
+    forgot(app, &c.email).await;
+    let mail = newest(app, &admin, "email", &c.email, "Reset your Kirana password").await;
+    let token = link_token(body_of(&mail)).unwrap_or_default();
+    assert!(token.len() >= 32, "{mail}");
+    let r = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({"token": token, "new_password": "a-new-password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+});
+
+/// The text of a raw message the SMTP sink received, its transfer encoding undone.
+fn mail_text(raw: &str) -> String {
+    let (headers, body) = raw.split_once("\n\n").unwrap_or(("", raw));
+    let encoding = headers.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-transfer-encoding")
+            .then(|| value.trim().to_ascii_lowercase())
+    });
+    match encoding.as_deref() {
+        Some("base64") => {
+            use base64::Engine;
+            let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .expect("base64 body");
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        Some("quoted-printable") => {
+            let joined = body.replace("=\n", "");
+            let mut out = Vec::new();
+            let b = joined.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                    (b'=', Some(byte)) => {
+                        out.push(byte);
+                        i += 3;
+                    }
+                    (c, _) => {
+                        out.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        _ => body.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_delivers_the_real_token_while_the_outbox_masks_it() {
+    let sink = crate::messaging::SmtpSink::start().await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &format!(
+            "{MASKED}\n[mail]\nsmtp_url = \"smtp://127.0.0.1:{}\"\npoll_ms = 20\n",
+            sink.port
+        ),
+    )
+    .await;
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    forgot(&app, &c.email).await;
+    let listed = newest(
+        &app,
+        &admin,
+        "email",
+        &c.email,
+        "Reset your Kirana password",
+    )
+    .await;
+    assert_eq!(
+        link_token(body_of(&listed)).as_deref(),
+        Some(""),
+        "{listed}"
+    );
+
+    // The sink gets the real link.
+    let delivered = app
+        .eventually(5, || async {
+            sink.received()
+                .iter()
+                .find(|m| m.contains(&c.email) && m.contains("Reset your Kirana password"))
+                .map(|m| mail_text(m))
+        })
+        .await
+        .expect("the reset email went out over SMTP");
+    let token = link_token(&delivered).unwrap_or_default();
+    assert!(token.len() >= 32, "no token in {delivered}");
+    assert!(!delivered.contains(MASK), "{delivered}");
+    // The outbox still masks it once sent, and the token it never showed works.
+    let listed = newest(
+        &app,
+        &admin,
+        "email",
+        &c.email,
+        "Reset your Kirana password",
+    )
+    .await;
+    assert!(!body_of(&listed).contains(&token), "{listed}");
+    let r = app
+        .post(
+            "/api/v1/auth/password/reset",
+            None,
+            json!({"token": token, "new_password": "a-new-password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    app.stop().await;
+}

@@ -1,5 +1,5 @@
-//! The notifications database: in-app notifications and the claims that make each
-//! event's email go out once.
+//! The notifications database: in-app notifications, the claims that make each
+//! event's email go out once, and the masked copies the admin outbox shows.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{self, Value as Json};
@@ -27,6 +27,15 @@ pub fn migrate() -> Result<(), CapError> {
         "CREATE TABLE IF NOT EXISTS sent_messages (
             dedupe_key TEXT PRIMARY KEY,
             message_id TEXT,
+            created_at TEXT NOT NULL
+        )",
+        // What the admin outbox may show of each message this plugin sent, keyed by the
+        // SHA-256 of the message as recorded (see `messages::view_digest`). NULL masked
+        // columns: the message carries no secret and is shown as sent.
+        "CREATE TABLE IF NOT EXISTS outbox_views (
+            digest TEXT PRIMARY KEY,
+            masked_subject TEXT,
+            masked_body TEXT,
             created_at TEXT NOT NULL
         )",
     ])
@@ -181,4 +190,53 @@ pub fn release_message(key: &str) -> Result<(), CapError> {
         &params![key],
     )?;
     Ok(())
+}
+
+/// What the admin may see of one sent message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxView {
+    /// `None`: the message has no secret; show it as sent.
+    pub masked_subject: Option<String>,
+    pub masked_body: Option<String>,
+}
+
+/// Records what the admin may see of the message whose digest is `digest`; called
+/// before the message is handed to the host, so it is never listed without one.
+pub fn remember_view(digest: &str, view: &OutboxView) -> Result<(), CapError> {
+    sql::execute(
+        "INSERT INTO outbox_views (digest, masked_subject, masked_body, created_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO NOTHING",
+        &params![digest, view.masked_subject, view.masked_body, now_rfc3339()],
+    )?;
+    Ok(())
+}
+
+/// The recorded views of the messages with these digests (at most one page's worth).
+pub fn views(
+    digests: &[String],
+) -> Result<std::collections::HashMap<String, OutboxView>, CapError> {
+    let mut found = std::collections::HashMap::new();
+    if digests.is_empty() {
+        return Ok(found);
+    }
+    let placeholders: Vec<String> = (1..=digests.len()).map(|i| format!("${i}")).collect();
+    let args: Vec<sql::Value> = digests.iter().map(sql::ToValue::to_value).collect();
+    let rows = sql::query(
+        &format!(
+            "SELECT digest, masked_subject, masked_body FROM outbox_views \
+             WHERE digest IN ({})",
+            placeholders.join(", ")
+        ),
+        &args,
+    )?;
+    for r in rows.iter() {
+        found.insert(
+            r.get("digest")?,
+            OutboxView {
+                masked_subject: r.get("masked_subject")?,
+                masked_body: r.get("masked_body")?,
+            },
+        );
+    }
+    Ok(found)
 }

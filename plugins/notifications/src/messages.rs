@@ -1,12 +1,21 @@
 //! Email and SMS: `POST /internal/messages` (templates rendered and handed to the host's
 //! mail capability) and the admin's view of the outbox.
+//!
+//! Login codes and reset tokens must reach only their recipient. The host's outbox keeps
+//! the real text (its SMTP sender delivers it), so before a message is handed to the
+//! host this plugin records what an admin may see of it: the masked copy of a template
+//! with secrets, or "as sent" for one without. The admin outbox shows that record, and
+//! hides a message it has none for; only `[notifications] outbox_reveals_secrets = true`
+//! (development) shows the real text.
 
 use kirana_sdk::mail;
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{Map, Value as Json};
 use kirana_sdk::{config, CapError};
+use sha2::{Digest, Sha256};
 
-use crate::templates::{self, Rendered, TemplateError};
+use crate::db::{self, OutboxView};
+use crate::templates::{self, RenderedMessage, TemplateError, MASK};
 
 /// Where the password-reset link points when `[notifications] reset_url` is unset.
 pub const DEFAULT_RESET_URL: &str = "http://localhost:8080/reset-password";
@@ -23,9 +32,27 @@ pub fn globals() -> Map<String, Json> {
     g
 }
 
-/// Renders message template `name`.
-pub fn render(name: &str, vars: &Map<String, Json>) -> Result<Rendered, TemplateError> {
-    templates::render_message(name, vars, &globals())
+/// Renders message template `name`, and its masked copy when it carries secrets.
+pub fn render(name: &str, vars: &Map<String, Json>) -> Result<RenderedMessage, TemplateError> {
+    templates::render_message_masked(name, vars, &globals())
+}
+
+/// Whether the admin outbox shows secrets (development only; default false).
+fn reveals_secrets() -> bool {
+    config::get_or("outbox_reveals_secrets", false)
+}
+
+/// What identifies a message as the host records it (`to` trimmed, as the host stores
+/// it): SHA-256 over the length-prefixed fields. The outbox view is keyed by this and
+/// not by the outbox id because it must exist before the host has the message, so
+/// the message is never listed without it.
+pub fn view_digest(channel: &str, to: &str, subject: &str, body: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [channel, to.trim(), subject, body] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    hex::encode(h.finalize())
 }
 
 /// A host refusal of a message as an API error: the recipient, else what the
@@ -38,8 +65,15 @@ fn refused(e: CapError) -> ApiError {
     }
 }
 
-/// Sends a rendered message; returns its outbox id.
-pub fn send(channel: &str, to: &str, r: &Rendered) -> Result<String, CapError> {
+/// Sends a rendered message; returns its outbox id. What the admin may see of it is
+/// recorded first: if that fails nothing is sent (the caller's retry sends it).
+pub fn send(channel: &str, to: &str, m: &RenderedMessage) -> Result<String, CapError> {
+    let r = &m.real;
+    let view = OutboxView {
+        masked_subject: m.masked.as_ref().map(|x| x.subject.clone()),
+        masked_body: m.masked.as_ref().map(|x| x.body.clone()),
+    };
+    db::remember_view(&view_digest(channel, to, &r.subject, &r.body), &view)?;
     mail::send(channel, to, &r.subject, &r.body)
 }
 
@@ -139,7 +173,7 @@ pub fn outbox(req: &Request) -> Result<Response, ApiError> {
     // A page past u32 offsets is past the end: the host then answers no items.
     let offset = u32::try_from(paging.offset()).unwrap_or(u32::MAX);
     let page = mail::outbox(channel, to, paging.page_size, offset)?;
-    let items: Vec<OutboxItem> = page
+    let mut items: Vec<OutboxItem> = page
         .items
         .into_iter()
         .map(|m| OutboxItem {
@@ -152,6 +186,52 @@ pub fn outbox(req: &Request) -> Result<Response, ApiError> {
             status: m.status,
         })
         .collect();
+    if !reveals_secrets() {
+        mask(&mut items)?;
+    }
     let total = i64::try_from(page.total).unwrap_or(i64::MAX);
     Ok(Response::ok(&Paged::new(items, paging, total)))
+}
+
+/// Replaces each item's text by what the admin may see of it. A message without a
+/// recorded view (sent by a version before masking, or by hand) may carry a secret,
+/// so it is hidden whole.
+fn mask(items: &mut [OutboxItem]) -> Result<(), ApiError> {
+    let digests: Vec<String> = items
+        .iter()
+        .map(|m| view_digest(&m.channel, &m.to, &m.subject, &m.body))
+        .collect();
+    let views = db::views(&digests)?;
+    for (m, digest) in items.iter_mut().zip(&digests) {
+        match views.get(digest) {
+            Some(v) => {
+                if let Some(s) = &v.masked_subject {
+                    m.subject = s.clone();
+                }
+                if let Some(b) = &v.masked_body {
+                    m.body = b.clone();
+                }
+            }
+            None => {
+                m.subject = MASK.to_string();
+                m.body = format!("{MASK} (hidden: no masked copy of this message is on record)");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_tell_every_field_apart() {
+        let d = view_digest("sms", "+919876543210", "s", "b");
+        assert_eq!(d.len(), 64);
+        assert_eq!(d, view_digest("sms", " +919876543210 ", "s", "b"));
+        assert_ne!(d, view_digest("email", "+919876543210", "s", "b"));
+        assert_ne!(d, view_digest("sms", "+919876543210", "sb", ""));
+        assert_ne!(d, view_digest("sms", "+919876543210", "s", "b "));
+    }
 }

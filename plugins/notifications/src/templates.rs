@@ -16,24 +16,33 @@ pub struct MessageTemplate {
     pub name: &'static str,
     /// The channel it is written for: `email` or `sms`.
     pub channel: &'static str,
+    /// Variables that are secrets (a login code, a reset token): only the recipient may
+    /// read them, so the admin outbox shows a copy rendered with [`MASK`] in their place.
+    pub secrets: &'static [&'static str],
     source: &'static str,
 }
+
+/// What stands in for a secret in the masked copy of a message.
+pub const MASK: &str = "••••••";
 
 /// Templates `POST /internal/messages` accepts (and the welcome email).
 pub const MESSAGES: &[MessageTemplate] = &[
     MessageTemplate {
         name: "otp",
         channel: "sms",
+        secrets: &["code"],
         source: include_str!("../templates/messages/otp.txt"),
     },
     MessageTemplate {
         name: "password_reset",
         channel: "email",
+        secrets: &["token"],
         source: include_str!("../templates/messages/password_reset.txt"),
     },
     MessageTemplate {
         name: "welcome",
         channel: "email",
+        secrets: &[],
         source: include_str!("../templates/messages/welcome.txt"),
     },
 ];
@@ -80,6 +89,16 @@ pub struct Rendered {
     /// One line: the email/SMS subject or the notification title.
     pub subject: String,
     pub body: String,
+}
+
+/// A rendered message and, when its template carries secrets, the copy with every
+/// secret masked (what the admin outbox shows).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedMessage {
+    /// What the recipient gets.
+    pub real: Rendered,
+    /// `None` when the template has no secret: the real text is safe to show.
+    pub masked: Option<Rendered>,
 }
 
 /// Why a template could not be rendered.
@@ -214,6 +233,48 @@ pub fn render_message(
     render("message", name, vars, globals)
 }
 
+/// Renders message template `name` twice: as sent, and with its secret variables
+/// replaced by [`MASK`]. A secret's value is also scrubbed from the masked copy
+/// wherever else it surfaced (say, a caller passed it in another variable too).
+pub fn render_message_masked(
+    name: &str,
+    vars: &Map<String, Json>,
+    globals: &Map<String, Json>,
+) -> Result<RenderedMessage, TemplateError> {
+    let real = render_message(name, vars, globals)?;
+    let secrets = message(name).map(|t| t.secrets).unwrap_or_default();
+    if secrets.is_empty() {
+        return Ok(RenderedMessage { real, masked: None });
+    }
+    let mut masked_vars = vars.clone();
+    let mut values = Vec::new();
+    for s in secrets {
+        if let Some(v) = masked_vars.insert((*s).to_string(), Json::String(MASK.into())) {
+            values.extend(secret_text(&v));
+        }
+    }
+    let mut masked = render("message", name, &masked_vars, globals)?;
+    for v in &values {
+        masked.subject = masked.subject.replace(v.as_str(), MASK);
+        masked.body = masked.body.replace(v.as_str(), MASK);
+    }
+    Ok(RenderedMessage {
+        real,
+        masked: Some(masked),
+    })
+}
+
+/// The text a secret value renders as, when it is long enough to scrub safely (a
+/// one-character "secret" would blank every digit of the message, and guards nothing).
+fn secret_text(v: &Json) -> Option<String> {
+    let text = match v {
+        Json::String(s) => s.trim().to_string(),
+        Json::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (text.chars().count() >= 4).then_some(text)
+}
+
 /// Renders the in-app notification template of type `kind` (title = `subject`).
 pub fn render_notification(
     kind: &str,
@@ -298,6 +359,82 @@ mod tests {
             "{}",
             r.body
         );
+    }
+
+    #[test]
+    fn secrets_are_template_variables() {
+        for t in MESSAGES {
+            let required = required_vars("message", t.name).unwrap();
+            for s in t.secrets {
+                assert!(required.iter().any(|r| r == s), "{}: {s}", t.name);
+            }
+        }
+        let secret_templates: Vec<&str> = MESSAGES
+            .iter()
+            .filter(|t| !t.secrets.is_empty())
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(secret_templates, ["otp", "password_reset"]);
+    }
+
+    #[test]
+    fn masked_copies_hide_codes_and_tokens_only() {
+        let m = render_message_masked(
+            "otp",
+            &obj(json!({"code": "042917", "minutes": 5})),
+            &globals(),
+        )
+        .unwrap();
+        assert!(m.real.body.contains("042917"), "{}", m.real.body);
+        let masked = m.masked.expect("otp has a masked copy");
+        assert!(!masked.body.contains("042917"), "{}", masked.body);
+        assert!(masked.body.contains(MASK), "{}", masked.body);
+        assert!(masked.body.contains("5 minutes"), "{}", masked.body);
+        assert_eq!(masked.subject, m.real.subject);
+
+        let token = "0123456789abcdef0123456789abcdef";
+        let m = render_message_masked(
+            "password_reset",
+            &obj(json!({"token": token, "name": "Asha"})),
+            &globals(),
+        )
+        .unwrap();
+        assert!(m.real.body.contains(&format!("token={token}")));
+        let masked = m.masked.expect("reset has a masked copy");
+        assert!(!masked.body.contains(token), "{}", masked.body);
+        assert!(
+            masked
+                .body
+                .contains(&format!("https://shop.example/reset-password?token={MASK}")),
+            "{}",
+            masked.body
+        );
+        assert!(masked.body.contains("Hi Asha,"), "{}", masked.body);
+
+        let m =
+            render_message_masked("welcome", &obj(json!({"name": "Asha"})), &globals()).unwrap();
+        assert_eq!(m.masked, None);
+    }
+
+    #[test]
+    fn a_secret_repeated_in_another_variable_is_scrubbed_too() {
+        let m = render_message_masked(
+            "password_reset",
+            &obj(json!({"token": "tok_secret_1", "name": "tok_secret_1"})),
+            &globals(),
+        )
+        .unwrap();
+        let masked = m.masked.expect("masked");
+        assert!(!masked.body.contains("tok_secret_1"), "{}", masked.body);
+        // A numeric code is masked as well.
+        let m = render_message_masked(
+            "otp",
+            &obj(json!({"code": 731904, "minutes": 5})),
+            &globals(),
+        )
+        .unwrap();
+        assert!(m.real.body.contains("731904"));
+        assert!(!m.masked.expect("masked").body.contains("731904"));
     }
 
     #[test]
