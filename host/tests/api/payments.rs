@@ -1,12 +1,16 @@
 //! The `payments` plugin over HTTP: intents and their refusals, checkout signature
 //! verification, signed and replay-safe webhooks, failed payments, admin refunds,
 //! the automatic refund of a cancelled paid order, captures that arrive after the
-//! order was cancelled or paid, Idempotency-Key replays and listing rules.
+//! order was cancelled or paid, Idempotency-Key replays and listing rules; Razorpay's
+//! own webhook bodies (captured, failed, refund.processed) signed as Razorpay signs them,
+//! checked with the official `razorpay` Python SDK; and that unset secrets mean
+//! "payments are not configured", never a signature under an empty key.
 
 use crate::helpers::*;
 use crate::shop::*;
 
-/// The sandbox secrets of the shipped configuration (config/kirana.toml).
+/// The sandbox secrets of the development configuration (config/development.toml,
+/// which test hosts run with).
 const KEY_SECRET: &str = "kirana_sandbox_key_secret";
 const WEBHOOK_SECRET: &str = "kirana_sandbox_webhook_secret";
 
@@ -421,9 +425,19 @@ backend_test!(webhooks_are_signed_and_replays_change_nothing, |app| {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "ignored");
     let other =
-        serde_json::to_vec(&json!({"event": "refund.processed", "payload": {}})).expect("json");
+        serde_json::to_vec(&json!({"event": "refund.created", "payload": {}})).expect("json");
     let r = webhook_signed(app, &other, Some(&hmac_hex(WEBHOOK_SECRET, &other))).await;
     assert_eq!(r.body["status"], "ignored", "{}", r.text);
+    // refund.processed is acted on, so it must say which refund.
+    let refund_body =
+        serde_json::to_vec(&json!({"event": "refund.processed", "payload": {}})).expect("json");
+    webhook_signed(
+        app,
+        &refund_body,
+        Some(&hmac_hex(WEBHOOK_SECRET, &refund_body)),
+    )
+    .await
+    .assert_invalid_field("payload.refund.entity.id");
     // A correctly signed but malformed body is 400.
     let bad = br#"{"event":"payment.captured","payload":{}}"#;
     let r = webhook_signed(app, bad, Some(&hmac_hex(WEBHOOK_SECRET, bad))).await;
@@ -925,5 +939,440 @@ backend_test!(
         )
         .await
         .assert_error(403, "forbidden");
+    }
+);
+
+// ---------------------------------------------------------------------------------
+// Razorpay's own bodies, and its official SDK as the judge of our signatures
+
+/// Asks the official `razorpay` Python SDK (PyPI) whether a signature is right, with
+/// its own `Utility.verify_webhook_signature` / `verify_payment_signature`. Prints
+/// `verified` or `rejected`; exits 3 when the SDK is not installed.
+const RAZORPAY_SDK_CHECK: &str = r#"
+import os, sys
+try:
+    import razorpay
+    from razorpay.errors import SignatureVerificationError
+except ImportError as e:
+    sys.stderr.write("cannot import razorpay: %s\n" % e)
+    sys.exit(3)
+env = os.environ
+utility = razorpay.Utility(razorpay.Client(auth=(env["RZP_KEY_ID"], env["RZP_KEY_SECRET"])))
+try:
+    if env["RZP_CHECK"] == "webhook":
+        ok = utility.verify_webhook_signature(
+            env["RZP_BODY"], env["RZP_SIGNATURE"], env["RZP_WEBHOOK_SECRET"])
+    else:
+        ok = utility.verify_payment_signature({
+            "razorpay_order_id": env["RZP_ORDER_ID"],
+            "razorpay_payment_id": env["RZP_PAYMENT_ID"],
+            "razorpay_signature": env["RZP_SIGNATURE"],
+        })
+except SignatureVerificationError:
+    ok = False
+print("verified" if ok else "rejected")
+"#;
+
+/// How to get the SDK; the test fails (never skips) without it.
+const RAZORPAY_SDK_HINT: &str = "python3 -m pip install razorpay";
+
+/// Runs [`RAZORPAY_SDK_CHECK`] with `vars`; true when the SDK verified the signature.
+fn razorpay_sdk_verifies(vars: &[(&str, &str)]) -> bool {
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(RAZORPAY_SDK_CHECK)
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "python3 could not be run ({e}): this test checks signatures with the official \
+                 razorpay SDK; install Python 3, then `{RAZORPAY_SDK_HINT}`"
+            )
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        panic!("the razorpay Python SDK is not installed: run `{RAZORPAY_SDK_HINT}` ({stderr})");
+    }
+    assert!(
+        out.status.success(),
+        "the razorpay SDK check failed: {stderr}"
+    );
+    match stdout.trim() {
+        "verified" => true,
+        "rejected" => false,
+        other => panic!("unexpected answer from the razorpay SDK check: {other:?} {stderr}"),
+    }
+}
+
+/// The SDK's `verify_webhook_signature(body, signature, secret)`.
+fn sdk_verifies_webhook(body: &[u8], signature: &str, secret: &str) -> bool {
+    let body = std::str::from_utf8(body).expect("a JSON body is UTF-8");
+    razorpay_sdk_verifies(&[
+        ("RZP_CHECK", "webhook"),
+        ("RZP_KEY_ID", "rzp_test_kirana"),
+        ("RZP_KEY_SECRET", KEY_SECRET),
+        ("RZP_BODY", body),
+        ("RZP_SIGNATURE", signature),
+        ("RZP_WEBHOOK_SECRET", secret),
+    ])
+}
+
+/// The SDK's `verify_payment_signature` for a client made with `key_secret`.
+fn sdk_verifies_payment(
+    provider_order_id: &str,
+    provider_payment_id: &str,
+    signature: &str,
+    key_secret: &str,
+) -> bool {
+    razorpay_sdk_verifies(&[
+        ("RZP_CHECK", "payment"),
+        ("RZP_KEY_ID", "rzp_test_kirana"),
+        ("RZP_KEY_SECRET", key_secret),
+        ("RZP_ORDER_ID", provider_order_id),
+        ("RZP_PAYMENT_ID", provider_payment_id),
+        ("RZP_SIGNATURE", signature),
+    ])
+}
+
+/// A payment entity as Razorpay puts it in a webhook (fields from its docs' samples).
+fn razorpay_payment(
+    id: &str,
+    order_id: &str,
+    amount: i64,
+    status: &str,
+    amount_refunded: i64,
+) -> Value {
+    let failed = status == "failed";
+    json!({
+        "id": id, "entity": "payment", "amount": amount, "currency": "INR",
+        "status": status, "order_id": order_id, "invoice_id": null, "international": false,
+        "method": "upi", "amount_refunded": amount_refunded,
+        "refund_status": match amount_refunded {
+            0 => Value::Null,
+            a if a < amount => json!("partial"),
+            _ => json!("full"),
+        },
+        "captured": !failed, "description": "Kirana order", "card_id": null, "bank": null,
+        "wallet": null, "vpa": "success@razorpay", "email": "gaurav.kumar@example.com",
+        "contact": "+919876543210", "notes": [],
+        "fee": if failed { Value::Null } else { json!(236) },
+        "tax": if failed { Value::Null } else { json!(36) },
+        "error_code": if failed { json!("BAD_REQUEST_ERROR") } else { Value::Null },
+        "error_description": if failed { json!("Payment failed") } else { Value::Null },
+        "acquirer_data": {"rrn": "033814379298"}, "created_at": 1_700_000_000
+    })
+}
+
+/// Razorpay's `payment.captured` / `payment.failed` event body.
+fn razorpay_payment_event(
+    event: &str,
+    order_id: &str,
+    payment_id: &str,
+    amount: i64,
+    created_at: i64,
+) -> Vec<u8> {
+    let status = if event == "payment.failed" {
+        "failed"
+    } else {
+        "captured"
+    };
+    serde_json::to_vec(&json!({
+        "entity": "event", "account_id": "acc_KiranaTest0001", "event": event,
+        "contains": ["payment"],
+        "payload": {"payment": {
+            "entity": razorpay_payment(payment_id, order_id, amount, status, 0)
+        }},
+        "created_at": created_at
+    }))
+    .expect("json")
+}
+
+/// Razorpay's `refund.processed` event body: the refund, and the payment after it.
+fn razorpay_refund_event(
+    refund_id: &str,
+    payment_id: &str,
+    order_id: &str,
+    amount: i64,
+    paid: i64,
+    refunded_so_far: i64,
+    created_at: i64,
+) -> Vec<u8> {
+    let status = if refunded_so_far >= paid {
+        "refunded"
+    } else {
+        "captured"
+    };
+    serde_json::to_vec(&json!({
+        "entity": "event", "account_id": "acc_KiranaTest0001", "event": "refund.processed",
+        "contains": ["refund", "payment"],
+        "payload": {
+            "refund": {"entity": {
+                "id": refund_id, "entity": "refund", "amount": amount, "currency": "INR",
+                "payment_id": payment_id, "notes": [], "receipt": null,
+                "acquirer_data": {"arn": null}, "created_at": created_at, "batch_id": null,
+                "status": "processed", "speed_processed": "normal", "speed_requested": "normal"
+            }},
+            "payment": {
+                "entity": razorpay_payment(payment_id, order_id, paid, status, refunded_so_far)
+            }
+        },
+        "created_at": created_at
+    }))
+    .expect("json")
+}
+
+/// Signs `body` as Razorpay does, has the SDK confirm it, and posts it.
+async fn razorpay_webhook(app: &TestApp, body: &[u8]) -> Resp {
+    let sig = hmac_hex(WEBHOOK_SECRET, body);
+    assert!(
+        sdk_verifies_webhook(body, &sig, WEBHOOK_SECRET),
+        "the razorpay SDK rejects our webhook signature"
+    );
+    webhook_signed(app, body, Some(&sig)).await
+}
+
+backend_test!(
+    razorpay_capture_and_refunds_signed_as_razorpay_signs_them,
+    |app| {
+        let admin = app.admin_token().await;
+        let (c, order_id) = online_order(app, &admin, 24000).await;
+        let p = new_intent(app, &c.token, &order_id).await;
+        let id = str_of(&p["id"]).to_string();
+        let rzp_order = str_of(&p["provider_order_id"]).to_string();
+        let pay = format!("pay_{}", app.word("rzp"));
+
+        // The SDK is a real judge: it refuses a signature under another secret.
+        let captured =
+            razorpay_payment_event("payment.captured", &rzp_order, &pay, 24000, 1_700_000_100);
+        assert!(!sdk_verifies_webhook(
+            &captured,
+            &hmac_hex("not-the-webhook-secret", &captured),
+            WEBHOOK_SECRET
+        ));
+        // payment.captured in Razorpay's body: the payment is captured, the order paid.
+        let r = razorpay_webhook(app, &captured).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["status"], "processed", "{}", r.text);
+        let after = payment(app, &admin, &order_id, &id).await;
+        assert_eq!(after["status"], "captured");
+        assert_eq!(after["provider_payment_id"], pay.as_str());
+        let o = order(app, &c.token, &order_id).await;
+        assert_eq!(
+            (&o["status"], &o["payment_status"]),
+            (&json!("confirmed"), &json!("paid"))
+        );
+        // Razorpay redelivers the same body: nothing changes.
+        let r = razorpay_webhook(app, &captured).await;
+        assert_eq!(r.body["status"], "duplicate", "{}", r.text);
+        assert_eq!(events(app, "payment.captured", &id).await.len(), 1);
+
+        // refund.processed for part of it: recorded once, with the provider's refund id.
+        let rfnd1 = format!("rfnd_{}", app.word("a"));
+        let partial =
+            razorpay_refund_event(&rfnd1, &pay, &rzp_order, 9000, 24000, 9000, 1_700_000_200);
+        let r = razorpay_webhook(app, &partial).await;
+        assert_eq!(r.body["status"], "processed", "{}", r.text);
+        let after = payment(app, &admin, &order_id, &id).await;
+        assert_eq!(after["refunded_amount"], 9000, "{after}");
+        assert_eq!(after["status"], "captured");
+        assert_eq!(after["refunds"][0]["amount"], 9000);
+        assert_eq!(after["refunds"][0]["reason"], "provider");
+        assert_eq!(after["refunds"][0]["provider_refund_id"], rfnd1.as_str());
+        assert_eq!(
+            order(app, &c.token, &order_id).await["payment_status"],
+            "paid"
+        );
+        // The same refund again, as the same body or in another delivery: harmless.
+        let r = razorpay_webhook(app, &partial).await;
+        assert_eq!(r.body["status"], "duplicate", "{}", r.text);
+        let again =
+            razorpay_refund_event(&rfnd1, &pay, &rzp_order, 9000, 24000, 9000, 1_700_000_260);
+        let r = razorpay_webhook(app, &again).await;
+        assert_eq!(r.body["status"], "duplicate", "{}", r.text);
+        assert_eq!(payment(app, &admin, &order_id, &id).await, after);
+
+        // A refund beyond what is left (15,000 of it) is refused: nothing is recorded.
+        let too_much = format!("rfnd_{}", app.word("b"));
+        let body = razorpay_refund_event(
+            &too_much,
+            &pay,
+            &rzp_order,
+            15001,
+            24000,
+            24001,
+            1_700_000_300,
+        );
+        let r = razorpay_webhook(app, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["status"], "ignored", "{}", r.text);
+        assert_eq!(payment(app, &admin, &order_id, &id).await, after);
+        // An admin cannot go past it either (the provider's refund counts).
+        refund(app, &admin, &id, json!({"amount": 15001}))
+            .await
+            .assert_error(409, "conflict");
+
+        // The rest: the payment is refunded in full and so is the order.
+        let rfnd3 = format!("rfnd_{}", app.word("c"));
+        let body =
+            razorpay_refund_event(&rfnd3, &pay, &rzp_order, 15000, 24000, 24000, 1_700_000_400);
+        let r = razorpay_webhook(app, &body).await;
+        assert_eq!(r.body["status"], "processed", "{}", r.text);
+        let done = payment(app, &admin, &order_id, &id).await;
+        assert_eq!(done["status"], "refunded");
+        assert_eq!(done["refunded_amount"], 24000);
+        assert_eq!(done["refunds"].as_array().map(Vec::len), Some(2));
+        let refunded = app
+            .eventually(5, || async {
+                let o = order(app, &c.token, &order_id).await;
+                (o["payment_status"] == "refunded").then_some(o)
+            })
+            .await;
+        assert!(refunded.is_some(), "the order is marked refunded");
+        let ev = events(app, "payment.refunded", &id).await;
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(
+            (&ev[0]["amount"], &ev[1]["amount"]),
+            (&json!(9000), &json!(15000))
+        );
+        assert_eq!(ev[1]["full"], true);
+        // A refund of a payment nobody here knows is acknowledged and ignored.
+        let body = razorpay_refund_event(
+            "rfnd_unknown1",
+            "pay_unknown1",
+            "order_unknown1",
+            100,
+            100,
+            100,
+            1,
+        );
+        let r = razorpay_webhook(app, &body).await;
+        assert_eq!(r.body["status"], "ignored", "{}", r.text);
+    }
+);
+
+backend_test!(razorpay_checkout_signature_and_failed_payments, |app| {
+    let admin = app.admin_token().await;
+    let (c, order_id) = online_order(app, &admin, 21000).await;
+    let p = new_intent(app, &c.token, &order_id).await;
+    let id = str_of(&p["id"]).to_string();
+    let rzp_order = str_of(&p["provider_order_id"]).to_string();
+
+    // payment.failed in Razorpay's body: the payment fails, the order stays pending.
+    let declined = format!("pay_{}", app.word("declined"));
+    let failed = razorpay_payment_event(
+        "payment.failed",
+        &rzp_order,
+        &declined,
+        21000,
+        1_700_000_100,
+    );
+    let r = razorpay_webhook(app, &failed).await;
+    assert_eq!(r.body["status"], "processed", "{}", r.text);
+    let now = payment(app, &admin, &order_id, &id).await;
+    assert_eq!(now["status"], "failed");
+    assert_eq!(now["provider_payment_id"], declined.as_str());
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(
+        (&o["status"], &o["payment_status"]),
+        (&json!("pending"), &json!("awaiting"))
+    );
+    assert_eq!(events(app, "payment.failed", &id).await.len(), 1);
+
+    // A capture that is not the intent's amount never pays the order.
+    let short = format!("pay_{}", app.word("short"));
+    let body = razorpay_payment_event("payment.captured", &rzp_order, &short, 100, 1_700_000_150);
+    let r = razorpay_webhook(app, &body).await;
+    assert_eq!(r.body["status"], "ignored", "{}", r.text);
+    assert_eq!(
+        payment(app, &admin, &order_id, &id).await["status"],
+        "failed"
+    );
+    assert_eq!(
+        order(app, &c.token, &order_id).await["payment_status"],
+        "awaiting"
+    );
+
+    // The checkout's retry succeeds: signed as Razorpay's checkout signs
+    // (order_id|payment_id under the key secret), which the SDK confirms.
+    let pay = format!("pay_{}", app.word("retry"));
+    let sig = signature(&rzp_order, &pay);
+    assert!(sdk_verifies_payment(&rzp_order, &pay, &sig, KEY_SECRET));
+    assert!(!sdk_verifies_payment(
+        &rzp_order,
+        &pay,
+        &sig,
+        "another-key-secret"
+    ));
+    let r = verify(app, &c.token, &p, &pay).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "captured");
+    assert_eq!(r.body["provider_payment_id"], pay.as_str());
+    let o = order(app, &c.token, &order_id).await;
+    assert_eq!(
+        (&o["status"], &o["payment_status"]),
+        (&json!("confirmed"), &json!("paid"))
+    );
+    // Razorpay's payment.captured for the same payment arrives later: nothing new.
+    let body = razorpay_payment_event("payment.captured", &rzp_order, &pay, 21000, 1_700_000_200);
+    let r = razorpay_webhook(app, &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(events(app, "payment.captured", &id).await.len(), 1);
+    assert_eq!(
+        payment(app, &admin, &order_id, &id).await["status"],
+        "captured"
+    );
+});
+
+backend_test!(
+    an_unset_webhook_secret_accepts_no_webhook,
+    "[payments]\nkey_secret = \"kirana_sandbox_key_secret\"\nwebhook_secret = \"\"",
+    |app| {
+        let admin = app.admin_token().await;
+        let (c, order_id) = online_order(app, &admin, 20000).await;
+        let p = new_intent(app, &c.token, &order_id).await;
+        let rzp_order = str_of(&p["provider_order_id"]).to_string();
+        // Anyone can sign under the empty key: such a webhook must not pay the order.
+        let body = razorpay_payment_event("payment.captured", &rzp_order, "pay_forged1", 20000, 1);
+        for sig in [hmac_hex("", &body), hmac_hex(WEBHOOK_SECRET, &body)] {
+            let r = webhook_signed(app, &body, Some(&sig)).await;
+            r.assert_error(503, "plugin_unavailable");
+            let m = r.body["error"]["message"].as_str().unwrap_or_default();
+            assert!(m.contains("KIRANA_PAYMENTS_WEBHOOK_SECRET"), "{}", r.text);
+        }
+        assert_eq!(
+            payment(app, &admin, &order_id, str_of(&p["id"])).await["status"],
+            "created"
+        );
+        assert_eq!(
+            order(app, &c.token, &order_id).await["payment_status"],
+            "awaiting"
+        );
+    }
+);
+
+backend_test!(
+    an_unset_key_secret_opens_and_verifies_nothing,
+    "[payments]\nkey_secret = \"\"\nwebhook_secret = \"kirana_sandbox_webhook_secret\"",
+    |app| {
+        let admin = app.admin_token().await;
+        let (c, order_id) = online_order(app, &admin, 20000).await;
+        let r = intent(app, &c.token, &order_id).await;
+        r.assert_error(503, "plugin_unavailable");
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("KIRANA_PAYMENTS_KEY_SECRET")),
+            "{}",
+            r.text
+        );
+        let sig = hmac_hex("", b"order_x|pay_forged2");
+        let r = verify_with(app, &c.token, &order_id, "pay_forged2", &sig).await;
+        r.assert_error(503, "plugin_unavailable");
+        assert!(r.text.contains("KIRANA_PAYMENTS_KEY_SECRET"), "{}", r.text);
+        assert_eq!(
+            order(app, &c.token, &order_id).await["payment_status"],
+            "awaiting"
+        );
     }
 );

@@ -36,6 +36,14 @@ pub fn migrate() -> Result<(), CapError> {
             created_at TEXT NOT NULL
         )",
         "CREATE INDEX IF NOT EXISTS payment_refunds_order ON payment_refunds (order_id, id)",
+        // Refunds made at the provider (`refund.processed`), by the provider's refund id:
+        // each is recorded once however often and in whatever body it is reported.
+        "CREATE TABLE IF NOT EXISTS provider_refunds (
+            provider_refund_id TEXT PRIMARY KEY,
+            refund_id TEXT NOT NULL UNIQUE,
+            payment_id TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )",
         // The payment that paid an order: the first capture claims it; a later capture
         // for the same order is a duplicate and is refunded.
         "CREATE TABLE IF NOT EXISTS order_captures (
@@ -61,6 +69,8 @@ pub struct Refund {
     pub id: String,
     pub amount: i64,
     pub reason: String,
+    /// The provider's id of a refund made there (reason `provider`); else `null`.
+    pub provider_refund_id: Option<String>,
     pub created_at: String,
 }
 
@@ -149,8 +159,9 @@ fn attach_refunds(order_id: &str, payments: &mut [Payment]) -> Result<(), CapErr
         return Ok(());
     }
     let rows = sql::query(
-        "SELECT id, payment_id, amount, reason, created_at FROM payment_refunds \
-         WHERE order_id = $1 ORDER BY id",
+        "SELECT r.id, r.payment_id, r.amount, r.reason, r.created_at, p.provider_refund_id \
+         FROM payment_refunds r LEFT JOIN provider_refunds p ON p.refund_id = r.id \
+         WHERE r.order_id = $1 ORDER BY r.id",
         &params![order_id],
     )?;
     for r in rows.iter() {
@@ -160,6 +171,7 @@ fn attach_refunds(order_id: &str, payments: &mut [Payment]) -> Result<(), CapErr
                 id: r.get("id")?,
                 amount: r.get("amount")?,
                 reason: r.get("reason")?,
+                provider_refund_id: r.get("provider_refund_id")?,
                 created_at: r.get("created_at")?,
             });
         }
@@ -192,6 +204,24 @@ pub fn find_by_provider_order(provider_order_id: &str) -> Result<Option<Payment>
         &params![provider_order_id],
     )?;
     one_with_refunds(found)
+}
+
+/// The payment the provider knows as `provider_payment_id`.
+pub fn find_by_provider_payment(provider_payment_id: &str) -> Result<Option<Payment>, CapError> {
+    let found = sql::query_one::<Payment>(
+        &format!("SELECT {COLUMNS} FROM payments WHERE provider_payment_id = $1"),
+        &params![provider_payment_id],
+    )?;
+    one_with_refunds(found)
+}
+
+/// Whether the provider's refund `provider_refund_id` is recorded.
+pub fn provider_refund_known(provider_refund_id: &str) -> Result<bool, CapError> {
+    let rows = sql::query(
+        "SELECT refund_id FROM provider_refunds WHERE provider_refund_id = $1",
+        &params![provider_refund_id],
+    )?;
+    Ok(!rows.is_empty())
 }
 
 /// Every payment of an order, newest first.

@@ -176,14 +176,62 @@ pub fn refund(
     requested: Option<i64>,
     reason: RefundReason,
 ) -> Result<Refunded, ApiError> {
+    refund_with(id, requested, reason, None)
+}
+
+/// Records `amount` paise refunded at the provider (`refund.processed`) on payment
+/// `id`, once per `provider_refund_id`: a refund already on record is
+/// `Refused(AlreadyRecorded)`, one beyond what is left is `Refused(TooMuch)`.
+pub fn provider_refund(
+    id: &str,
+    provider_refund_id: &str,
+    amount: i64,
+) -> Result<Refunded, ApiError> {
+    refund_with(
+        id,
+        Some(amount),
+        RefundReason::Provider,
+        Some(provider_refund_id),
+    )
+}
+
+fn refund_with(
+    id: &str,
+    requested: Option<i64>,
+    reason: RefundReason,
+    provider_refund_id: Option<&str>,
+) -> Result<Refunded, ApiError> {
     for _ in 0..5 {
+        if let Some(prid) = provider_refund_id {
+            if db::provider_refund_known(prid)? {
+                return Ok(Refunded::Refused(Refusal::AlreadyRecorded));
+            }
+        }
         let p = reload(id)?;
         let amount = match rules::refund_plan(p.state(), p.amount, p.refunded_amount, requested) {
             Ok(a) => a,
             Err(refusal) => return Ok(Refunded::Refused(refusal)),
         };
         let now = now_rfc3339();
+        let refund_id = new_id("rfd");
         let tx = sql::begin()?;
+        if let Some(prid) = provider_refund_id {
+            // The claim on the provider's id comes first: of two deliveries of one
+            // refund racing here, the second finds it taken and records nothing.
+            let claimed = tx.execute(
+                "INSERT INTO provider_refunds (provider_refund_id, refund_id, payment_id, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (provider_refund_id) DO NOTHING",
+                &params![prid, refund_id, p.id, now],
+            );
+            match claimed {
+                Ok(1) => {}
+                Ok(_) | Err(CapError::Conflict(_)) => {
+                    tx.rollback()?;
+                    return Ok(Refunded::Refused(Refusal::AlreadyRecorded));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let changed = tx.execute(
             "UPDATE payments SET refunded_amount = refunded_amount + $1, \
              status = CASE WHEN refunded_amount + $1 >= amount THEN 'refunded' ELSE 'captured' END, \
@@ -198,14 +246,7 @@ pub fn refund(
         tx.execute(
             "INSERT INTO payment_refunds (id, payment_id, order_id, amount, reason, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
-            &params![
-                new_id("rfd"),
-                p.id,
-                p.order_id,
-                amount,
-                reason.as_str(),
-                now
-            ],
+            &params![refund_id, p.id, p.order_id, amount, reason.as_str(), now],
         )?;
         tx.commit()?;
         let after = reload(id)?;
@@ -382,6 +423,7 @@ mod tests {
                     id: format!("rfd_{i}"),
                     amount: 22000 / reasons.len() as i64,
                     reason: r.to_string(),
+                    provider_refund_id: None,
                     created_at: "2026-11-29T22:40:10Z".into(),
                 })
                 .collect(),

@@ -56,6 +56,8 @@ pub fn create_intent(req: &Request) -> Result<Response, ApiError> {
 
 fn intent(req: &Request, config: &PaymentsConfig) -> Result<Response, ApiError> {
     let caller = req.user()?.user_id.clone();
+    // An intent nobody could ever verify is a trap for the customer's money.
+    config.key_secret()?;
     let body = object_body(req)?;
     let mut v = Validator::new();
     let order_id = require(&mut v, &body, "order_id");
@@ -115,12 +117,13 @@ pub fn verify(req: &Request) -> Result<Response, ApiError> {
         );
     }
     v.finish()?;
-    let order = orders::visible(&order_id, req)?;
     let config = PaymentsConfig::load();
+    let key_secret = config.key_secret()?;
+    let order = orders::visible(&order_id, req)?;
     let payments = db::by_order(&order.id)?;
     let matched = payments.into_iter().find(|p| {
         rules::verify_payment(
-            &config.key_secret,
+            key_secret,
             &p.provider_order_id,
             &provider_payment_id,
             &signature,

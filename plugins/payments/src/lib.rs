@@ -1,6 +1,7 @@
 //! Payments: a Razorpay-style flow against a built-in sandbox provider — intents,
-//! signature verification, signed webhooks, refunds (admin, and automatic when a paid
-//! order is cancelled).
+//! signature verification, signed webhooks (Razorpay's own event bodies and a flat
+//! sandbox body), refunds (admin, made at the provider, and automatic when a paid order
+//! is cancelled). The signing secrets have no default: unset, payments answer 503.
 //!
 //! Modules: `handlers` (customer and admin routes), `webhook` (the provider's
 //! notifications), `flow` (every payment change and settling payments against their
@@ -22,7 +23,8 @@ pub struct Payments;
 fn refund_schema() -> kirana_sdk::serde_json::Value {
     json!({"type": "object", "properties": {
         "id": {"type": "string"}, "amount": {"type": "integer"},
-        "reason": {"type": "string", "enum": ["admin", "order_cancelled", "duplicate"]},
+        "reason": {"type": "string", "enum": ["admin", "order_cancelled", "duplicate", "provider"]},
+        "provider_refund_id": {"type": ["string", "null"]},
         "created_at": {"type": "string", "format": "date-time"}}})
 }
 
@@ -71,12 +73,26 @@ impl Plugin for Payments {
                     "signature": {"type": "string", "description": "lowercase hex HMAC-SHA256(key_secret, provider_order_id|provider_payment_id)"}}}))
             .response_schema(payment_schema())
             .post("/api/v1/payments/webhook", Access::Public, webhook::handle)
-            .summary("The provider's signed notification (X-Razorpay-Signature over the raw body)")
+            .summary("The provider's signed notification (X-Razorpay-Signature over the raw body): Razorpay's event body or the flat sandbox body")
             .request_schema(json!({"type": "object", "required": ["event"],
-                "properties": {"event": {"type": "string", "enum": ["payment.captured", "payment.failed"]},
-                    "payload": {"type": "object", "required": ["provider_order_id", "provider_payment_id"],
-                        "properties": {"provider_order_id": {"type": "string"},
-                            "provider_payment_id": {"type": "string"}}}}}))
+                "properties": {
+                    "event": {"type": "string", "description": "payment.captured, payment.failed and refund.processed are acted on; any other is acknowledged and ignored"},
+                    "payload": {"oneOf": [
+                        {"type": "object", "description": "Razorpay's event payload",
+                         "properties": {
+                            "payment": {"type": "object", "properties": {"entity": {"type": "object",
+                                "required": ["id", "order_id"],
+                                "properties": {"id": {"type": "string"}, "order_id": {"type": ["string", "null"]},
+                                    "amount": {"type": "integer"}, "currency": {"type": "string"},
+                                    "status": {"type": "string"}}}}},
+                            "refund": {"type": "object", "properties": {"entity": {"type": "object",
+                                "required": ["id", "payment_id", "amount"],
+                                "properties": {"id": {"type": "string"}, "payment_id": {"type": "string"},
+                                    "amount": {"type": "integer", "minimum": 1}}}}}}},
+                        {"type": "object", "description": "the flat sandbox payload (payment events)",
+                         "required": ["provider_order_id", "provider_payment_id"],
+                         "properties": {"provider_order_id": {"type": "string"},
+                            "provider_payment_id": {"type": "string"}}}]}}}))
             .response_schema(json!({"type": "object", "properties": {
                 "status": {"type": "string", "enum": ["processed", "duplicate", "ignored"]}}}))
             .get(

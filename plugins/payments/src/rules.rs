@@ -55,6 +55,9 @@ pub enum RefundReason {
     OrderCancelled,
     /// Another payment had already paid the order.
     Duplicate,
+    /// Refunded at the provider (its dashboard or API) and reported by the
+    /// `refund.processed` webhook.
+    Provider,
 }
 
 impl RefundReason {
@@ -63,6 +66,7 @@ impl RefundReason {
             RefundReason::Admin => "admin",
             RefundReason::OrderCancelled => "order_cancelled",
             RefundReason::Duplicate => "duplicate",
+            RefundReason::Provider => "provider",
         }
     }
 
@@ -71,6 +75,7 @@ impl RefundReason {
             RefundReason::Admin,
             RefundReason::OrderCancelled,
             RefundReason::Duplicate,
+            RefundReason::Provider,
         ]
         .into_iter()
         .find(|r| r.as_str() == s)
@@ -89,7 +94,11 @@ pub fn sign(secret: &str, message: &[u8]) -> String {
 
 /// True when `signature` (hex; either case) is the HMAC-SHA256 of `message` under
 /// `secret`. Compared in constant time; anything that is not hex is simply invalid.
+/// An empty secret verifies nothing: anyone can compute an HMAC under it.
 pub fn verify(secret: &str, message: &[u8], signature: &str) -> bool {
+    if secret.is_empty() {
+        return false;
+    }
     let Ok(expected) = hex::decode(signature) else {
         return false;
     };
@@ -174,7 +183,12 @@ pub fn refund_amount(body: &Json) -> Result<Option<i64>, ApiError> {
 pub enum Refusal {
     NotCaptured(&'static str),
     NothingLeft,
-    TooMuch { left: i64, requested: i64 },
+    TooMuch {
+        left: i64,
+        requested: i64,
+    },
+    /// The provider's refund (by its id) is on record already: a replay.
+    AlreadyRecorded,
 }
 
 impl Refusal {
@@ -191,6 +205,9 @@ impl Refusal {
                 "only {left} paise are left to refund, {requested} were asked"
             ))
             .with_details(json!({"refundable": left, "requested": requested})),
+            Refusal::AlreadyRecorded => {
+                ApiError::conflict("this provider refund is already recorded")
+            }
         }
     }
 }
@@ -294,17 +311,94 @@ pub enum Webhook {
     Captured {
         provider_order_id: String,
         provider_payment_id: String,
+        /// What the provider captured (Razorpay's body says; the flat sandbox body
+        /// does not): checked against the intent before it counts.
+        amount: Option<i64>,
+        currency: Option<String>,
     },
     Failed {
         provider_order_id: String,
         provider_payment_id: String,
     },
-    /// An event this sandbox does not act on; acknowledged and ignored.
+    /// `refund.processed`: money given back at the provider.
+    Refunded {
+        provider_refund_id: String,
+        provider_payment_id: String,
+        amount: i64,
+        /// From `payload.payment.entity.order_id` when the body has it.
+        provider_order_id: Option<String>,
+    },
+    /// An event this plugin does not act on; acknowledged and ignored.
     Other(String),
 }
 
-/// Parses `{event, payload: {provider_order_id, provider_payment_id}}` (after the
-/// signature was checked): `400 invalid_json` or `400 validation_failed` naming fields.
+impl Webhook {
+    /// The event name as recorded with the body.
+    pub fn event(&self) -> &str {
+        match self {
+            Webhook::Captured { .. } => "payment.captured",
+            Webhook::Failed { .. } => "payment.failed",
+            Webhook::Refunded { .. } => "refund.processed",
+            Webhook::Other(e) => e,
+        }
+    }
+
+    /// The provider order the body is about, when it names one.
+    pub fn provider_order_id(&self) -> Option<&str> {
+        match self {
+            Webhook::Captured {
+                provider_order_id, ..
+            }
+            | Webhook::Failed {
+                provider_order_id, ..
+            } => Some(provider_order_id),
+            Webhook::Refunded {
+                provider_order_id, ..
+            } => provider_order_id.as_deref(),
+            Webhook::Other(_) => None,
+        }
+    }
+}
+
+/// `v[path...]`, when every step is an object key.
+fn at<'a>(v: &'a Json, path: &[&str]) -> Option<&'a Json> {
+    path.iter().try_fold(v, |v, key| v.get(key))
+}
+
+/// A trimmed string at `path` ("" when absent or not a string).
+fn text_at(v: &Json, path: &[&str]) -> String {
+    at(v, path)
+        .and_then(Json::as_str)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// An integer amount (paise) at `path`: `Ok(None)` when absent or null, an error
+/// naming the field when it is not a non-negative integer.
+fn amount_at(v: &Json, path: &[&str], v_err: &mut kirana_sdk::Validator) -> Option<i64> {
+    match at(v, path) {
+        None | Some(Json::Null) => None,
+        Some(a) => match a.as_i64() {
+            Some(n) if n >= 0 => Some(n),
+            _ => {
+                v_err.push(&path.join("."), "must be an integer amount in paise");
+                None
+            }
+        },
+    }
+}
+
+/// Parses a webhook body (after the signature was checked): `400 invalid_json`, or
+/// `400 validation_failed` naming the fields. Two shapes are accepted:
+///
+/// - Razorpay's own event: `{entity: "event", event, contains, payload: {payment:
+///   {entity: {id, order_id, amount, currency, status, ...}}}, created_at}`, and for
+///   `refund.processed` also `payload.refund.entity {id, payment_id, amount, ...}`;
+/// - the flat sandbox body `{event, payload: {provider_order_id, provider_payment_id}}`
+///   (payment events only).
+///
+/// A Razorpay payment event whose payment has no `order_id` was not made through an
+/// order, so not through this plugin: it parses as [`Webhook::Other`].
 pub fn parse_webhook(body: &[u8]) -> Result<Webhook, ApiError> {
     let v: Json = kirana_sdk::serde_json::from_slice(body)
         .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
@@ -315,28 +409,57 @@ pub fn parse_webhook(body: &[u8]) -> Result<Webhook, ApiError> {
         Some(e) if !e.trim().is_empty() => e.trim().to_string(),
         _ => return Err(ApiError::invalid_field("event", "is required")),
     };
-    if event != "payment.captured" && event != "payment.failed" {
-        return Ok(Webhook::Other(event));
+    match event.as_str() {
+        "payment.captured" | "payment.failed" => parse_payment_event(&v, event),
+        "refund.processed" => parse_refund_event(&v),
+        _ => Ok(Webhook::Other(event)),
     }
-    let payload = v.get("payload").filter(|p| p.is_object());
-    let text = |name: &str| {
-        payload
-            .and_then(|p| p.get(name))
-            .and_then(Json::as_str)
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default()
-    };
-    let provider_order_id = text("provider_order_id");
-    let provider_payment_id = text("provider_payment_id");
+}
+
+fn parse_payment_event(v: &Json, event: String) -> Result<Webhook, ApiError> {
     let mut fields = kirana_sdk::Validator::new();
+    const ENTITY: [&str; 3] = ["payload", "payment", "entity"];
+    let entity_field = |key: &'static str| [ENTITY[0], ENTITY[1], ENTITY[2], key];
+    let (order_field, payment_field, provider_order_id, provider_payment_id, amount, currency) =
+        if at(v, &ENTITY[..2]).is_some() {
+            // Razorpay's event body.
+            if !at(v, &ENTITY).is_some_and(Json::is_object) {
+                return Err(ApiError::invalid_field(
+                    "payload.payment.entity",
+                    "must be the payment object",
+                ));
+            }
+            if at(v, &entity_field("order_id")).is_none_or(Json::is_null) {
+                return Ok(Webhook::Other(event));
+            }
+            let currency = Some(text_at(v, &entity_field("currency"))).filter(|c| !c.is_empty());
+            (
+                "payload.payment.entity.order_id",
+                "payload.payment.entity.id",
+                text_at(v, &entity_field("order_id")),
+                text_at(v, &entity_field("id")),
+                amount_at(v, &entity_field("amount"), &mut fields),
+                currency,
+            )
+        } else {
+            // The flat sandbox body.
+            (
+                "payload.provider_order_id",
+                "payload.provider_payment_id",
+                text_at(v, &["payload", "provider_order_id"]),
+                text_at(v, &["payload", "provider_payment_id"]),
+                None,
+                None,
+            )
+        };
     fields.check(
         plausible_id(&provider_order_id),
-        "payload.provider_order_id",
+        order_field,
         "is required (1 to 128 letters, digits, _ or -)",
     );
     fields.check(
         valid_provider_payment_id(&provider_payment_id),
-        "payload.provider_payment_id",
+        payment_field,
         PROVIDER_PAYMENT_ID_RULE,
     );
     fields.finish()?;
@@ -344,12 +467,48 @@ pub fn parse_webhook(body: &[u8]) -> Result<Webhook, ApiError> {
         Webhook::Captured {
             provider_order_id,
             provider_payment_id,
+            amount,
+            currency,
         }
     } else {
         Webhook::Failed {
             provider_order_id,
             provider_payment_id,
         }
+    })
+}
+
+fn parse_refund_event(v: &Json) -> Result<Webhook, ApiError> {
+    let mut fields = kirana_sdk::Validator::new();
+    let refund = |key: &'static str| ["payload", "refund", "entity", key];
+    let provider_refund_id = text_at(v, &refund("id"));
+    let provider_payment_id = text_at(v, &refund("payment_id"));
+    let amount = at(v, &refund("amount"))
+        .and_then(Json::as_i64)
+        .filter(|a| *a >= 1);
+    fields.check(
+        valid_provider_payment_id(&provider_refund_id),
+        "payload.refund.entity.id",
+        PROVIDER_PAYMENT_ID_RULE,
+    );
+    fields.check(
+        valid_provider_payment_id(&provider_payment_id),
+        "payload.refund.entity.payment_id",
+        PROVIDER_PAYMENT_ID_RULE,
+    );
+    fields.check(
+        amount.is_some(),
+        "payload.refund.entity.amount",
+        "is required: an integer amount in paise, at least 1",
+    );
+    fields.finish()?;
+    let provider_order_id = Some(text_at(v, &["payload", "payment", "entity", "order_id"]))
+        .filter(|id| plausible_id(id));
+    Ok(Webhook::Refunded {
+        provider_refund_id,
+        provider_payment_id,
+        amount: amount.unwrap_or_default(),
+        provider_order_id,
     })
 }
 
@@ -369,12 +528,15 @@ pub struct PaymentsConfig {
     pub idempotency_hours: u64,
 }
 
+/// No secret has a built-in value: one published in this repository would let anyone
+/// sign a checkout result or a webhook. Unset or blank means "payments are not
+/// configured" (see [`PaymentsConfig::key_secret`]).
 impl Default for PaymentsConfig {
     fn default() -> Self {
         Self {
             key_id: "rzp_test_kirana".into(),
-            key_secret: "kirana_sandbox_key_secret".into(),
-            webhook_secret: "kirana_sandbox_webhook_secret".into(),
+            key_secret: String::new(),
+            webhook_secret: String::new(),
             idempotency_hours: 24,
         }
     }
@@ -393,9 +555,34 @@ impl PaymentsConfig {
         }
     }
 
+    /// The checkout signing secret, or `503 plugin_unavailable` naming the setting when
+    /// it is unset or blank (never an HMAC under an empty key).
+    pub fn key_secret(&self) -> Result<&str, ApiError> {
+        configured(&self.key_secret, "key_secret", "KIRANA_PAYMENTS_KEY_SECRET")
+    }
+
+    /// The webhook signing secret, or `503 plugin_unavailable` naming the setting.
+    pub fn webhook_secret(&self) -> Result<&str, ApiError> {
+        configured(
+            &self.webhook_secret,
+            "webhook_secret",
+            "KIRANA_PAYMENTS_WEBHOOK_SECRET",
+        )
+    }
+
     pub fn idempotency_window(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.idempotency_hours.saturating_mul(3600))
     }
+}
+
+fn configured<'a>(secret: &'a str, key: &str, env: &str) -> Result<&'a str, ApiError> {
+    if secret.trim().is_empty() {
+        return Err(ApiError::unavailable(format!(
+            "payments are not configured: set {env} (or [payments] {key}) to your provider's secret"
+        ))
+        .with_details(json!({ "setting": env })));
+    }
+    Ok(secret)
 }
 
 #[cfg(test)]
@@ -415,6 +602,10 @@ mod tests {
         assert!(!verify("secret", b"order_1|pay_1", ""));
         assert!(!verify("secret", b"order_1|pay_1", &s[..62]));
         assert!(verify_payment("secret", "order_1", "pay_1", &s));
+        // A signature under the empty key is never accepted.
+        let empty = sign("", b"order_1|pay_1");
+        assert!(!verify("", b"order_1|pay_1", &empty));
+        assert!(!verify_payment("", "order_1", "pay_1", &empty));
     }
 
     #[test]
@@ -568,6 +759,10 @@ mod tests {
             RefundReason::parse("duplicate"),
             Some(RefundReason::Duplicate)
         );
+        assert_eq!(
+            RefundReason::parse("provider"),
+            Some(RefundReason::Provider)
+        );
     }
 
     #[test]
@@ -580,22 +775,181 @@ mod tests {
             w,
             Webhook::Captured {
                 provider_order_id: "order_1".into(),
-                provider_payment_id: "pay_1".into()
+                provider_payment_id: "pay_1".into(),
+                amount: None,
+                currency: None,
             }
         );
+        assert_eq!(w.event(), "payment.captured");
+        assert_eq!(w.provider_order_id(), Some("order_1"));
         let w = parse_webhook(
             br#"{"event":"payment.failed","payload":{"provider_order_id":"order_1","provider_payment_id":"pay_1"}}"#,
         )
         .unwrap();
         assert!(matches!(w, Webhook::Failed { .. }));
         assert_eq!(
-            parse_webhook(br#"{"event":"refund.processed"}"#).unwrap(),
-            Webhook::Other("refund.processed".into())
+            parse_webhook(br#"{"event":"refund.created","payload":{}}"#).unwrap(),
+            Webhook::Other("refund.created".into())
         );
         assert_eq!(parse_webhook(b"{nope").unwrap_err().code, "invalid_json");
         let e = parse_webhook(br#"{"payload":{}}"#).unwrap_err();
         assert_eq!(e.details["fields"][0]["field"], "event");
         let e = parse_webhook(br#"{"event":"payment.captured","payload":{}}"#).unwrap_err();
         assert_eq!(e.details["fields"].as_array().map(Vec::len), Some(2));
+    }
+
+    /// Razorpay's `payment.captured` sample body (docs: Webhooks → Payments), trimmed of
+    /// fields this plugin does not read.
+    const RAZORPAY_CAPTURED: &str = r#"{
+      "entity": "event", "account_id": "acc_BFQ7uQEaa7j2z7", "event": "payment.captured",
+      "contains": ["payment"],
+      "payload": {"payment": {"entity": {
+        "id": "pay_DESlfW9H8K9uqM", "entity": "payment", "amount": 100, "currency": "INR",
+        "status": "captured", "order_id": "order_DESlLckIVRkHWj", "invoice_id": null,
+        "international": false, "method": "netbanking", "amount_refunded": 0,
+        "refund_status": null, "captured": true, "description": null,
+        "bank": "HDFC", "email": "gaurav.kumar@example.com", "contact": "+919876543210",
+        "notes": [], "fee": 2, "tax": 0, "error_code": null, "created_at": 1567674599}}},
+      "created_at": 1567674606}"#;
+
+    #[test]
+    fn razorpay_payment_events() {
+        let w = parse_webhook(RAZORPAY_CAPTURED.as_bytes()).unwrap();
+        assert_eq!(
+            w,
+            Webhook::Captured {
+                provider_order_id: "order_DESlLckIVRkHWj".into(),
+                provider_payment_id: "pay_DESlfW9H8K9uqM".into(),
+                amount: Some(100),
+                currency: Some("INR".into()),
+            }
+        );
+        let failed = RAZORPAY_CAPTURED
+            .replace(
+                r#""event": "payment.captured""#,
+                r#""event": "payment.failed""#,
+            )
+            .replace(r#""status": "captured""#, r#""status": "failed""#);
+        assert_eq!(
+            parse_webhook(failed.as_bytes()).unwrap(),
+            Webhook::Failed {
+                provider_order_id: "order_DESlLckIVRkHWj".into(),
+                provider_payment_id: "pay_DESlfW9H8K9uqM".into(),
+            }
+        );
+        // A payment made outside an order is none of this plugin's.
+        let no_order = RAZORPAY_CAPTURED.replace(
+            r#""order_id": "order_DESlLckIVRkHWj""#,
+            r#""order_id": null"#,
+        );
+        assert_eq!(
+            parse_webhook(no_order.as_bytes()).unwrap(),
+            Webhook::Other("payment.captured".into())
+        );
+        // Malformed Razorpay bodies name Razorpay's fields.
+        let e =
+            parse_webhook(br#"{"event":"payment.captured","payload":{"payment":{}}}"#).unwrap_err();
+        assert_eq!(e.details["fields"][0]["field"], "payload.payment.entity");
+        let e = parse_webhook(
+            br#"{"event":"payment.captured","payload":{"payment":{"entity":{"order_id":"order_1","amount":"100"}}}}"#,
+        )
+        .unwrap_err();
+        let mut fields: Vec<String> = e.details["fields"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f["field"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        fields.sort();
+        assert_eq!(
+            fields,
+            ["payload.payment.entity.amount", "payload.payment.entity.id"]
+        );
+    }
+
+    #[test]
+    fn razorpay_refund_events() {
+        let body = r#"{"entity":"event","account_id":"acc_C22WOuBW79sh0n","event":"refund.processed",
+          "contains":["refund","payment"],
+          "payload":{
+            "refund":{"entity":{"id":"rfnd_Heax5rxucwf2aS","entity":"refund","amount":4000,
+              "currency":"INR","payment_id":"pay_HeGCvvjQIAjsvZ","notes":[],"receipt":null,
+              "acquirer_data":{"arn":null},"created_at":1627528610,"batch_id":null,
+              "status":"processed","speed_processed":"normal","speed_requested":"normal"}},
+            "payment":{"entity":{"id":"pay_HeGCvvjQIAjsvZ","entity":"payment","amount":4000,
+              "currency":"INR","status":"refunded","order_id":"order_HeGCnjDGqpe5oW",
+              "amount_refunded":4000,"refund_status":"full","captured":true}}},
+          "created_at":1627528610}"#;
+        let w = parse_webhook(body.as_bytes()).unwrap();
+        assert_eq!(
+            w,
+            Webhook::Refunded {
+                provider_refund_id: "rfnd_Heax5rxucwf2aS".into(),
+                provider_payment_id: "pay_HeGCvvjQIAjsvZ".into(),
+                amount: 4000,
+                provider_order_id: Some("order_HeGCnjDGqpe5oW".into()),
+            }
+        );
+        assert_eq!(w.event(), "refund.processed");
+        assert_eq!(w.provider_order_id(), Some("order_HeGCnjDGqpe5oW"));
+        for (bad, field) in [
+            (
+                r#"{"event":"refund.processed","payload":{}}"#,
+                "payload.refund.entity.id",
+            ),
+            (
+                r#"{"event":"refund.processed","payload":{"refund":{"entity":{"id":"rfnd_1","payment_id":"pay_1","amount":0}}}}"#,
+                "payload.refund.entity.amount",
+            ),
+            (
+                r#"{"event":"refund.processed","payload":{"refund":{"entity":{"id":"rfnd_1","amount":5}}}}"#,
+                "payload.refund.entity.payment_id",
+            ),
+        ] {
+            let e = parse_webhook(bad.as_bytes()).unwrap_err();
+            assert_eq!(e.code, "validation_failed", "{bad}");
+            assert!(
+                e.details["fields"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|f| f["field"] == field)),
+                "{bad}: {}",
+                e.details
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_have_no_published_default() {
+        let c = PaymentsConfig::default();
+        assert!(c.key_secret.is_empty() && c.webhook_secret.is_empty());
+        let e = c.key_secret().unwrap_err();
+        assert_eq!((e.status, e.code), (503, "plugin_unavailable"));
+        assert!(
+            e.message.contains("KIRANA_PAYMENTS_KEY_SECRET"),
+            "{}",
+            e.message
+        );
+        let e = c.webhook_secret().unwrap_err();
+        assert_eq!((e.status, e.code), (503, "plugin_unavailable"));
+        assert!(
+            e.message.contains("KIRANA_PAYMENTS_WEBHOOK_SECRET"),
+            "{}",
+            e.message
+        );
+        let blank = PaymentsConfig {
+            key_secret: "  ".into(),
+            webhook_secret: "\t".into(),
+            ..PaymentsConfig::default()
+        };
+        assert!(blank.key_secret().is_err() && blank.webhook_secret().is_err());
+        let set = PaymentsConfig {
+            key_secret: "k".into(),
+            webhook_secret: "w".into(),
+            ..PaymentsConfig::default()
+        };
+        assert_eq!(set.key_secret().ok(), Some("k"));
+        assert_eq!(set.webhook_secret().ok(), Some("w"));
     }
 }

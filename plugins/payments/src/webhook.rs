@@ -1,16 +1,18 @@
-//! `POST /api/v1/payments/webhook`: the provider's signed notifications.
+//! `POST /api/v1/payments/webhook`: the provider's signed notifications, in Razorpay's
+//! own event body or the flat sandbox body (see `rules::parse_webhook`).
 //!
-//! Order of checks: the `X-Razorpay-Signature` over the raw body first (nothing is
-//! parsed before), then the body, then replay detection by the body's SHA-256. A body
-//! is recorded as handled only after it was handled, so one that failed on a transient
-//! error is processed again when the provider retries.
+//! Order of checks: a configured `webhook_secret` (none → 503: never an HMAC under an
+//! empty key), the `X-Razorpay-Signature` over the raw body (nothing is parsed before),
+//! then the body, then replay detection by the body's SHA-256. A body is recorded as
+//! handled only after it was handled, so one that failed on a transient error is
+//! processed again when the provider retries.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::{sql, CapError};
 
 use crate::db;
-use crate::flow;
-use crate::rules::{self, PaymentsConfig, Webhook};
+use crate::flow::{self, Refunded};
+use crate::rules::{self, PaymentsConfig, Refusal, Status, Webhook};
 
 fn invalid_signature(message: &str) -> ApiError {
     ApiError::new(400, "invalid_signature", message)
@@ -22,6 +24,7 @@ fn answer(status: &str) -> Response {
 
 pub fn handle(req: &Request) -> Result<Response, ApiError> {
     let config = PaymentsConfig::load();
+    let secret = config.webhook_secret()?;
     let signature = req
         .header("x-razorpay-signature")
         .map(str::trim)
@@ -31,23 +34,14 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
             "the X-Razorpay-Signature header is missing",
         ));
     }
-    if !rules::verify(&config.webhook_secret, req.body(), signature) {
+    if !rules::verify(secret, req.body(), signature) {
         return Err(invalid_signature(
             "X-Razorpay-Signature does not match the body",
         ));
     }
     let webhook = rules::parse_webhook(req.body())?;
     let digest = rules::digest(req.body());
-    let (event, provider_order_id) = match &webhook {
-        Webhook::Captured {
-            provider_order_id, ..
-        }
-        | Webhook::Failed {
-            provider_order_id, ..
-        } => (event_name(&webhook), Some(provider_order_id.clone())),
-        Webhook::Other(e) => (e.clone(), None),
-    };
-    if !claim(&digest, &event, provider_order_id.as_deref())? {
+    if !claim(&digest, webhook.event(), webhook.provider_order_id())? {
         return Ok(answer("duplicate"));
     }
     match process(&webhook) {
@@ -87,14 +81,6 @@ pub fn handle(req: &Request) -> Result<Response, ApiError> {
     }
 }
 
-fn event_name(w: &Webhook) -> String {
-    match w {
-        Webhook::Captured { .. } => "payment.captured".into(),
-        Webhook::Failed { .. } => "payment.failed".into(),
-        Webhook::Other(e) => e.clone(),
-    }
-}
-
 /// Records the body as seen; `false` when it was seen before (a replay). A claim that
 /// never got an outcome belongs to a call that died; it is taken over after 120 s.
 fn claim(digest: &str, event: &str, provider_order_id: Option<&str>) -> Result<bool, ApiError> {
@@ -115,19 +101,40 @@ fn claim(digest: &str, event: &str, provider_order_id: Option<&str>) -> Result<b
     }
 }
 
-/// Acts on the event: `processed` when it changed (or settled) a payment, `ignored`
-/// when there was nothing to do (unknown provider order, an event this sandbox does not
-/// act on, a failure after a capture, a capture that contradicts the recorded one).
+/// Acts on the event: `processed` when it changed (or settled) a payment, `duplicate`
+/// for a provider refund already on record, `ignored` when there was nothing to do
+/// (unknown provider order or payment, an event this plugin does not act on, a failure
+/// after a capture, a capture that contradicts the recorded one or the intent's amount,
+/// a refund the payment cannot take).
 fn process(webhook: &Webhook) -> Result<&'static str, ApiError> {
     match webhook {
         Webhook::Other(_) => Ok("ignored"),
         Webhook::Captured {
             provider_order_id,
             provider_payment_id,
+            amount,
+            currency,
         } => {
             let Some(p) = db::find_by_provider_order(provider_order_id)? else {
                 return Ok("ignored");
             };
+            let amount_differs = amount.is_some_and(|a| a != p.amount);
+            let currency_differs = currency.as_deref().is_some_and(|c| c != p.currency);
+            if amount_differs || currency_differs {
+                // Not the intent's money: never mark the order paid on it.
+                kirana_sdk::log::error(
+                    &format!(
+                        "webhook capture of {} ignored: the provider reports {} {}, the intent is {} {}",
+                        p.id,
+                        amount.map_or("?".into(), |a| a.to_string()),
+                        currency.as_deref().unwrap_or("?"),
+                        p.amount,
+                        p.currency
+                    ),
+                    &[("provider_payment_id", provider_payment_id)],
+                );
+                return Ok("ignored");
+            }
             match flow::capture(&p, provider_payment_id) {
                 Ok(_) => Ok("processed"),
                 Err(e) if e.code == "conflict" => {
@@ -152,6 +159,41 @@ fn process(webhook: &Webhook) -> Result<&'static str, ApiError> {
             } else {
                 "ignored"
             })
+        }
+        Webhook::Refunded {
+            provider_refund_id,
+            provider_payment_id,
+            amount,
+            ..
+        } => {
+            let Some(p) = db::find_by_provider_payment(provider_payment_id)? else {
+                return Ok("ignored");
+            };
+            match flow::provider_refund(&p.id, provider_refund_id, *amount)? {
+                Refunded::Done(after) => {
+                    if after.state() == Status::Refunded {
+                        // Refunded in full: the order becomes payment_status refunded.
+                        flow::settle_after_change(&after.order_id);
+                    }
+                    Ok("processed")
+                }
+                Refunded::Refused(Refusal::AlreadyRecorded) => Ok("duplicate"),
+                Refunded::Refused(r) => {
+                    // The provider gave back more than this payment holds (or a payment
+                    // that never captured): nothing is recorded. Acknowledged, so the
+                    // provider does not retry it for a day and then switch the webhook
+                    // off; the error log is the operator's cue to reconcile.
+                    kirana_sdk::log::error(
+                        &format!(
+                            "provider refund {provider_refund_id} of {amount} paise on {} refused: {}",
+                            p.id,
+                            r.into_error().message
+                        ),
+                        &[("provider_payment_id", provider_payment_id)],
+                    );
+                    Ok("ignored")
+                }
+            }
         }
     }
 }
