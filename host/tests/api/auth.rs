@@ -1,5 +1,6 @@
 //! The `auth` plugin through the gateway: signup, login and lockout, token rotation,
-//! logout, sessions, the profile, addresses and admin user management.
+//! logout, sessions, the profile, addresses, admin user management, the bootstrap
+//! admin, password changes, brute-force limits under concurrency and proven phones.
 
 use crate::helpers::*;
 use base64::Engine;
@@ -94,7 +95,15 @@ fn assert_token_shape(r: &Resp) {
         r.text
     );
     let user = &r.body["user"];
-    for key in ["id", "email", "phone", "name", "role", "created_at"] {
+    for key in [
+        "id",
+        "email",
+        "phone",
+        "phone_verified",
+        "name",
+        "role",
+        "created_at",
+    ] {
         assert!(user.get(key).is_some(), "user lacks {key}: {}", r.text);
     }
     assert!(user.get("password_hash").is_none(), "{}", r.text);
@@ -666,6 +675,8 @@ backend_test!(me_is_patched_without_changing_role_or_email, |app| {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["name"], "Ravi Kumar");
     assert_eq!(r.body["phone"], "+919812345678");
+    // A stated phone is unproven.
+    assert_eq!(r.body["phone_verified"], false);
     assert_eq!(r.body["role"], "customer");
     assert_eq!(r.body["email"], c.email.to_lowercase().as_str());
     for key in ["id", "email", "phone", "name", "role", "created_at"] {
@@ -1315,6 +1326,8 @@ backend_test!(
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["user"]["role"], "customer");
         assert_eq!(r.body["user"]["phone"], phone.as_str());
+        // The code that logged it in proved the phone.
+        assert_eq!(r.body["user"]["phone_verified"], true);
         assert_eq!(r.body["token_type"], "Bearer");
         let user_id = r.body["user"]["id"].as_str().expect("user id").to_string();
         let token = r.body["access_token"].as_str().expect("token").to_string();
@@ -1491,3 +1504,670 @@ backend_test!(password_forgot_never_tells_who_has_an_account, |app| {
         .await
         .assert_invalid_field("email");
 });
+
+// ---------------------------------------------------------------- bootstrap admin
+
+/// Like `backend_test!`, but the body gets `&mut TestApp` so it can restart the host
+/// with another configuration.
+macro_rules! restart_test {
+    ($name:ident, |$app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run(backend: Backend) {
+                let mut app = TestApp::spawn(backend).await;
+                {
+                    let $app = &mut app;
+                    $body
+                }
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run(Backend::Postgres).await;
+            }
+        }
+    };
+}
+
+/// Every admin account, through the admin API.
+async fn admins(app: &TestApp, admin_token: &str) -> Vec<Value> {
+    let r = app
+        .get(
+            "/api/v1/admin/users?role=admin&page_size=100",
+            Some(admin_token),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+const NEW_ADMIN_EMAIL: &str = "boss@kirana.test";
+const NEW_ADMIN_PASSWORD: &str = "the-operators-own-456";
+
+restart_test!(
+    a_changed_admin_email_renames_the_one_bootstrap_admin,
+    |app| {
+        let before = login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(before.status, 200, "{}", before.text);
+        let admin_id = before.body["user"]["id"].clone();
+        let session = token(&before, "access_token");
+
+        app.restart_with(&format!("[auth]\nadmin_email = \"{NEW_ADMIN_EMAIL}\""))
+            .await;
+        login(app, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .assert_error(401, "invalid_credentials");
+        let after = login(app, NEW_ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(after.status, 200, "{}", after.text);
+        assert_eq!(after.body["user"]["id"], admin_id, "the same account");
+        assert_eq!(after.body["user"]["role"], "admin");
+        let list = admins(app, &token(&after, "access_token")).await;
+        assert_eq!(list.len(), 1, "one admin: {list:?}");
+        assert_eq!(list[0]["email"], NEW_ADMIN_EMAIL);
+        // The password did not change, so its sessions live on.
+        assert_eq!(me_status(app, &session).await, 200);
+
+        // A second restart with the same configuration changes nothing.
+        app.restart().await;
+        assert_eq!(
+            login(app, NEW_ADMIN_EMAIL, ADMIN_PASSWORD).await.status,
+            200
+        );
+        assert_eq!(me_status(app, &session).await, 200);
+    }
+);
+
+restart_test!(
+    a_changed_admin_password_replaces_it_and_ends_its_sessions,
+    |app| {
+        let before = login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let session = token(&before, "access_token");
+        let refresh_token = token(&before, "refresh_token");
+
+        app.restart_with(&format!(
+            "[auth]\nadmin_password = \"{NEW_ADMIN_PASSWORD}\""
+        ))
+        .await;
+        login(app, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .assert_error(401, "invalid_credentials");
+        app.get("/api/v1/auth/me", Some(&session))
+            .await
+            .assert_error(401, "unauthorized");
+        refresh(app, &refresh_token)
+            .await
+            .assert_error(401, "unauthorized");
+        let after = login(app, ADMIN_EMAIL, NEW_ADMIN_PASSWORD).await;
+        assert_eq!(after.status, 200, "{}", after.text);
+        assert_eq!(admins(app, &token(&after, "access_token")).await.len(), 1);
+
+        // Both at once: still one admin, with both.
+        app.restart_with(&format!(
+            "[auth]\nadmin_email = \"{NEW_ADMIN_EMAIL}\"\nadmin_password = \"{ADMIN_PASSWORD}\""
+        ))
+        .await;
+        let last = login(app, NEW_ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(last.status, 200, "{}", last.text);
+        assert_eq!(last.body["user"]["id"], after.body["user"]["id"]);
+        assert_eq!(admins(app, &token(&last, "access_token")).await.len(), 1);
+    }
+);
+
+restart_test!(
+    an_unchanged_configured_password_keeps_the_admins_own,
+    |app| {
+        let admin = app.admin_token().await;
+        let r = app
+            .post(
+                "/api/v1/auth/password",
+                Some(&admin),
+                json!({"current_password": ADMIN_PASSWORD, "new_password": "admins-own-choice-1"}),
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+
+        // Same configuration: the admin's own password stays.
+        app.restart().await;
+        login(app, ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .assert_error(401, "invalid_credentials");
+        assert_eq!(
+            login(app, ADMIN_EMAIL, "admins-own-choice-1").await.status,
+            200
+        );
+        assert_eq!(me_status(app, &admin).await, 200);
+
+        // A new configured password is the operator's word: it wins.
+        app.restart_with(&format!(
+            "[auth]\nadmin_password = \"{NEW_ADMIN_PASSWORD}\""
+        ))
+        .await;
+        login(app, ADMIN_EMAIL, "admins-own-choice-1")
+            .await
+            .assert_error(401, "invalid_credentials");
+        assert_eq!(
+            login(app, ADMIN_EMAIL, NEW_ADMIN_PASSWORD).await.status,
+            200
+        );
+        assert_eq!(me_status(app, &admin).await, 401);
+    }
+);
+
+restart_test!(
+    an_admin_email_held_by_another_account_is_left_alone,
+    |app| {
+        let taken = signup(app, NEW_ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(taken.status, 201, "{}", taken.text);
+
+        app.restart_with(&format!("[auth]\nadmin_email = \"{NEW_ADMIN_EMAIL}\""))
+            .await;
+        // The customer is still a customer with its own password; nothing was merged.
+        let customer = login(app, NEW_ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(customer.status, 200, "{}", customer.text);
+        assert_eq!(customer.body["user"]["role"], "customer");
+        assert_eq!(customer.body["user"]["id"], taken.body["user"]["id"]);
+        login(app, NEW_ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .assert_error(401, "invalid_credentials");
+        // The bootstrap admin keeps its email, and is still the only admin.
+        let admin = app.admin_token().await;
+        let list = admins(app, &admin).await;
+        assert_eq!(list.len(), 1, "{list:?}");
+        assert_eq!(list[0]["email"], ADMIN_EMAIL);
+    }
+);
+
+restart_test!(
+    an_empty_admin_password_leaves_the_bootstrap_admin_as_it_is,
+    |app| {
+        let session = app.admin_token().await;
+        app.restart_with(&format!(
+            "[auth]\nadmin_password = \"\"\nadmin_email = \"{NEW_ADMIN_EMAIL}\""
+        ))
+        .await;
+        // Neither renamed nor re-passworded nor revoked; no second admin either.
+        assert_eq!(me_status(app, &session).await, 200);
+        let admin = app.admin_token().await;
+        login(app, NEW_ADMIN_EMAIL, ADMIN_PASSWORD)
+            .await
+            .assert_error(401, "invalid_credentials");
+        assert_eq!(admins(app, &admin).await.len(), 1);
+    }
+);
+
+/// Runs one statement on the auth plugin's own database, behind its back (as data
+/// left by an older version would be).
+async fn auth_db_execute(app: &TestApp, statement: &str) {
+    use kirana::storage::PluginDb;
+    let platform = &app.app().platform;
+    let auth = platform.registry.get("auth").expect("auth is loaded");
+    match &auth.ctx.db {
+        PluginDb::Postgres(pool) => {
+            sqlx::query(statement)
+                .execute(pool)
+                .await
+                .expect("running the statement");
+        }
+        PluginDb::Sqlite(_) => {
+            let path = platform.config.data_dir.join("plugins").join("auth.db");
+            let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!(
+                "sqlite://{}",
+                path.display()
+            ))
+            .await
+            .expect("opening the auth database");
+            sqlx::query(statement)
+                .execute(&mut conn)
+                .await
+                .expect("running the statement");
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+}
+
+restart_test!(an_admin_made_by_an_older_version_is_adopted, |app| {
+    // Older versions kept no record of the admin they made from configuration.
+    let first = login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let admin_id = first.body["user"]["id"].clone();
+    let session = token(&first, "access_token");
+    auth_db_execute(app, "DELETE FROM bootstrap_admin").await;
+
+    // A new email and password at the upgrade: the old admin is taken over, not left
+    // working beside a new one.
+    app.restart_with(&format!(
+        "[auth]\nadmin_email = \"{NEW_ADMIN_EMAIL}\"\nadmin_password = \"{NEW_ADMIN_PASSWORD}\""
+    ))
+    .await;
+    login(app, ADMIN_EMAIL, ADMIN_PASSWORD)
+        .await
+        .assert_error(401, "invalid_credentials");
+    assert_eq!(me_status(app, &session).await, 401);
+    let r = login(app, NEW_ADMIN_EMAIL, NEW_ADMIN_PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["user"]["id"], admin_id);
+    assert_eq!(admins(app, &token(&r, "access_token")).await.len(), 1);
+});
+
+// ---------------------------------------------------------------- password change
+
+async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/password",
+        Some(token),
+        json!({"current_password": current, "new_password": new}),
+    )
+    .await
+}
+
+backend_test!(
+    a_password_change_keeps_this_session_and_ends_the_others,
+    |app| {
+        let c = app.customer().await;
+        let other = login(app, &c.email, &c.password).await;
+        let other_access = token(&other, "access_token");
+        let other_refresh = token(&other, "refresh_token");
+
+        let r = change_password(app, &c.token, &c.password, "a-brand-new-one-1").await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        assert_eq!(
+            me_status(app, &c.token).await,
+            200,
+            "the caller keeps its session"
+        );
+        app.get("/api/v1/auth/me", Some(&other_access))
+            .await
+            .assert_error(401, "unauthorized");
+        refresh(app, &other_refresh)
+            .await
+            .assert_error(401, "unauthorized");
+        let sessions = app.get("/api/v1/auth/sessions", Some(&c.token)).await;
+        assert_eq!(sessions.body["items"].as_array().map(Vec::len), Some(1));
+        login(app, &c.email, &c.password)
+            .await
+            .assert_error(401, "invalid_credentials");
+        assert_eq!(login(app, &c.email, "a-brand-new-one-1").await.status, 200);
+        // The caller's refresh token still rotates.
+        assert_eq!(refresh(app, &c.refresh_token).await.status, 200);
+    }
+);
+
+backend_test!(
+    a_wrong_current_password_is_refused_and_counts_as_a_failed_login,
+    |app| {
+        let c = app.customer().await;
+        let r = change_password(app, &c.token, "not-my-password", "a-brand-new-one-1").await;
+        r.assert_error(401, "invalid_credentials");
+        assert_eq!(
+            me_status(app, &c.token).await,
+            200,
+            "a wrong guess is not a logout"
+        );
+        assert_eq!(login(app, &c.email, &c.password).await.status, 200);
+        // Five wrong guesses through this route lock the account like five failed logins.
+        for _ in 0..5 {
+            change_password(app, &c.token, "not-my-password", "a-brand-new-one-1")
+                .await
+                .assert_error(401, "invalid_credentials");
+        }
+        login(app, &c.email, &c.password)
+            .await
+            .assert_error(429, "rate_limited");
+        change_password(app, &c.token, &c.password, "a-brand-new-one-1")
+            .await
+            .assert_error(429, "rate_limited");
+        login(app, &c.email, "a-brand-new-one-1")
+            .await
+            .assert_error(429, "rate_limited");
+    }
+);
+
+backend_test!(a_password_change_validates, |app| {
+    let c = app.customer().await;
+    let t = Some(c.token.as_str());
+    let path = "/api/v1/auth/password";
+    change_password(app, &c.token, &c.password, "short")
+        .await
+        .assert_invalid_field("new_password");
+    app.post(path, t, json!({"new_password": "long-enough-1"}))
+        .await
+        .assert_invalid_field("current_password");
+    app.post(
+        path,
+        t,
+        json!({"current_password": "", "new_password": "long-enough-1"}),
+    )
+    .await
+    .assert_invalid_field("current_password");
+    app.raw("POST", path, t, Some("application/json"), b"{".to_vec())
+        .await
+        .assert_error(400, "invalid_json");
+    app.post(
+        path,
+        None,
+        json!({"current_password": c.password, "new_password": "long-enough-1"}),
+    )
+    .await
+    .assert_error(401, "unauthorized");
+    // Nothing changed.
+    assert_eq!(login(app, &c.email, &c.password).await.status, 200);
+});
+
+// ---------------------------------------------------------------- concurrent guesses
+
+backend_test!(parallel_wrong_logins_each_count_and_then_lock, |app| {
+    let c = app.customer().await;
+    let burst = (0..20).map(|_| login(app, &c.email, "wrong-password"));
+    for r in futures::future::join_all(burst).await {
+        assert!(r.status == 401 || r.status == 429, "{}", r.text);
+    }
+    login(app, &c.email, &c.password)
+        .await
+        .assert_error(429, "rate_limited");
+});
+
+backend_test!(parallel_wrong_logins_consume_exactly_one_try_each, |app| {
+    let c = app.customer().await;
+    let four = || futures::future::join_all((0..4).map(|_| login(app, &c.email, "wrong-password")));
+    // Four overlapping failures leave one try: the right password still gets in (and
+    // clears the count).
+    for r in four().await {
+        r.assert_error(401, "invalid_credentials");
+    }
+    assert_eq!(login(app, &c.email, &c.password).await.status, 200);
+    // Four more and a fifth: that fifth is an ordinary failure, the next is locked.
+    for r in four().await {
+        r.assert_error(401, "invalid_credentials");
+    }
+    login(app, &c.email, "wrong-password")
+        .await
+        .assert_error(401, "invalid_credentials");
+    login(app, &c.email, &c.password)
+        .await
+        .assert_error(429, "rate_limited");
+});
+
+backend_test!(parallel_wrong_otp_guesses_void_the_code, |app| {
+    let phone = unique_phone();
+    assert_eq!(otp_request(app, &phone).await.status, 202);
+    let code = otp_code(app, &phone).await;
+    let bad = wrong(&code);
+    let burst = (0..20).map(|_| otp_verify(app, &phone, &bad));
+    for r in futures::future::join_all(burst).await {
+        r.assert_error(401, "invalid_credentials");
+    }
+    otp_verify(app, &phone, &code)
+        .await
+        .assert_error(401, "invalid_credentials");
+});
+
+backend_test!(parallel_otp_guesses_consume_exactly_one_try_each, |app| {
+    // Two overlapping wrong guesses leave the third try for the right code.
+    let phone = unique_phone();
+    assert_eq!(otp_request(app, &phone).await.status, 202);
+    let code = otp_code(app, &phone).await;
+    let bad = wrong(&code);
+    for r in futures::future::join_all((0..2).map(|_| otp_verify(app, &phone, &bad))).await {
+        r.assert_error(401, "invalid_credentials");
+    }
+    assert_eq!(otp_verify(app, &phone, &code).await.status, 200);
+
+    // Three use them all: the right code comes too late.
+    let phone = unique_phone();
+    assert_eq!(otp_request(app, &phone).await.status, 202);
+    let code = otp_code(app, &phone).await;
+    let bad = wrong(&code);
+    for r in futures::future::join_all((0..3).map(|_| otp_verify(app, &phone, &bad))).await {
+        r.assert_error(401, "invalid_credentials");
+    }
+    otp_verify(app, &phone, &code)
+        .await
+        .assert_error(401, "invalid_credentials");
+});
+
+// ---------------------------------------------------------------- proven phones
+
+async fn set_phone(app: &TestApp, token: &str, phone: &str) -> Resp {
+    let r = app
+        .patch("/api/v1/auth/me", Some(token), json!({ "phone": phone }))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r
+}
+
+async fn prove_request(app: &TestApp, token: &str) -> Resp {
+    app.post("/api/v1/auth/me/phone/request", Some(token), json!({}))
+        .await
+}
+
+async fn prove_verify(app: &TestApp, token: &str, code: &str) -> Resp {
+    app.post(
+        "/api/v1/auth/me/phone/verify",
+        Some(token),
+        json!({ "code": code }),
+    )
+    .await
+}
+
+/// Proves `phone` for the account of `token` (sets it first).
+async fn prove(app: &TestApp, token: &str, phone: &str) {
+    set_phone(app, token, phone).await;
+    let r = prove_request(app, token).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let code = otp_code(app, phone).await;
+    let r = prove_verify(app, token, &code).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["phone_verified"], true, "{}", r.text);
+}
+
+/// OTP login of `phone`; the answer's user.
+async fn sms_login(app: &TestApp, phone: &str) -> Value {
+    assert_eq!(otp_request(app, phone).await.status, 202);
+    let code = otp_code(app, phone).await;
+    let r = otp_verify(app, phone, &code).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["user"].clone()
+}
+
+backend_test!(a_stated_phone_never_logs_into_its_account, |app| {
+    let victim_phone = unique_phone();
+    // The attacker signs up stating the victim's number.
+    let email = format!("{}@example.in", app.unique("mallory"));
+    let attacker = app
+        .post(
+            "/api/v1/auth/signup",
+            None,
+            json!({"email": email, "password": PASSWORD, "name": "M", "phone": victim_phone}),
+        )
+        .await;
+    assert_eq!(attacker.status, 201, "{}", attacker.text);
+    assert_eq!(attacker.body["user"]["phone_verified"], false);
+
+    // The victim's SMS login lands in a new account of the victim's own.
+    let user = sms_login(app, &victim_phone).await;
+    assert_ne!(user["id"], attacker.body["user"]["id"]);
+    assert_eq!(user["role"], "customer");
+    assert_eq!(user["phone"], victim_phone.as_str());
+    assert_eq!(user["phone_verified"], true);
+    assert_eq!(sms_login(app, &victim_phone).await["id"], user["id"]);
+
+    // The attacker can state the number but never prove it now.
+    let t = token(&attacker, "access_token");
+    let me = app.get("/api/v1/auth/me", Some(&t)).await;
+    assert_eq!(me.body["phone"], victim_phone.as_str());
+    assert_eq!(me.body["phone_verified"], false);
+    prove_request(app, &t).await.assert_error(409, "conflict");
+});
+
+backend_test!(owners_prove_their_phone_and_then_log_in_by_sms, |app| {
+    let c = app.customer().await;
+    let phone = unique_phone();
+    // Nothing to prove without a phone.
+    prove_request(app, &c.token)
+        .await
+        .assert_error(409, "conflict");
+    set_phone(app, &c.token, &phone).await;
+    assert_eq!(prove_request(app, &c.token).await.status, 202);
+    let code = otp_code(app, &phone).await;
+    // A wrong code is a counted try; a malformed one too.
+    prove_verify(app, &c.token, &wrong(&code))
+        .await
+        .assert_error(401, "invalid_credentials");
+    let r = prove_verify(app, &c.token, &code).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["id"], c.user_id.as_str());
+    assert_eq!(r.body["phone_verified"], true);
+    // The code worked once, and a proven phone needs no second proof.
+    prove_verify(app, &c.token, &code)
+        .await
+        .assert_error(401, "invalid_credentials");
+    prove_request(app, &c.token)
+        .await
+        .assert_error(409, "conflict");
+    let me = app.get("/api/v1/auth/me", Some(&c.token)).await;
+    assert_eq!(me.body["phone_verified"], true);
+
+    // Now the phone logs into this account.
+    assert_eq!(sms_login(app, &phone).await["id"], c.user_id.as_str());
+
+    // Proof codes void after three wrong tries, like login codes.
+    let d = app.customer().await;
+    let phone = unique_phone();
+    set_phone(app, &d.token, &phone).await;
+    assert_eq!(prove_request(app, &d.token).await.status, 202);
+    let code = otp_code(app, &phone).await;
+    for _ in 0..3 {
+        prove_verify(app, &d.token, &wrong(&code))
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+    prove_verify(app, &d.token, &code)
+        .await
+        .assert_error(401, "invalid_credentials");
+    let me = app.get("/api/v1/auth/me", Some(&d.token)).await;
+    assert_eq!(me.body["phone_verified"], false);
+    prove_verify(app, &d.token, "12345")
+        .await
+        .assert_error(401, "invalid_credentials");
+    app.post("/api/v1/auth/me/phone/verify", Some(&d.token), json!({}))
+        .await
+        .assert_invalid_field("code");
+    app.post("/api/v1/auth/me/phone/request", None, json!({}))
+        .await
+        .assert_error(401, "unauthorized");
+});
+
+backend_test!(a_proven_phone_belongs_to_one_account, |app| {
+    let owner = app.customer().await;
+    let phone = unique_phone();
+    prove(app, &owner.token, &phone).await;
+
+    // Another account may state the number, unproven, and can never prove it.
+    let other = app.customer().await;
+    let r = set_phone(app, &other.token, &phone).await;
+    assert_eq!(r.body["phone_verified"], false);
+    prove_request(app, &other.token)
+        .await
+        .assert_error(409, "conflict");
+    prove_verify(app, &other.token, "123456")
+        .await
+        .assert_error(401, "invalid_credentials");
+    // The number still logs into its owner only.
+    assert_eq!(sms_login(app, &phone).await["id"], owner.user_id.as_str());
+    let me = app.get("/api/v1/auth/me", Some(&owner.token)).await;
+    assert_eq!(me.body["phone_verified"], true);
+});
+
+backend_test!(a_proof_that_loses_the_race_is_a_conflict, |app| {
+    // Two accounts state one number; both get a code (nobody has proven it yet); the
+    // first to verify owns it and the second's right code is then 409.
+    let phone = unique_phone();
+    let first = app.customer().await;
+    let second = app.customer().await;
+    set_phone(app, &first.token, &phone).await;
+    set_phone(app, &second.token, &phone).await;
+    assert_eq!(prove_request(app, &second.token).await.status, 202);
+    let second_code = otp_code(app, &phone).await;
+    prove(app, &first.token, &phone).await;
+    prove_verify(app, &second.token, &second_code)
+        .await
+        .assert_error(409, "conflict");
+    let me = app.get("/api/v1/auth/me", Some(&second.token)).await;
+    assert_eq!(me.body["phone_verified"], false);
+    assert_eq!(sms_login(app, &phone).await["id"], first.user_id.as_str());
+});
+
+backend_test!(changing_the_phone_drops_its_proof, |app| {
+    let c = app.customer().await;
+    let phone = unique_phone();
+    prove(app, &c.token, &phone).await;
+    // A pending proof code dies with the phone it was sent to.
+    let next = unique_phone();
+    set_phone(app, &c.token, &next).await;
+    assert_eq!(prove_request(app, &c.token).await.status, 202);
+    let code = otp_code(app, &next).await;
+    let r = set_phone(app, &c.token, &unique_phone()).await;
+    assert_eq!(r.body["phone_verified"], false);
+    prove_verify(app, &c.token, &code)
+        .await
+        .assert_error(401, "invalid_credentials");
+
+    // The old number is free: its SMS login is a new customer now.
+    let stranger = sms_login(app, &phone).await;
+    assert_ne!(stranger["id"], c.user_id.as_str());
+    // Setting it back states it again, unproven, and it is someone else's by now.
+    let r = set_phone(app, &c.token, &phone).await;
+    assert_eq!(r.body["phone_verified"], false);
+    prove_request(app, &c.token)
+        .await
+        .assert_error(409, "conflict");
+    // Clearing the phone works and proves nothing.
+    let r = app
+        .patch("/api/v1/auth/me", Some(&c.token), json!({"phone": null}))
+        .await;
+    assert_eq!(r.body["phone"], Value::Null);
+    assert_eq!(r.body["phone_verified"], false);
+});
+
+backend_test!(
+    agents_prove_their_phone_and_admins_never_log_in_by_sms,
+    |app| {
+        let admin = app.admin_token().await;
+        let agent_phone = unique_phone();
+        let email = format!("{}@kirana.in", app.unique("agent"));
+        let r = app
+            .post(
+                "/api/v1/admin/users",
+                Some(&admin),
+                json!({"email": email, "password": PASSWORD, "name": "Ramesh",
+                   "role": "delivery_agent", "phone": agent_phone}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["phone_verified"], false);
+        let agent_id = r.body["id"].clone();
+        let agent = token(&login(app, &email, PASSWORD).await, "access_token");
+        assert_eq!(prove_request(app, &agent).await.status, 202);
+        let code = otp_code(app, &agent_phone).await;
+        assert_eq!(prove_verify(app, &agent, &code).await.status, 200);
+        let user = sms_login(app, &agent_phone).await;
+        assert_eq!(user["id"], agent_id);
+        assert_eq!(user["role"], "delivery_agent");
+
+        // An admin may prove a phone, but SMS login never signs an admin in.
+        let admin_phone = unique_phone();
+        prove(app, &admin, &admin_phone).await;
+        assert_eq!(otp_request(app, &admin_phone).await.status, 202);
+        let code = otp_code(app, &admin_phone).await;
+        otp_verify(app, &admin_phone, &code)
+            .await
+            .assert_error(401, "invalid_credentials");
+    }
+);

@@ -8,7 +8,9 @@ use kirana_sdk::prelude::*;
 use kirana_sdk::{events, sql, CapError};
 
 use crate::db::{self, User};
-use crate::input::{LoginBody, NewUser, NewUserBody, ProfilePatch, RefreshBody};
+use crate::input::{
+    LoginBody, NewUser, NewUserBody, PasswordChangeBody, ProfilePatch, RefreshBody,
+};
 use crate::lockout;
 
 /// A valid argon2id PHC string (the host's default parameters) of a password nobody
@@ -88,35 +90,57 @@ pub fn signup(req: &Request) -> Result<Response, ApiError> {
 }
 
 /// `POST /api/v1/auth/login`: unknown email and wrong password are the same 401; a
-/// locked account is 429 whatever the password.
+/// locked account is 429 whatever the password (see `lockout`).
 pub fn login(req: &Request) -> Result<Response, ApiError> {
     let (email, password) = req.json::<LoginBody>()?.validate()?;
     if email.len() > MAX_EMAIL_BYTES {
-        // No account can have it (signup caps emails), and it would not fit a KV key.
+        // No account can have it (signup caps emails); not worth a counter row.
         identity::verify_password(&password, DUMMY_HASH)?;
         return Err(ApiError::invalid_credentials());
-    }
-    if lockout::is_locked(&email)? {
-        return Err(ApiError::rate_limited(
-            "too many failed logins for this account; try again later",
-        ));
     }
     let user = db::user_by_email(&email)?;
     let hash = user
         .as_ref()
         .and_then(|u| u.password_hash.as_deref())
         .unwrap_or(DUMMY_HASH);
-    let verified = identity::verify_password(&password, hash)?;
+    let verified = lockout::check_password(&email, &password, hash)?;
     let user = match user {
         Some(u) if verified && u.password_hash.is_some() => u,
-        _ => {
-            lockout::record_failure(&email)?;
-            return Err(ApiError::invalid_credentials());
-        }
+        _ => return Err(ApiError::invalid_credentials()),
     };
-    lockout::clear(&email)?;
     let pair = identity::issue(&user.id, &user.role, user_agent(req))?;
     Ok(token_response(200, &user, &pair))
+}
+
+/// What the login lockout of an account is keyed by: its email, as login counts it, or
+/// its id when it has no email (no login can reach such an account by password).
+pub fn lockout_subject(user: &User) -> &str {
+    user.email.as_deref().unwrap_or(&user.id)
+}
+
+/// `POST /api/v1/auth/password {current_password, new_password}` → 204. The current
+/// password is checked under the login lockout (a wrong one counts as a failed login,
+/// and a locked account is 429); every other session of the user ends, the caller's
+/// stays; outstanding reset tokens die with the old password.
+pub fn change_password(req: &Request) -> Result<Response, ApiError> {
+    let body = req.json::<PasswordChangeBody>()?.validate()?;
+    let caller = req.user()?;
+    let user = db::user_by_id(&caller.user_id)?.ok_or_else(|| ApiError::not_found("user"))?;
+    let hash = user.password_hash.as_deref().unwrap_or(DUMMY_HASH);
+    let verified = lockout::check_password(lockout_subject(&user), &body.current, hash)?;
+    if !verified || user.password_hash.is_none() {
+        return Err(ApiError::invalid_credentials());
+    }
+    let new_hash = identity::hash_password(&body.new)?;
+    db::set_password(&user.id, &new_hash)?;
+    // After the new hash is stored, so a session listed here is every session that the
+    // old password could have opened.
+    for session in identity::sessions(&user.id)? {
+        if session.id != caller.session_id {
+            identity::revoke_session(&user.id, &session.id)?;
+        }
+    }
+    Ok(Response::no_content())
 }
 
 /// `POST /api/v1/auth/refresh`: rotates the refresh token. A dead, unknown or expired

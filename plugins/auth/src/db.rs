@@ -9,6 +9,12 @@ use crate::input::{AddressInput, NewUser, ProfileChange};
 /// Idempotent: run at every load. `email` and `password_hash` are nullable so that
 /// phone-only (OTP) users can be added later without a table rebuild; `email` is stored
 /// lowercased, which makes the UNIQUE constraint case-insensitive.
+///
+/// `users.phone` is what the user says their phone is, proven or not, and is not
+/// unique. `proven_phones` holds the phones proven with a code: the primary key makes a
+/// proven phone belong to one account, and `user_id` is unique because an account has
+/// one phone. A row counts only while it matches the user's current phone (a changed
+/// phone drops it). It came with this version, so existing phones start unproven.
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS users (
         id TEXT PRIMARY KEY,
@@ -37,20 +43,30 @@ const SCHEMA: &[&str] = &[
         updated_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS addresses_user ON addresses (user_id, created_at)",
+    "CREATE TABLE IF NOT EXISTS proven_phones (
+        phone TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL UNIQUE,
+        proven_at TEXT NOT NULL
+    )",
 ];
 
 pub fn migrate() -> Result<(), CapError> {
     sql::execute_batch(SCHEMA)?;
     sql::execute_batch(crate::otp::SCHEMA)?;
-    sql::execute_batch(crate::reset::SCHEMA)
+    sql::execute_batch(crate::reset::SCHEMA)?;
+    sql::execute_batch(crate::lockout::SCHEMA)?;
+    sql::execute_batch(crate::admin::SCHEMA)
 }
 
-/// A user row. Serialises as the API's user `{id, email, phone, name, role, created_at}`.
+/// A user row. Serialises as the API's user
+/// `{id, email, phone, phone_verified, name, role, created_at}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct User {
     pub id: String,
     pub email: Option<String>,
     pub phone: Option<String>,
+    /// The phone was proven with a code by this account (only then does it log in).
+    pub phone_verified: bool,
     pub name: String,
     pub role: String,
     #[serde(skip)]
@@ -64,6 +80,7 @@ impl FromRow for User {
             id: r.get("id")?,
             email: r.get("email")?,
             phone: r.get("phone")?,
+            phone_verified: r.get("phone_verified")?,
             name: r.get("name")?,
             role: r.get("role")?,
             password_hash: r.get("password_hash")?,
@@ -72,53 +89,120 @@ impl FromRow for User {
     }
 }
 
-const USER_COLUMNS: &str = "id, email, phone, name, role, password_hash, created_at";
+/// Users with their proof: `phone_verified` is whether this account proved its
+/// current phone.
+const USER_SELECT: &str = "SELECT u.id, u.email, u.phone, u.name, u.role, u.password_hash, \
+     u.created_at, CASE WHEN p.user_id IS NULL THEN 0 ELSE 1 END AS phone_verified \
+     FROM users u LEFT JOIN proven_phones p ON p.user_id = u.id AND p.phone = u.phone";
 
 pub fn user_by_id(id: &str) -> Result<Option<User>, CapError> {
-    sql::query_one(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
-        &params![id],
-    )
+    sql::query_one(&format!("{USER_SELECT} WHERE u.id = $1"), &params![id])
 }
 
 /// `email` must already be normalised (see `input::normalize_email`).
 pub fn user_by_email(email: &str) -> Result<Option<User>, CapError> {
     sql::query_one(
-        &format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"),
+        &format!("{USER_SELECT} WHERE u.email = $1"),
         &params![email],
     )
 }
 
-/// The oldest customer or delivery agent with this phone (OTP login never reaches
-/// admins).
-pub fn user_by_phone(phone: &str) -> Result<Option<User>, CapError> {
+/// The one account that proved this phone, whatever its role.
+pub fn user_by_proven_phone(phone: &str) -> Result<Option<User>, CapError> {
     sql::query_one(
-        &format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE phone = $1 \
-             AND role IN ('customer', 'delivery_agent') ORDER BY created_at, id LIMIT 1"
-        ),
+        &format!("{USER_SELECT} WHERE p.phone = $1"),
         &params![phone],
     )
 }
 
-/// A customer known only by phone (first OTP login): no email, no password.
+/// The oldest admin, if any.
+pub fn oldest_admin() -> Result<Option<User>, CapError> {
+    sql::query_one(
+        &format!("{USER_SELECT} WHERE u.role = 'admin' ORDER BY u.created_at, u.id LIMIT 1"),
+        &[],
+    )
+}
+
+/// A customer known only by phone (first OTP login): no email, no password, the phone
+/// proven by the code that logged it in. `Conflict` when another account proved the
+/// phone meanwhile (then nothing is inserted).
 pub fn insert_phone_user(phone: &str) -> Result<User, CapError> {
     let now = now_rfc3339();
     let user = User {
         id: new_id("usr"),
         email: None,
         phone: Some(phone.to_string()),
+        phone_verified: true,
         name: "Kirana customer".to_string(),
         role: "customer".to_string(),
         password_hash: None,
         created_at: now.clone(),
     };
-    sql::execute(
+    let tx = sql::begin()?;
+    tx.execute(
         "INSERT INTO users (id, phone, name, role, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
         &params![user.id, user.phone, user.name, user.role, now, now],
     )?;
+    tx.execute(
+        "INSERT INTO proven_phones (phone, user_id, proven_at) VALUES ($1, $2, $3)",
+        &params![phone, user.id, now],
+    )?;
+    tx.commit()?;
     Ok(user)
+}
+
+/// Records that `user_id` proved `phone`, provided it is still the account's phone:
+/// `Ok(true)` when it is (now or already) this account's proven phone, `Ok(false)` when
+/// the account's phone is another one by now, `Conflict` when another account proved
+/// the phone first.
+pub fn prove_phone(user_id: &str, phone: &str) -> Result<bool, CapError> {
+    let tx = sql::begin()?;
+    // A proof of an older phone cannot outlive a change (PATCH /me drops it); this only
+    // makes sure the unique `user_id` never blocks the new one.
+    tx.execute(
+        "DELETE FROM proven_phones WHERE user_id = $1 AND phone <> $2",
+        &params![user_id, phone],
+    )?;
+    tx.execute(
+        "INSERT INTO proven_phones (phone, user_id, proven_at) \
+         SELECT $1, id, $3 FROM users WHERE id = $2 AND phone = $1 \
+         ON CONFLICT (phone) DO NOTHING",
+        &params![phone, user_id, now_rfc3339()],
+    )?;
+    let owner: Option<String> = tx
+        .query(
+            "SELECT user_id FROM proven_phones WHERE phone = $1",
+            &params![phone],
+        )?
+        .first()
+        .map(|r| r.at::<String>(0))
+        .transpose()?;
+    match owner {
+        Some(owner) if owner != user_id => Err(CapError::Conflict(
+            "the phone is proven by another account".into(),
+        )),
+        Some(_) => {
+            tx.commit()?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// Replaces the password hash; reset tokens issued for the old password die with it.
+pub fn set_password(user_id: &str, password_hash: &str) -> Result<(), CapError> {
+    let now = now_rfc3339();
+    let tx = sql::begin()?;
+    tx.execute(
+        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+        &params![password_hash, now, user_id],
+    )?;
+    tx.execute(
+        "UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        &params![now, user_id],
+    )?;
+    tx.commit()
 }
 
 /// Inserts a user with an already hashed password; `Conflict` when the email is taken.
@@ -128,6 +212,7 @@ pub fn insert_user(tx: Option<&Tx>, user: &NewUser, password_hash: &str) -> Resu
         id: new_id("usr"),
         email: Some(user.email.clone()),
         phone: user.phone.clone(),
+        phone_verified: false,
         name: user.name.clone(),
         role: user.role.clone(),
         password_hash: Some(password_hash.to_string()),
@@ -153,7 +238,7 @@ pub fn insert_user(tx: Option<&Tx>, user: &NewUser, password_hash: &str) -> Resu
     Ok(row)
 }
 
-/// Inserts the configured first admin unless the email exists; true when inserted.
+/// Inserts the bootstrap admin unless the email exists; true when inserted.
 pub fn insert_user_if_absent(user: &NewUser, password_hash: &str) -> Result<bool, CapError> {
     let now = now_rfc3339();
     let n = sql::execute(
@@ -173,34 +258,46 @@ pub fn insert_user_if_absent(user: &NewUser, password_hash: &str) -> Result<bool
     Ok(n > 0)
 }
 
-/// Applies a profile change; the caller re-reads the user afterwards.
+/// Applies a profile change; the caller re-reads the user afterwards. A different
+/// phone (or none) drops the proof of the old one and any code sent to prove it.
 pub fn update_profile(user: &User, change: &ProfileChange) -> Result<(), CapError> {
     let name = change.name.as_deref().unwrap_or(&user.name);
     let phone = match &change.phone {
         Some(p) => p.clone(),
         None => user.phone.clone(),
     };
-    sql::execute(
+    let tx = sql::begin()?;
+    tx.execute(
         "UPDATE users SET name = $2, phone = $3, updated_at = $4 WHERE id = $1",
         &params![user.id, name, phone, now_rfc3339()],
     )?;
-    Ok(())
+    if phone != user.phone {
+        tx.execute(
+            "DELETE FROM proven_phones WHERE user_id = $1",
+            &params![user.id],
+        )?;
+        tx.execute(
+            "DELETE FROM phone_proofs WHERE user_id = $1",
+            &params![user.id],
+        )?;
+    }
+    tx.commit()
 }
 
 /// One page of users, newest first, optionally of one role; with the total.
 pub fn list_users(role: Option<&str>, paging: Paging) -> Result<(Vec<User>, i64), CapError> {
     let (filter, mut values) = match role {
-        Some(r) => ("WHERE role = $1", params![r]),
+        Some(r) => ("WHERE u.role = $1", params![r]),
         None => ("", params![]),
     };
     let total: i64 =
-        sql::query(&format!("SELECT COUNT(*) FROM users {filter}"), &values)?.scalar()?;
+        sql::query(&format!("SELECT COUNT(*) FROM users u {filter}"), &values)?.scalar()?;
     let n = values.len();
     values.extend(params![paging.limit(), paging.offset()]);
     let users = sql::query_as(
         &format!(
-            "SELECT {USER_COLUMNS} FROM users {filter}
-             ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+            "{USER_SELECT} {filter}
+             ORDER BY u.created_at DESC, u.id DESC LIMIT ${} OFFSET ${}",
             n + 1,
             n + 2
         ),

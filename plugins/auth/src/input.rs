@@ -173,6 +173,39 @@ impl RefreshBody {
     }
 }
 
+/// `POST /auth/password`.
+#[derive(Debug, Deserialize)]
+pub struct PasswordChangeBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// A validated password change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PasswordChange {
+    pub current: String,
+    pub new: String,
+}
+
+impl PasswordChangeBody {
+    /// The new password follows the signup policy; the current one need only be present
+    /// (an old account may predate the policy).
+    pub fn validate(self) -> Result<PasswordChange, ApiError> {
+        let mut v = Validator::new();
+        v.check(
+            !self.current_password.is_empty(),
+            "current_password",
+            "is required",
+        );
+        check_password(&mut v, "new_password", &self.new_password);
+        v.finish()?;
+        Ok(PasswordChange {
+            current: self.current_password,
+            new: self.new_password,
+        })
+    }
+}
+
 /// `PATCH /auth/me`: only `name` and `phone` change; any other field (role, email) is
 /// ignored. `phone: null` clears the phone; `name: null` is refused.
 #[derive(Debug, Default, Deserialize)]
@@ -404,6 +437,30 @@ mod tests {
         .validate()
         .unwrap();
         assert_eq!(email, "a@x.in");
+    }
+
+    #[test]
+    fn password_change_checks_the_new_password_like_signup() {
+        let body = |current: &str, new: &str| {
+            serde_json::from_value::<PasswordChangeBody>(
+                json!({"current_password": current, "new_password": new}),
+            )
+            .unwrap()
+            .validate()
+        };
+        let ok = body("old", "brand-new-pass").unwrap();
+        assert_eq!(
+            (ok.current.as_str(), ok.new.as_str()),
+            ("old", "brand-new-pass")
+        );
+        assert_eq!(fields(&body("old", "short").unwrap_err()), ["new_password"]);
+        assert_eq!(
+            fields(&body("", &"x".repeat(129)).unwrap_err()),
+            ["current_password", "new_password"]
+        );
+        assert!(
+            serde_json::from_value::<PasswordChangeBody>(json!({"new_password": "x"})).is_err()
+        );
     }
 
     #[test]

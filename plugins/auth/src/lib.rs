@@ -2,16 +2,18 @@
 //! internal user/address lookups other plugins rely on.
 //!
 //! Module map: `input` (request bodies and pure validation), `db` (schema and SQL),
-//! `lockout` (failed-login counter), `account` (signup, login, tokens, sessions, me),
-//! `addresses`, `admin` (admin users and the first admin), `internal` (service routes),
-//! `otp` (phone login with SMS codes), `reset` (password recovery by email), `notify`
-//! (messages through the notifications plugin).
+//! `attempts` (brute-force limits that count before they compare), `lockout`
+//! (failed-login counter), `account` (signup, login, password change, tokens, sessions,
+//! me), `addresses`, `admin` (admin users and the bootstrap admin), `internal` (service
+//! routes), `otp` (SMS codes: phone login and proving a phone), `reset` (password
+//! recovery by email), `notify` (messages through the notifications plugin).
 
 use kirana_sdk::prelude::*;
 
 mod account;
 mod addresses;
 mod admin;
+mod attempts;
 mod db;
 mod input;
 mod internal;
@@ -61,6 +63,13 @@ impl Plugin for Auth {
             .post("/api/v1/auth/password/reset", Access::Public, reset::reset)
             .summary("Sets a new password with a reset token; ends every session")
             .request_schema(schema::reset())
+            .post(
+                "/api/v1/auth/password",
+                any.clone(),
+                account::change_password,
+            )
+            .summary("Change the caller's password; ends every other session")
+            .request_schema(schema::password_change())
             .post("/api/v1/auth/refresh", Access::Public, account::refresh)
             .summary("Rotate a refresh token for a new token pair")
             .request_schema(schema::refresh())
@@ -81,9 +90,22 @@ impl Plugin for Auth {
             .get("/api/v1/auth/me", any.clone(), account::me)
             .summary("The caller's profile")
             .response_schema(schema::user())
-            .patch("/api/v1/auth/me", any, account::patch_me)
+            .patch("/api/v1/auth/me", any.clone(), account::patch_me)
             .summary("Change the caller's name or phone")
             .request_schema(schema::profile_patch())
+            .response_schema(schema::user())
+            .post(
+                "/api/v1/auth/me/phone/request",
+                any.clone(),
+                otp::prove_request,
+            )
+            .summary("Sends a code by SMS to the caller's phone, to prove it")
+            .response_schema(
+                json!({"type": "object", "properties": {"expires_in": {"type": "integer"}}}),
+            )
+            .post("/api/v1/auth/me/phone/verify", any, otp::prove_verify)
+            .summary("Proves the caller's phone with the code; then it logs in by SMS")
+            .request_schema(schema::phone_proof())
             .response_schema(schema::user())
             .get("/api/v1/addresses", Access::CUSTOMER, addresses::list)
             .summary("The customer's addresses")
@@ -126,7 +148,6 @@ impl Plugin for Auth {
     fn capabilities() -> Capabilities {
         Capabilities::new()
             .sql()
-            .kv()
             .identity()
             .call(&["notifications"])
             .publish(&["user.created"])
@@ -134,7 +155,7 @@ impl Plugin for Auth {
 
     fn migrate(_from: Option<&str>) -> Result<(), String> {
         db::migrate().map_err(|e| kirana_sdk::cap_error_message(&e))?;
-        admin::ensure_first_admin()
+        admin::ensure_bootstrap_admin()
     }
 }
 

@@ -107,14 +107,34 @@ pub fn reset() -> Value {
     })
 }
 
+pub fn password_change() -> Value {
+    json!({
+        "type": "object",
+        "required": ["current_password", "new_password"],
+        "properties": {
+            "current_password": {"type": "string", "minLength": 1},
+            "new_password": password()
+        }
+    })
+}
+
+pub fn phone_proof() -> Value {
+    json!({
+        "type": "object",
+        "required": ["code"],
+        "properties": {"code": {"type": "string", "pattern": "^[0-9]{6}$"}}
+    })
+}
+
 /// A user as every route answers it.
 pub fn user() -> Value {
     let text_or_null = json!({"type": ["string", "null"]});
     json!({
         "type": "object",
-        "required": ["id", "email", "phone", "name", "role", "created_at"],
+        "required": ["id", "email", "phone", "phone_verified", "name", "role", "created_at"],
         "properties": {
             "id": {"type": "string"}, "email": text_or_null, "phone": text_or_null,
+            "phone_verified": {"type": "boolean"},
             "name": {"type": "string"},
             "role": {"type": "string", "enum": ["customer", "admin", "delivery_agent"]},
             "created_at": {"type": "string", "format": "date-time"}
