@@ -77,7 +77,7 @@ impl Plugin for Payments {
             .request_schema(json!({"type": "object", "required": ["event"],
                 "properties": {
                     "event": {"type": "string", "description": "payment.captured, payment.failed and refund.processed are acted on; any other is acknowledged and ignored"},
-                    "payload": {"oneOf": [
+                    "payload": {"anyOf": [
                         {"type": "object", "description": "Razorpay's event payload",
                          "properties": {
                             "payment": {"type": "object", "properties": {"entity": {"type": "object",
