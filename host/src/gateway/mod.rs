@@ -301,7 +301,7 @@ async fn dispatch(
         .map(|i| i.user_id.as_str());
     let decision = match limit(&g.limiter, &req, req.uri().path(), user, &rid) {
         Ok(d) => d,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let mut resp = if is_realtime {
         realtime::serve(&g.platform, &rid, req.method(), token, verified)
@@ -322,7 +322,7 @@ fn limit(
     path: &str,
     user: Option<&str>,
     rid: &str,
-) -> Result<Option<Decision>, Response> {
+) -> Result<Option<Decision>, Box<Response>> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -349,7 +349,7 @@ fn limit(
         rate_headers(&mut resp, &d);
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(d.reset_secs));
-        return Err(resp);
+        return Err(Box::new(resp));
     }
     Ok(decision)
 }
@@ -364,7 +364,7 @@ async fn limit_admin(
     // Nesting strips the `/admin` prefix from the path; the budget is the operator API's.
     let decision = match limit(&limiter, &req, "/admin", None, &rid) {
         Ok(d) => d,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let mut resp = next.run(req).await;
     if let Some(d) = decision {
