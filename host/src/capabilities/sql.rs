@@ -68,6 +68,9 @@ impl Tx {
 
 /// Begins a write transaction: SQLite takes the write lock up front
 /// (`BEGIN IMMEDIATE`) so two transactions never deadlock upgrading their locks.
+/// PostgreSQL's gets a `statement_timeout` of the call's remaining time (sent with the
+/// `BEGIN`, no extra round trip): the connection's own timeout is the plugin's whole
+/// time limit, and a migration's transaction may run longer than a request.
 pub async fn begin(db: &PluginDb, deadline: Instant) -> Result<Tx, wit::Error> {
     Ok(match db {
         PluginDb::Sqlite(db) => {
@@ -77,7 +80,17 @@ pub async fn begin(db: &PluginDb, deadline: Instant) -> Result<Tx, wit::Error> {
                 .map_err(map_sqlite_err)?;
             Tx::Sqlite(conn)
         }
-        PluginDb::Postgres(p) => Tx::Postgres(p.begin().await.map_err(map_err)?),
+        PluginDb::Postgres(p) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // 0 would mean "no timeout".
+            let ms = left.as_millis().max(1);
+            let begin = async {
+                p.begin_with(format!("BEGIN; SET LOCAL statement_timeout = {ms}"))
+                    .await
+                    .map_err(map_err)
+            };
+            Tx::Postgres(by_deadline(deadline, begin).await?)
+        }
     })
 }
 
@@ -144,8 +157,35 @@ pub const MAX_ROWS: usize = 10_000;
 /// Most bytes of text and blobs one query may return to a plugin.
 pub const MAX_RESULT_BYTES: usize = 16 << 20;
 
+/// Largest text or blob a plugin may pass to or read from its database, on both
+/// backends: SQLite's string/blob limit for plugin connections (PostgreSQL's own is
+/// 1 GB), so a plugin meets one rule wherever it runs.
+pub const MAX_VALUE_BYTES: usize = sqlite::MAX_LENGTH as usize;
+
+fn value_too_large() -> wit::Error {
+    wit::Error::Invalid(format!(
+        "SQL value too large: the string/blob limit for plugins is {MAX_VALUE_BYTES} bytes \
+         ({} MiB, also the largest row SQLite stores)",
+        MAX_VALUE_BYTES >> 20
+    ))
+}
+
+/// Refuses a parameter larger than [`MAX_VALUE_BYTES`].
+fn check_params(params: &[Value]) -> Result<(), wit::Error> {
+    let too_large = params.iter().any(|p| match p {
+        Value::Text(s) => s.len() > MAX_VALUE_BYTES,
+        Value::Blob(b) => b.len() > MAX_VALUE_BYTES,
+        _ => false,
+    });
+    if too_large {
+        return Err(value_too_large());
+    }
+    Ok(())
+}
+
 /// Collects a result row by row, refusing results larger than the caps so a query
-/// cannot make the host buffer more than a plugin could ever take.
+/// cannot make the host buffer more than a plugin could ever take. Each value is
+/// counted before it is copied, so the copy that would pass the cap is never made.
 struct Collector {
     rows: Vec<Vec<Value>>,
     bytes: usize,
@@ -159,19 +199,25 @@ impl Collector {
         }
     }
 
-    fn push(&mut self, values: Vec<Value>) -> Result<(), wit::Error> {
-        self.bytes += values
-            .iter()
-            .map(|v| match v {
-                Value::Text(s) => s.len(),
-                Value::Blob(b) => b.len(),
-                _ => 8,
-            })
-            .sum::<usize>();
-        if self.rows.len() >= MAX_ROWS || self.bytes > MAX_RESULT_BYTES {
+    /// Counts `n` more bytes of the result (text and blobs by length, anything else as
+    /// 8), failing once the total passes [`MAX_RESULT_BYTES`].
+    fn charge(&mut self, n: usize) -> Result<(), wit::Error> {
+        self.bytes = self.bytes.saturating_add(n);
+        if self.bytes > MAX_RESULT_BYTES {
             return Err(wit::Error::Invalid(format!(
-                "the result exceeds {MAX_ROWS} rows or {} MiB; page it with LIMIT",
+                "SQL result too large: more than {} MiB of values (the limit for one \
+                 query's result); page it with LIMIT",
                 MAX_RESULT_BYTES >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, values: Vec<Value>) -> Result<(), wit::Error> {
+        if self.rows.len() >= MAX_ROWS {
+            return Err(wit::Error::Invalid(format!(
+                "SQL result too large: more than {MAX_ROWS} rows (the limit for one \
+                 query's result); page it with LIMIT"
             )));
         }
         self.rows.push(values);
@@ -186,6 +232,7 @@ async fn fetch(
     statement: String,
     params: Vec<Value>,
 ) -> Result<RowSet, wit::Error> {
+    check_params(&params)?;
     match target {
         Target::Pool(PluginDb::Sqlite(db)) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
@@ -194,9 +241,30 @@ async fn fetch(
         Target::Tx(Tx::Sqlite(conn)) => {
             on_sqlite(conn, true, deadline, statement, params, sqlite_fetch).await
         }
-        Target::Pool(PluginDb::Postgres(p)) => pg_fetch(p, &statement, params).await,
-        Target::Tx(Tx::Postgres(t)) => pg_fetch(&mut **t, &statement, params).await,
+        Target::Pool(PluginDb::Postgres(p)) => {
+            by_deadline(deadline, pg_fetch(p, &statement, params)).await
+        }
+        Target::Tx(Tx::Postgres(t)) => {
+            by_deadline(deadline, pg_fetch(&mut **t, &statement, params)).await
+        }
     }
+}
+
+/// Gives up on a PostgreSQL call at the plugin call's deadline, so the plugin is never
+/// kept waiting past it. The server stops the statement by itself: every plugin
+/// connection runs with a `statement_timeout` (see `storage::open_plugin` and
+/// [`begin`]).
+async fn by_deadline<T>(
+    deadline: Instant,
+    work: impl std::future::Future<Output = Result<T, wit::Error>>,
+) -> Result<T, wit::Error> {
+    tokio::time::timeout_at(deadline.into(), work)
+        .await
+        .unwrap_or_else(|_| {
+            Err(wit::Error::Timeout(
+                "the statement ran past the call's time limit".into(),
+            ))
+        })
 }
 
 /// Runs a statement and answers how many rows it changed.
@@ -206,6 +274,7 @@ async fn execute(
     statement: String,
     params: Vec<Value>,
 ) -> Result<u64, wit::Error> {
+    check_params(&params)?;
     match target {
         Target::Pool(PluginDb::Sqlite(db)) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
@@ -222,16 +291,26 @@ async fn execute(
         Target::Tx(Tx::Sqlite(conn)) => {
             on_sqlite(conn, true, deadline, statement, params, sqlite_execute).await
         }
-        Target::Pool(PluginDb::Postgres(p)) => pg_query(&statement, params)
-            .execute(p)
+        Target::Pool(PluginDb::Postgres(p)) => {
+            by_deadline(deadline, async {
+                pg_query(&statement, params)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(map_err)
+            })
             .await
-            .map(|r| r.rows_affected())
-            .map_err(map_err),
-        Target::Tx(Tx::Postgres(t)) => pg_query(&statement, params)
-            .execute(&mut **t)
+        }
+        Target::Tx(Tx::Postgres(t)) => {
+            by_deadline(deadline, async {
+                pg_query(&statement, params)
+                    .execute(&mut **t)
+                    .await
+                    .map(|r| r.rows_affected())
+                    .map_err(map_err)
+            })
             .await
-            .map(|r| r.rows_affected())
-            .map_err(map_err),
+        }
     }
 }
 
@@ -414,9 +493,15 @@ fn sqlite_fetch(
     let mut out = Collector::new();
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
-        let values = (0..columns.len())
-            .map(|i| sqlite_value(row.get_ref(i)?, &columns[i]))
-            .collect::<Result<Vec<_>, SqliteFailure>>()?;
+        let mut values = Vec::with_capacity(columns.len());
+        for (i, column) in columns.iter().enumerate() {
+            let value = row.get_ref(i)?;
+            out.charge(match value {
+                rusqlite::types::ValueRef::Text(b) | rusqlite::types::ValueRef::Blob(b) => b.len(),
+                _ => 8,
+            })?;
+            values.push(sqlite_value(value, column)?);
+        }
         out.push(values)?;
     }
     Ok(RowSet {
@@ -476,7 +561,8 @@ async fn pg_fetch<'e>(
         if columns.is_empty() {
             columns = row.columns().iter().map(|c| c.name().to_string()).collect();
         }
-        out.push(pg_values(&row).map_err(map_err)?)?;
+        let values = pg_values(&row, &mut out)?;
+        out.push(values)?;
     }
     Ok(RowSet {
         columns,
@@ -484,43 +570,64 @@ async fn pg_fetch<'e>(
     })
 }
 
-/// A PostgreSQL row by column type; types outside the portable set are refused with a
-/// message that says which to use.
-fn pg_values(row: &PgRow) -> Result<Vec<Value>, sqlx::Error> {
+/// A PostgreSQL row by column type, each value counted in `out` before it is copied;
+/// types outside the portable set are refused with a message that says which to use.
+fn pg_values(row: &PgRow, out: &mut Collector) -> Result<Vec<Value>, wit::Error> {
     (0..row.len())
         .map(|i| {
-            let raw = row.try_get_raw(i)?;
+            let raw = row.try_get_raw(i).map_err(map_err)?;
             if raw.is_null() {
                 return Ok(Value::Null);
             }
-            let type_name = raw.type_info().name().to_string();
-            Ok(match type_name.as_str() {
-                "BOOL" => Value::Boolean(row.try_get(i)?),
-                "INT2" => Value::Int(i64::from(row.try_get::<i16, _>(i)?)),
-                "INT4" => Value::Int(i64::from(row.try_get::<i32, _>(i)?)),
-                "INT8" => Value::Int(row.try_get(i)?),
-                "FLOAT4" => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
-                "FLOAT8" => Value::Float(row.try_get(i)?),
-                "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => Value::Text(row.try_get(i)?),
-                "BYTEA" => Value::Blob(row.try_get(i)?),
-                other => {
-                    return Err(sqlx::Error::ColumnDecode {
-                        index: row.columns()[i].name().to_string(),
-                        source: format!(
-                            "PostgreSQL type {other} is not portable; cast it to TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN or BYTEA"
-                        )
-                        .into(),
-                    })
-                }
-            })
+            let len = raw.as_bytes().map_or(8, |b| b.len().max(8));
+            if len > MAX_VALUE_BYTES {
+                return Err(value_too_large());
+            }
+            out.charge(len)?;
+            pg_value(row, i, raw.type_info().name()).map_err(map_err)
         })
         .collect()
+}
+
+fn pg_value(row: &PgRow, i: usize, type_name: &str) -> Result<Value, sqlx::Error> {
+    Ok(match type_name {
+        "BOOL" => Value::Boolean(row.try_get(i)?),
+        "INT2" => Value::Int(i64::from(row.try_get::<i16, _>(i)?)),
+        "INT4" => Value::Int(i64::from(row.try_get::<i32, _>(i)?)),
+        "INT8" => Value::Int(row.try_get(i)?),
+        "FLOAT4" => Value::Float(f64::from(row.try_get::<f32, _>(i)?)),
+        "FLOAT8" => Value::Float(row.try_get(i)?),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => Value::Text(row.try_get(i)?),
+        "BYTEA" => Value::Blob(row.try_get(i)?),
+        other => {
+            return Err(sqlx::Error::ColumnDecode {
+                index: row.columns()[i].name().to_string(),
+                source: format!(
+                    "PostgreSQL type {other} is not portable; cast it to TEXT, BIGINT, DOUBLE PRECISION, BOOLEAN or BYTEA"
+                )
+                .into(),
+            })
+        }
+    })
 }
 
 /// Maps a database error onto the WIT error: unique violations are `conflict` (the
 /// plugin turns them into `already_exists` and the like), bad SQL is `invalid`.
 pub fn map_err(e: sqlx::Error) -> wit::Error {
     match &e {
+        // query_canceled: the role's `statement_timeout` (or a cancel) stopped it.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
+            wit::Error::Timeout(format!(
+                "the statement ran past the call's time limit and was cancelled ({})",
+                db.message()
+            ))
+        }
+        // program_limit_exceeded, statement_too_complex: PostgreSQL's own size limits.
+        sqlx::Error::Database(db)
+            if matches!(db.code().as_deref(), Some("54000") | Some("54001")) =>
+        {
+            wit::Error::Invalid(format!("SQL over a PostgreSQL limit: {}", db.message()))
+        }
         sqlx::Error::Database(db) => {
             let message = db.message().to_string();
             match db.kind() {
@@ -581,6 +688,18 @@ pub fn map_sqlite_err(e: sqlite::Error) -> wit::Error {
             }
             ffi::SQLITE_AUTH => wit::Error::Invalid(format!(
                 "{message}: a plugin may not change connection settings with PRAGMA"
+            )),
+            ffi::SQLITE_TOOBIG if message.contains("statement too long") => {
+                wit::Error::Invalid(format!(
+                    "SQL statement too long: SQLite's statement limit for plugins is {} bytes",
+                    sqlite::MAX_SQL_LENGTH
+                ))
+            }
+            ffi::SQLITE_TOOBIG => value_too_large(),
+            ffi::SQLITE_NOMEM => wit::Error::Failed(format!(
+                "SQL ran out of memory: SQLite's heap limit in the host is {} MiB for all \
+                 databases together",
+                sqlite::HEAP_LIMIT >> 20
             )),
             _ => wit::Error::Failed(message),
         },
@@ -900,6 +1019,54 @@ mod tests {
         .await;
         assert!(matches!(next, Err(wit::Error::Failed(_))), "{next:?}");
         assert!(matches!(tx.commit(soon).await, Err(wit::Error::Failed(_))));
+    }
+
+    fn message(e: wit::Error) -> String {
+        match e {
+            wit::Error::Invalid(m) => m,
+            other => panic!("expected invalid, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn huge_values_and_results_are_refused_with_the_limit_named() {
+        let db = PluginDb::Sqlite(crate::storage::SqliteDb::memory());
+        let soon = Instant::now() + std::time::Duration::from_secs(5);
+        let run = |sql: &str| fetch(Target::Pool(&db), soon, sql.into(), vec![]);
+        let bomb = run("SELECT randomblob(999999999)").await.expect_err("bomb");
+        assert!(message(bomb).contains("the string/blob limit for plugins is 4194304 bytes"),);
+        // Many values, each allowed, are more than one result may hold: refused after
+        // the 17th MiB is counted, not after the 64th is read.
+        let rows = run(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 64) \
+             SELECT zeroblob(1048576) FROM n",
+        )
+        .await
+        .expect_err("too many bytes");
+        assert!(message(rows).contains("SQL result too large: more than 16 MiB"));
+        let wide = format!("SELECT {}", vec!["zeroblob(1048576)"; 20].join(", "));
+        let wide = run(&wide).await.expect_err("one wide row");
+        assert!(message(wide).contains("SQL result too large"));
+        let many = run(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+             SELECT i FROM n",
+        )
+        .await
+        .expect_err("too many rows");
+        assert!(message(many).contains("more than 10000 rows"));
+        let long = "SELECT 1 -- ".to_string() + &"x".repeat(1 << 20);
+        let long = run(&long).await.expect_err("too long");
+        assert!(message(long).contains("statement limit for plugins is 1048576 bytes"));
+        // A parameter over the limit never reaches the database.
+        let param = fetch(
+            Target::Pool(&db),
+            soon,
+            "SELECT length($1)".into(),
+            vec![Value::Text("x".repeat(MAX_VALUE_BYTES + 1))],
+        )
+        .await
+        .expect_err("parameter too large");
+        assert!(message(param).contains("string/blob limit"));
     }
 
     #[tokio::test]

@@ -101,8 +101,9 @@ pub async fn open_host(config: &Config) -> Result<Db> {
 /// Opens (creating if needed) the database of plugin `name`.
 ///
 /// Isolation is enforced by the database, not by convention: on PostgreSQL the plugin
-/// connects as its own login role that owns its schema and nothing else; on SQLite its
-/// connections cannot `ATTACH` another file (the host's or another plugin's).
+/// connects as its own login role that owns its schema and nothing else, may not create
+/// anything in `public`, and has a `statement_timeout` of its time limit; on SQLite its
+/// connections cannot `ATTACH` another file and run with the limits in [`sqlite`].
 pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<PluginDb> {
     let max = config.limits.db_connections.max(1);
     if config.uses_postgres() {
@@ -119,6 +120,7 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
             .await
             .context("reading the database name")?;
         let role = plugin_role(&database, name);
+        adopt_legacy_role(&admin, &legacy_plugin_role(&database, name), &role, &schema).await?;
         let password = hex::encode(Sha256::digest(
             format!("{}:{role}", host_secret(host, "plugin-db").await?).as_bytes(),
         ));
@@ -137,26 +139,51 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
                     "creating the database role {role} (the database_url user needs CREATEROLE)"
                 )
             })?;
+        let timeout_ms = plugin_timeout_ms(config, name);
         for statement in [
             format!("CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {role}"),
             format!("ALTER SCHEMA {schema} OWNER TO {role}"),
             format!("ALTER ROLE {role} SET search_path = {schema}"),
+            // The role's default for any session (the pool sets it per connection too,
+            // so each host uses its own configured limit).
+            format!("ALTER ROLE {role} SET statement_timeout = {timeout_ms}"),
+            format!(
+                "COMMENT ON ROLE {role} IS {}",
+                sql_literal(&role_comment(&database))
+            ),
+            // PostgreSQL before 15 lets every role create tables in `public`. Only the
+            // schema's owner can revoke that; for anyone else this is a warning.
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC".to_string(),
+            format!("REVOKE CREATE ON SCHEMA public FROM {role}"),
         ] {
             admin
                 .execute(statement.as_str())
                 .await
                 .with_context(|| format!("preparing schema {schema}: {statement}"))?;
         }
+        let public_create: bool =
+            sqlx::query_scalar("SELECT has_schema_privilege($1, 'public', 'CREATE')")
+                .bind(&role)
+                .fetch_one(&admin)
+                .await
+                .context("checking the plugin role's rights on schema public")?;
+        if public_create {
+            tracing::warn!(
+                plugin = name,
+                %role,
+                "the plugin's role can create objects in schema public, and the database_url \
+                 user cannot revoke that: run REVOKE CREATE ON SCHEMA public FROM PUBLIC as \
+                 the schema's owner (see docs/operations.md)"
+            );
+        }
         admin.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(max)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(
-                options
-                    .username(&role)
-                    .password(&password)
-                    .options([("search_path", schema.as_str())]),
-            )
+            .connect_with(options.username(&role).password(&password).options([
+                ("search_path", schema.clone()),
+                ("statement_timeout", timeout_ms.to_string()),
+            ]))
             .await
             .with_context(|| format!("connecting plugin {name} to PostgreSQL as {role}"))?;
         Ok(PluginDb::Postgres(pool))
@@ -171,10 +198,29 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
     }
 }
 
-/// `kirana_<database>_<plugin>`: the plugin's PostgreSQL role, unique per database so
-/// several deployments can share a cluster.
-fn plugin_role(database: &str, plugin: &str) -> String {
-    let db: String = database
+/// The longest any call of plugin `name` may run, in milliseconds: its own
+/// `plugins.NAME.timeout_ms`, else `limits.timeout_ms` (a manifest may only ask for
+/// less; see `registry::build`). Statements of its database stop after this long. It
+/// is read at every start, so a changed limit applies from the next start on.
+fn plugin_timeout_ms(config: &Config, name: &str) -> u64 {
+    config
+        .plugins
+        .get(name)
+        .and_then(|p| p.timeout_ms)
+        .unwrap_or(config.limits.timeout_ms)
+        .max(1)
+}
+
+/// The longest role name PostgreSQL keeps (it silently cuts longer ones).
+const PG_NAME_MAX: usize = 63;
+/// Characters of the database name in a role name.
+const ROLE_DB_MAX: usize = 40;
+/// Hex digits of the hash that ends a role name that had to be cut.
+const ROLE_HASH_HEX: usize = 8;
+
+/// The database name as it appears in role names: lowercase letters, digits and `_`.
+fn role_db_part(database: &str) -> String {
+    database
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -183,9 +229,90 @@ fn plugin_role(database: &str, plugin: &str) -> String {
                 '_'
             }
         })
-        .take(40)
-        .collect();
-    format!("kirana_{db}_{plugin}").chars().take(63).collect()
+        .collect()
+}
+
+/// `kirana_<database>_<plugin>`: the plugin's PostgreSQL role, unique per database so
+/// several deployments can share a cluster.
+///
+/// When that does not fit (a database name over 40 characters, or more than 63 in all)
+/// the name is cut and ends in `_` and 8 hex digits of a hash of the full database and
+/// plugin names, so two names that share their first 54 characters still get two roles.
+/// Names that fit are what earlier versions made, so existing deployments keep theirs.
+fn plugin_role(database: &str, plugin: &str) -> String {
+    let db = role_db_part(database);
+    let full = format!("kirana_{db}_{plugin}");
+    if db.len() <= ROLE_DB_MAX && full.len() <= PG_NAME_MAX {
+        return full;
+    }
+    let hash = hex::encode(Sha256::digest(format!("{database}\0{plugin}").as_bytes()));
+    let keep = PG_NAME_MAX - 1 - ROLE_HASH_HEX;
+    // `full` is ASCII, so byte offsets are character offsets.
+    format!(
+        "{}_{}",
+        &full[..keep.min(full.len())],
+        &hash[..ROLE_HASH_HEX]
+    )
+}
+
+/// The role name earlier versions made: the database part cut at 40 characters and the
+/// whole at 63, so long names could share one role.
+fn legacy_plugin_role(database: &str, plugin: &str) -> String {
+    let db: String = role_db_part(database).chars().take(ROLE_DB_MAX).collect();
+    format!("kirana_{db}_{plugin}")
+        .chars()
+        .take(PG_NAME_MAX)
+        .collect()
+}
+
+/// Renames the role an earlier version made for this plugin (a name that was cut) to
+/// `role`, so the plugin keeps owning its schema and tables. Only when that role is
+/// clearly this plugin's alone: it owns `schema`, no other schema here, and nothing in
+/// another database. A role two plugins or two databases shared is left to the operator
+/// (the plugin then gets a new role; see docs/operations.md).
+async fn adopt_legacy_role(admin: &PgPool, legacy: &str, role: &str, schema: &str) -> Result<()> {
+    if legacy == role {
+        return Ok(());
+    }
+    let adopt: Option<bool> = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspowner = r.oid AND nspname = $2) \
+            AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspowner = r.oid AND nspname <> $2) \
+            AND NOT EXISTS (SELECT 1 FROM pg_shdepend d WHERE d.refobjid = r.oid \
+                AND d.refclassid = 'pg_authid'::regclass AND d.dbid <> 0 \
+                AND d.dbid <> (SELECT oid FROM pg_database WHERE datname = current_database())) \
+            AND NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $3) \
+         FROM pg_roles r WHERE r.rolname = $1",
+    )
+    .bind(legacy)
+    .bind(schema)
+    .bind(role)
+    .fetch_optional(admin)
+    .await
+    .context("looking for the plugin's role under its earlier name")?;
+    if adopt == Some(true) {
+        tracing::info!(
+            from = legacy,
+            to = role,
+            "renaming a plugin's database role"
+        );
+        // A rename clears an MD5 password; open_plugin sets the password next.
+        admin
+            .execute(format!("ALTER ROLE {legacy} RENAME TO {role}").as_str())
+            .await
+            .with_context(|| format!("renaming role {legacy} to {role}"))?;
+    }
+    Ok(())
+}
+
+/// The comment that marks a plugin role as made for `database`, so
+/// [`drop_postgres_database`] finds exactly its roles, whatever their names.
+fn role_comment(database: &str) -> String {
+    format!("kirana plugin role of database {database}")
+}
+
+/// `text` as a SQL string literal (standard-conforming strings: only `'` is special).
+fn sql_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Drops PostgreSQL database `database` (closing its connections) and the plugin login
@@ -206,13 +333,20 @@ pub async fn drop_postgres_database(admin_url: &str, database: &str) -> Result<(
     conn.execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
         .await
         .with_context(|| format!("DROP DATABASE {database}"))?;
-    let prefix = plugin_role(database, "");
-    let roles: Vec<String> =
-        sqlx::query_scalar("SELECT rolname FROM pg_roles WHERE left(rolname, length($1)) = $1")
-            .bind(&prefix)
-            .fetch_all(&mut conn)
-            .await
-            .context("listing the plugin roles")?;
+    // Roles are marked with their database's name; roles made by earlier versions
+    // carry no mark and are found by their name's prefix.
+    let prefix = legacy_plugin_role(database, "");
+    let roles: Vec<String> = sqlx::query_scalar(
+        "SELECT rolname FROM pg_roles \
+         WHERE shobj_description(oid, 'pg_authid') = $1 \
+            OR (shobj_description(oid, 'pg_authid') IS NULL \
+                AND left(rolname, length($2)) = $2)",
+    )
+    .bind(role_comment(database))
+    .bind(&prefix)
+    .fetch_all(&mut conn)
+    .await
+    .context("listing the plugin roles")?;
     for role in roles {
         conn.execute(format!("DROP ROLE IF EXISTS \"{role}\"").as_str())
             .await
@@ -343,6 +477,62 @@ mod tests {
     fn plugin_roles_are_identifiers() {
         assert_eq!(plugin_role("Shop-DB", "cart"), "kirana_shop_db_cart");
         assert!(plugin_role(&"x".repeat(100), "notifications").len() <= 63);
+        for (db, plugin) in [
+            ("kirana", "a"),
+            (&*"Shop-DB".repeat(20), "cart"),
+            ("kirana", &*"p".repeat(32)),
+        ] {
+            let role = plugin_role(db, plugin);
+            assert!(role.len() <= PG_NAME_MAX, "{role}");
+            assert!(
+                role.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{role}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_that_fit_keep_their_earlier_role() {
+        for (db, plugin) in [
+            ("kirana", "notifications"),
+            ("shop", &*"p".repeat(32)),
+            (&*"d".repeat(40), "cart"),
+        ] {
+            assert_eq!(plugin_role(db, plugin), legacy_plugin_role(db, plugin));
+        }
+    }
+
+    #[test]
+    fn names_that_are_cut_do_not_collide() {
+        // Two plugins whose earlier role names were the same 63 characters.
+        let db = "kirana_production_eu_west";
+        let a = format!("{}_a1", "x".repeat(29));
+        let b = format!("{}_b1", "x".repeat(29));
+        assert_eq!(legacy_plugin_role(db, &a), legacy_plugin_role(db, &b));
+        assert_ne!(plugin_role(db, &a), plugin_role(db, &b));
+        assert_eq!(plugin_role(db, &a).len(), PG_NAME_MAX);
+        // Two databases whose first 40 characters are the same.
+        let long = "kirana_test_0123456789abcdef0123456789abcdef";
+        let other = "kirana_test_0123456789abcdef0123456789abcdee";
+        assert_eq!(
+            legacy_plugin_role(long, "cart"),
+            legacy_plugin_role(other, "cart")
+        );
+        assert_ne!(plugin_role(long, "cart"), plugin_role(other, "cart"));
+        // Stable: the same inputs always give the same role.
+        assert_eq!(plugin_role(long, "cart"), plugin_role(long, "cart"));
+        // The database part is still the prefix a reader recognises.
+        assert!(plugin_role(long, "cart").starts_with("kirana_kirana_test_"));
+    }
+
+    #[test]
+    fn role_comments_quote_the_database_name() {
+        assert_eq!(sql_literal("it's"), "'it''s'");
+        assert_eq!(
+            sql_literal(&role_comment("shop")),
+            "'kirana plugin role of database shop'"
+        );
     }
 
     #[test]

@@ -14,12 +14,19 @@
 //! Every statement carries the call's deadline, enforced by SQLite's progress handler:
 //! a runaway query is interrupted, so it never keeps a thread past the plugin's time
 //! limit.
+//!
+//! Plugin SQL is untrusted, and it runs inside the host's process: every connection is
+//! opened in SQLite's defensive mode with limits ([`LIMITS`]) so a statement such as
+//! `SELECT randomblob(999999999)` fails with `SQLITE_TOOBIG` before it allocates, and
+//! the process's SQLite heap has a hard ceiling ([`HEAP_LIMIT`]) for whatever the
+//! per-value limits do not cover (a row of many large columns).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use rusqlite::config::DbConfig;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -34,6 +41,62 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 const STATEMENT_CACHE: usize = 128;
 /// SQLite VM instructions between two deadline checks (a few microseconds).
 const PROGRESS_OPS: i32 = 2_000;
+
+/// Largest string or blob (and stored row) plugin SQL may make, in bytes; SQLite's own
+/// default is 1,000,000,000. A statement may hold a few values of this size at once (a
+/// `replace` holds its input and its output), so this bounds one connection's worst
+/// statement to tens of MiB, times the pool's connections. A quarter of what one query
+/// may return (`capabilities::sql::MAX_RESULT_BYTES`); the plugins keep kilobytes.
+pub const MAX_LENGTH: i32 = 4 << 20;
+/// Longest SQL statement, in bytes (one statement per call; migrations run one by one).
+pub const MAX_SQL_LENGTH: i32 = 1 << 20;
+/// Most columns in a table, index, result, `ORDER BY` or `GROUP BY` (default 2000).
+pub const MAX_COLUMNS: i32 = 200;
+
+/// The limits set on every plugin connection. What is not listed keeps SQLite's
+/// default, which is already small or costs nothing: `VARIABLE_NUMBER` (32766),
+/// `COMPOUND_SELECT` (500), `FUNCTION_ARG` (127), `LIKE_PATTERN_LENGTH` (50000).
+const LIMITS: &[(rusqlite::limits::Limit, i32)] = {
+    use rusqlite::limits::Limit::*;
+    &[
+        // No other database file (the host's or another plugin's) can be reached.
+        (SQLITE_LIMIT_ATTACHED, 0),
+        (SQLITE_LIMIT_LENGTH, MAX_LENGTH),
+        (SQLITE_LIMIT_SQL_LENGTH, MAX_SQL_LENGTH),
+        (SQLITE_LIMIT_COLUMN, MAX_COLUMNS),
+        // SQLite walks expression trees recursively on the caller's thread (a runtime
+        // worker with a 2 MiB stack): 250 levels instead of 1000. Catalog search, the
+        // deepest plugin SQL, nests about 20.
+        (SQLITE_LIMIT_EXPR_DEPTH, 250),
+        // A trigger firing a trigger firing ... (recursive triggers are off, and the
+        // PRAGMA that turns them on is refused).
+        (SQLITE_LIMIT_TRIGGER_DEPTH, 16),
+        // Sorts run on the caller's thread, never on helper threads SQLite starts.
+        (SQLITE_LIMIT_WORKER_THREADS, 0),
+    ]
+};
+
+/// Ceiling on all SQLite memory in the process (every plugin database and the host's
+/// own), enforced by SQLite (`sqlite3_hard_heap_limit64`): past it an allocation fails
+/// with `SQLITE_NOMEM` instead of growing the host. Normal use stays far below (each
+/// connection caches at most ~2 MiB of pages); only a statement that builds many large
+/// values at once gets near it, and it fails rather than the process.
+pub const HEAP_LIMIT: i64 = 512 << 20;
+/// Above this SQLite frees cached pages before it allocates more.
+const SOFT_HEAP_LIMIT: i64 = HEAP_LIMIT / 2;
+
+/// Sets the process's SQLite heap limits (once; they are process-wide).
+fn set_heap_limits() {
+    static SET: std::sync::Once = std::sync::Once::new();
+    SET.call_once(|| {
+        // SAFETY: both calls only store a number under SQLite's global mutex; they are
+        // safe at any time, from any thread, with connections open.
+        unsafe {
+            rusqlite::ffi::sqlite3_hard_heap_limit64(HEAP_LIMIT);
+            rusqlite::ffi::sqlite3_soft_heap_limit64(SOFT_HEAP_LIMIT);
+        }
+    });
+}
 
 /// Why a database call failed before or around SQLite itself.
 #[derive(Debug, thiserror::Error)]
@@ -190,12 +253,17 @@ fn connect(path: &Path) -> Result<Pooled, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    set_heap_limits();
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // Set up with the busy timeout (another connection may be writing), then run
     // statements without it: see `Conn::run`.
-    // The plugin must not reach any other database file (the host's or a plugin's).
-    conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0);
+    for &(limit, value) in LIMITS {
+        conn.set_limit(limit, value);
+    }
+    // No SQL that could corrupt the file on purpose: `writable_schema`, `journal_mode =
+    // OFF`, writes to `sqlite_dbpage` or to virtual tables' shadow tables.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
          PRAGMA wal_autocheckpoint = 0;",
@@ -540,6 +608,121 @@ mod tests {
             frames < 10,
             "the WAL restarted after the checkpoint: {frames} frames"
         );
+    }
+
+    fn refused(c: &mut Conn, sql: &str) -> rusqlite::Error {
+        let err = c
+            .run_here(soon(), |c| {
+                let mut stmt = c.prepare(sql)?;
+                let mut rows = stmt.query([])?;
+                while let Some(row) = rows.next()? {
+                    for i in 0..row.as_ref().column_count() {
+                        row.get_ref(i)?;
+                    }
+                }
+                Ok(())
+            })
+            .map(|()| panic!("{sql} must be refused"));
+        match err.unwrap_err() {
+            Error::Sqlite(e) => e,
+            other => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn plugin_sql_cannot_build_huge_values() {
+        let db = SqliteDb::memory();
+        let mut c = db.acquire().await.expect("acquire");
+        for sql in [
+            "SELECT randomblob(999999999)",
+            "SELECT zeroblob(999999999)",
+            // hex() makes 4,000,000 characters (allowed), replace() triples them.
+            "SELECT replace(hex(zeroblob(2000000)), '0', '000')",
+            "WITH RECURSIVE c(n, s) AS (SELECT 1, 'x' UNION ALL \
+             SELECT n + 1, s || s FROM c WHERE n < 40) SELECT max(length(s)) FROM c",
+            "SELECT length(group_concat(hex(zeroblob(1000000)))) FROM \
+             (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) \
+             SELECT i FROM n)",
+        ] {
+            let e = refused(&mut c, sql);
+            assert_eq!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::TooBig),
+                "{sql}: {e}"
+            );
+        }
+        // printf() stops at the limit and answers NULL instead of failing: bounded too.
+        let n: Option<i64> = c
+            .run_here(soon(), |c| {
+                Ok(
+                    c.query_row("SELECT length(printf('%.*c', 999999999, 'x'))", [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .expect("printf");
+        assert_eq!(n, None);
+        // At the limit is fine.
+        let n: i64 = c
+            .run_here(soon(), |c| {
+                Ok(
+                    c.query_row(&format!("SELECT length(zeroblob({MAX_LENGTH}))"), [], |r| {
+                        r.get(0)
+                    })?,
+                )
+            })
+            .expect("a value at the limit");
+        assert_eq!(n, i64::from(MAX_LENGTH));
+    }
+
+    #[tokio::test]
+    async fn plugin_sql_has_statement_column_and_depth_limits() {
+        let db = SqliteDb::memory();
+        let mut c = db.acquire().await.expect("acquire");
+        let long = format!("SELECT 1 /*{}*/", " ".repeat(MAX_SQL_LENGTH as usize));
+        let e = refused(&mut c, &long);
+        assert_eq!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::TooBig),
+            "{e}"
+        );
+        let wide = format!("SELECT {}", vec!["1"; MAX_COLUMNS as usize + 1].join(", "));
+        assert!(refused(&mut c, &wide)
+            .to_string()
+            .contains("too many columns"));
+        let deep = format!("SELECT {}", vec!["1"; 300].join(" + "));
+        assert!(refused(&mut c, &deep).to_string().contains("too large"));
+        let fine = format!("SELECT {}", vec!["1"; MAX_COLUMNS as usize].join(", "));
+        c.run_here(soon(), move |c| Ok(c.execute_batch(&fine)?))
+            .expect("as many columns as allowed");
+    }
+
+    #[tokio::test]
+    async fn plugin_connections_are_defensive_and_the_heap_is_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = SqliteDb::open(&dir.path().join("t.db"), 1)
+            .await
+            .expect("open");
+        let mut c = db.acquire().await.expect("acquire");
+        let defensive = c
+            .run_here(soon(), |c| {
+                Ok(c.db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE)?)
+            })
+            .expect("reading the flag");
+        assert!(defensive);
+        // A virtual table's shadow tables cannot be written directly (which could
+        // corrupt the file); the table itself works.
+        c.run_here(soon(), |c| {
+            Ok(c.execute_batch(
+                "CREATE VIRTUAL TABLE f USING fts5(x); INSERT INTO f VALUES ('tea');",
+            )?)
+        })
+        .expect("fts5");
+        let e = refused(&mut c, "INSERT INTO f_data VALUES (99, x'00')");
+        assert!(e.to_string().contains("may not be modified"), "{e}");
+        // SAFETY: a negative argument only reads the limit.
+        let limit = unsafe { rusqlite::ffi::sqlite3_hard_heap_limit64(-1) };
+        assert_eq!(limit, HEAP_LIMIT);
     }
 
     #[tokio::test]

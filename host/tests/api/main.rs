@@ -19,3 +19,4 @@ mod orders;
 mod payments;
 mod platform;
 mod registry;
+mod sandbox;

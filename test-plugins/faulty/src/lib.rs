@@ -1,9 +1,10 @@
 //! Misbehaves on purpose so the tests can show the host survives it: an endless loop,
-//! an allocation without bound, a trap, an event handler that fails on demand, and
-//! SQL that reaches for data that is not its own.
+//! an allocation without bound, a trap, an event handler that fails on demand, SQL that
+//! reaches for data that is not its own, SQL that asks the database for huge values,
+//! and SQL that never ends.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::{events, kv, services, sql};
+use kirana_sdk::{events, kv, services, sql, CapError};
 
 pub struct Faulty;
 
@@ -66,6 +67,92 @@ fn snoop(_req: &Request) -> Result<Response, ApiError> {
     })))
 }
 
+/// One statement per bomb `kind` and dialect, each building a value larger than a
+/// plugin may have. PostgreSQL has no `randomblob`/`zeroblob`; its nearest statements
+/// ask for more than its own 1 GB value limit (the server refuses), and its growing
+/// strings stop at 10 MB, past the plugins' 4 MiB but light on the test server.
+fn bomb_sql(kind: &str, dialect: sql::Dialect) -> Option<&'static str> {
+    let sqlite = matches!(dialect, sql::Dialect::Sqlite);
+    Some(match (kind, sqlite) {
+        ("randomblob", true) => "SELECT randomblob(999999999) AS v",
+        ("randomblob", false) => "SELECT decode(repeat('ab', 999999999), 'hex') AS v",
+        ("zeroblob", true) => "SELECT zeroblob(999999999) AS v",
+        ("zeroblob", false) => "SELECT lpad('', 1999999999, '0') AS v",
+        // String growth: each `replace` doubles what the last one made, to 32 MB.
+        ("concat", true) => {
+            "SELECT replace(replace(replace(replace(hex(zeroblob(1000000)), \
+             '0', '00'), '0', '00'), '0', '00'), '0', '00') AS v"
+        }
+        ("concat", false) => "SELECT repeat('ab', 2500000) || repeat('cd', 2500000) AS v",
+        // A recursive CTE that doubles a string until it is 8 MiB.
+        ("cte", _) => {
+            "WITH RECURSIVE c(n, s) AS (SELECT 1, 'x' UNION ALL \
+             SELECT n + 1, s || s FROM c WHERE n < 24) \
+             SELECT s AS v FROM c WHERE n = 24"
+        }
+        _ => return None,
+    })
+}
+
+/// Runs the SQL bomb `?kind=`; a refusal answers 413 with the capability's message
+/// (which names the limit), a timeout 504.
+fn sql_bomb(req: &Request) -> Result<Response, ApiError> {
+    let kind = req.query("kind").unwrap_or("randomblob");
+    let statement = bomb_sql(kind, sql::dialect()).ok_or_else(|| {
+        ApiError::invalid_field("kind", "one of randomblob, zeroblob, concat, cte")
+    })?;
+    match sql::query(statement, &[]) {
+        Ok(rows) => Ok(Response::ok(&json!({ "kind": kind, "rows": rows.len() }))),
+        Err(CapError::Invalid(m) | CapError::Failed(m)) => Err(ApiError::new(
+            413,
+            "payload_too_large",
+            format!("the database refused the query: {m}"),
+        )
+        .with_details(json!({ "kind": kind }))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A statement that runs far longer than the plugin's time limit.
+fn slow_sql(_req: &Request) -> Result<Response, ApiError> {
+    let statement = match sql::dialect() {
+        sql::Dialect::Postgres => "SELECT pg_sleep(30) IS NULL AS v",
+        sql::Dialect::Sqlite => {
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) \
+             SELECT COUNT(*) AS v FROM n"
+        }
+    };
+    sql::query(statement, &[])?;
+    Ok(Response::ok(&json!({ "finished": true })))
+}
+
+/// The `statement_timeout` its PostgreSQL connections run with, outside and inside a
+/// transaction (SQLite has none: its statements are interrupted at the deadline).
+fn sql_settings(_req: &Request) -> Result<Response, ApiError> {
+    if matches!(sql::dialect(), sql::Dialect::Sqlite) {
+        return Ok(Response::ok(&json!({ "dialect": "sqlite" })));
+    }
+    let read = "SELECT current_setting('statement_timeout') AS v";
+    let outside: String = sql::query(read, &[])?.scalar()?;
+    let tx = sql::begin()?;
+    let inside: String = tx.query(read, &[])?.scalar()?;
+    tx.rollback()?;
+    Ok(Response::ok(&json!({
+        "dialect": "postgres",
+        "statement_timeout": outside,
+        "in_transaction": inside,
+    })))
+}
+
+/// Tries to create a table outside its own schema (`public` on PostgreSQL).
+fn create_public(_req: &Request) -> Result<Response, ApiError> {
+    let outcome = match sql::execute("CREATE TABLE public.faulty_probe (x INTEGER)", &[]) {
+        Ok(_) => "created".to_string(),
+        Err(e) => format!("refused: {}", kirana_sdk::cap_error_message(&e)),
+    };
+    Ok(Response::ok(&json!({ "outcome": outcome })))
+}
+
 /// Calls its own route `/api/v1/faulty/{to}` through `services.call` (for the circuit
 /// breaker tests): answers the callee's status, or the capability error.
 fn relay(req: &Request) -> Result<Response, ApiError> {
@@ -89,6 +176,14 @@ impl Plugin for Faulty {
             .get("/api/v1/faulty/seen", Access::Public, seen)
             .get("/api/v1/faulty/snoop", Access::Public, snoop)
             .get("/api/v1/faulty/relay", Access::Public, relay)
+            .get("/api/v1/faulty/sql-bomb", Access::Public, sql_bomb)
+            .get("/api/v1/faulty/slow-sql", Access::Public, slow_sql)
+            .get("/api/v1/faulty/sql-settings", Access::Public, sql_settings)
+            .post(
+                "/api/v1/faulty/create-public",
+                Access::Public,
+                create_public,
+            )
     }
 
     fn capabilities() -> Capabilities {
