@@ -1756,6 +1756,52 @@ restart_test!(an_admin_made_by_an_older_version_is_adopted, |app| {
     assert_eq!(admins(app, &token(&r, "access_token")).await.len(), 1);
 });
 
+restart_test!(
+    phones_of_sms_login_accounts_stay_proven_across_the_upgrade,
+    |app| {
+        // An account made by an SMS login before phones were proven: its proof rows are
+        // gone, as on a database from an older version.
+        let phone = unique_phone();
+        otp_request(app, &phone).await;
+        let code = otp_code(app, &phone).await;
+        let first = otp_verify(app, &phone, &code).await;
+        assert_eq!(first.status, 200, "{}", first.text);
+        let user_id = first.body["user"]["id"].clone();
+        // A customer who merely stated the same phone must not be the one signed in.
+        let c = app.customer().await;
+        let r = app
+            .patch("/api/v1/auth/me", Some(&c.token), json!({ "phone": phone }))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        auth_db_execute(app, "DELETE FROM proven_phones").await;
+        auth_db_execute(app, "DROP TABLE backfills").await;
+        app.restart().await;
+        // The upgrade keeps the SMS account's phone proven: the next SMS login is the same
+        // account, not a new empty one, and never the stating customer.
+        otp_request(app, &phone).await;
+        let code = otp_code(app, &phone).await;
+        let again = otp_verify(app, &phone, &code).await;
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert_eq!(again.body["user"]["id"], user_id);
+        assert_eq!(again.body["user"]["phone_verified"], true);
+        // It runs once: a later start does not prove phones changed meanwhile.
+        let r = app
+            .patch(
+                "/api/v1/auth/me",
+                Some(&token(&again, "access_token")),
+                json!({ "phone": unique_phone() }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["phone_verified"], false, "{}", r.text);
+        app.restart().await;
+        let me = app
+            .get("/api/v1/auth/me", Some(&token(&again, "access_token")))
+            .await;
+        assert_eq!(me.body["phone_verified"], false, "{}", me.text);
+    }
+);
+
 // ---------------------------------------------------------------- password change
 
 async fn change_password(app: &TestApp, token: &str, current: &str, new: &str) -> Resp {

@@ -55,7 +55,42 @@ pub fn migrate() -> Result<(), CapError> {
     sql::execute_batch(crate::otp::SCHEMA)?;
     sql::execute_batch(crate::reset::SCHEMA)?;
     sql::execute_batch(crate::lockout::SCHEMA)?;
-    sql::execute_batch(crate::admin::SCHEMA)
+    sql::execute_batch(crate::admin::SCHEMA)?;
+    backfill_proven_phones()
+}
+
+/// Once, on the first start with proven phones: an account made by an SMS login (no
+/// email, which signup and admins always give) proved its phone by logging in with a
+/// code, so its phone stays proven and its owner keeps signing in. Stated phones of
+/// every other account start unproven. A marker row keeps later starts from treating a
+/// phone changed since then as proven.
+fn backfill_proven_phones() -> Result<(), CapError> {
+    sql::execute_batch(&[
+        "CREATE TABLE IF NOT EXISTS backfills (name TEXT PRIMARY KEY, done_at TEXT NOT NULL)",
+    ])?;
+    let done = sql::query(
+        "SELECT COUNT(*) AS n FROM backfills WHERE name = 'proven_phones'",
+        &params![],
+    )?
+    .scalar::<i64>()?;
+    if done > 0 {
+        return Ok(());
+    }
+    let now = now_rfc3339();
+    sql::execute(
+        "INSERT INTO proven_phones (phone, user_id, proven_at) \
+         SELECT u.phone, u.id, $1 FROM users u \
+         WHERE u.email IS NULL AND u.phone IS NOT NULL \
+           AND u.created_at = (SELECT MIN(o.created_at) FROM users o \
+                               WHERE o.email IS NULL AND o.phone = u.phone) \
+         ON CONFLICT DO NOTHING",
+        &params![now],
+    )?;
+    sql::execute(
+        "INSERT INTO backfills (name, done_at) VALUES ('proven_phones', $1)",
+        &params![now],
+    )?;
+    Ok(())
 }
 
 /// A user row. Serialises as the API's user
