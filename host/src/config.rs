@@ -475,7 +475,11 @@ fn published_values() -> Vec<(String, String)> {
         .first()
         .and_then(|d| lookup(d, &["secrets", "required"]))
         .and_then(toml::Value::as_array)
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let mut out = Vec::new();
     for doc in &docs {
