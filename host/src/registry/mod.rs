@@ -207,8 +207,19 @@ impl Registry {
     }
 }
 
+/// The `[plugins.NAME]` section of `name`, or [`unconfigured`] when it has none.
+pub fn plugin_config(platform: &Platform, name: &str) -> PluginConfig {
+    platform
+        .config
+        .plugins
+        .get(name)
+        .cloned()
+        .unwrap_or_else(unconfigured)
+}
+
 /// The configuration of a plugin that has no `[plugins.NAME]` section: installed
-/// through the operator API, fresh instances, and no grants at all.
+/// through the operator API, fresh instances, and no grants but those the operator
+/// approves at enable.
 pub fn unconfigured() -> PluginConfig {
     PluginConfig {
         file: Default::default(),
@@ -251,12 +262,7 @@ pub async fn start(platform: &Arc<Platform>) -> Result<()> {
     let mut disabled = Vec::new();
     let mut missing: HashMap<String, Vec<String>> = HashMap::new();
     for name in names {
-        let pc = platform
-            .config
-            .plugins
-            .get(&name)
-            .cloned()
-            .unwrap_or_else(unconfigured);
+        let pc = plugin_config(platform, &name);
         if !pc.enabled {
             tracing::info!(plugin = %name, "disabled in configuration; not loaded");
             continue;

@@ -9,8 +9,8 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::{
-    approved_grants, build, manifest_json, migrate, store, unconfigured, Canary, GrantCheck,
-    RegistryError,
+    approved_grants, build, manifest_json, migrate, plugin_config, store, unconfigured, Canary,
+    GrantCheck, RegistryError,
 };
 use crate::capabilities::grants::Grants;
 use crate::gateway::routes::RouteTable;
@@ -47,12 +47,7 @@ pub async fn install(
     let plugin = build_detached(platform, bytes.clone()).await?;
     let name = plugin.name().to_string();
     let version = plugin.version().to_string();
-    let pc = platform
-        .config
-        .plugins
-        .get(&name)
-        .cloned()
-        .unwrap_or_else(unconfigured);
+    let pc = plugin_config(platform, &name);
     let requested_grants = Grants::requested(
         &plugin.manifest.capabilities,
         pc.memory_mb
@@ -220,12 +215,7 @@ async fn enable_locked(
     let bytes = store::component(db, &row.sha256).await?.ok_or_else(|| {
         RegistryError::NotFound(format!("the bytes of {name} {} are missing", row.version))
     })?;
-    let pc = platform
-        .config
-        .plugins
-        .get(name)
-        .cloned()
-        .unwrap_or_else(unconfigured);
+    let pc = plugin_config(platform, name);
     let existing_db = current
         .as_ref()
         .or(disabled.as_ref())
