@@ -70,6 +70,13 @@ impl App {
                 stopped.clone(),
             )),
         ];
+        let mut tasks = tasks;
+        if config.uses_postgres() {
+            tasks.push(tokio::spawn(statement_watchdog(
+                platform.clone(),
+                stopped.clone(),
+            )));
+        }
 
         let listener = TcpListener::bind(&config.listen).await.with_context(|| {
             format!(
@@ -152,6 +159,40 @@ async fn sweep(
                 platform.realtime.sweep();
                 tracing::debug!(kv, rate_limit_keys = keys, "swept");
             }
+        }
+    }
+}
+
+/// Every second on PostgreSQL: cancels plugin statements that outlived their plugin's
+/// time limit (see [`storage::cancel_overdue_statements`]).
+async fn statement_watchdog(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let snap = platform.registry.snapshot();
+        let mut limits: Vec<(String, Duration)> = snap
+            .plugins
+            .values()
+            .chain(snap.disabled.values())
+            .chain(snap.canaries.values().map(|c| &c.plugin))
+            .map(|p| (p.name().to_string(), p.ctx.timeout))
+            .collect();
+        drop(snap);
+        // A canary shares its plugin's role: the longer limit counts.
+        limits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        limits.dedup_by(|a, b| a.0 == b.0);
+        match storage::cancel_overdue_statements(&platform.db, &limits).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                cancelled = n,
+                "cancelled plugin statements that ran past their time limit"
+            ),
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "checking for overdue plugin statements failed"
+            ),
         }
     }
 }

@@ -161,6 +161,18 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
                 .await
                 .with_context(|| format!("preparing schema {schema}: {statement}"))?;
         }
+        // Lets the host cancel the role's overdue statements (pg_cancel_backend) without
+        // being a superuser.
+        if let Err(e) = admin
+            .execute(format!("GRANT {role} TO CURRENT_USER").as_str())
+            .await
+        {
+            tracing::warn!(
+                plugin = name, %role, error = %e,
+                "the database_url user cannot become a member of the plugin's role, so it \
+                 cannot cancel the plugin's overdue statements; grant it with GRANT {role} TO <that user>"
+            );
+        }
         let public_create: bool =
             sqlx::query_scalar("SELECT has_schema_privilege($1, 'public', 'CREATE')")
                 .bind(&role)
@@ -196,6 +208,55 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         Ok(PluginDb::Sqlite(db))
     }
+}
+
+/// Cancels PostgreSQL statements of plugin roles that have run past their plugin's
+/// time limit plus a second of grace; `limits` pairs each plugin name with its limit.
+/// The roles' `statement_timeout` normally stops them first, but a plugin may change
+/// its own session settings (`SET statement_timeout = 0`), so the host checks from
+/// outside. Answers how many it cancelled.
+pub async fn cancel_overdue_statements(host: &Db, limits: &[(String, Duration)]) -> Result<u64> {
+    if host.backend != Backend::Postgres || limits.is_empty() {
+        return Ok(0);
+    }
+    let database: String = sqlx::query_scalar("SELECT CAST(current_database() AS TEXT)")
+        .fetch_one(&host.pool)
+        .await
+        .context("reading the database name")?;
+    // Role names are plain identifiers and the limits integers: safe to format.
+    let values: Vec<String> = limits
+        .iter()
+        .map(|(name, limit)| {
+            format!(
+                "('{}', {})",
+                plugin_role(&database, name),
+                limit.as_millis().saturating_add(1000)
+            )
+        })
+        .collect();
+    // Found first, cancelled one by one after: in one statement the planner could
+    // call pg_cancel_backend before the filters that pick the plugin's sessions.
+    let overdue: Vec<(i32,)> = sqlx::query_as(&format!(
+        "SELECT a.pid FROM pg_stat_activity a \
+         JOIN (VALUES {}) AS l(role, ms) ON a.usename = l.role \
+         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() \
+           AND a.state = 'active' \
+           AND a.query_start < clock_timestamp() - l.ms * INTERVAL '1 millisecond'",
+        values.join(", ")
+    ))
+    .fetch_all(&host.pool)
+    .await
+    .context("looking for overdue plugin statements")?;
+    let mut cancelled = 0;
+    for (pid,) in overdue {
+        let done: bool = sqlx::query_scalar("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .fetch_one(&host.pool)
+            .await
+            .with_context(|| format!("cancelling the overdue statement of backend {pid}"))?;
+        cancelled += u64::from(done);
+    }
+    Ok(cancelled)
 }
 
 /// The longest any call of plugin `name` may run, in milliseconds: its own

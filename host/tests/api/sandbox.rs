@@ -209,6 +209,29 @@ backend_test!(a_slow_statement_stops_at_the_plugins_deadline, |app| {
     assert_eq!(r.status, 200, "{}", r.text);
 });
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_switches_off_its_statement_timeout_is_still_stopped() {
+    let app = postgres_app().await;
+    let db = database(&app).await;
+    // faulty turns its own statement_timeout off (SET LOCAL, inside its transaction),
+    // then sleeps for 30 s: the server would let it.
+    let r = app
+        .get("/api/v1/faulty/slow-sql?unlimited=true", None)
+        .await;
+    r.assert_error(504, "plugin_timeout");
+    // The host cancels it from outside once it is past faulty's limit (1 s) and a
+    // second of grace, on its next watchdog round.
+    let gone = app
+        .eventually(8, || async { (sleeping(&db).await == 0).then_some(()) })
+        .await;
+    assert!(
+        gone.is_some(),
+        "faulty's pg_sleep outlived its call with its own timeout switched off"
+    );
+    db.close().await;
+    app.stop().await;
+}
+
 /// A PostgreSQL-only test host (these tests change the server's state directly).
 async fn postgres_app() -> TestApp {
     TestApp::spawn(Backend::Postgres).await

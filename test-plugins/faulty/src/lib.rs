@@ -114,7 +114,7 @@ fn sql_bomb(req: &Request) -> Result<Response, ApiError> {
 }
 
 /// A statement that runs far longer than the plugin's time limit.
-fn slow_sql(_req: &Request) -> Result<Response, ApiError> {
+fn slow_sql(req: &Request) -> Result<Response, ApiError> {
     let statement = match sql::dialect() {
         sql::Dialect::Postgres => "SELECT pg_sleep(30) IS NULL AS v",
         sql::Dialect::Sqlite => {
@@ -122,7 +122,19 @@ fn slow_sql(_req: &Request) -> Result<Response, ApiError> {
              SELECT COUNT(*) AS v FROM n"
         }
     };
-    sql::query(statement, &[])?;
+    // `?unlimited=true` on PostgreSQL: first switch off the statement timeout the host
+    // set for this transaction, as a plugin that wants to outlive its call would.
+    if req.query("unlimited") == Some("true") && matches!(sql::dialect(), sql::Dialect::Postgres) {
+        let tx = sql::begin()?;
+        tx.query(
+            "SELECT set_config('statement_timeout', '0', true) AS v",
+            &[],
+        )?;
+        tx.query(statement, &[])?;
+        tx.commit()?;
+    } else {
+        sql::query(statement, &[])?;
+    }
     Ok(Response::ok(&json!({ "finished": true })))
 }
 
