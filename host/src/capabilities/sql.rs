@@ -670,6 +670,7 @@ pub fn map_sqlite_err(e: sqlite::Error) -> wit::Error {
             return wit::Error::Unavailable("the plugin's database is closed".into())
         }
         sqlite::Error::Task(m) => return wit::Error::Failed(m),
+        e @ sqlite::Error::TooMuchMemory => return wit::Error::Invalid(e.to_string()),
     };
     let message = e.to_string();
     match &e {
@@ -1034,7 +1035,7 @@ mod tests {
         let soon = Instant::now() + std::time::Duration::from_secs(5);
         let run = |sql: &str| fetch(Target::Pool(&db), soon, sql.into(), vec![]);
         let bomb = run("SELECT randomblob(999999999)").await.expect_err("bomb");
-        assert!(message(bomb).contains("the string/blob limit for plugins is 4194304 bytes"),);
+        assert!(message(bomb).contains("the string/blob limit for plugins is 1048576 bytes"),);
         // Many values, each allowed, are more than one result may hold: refused after
         // the 17th MiB is counted, not after the 64th is read.
         let rows = run(

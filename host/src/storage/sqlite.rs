@@ -22,7 +22,7 @@
 //! per-value limits do not cover (a row of many large columns).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -43,15 +43,14 @@ const STATEMENT_CACHE: usize = 128;
 const PROGRESS_OPS: i32 = 2_000;
 
 /// Largest string or blob (and stored row) plugin SQL may make, in bytes; SQLite's own
-/// default is 1,000,000,000. A statement may hold a few values of this size at once (a
-/// `replace` holds its input and its output), so this bounds one connection's worst
-/// statement to tens of MiB, times the pool's connections. A quarter of what one query
-/// may return (`capabilities::sql::MAX_RESULT_BYTES`); the plugins keep kilobytes.
-pub const MAX_LENGTH: i32 = 4 << 20;
+/// default is 1,000,000,000. A request body is at most 1 MiB by default, and the plugins
+/// keep kilobytes. With [`MAX_COLUMNS`] it also bounds one result row (100 MiB).
+pub const MAX_LENGTH: i32 = 1 << 20;
 /// Longest SQL statement, in bytes (one statement per call; migrations run one by one).
 pub const MAX_SQL_LENGTH: i32 = 1 << 20;
-/// Most columns in a table, index, result, `ORDER BY` or `GROUP BY` (default 2000).
-pub const MAX_COLUMNS: i32 = 200;
+/// Most columns in a table, index, result, `ORDER BY` or `GROUP BY` (default 2000; the
+/// plugins' widest row has about 30).
+pub const MAX_COLUMNS: i32 = 100;
 
 /// The limits set on every plugin connection. What is not listed keeps SQLite's
 /// default, which is already small or costs nothing: `VARIABLE_NUMBER` (32766),
@@ -76,12 +75,19 @@ const LIMITS: &[(rusqlite::limits::Limit, i32)] = {
     ]
 };
 
+/// Memory one plugin statement may add to SQLite's heap while it runs: a row of many
+/// large values (each under [`MAX_LENGTH`]) is refused here, long before the process
+/// ceiling below, which every database in the process shares. The progress handler
+/// checks it with the deadline; usage is process-wide, so a statement is measured by
+/// what the heap grew since it began.
+pub const STATEMENT_MEMORY: i64 = 48 << 20;
+
 /// Ceiling on all SQLite memory in the process (every plugin database and the host's
 /// own), enforced by SQLite (`sqlite3_hard_heap_limit64`): past it an allocation fails
 /// with `SQLITE_NOMEM` instead of growing the host. Normal use stays far below (each
 /// connection caches at most ~2 MiB of pages); only a statement that builds many large
 /// values at once gets near it, and it fails rather than the process.
-pub const HEAP_LIMIT: i64 = 512 << 20;
+pub const HEAP_LIMIT: i64 = 128 << 20;
 /// Above this SQLite frees cached pages before it allocates more.
 const SOFT_HEAP_LIMIT: i64 = HEAP_LIMIT / 2;
 
@@ -101,6 +107,11 @@ fn set_heap_limits() {
 /// Why a database call failed before or around SQLite itself.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "SQL statement too large in memory: the per-statement memory limit for plugins is {} MiB (fewer or smaller values per row, or page with LIMIT)",
+        STATEMENT_MEMORY >> 20
+    )]
+    TooMuchMemory,
     #[error("no database connection free in time")]
     PoolTimedOut,
     #[error("the database is closed")]
@@ -131,11 +142,46 @@ impl std::fmt::Debug for SqliteDb {
     }
 }
 
-/// An open connection and the deadline its progress handler enforces.
+/// An open connection and the deadline and memory budget its progress handler
+/// enforces.
 struct Pooled {
     conn: Connection,
     /// Nanoseconds after [`epoch`] past which statements are interrupted; 0 = none.
     deadline: Arc<AtomicU64>,
+    /// SQLite's heap use when the current work began (see [`STATEMENT_MEMORY`]).
+    memory_start: Arc<AtomicI64>,
+    /// Set by the progress handler when it interrupted for memory, not time.
+    over_memory: Arc<AtomicBool>,
+}
+
+impl Pooled {
+    /// Arms the progress handler for work that must end by `deadline`.
+    fn arm(&self, deadline: Instant) {
+        self.memory_start.store(memory_used(), Ordering::Relaxed);
+        self.over_memory.store(false, Ordering::Relaxed);
+        self.deadline
+            .store(nanos_since_epoch(deadline), Ordering::Relaxed);
+    }
+
+    /// Disarms it; an interruption for memory becomes [`Error::TooMuchMemory`].
+    fn disarm<R>(&self, out: Result<R, Error>) -> Result<R, Error> {
+        self.deadline.store(0, Ordering::Relaxed);
+        match out {
+            Err(Error::Sqlite(e))
+                if self.over_memory.load(Ordering::Relaxed)
+                    && e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) =>
+            {
+                Err(Error::TooMuchMemory)
+            }
+            other => other,
+        }
+    }
+}
+
+/// SQLite's current heap use in the whole process.
+fn memory_used() -> i64 {
+    // SAFETY: reads a counter under SQLite's own mutex; callable at any time.
+    unsafe { rusqlite::ffi::sqlite3_memory_used() }
 }
 
 fn epoch() -> Instant {
@@ -272,15 +318,29 @@ fn connect(path: &Path) -> Result<Pooled, Error> {
     conn.authorizer(Some(plugin_authorizer));
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     let deadline = Arc::new(AtomicU64::new(0));
-    let watched = deadline.clone();
+    let memory_start = Arc::new(AtomicI64::new(0));
+    let over_memory = Arc::new(AtomicBool::new(false));
+    let (watched, start, over) = (deadline.clone(), memory_start.clone(), over_memory.clone());
     conn.progress_handler(
         PROGRESS_OPS,
         Some(move || {
             let at = watched.load(Ordering::Relaxed);
-            at != 0 && nanos_since_epoch(Instant::now()) > at
+            if at == 0 {
+                return false;
+            }
+            if memory_used() - start.load(Ordering::Relaxed) > STATEMENT_MEMORY {
+                over.store(true, Ordering::Relaxed);
+                return true;
+            }
+            nanos_since_epoch(Instant::now()) > at
         }),
     );
-    Ok(Pooled { conn, deadline })
+    Ok(Pooled {
+        conn,
+        deadline,
+        memory_start,
+        over_memory,
+    })
 }
 
 /// PRAGMAs a plugin may run with an argument: they only read the schema. Any other
@@ -369,12 +429,9 @@ impl Conn {
         f: impl FnOnce(&Connection) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let (pooled, _) = self.pooled.as_ref().ok_or(Error::Closed)?;
-        pooled
-            .deadline
-            .store(nanos_since_epoch(deadline), Ordering::Relaxed);
+        pooled.arm(deadline);
         let out = f(&pooled.conn);
-        pooled.deadline.store(0, Ordering::Relaxed);
-        out
+        pooled.disarm(out)
     }
 
     /// Whether a transaction is open on this connection. SQLite ends one on its own
@@ -399,11 +456,9 @@ impl Conn {
     ) -> Result<R, Error> {
         let (pooled, permit) = self.pooled.take().ok_or(Error::Closed)?;
         let task = tokio::task::spawn_blocking(move || {
-            pooled
-                .deadline
-                .store(nanos_since_epoch(deadline), Ordering::Relaxed);
+            pooled.arm(deadline);
             let out = f(&pooled.conn);
-            pooled.deadline.store(0, Ordering::Relaxed);
+            let out = pooled.disarm(out);
             ((pooled, permit), out)
         });
         // If this future is dropped meanwhile, the task still finishes and the

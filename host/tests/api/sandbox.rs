@@ -85,13 +85,19 @@ backend_test!(
         let _one_at_a_time = MEMORY_TESTS.lock().await;
         // Every kind once first, so connections, instances and caches exist before the
         // baseline is taken.
-        for kind in BOMBS {
+        // A row of many values, each under the per-value limit: SQLite only (on
+        // PostgreSQL a row arrives whole; docs/operations.md names that gap).
+        let kinds: Vec<&str> = match app.backend {
+            Backend::Sqlite => BOMBS.iter().copied().chain(["wide"]).collect(),
+            Backend::Postgres => BOMBS.to_vec(),
+        };
+        for kind in &kinds {
             app.get(&format!("/api/v1/faulty/sql-bomb?kind={kind}"), None)
                 .await;
         }
         let before = rss();
         let watch = RssWatch::start();
-        let requests = BOMBS
+        let requests = kinds
             .iter()
             .flat_map(|kind| std::iter::repeat_n(*kind, PARALLEL))
             .map(|kind| async move {
@@ -122,10 +128,19 @@ backend_test!(
                 (Backend::Postgres, "randomblob" | "zeroblob") => {
                     assert!(message.contains("PostgreSQL limit"), "{kind}: {message}")
                 }
+                // ... and a row of many values (100 MB) stops at the statement's memory
+                // budget, or (built in fewer steps than the progress check) at the heap
+                // ceiling all SQLite databases share, or when the host reads it.
+                (Backend::Sqlite, "wide") => assert!(
+                    message.contains("per-statement memory limit for plugins is 48 MiB")
+                        || message.contains("SQLite's heap limit in the host is 128 MiB")
+                        || message.contains("more than 16 MiB of values"),
+                    "{kind}: {message}"
+                ),
                 // ... SQLite refuses to build values over the plugins' limit, and the host
                 // refuses to read them from PostgreSQL.
                 _ => assert!(
-                    message.contains("the string/blob limit for plugins is 4194304 bytes"),
+                    message.contains("the string/blob limit for plugins is 1048576 bytes"),
                     "{kind}: {message}"
                 ),
             }

@@ -70,7 +70,7 @@ fn snoop(_req: &Request) -> Result<Response, ApiError> {
 /// One statement per bomb `kind` and dialect, each building a value larger than a
 /// plugin may have. PostgreSQL has no `randomblob`/`zeroblob`; its nearest statements
 /// ask for more than its own 1 GB value limit (the server refuses), and its growing
-/// strings stop at 10 MB, past the plugins' 4 MiB but light on the test server.
+/// strings stop at 10 MB, past the plugins' 1 MiB but light on the test server.
 fn bomb_sql(kind: &str, dialect: sql::Dialect) -> Option<&'static str> {
     let sqlite = matches!(dialect, sql::Dialect::Sqlite);
     Some(match (kind, sqlite) {
@@ -90,16 +90,61 @@ fn bomb_sql(kind: &str, dialect: sql::Dialect) -> Option<&'static str> {
              SELECT n + 1, s || s FROM c WHERE n < 24) \
              SELECT s AS v FROM c WHERE n = 24"
         }
+        // One row of 100 values, each just under the per-value limit (SQLite only: on
+        // PostgreSQL a row arrives whole, see docs/operations.md).
+        ("wide", true) => WIDE_ROW,
         _ => return None,
     })
 }
+
+/// `SELECT randomblob(1000000) AS c0, ..., randomblob(1000000) AS c99`: 100 MB in one row.
+const WIDE_ROW: &str = concat!(
+    "SELECT ",
+    "randomblob(1000000) AS c0, randomblob(1000000) AS c1, randomblob(1000000) AS c2, ",
+    "randomblob(1000000) AS c3, randomblob(1000000) AS c4, randomblob(1000000) AS c5, ",
+    "randomblob(1000000) AS c6, randomblob(1000000) AS c7, randomblob(1000000) AS c8, ",
+    "randomblob(1000000) AS c9, randomblob(1000000) AS c10, randomblob(1000000) AS c11, ",
+    "randomblob(1000000) AS c12, randomblob(1000000) AS c13, randomblob(1000000) AS c14, ",
+    "randomblob(1000000) AS c15, randomblob(1000000) AS c16, randomblob(1000000) AS c17, ",
+    "randomblob(1000000) AS c18, randomblob(1000000) AS c19, randomblob(1000000) AS c20, ",
+    "randomblob(1000000) AS c21, randomblob(1000000) AS c22, randomblob(1000000) AS c23, ",
+    "randomblob(1000000) AS c24, randomblob(1000000) AS c25, randomblob(1000000) AS c26, ",
+    "randomblob(1000000) AS c27, randomblob(1000000) AS c28, randomblob(1000000) AS c29, ",
+    "randomblob(1000000) AS c30, randomblob(1000000) AS c31, randomblob(1000000) AS c32, ",
+    "randomblob(1000000) AS c33, randomblob(1000000) AS c34, randomblob(1000000) AS c35, ",
+    "randomblob(1000000) AS c36, randomblob(1000000) AS c37, randomblob(1000000) AS c38, ",
+    "randomblob(1000000) AS c39, randomblob(1000000) AS c40, randomblob(1000000) AS c41, ",
+    "randomblob(1000000) AS c42, randomblob(1000000) AS c43, randomblob(1000000) AS c44, ",
+    "randomblob(1000000) AS c45, randomblob(1000000) AS c46, randomblob(1000000) AS c47, ",
+    "randomblob(1000000) AS c48, randomblob(1000000) AS c49, randomblob(1000000) AS c50, ",
+    "randomblob(1000000) AS c51, randomblob(1000000) AS c52, randomblob(1000000) AS c53, ",
+    "randomblob(1000000) AS c54, randomblob(1000000) AS c55, randomblob(1000000) AS c56, ",
+    "randomblob(1000000) AS c57, randomblob(1000000) AS c58, randomblob(1000000) AS c59, ",
+    "randomblob(1000000) AS c60, randomblob(1000000) AS c61, randomblob(1000000) AS c62, ",
+    "randomblob(1000000) AS c63, randomblob(1000000) AS c64, randomblob(1000000) AS c65, ",
+    "randomblob(1000000) AS c66, randomblob(1000000) AS c67, randomblob(1000000) AS c68, ",
+    "randomblob(1000000) AS c69, randomblob(1000000) AS c70, randomblob(1000000) AS c71, ",
+    "randomblob(1000000) AS c72, randomblob(1000000) AS c73, randomblob(1000000) AS c74, ",
+    "randomblob(1000000) AS c75, randomblob(1000000) AS c76, randomblob(1000000) AS c77, ",
+    "randomblob(1000000) AS c78, randomblob(1000000) AS c79, randomblob(1000000) AS c80, ",
+    "randomblob(1000000) AS c81, randomblob(1000000) AS c82, randomblob(1000000) AS c83, ",
+    "randomblob(1000000) AS c84, randomblob(1000000) AS c85, randomblob(1000000) AS c86, ",
+    "randomblob(1000000) AS c87, randomblob(1000000) AS c88, randomblob(1000000) AS c89, ",
+    "randomblob(1000000) AS c90, randomblob(1000000) AS c91, randomblob(1000000) AS c92, ",
+    "randomblob(1000000) AS c93, randomblob(1000000) AS c94, randomblob(1000000) AS c95, ",
+    "randomblob(1000000) AS c96, randomblob(1000000) AS c97, randomblob(1000000) AS c98, ",
+    "randomblob(1000000) AS c99"
+);
 
 /// Runs the SQL bomb `?kind=`; a refusal answers 413 with the capability's message
 /// (which names the limit), a timeout 504.
 fn sql_bomb(req: &Request) -> Result<Response, ApiError> {
     let kind = req.query("kind").unwrap_or("randomblob");
     let statement = bomb_sql(kind, sql::dialect()).ok_or_else(|| {
-        ApiError::invalid_field("kind", "one of randomblob, zeroblob, concat, cte")
+        ApiError::invalid_field(
+            "kind",
+            "one of randomblob, zeroblob, concat, cte, wide (SQLite)",
+        )
     })?;
     match sql::query(statement, &[]) {
         Ok(rows) => Ok(Response::ok(&json!({ "kind": kind, "rows": rows.len() }))),
