@@ -293,7 +293,14 @@ impl Config {
             return Ok(());
         }
         let published = published_values();
+        // The shipped list always counts: a config file can add to it, not remove.
+        let mut required = shipped_required();
         for key in &self.secrets.required {
+            if !required.contains(key) {
+                required.push(key.clone());
+            }
+        }
+        for key in &required {
             let path: Vec<&str> = key.split('.').collect();
             let value = lookup(&self.document, &path)
                 .and_then(toml::Value::as_str)
@@ -368,6 +375,11 @@ impl Config {
     }
 
     fn validate(&self) -> Result<()> {
+        if self.dev && !self.rate_limit.trusted_proxies.is_empty() {
+            bail!(
+                "development mode (kirana up, KIRANA_DEV) uses published secrets and must not sit behind a proxy, but rate_limit.trusted_proxies is set: run `kirana serve` with your own secrets"
+            );
+        }
         if self.dev && !is_loopback(&self.listen) {
             bail!(
                 "development mode (kirana up, KIRANA_DEV) uses published secrets and listens on loopback only, but listen = {:?}: use 127.0.0.1:PORT, or run `kirana serve` with your own secrets",
@@ -464,15 +476,12 @@ fn is_loopback(listen: &str) -> bool {
     matches!(listen.rsplit_once(':'), Some(("localhost", _)))
 }
 
-/// Every value at a `[secrets] required` key (as the shipped defaults list them) in the
-/// files this repository publishes.
-fn published_values() -> Vec<(String, String)> {
-    let docs: Vec<toml::Table> = [DEFAULTS, DEVELOPMENT]
-        .iter()
-        .filter_map(|text| text.parse::<toml::Table>().ok())
-        .collect();
-    let required: Vec<String> = docs
-        .first()
+/// The `[secrets] required` list of the shipped defaults.
+fn shipped_required() -> Vec<String> {
+    DEFAULTS
+        .parse::<toml::Table>()
+        .ok()
+        .as_ref()
         .and_then(|d| lookup(d, &["secrets", "required"]))
         .and_then(toml::Value::as_array)
         .map(|a| {
@@ -480,7 +489,17 @@ fn published_values() -> Vec<(String, String)> {
                 .filter_map(|v| v.as_str().map(String::from))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Every value at a shipped `[secrets] required` key in the files this repository
+/// publishes.
+fn published_values() -> Vec<(String, String)> {
+    let docs: Vec<toml::Table> = [DEFAULTS, DEVELOPMENT]
+        .iter()
+        .filter_map(|text| text.parse::<toml::Table>().ok())
+        .collect();
+    let required = shipped_required();
     let mut out = Vec::new();
     for doc in &docs {
         for key in &required {
@@ -790,6 +809,22 @@ mod tests {
             Config::load_with_env(None, &env(&[("KIRANA_DATA_DIR", data.as_str())])).unwrap();
         assert_eq!(prod.ensure_development_operator_token().unwrap(), None);
         assert!(prod.admin.operator_token.is_empty());
+    }
+
+    #[test]
+    fn a_config_file_cannot_drop_a_required_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        std::fs::write(&path, "[secrets]\nrequired = []\n").unwrap();
+        let c = Config::load_with_env(Some(&path), &[]).unwrap();
+        let err = c.check_secrets().unwrap_err().to_string();
+        assert!(err.contains("admin.operator_token is not set"), "{err}");
+        // Development mode refuses to sit behind a proxy.
+        std::fs::write(&path, "[rate_limit]\ntrusted_proxies = [\"127.0.0.1\"]\n").unwrap();
+        let err = Config::load_mode(Some(&path), &[], true)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("proxy"), "{err}");
     }
 
     #[test]

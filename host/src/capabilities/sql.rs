@@ -72,6 +72,25 @@ impl Tx {
 /// `BEGIN`, no extra round trip): the connection's own timeout is the plugin's whole
 /// time limit, and a migration's transaction may run longer than a request.
 pub async fn begin(db: &PluginDb, deadline: Instant) -> Result<Tx, wit::Error> {
+    begin_as(db, deadline, "").await
+}
+
+/// Like [`begin`], for a migration: on PostgreSQL the session is marked
+/// ([`storage::MIGRATION_APPLICATION`]) so the host's statement watchdog grants it the
+/// migration's longer time.
+pub async fn begin_migration(db: &PluginDb, deadline: Instant) -> Result<Tx, wit::Error> {
+    begin_as(
+        db,
+        deadline,
+        &format!(
+            "; SET LOCAL application_name = '{}'",
+            crate::storage::MIGRATION_APPLICATION
+        ),
+    )
+    .await
+}
+
+async fn begin_as(db: &PluginDb, deadline: Instant, also: &str) -> Result<Tx, wit::Error> {
     Ok(match db {
         PluginDb::Sqlite(db) => {
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
@@ -85,7 +104,7 @@ pub async fn begin(db: &PluginDb, deadline: Instant) -> Result<Tx, wit::Error> {
             // 0 would mean "no timeout".
             let ms = left.as_millis().max(1);
             let begin = async {
-                p.begin_with(format!("BEGIN; SET LOCAL statement_timeout = {ms}"))
+                p.begin_with(format!("BEGIN; SET LOCAL statement_timeout = {ms}{also}"))
                     .await
                     .map_err(map_err)
             };

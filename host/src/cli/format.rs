@@ -848,7 +848,7 @@ mod tests {
             "http://h",
             true,
         );
-        assert!(m.contains("not an admin's"), "{m}");
+        assert!(m.contains("not the operator's"), "{m}");
         let m = error_message(
             400,
             &body(

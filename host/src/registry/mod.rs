@@ -731,9 +731,9 @@ fn mb(n: u32) -> usize {
 pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Result<()> {
     let from = store::migrated_version(&platform.db, plugin.name()).await?;
     // Seeding a fresh database may take longer than a request.
-    let timeout = plugin.ctx.timeout.max(Duration::from_secs(60));
+    let timeout = plugin.ctx.timeout.max(crate::storage::MIGRATION_TIME);
     let mut call = CallCtx::new(format!("migrate:{}", plugin.name()), None, 0, timeout);
-    let tx = sql::begin(&plugin.ctx.db, call.deadline)
+    let tx = sql::begin_migration(&plugin.ctx.db, call.deadline)
         .await
         .map_err(|e| anyhow!("opening the migration transaction: {e:?}"))?;
     call.migration_tx = Some(tx.for_migration());

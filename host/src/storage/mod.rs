@@ -210,6 +210,14 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
     }
 }
 
+/// The longest a plugin's `migrate` may run (seeding a fresh database may take longer
+/// than a request).
+pub const MIGRATION_TIME: Duration = Duration::from_secs(60);
+/// The `application_name` of a migration's PostgreSQL session: the statement watchdog
+/// allows it [`MIGRATION_TIME`]. A plugin could set it itself, which only buys it that
+/// bounded time.
+pub const MIGRATION_APPLICATION: &str = "kirana migrate";
+
 /// Cancels PostgreSQL statements of plugin roles that have run past their plugin's
 /// time limit plus a second of grace; `limits` pairs each plugin name with its limit.
 /// The roles' `statement_timeout` normally stops them first, but a plugin may change
@@ -241,8 +249,11 @@ pub async fn cancel_overdue_statements(host: &Db, limits: &[(String, Duration)])
          JOIN (VALUES {}) AS l(role, ms) ON a.usename = l.role \
          WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() \
            AND a.state = 'active' \
-           AND a.query_start < clock_timestamp() - l.ms * INTERVAL '1 millisecond'",
-        values.join(", ")
+           AND a.query_start < clock_timestamp() - INTERVAL '1 millisecond' * \
+               CASE WHEN a.application_name = '{MIGRATION_APPLICATION}' \
+                    THEN GREATEST(l.ms, {migration_ms}) ELSE l.ms END",
+        values.join(", "),
+        migration_ms = MIGRATION_TIME.as_millis().saturating_add(1000),
     ))
     .fetch_all(&host.pool)
     .await

@@ -1757,6 +1757,39 @@ restart_test!(an_admin_made_by_an_older_version_is_adopted, |app| {
 });
 
 restart_test!(
+    a_second_admin_with_the_published_password_is_locked_at_the_upgrade,
+    |app| {
+        // Older versions added a second admin when KIRANA_ADMIN_EMAIL changed, leaving
+        // the first one with the published default password.
+        let admin = token(
+            &login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await,
+            "access_token",
+        );
+        let stale_email = format!("{}@kirana.local", app.unique("old-admin"));
+        let r = app
+            .post(
+                "/api/v1/admin/users",
+                Some(&admin),
+                json!({"email": stale_email, "password": "kirana-admin-123", "name": "Old", "role": "admin"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let stale = login(app, &stale_email, "kirana-admin-123").await;
+        assert_eq!(stale.status, 200, "{}", stale.text);
+        let stale_session = token(&stale, "access_token");
+        auth_db_execute(app, "DELETE FROM bootstrap_admin").await;
+        app.restart().await;
+        // The upgrade's first start locks it: no login with the published password, and
+        // its sessions are gone; the bootstrap admin is untouched.
+        login(app, &stale_email, "kirana-admin-123")
+            .await
+            .assert_error(401, "invalid_credentials");
+        assert_eq!(me_status(app, &stale_session).await, 401);
+        assert_eq!(login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await.status, 200);
+    }
+);
+
+restart_test!(
     phones_of_sms_login_accounts_stay_proven_across_the_upgrade,
     |app| {
         // An account made by an SMS login before phones were proven: its proof rows are

@@ -142,8 +142,53 @@ pub fn ensure_bootstrap_admin() -> Result<(), String> {
     }
 }
 
-/// Finds or makes the bootstrap admin when none is remembered (or its account is gone).
+/// The first admin's password that earlier versions shipped as a default. An admin
+/// account made with it before there was one bootstrap admin (a second admin appeared
+/// when `KIRANA_ADMIN_EMAIL` changed) would keep a password anyone can read.
+const PUBLISHED_ADMIN_PASSWORD: &str = "kirana-admin-123";
+
+/// Finds or makes the bootstrap admin when none is remembered (or its account is gone),
+/// then locks every other admin whose password is the published one.
 fn establish(email: &str, password: &str) -> Result<(), CapError> {
+    establish_account(email, password)?;
+    lock_published_admins(password)
+}
+
+/// Admins other than the bootstrap one whose password is [`PUBLISHED_ADMIN_PASSWORD`]
+/// lose it (password login off, sessions revoked; a reset by email gives them a new
+/// one). Skipped when the configured password is that value itself (development).
+fn lock_published_admins(configured: &str) -> Result<(), CapError> {
+    if configured == PUBLISHED_ADMIN_PASSWORD {
+        return Ok(());
+    }
+    let bootstrap = bootstrap_record()?.map(|(id, _)| id);
+    let rows = sql::query(
+        "SELECT id, password_hash FROM users WHERE role = 'admin' AND password_hash IS NOT NULL",
+        &[],
+    )?;
+    for row in rows.iter() {
+        let id: String = row.get("id")?;
+        let hash: String = row.get("password_hash")?;
+        if Some(&id) == bootstrap.as_ref()
+            || !identity::verify_password(PUBLISHED_ADMIN_PASSWORD, &hash)?
+        {
+            continue;
+        }
+        sql::execute(
+            "UPDATE users SET password_hash = NULL, updated_at = $1 WHERE id = $2",
+            &params![now_rfc3339(), id],
+        )?;
+        let revoked = identity::revoke_all(&id)?;
+        log::warn(
+            "an admin account still had the published default password: its password login is off and its sessions are revoked (it can set a new one with a password reset)",
+            &[("admin_id", &id), ("sessions", &revoked.to_string())],
+        );
+    }
+    Ok(())
+}
+
+/// Finds or makes the bootstrap admin.
+fn establish_account(email: &str, password: &str) -> Result<(), CapError> {
     let user = match db::user_by_email(email)? {
         Some(u) if u.role == "admin" => u,
         Some(u) => {
@@ -183,7 +228,7 @@ fn create(email: &str, password: &str) -> Result<(), CapError> {
     };
     if !inserted {
         // Another replica made it first: adopt what it made.
-        return establish(email, password);
+        return establish_account(email, password);
     }
     remember(&user.id, &hash)?;
     log::info(
