@@ -62,25 +62,34 @@ impl Grants {
     }
 
     /// The grants a version needs, as the configuration spells them: its capabilities,
-    /// plus `memory:MiB` when its manifest asks for more memory than `memory_limit_mb`.
+    /// `subscribe:TOPIC` for each topic it subscribes to (events carry other plugins'
+    /// data: who signed up, what they ordered), and `memory:MiB` when its manifest asks
+    /// for more memory than `memory_limit_mb`.
     pub fn requested(
-        asked: &wit::Capabilities,
+        manifest: &wit::Manifest,
         memory_ask_mb: Option<u32>,
         memory_limit_mb: u32,
     ) -> Vec<String> {
-        let mut out = Self::asked(asked).as_list();
+        let mut out = Self::asked(&manifest.capabilities).as_list();
+        out.extend(
+            manifest
+                .subscriptions
+                .iter()
+                .map(|t| format!("subscribe:{t}")),
+        );
         if let Some(mb) = memory_ask_mb.filter(|mb| *mb > memory_limit_mb) {
             out.push(format!("memory:{mb}"));
         }
         out
     }
 
-    /// Of `requested`, what `approved` does not cover (`publish:*` covers every topic;
-    /// `memory:N` covers any ask up to N MiB).
+    /// Of `requested`, what `approved` does not cover (`publish:*` and `subscribe:*`
+    /// cover every topic; `memory:N` covers any ask up to N MiB).
     pub fn missing(requested: &[String], approved: &[String]) -> Vec<String> {
         let covered = |want: &str| {
             approved.iter().any(|a| a == want)
                 || (want.starts_with("publish:") && approved.iter().any(|a| a == "publish:*"))
+                || (want.starts_with("subscribe:") && approved.iter().any(|a| a == "subscribe:*"))
                 || want.strip_prefix("memory:").is_some_and(|mb| {
                     let mb: u64 = mb.parse().unwrap_or(u64::MAX);
                     approved.iter().any(|a| {
@@ -99,13 +108,16 @@ impl Grants {
             || grant
                 .strip_prefix("publish:")
                 .is_some_and(|t| t == "*" || is_name(t))
+            || grant
+                .strip_prefix("subscribe:")
+                .is_some_and(|t| t == "*" || is_name(t))
             || grant.strip_prefix("call:").is_some_and(is_name)
             || grant
                 .strip_prefix("memory:")
                 .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
         if !ok {
             bail!(
-                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, publish:*, call:PLUGIN or memory:MiB"
+                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, publish:*, subscribe:TOPIC, subscribe:*, call:PLUGIN or memory:MiB"
             );
         }
         Ok(())
@@ -115,13 +127,13 @@ impl Grants {
     /// what is missing and how to approve it.
     pub fn resolve(
         plugin: &str,
-        version: &str,
-        asked: &wit::Capabilities,
+        manifest: &wit::Manifest,
         memory_ask_mb: Option<u32>,
         memory_limit_mb: u32,
         approved: &[String],
     ) -> Result<Self> {
-        let requested = Self::requested(asked, memory_ask_mb, memory_limit_mb);
+        let version = &manifest.version;
+        let requested = Self::requested(manifest, memory_ask_mb, memory_limit_mb);
         let missing = Self::missing(&requested, approved);
         if !missing.is_empty() {
             bail!(
@@ -130,7 +142,7 @@ impl Grants {
                 missing.join(",")
             );
         }
-        Ok(Self::asked(asked))
+        Ok(Self::asked(&manifest.capabilities))
     }
 
     pub fn may_publish(&self, topic: &str) -> bool {
@@ -154,15 +166,25 @@ fn is_name(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn caps() -> wit::Capabilities {
-        wit::Capabilities {
-            sql: true,
-            kv: false,
-            publish: vec!["order.created".into()],
-            call: vec!["catalog".into()],
-            identity: false,
-            realtime: false,
-            mail: false,
+    fn caps() -> wit::Manifest {
+        wit::Manifest {
+            name: "orders".into(),
+            version: "1.0.0".into(),
+            routes: Vec::new(),
+            subscriptions: vec!["payment.captured".into()],
+            capabilities: wit::Capabilities {
+                sql: true,
+                kv: false,
+                publish: vec!["order.created".into()],
+                call: vec!["catalog".into()],
+                identity: false,
+                realtime: false,
+                mail: false,
+            },
+            limits: wit::Limits {
+                memory_mb: None,
+                timeout_ms: None,
+            },
         }
     }
 
@@ -172,7 +194,7 @@ mod tests {
 
     #[test]
     fn nothing_is_granted_without_approval() {
-        let err = Grants::resolve("orders", "1.0.0", &caps(), None, 64, &[])
+        let err = Grants::resolve("orders", &caps(), None, 64, &[])
             .unwrap_err()
             .to_string();
         assert!(
@@ -182,20 +204,22 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("--grant sql,publish:order.created,call:catalog"),
+            err.contains(
+                "--grant sql,publish:order.created,call:catalog,subscribe:payment.captured"
+            ),
             "{err}"
         );
     }
 
     #[test]
     fn approvals_must_cover_the_request() {
-        let ok = list(&["sql", "publish:*", "call:catalog"]);
-        let g = Grants::resolve("orders", "1.0.0", &caps(), None, 64, &ok).unwrap();
+        let ok = list(&["sql", "publish:*", "call:catalog", "subscribe:*"]);
+        let g = Grants::resolve("orders", &caps(), None, 64, &ok).unwrap();
         assert!(g.sql && !g.kv);
         assert!(g.may_publish("order.created") && !g.may_publish("user.created"));
         assert!(g.may_call("catalog") && !g.may_call("auth"));
         let short = list(&["sql"]);
-        let err = Grants::resolve("orders", "1.0.0", &caps(), None, 64, &short)
+        let err = Grants::resolve("orders", &caps(), None, 64, &short)
             .unwrap_err()
             .to_string();
         assert!(
@@ -206,18 +230,23 @@ mod tests {
 
     #[test]
     fn more_memory_than_the_limit_needs_a_memory_grant() {
-        let approved = list(&["sql", "publish:order.created", "call:catalog"]);
-        assert!(Grants::resolve("orders", "1.0.0", &caps(), Some(64), 64, &approved).is_ok());
-        let err = Grants::resolve("orders", "1.0.0", &caps(), Some(200), 64, &approved)
+        let approved = list(&[
+            "sql",
+            "publish:order.created",
+            "call:catalog",
+            "subscribe:payment.captured",
+        ]);
+        assert!(Grants::resolve("orders", &caps(), Some(64), 64, &approved).is_ok());
+        let err = Grants::resolve("orders", &caps(), Some(200), 64, &approved)
             .unwrap_err()
             .to_string();
         assert!(err.contains("memory:200"), "{err}");
         let mut more = approved.clone();
         more.push("memory:256".into());
-        assert!(Grants::resolve("orders", "1.0.0", &caps(), Some(200), 64, &more).is_ok());
+        assert!(Grants::resolve("orders", &caps(), Some(200), 64, &more).is_ok());
         more.pop();
         more.push("memory:128".into());
-        assert!(Grants::resolve("orders", "1.0.0", &caps(), Some(200), 64, &more).is_err());
+        assert!(Grants::resolve("orders", &caps(), Some(200), 64, &more).is_err());
     }
 
     #[test]
@@ -227,6 +256,8 @@ mod tests {
             "kv",
             "publish:order.created",
             "publish:*",
+            "subscribe:user.created",
+            "subscribe:*",
             "call:cart",
             "memory:128",
         ] {

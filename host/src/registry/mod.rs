@@ -576,8 +576,7 @@ pub async fn build(
     let grants = match grants {
         GrantCheck::Enforce(approved) => Grants::resolve(
             &name,
-            &manifest.version,
-            &manifest.capabilities,
+            &manifest,
             memory_ask,
             config.limits.memory_mb,
             approved,

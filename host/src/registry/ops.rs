@@ -49,7 +49,7 @@ pub async fn install(
     let version = plugin.version().to_string();
     let pc = plugin_config(platform, &name);
     let requested_grants = Grants::requested(
-        &plugin.manifest.capabilities,
+        &plugin.manifest,
         pc.memory_mb
             .is_none()
             .then_some(plugin.manifest.limits.memory_mb)

@@ -416,7 +416,7 @@ async fn swap_version(app: &TestApp) -> Result<String, u16> {
 
 backend_test!(
     plugins_install_canary_promote_rollback_disable_delete,
-    "[plugins.swap]\ngrants = [\"sql\"]\n\n[admin]\noperator_token = \"operator-token-for-the-cli-tests\"",
+    "[plugins.swap]\ngrants = [\"sql\", \"subscribe:faulty.flaky\"]\n\n[admin]\noperator_token = \"operator-token-for-the-cli-tests\"",
     |app| {
         let url = app.base.clone();
         let env = [
@@ -630,23 +630,37 @@ backend_test!(
         ];
         let run = kirana_async(&["plugins", "install", &component("swap_v1.wasm")], &env).await;
         run.ok();
-        assert!(run.stdout.contains("\nit asks for: sql\n"), "{run:?}");
+        assert!(
+            run.stdout
+                .contains("\nit asks for: sql, subscribe:faulty.flaky\n"),
+            "{run:?}"
+        );
         assert!(
             run.stdout.contains(
-                "not approved yet: sql\nreview them, then approve and make it live with `kirana plugins enable swap@1.0.0 --grant sql`"
+                "not approved yet: sql, subscribe:faulty.flaky\nreview them, then approve and make it live with `kirana plugins enable swap@1.0.0 --grant sql,subscribe:faulty.flaky`"
             ),
             "{run:?}"
         );
         kirana_async(&["plugins", "enable", "swap"], &env)
             .await
             .fails_with(
-                "conflict (409): swap 1.0.0 asks for grants the operator has not approved: sql",
+                "conflict (409): swap 1.0.0 asks for grants the operator has not approved: sql, subscribe:faulty.flaky",
             );
         assert_eq!(swap_version(app).await, Err(404));
         kirana_async(&["plugins", "enable", "swap", "--grant", "sql,root"], &env)
             .await
             .fails_with("validation_failed (400)");
-        let run = kirana_async(&["plugins", "enable", "swap", "--grant", "sql"], &env).await;
+        let run = kirana_async(
+            &[
+                "plugins",
+                "enable",
+                "swap",
+                "--grant",
+                "sql,subscribe:faulty.flaky",
+            ],
+            &env,
+        )
+        .await;
         run.ok();
         assert_eq!(run.stdout, "swap 1.0.0 is live\n");
         assert_eq!(swap_version(app).await.as_deref(), Ok("1.0.0"));

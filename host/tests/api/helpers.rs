@@ -303,7 +303,7 @@ grants = ["kv", "realtime", "mail"]
 file = "faulty.wasm"
 timeout_ms = 1000
 memory_mb = 32
-grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty"]
+grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.flaky"]
 "#,
             data = dir.path().display(),
             plugins = plugin_dir().display(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::helpers::*;
 
 /// The registry tests grant the swap plugin its SQL and lower the canary bounds.
-const CONFIG: &str = "[plugins.swap]\ngrants = [\"sql\"]\n\n[registry]\ncanary_min_requests = 10";
+const CONFIG: &str = "[plugins.swap]\ngrants = [\"sql\", \"subscribe:faulty.flaky\"]\n\n[registry]\ncanary_min_requests = 10";
 const OPERATOR: &str = OPERATOR_TOKEN;
 
 fn build(name: &str) -> Vec<u8> {
@@ -213,13 +213,14 @@ backend_test!(
         // Installing shows what the version asks for and what is not approved yet.
         let r = upload(app, Some(OPERATOR), build("swap_v1")).await;
         assert_eq!(r.status, 201, "{}", r.text);
-        assert_eq!(r.body["requested_grants"], json!(["sql"]), "{}", r.text);
-        assert_eq!(r.body["unapproved_grants"], json!(["sql"]), "{}", r.text);
+        let asks = json!(["sql", "subscribe:faulty.flaky"]);
+        assert_eq!(r.body["requested_grants"], asks, "{}", r.text);
+        assert_eq!(r.body["unapproved_grants"], asks, "{}", r.text);
         // Enabling without the approval is refused, naming the grant and the fix.
         let r = enable(app, "1.0.0").await;
         r.assert_error(409, "conflict");
         assert!(
-            r.text.contains("sql") && r.text.contains("--grant sql"),
+            r.text.contains("--grant sql,subscribe:faulty.flaky"),
             "{}",
             r.text
         );
@@ -239,7 +240,7 @@ backend_test!(
             .post(
                 "/admin/plugins/swap/enable",
                 Some(OPERATOR),
-                json!({"version": "1.0.0", "grants": ["sql"]}),
+                json!({"version": "1.0.0", "grants": ["sql", "subscribe:faulty.flaky"]}),
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
@@ -393,7 +394,7 @@ backend_test!(every_operator_route_refuses_a_shop_admin, CONFIG, |app| {
 
 backend_test!(
     the_operator_api_is_rate_limited_per_address,
-    "[plugins.swap]\ngrants = [\"sql\"]\n\n[rate_limit]\nadmin_per_minute = 3",
+    "[plugins.swap]\ngrants = [\"sql\", \"subscribe:faulty.flaky\"]\n\n[rate_limit]\nadmin_per_minute = 3",
     |app| {
         for _ in 0..3 {
             let r = app.get("/admin/plugins", Some("wrong-guess")).await;
