@@ -1406,6 +1406,35 @@ backend_test!(
     }
 );
 
+backend_test!(
+    parallel_otp_requests_send_no_more_codes_than_the_hourly_limit,
+    "[auth]\notp_max_per_hour = 3",
+    |app| {
+        // 12 requests for one phone at once: exactly the limit are sent, the rest 429,
+        // and the outbox holds exactly that many SMS (each counted under the phone's
+        // lock, not checked and then recorded).
+        let phone = unique_phone();
+        let answers = futures::future::join_all((0..12).map(|_| otp_request(app, &phone))).await;
+        let sent = answers.iter().filter(|r| r.status == 202).count();
+        for r in answers.iter().filter(|r| r.status != 202) {
+            r.assert_error(429, "rate_limited");
+        }
+        assert_eq!(sent, 3, "codes sent for one phone in parallel");
+        let admin = app.admin_token().await;
+        let r = app
+            .get(
+                &format!(
+                    "/api/v1/admin/outbox?channel=sms&to={}",
+                    phone.replace('+', "%2B")
+                ),
+                Some(&admin),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["total"], 3, "{}", r.text);
+    }
+);
+
 async fn forgot(app: &TestApp, email: &str) -> Resp {
     app.post(
         "/api/v1/auth/password/forgot",

@@ -45,6 +45,8 @@ pub const SCHEMA: &[&str] = &[
         sent_at TEXT NOT NULL
     )",
     "CREATE INDEX IF NOT EXISTS otp_sends_phone ON otp_sends (phone, sent_at)",
+    // One row per phone that sends lock: sends to one phone count one at a time.
+    "CREATE TABLE IF NOT EXISTS otp_send_locks (phone TEXT PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS phone_proofs (
         user_id TEXT PRIMARY KEY,
         phone TEXT NOT NULL,
@@ -91,16 +93,26 @@ fn send_code(
 ) -> Result<Duration, ApiError> {
     let now = kirana_sdk::now();
     let hour_ago = rfc3339(now - Duration::from_secs(3600));
-    sql::execute(
+    let max_per_hour: i64 = config::get_or("otp_max_per_hour", 5i64).max(1);
+    let tx = sql::begin()?;
+    // Count and record under the phone's lock row (held to the commit on PostgreSQL;
+    // SQLite's write transaction serialises anyway): parallel requests for one phone
+    // cannot all see the count below the limit.
+    tx.execute(
+        "INSERT INTO otp_send_locks (phone) VALUES ($1) \
+         ON CONFLICT (phone) DO UPDATE SET phone = excluded.phone",
+        &params![phone],
+    )?;
+    tx.execute(
         "DELETE FROM otp_sends WHERE phone = $1 AND sent_at < $2",
         &params![phone, hour_ago],
     )?;
-    let sent: i64 = sql::query(
-        "SELECT COUNT(*) AS n FROM otp_sends WHERE phone = $1",
-        &params![phone],
-    )?
-    .scalar()?;
-    let max_per_hour: i64 = config::get_or("otp_max_per_hour", 5i64).max(1);
+    let sent: i64 = tx
+        .query(
+            "SELECT COUNT(*) AS n FROM otp_sends WHERE phone = $1",
+            &params![phone],
+        )?
+        .scalar()?;
     if sent >= max_per_hour {
         return Err(ApiError::rate_limited(format!(
             "at most {max_per_hour} codes an hour for one phone; try again later"
@@ -109,7 +121,6 @@ fn send_code(
     let code = random_code(CODE_DIGITS);
     let hash = identity::hash_password(&code)?;
     let ttl = ttl();
-    let tx = sql::begin()?;
     store(&tx, &hash, &rfc3339(now + ttl), &rfc3339(now))?;
     tx.execute(
         "INSERT INTO otp_sends (id, phone, sent_at) VALUES ($1, $2, $3)",
