@@ -298,7 +298,29 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// Creates the event series of the live plugins at zero, so a fresh host exports
+    /// `events_published_total` for every topic a plugin may publish and
+    /// `events_delivered/retried/dead_total` for every subscription before the first
+    /// event (a counter that appears only on its first increment hides that first
+    /// increase from `rate()`). `publish` lists topics, `subscribe` (subscriber, topic).
+    pub fn touch_events(&self, publish: &[String], subscribe: &[(String, String)]) {
+        for topic in publish.iter().filter(|t| t.as_str() != "*") {
+            // Creating the series is the point; the guard is not needed.
+            let _ = self.events_published.get_or_create(&TopicLabels {
+                topic: topic.clone(),
+            });
+        }
+        for (subscriber, topic) in subscribe {
+            let l = DeliveryLabels {
+                subscriber: subscriber.clone(),
+                topic: topic.clone(),
+            };
+            let _ = self.events_delivered.get_or_create(&l);
+            let _ = self.events_retried.get_or_create(&l);
+            let _ = self.events_dead.get_or_create(&l);
+        }
+    }
+
     /// The OpenMetrics 1.0 exposition (what Prometheus asks for first).
     pub fn render(&self) -> String {
         let mut out = String::new();

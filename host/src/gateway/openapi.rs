@@ -1,6 +1,7 @@
 //! `GET /openapi.json`: an OpenAPI 3.1 document assembled from the live plugins'
 //! manifests — their public routes, the roles as security requirements, and the JSON
-//! schemas the plugins declare. Internal routes never appear; a swap changes it.
+//! schemas the plugins declare — plus the host's own realtime stream. Internal routes
+//! never appear; a swap changes it.
 
 use serde_json::{json, Map, Value};
 
@@ -28,6 +29,7 @@ pub fn document(snap: &Snapshot) -> Value {
             }
         }
     }
+    paths.insert(super::realtime::PATH.to_string(), realtime_path());
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -101,6 +103,31 @@ fn operation(plugin: &str, route: &wit::Route) -> Value {
         }),
     );
     Value::Object(op)
+}
+
+/// The host's own `GET /api/v1/realtime` (Server-Sent Events): no plugin declares it.
+fn realtime_path() -> Value {
+    json!({"get": {
+        "tags": ["realtime"],
+        "operationId": "realtime_get",
+        "summary": "The caller's live events as Server-Sent Events: `ready`, then one `event: <topic>` with JSON `data` per push",
+        "security": [{"bearer": []}],
+        "parameters": [{
+            "name": "access_token", "in": "query", "required": false,
+            "description": "The access token, for browsers' EventSource (instead of Authorization)",
+            "schema": {"type": "string"}
+        }],
+        "responses": {
+            "200": {
+                "description": "An endless event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}}
+            },
+            "default": {
+                "description": "An error in the API error shape (401 before any stream starts)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            }
+        }
+    }})
 }
 
 fn parse(schema: &Option<String>) -> Option<Value> {

@@ -514,7 +514,8 @@ pub async fn delete(
     Ok(())
 }
 
-/// Sets the `plugin_version_live` metric from the snapshot.
+/// Sets the `plugin_version_live` metric from the snapshot, and creates the live
+/// plugins' event series at zero.
 pub fn refresh_live_metric(platform: &Platform) {
     let snap = platform.registry.snapshot();
     let live: Vec<(String, String)> = snap
@@ -523,4 +524,16 @@ pub fn refresh_live_metric(platform: &Platform) {
         .map(|p| (p.name().to_string(), p.version().to_string()))
         .collect();
     platform.metrics.set_live(&live);
+    let mut publish = Vec::new();
+    let mut subscribe = Vec::new();
+    for p in snap.plugins.values() {
+        publish.extend(p.ctx.grants.publish.iter().cloned());
+        subscribe.extend(
+            p.manifest
+                .subscriptions
+                .iter()
+                .map(|t| (p.name().to_string(), t.clone())),
+        );
+    }
+    platform.metrics.touch_events(&publish, &subscribe);
 }

@@ -446,6 +446,28 @@ backend_test!(
     }
 );
 
+backend_test!(event_metrics_are_exported_before_the_first_event, |app| {
+    // A fresh host has published and delivered nothing for these yet: the series are
+    // there at 0 (a counter that appears only on its first increment hides it from
+    // rate()).
+    let text = app.get("/metrics", None).await.text;
+    for line in [
+        r#"kirana_events_published_total{topic="payment.refunded"} 0"#,
+        r#"kirana_events_delivered_total{subscriber="payments",topic="order.cancelled"} 0"#,
+        r#"kirana_events_retried_total{subscriber="analytics",topic="payment.refunded"} 0"#,
+        r#"kirana_events_dead_total{subscriber="notifications",topic="delivery.assigned"} 0"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no {line} in:\n{}",
+            text.lines()
+                .filter(|l| l.contains("events"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+});
+
 backend_test!(metrics_count_requests_faults_and_events, |app| {
     assert_eq!(
         app.get("/api/v1/products/does-not-exist", None)
@@ -550,6 +572,13 @@ backend_test!(openapi_describes_the_live_public_routes, |app| {
     assert_eq!(product["put"]["x-roles"], json!(["admin"]));
     assert!(doc["paths"]["/api/v1/cart"]["get"].is_object());
     assert!(doc["paths"]["/api/v1/orders"]["post"].is_object());
+    // The host's own SSE stream is described too.
+    let realtime = &doc["paths"]["/api/v1/realtime"]["get"];
+    assert_eq!(realtime["security"], json!([{"bearer": []}]), "{realtime}");
+    assert!(
+        realtime["responses"]["200"]["content"]["text/event-stream"].is_object(),
+        "{realtime}"
+    );
     assert!(
         paths.keys().all(|p| !p.starts_with("/internal")),
         "internal routes leak"
