@@ -108,7 +108,17 @@ impl HostState {
             request_id: self.call.request_id.clone(),
         };
         let platform = self.platform.clone();
-        if !platform.breakers.allow(&target) {
+        let (allowed, changed) = platform.breakers.allow(&target);
+        if let Some(state) = changed {
+            self.platform
+                .metrics
+                .circuit_state
+                .get_or_create(&CalleeLabels {
+                    callee: target.clone(),
+                })
+                .set(state.code());
+        }
+        if !allowed {
             self.count_call(&target, "circuit_open");
             return Err(wit::Error::Unavailable(format!(
                 "{target} is failing; its circuit is open, retry shortly"

@@ -629,7 +629,30 @@ backend_test!(
             "{}",
             ready.text
         );
-        // After the cool-down one probe goes through; it succeeds and closes the circuit.
+        // After the cool-down one probe goes through. While it is in flight (a callee
+        // that spins to its deadline) the circuit is half-open, and the metric says so.
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let probe = {
+            let url = app.url("/api/v1/faulty/relay?to=spin");
+            let client = app.client.clone();
+            tokio::spawn(async move { client.get(url).send().await })
+        };
+        let half_open = app
+            .eventually(5, || async {
+                let metrics = app.get("/metrics", None).await.text;
+                metrics
+                    .contains(r#"kirana_circuit_state{callee="faulty"} 2"#)
+                    .then_some(())
+            })
+            .await;
+        assert!(
+            half_open.is_some(),
+            "the half-open state was never exported"
+        );
+        let failed = probe.await.expect("join").expect("answer");
+        assert!(failed.status().is_server_error(), "{}", failed.status());
+        // The failed probe re-opened it; a cool-down later the next probe succeeds and
+        // closes the circuit.
         tokio::time::sleep(Duration::from_millis(450)).await;
         let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
         assert_eq!(r.status, 200, "{}", r.text);
