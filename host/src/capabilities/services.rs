@@ -151,10 +151,12 @@ impl HostState {
             Ok(_) => Err(wit::Error::Failed(format!(
                 "{target} returned an unexpected result"
             ))),
-            Err(InvokeError::Timeout) => Err(wit::Error::Timeout(format!(
-                "{target} did not answer within {} ms",
-                timeout.as_millis()
-            ))),
+            Err(InvokeError::Timeout(crate::runtime::Limit::Time)) => Err(wit::Error::Timeout(
+                format!("{target} did not answer within {} ms", timeout.as_millis()),
+            )),
+            Err(InvokeError::Timeout(crate::runtime::Limit::Fuel)) => Err(wit::Error::Timeout(
+                format!("{target} spent its fuel budget before answering"),
+            )),
             Err(e) => Err(wit::Error::Unavailable(format!("{target} failed: {e}"))),
         }
     }

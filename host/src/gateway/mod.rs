@@ -606,14 +606,21 @@ async fn serve(
             "internal error",
             rid,
         ),
-        Err(InvokeError::Timeout) => error(
+        Err(InvokeError::Timeout(limit)) => error(
             StatusCode::GATEWAY_TIMEOUT,
             "plugin_timeout",
-            format!(
-                "{} did not answer within {} ms",
-                plugin.name(),
-                plugin.ctx.timeout.as_millis()
-            ),
+            match limit {
+                crate::runtime::Limit::Time => format!(
+                    "{} did not answer within {} ms",
+                    plugin.name(),
+                    plugin.ctx.timeout.as_millis()
+                ),
+                crate::runtime::Limit::Fuel => format!(
+                    "{} spent its fuel budget ({} units) before answering",
+                    plugin.name(),
+                    plugin.ctx.fuel.unwrap_or_default()
+                ),
+            },
             rid,
         ),
         Err(InvokeError::Instantiate(_)) => error(

@@ -33,14 +33,32 @@ pub enum OpResult {
 /// Why a call produced no result. The instance is discarded in every case.
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
-    #[error("the plugin ran past its time limit")]
-    Timeout,
+    #[error("the plugin ran past its {0}")]
+    Timeout(Limit),
     #[error("the plugin hit its memory limit: {0}")]
     MemoryLimit(String),
     #[error("the plugin trapped: {0}")]
     Trap(String),
     #[error("the plugin could not be instantiated: {0}")]
     Instantiate(String),
+}
+
+/// Which compute limit stopped a call (both answer `504 plugin_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The call's deadline (epoch interruption).
+    Time,
+    /// The plugin's fuel budget (`[plugins.NAME] fuel`).
+    Fuel,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Time => "time limit",
+            Limit::Fuel => "fuel budget",
+        })
+    }
 }
 
 /// Raised by the epoch callback when a call's deadline has passed.
@@ -193,7 +211,7 @@ impl LoadedPlugin {
 
         let outcome = tokio::time::timeout(backstop, call_export(&mut warm, op)).await;
         let result = match outcome {
-            Err(_) => Err(InvokeError::Timeout),
+            Err(_) => Err(InvokeError::Timeout(Limit::Time)),
             Ok(Err(e)) => Err(classify(e, warm.store.data().stderr_text())),
             Ok(Ok(r)) => Ok(r),
         };
@@ -205,7 +223,7 @@ impl LoadedPlugin {
             }
             Err(e) => {
                 match &e {
-                    InvokeError::Timeout => counters.timeouts.inc(),
+                    InvokeError::Timeout(_) => counters.timeouts.inc(),
                     InvokeError::MemoryLimit(_) => counters.memory_limits.inc(),
                     InvokeError::Trap(_) | InvokeError::Instantiate(_) => counters.traps.inc(),
                 };
@@ -250,7 +268,7 @@ impl LoadedPlugin {
         });
         let bindings = self.pre.instantiate_async(&mut store).await.map_err(|e| {
             if e.downcast_ref::<DeadlineExceeded>().is_some() {
-                InvokeError::Timeout
+                InvokeError::Timeout(Limit::Time)
             } else {
                 InvokeError::Instantiate(format!("{e:#}"))
             }
@@ -314,11 +332,11 @@ async fn call_export(warm: &mut Warm, op: Op) -> wasmtime::Result<OpResult> {
 
 fn classify(e: wasmtime::Error, stderr: String) -> InvokeError {
     if e.downcast_ref::<DeadlineExceeded>().is_some() {
-        return InvokeError::Timeout;
+        return InvokeError::Timeout(Limit::Time);
     }
     // A spent fuel budget is a compute limit: answered like the time limit.
     if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::OutOfFuel) {
-        return InvokeError::Timeout;
+        return InvokeError::Timeout(Limit::Fuel);
     }
     let e = anyhow::Error::from(e);
     let cause = first_line(&e.root_cause().to_string());

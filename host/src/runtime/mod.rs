@@ -17,7 +17,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config as WasmConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::Config;
-pub use instance::{InvokeError, LoadedPlugin, Op, OpResult};
+pub use instance::{InvokeError, Limit, LoadedPlugin, Op, OpResult};
 pub use state::{CallCtx, HostState, PendingEvent, PluginCtx};
 
 /// The engine and linker every plugin shares.
