@@ -355,9 +355,10 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
     /// Stops the host and drops the test's PostgreSQL database and roles (a test that
     /// panics leaves them; `./scripts/test`'s throw-away server goes as a whole).
     pub async fn stop(mut self) {
-        if let Some(app) = self.app.take() {
-            let _ = app.stop().await;
-        }
+        let stopped = match self.app.take() {
+            Some(app) => app.stop().await,
+            None => Ok(()),
+        };
         if let (Some(name), Ok(admin)) = (
             self.postgres_database.take(),
             std::env::var("KIRANA_TEST_POSTGRES_URL"),
@@ -366,6 +367,9 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
                 eprintln!("dropping test database {name}: {e:#}");
             }
         }
+        // A stop that is not graceful (requests or streams left hanging) fails the test
+        // that caused it.
+        stopped.expect("the host stops gracefully");
     }
 
     /// The running host (for looking at its state directly).
