@@ -166,6 +166,7 @@ async fn sweep(
 /// Every second on PostgreSQL: cancels plugin statements that outlived their plugin's
 /// time limit (see [`storage::cancel_overdue_statements`]).
 async fn statement_watchdog(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
+    let mut database: Option<String> = None;
     loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
@@ -183,7 +184,17 @@ async fn statement_watchdog(platform: Arc<Platform>, mut stop: watch::Receiver<b
         // A canary shares its plugin's role: the longer limit counts.
         limits.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         limits.dedup_by(|a, b| a.0 == b.0);
-        match storage::cancel_overdue_statements(&platform.db, &limits).await {
+        if database.is_none() {
+            match storage::database_name(&platform.db).await {
+                Ok(name) => database = Some(name),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "checking for overdue plugin statements failed");
+                    continue;
+                }
+            }
+        }
+        let database = database.as_deref().unwrap_or_default();
+        match storage::cancel_overdue_statements(&platform.db, database, &limits).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 cancelled = n,

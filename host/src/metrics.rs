@@ -298,6 +298,15 @@ impl Metrics {
         }
     }
 
+    /// Sets `circuit_state{callee}` (0 closed, 1 open, 2 half-open).
+    pub fn set_circuit(&self, callee: &str, code: i64) {
+        self.circuit_state
+            .get_or_create(&CalleeLabels {
+                callee: callee.to_string(),
+            })
+            .set(code);
+    }
+
     /// Creates the event series of the live plugins at zero, so a fresh host exports
     /// `events_published_total` for every topic a plugin may publish and
     /// `events_delivered/retried/dead_total` for every subscription before the first

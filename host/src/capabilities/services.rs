@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use crate::capabilities::denied;
-use crate::metrics::{CallLabels, CalleeLabels};
+use crate::metrics::CallLabels;
 use crate::runtime::bindings::kirana::platform::services::Host;
 use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, HostState, InvokeError, Op, OpResult};
@@ -110,13 +110,7 @@ impl HostState {
         let platform = self.platform.clone();
         let (allowed, changed) = platform.breakers.allow(&target);
         if let Some(state) = changed {
-            self.platform
-                .metrics
-                .circuit_state
-                .get_or_create(&CalleeLabels {
-                    callee: target.clone(),
-                })
-                .set(state.code());
+            self.platform.metrics.set_circuit(&target, state.code());
         }
         if !allowed {
             self.count_call(&target, "circuit_open");
@@ -129,13 +123,7 @@ impl HostState {
         let outcome = run.await;
         let ok = matches!(&outcome, Ok((OpResult::Response(r), _)) if r.status < 500);
         let state = self.platform.breakers.record(&target, ok);
-        self.platform
-            .metrics
-            .circuit_state
-            .get_or_create(&CalleeLabels {
-                callee: target.clone(),
-            })
-            .set(state.code());
+        self.platform.metrics.set_circuit(&target, state.code());
         self.count_call(&target, if ok { "ok" } else { "failed" });
         match outcome {
             Ok((OpResult::Response(resp), child)) => {

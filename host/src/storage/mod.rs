@@ -223,21 +223,21 @@ pub const MIGRATION_APPLICATION: &str = "kirana migrate";
 /// The roles' `statement_timeout` normally stops them first, but a plugin may change
 /// its own session settings (`SET statement_timeout = 0`), so the host checks from
 /// outside. Answers how many it cancelled.
-pub async fn cancel_overdue_statements(host: &Db, limits: &[(String, Duration)]) -> Result<u64> {
+pub async fn cancel_overdue_statements(
+    host: &Db,
+    database: &str,
+    limits: &[(String, Duration)],
+) -> Result<u64> {
     if host.backend != Backend::Postgres || limits.is_empty() {
         return Ok(0);
     }
-    let database: String = sqlx::query_scalar("SELECT CAST(current_database() AS TEXT)")
-        .fetch_one(&host.pool)
-        .await
-        .context("reading the database name")?;
     // Role names are plain identifiers and the limits integers: safe to format.
     let values: Vec<String> = limits
         .iter()
         .map(|(name, limit)| {
             format!(
                 "('{}', {})",
-                plugin_role(&database, name),
+                plugin_role(database, name),
                 limit.as_millis().saturating_add(1000)
             )
         })
@@ -268,6 +268,14 @@ pub async fn cancel_overdue_statements(host: &Db, limits: &[(String, Duration)])
         cancelled += u64::from(done);
     }
     Ok(cancelled)
+}
+
+/// The name of the host's PostgreSQL database (what plugin role names are made from).
+pub async fn database_name(host: &Db) -> Result<String> {
+    sqlx::query_scalar("SELECT CAST(current_database() AS TEXT)")
+        .fetch_one(&host.pool)
+        .await
+        .context("reading the database name")
 }
 
 /// The longest any call of plugin `name` may run, in milliseconds: its own
