@@ -991,11 +991,11 @@ backend_test!(catalog_internal_routes_are_not_exposed, |app| {
             .await;
         assert_error(&r, 404, "not_found");
         let r = app
-            .post("/internal/stock/reserve", token, lines.clone())
+            .post("/internal/stock/holds", token, lines.clone())
             .await;
         assert_error(&r, 404, "not_found");
         let r = app
-            .post("/internal/stock/release", token, lines.clone())
+            .post("/internal/stock/holds/hld_x/release", token, json!({}))
             .await;
         assert_error(&r, 404, "not_found");
         let r = app.get("/internal/products/lookup", token).await;
@@ -1113,30 +1113,30 @@ backend_test!(
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(listed_one(app, &slug).await["price"], 8000);
 
-        // Reservations and releases (what orders do) move the listed stock.
+        // Holds and their release (what orders do) move the listed stock.
         let lines = json!({"items": [{"product_id": id, "quantity": 2}]});
-        let reserve = ("POST", "/internal/stock/reserve");
-        let (status, _) = crate::shop::call_internal(
-            app,
-            "catalog",
-            reserve.0,
-            reserve.1,
-            &[],
-            Some(lines.clone()),
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert_eq!(listed_one(app, &slug).await["stock"], 4);
-        let (status, _) = crate::shop::call_internal(
+        let (status, hold) = crate::shop::call_internal(
             app,
             "catalog",
             "POST",
-            "/internal/stock/release",
+            "/internal/stock/holds",
             &[],
             Some(lines),
         )
         .await;
-        assert_eq!(status, 204);
+        assert_eq!(status, 201, "{hold}");
+        assert_eq!(listed_one(app, &slug).await["stock"], 4);
+        let hold_id = hold["hold_id"].as_str().expect("hold_id");
+        let (status, body) = crate::shop::call_internal(
+            app,
+            "catalog",
+            "POST",
+            "/internal/stock/holds/{id}/release",
+            &[("id", hold_id)],
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
         assert_eq!(listed_one(app, &slug).await["stock"], 6);
 
         // Delete: gone from the listing.

@@ -14,6 +14,21 @@ fn ts(s: &Value) -> time::OffsetDateTime {
     .expect("an RFC 3339 timestamp")
 }
 
+/// Waits until `product_id` has `want` units (a cancellation's units go back through
+/// its `order.cancelled` event, delivered after the answer) and asserts it.
+async fn stock_becomes(app: &TestApp, product_id: &str, want: i64) {
+    let reached = app
+        .eventually(10, || async {
+            (stock_of(app, product_id).await == want).then_some(())
+        })
+        .await;
+    assert!(
+        reached.is_some(),
+        "stock of {product_id} stayed {} instead of {want}",
+        stock_of(app, product_id).await
+    );
+}
+
 async fn patch_status(app: &TestApp, admin: &str, id: &str, status: &str) -> Resp {
     app.patch(
         &format!("/api/v1/orders/{id}/status"),
@@ -459,7 +474,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
         .cloned()
         .unwrap_or_default();
     assert_eq!(last["status"], "cancelled");
-    assert_eq!(stock_of(app, &product).await, 10);
+    stock_becomes(app, &product, 10).await;
 
     // Twice is an invalid transition and the stock is not released again.
     let r = app
@@ -504,7 +519,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "cancelled");
-    assert_eq!(stock_of(app, &product).await, 10);
+    stock_becomes(app, &product, 10).await;
 
     // The admin cancels a preparing order through PATCH: stock goes back too.
     add_to_cart(app, &c.token, &product, 4).await;
@@ -515,7 +530,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
     let r = patch_status(app, &admin, &id3, "cancelled").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "cancelled");
-    assert_eq!(stock_of(app, &product).await, 10);
+    stock_becomes(app, &product, 10).await;
 
     // The admin may cancel any customer's order through /cancel.
     add_to_cart(app, &c.token, &product, 1).await;
@@ -528,7 +543,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(stock_of(app, &product).await, 10);
+    stock_becomes(app, &product, 10).await;
 
     // Out for delivery cannot be cancelled.
     add_to_cart(app, &c.token, &product, 1).await;
@@ -686,7 +701,7 @@ backend_test!(
         assert_eq!(cancelled["payment_status"], "awaiting");
         // Both timeouts were due at about the same time; give the second one a moment.
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        assert_eq!(stock_of(app, &product).await, 8);
+        stock_becomes(app, &product, 8).await;
         let r = app
             .get(&format!("/api/v1/orders/{paid}"), Some(&c.token))
             .await;

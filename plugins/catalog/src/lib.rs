@@ -1,16 +1,19 @@
 //! The `catalog` plugin: categories and products, product search, stock.
 //!
 //! Public routes list and show active products and categories; admin routes create,
-//! replace, soft-delete products and change their stock; internal routes (reachable
-//! only by other plugins through `services::call`) let the cart look products up and
-//! orders reserve and release stock atomically. A fresh install is seeded with a demo
-//! catalog ([`seed`]). See docs/plugins/catalog.md.
+//! replace, soft-delete products, change their stock and list stock holds; internal
+//! routes (reachable only by other plugins through `services::call`) let the cart look
+//! products up and orders take stock under a hold ([`holds`]) that its order confirms,
+//! its cancellation returns and its expiry releases. A fresh install is seeded with a
+//! demo catalog ([`seed`]). See docs/plugins/catalog.md.
 
 use kirana_sdk::prelude::*;
 
 mod categories;
 mod db;
 mod fields;
+pub mod hold_machine;
+mod holds;
 mod input;
 mod internal;
 mod listing;
@@ -70,25 +73,39 @@ impl Plugin for Catalog {
             .summary("Products by id, active or not (for cart and orders)")
             .request_schema(schemas::lookup_input())
             .response_schema(schemas::lookup_output())
-            .post(
-                "/internal/stock/reserve",
-                Access::Internal,
-                internal::reserve,
-            )
-            .summary("Reserve stock for every line or none (for orders)")
+            .post("/internal/stock/holds", Access::Internal, holds::create)
+            .summary("Take stock for a checkout under a hold that expires (for orders)")
             .request_schema(schemas::lines_input())
-            .response_schema(schemas::reserved_output())
+            .response_schema(schemas::hold_output())
             .post(
-                "/internal/stock/release",
+                "/internal/stock/holds/{id}/release",
                 Access::Internal,
-                internal::release,
+                holds::release,
             )
-            .summary("Put reserved stock back (cancelled orders)")
-            .request_schema(schemas::lines_input())
+            .summary("Give a held hold's units back (a checkout that failed)")
+            .response_schema(schemas::hold_status())
+            .get("/api/v1/admin/stock-holds", Access::ADMIN, holds::list)
+            .summary("Stock holds, newest first: paged; filter status")
+            .response_schema(schemas::paged_holds())
     }
 
     fn capabilities() -> Capabilities {
-        Capabilities::new().sql().kv()
+        Capabilities::new()
+            .sql()
+            .kv()
+            .publish(&[holds::EXPIRED])
+            .call(&["orders"])
+    }
+
+    fn subscriptions() -> Vec<String> {
+        holds::SUBSCRIPTIONS
+            .iter()
+            .map(|(topic, _)| topic.to_string())
+            .collect()
+    }
+
+    fn on_event(event: &Event) -> Result<(), String> {
+        holds::on_event(event)
     }
 
     fn migrate(from: Option<&str>) -> Result<(), String> {

@@ -47,7 +47,7 @@ pub fn list(req: &Request) -> Result<Response, ApiError> {
     Ok(Response::json_bytes(200, body))
 }
 
-fn merge_validation(a: ApiError, b: ApiError) -> ApiError {
+pub(crate) fn merge_validation(a: ApiError, b: ApiError) -> ApiError {
     let mut fields = a.details["fields"].as_array().cloned().unwrap_or_default();
     fields.extend(b.details["fields"].as_array().cloned().unwrap_or_default());
     let message = format!("{} fields are invalid", fields.len());

@@ -37,12 +37,32 @@ const TABLES: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS products_created_idx ON products (created_us)",
     // Lets the listing's plain COUNT read an index instead of every product row.
     "CREATE INDEX IF NOT EXISTS products_active_idx ON products (is_active)",
+    // Stock taken for checkouts (see `holds`): status held | confirmed | released |
+    // returned; `order_id` once an order confirmed (or cancelled) it.
+    "CREATE TABLE IF NOT EXISTS stock_holds (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        order_id TEXT,
+        expires_at TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )",
+    // One row per product: the units the hold keeps off the shelf.
+    "CREATE TABLE IF NOT EXISTS stock_hold_items (
+        hold_id TEXT NOT NULL,
+        product_id TEXT NOT NULL,
+        quantity BIGINT NOT NULL CHECK (quantity >= 0),
+        PRIMARY KEY (hold_id, product_id)
+    )",
+    // The admin list (newest first, by status) and the overdue sweep.
+    "CREATE INDEX IF NOT EXISTS stock_holds_created_idx ON stock_holds (created_at)",
+    "CREATE INDEX IF NOT EXISTS stock_holds_status_idx ON stock_holds (status, expires_at)",
 ];
 
 /// Products inserted per statement while seeding.
 const SEED_BATCH: usize = 25;
 
-/// Creates the tables and, when `[catalog] seed` is on (default) and no product exists
+/// Creates the tables (products, categories, stock holds) and, when `[catalog] seed` is on (default) and no product exists
 /// yet, loads the demo catalog of [`crate::seed`].
 pub fn migrate(_from: Option<&str>) -> Result<(), String> {
     run().map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))?;

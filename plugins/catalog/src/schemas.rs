@@ -150,20 +150,69 @@ pub fn lines_input() -> Value {
     })
 }
 
-pub fn reserved_output() -> Value {
+pub fn hold_output() -> Value {
     json!({
         "type": "object",
-        "required": ["items"],
-        "properties": {"items": {"type": "array", "items": {
-            "type": "object",
-            "required": ["product_id", "name", "unit", "unit_price", "quantity"],
-            "properties": {
-                "product_id": {"type": "string"},
-                "name": {"type": "string"},
-                "unit": {"type": "string"},
-                "unit_price": money(),
-                "quantity": {"type": "integer", "minimum": 1}
-            }
-        }}}
+        "required": ["hold_id", "expires_at", "items"],
+        "properties": {
+            "hold_id": {"type": "string"},
+            "expires_at": {"type": "string", "format": "date-time"},
+            "items": {"type": "array", "items": {
+                "type": "object",
+                "required": ["product_id", "name", "unit", "unit_price", "quantity"],
+                "properties": {
+                    "product_id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "unit": {"type": "string"},
+                    "unit_price": money(),
+                    "quantity": {"type": "integer", "minimum": 1}
+                }
+            }}
+        }
+    })
+}
+
+fn hold_statuses() -> Value {
+    json!({"type": "string", "enum": ["held", "confirmed", "released", "returned"]})
+}
+
+pub fn hold_status() -> Value {
+    json!({
+        "type": "object",
+        "required": ["hold_id", "status"],
+        "properties": {"hold_id": {"type": "string"}, "status": hold_statuses()}
+    })
+}
+
+pub fn paged_holds() -> Value {
+    let hold = json!({
+        "type": "object",
+        "required": ["id", "status", "order_id", "expires_at", "created_at", "updated_at", "items"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": hold_statuses(),
+            "order_id": nullable_string(),
+            "expires_at": {"type": "string", "format": "date-time"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "items": {"type": "array", "items": {
+                "type": "object",
+                "required": ["product_id", "quantity"],
+                "properties": {
+                    "product_id": {"type": "string"},
+                    "quantity": {"type": "integer", "minimum": 0}
+                }
+            }}
+        }
+    });
+    json!({
+        "type": "object",
+        "required": ["items", "page", "page_size", "total"],
+        "properties": {
+            "items": {"type": "array", "items": hold},
+            "page": {"type": "integer"},
+            "page_size": {"type": "integer"},
+            "total": {"type": "integer"}
+        }
     })
 }

@@ -1,9 +1,11 @@
 //! `POST /api/v1/orders`: an order from the caller's cart, with `Idempotency-Key`.
 //!
-//! Steps: validate → read the cart → read the address snapshot → reserve stock (all or
-//! nothing, in the catalog) → write the order in one transaction (releasing the stock
-//! if that fails) → empty the cart → schedule the payment timeout (online) → publish.
-//! Nothing changes anywhere when a step before the write fails.
+//! Steps: validate → read the cart → read the address snapshot → take the stock under a
+//! catalog hold (all or nothing; the hold expires unless its order confirms it) → write
+//! the order with its hold id, its `order.created` event and (online) its payment
+//! timeout in one transaction (giving the hold back if that fails) → empty the cart.
+//! Nothing changes anywhere when a step before the hold fails, and a crash after it
+//! leaks nothing: the hold's expiry asks orders whether the order exists.
 
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use kirana_sdk::services::{self, Reply};
 use kirana_sdk::{sql, Method};
 
 use crate::db::{self, HistoryEntry, Item, Order};
-use crate::lifecycle::{publish, release_stock};
+use crate::lifecycle::release_hold;
 use crate::rules::{initial_state, OrdersConfig, PAYMENT_METHODS};
 
 /// Longest `notes` accepted.
@@ -58,13 +60,17 @@ fn parse_body(req: &Request) -> Result<CheckoutBody, ApiError> {
     Ok(body)
 }
 
-/// A peer's JSON answer, or its error passed on.
-fn expect_ok<T: for<'de> Deserialize<'de>>(reply: Reply) -> Result<T, ApiError> {
-    if reply.status == 200 {
+/// A peer's JSON answer with status `want`, or its error passed on.
+fn expect<T: for<'de> Deserialize<'de>>(reply: Reply, want: u16) -> Result<T, ApiError> {
+    if reply.status == want {
         reply.json()
     } else {
         Err(reply.into_error())
     }
+}
+
+fn expect_ok<T: for<'de> Deserialize<'de>>(reply: Reply) -> Result<T, ApiError> {
+    expect(reply, 200)
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,8 +84,10 @@ struct Cart {
     items: Vec<CartLine>,
 }
 
+/// The catalog's answer to a hold: the priced lines and the hold that keeps them.
 #[derive(Debug, Deserialize)]
-struct Reserved {
+struct Hold {
+    hold_id: String,
     items: Vec<ReservedLine>,
 }
 
@@ -122,7 +130,8 @@ fn read_address(user_id: &str, address_id: &str) -> Result<Json, ApiError> {
     }))
 }
 
-fn reserve(cart: &Cart) -> Result<Vec<Item>, ApiError> {
+/// Takes the cart's stock under a catalog hold: its id and the priced lines.
+fn hold(cart: &Cart) -> Result<(String, Vec<Item>), ApiError> {
     let lines: Vec<_> = cart
         .items
         .iter()
@@ -131,12 +140,12 @@ fn reserve(cart: &Cart) -> Result<Vec<Item>, ApiError> {
     let reply = services::call(
         "catalog",
         Method::Post,
-        "/internal/stock/reserve",
+        "/internal/stock/holds",
         "",
         Some(&json!({ "items": lines })),
     )?;
-    let reserved: Reserved = expect_ok(reply)?;
-    Ok(reserved
+    let hold: Hold = expect(reply, 201)?;
+    let items = hold
         .items
         .into_iter()
         .map(|l| Item {
@@ -147,7 +156,8 @@ fn reserve(cart: &Cart) -> Result<Vec<Item>, ApiError> {
             unit_price: l.unit_price,
             quantity: l.quantity,
         })
-        .collect())
+        .collect();
+    Ok((hold.hold_id, items))
 }
 
 /// Builds the order value (not yet stored).
@@ -155,7 +165,7 @@ fn build(
     user_id: &str,
     body: CheckoutBody,
     address: Json,
-    items: Vec<Item>,
+    (hold_id, items): (String, Vec<Item>),
     config: &OrdersConfig,
 ) -> Order {
     let now = kirana_sdk::now();
@@ -187,25 +197,60 @@ fn build(
             at: created_at.clone(),
         }],
         created_at,
+        hold_id: Some(hold_id),
     }
 }
 
-/// Writes the order in one transaction; on failure the reserved stock goes back.
-fn store(order: &Order) -> Result<(), ApiError> {
+/// Writes the order, its `order.created` event and (online) its payment timeout in one
+/// transaction: the events exist exactly when the order does. On failure the hold goes
+/// back to the catalog at once (best effort: its expiry finds no order and releases it
+/// anyway).
+fn store(order: &Order, config: &OrdersConfig) -> Result<(), ApiError> {
     let written = sql::begin().and_then(|tx| {
         db::insert(&tx, order)?;
+        kirana_sdk::events::publish("order.created", &created_event(order))?;
+        if order.payment_status == "awaiting" {
+            kirana_sdk::events::schedule(
+                crate::PAYMENT_TIMEOUT,
+                &json!({"order_id": order.id}),
+                Duration::from_secs(config.payment_timeout_secs),
+            )?;
+        }
         tx.commit()
     });
     if let Err(e) = written {
-        if let Err(r) = release_stock(&order.items) {
-            kirana_sdk::log::error(
-                &format!("releasing stock after a failed order write failed: {r}"),
-                &[],
-            );
+        if let Some(hold_id) = &order.hold_id {
+            if let Err(r) = release_hold(hold_id) {
+                kirana_sdk::log::warn(
+                    &format!(
+                        "giving hold {hold_id} back after a failed order write failed ({r}); \
+                         its expiry will"
+                    ),
+                    &[],
+                );
+            }
         }
         return Err(e.into());
     }
     Ok(())
+}
+
+/// The `order.created` payload; `hold_id` lets the catalog confirm the stock hold.
+fn created_event(order: &Order) -> Json {
+    let items: Vec<_> = order
+        .items
+        .iter()
+        .map(|i| {
+            json!({"product_id": i.product_id, "name": i.name, "quantity": i.quantity,
+                   "unit_price": i.unit_price, "line_total": i.line_total})
+        })
+        .collect();
+    json!({
+        "order_id": order.id, "user_id": order.user_id, "status": order.status,
+        "payment_method": order.payment_method, "payment_status": order.payment_status,
+        "total": order.total, "items": items, "created_at": order.created_at,
+        "hold_id": order.hold_id,
+    })
 }
 
 /// Empties the cart after the order exists. A failure is logged, not returned: the
@@ -222,52 +267,14 @@ fn empty_cart(user_id: &str) {
     }
 }
 
-/// Schedules the automatic cancellation of an unpaid online order.
-fn schedule_timeout(order: &Order, config: &OrdersConfig) {
-    let delay = Duration::from_secs(config.payment_timeout_secs);
-    if let Err(e) = kirana_sdk::events::schedule(
-        "orders.payment_timeout",
-        &json!({"order_id": order.id}),
-        delay,
-    ) {
-        kirana_sdk::log::error(
-            &format!(
-                "scheduling the payment timeout of {} failed: {}",
-                order.id,
-                kirana_sdk::cap_error_message(&e)
-            ),
-            &[],
-        );
-    }
-}
-
 fn checkout(req: &Request, user_id: &str) -> Result<Response, ApiError> {
     let body = parse_body(req)?;
     let config = OrdersConfig::load();
     let cart = read_cart(user_id)?;
     let address = read_address(user_id, &body.address_id)?;
-    let items = reserve(&cart)?;
-    let order = build(user_id, body, address, items, &config);
-    store(&order)?;
+    let held = hold(&cart)?;
+    let order = build(user_id, body, address, held, &config);
+    store(&order, &config)?;
     empty_cart(user_id);
-    if order.payment_status == "awaiting" {
-        schedule_timeout(&order, &config);
-    }
-    let items: Vec<_> = order
-        .items
-        .iter()
-        .map(|i| {
-            json!({"product_id": i.product_id, "name": i.name, "quantity": i.quantity,
-                   "unit_price": i.unit_price, "line_total": i.line_total})
-        })
-        .collect();
-    publish(
-        "order.created",
-        &json!({
-            "order_id": order.id, "user_id": order.user_id, "status": order.status,
-            "payment_method": order.payment_method, "payment_status": order.payment_status,
-            "total": order.total, "items": items, "created_at": order.created_at,
-        }),
-    );
     Ok(Response::created(&order))
 }

@@ -48,7 +48,37 @@ pub fn migrate() -> Result<(), CapError> {
         )",
         "CREATE INDEX IF NOT EXISTS order_status_history_order ON order_status_history (order_id, id)",
     ])?;
+    add_hold_id()?;
     kirana_sdk::idempotency::migrate()
+}
+
+/// `orders.hold_id`: the catalog stock hold the order's units came from (`NULL` for
+/// orders placed before holds existed). Added once; SQLite has no `ADD COLUMN IF NOT
+/// EXISTS`, so there the schema is asked first.
+fn add_hold_id() -> Result<(), CapError> {
+    match sql::dialect() {
+        sql::Dialect::Postgres => {
+            sql::execute(
+                "ALTER TABLE orders ADD COLUMN IF NOT EXISTS hold_id TEXT",
+                &[],
+            )?;
+        }
+        sql::Dialect::Sqlite => {
+            let present: i64 = sql::query(
+                "SELECT COUNT(*) AS n FROM pragma_table_info('orders') WHERE name = 'hold_id'",
+                &[],
+            )?
+            .scalar()?;
+            if present == 0 {
+                sql::execute("ALTER TABLE orders ADD COLUMN hold_id TEXT", &[])?;
+            }
+        }
+    }
+    sql::execute(
+        "CREATE INDEX IF NOT EXISTS orders_hold ON orders (hold_id)",
+        &[],
+    )?;
+    Ok(())
 }
 
 /// One order line, a snapshot taken at checkout.
@@ -91,6 +121,9 @@ pub struct Order {
     pub estimated_delivery_at: String,
     pub delivered_at: Option<String>,
     pub status_history: Vec<HistoryEntry>,
+    /// The catalog hold of the order's units; not part of the order's public shape.
+    #[serde(skip)]
+    pub hold_id: Option<String>,
 }
 
 impl FromRow for Order {
@@ -116,20 +149,22 @@ impl FromRow for Order {
             estimated_delivery_at: r.get("estimated_delivery_at")?,
             delivered_at: r.get("delivered_at")?,
             status_history: Vec::new(),
+            hold_id: r.get("hold_id")?,
         })
     }
 }
 
 const ORDER_COLUMNS: &str = "id, user_id, status, subtotal, delivery_fee, total, currency, \
     payment_method, payment_status, address, notes, agent_user_id, cancel_reason, created_at, \
-    updated_at, estimated_delivery_at, delivered_at";
+    updated_at, estimated_delivery_at, delivered_at, hold_id";
 
 /// Writes a new order with its lines and first history entry, inside `tx`.
 pub fn insert(tx: &Tx, o: &Order) -> Result<(), CapError> {
     tx.execute(
         &format!(
             "INSERT INTO orders ({ORDER_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+             NULLIF($18, ''))"
         ),
         &params![
             o.id,
@@ -148,7 +183,9 @@ pub fn insert(tx: &Tx, o: &Order) -> Result<(), CapError> {
             o.created_at,
             o.updated_at,
             o.estimated_delivery_at,
-            o.delivered_at
+            o.delivered_at,
+            // Text even when absent: see docs/plugins/catalog.md "Host notes".
+            o.hold_id.as_deref().unwrap_or("")
         ],
     )?;
     for (i, it) in o.items.iter().enumerate() {
@@ -250,6 +287,17 @@ pub fn find(id: &str) -> Result<Option<Order>, CapError> {
     attach_details(&mut one)?;
     let [order] = one;
     Ok(Some(order))
+}
+
+/// The id and status of the order holding catalog hold `hold_id`, if one does.
+pub fn find_by_hold(hold_id: &str) -> Result<Option<(String, String)>, CapError> {
+    let rows = sql::query(
+        "SELECT id, status FROM orders WHERE hold_id = $1",
+        &params![hold_id],
+    )?;
+    rows.first()
+        .map(|r| Ok((r.get("id")?, r.get("status")?)))
+        .transpose()
 }
 
 /// A page of orders, newest first, optionally of one user and/or one status.

@@ -1,5 +1,5 @@
-//! Routes only other plugins reach (payments, delivery) through `services::call`. Their
-//! shapes are a contract: see docs/plugins/orders.md.
+//! Routes only other plugins reach (payments, delivery, catalog) through
+//! `services::call`. Their shapes are a contract: see docs/plugins/orders.md.
 
 use kirana_sdk::prelude::*;
 
@@ -21,6 +21,16 @@ pub fn status(req: &Request) -> Result<Response, ApiError> {
     let order = load(&id)?;
     let reason = (to == Status::Cancelled).then_some("cancelled by the system");
     Ok(Response::ok(&transition(&order, to, reason)?))
+}
+
+/// `GET /internal/orders/by-hold/{hold_id}` → `{id, status}` of the order holding that
+/// catalog stock hold, or 404. The catalog asks it when a hold expires: an order that
+/// exists (in any status) keeps its stock.
+pub fn by_hold(req: &Request) -> Result<Response, ApiError> {
+    let hold_id: String = req.param("hold_id")?;
+    let (id, status) =
+        crate::db::find_by_hold(&hold_id)?.ok_or_else(|| ApiError::not_found("order"))?;
+    Ok(Response::ok(&json!({ "id": id, "status": status })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -89,7 +89,9 @@ impl Plugin for Orders {
                 Access::Roles(&["customer", "admin"]),
                 handlers::cancel,
             )
-            .summary("Cancels an order (pending, confirmed or preparing); stock goes back")
+            .summary(
+                "Cancels an order (pending, confirmed or preparing); its stock hold is returned",
+            )
             .request_schema(json!({"type": "object", "properties": {"reason": {"type": "string"}}}))
             .response_schema(order_schema())
             .patch(
@@ -105,6 +107,12 @@ impl Plugin for Orders {
             .response_schema(page_schema())
             .get("/internal/orders/{id}", Access::Internal, internal::get)
             .summary("An order, for payments and delivery")
+            .get(
+                "/internal/orders/by-hold/{hold_id}",
+                Access::Internal,
+                internal::by_hold,
+            )
+            .summary("The order of a catalog stock hold, for the hold's expiry")
             .post(
                 "/internal/orders/{id}/status",
                 Access::Internal,

@@ -1,37 +1,27 @@
-//! Changing an existing order: status transitions (with stock release on
-//! cancellation), payment status and the assigned agent. Every change is a conditional
-//! `UPDATE ... WHERE status = <expected>` so two concurrent changes cannot both win.
+//! Changing an existing order: status transitions, payment status and the assigned
+//! agent. Every change is a conditional `UPDATE ... WHERE status = <expected>` so two
+//! concurrent changes cannot both win, and its events are published inside the same
+//! transaction: a change and its events exist together or not at all. A cancellation's
+//! stock goes back through its `order.cancelled` event (the catalog returns the units
+//! of the order's hold), never by a call made before the change committed.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::services;
 use kirana_sdk::sql::{self, Tx};
-use kirana_sdk::Method;
+use kirana_sdk::{CapError, Method};
 
 use crate::db::{self, Order};
 use crate::rules::Status;
 
-/// Publishes an event after the state it describes was committed. The host holds it
-/// until the call answers below 400, so a failure here is logged, not fatal: the change
-/// already happened and must still be reported to the client.
-pub use kirana_sdk::events::publish_or_log as publish;
-
-/// The lines of `order` as the catalog's reserve/release body.
-pub fn stock_lines(items: &[db::Item]) -> kirana_sdk::serde_json::Value {
-    let lines: Vec<_> = items
-        .iter()
-        .map(|i| json!({"product_id": i.product_id, "quantity": i.quantity}))
-        .collect();
-    json!({ "items": lines })
-}
-
-/// Gives reserved stock back to the catalog; anything but 2xx is an error.
-pub fn release_stock(items: &[db::Item]) -> Result<(), ApiError> {
+/// Gives a catalog hold back at once (a checkout whose order was not written); the
+/// catalog answers 200 whatever the hold's status, and changes only a `held` one.
+pub fn release_hold(hold_id: &str) -> Result<(), ApiError> {
     let reply = services::call(
         "catalog",
         Method::Post,
-        "/internal/stock/release",
+        &format!("/internal/stock/holds/{hold_id}/release"),
         "",
-        Some(&stock_lines(items)),
+        None::<&()>,
     )?;
     if reply.is_success() {
         Ok(())
@@ -46,9 +36,8 @@ pub fn load(id: &str) -> Result<Order, ApiError> {
 }
 
 /// Moves `order` to `to` if the state machine allows it and nobody changed it
-/// meanwhile; cancelling gives the stock back in the same step (the status update is
-/// committed only after the catalog took the stock back, so stock is released exactly
-/// once). Publishes `order.status_changed` and, for a cancellation, `order.cancelled`.
+/// meanwhile. Publishes `order.status_changed` and, for a cancellation,
+/// `order.cancelled` (which returns the stock) in the same transaction.
 pub fn transition(order: &Order, to: Status, reason: Option<&str>) -> Result<Order, ApiError> {
     let from = Status::parse(&order.status).ok_or_else(|| {
         ApiError::internal(format!("order {} has status {}", order.id, order.status))
@@ -64,11 +53,8 @@ pub fn transition(order: &Order, to: Status, reason: Option<&str>) -> Result<Ord
         ));
     }
     db::add_history(&tx, &order.id, to.as_str(), &now)?;
-    if to == Status::Cancelled {
-        release_stock(&order.items)?; // an error drops `tx`: nothing changes
-    }
+    announce(order, from, to, reason, &now)?; // an error drops `tx`: nothing changes
     tx.commit()?;
-    announce(order, from, to, reason, &now);
     load(&order.id)
 }
 
@@ -99,25 +85,40 @@ fn update_status(
     tx.execute(&statement, &params)
 }
 
-/// The events of one transition.
-fn announce(order: &Order, from: Status, to: Status, reason: Option<&str>, at: &str) {
-    publish(
+/// The events of one transition. `order.cancelled` carries the order's stock hold and
+/// lines: the catalog returns the hold's units (or, for an order placed before holds
+/// existed, the lines).
+fn announce(
+    order: &Order,
+    from: Status,
+    to: Status,
+    reason: Option<&str>,
+    at: &str,
+) -> Result<(), CapError> {
+    kirana_sdk::events::publish(
         "order.status_changed",
         &json!({
             "order_id": order.id, "user_id": order.user_id,
             "from": from.as_str(), "to": to.as_str(), "at": at,
         }),
-    );
+    )?;
     if to == Status::Cancelled {
-        publish(
+        let items: Vec<_> = order
+            .items
+            .iter()
+            .map(|i| json!({"product_id": i.product_id, "quantity": i.quantity}))
+            .collect();
+        kirana_sdk::events::publish(
             "order.cancelled",
             &json!({
                 "order_id": order.id, "user_id": order.user_id,
                 "payment_status": order.payment_status, "total": order.total,
                 "reason": reason.unwrap_or("cancelled"),
+                "hold_id": order.hold_id, "items": items,
             }),
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// Records a payment outcome. `paid` is accepted from `awaiting` (and is a no-op when
@@ -169,11 +170,9 @@ pub fn set_payment_status(order: &Order, to: &str) -> Result<Order, ApiError> {
     }
     if confirm {
         db::add_history(&tx, &order.id, Status::Confirmed.as_str(), &now)?;
+        announce(order, Status::Pending, Status::Confirmed, None, &now)?;
     }
     tx.commit()?;
-    if confirm {
-        announce(order, Status::Pending, Status::Confirmed, None, &now);
-    }
     load(&order.id)
 }
 
