@@ -12,6 +12,7 @@ mod cart;
 mod catalog;
 mod cli;
 mod delivery;
+mod holds;
 mod journey;
 mod messaging;
 mod notifications;
