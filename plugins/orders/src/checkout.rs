@@ -278,3 +278,36 @@ fn checkout(req: &Request, user_id: &str) -> Result<Response, ApiError> {
     empty_cart(user_id);
     Ok(Response::created(&order))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_created_event_names_the_stock_hold() {
+        let body = CheckoutBody {
+            address_id: "adr_1".into(),
+            payment_method: "cod".into(),
+            notes: None,
+        };
+        let items = vec![Item {
+            product_id: "prd_1".into(),
+            name: "Dal".into(),
+            unit: "1 kg".into(),
+            unit_price: 1000,
+            quantity: 2,
+            line_total: 2000,
+        }];
+        let config = OrdersConfig::default();
+        let order = build("usr_1", body, json!({}), ("hld_1".into(), items), &config);
+        assert_eq!(order.hold_id.as_deref(), Some("hld_1"));
+        let event = created_event(&order);
+        assert_eq!(event["hold_id"], "hld_1");
+        assert_eq!(event["order_id"], order.id.as_str());
+        assert_eq!(event["items"][0]["quantity"], 2);
+        // The hold is not part of the order's public shape.
+        let shown = kirana_sdk::serde_json::to_value(&order).unwrap_or_default();
+        assert!(shown.get("hold_id").is_none(), "{shown}");
+        assert_eq!(shown["status"], "confirmed");
+    }
+}
