@@ -46,6 +46,7 @@ impl App {
             kv: MemoryKv::default(),
             identity,
             events: EventBus::new(db.clone(), config.events.clone()),
+            relay: Default::default(),
             mail: crate::capabilities::mail::Mail::new(db, config.mail.clone()),
             realtime: Default::default(),
             registry: Registry::default(),
@@ -64,6 +65,10 @@ impl App {
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(run_dispatcher(platform.clone(), stopped.clone())),
+            tokio::spawn(crate::capabilities::outbox::run_relay(
+                platform.clone(),
+                stopped.clone(),
+            )),
             tokio::spawn(sweep(platform.clone(), limiter.clone(), stopped.clone())),
             tokio::spawn(crate::capabilities::mail::run_sender(
                 platform.clone(),

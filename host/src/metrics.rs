@@ -51,6 +51,11 @@ pub struct CalleeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -82,6 +87,14 @@ pub struct Metrics {
     pub events_delivered: Family<DeliveryLabels, Counter>,
     pub events_retried: Family<DeliveryLabels, Counter>,
     pub events_dead: Family<DeliveryLabels, Counter>,
+    /// Events moved from plugins' outboxes to the bus.
+    pub events_relayed: Counter,
+    /// Deliveries skipped because the subscriber's inbox had the event already.
+    pub events_duplicates: Counter,
+    /// Outbox rows dropped for naming a topic the plugin does not own.
+    pub events_forged: Counter,
+    /// What start-up recovery found and finished, by kind.
+    pub recovered: Family<KindLabels, Counter>,
     pub plugin_versions: Family<VersionLabels, Gauge>,
     pub service_calls: Family<CallLabels, Counter>,
     pub circuit_state: Family<CalleeLabels, Gauge>,
@@ -107,6 +120,10 @@ impl Default for Metrics {
         let events_delivered = Family::default();
         let events_retried = Family::default();
         let events_dead = Family::default();
+        let events_relayed = Counter::default();
+        let events_duplicates = Counter::default();
+        let events_forged = Counter::default();
+        let recovered = Family::default();
         let plugin_versions = Family::default();
         let service_calls = Family::default();
         let circuit_state = Family::default();
@@ -162,6 +179,26 @@ impl Default for Metrics {
             events_dead.clone(),
         );
         registry.register(
+            "events_relayed",
+            "Events moved from plugins' outboxes to the bus",
+            events_relayed.clone(),
+        );
+        registry.register(
+            "events_duplicates",
+            "Deliveries skipped because the subscriber had handled the event already",
+            events_duplicates.clone(),
+        );
+        registry.register(
+            "events_forged",
+            "Outbox rows dropped for naming a topic their plugin does not own",
+            events_forged.clone(),
+        );
+        registry.register(
+            "recovered",
+            "Work left by a previous process and finished at start, by kind",
+            recovered.clone(),
+        );
+        registry.register(
             "plugin_version_live",
             "1 for each live plugin version",
             plugin_versions.clone(),
@@ -189,6 +226,10 @@ impl Default for Metrics {
             events_delivered,
             events_retried,
             events_dead,
+            events_relayed,
+            events_duplicates,
+            events_forged,
+            recovered,
             plugin_versions,
             service_calls,
             circuit_state,

@@ -16,6 +16,7 @@ use sqlx::Row;
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::capabilities::denied;
+use crate::capabilities::outbox::{self, Finished, Outcome};
 use crate::config::EventsConfig;
 use crate::platform::Platform;
 use crate::runtime::bindings::kirana::platform::events::Host;
@@ -35,7 +36,7 @@ const BATCH: i64 = 32;
 const ROWS_PER_INSERT: usize = 100;
 
 /// `($1, $2), ($3, $4)` for `rows` rows of `columns` parameters.
-fn placeholders(rows: usize, columns: usize) -> String {
+pub(crate) fn placeholders(rows: usize, columns: usize) -> String {
     placeholders_with(rows, &vec!["$"; columns])
 }
 
@@ -61,7 +62,20 @@ fn placeholders_with(rows: usize, columns: &[&str]) -> String {
     out.join(", ")
 }
 
-/// An event as the outbox holds it.
+/// An event relayed from a plugin's outbox to the bus.
+pub struct NewEvent {
+    pub id: String,
+    pub topic: String,
+    pub payload: String,
+    /// The publishing plugin and its version, stamped by the host.
+    pub source: String,
+    pub source_version: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub deliver_at: i64,
+}
+
+/// An event as the bus holds it.
 #[derive(Clone)]
 struct StoredEvent {
     topic: String,
@@ -89,11 +103,12 @@ impl EventBus {
         self.wake.notify_one();
     }
 
-    /// Writes `events` and their deliveries in one transaction; `subscribers` names
-    /// the plugins that subscribe to a topic.
+    /// Writes relayed `events` and their deliveries in one transaction; `subscribers`
+    /// names the plugins that subscribe to a topic. Rows already there (a second relay
+    /// of the same outbox row) are left as they are.
     pub async fn commit(
         &self,
-        events: &[PendingEvent],
+        events: &[NewEvent],
         subscribers: impl Fn(&str) -> Vec<String>,
     ) -> Result<()> {
         if events.is_empty() {
@@ -101,38 +116,37 @@ impl EventBus {
         }
         let now = now_ms();
         let mut deliveries: Vec<(&str, String, i64)> = Vec::new();
-        let mut rows: Vec<(&PendingEvent, i64)> = Vec::with_capacity(events.len());
         for e in events {
-            let deliver_at =
-                now.saturating_add(i64::try_from(e.delay.as_millis()).unwrap_or(i64::MAX / 2));
-            rows.push((e, deliver_at));
             for sub in subscribers(&e.topic) {
-                deliveries.push((&e.id, sub, deliver_at));
+                deliveries.push((&e.id, sub, e.deliver_at));
             }
         }
         // A few multi-row INSERTs instead of one statement per row: each statement is a
         // round trip to the database.
         let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await?;
-        for chunk in rows.chunks(ROWS_PER_INSERT) {
+        for chunk in events.chunks(ROWS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO events (id, topic, payload, source, created_at, deliver_at) VALUES {}",
-                placeholders(chunk.len(), 6)
+                "INSERT INTO events (id, topic, payload, source, source_version, created_at, deliver_at) \
+                 VALUES {} ON CONFLICT (id) DO NOTHING",
+                placeholders(chunk.len(), 7)
             );
             let mut q = sqlx::query(&sql);
-            for (e, deliver_at) in chunk {
+            for e in chunk {
                 q = q
                     .bind(&e.id)
                     .bind(&e.topic)
                     .bind(&e.payload)
                     .bind(&e.source)
-                    .bind(now)
-                    .bind(*deliver_at);
+                    .bind(&e.source_version)
+                    .bind(e.created_at)
+                    .bind(e.deliver_at);
             }
             q.execute(&mut *tx).await?;
         }
         for chunk in deliveries.chunks(ROWS_PER_INSERT) {
             let sql = format!(
-                "INSERT INTO deliveries (event_id, subscriber, status, attempts, next_attempt_at, locked_until, updated_at) VALUES {}",
+                "INSERT INTO deliveries (event_id, subscriber, status, attempts, next_attempt_at, locked_until, updated_at) VALUES {} \
+                 ON CONFLICT (event_id, subscriber) DO NOTHING",
                 placeholders_with(chunk.len(), &["$", "$", "'pending'", "0", "$", "0", "$"])
             );
             let mut q = sqlx::query(&sql);
@@ -365,15 +379,53 @@ async fn deliver(
         attempt,
         source,
     };
-    let call = CallCtx::new(format!("evt:{event_id}"), None, 0, plugin.ctx.timeout);
-    let error = match plugin.run(platform, call, Op::OnEvent(event)).await {
-        Ok((OpResult::Event(Ok(())), call)) => {
-            platform.commit_events(&call.pending).await?;
+    // Handled before (its effects committed, then the host stopped before marking
+    // the delivery): done, without running it again.
+    match outbox::handled(&plugin.ctx.db, event_id).await {
+        Ok(true) => {
+            platform.metrics.events_duplicates.inc();
             return bus
                 .finish(event_id, subscriber, "done", attempt, now_ms(), None)
                 .await;
         }
-        Ok((OpResult::Event(Err(message)), _)) => message,
+        Ok(false) => {}
+        Err(e) => {
+            let later = now_ms() + i64::try_from(bus.backoff(1).as_millis()).unwrap_or(1000);
+            let why = format!(
+                "reading the inbox failed: {}",
+                crate::capabilities::error_text(&e)
+            );
+            return bus
+                .finish(event_id, subscriber, "pending", attempts, later, Some(&why))
+                .await;
+        }
+    }
+    let call = CallCtx::new(format!("evt:{event_id}"), None, 0, plugin.ctx.timeout);
+    let error = match plugin.run(platform, call, Op::OnEvent(event)).await {
+        Ok((OpResult::Event(Ok(())), mut call)) => {
+            let outcome = Outcome::Commit {
+                publish: true,
+                handled: Some(event_id),
+            };
+            match outbox::finish(platform, &plugin.ctx, &mut call, outcome).await {
+                Ok(done) => {
+                    if done == Finished::Duplicate {
+                        platform.metrics.events_duplicates.inc();
+                    }
+                    return bus
+                        .finish(event_id, subscriber, "done", attempt, now_ms(), None)
+                        .await;
+                }
+                Err(e) => format!(
+                    "committing the handler's work failed: {}",
+                    crate::capabilities::error_text(&e)
+                ),
+            }
+        }
+        Ok((OpResult::Event(Err(message)), mut call)) => {
+            let _ = outbox::finish(platform, &plugin.ctx, &mut call, Outcome::Rollback).await;
+            message
+        }
         Ok(_) => "on-event returned an unexpected result".to_string(),
         Err(e) => e.to_string(),
     };
@@ -435,12 +487,14 @@ impl HostState {
             ));
         }
         let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+        let savepoint = self.call.unit.as_ref().and_then(|u| u.innermost());
         self.call.pending.push(PendingEvent {
             id: id.clone(),
             topic,
             payload,
             source: self.plugin.name.clone(),
             delay,
+            savepoint,
         });
         Ok(id)
     }

@@ -9,6 +9,7 @@ pub mod identity;
 pub mod kv;
 pub mod log;
 pub mod mail;
+pub mod outbox;
 pub mod realtime;
 pub mod services;
 pub mod sql;
@@ -20,6 +21,19 @@ pub(crate) fn denied(capability: &str, plugin: &str) -> wit::Error {
     wit::Error::Denied(format!(
         "plugin {plugin} was not granted the {capability} capability (ask for it in the manifest and have the operator grant it)"
     ))
+}
+
+/// The message inside a capability error, for logs and wrapped errors.
+pub(crate) fn error_text(e: &wit::Error) -> &str {
+    match e {
+        wit::Error::Denied(m)
+        | wit::Error::NotConfigured(m)
+        | wit::Error::Unavailable(m)
+        | wit::Error::Timeout(m)
+        | wit::Error::Invalid(m)
+        | wit::Error::Conflict(m)
+        | wit::Error::Failed(m) => m,
+    }
 }
 
 impl wit::Host for crate::runtime::HostState {}

@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use crate::capabilities::denied;
+use crate::capabilities::{denied, outbox};
 use crate::metrics::CallLabels;
 use crate::runtime::bindings::kirana::platform::services::Host;
 use crate::runtime::bindings::wit;
@@ -119,6 +119,7 @@ impl HostState {
             )));
         }
         // Boxed: the callee may call further, which makes this future recursive.
+        let callee_ctx = callee.ctx.clone();
         let run = Box::pin(async move { callee.run(&platform, child, Op::Handle(request)).await });
         let outcome = run.await;
         let ok = matches!(&outcome, Ok((OpResult::Response(r), _)) if r.status < 500);
@@ -126,15 +127,17 @@ impl HostState {
         self.platform.metrics.set_circuit(&target, state.code());
         self.count_call(&target, if ok { "ok" } else { "failed" });
         match outcome {
-            Ok((OpResult::Response(resp), child)) => {
-                // The callee's writes are committed already, so its events go with them
-                // now, whatever the caller does next.
-                if resp.status < 400 {
-                    if let Err(e) = self.platform.commit_events(&child.pending).await {
-                        tracing::error!(request_id = %self.call.request_id, plugin = %target, error = %e, "committing a callee's events failed");
-                    }
+            Ok((OpResult::Response(resp), mut child)) => {
+                // The callee's work commits now, with its events, whatever the caller
+                // does next: the callee answered.
+                let outcome = outbox::outcome_of(resp.status);
+                match outbox::finish(&self.platform, &callee_ctx, &mut child, outcome).await {
+                    Ok(_) => Ok(resp),
+                    Err(e) => Err(wit::Error::Unavailable(format!(
+                        "{target} could not commit its work ({}); nothing was changed",
+                        crate::capabilities::error_text(&e)
+                    ))),
                 }
-                Ok(resp)
             }
             Ok(_) => Err(wit::Error::Failed(format!(
                 "{target} returned an unexpected result"

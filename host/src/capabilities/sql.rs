@@ -53,6 +53,42 @@ impl Tx {
         self
     }
 
+    /// Runs host SQL without parameters (savepoints) on this transaction.
+    async fn raw(&mut self, deadline: Instant, sql: &str) -> Result<(), wit::Error> {
+        match self {
+            Tx::Sqlite(c) => {
+                let sql = sql.to_string();
+                c.run(deadline, false, move |c| Ok(c.execute_batch(&sql)?))
+                    .await
+                    .map_err(map_sqlite_err)
+            }
+            Tx::Postgres(t) => {
+                by_deadline(deadline, async {
+                    (&mut **t).execute(sql).await.map(|_| ()).map_err(map_err)
+                })
+                .await
+            }
+        }
+    }
+
+    /// Runs one host statement with parameters (the outbox and inbox rows).
+    pub async fn execute_host(
+        &mut self,
+        deadline: Instant,
+        statement: String,
+        params: Vec<Value>,
+    ) -> Result<u64, wit::Error> {
+        execute(Target::Tx(self), deadline, statement, params).await
+    }
+
+    /// Whether the transaction is still open (SQLite ends one itself after some errors).
+    fn alive(&self) -> bool {
+        match self {
+            Tx::Sqlite(c) => c.in_transaction(),
+            Tx::Postgres(_) => true,
+        }
+    }
+
     pub async fn rollback(self) -> Result<(), wit::Error> {
         match self {
             // Rolling back a WAL transaction only drops its pages: no lock, no I/O wait.
@@ -113,9 +149,167 @@ async fn begin_as(db: &PluginDb, deadline: Instant, also: &str) -> Result<Tx, wi
     })
 }
 
-/// The host side of a `transaction` resource. `None` once committed or rolled back.
+/// The call's own transaction: everything one call writes (its statements, its
+/// `transaction` resources as savepoints, the events it publishes, the event it
+/// handled) commits together when the call succeeds, or not at all.
+///
+/// It begins at the call's first write; reads before it go to the pool. On PostgreSQL a
+/// failed statement aborts the whole transaction, so once the unit holds work each
+/// plain `execute` runs under a savepoint that undoes only that statement, as
+/// autocommit would.
+pub struct Unit {
+    tx: Tx,
+    /// Savepoint numbers of the plugin's open `transaction` resources, innermost last.
+    open: Vec<u32>,
+    next: u32,
+    /// A statement has succeeded in it: a failure can no longer simply end it.
+    dirty: bool,
+}
+
+impl Unit {
+    pub async fn begin(db: &PluginDb, deadline: Instant) -> Result<Self, wit::Error> {
+        Ok(Unit {
+            tx: begin(db, deadline).await?,
+            open: Vec::new(),
+            next: 1,
+            dirty: false,
+        })
+    }
+
+    /// A unit over a transaction the host began (a migration's).
+    pub fn from_tx(tx: Tx) -> Self {
+        Unit {
+            tx,
+            open: Vec::new(),
+            next: 1,
+            dirty: true,
+        }
+    }
+
+    /// The innermost open `transaction` resource (events published now belong to it).
+    pub fn innermost(&self) -> Option<u32> {
+        self.open.last().copied()
+    }
+
+    /// Rolls back the `transaction` resources the plugin left open, so only what it
+    /// committed remains; returns the outermost one rolled back (events published
+    /// since then are dropped by the caller).
+    pub async fn close_open(&mut self, deadline: Instant) -> Result<Option<u32>, wit::Error> {
+        let Some(&first) = self.open.first() else {
+            return Ok(None);
+        };
+        self.rollback_to(first, deadline).await?;
+        Ok(Some(first))
+    }
+
+    async fn rollback_to(&mut self, sp: u32, deadline: Instant) -> Result<(), wit::Error> {
+        if let Some(at) = self.open.iter().position(|&n| n == sp) {
+            self.open.truncate(at);
+        }
+        let sql = savepoint_sql(sp, SavepointOp::RollbackAndRelease);
+        self.tx.raw(deadline, &sql).await
+    }
+
+    /// Commits the call's work (the caller has added the outbox and inbox rows).
+    pub async fn commit(self, deadline: Instant) -> Result<(), wit::Error> {
+        self.tx.commit(deadline).await
+    }
+
+    pub async fn rollback(self) -> Result<(), wit::Error> {
+        self.tx.rollback().await
+    }
+
+    pub fn tx(&mut self) -> &mut Tx {
+        &mut self.tx
+    }
+
+    /// Runs a plain (not in a `transaction` resource) write: guarded by a savepoint on
+    /// PostgreSQL once the unit holds work. `Err(true)` means the unit is dead.
+    async fn guarded<R>(
+        &mut self,
+        deadline: Instant,
+        run: impl for<'t> FnOnce(
+            &'t mut Tx,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<R, wit::Error>> + Send + 't>,
+        >,
+    ) -> (Result<R, wit::Error>, bool) {
+        let guard = matches!(self.tx, Tx::Postgres(_)) && (self.dirty || !self.open.is_empty());
+        if guard {
+            if let Err(e) = self.tx.raw(deadline, "SAVEPOINT kirana_stmt").await {
+                return (Err(e), true);
+            }
+        }
+        let out = run(&mut self.tx).await;
+        let ok = out.is_ok();
+        if guard {
+            let sql = if ok {
+                "RELEASE SAVEPOINT kirana_stmt"
+            } else {
+                "ROLLBACK TO SAVEPOINT kirana_stmt; RELEASE SAVEPOINT kirana_stmt"
+            };
+            if let Err(e) = self.tx.raw(deadline, sql).await {
+                return (Err(e), true);
+            }
+            self.dirty |= ok;
+            return (out, false);
+        }
+        if ok {
+            self.dirty = true;
+        }
+        // Unguarded and failed: on PostgreSQL the transaction is aborted; SQLite may
+        // have ended it itself. Before any work, the unit simply ends.
+        let dead = !ok && (matches!(self.tx, Tx::Postgres(_)) || !self.tx.alive());
+        (out, dead)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum SavepointOp {
+    Begin,
+    Release,
+    RollbackAndRelease,
+}
+
+fn savepoint_sql(n: u32, op: SavepointOp) -> String {
+    match op {
+        SavepointOp::Begin => format!("SAVEPOINT kirana_tx_{n}"),
+        SavepointOp::Release => format!("RELEASE SAVEPOINT kirana_tx_{n}"),
+        SavepointOp::RollbackAndRelease => {
+            format!("ROLLBACK TO SAVEPOINT kirana_tx_{n}; RELEASE SAVEPOINT kirana_tx_{n}")
+        }
+    }
+}
+
+/// Whether a plain statement may run outside the call's transaction: it only reads.
+/// A misjudged read merely begins the unit early; anything unclear counts as a write.
+fn only_reads(statement: &str) -> bool {
+    let s = statement.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
+    let first: String = s
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let upper = statement.to_ascii_uppercase();
+    let words = || {
+        upper
+            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty())
+    };
+    let locks = || upper.contains("FOR UPDATE") || upper.contains("FOR SHARE");
+    match first.as_str() {
+        "SELECT" | "VALUES" => !locks(),
+        "WITH" => {
+            !locks() && !words().any(|w| matches!(w, "INSERT" | "UPDATE" | "DELETE" | "MERGE"))
+        }
+        _ => false,
+    }
+}
+
+/// The host side of a `transaction` resource: a savepoint of the call's [`Unit`].
+/// `None` once committed or rolled back.
 pub struct TxHandle {
-    tx: Option<Tx>,
+    sp: Option<u32>,
 }
 
 /// Where a statement runs.
@@ -743,17 +937,88 @@ impl HostState {
         }
     }
 
-    /// The migration transaction during `migrate`, else the pool.
-    fn sql_target(&mut self) -> Target<'_> {
-        match self.call.migration_tx.as_mut() {
-            Some(tx) => Target::Tx(tx),
-            None => Target::Pool(&self.plugin.db),
+    fn handle_sp(&mut self, res: &Resource<TxHandle>) -> wasmtime::Result<Option<u32>> {
+        Ok(self.table().get(res).map_err(wasmtime::Error::from)?.sp)
+    }
+
+    /// The call's unit if `sp` is one of its open savepoints.
+    fn unit_for(&mut self, sp: Option<u32>) -> Result<&mut Unit, wit::Error> {
+        let sp = sp.ok_or_else(|| wit::Error::Invalid(CLOSED.into()))?;
+        match self.call.unit.as_mut() {
+            Some(u) if u.open.contains(&sp) => Ok(u),
+            _ => Err(ended_tx()),
         }
     }
 
-    fn tx_mut(&mut self, res: &Resource<TxHandle>) -> wasmtime::Result<&mut Option<Tx>> {
-        Ok(&mut self.table().get_mut(res).map_err(wasmtime::Error::from)?.tx)
+    /// The call's unit, begun now if the call has none yet.
+    async fn unit(&mut self) -> Result<&mut Unit, wit::Error> {
+        if self.call.unit.is_none() {
+            self.call.unit = Some(Unit::begin(&self.plugin.db, self.call.deadline).await?);
+        }
+        self.call
+            .unit
+            .as_mut()
+            .ok_or_else(|| wit::Error::Failed("the call's transaction is gone".into()))
     }
+
+    /// Runs a plain statement: in the migration's transaction during `migrate`; else in
+    /// the call's unit when one is open or the statement writes; else on the pool.
+    async fn plain<R>(
+        &mut self,
+        statement: String,
+        params: Vec<Value>,
+        run: Runner<R>,
+    ) -> Result<R, wit::Error> {
+        self.sql_granted()?;
+        let deadline = self.call.deadline;
+        if let Some(tx) = self.call.migration_tx.as_mut() {
+            return run(Target::Tx(tx), deadline, statement, params).await;
+        }
+        if self.call.unit.is_none() && only_reads(&statement) {
+            return run(Target::Pool(&self.plugin.db), deadline, statement, params).await;
+        }
+        let unit = self.unit().await?;
+        let (out, dead) = unit
+            .guarded(deadline, move |tx| {
+                run(Target::Tx(tx), deadline, statement, params)
+            })
+            .await;
+        if dead {
+            // Nothing of the call's survives a dead unit; an empty one just ends.
+            if let Some(unit) = self.call.unit.take() {
+                let had_work = unit.dirty || !unit.open.is_empty();
+                let _ = unit.rollback().await;
+                if had_work {
+                    self.call.unit_lost = true;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A statement's result, boxed so [`HostState::plain`] can take either kind.
+type Pending<'t, R> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<R, wit::Error>> + Send + 't>>;
+/// Runs a statement on a target: [`boxed_fetch`] or [`boxed_execute`].
+type Runner<R> = for<'t> fn(Target<'t>, Instant, String, Vec<Value>) -> Pending<'t, R>;
+
+fn boxed_fetch<'t>(
+    target: Target<'t>,
+    deadline: Instant,
+    statement: String,
+    params: Vec<Value>,
+) -> Pending<'t, RowSet> {
+    Box::pin(fetch(target, deadline, statement, params))
+}
+
+fn boxed_execute<'t>(
+    target: Target<'t>,
+    deadline: Instant,
+    statement: String,
+    params: Vec<Value>,
+) -> Pending<'t, u64> {
+    Box::pin(execute(target, deadline, statement, params))
 }
 
 impl Host for HostState {
@@ -769,11 +1034,7 @@ impl Host for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
-        if let Err(e) = self.sql_granted() {
-            return Ok(Err(e));
-        }
-        let deadline = self.call.deadline;
-        Ok(fetch(self.sql_target(), deadline, statement, params).await)
+        Ok(self.plain(statement, params, boxed_fetch).await)
     }
 
     async fn execute(
@@ -781,11 +1042,7 @@ impl Host for HostState {
         statement: String,
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, wit::Error>> {
-        if let Err(e) = self.sql_granted() {
-            return Ok(Err(e));
-        }
-        let deadline = self.call.deadline;
-        Ok(execute(self.sql_target(), deadline, statement, params).await)
+        Ok(self.plain(statement, params, boxed_execute).await)
     }
 }
 
@@ -801,11 +1058,22 @@ impl HostTransaction for HostState {
                 "migrate already runs in a transaction; run the statements directly".into(),
             )));
         }
-        let tx = match begin(&self.plugin.db, self.call.deadline).await {
-            Ok(tx) => tx,
+        let deadline = self.call.deadline;
+        let unit = match self.unit().await {
+            Ok(u) => u,
             Err(e) => return Ok(Err(e)),
         };
-        let res = self.table().push(TxHandle { tx: Some(tx) })?;
+        let sp = unit.next;
+        unit.next += 1;
+        if let Err(e) = unit
+            .tx
+            .raw(deadline, &savepoint_sql(sp, SavepointOp::Begin))
+            .await
+        {
+            return Ok(Err(e));
+        }
+        unit.open.push(sp);
+        let res = self.table().push(TxHandle { sp: Some(sp) })?;
         self.open_txs += 1;
         Ok(Ok(res))
     }
@@ -817,10 +1085,14 @@ impl HostTransaction for HostState {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<RowSet, wit::Error>> {
         let deadline = self.call.deadline;
-        let Some(tx) = self.tx_mut(&this)?.as_mut() else {
-            return Ok(Err(wit::Error::Invalid(CLOSED.into())));
+        let sp = self.handle_sp(&this)?;
+        let unit = match self.unit_for(sp) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
         };
-        Ok(fetch(Target::Tx(tx), deadline, statement, params).await)
+        let out = fetch(Target::Tx(&mut unit.tx), deadline, statement, params).await;
+        unit.dirty |= out.is_ok();
+        Ok(out)
     }
 
     async fn execute(
@@ -830,44 +1102,123 @@ impl HostTransaction for HostState {
         params: Vec<Value>,
     ) -> wasmtime::Result<Result<u64, wit::Error>> {
         let deadline = self.call.deadline;
-        let Some(tx) = self.tx_mut(&this)?.as_mut() else {
-            return Ok(Err(wit::Error::Invalid(CLOSED.into())));
+        let sp = self.handle_sp(&this)?;
+        let unit = match self.unit_for(sp) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
         };
-        Ok(execute(Target::Tx(tx), deadline, statement, params).await)
+        let out = execute(Target::Tx(&mut unit.tx), deadline, statement, params).await;
+        unit.dirty |= out.is_ok();
+        Ok(out)
     }
 
+    /// Releases the savepoint: the work becomes part of the call's, which commits when
+    /// the call succeeds.
     async fn commit(
         &mut self,
         this: Resource<TxHandle>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
         let deadline = self.call.deadline;
-        let Some(tx) = self.tx_mut(&this)?.take() else {
+        let sp = self.handle_sp(&this)?;
+        self.table()
+            .get_mut(&this)
+            .map_err(wasmtime::Error::from)?
+            .sp = None;
+        if sp.is_some() {
+            self.open_txs = self.open_txs.saturating_sub(1);
+        }
+        let unit = match self.unit_for(sp) {
+            Ok(u) => u,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(sp) = sp else {
             return Ok(Err(wit::Error::Invalid(CLOSED.into())));
         };
-        self.open_txs = self.open_txs.saturating_sub(1);
-        Ok(tx.commit(deadline).await)
+        if !unit.tx.alive() {
+            return Ok(Err(ended_tx()));
+        }
+        match unit
+            .tx
+            .raw(deadline, &savepoint_sql(sp, SavepointOp::Release))
+            .await
+        {
+            Ok(()) => {
+                if let Some(at) = unit.open.iter().position(|&n| n == sp) {
+                    unit.open.truncate(at);
+                }
+                Ok(Ok(()))
+            }
+            Err(e) => {
+                // An earlier statement failed inside it (PostgreSQL then refuses the
+                // release): undo it, as a failed COMMIT would.
+                let _ = unit.rollback_to(sp, deadline).await;
+                self.call.drop_events_from(sp);
+                Ok(Err(wit::Error::Failed(format!(
+                    "the transaction could not commit and was rolled back: {}",
+                    crate::capabilities::error_text(&e)
+                ))))
+            }
+        }
     }
 
     async fn rollback(
         &mut self,
         this: Resource<TxHandle>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let Some(tx) = self.tx_mut(&this)?.take() else {
-            return Ok(Err(wit::Error::Invalid(CLOSED.into())));
-        };
-        self.open_txs = self.open_txs.saturating_sub(1);
-        Ok(tx.rollback().await)
+        let sp = self.handle_sp(&this)?;
+        self.table()
+            .get_mut(&this)
+            .map_err(wasmtime::Error::from)?
+            .sp = None;
+        Ok(self.undo(sp).await)
     }
 
     async fn drop(&mut self, rep: Resource<TxHandle>) -> wasmtime::Result<()> {
-        // Dropping an open transaction rolls it back (sqlx queues the rollback on the
-        // connection; a SQLite connection rolls back as it returns to its pool).
+        // Dropping an open transaction rolls it back.
         let handle = self.table().delete(rep)?;
-        if handle.tx.is_some() {
-            self.open_txs = self.open_txs.saturating_sub(1);
+        if handle.sp.is_some() {
+            let _ = self.undo(handle.sp).await;
         }
         Ok(())
     }
+}
+
+impl HostState {
+    /// Rolls back the savepoint `sp` (and any opened inside it) and drops the events
+    /// published since it began.
+    async fn undo(&mut self, sp: Option<u32>) -> Result<(), wit::Error> {
+        if sp.is_some() {
+            self.open_txs = self.open_txs.saturating_sub(1);
+        }
+        let deadline = self.call.deadline;
+        let unit = self.unit_for(sp)?;
+        let Some(sp) = sp else {
+            return Err(wit::Error::Invalid(CLOSED.into()));
+        };
+        let out = unit.rollback_to(sp, deadline).await;
+        self.call.drop_events_from(sp);
+        out
+    }
+}
+
+/// Runs a host query on a plugin's database, outside any call (the outbox relay).
+pub async fn query_host(
+    db: &PluginDb,
+    statement: &str,
+    params: Vec<Value>,
+) -> Result<RowSet, wit::Error> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    fetch(Target::Pool(db), deadline, statement.to_string(), params).await
+}
+
+/// Runs a host statement on a plugin's database, outside any call.
+pub async fn execute_host_pool(
+    db: &PluginDb,
+    statement: &str,
+    params: Vec<Value>,
+) -> Result<u64, wit::Error> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    execute(Target::Pool(db), deadline, statement.to_string(), params).await
 }
 
 /// Runs `statement` on a plugin's database outside any plugin (host maintenance, tests).

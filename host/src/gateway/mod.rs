@@ -20,6 +20,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::json;
 
+use crate::capabilities::outbox;
 use crate::platform::Platform;
 use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, InvokeError, Op, OpResult};
@@ -584,21 +585,30 @@ async fn serve(
         plugin.ctx.timeout,
     );
     match plugin.run(p, call, Op::Handle(request)).await {
-        Ok((OpResult::Response(resp), call)) => {
-            if resp.status < 400 {
-                if let Err(e) = p.commit_events(&call.pending).await {
-                    // The plugin's writes stand, so its answer is the truth; the lost
-                    // events are logged for the operator.
+        Ok((OpResult::Response(resp), mut call)) => {
+            let outcome = outbox::outcome_of(resp.status);
+            match outbox::finish(p, &plugin.ctx, &mut call, outcome).await {
+                Ok(_) => plugin_response(resp, rid),
+                Err(e) => {
+                    // Nothing of the call was committed: the client must not take the
+                    // plugin's answer for done.
                     tracing::error!(
                         request_id = %rid,
                         plugin = %plugin.name(),
-                        events = call.pending.len(),
-                        error = %e,
-                        "committing events failed; they are lost"
+                        error = %crate::capabilities::error_text(&e),
+                        "committing the call's work failed"
                     );
+                    error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "plugin_unavailable",
+                        format!(
+                            "{} could not commit its work; nothing was changed, retry",
+                            plugin.name()
+                        ),
+                        rid,
+                    )
                 }
             }
-            plugin_response(resp, rid)
         }
         Ok(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -22,7 +22,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use arc_swap::ArcSwap;
 
 use crate::capabilities::grants::Grants;
-use crate::capabilities::sql;
+use crate::capabilities::{outbox, sql};
 use crate::config::{InstanceMode, PluginConfig};
 use crate::gateway::routes::RouteTable;
 use crate::platform::Platform;
@@ -108,6 +108,37 @@ impl Registry {
     /// The live version of an enabled plugin.
     pub fn get(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
         self.current.load().plugins.get(name).cloned()
+    }
+
+    /// A loaded version of `name`: live, else disabled.
+    pub fn loaded(&self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        let snap = self.current.load();
+        snap.plugins
+            .get(name)
+            .or_else(|| snap.disabled.get(name))
+            .cloned()
+    }
+
+    /// Every loaded version of `name` (live or disabled, and a canary).
+    pub fn versions_of(&self, name: &str) -> Vec<Arc<LoadedPlugin>> {
+        let snap = self.current.load();
+        snap.plugins
+            .get(name)
+            .into_iter()
+            .chain(snap.disabled.get(name))
+            .chain(snap.canaries.get(name).map(|c| &c.plugin))
+            .cloned()
+            .collect()
+    }
+
+    /// One loaded version of every plugin (live or disabled).
+    pub fn all_loaded(&self) -> Vec<Arc<LoadedPlugin>> {
+        let snap = self.current.load();
+        snap.plugins
+            .values()
+            .chain(snap.disabled.values())
+            .cloned()
+            .collect()
     }
 
     /// Names of plugins subscribed to `topic`, enabled or disabled (a disabled
@@ -603,7 +634,13 @@ pub async fn build(
     });
     let db = match db {
         Some(db) => db,
-        None => storage::open_plugin(config, &name, &platform.db).await?,
+        None => {
+            let db = storage::open_plugin(config, &name, &platform.db).await?;
+            outbox::ensure_tables(&db)
+                .await
+                .with_context(|| format!("creating the outbox and inbox of {name}"))?;
+            db
+        }
     };
     let ctx = Arc::new(PluginCtx {
         name: name.clone(),
@@ -745,12 +782,18 @@ pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Re
         OpResult::Migrated(Err(message)) => bail!("migrate from {from:?} failed: {message}"),
         _ => bail!("migrate returned an unexpected result"),
     }
-    if let Some(tx) = call.migration_tx.take() {
-        tx.commit(Instant::now() + timeout)
-            .await
-            .map_err(|e| anyhow!("committing the migration: {e:?}"))?;
-    }
-    platform.commit_events(&call.pending).await?;
+    // Events `migrate` published go to the outbox in the migration's transaction.
+    call.unit = call
+        .migration_tx
+        .take()
+        .map(crate::capabilities::sql::Unit::from_tx);
+    let outcome = outbox::Outcome::Commit {
+        publish: true,
+        handled: None,
+    };
+    outbox::finish(platform, &plugin.ctx, &mut call, outcome)
+        .await
+        .map_err(|e| anyhow!("committing the migration: {e:?}"))?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::wit;
 use crate::capabilities::grants::Grants;
-use crate::capabilities::sql::Tx;
+use crate::capabilities::sql::{Tx, Unit};
 use crate::config::InstanceMode;
 use crate::platform::Platform;
 use crate::storage::PluginDb;
@@ -43,6 +43,9 @@ pub struct PendingEvent {
     pub payload: String,
     pub source: String,
     pub delay: Duration,
+    /// The plugin's innermost open `transaction` when it published: rolling that
+    /// back drops the event.
+    pub savepoint: Option<u32>,
 }
 
 /// The state of one call (a request, an event delivery, a migration).
@@ -56,6 +59,10 @@ pub struct CallCtx {
     pub pending: Vec<PendingEvent>,
     /// During `migrate`, every SQL statement runs in this transaction.
     pub migration_tx: Option<Tx>,
+    /// The call's own transaction (see [`Unit`]), from its first write on.
+    pub unit: Option<Unit>,
+    /// The unit failed after holding work: the call must not succeed.
+    pub unit_lost: bool,
 }
 
 impl CallCtx {
@@ -72,7 +79,15 @@ impl CallCtx {
             deadline: Instant::now() + timeout,
             pending: Vec::new(),
             migration_tx: None,
+            unit: None,
+            unit_lost: false,
         }
+    }
+
+    /// Drops the events published since savepoint `sp` began (it was rolled back).
+    pub fn drop_events_from(&mut self, sp: u32) {
+        self.pending
+            .retain(|e| e.savepoint.is_none_or(|published_in| published_in < sp));
     }
 
     /// Time left before the deadline.

@@ -37,19 +37,8 @@ fn now_rfc3339() -> String {
 /// Publishes `payload` on `topic` into the host's outbox as if a plugin had, delivered
 /// after `delay_ms` to every subscriber (the way the platform delivers real events).
 async fn inject(app: &TestApp, topic: &str, payload: Value, delay_ms: u64) {
-    use kirana::runtime::PendingEvent;
-    let event = PendingEvent {
-        id: app.unique("evt_analytics_test_"),
-        topic: topic.to_string(),
-        payload: payload.to_string(),
-        source: "analytics-test".to_string(),
-        delay: Duration::from_millis(delay_ms),
-    };
-    app.app()
-        .platform
-        .commit_events(&[event])
-        .await
-        .expect("committing a test event");
+    let id = app.unique("evt_analytics_test_");
+    inject_event(app, &id, "analytics-test", topic, &payload, delay_ms).await;
 }
 
 /// Polls `GET path` as `admin` until `ok` holds (events are asynchronous); the body.

@@ -546,6 +546,46 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
 }
 
 /// A fresh E.164 Indian mobile number (`+919…`), unique across tests.
+/// Moves every committed event from the plugins' outboxes to the bus now (the relay
+/// runs in the background), so a test can read the bus.
+pub async fn relay(app: &TestApp) {
+    kirana::capabilities::outbox::relay_all(&app.app().platform).await;
+}
+
+/// Puts an event on the bus as if plugin `source` had published it (what an
+/// at-least-once bus may deliver again), due after `delay_ms`, for every subscriber.
+pub async fn inject_event(
+    app: &TestApp,
+    id: &str,
+    source: &str,
+    topic: &str,
+    payload: &Value,
+    delay_ms: u64,
+) {
+    let platform = app.app().platform.clone();
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is past 1970")
+            .as_millis(),
+    )
+    .expect("milliseconds fit");
+    let event = kirana::capabilities::events::NewEvent {
+        id: id.to_string(),
+        topic: topic.to_string(),
+        payload: payload.to_string(),
+        source: source.to_string(),
+        source_version: "0.0.0-test".to_string(),
+        created_at: now,
+        deliver_at: now + i64::try_from(delay_ms).expect("a small delay"),
+    };
+    platform
+        .events
+        .commit(&[event], |t| platform.registry.subscribers(t))
+        .await
+        .expect("putting a test event on the bus");
+}
+
 pub fn unique_phone() -> String {
     let n = uuid::Uuid::new_v4().as_u128() % 1_000_000_000;
     format!("+919{n:09}")

@@ -801,6 +801,7 @@ backend_test!(events_describe_every_change, |app| {
     assert_eq!(cancelled["reason"], "too slow");
 
     // A failed checkout publishes nothing.
+    relay(app).await;
     let before = sqlx::query("SELECT COUNT(*) FROM events WHERE source = 'orders'")
         .fetch_one(&app.app().platform.db.pool)
         .await
@@ -808,6 +809,7 @@ backend_test!(events_describe_every_change, |app| {
         .expect("count");
     let r = checkout(app, &c.token, &address, "cod").await;
     assert_error(&r, 400, "cart_empty");
+    relay(app).await;
     let after = sqlx::query("SELECT COUNT(*) FROM events WHERE source = 'orders'")
         .fetch_one(&app.app().platform.db.pool)
         .await

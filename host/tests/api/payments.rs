@@ -122,17 +122,7 @@ async fn redeliver(app: &TestApp, source: &str, topic: &str, payload: &Value) {
     use sqlx::Row;
     let platform = app.app().platform.clone();
     let id = format!("evt_test_{}", app.unique("redeliver"));
-    let event = kirana::runtime::PendingEvent {
-        id: id.clone(),
-        topic: topic.to_string(),
-        payload: payload.to_string(),
-        source: source.to_string(),
-        delay: std::time::Duration::ZERO,
-    };
-    platform
-        .commit_events(&[event])
-        .await
-        .expect("committing the event");
+    inject_event(app, &id, source, topic, payload, 0).await;
     let done = app
         .eventually(5, || {
             let pool = platform.db.pool.clone();

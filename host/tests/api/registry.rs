@@ -457,7 +457,7 @@ backend_test!(disable_answers_503_and_holds_events, CONFIG, |app| {
     // An event published meanwhile waits for it.
     let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
     assert_eq!(r.status, 201, "{}", r.text);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    relay(app).await;
     let waiting: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM deliveries WHERE subscriber = 'swap' AND status = 'pending'",
     )
@@ -719,6 +719,7 @@ backend_test!(
         // ... yet an event for it is queued, not lost ...
         let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
         assert_eq!(r.status, 201, "{}", r.text);
+        relay(&app).await;
         let queued: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM deliveries WHERE subscriber = 'swap' AND status = 'pending'",
         )

@@ -248,25 +248,25 @@ pub async fn call_internal(
         request_id: "req_internal_test".to_string(),
     };
     let call = CallCtx::new("req_internal_test".to_string(), None, 1, loaded.ctx.timeout);
-    let (result, call) = loaded
+    let (result, mut call) = loaded
         .run(&platform, call, Op::Handle(request))
         .await
         .expect("the internal call runs");
     let OpResult::Response(resp) = result else {
         panic!("handle answered something other than a response");
     };
-    if resp.status < 400 {
-        platform
-            .commit_events(&call.pending)
-            .await
-            .expect("committing events");
-    }
+    // The gateway's own rule for what a call's answer commits.
+    let outcome = kirana::capabilities::outbox::outcome_of(resp.status);
+    kirana::capabilities::outbox::finish(&platform, &loaded.ctx, &mut call, outcome)
+        .await
+        .expect("committing the call's work");
     let body = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     (resp.status, body)
 }
 
 /// Every event `source` published so far, oldest first, as (topic, payload).
 pub async fn events_from(app: &TestApp, source: &str) -> Vec<(String, Value)> {
+    relay(app).await;
     let rows =
         sqlx::query("SELECT topic, payload FROM events WHERE source = $1 ORDER BY created_at, id")
             .bind(source)
