@@ -11,6 +11,7 @@ mod auth;
 mod cart;
 mod catalog;
 mod cli;
+mod compat;
 mod delivery;
 mod holds;
 mod journey;
