@@ -1,5 +1,6 @@
 // The body of the `swap` test plugin, shared by its builds (swap-v1, swap-v2, swap-bad,
-// swap-flaky, swap-clash, swap-greedy); each build sets VERSION and BUILD before including this file. The
+// swap-flaky, swap-clash, swap-greedy, swap-squatter, swap-wildcard); each build sets VERSION and
+// BUILD before including this file. The
 // registry tests install, enable, canary and roll back these builds while traffic runs.
 //
 // Routes: GET /api/v1/swap → {"version", "build"}; POST /api/v1/swap/notes {text} and
@@ -7,8 +8,10 @@
 // /api/v1/swap/seen → how many `faulty.flaky` events this plugin handled (events held
 // while it is disabled). The `flaky` build answers 500 on GET /api/v1/swap; the `bad`
 // build's migrate writes then fails; the `clash` build also claims `GET /api/v1/hello`,
-// which the hello plugin serves; the `greedy` build asks for kv, identity, publish:* and
-// 128 MiB beyond the others' sql, and lets only admins call GET /api/v1/swap.
+// which the hello plugin serves; the `greedy` build asks for kv, identity, its own topic
+// `swap.greedy` and 128 MiB beyond the others' sql, and lets only admins call GET
+// /api/v1/swap; the `squatter` build declares `user.created`, which auth owns; the
+// `wildcard` build declares the topic `*`, which no manifest may.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::sql;
@@ -80,10 +83,15 @@ impl Plugin for Swap {
     }
 
     fn capabilities() -> Capabilities {
-        if BUILD == "greedy" {
-            Capabilities::new().sql().kv().identity().publish(&["*"])
-        } else {
-            Capabilities::new().sql()
+        match BUILD {
+            "greedy" => Capabilities::new()
+                .sql()
+                .kv()
+                .identity()
+                .publish(&["swap.greedy"]),
+            "squatter" => Capabilities::new().sql().publish(&["user.created"]),
+            "wildcard" => Capabilities::new().sql().publish(&["*"]),
+            _ => Capabilities::new().sql(),
         }
     }
 

@@ -2,6 +2,11 @@
 //! operator must have approved (`[plugins.NAME] grants`, or `--grant` at enable).
 //! Nothing is assumed: a plugin with no approvals gets nothing, and a version asking
 //! for more than was approved does not go live.
+//!
+//! Topics have owners: a plugin publishes (and schedules) only the topics its manifest
+//! declares, each by name, and the registry lets one enabled plugin declare a topic
+//! (`registry::topics`). So there is no grant for "any topic": a subscriber can trust
+//! that a `user.created` comes from the plugin that owns it.
 
 use anyhow::{bail, Result};
 
@@ -14,7 +19,7 @@ pub struct Grants {
     pub identity: bool,
     pub realtime: bool,
     pub mail: bool,
-    /// Topics, or `*` for any.
+    /// The topics this version owns and may publish or schedule, each by name.
     pub publish: Vec<String>,
     pub call: Vec<String>,
 }
@@ -83,12 +88,12 @@ impl Grants {
         out
     }
 
-    /// Of `requested`, what `approved` does not cover (`publish:*` and `subscribe:*`
-    /// cover every topic; `memory:N` covers any ask up to N MiB).
+    /// Of `requested`, what `approved` does not cover (`subscribe:*` covers every
+    /// topic; `memory:N` covers any ask up to N MiB). Publishing is approved topic by
+    /// topic.
     pub fn missing(requested: &[String], approved: &[String]) -> Vec<String> {
         let covered = |want: &str| {
             approved.iter().any(|a| a == want)
-                || (want.starts_with("publish:") && approved.iter().any(|a| a == "publish:*"))
                 || (want.starts_with("subscribe:") && approved.iter().any(|a| a == "subscribe:*"))
                 || want.strip_prefix("memory:").is_some_and(|mb| {
                     let mb: u64 = mb.parse().unwrap_or(u64::MAX);
@@ -104,10 +109,13 @@ impl Grants {
 
     /// Checks one grant as an operator spells it; the error says what is allowed.
     pub fn check_spelling(grant: &str) -> Result<()> {
+        if grant == "publish:*" {
+            bail!(
+                "\"publish:*\" is not a grant: a plugin publishes only the topics its manifest declares as its own; approve each as publish:TOPIC"
+            );
+        }
         let ok = FLAGS.contains(&grant)
-            || grant
-                .strip_prefix("publish:")
-                .is_some_and(|t| t == "*" || is_name(t))
+            || grant.strip_prefix("publish:").is_some_and(is_name)
             || grant
                 .strip_prefix("subscribe:")
                 .is_some_and(|t| t == "*" || is_name(t))
@@ -117,7 +125,7 @@ impl Grants {
                 .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
         if !ok {
             bail!(
-                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, publish:*, subscribe:TOPIC, subscribe:*, call:PLUGIN or memory:MiB"
+                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, subscribe:TOPIC, subscribe:*, call:PLUGIN or memory:MiB"
             );
         }
         Ok(())
@@ -145,8 +153,9 @@ impl Grants {
         Ok(Self::asked(&manifest.capabilities))
     }
 
+    /// Whether `topic` is one of this version's own topics (publish and schedule alike).
     pub fn may_publish(&self, topic: &str) -> bool {
-        self.publish.iter().any(|t| t == "*" || t == topic)
+        self.publish.iter().any(|t| t == topic)
     }
 
     pub fn may_call(&self, plugin: &str) -> bool {
@@ -154,8 +163,9 @@ impl Grants {
     }
 }
 
-/// A topic or plugin name in a grant: letters, digits, `.`, `_`, `-`.
-fn is_name(s: &str) -> bool {
+/// A topic or plugin name in a grant or manifest: 1 to 128 of letters, digits, `.`,
+/// `_`, `-` (so no wildcard).
+pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes()
@@ -213,7 +223,12 @@ mod tests {
 
     #[test]
     fn approvals_must_cover_the_request() {
-        let ok = list(&["sql", "publish:*", "call:catalog", "subscribe:*"]);
+        let ok = list(&[
+            "sql",
+            "publish:order.created",
+            "call:catalog",
+            "subscribe:*",
+        ]);
         let g = Grants::resolve("orders", &caps(), None, 64, &ok).unwrap();
         assert!(g.sql && !g.kv);
         assert!(g.may_publish("order.created") && !g.may_publish("user.created"));
@@ -255,7 +270,6 @@ mod tests {
             "sql",
             "kv",
             "publish:order.created",
-            "publish:*",
             "subscribe:user.created",
             "subscribe:*",
             "call:cart",
@@ -267,6 +281,8 @@ mod tests {
             "",
             "SQL",
             "publish:",
+            "publish:*",
+            "publish:orders.*",
             "call:*",
             "memory:lots",
             "memory:0",
@@ -275,5 +291,31 @@ mod tests {
         ] {
             assert!(Grants::check_spelling(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn no_grant_covers_every_topic() {
+        let err = Grants::check_spelling("publish:*").unwrap_err().to_string();
+        assert!(
+            err.contains("publish:TOPIC") && err.contains("own"),
+            "{err}"
+        );
+        // An approval stored before `publish:*` was refused covers nothing.
+        let requested = list(&["publish:order.created"]);
+        assert_eq!(
+            Grants::missing(&requested, &list(&["publish:*"])),
+            requested
+        );
+        // Nor does a `*` in the list of topics, were one to get there.
+        let g = Grants {
+            publish: list(&["*"]),
+            ..Grants::none()
+        };
+        assert!(!g.may_publish("user.created") && !g.may_publish("*x"));
+        let g = Grants {
+            publish: list(&["order.created"]),
+            ..Grants::none()
+        };
+        assert!(g.may_publish("order.created") && !g.may_publish("order.cancelled"));
     }
 }

@@ -64,6 +64,20 @@ pub fn validate_manifest(expected_name: &str, m: &wit::Manifest) -> Result<()> {
             bail!("an empty subscription topic");
         }
     }
+    // Topics have owners: a manifest names each topic it publishes, and each named one
+    // becomes its own (the registry refuses a second owner at enable).
+    for topic in &m.capabilities.publish {
+        if topic.contains(['*', '?', '>', '#']) {
+            bail!(
+                "capabilities.publish lists {topic:?}: a plugin publishes only the topics it owns, so no wildcards; list each topic it publishes or schedules by name (like \"order.created\")"
+            );
+        }
+        if !crate::capabilities::grants::is_name(topic) {
+            bail!(
+                "capabilities.publish lists {topic:?}, which is not a topic name: 1 to 128 of letters, digits, '.', '_' and '-'"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -124,5 +138,22 @@ mod tests {
         let mut m = manifest(vec![]);
         m.version = "one".into();
         assert!(validate_manifest("cart", &m).is_err());
+    }
+
+    #[test]
+    fn published_topics_are_named_not_wildcards() {
+        let mut m = manifest(vec![]);
+        m.capabilities.publish = vec!["cart.checked_out".into()];
+        validate_manifest("cart", &m).unwrap();
+        for wild in ["*", "cart.*", "user.>", "#"] {
+            m.capabilities.publish = vec!["cart.checked_out".into(), wild.into()];
+            let e = validate_manifest("cart", &m).unwrap_err().to_string();
+            assert!(e.contains("list each topic"), "{wild}: {e}");
+        }
+        for bad in ["", "a b", &"t".repeat(129)] {
+            m.capabilities.publish = vec![bad.into()];
+            let e = validate_manifest("cart", &m).unwrap_err().to_string();
+            assert!(e.contains("not a topic name"), "{bad}: {e}");
+        }
     }
 }

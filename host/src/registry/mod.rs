@@ -12,6 +12,7 @@
 mod manifest;
 pub mod ops;
 pub mod store;
+pub mod topics;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -276,7 +277,8 @@ pub fn unconfigured() -> PluginConfig {
 ///   live. A newer version found in the file is installed but not enabled.
 ///
 /// A plugin that fails to load is logged and left out (`/ready` then answers 503 naming
-/// it); colliding routes stop the start.
+/// it), and so is one declaring a topic another plugin going live owns ([`topics`]);
+/// colliding routes stop the start.
 pub async fn start(platform: &Arc<Platform>) -> Result<()> {
     let db = &platform.db;
     let states: HashMap<String, store::StateRow> = store::states(db)
@@ -328,6 +330,17 @@ pub async fn start(platform: &Arc<Platform>) -> Result<()> {
                 }
             }
         }
+    }
+    // A topic has one owner: a plugin claiming one already owned is not loaded.
+    let (live, refused) = topics::settle(live, |p| {
+        states.get(p.name()).and_then(|s| s.live_version.as_deref()) == Some(p.version())
+    });
+    for (plugin, why) in refused {
+        tracing::error!(plugin = %plugin.name(), error = %why, "plugin not loaded");
+        missing.insert(
+            plugin.name().to_string(),
+            plugin.manifest.subscriptions.clone(),
+        );
     }
     // Refuse colliding routes before any migration touches a database.
     let all: Vec<Arc<LoadedPlugin>> = live.iter().chain(disabled.iter()).cloned().collect();

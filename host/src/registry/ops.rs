@@ -9,8 +9,8 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use super::{
-    approved_grants, build, manifest_json, migrate, plugin_config, store, unconfigured, Canary,
-    GrantCheck, RegistryError,
+    approved_grants, build, manifest_json, migrate, plugin_config, store, topics, unconfigured,
+    Canary, GrantCheck, RegistryError,
 };
 use crate::capabilities::grants::Grants;
 use crate::gateway::routes::RouteTable;
@@ -130,7 +130,8 @@ fn check_routes(platform: &Platform, plugin: &LoadedPlugin) -> Result<(), Regist
 /// Makes `version` (default: the newest installed) of `name` live, or starts it as a
 /// canary taking `canary_percent` of the requests. Everything it asks for must be
 /// approved: by the configuration, earlier enables, or `grant` (the operator's approval
-/// now, kept once the version is enabled). Its `migrate` runs first, in a transaction;
+/// now, kept once the version is enabled), and no topic it declares may be owned by
+/// another enabled plugin ([`topics`]). Its `migrate` runs first, in a transaction;
 /// if anything fails the current version stays live and the error is returned.
 pub async fn enable(
     platform: &Arc<Platform>,
@@ -195,6 +196,7 @@ async fn enable_locked(
     // Re-enabling the disabled live version needs no build or migration.
     if let (Some(d), None) = (&disabled, canary_percent) {
         if d.version() == row.version {
+            topics::check(&snap, d)?;
             let mut next = (*snap).clone();
             next.disabled.remove(name);
             next.plugins.insert(name.to_string(), d.clone());
@@ -234,6 +236,7 @@ async fn enable_locked(
         .await?,
     );
     check_routes(platform, &plugin)?;
+    topics::check(&snap, &plugin)?;
     if let Err(e) = migrate(platform, &plugin).await {
         let message = format!("{e:#}");
         store::record(

@@ -564,6 +564,35 @@ backend_test!(a_plugin_cannot_reach_other_databases, |app| {
     }
 });
 
+backend_test!(a_plugin_publishes_only_its_own_topics, |app| {
+    let forge = |query: &'static str| async move {
+        let r = app
+            .post(&format!("/api/v1/faulty/forge?{query}"), None, json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body["outcome"].as_str().unwrap_or_default().to_string()
+    };
+    // Another plugin's topic, published or scheduled, and a topic nobody declared: a
+    // capability error naming the topic.
+    for (query, topic) in [
+        ("topic=user.created", "user.created"),
+        (
+            "topic=orders.payment_timeout&delay_ms=1000",
+            "orders.payment_timeout",
+        ),
+        ("topic=faulty.undeclared", "faulty.undeclared"),
+    ] {
+        let got = forge(query).await;
+        assert!(
+            got.starts_with("refused: denied") && got.contains(&format!("publish:{topic}")),
+            "{query}: {got}"
+        );
+    }
+    // Its own topic goes (scheduled an hour ahead, so no handler runs in this test).
+    let got = forge("topic=faulty.flaky&delay_ms=3600000").await;
+    assert!(got.starts_with("sent evt_"), "{got}");
+});
+
 backend_test!(openapi_describes_the_live_public_routes, |app| {
     let r = app.get("/openapi.json", None).await;
     assert_eq!(r.status, 200, "{}", r.text);

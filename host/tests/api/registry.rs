@@ -1,7 +1,7 @@
 //! The versioned registry and the operator API over HTTP: install, enable, rollback,
 //! disable (503, events held), delete, every validation failure, a failing migration,
-//! restarts, a swap under load with zero failed requests, and canaries (promoted, and
-//! rolled back by themselves when the candidate fails). The `swap` test plugin's builds
+//! restarts, a swap under load with zero failed requests, canaries (promoted, and
+//! rolled back by themselves when the candidate fails), and topics with one owner. The `swap` test plugin's builds
 //! (test-plugins/swap-*) are uploaded as components.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,19 +262,19 @@ backend_test!(
     CONFIG,
     |app| {
         // The attack: an uploaded `swap` 9.9.9 asks for kv, identity (minting tokens),
-        // any topic (forging events) and more memory than the operator's limit.
+        // a topic and more memory than the operator's limit.
         live_v1(app).await;
         let r = upload(app, Some(OPERATOR), build("swap_greedy")).await;
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(
             r.body["unapproved_grants"],
-            json!(["kv", "identity", "publish:*", "memory:128"]),
+            json!(["kv", "identity", "publish:swap.greedy", "memory:128"]),
             "{}",
             r.text
         );
         let r = enable(app, "9.9.9").await;
         r.assert_error(409, "conflict");
-        for g in ["kv", "identity", "publish:*", "memory:128"] {
+        for g in ["kv", "identity", "publish:swap.greedy", "memory:128"] {
             assert!(r.text.contains(g), "{g}: {}", r.text);
         }
         assert_eq!(served(app).await, "1.0.0");
@@ -286,7 +286,7 @@ backend_test!(
             .post(
                 "/admin/plugins/swap/enable",
                 Some(OPERATOR),
-                json!({"version": "9.9.9", "grants": ["kv", "identity", "publish:*"]}),
+                json!({"version": "9.9.9", "grants": ["kv", "identity", "publish:swap.greedy"]}),
             )
             .await;
         r.assert_error(409, "conflict");
@@ -297,7 +297,7 @@ backend_test!(
         app.post(
             "/admin/plugins/swap/enable",
             Some(&admin),
-            json!({"version": "9.9.9", "grants": ["kv", "identity", "publish:*", "memory:128"]}),
+            json!({"version": "9.9.9", "grants": ["kv", "identity", "publish:swap.greedy", "memory:128"]}),
         )
         .await
         .assert_error(403, "forbidden");
@@ -318,7 +318,7 @@ backend_test!(a_canary_answers_with_its_own_route_roles, CONFIG, |app| {
             "/admin/plugins/swap/enable",
             Some(OPERATOR),
             json!({"version": "9.9.9", "canary_percent": 99,
-                       "grants": ["kv", "identity", "publish:*", "memory:128"]}),
+                       "grants": ["kv", "identity", "publish:swap.greedy", "memory:128"]}),
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -774,3 +774,124 @@ backend_test!(operator_inputs_are_checked, CONFIG, |app| {
     assert_eq!(action(app, "disable").await.status, 200);
     action(app, "rollback").await.assert_error(409, "conflict");
 });
+
+backend_test!(a_published_topic_has_one_owner, CONFIG, |app| {
+    live_v1(app).await;
+    // A manifest publishing "any topic" is refused at install, saying what to do.
+    let r = upload(app, Some(OPERATOR), build("swap_wildcard")).await;
+    r.assert_error(400, "validation_failed");
+    assert!(
+        r.text.contains(r#"\"*\""#) && r.text.contains("list each topic"),
+        "{}",
+        r.text
+    );
+    let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+    let versions = r.body["versions"].as_array().expect("versions");
+    assert!(
+        versions.iter().all(|v| v["version"] != "9.9.6"),
+        "{}",
+        r.text
+    );
+    // Nor can the operator approve any topic at once.
+    app.post(
+        "/admin/plugins/swap/enable",
+        Some(OPERATOR),
+        json!({"version": "1.0.0", "grants": ["publish:*"]}),
+    )
+    .await
+    .assert_invalid_field("grants");
+
+    // `user.created` belongs to auth: swap declaring it installs, but is not enabled
+    // while auth is, even with the operator's grant for the topic.
+    let r = upload(app, Some(OPERATOR), build("swap_squatter")).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        r.body["unapproved_grants"],
+        json!(["publish:user.created"]),
+        "{}",
+        r.text
+    );
+    let squat = json!({"version": "9.9.8", "grants": ["publish:user.created"]});
+    let r = app
+        .post("/admin/plugins/swap/enable", Some(OPERATOR), squat.clone())
+        .await;
+    r.assert_error(409, "conflict");
+    assert!(
+        r.text
+            .contains(r#"topic \"user.created\", which auth owns"#),
+        "{}",
+        r.text
+    );
+    assert_eq!(served(app).await, "1.0.0");
+    // As a canary neither.
+    let r = app
+        .post(
+            "/admin/plugins/swap/enable",
+            Some(OPERATOR),
+            json!({"version": "9.9.8", "canary_percent": 50, "grants": ["publish:user.created"]}),
+        )
+        .await;
+    r.assert_error(409, "conflict");
+    assert!(r.text.contains("auth owns"), "{}", r.text);
+
+    // A disabled plugin owns nothing: with auth off, swap may take the topic, and then
+    // auth is the one refused until swap lets it go.
+    assert_eq!(
+        app.post("/admin/plugins/auth/disable", Some(OPERATOR), json!({}))
+            .await
+            .status,
+        200
+    );
+    let r = app
+        .post("/admin/plugins/swap/enable", Some(OPERATOR), squat)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(served(app).await, "9.9.8");
+    let r = app
+        .post("/admin/plugins/auth/enable", Some(OPERATOR), json!({}))
+        .await;
+    r.assert_error(409, "conflict");
+    assert!(
+        r.text
+            .contains(r#"topic \"user.created\", which swap owns"#),
+        "{}",
+        r.text
+    );
+    app.post("/api/v1/auth/login", None, json!({}))
+        .await
+        .assert_error(503, "plugin_unavailable");
+    assert_eq!(action(app, "disable").await.status, 200);
+    let r = app
+        .post("/admin/plugins/auth/enable", Some(OPERATOR), json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.admin_token().await;
+});
+
+backend_test!(
+    at_start_a_second_claim_on_a_topic_is_not_loaded,
+    "[plugins.swap]\nfile = \"swap_squatter.wasm\"\ngrants = [\"sql\", \"subscribe:faulty.flaky\", \"publish:user.created\"]",
+    |app| {
+        // Configured to go live next to auth while declaring auth's `user.created`:
+        // swap is left out (logged; /ready names it) and auth keeps its topic.
+        app.get("/api/v1/swap", None)
+            .await
+            .assert_error(404, "not_found");
+        let r = app.get("/ready", None).await;
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert!(
+            r.body["reasons"]
+                .as_array()
+                .expect("reasons")
+                .iter()
+                .any(|x| x.as_str().is_some_and(|x| x.contains("plugin swap"))),
+            "{}",
+            r.text
+        );
+        app.admin_token().await;
+        // Enabling it now says why.
+        let r = enable(app, "9.9.8").await;
+        r.assert_error(409, "conflict");
+        assert!(r.text.contains("auth owns"), "{}", r.text);
+    }
+);

@@ -1,7 +1,7 @@
 //! Misbehaves on purpose so the tests can show the host survives it: an endless loop,
 //! an allocation without bound, a trap, an event handler that fails on demand, SQL that
 //! reaches for data that is not its own, SQL that asks the database for huge values,
-//! and SQL that never ends.
+//! SQL that never ends, and events on topics it does not own.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::{events, kv, services, sql, CapError};
@@ -38,6 +38,27 @@ fn publish(req: &Request) -> Result<Response, ApiError> {
         &json!({ "n": req.query("n").unwrap_or("0") }),
     )?;
     Ok(Response::created(&json!({ "event_id": id })))
+}
+
+/// Tries to publish (or, with `delay_ms`, schedule) an event on `topic`, which may be
+/// one it does not own: answers what the host said.
+fn forge(req: &Request) -> Result<Response, ApiError> {
+    let topic = req.query("topic").unwrap_or("faulty.flaky");
+    let payload = json!({ "role": "delivery_agent" });
+    let sent = match req.query("delay_ms") {
+        Some(ms) => {
+            let ms: u64 = ms
+                .parse()
+                .map_err(|_| ApiError::invalid_field("delay_ms", "a number of milliseconds"))?;
+            events::schedule(topic, &payload, std::time::Duration::from_millis(ms))
+        }
+        None => events::publish(topic, &payload),
+    };
+    let outcome = match sent {
+        Ok(id) => format!("sent {id}"),
+        Err(e) => format!("refused: {}", kirana_sdk::cap_error_message(&e)),
+    };
+    Ok(Response::ok(&json!({ "outcome": outcome })))
 }
 
 fn fail_off(_req: &Request) -> Result<Response, ApiError> {
@@ -229,6 +250,7 @@ impl Plugin for Faulty {
             .get("/api/v1/faulty/trap", Access::Public, trap)
             .get("/api/v1/faulty/ok", Access::Public, ok)
             .post("/api/v1/faulty/publish", Access::Public, publish)
+            .post("/api/v1/faulty/forge", Access::Public, forge)
             .post("/api/v1/faulty/fail-off", Access::Public, fail_off)
             .get("/api/v1/faulty/seen", Access::Public, seen)
             .get("/api/v1/faulty/snoop", Access::Public, snoop)
