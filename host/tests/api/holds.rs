@@ -94,6 +94,26 @@ async fn stock_becomes(app: &TestApp, product_id: &str, want: i64) {
     );
 }
 
+/// Waits until the catalog has handled event `event_id` (operator API).
+async fn handled_by_catalog(app: &TestApp, event_id: &str) {
+    let done = app
+        .eventually(15, || async {
+            let r = app
+                .get("/admin/events?status=done", Some(OPERATOR_TOKEN))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["items"]
+                .as_array()
+                .and_then(|a| {
+                    a.iter()
+                        .find(|e| e["id"] == event_id && e["subscriber"] == "catalog")
+                })
+                .map(|_| ())
+        })
+        .await;
+    assert!(done.is_some(), "the catalog never handled {event_id}");
+}
+
 /// Waits until the catalog has handled `n` events on `topic`.
 async fn catalog_handled(app: &TestApp, topic: &str, n: usize) {
     let done = app
@@ -268,6 +288,40 @@ backend_test!(cancelling_returns_the_units_exactly_once, |app| {
         .await;
     assert_error(&r, 409, "invalid_transition");
     assert_eq!(stock_of(app, &product).await, 10);
+
+    // The same cancellation delivered again under another event id (what an
+    // at-least-once bus may do) finds the hold returned: the units go back once.
+    let payload = json!({"order_id": id, "user_id": c.user_id, "hold_id": hold_id,
+                         "items": [{"product_id": product, "quantity": 3}],
+                         "payment_status": "cod", "total": 5500, "reason": "again"});
+    let again = format!("evt_test_{}", app.word("again"));
+    inject_event(app, &again, "orders", "order.cancelled", &payload, 0).await;
+    handled_by_catalog(app, &again).await;
+    assert_eq!(stock_of(app, &product).await, 10);
+
+    // A forged cancellation from a plugin that does not own the topic moves nothing.
+    let (c2, address2) = shopper(app, &product, 2).await;
+    let id2 = place(app, &c2, &address2, "cod").await;
+    let hold2 = wait_for_hold(app, &admin, "confirmed", of_order(&id2, "confirmed")).await;
+    let forged = format!("evt_test_{}", app.word("forged"));
+    let payload = json!({"order_id": id2, "hold_id": hold2["id"],
+                         "items": [{"product_id": product, "quantity": 2}]});
+    inject_event(app, &forged, "faulty", "order.cancelled", &payload, 0).await;
+    handled_by_catalog(app, &forged).await;
+    assert_eq!(stock_of(app, &product).await, 8);
+    wait_for_hold(app, &admin, "still confirmed", of_order(&id2, "confirmed")).await;
+
+    // An order placed before holds existed has none: its lines go back, once.
+    let legacy = format!("ord_legacy{}", app.word(""));
+    let payload = json!({"order_id": legacy, "items": [{"product_id": product, "quantity": 2}]});
+    for n in 0..2 {
+        let event = format!("evt_test_{}_{n}", app.word("legacy"));
+        inject_event(app, &event, "orders", "order.cancelled", &payload, 0).await;
+        handled_by_catalog(app, &event).await;
+        assert_eq!(stock_of(app, &product).await, 10, "delivery {n}");
+    }
+    let returned = wait_for_hold(app, &admin, "returned", of_order(&legacy, "returned")).await;
+    assert_eq!(units(&returned, &product), 2);
 });
 
 backend_test!(
@@ -294,6 +348,32 @@ backend_test!(
         assert_eq!(units(&hold, &product), 2);
         assert_eq!(stock_of(app, &product).await, 10);
 
+        // The timeout delivered again cancels nothing more and returns nothing more.
+        let again = format!("evt_test_{}", app.word("timeout"));
+        inject_event(
+            app,
+            &again,
+            "orders",
+            "orders.payment_timeout",
+            &json!({"order_id": id}),
+            0,
+        )
+        .await;
+        let handled = app
+            .eventually(15, || async {
+                let r = app
+                    .get("/admin/events?status=done", Some(OPERATOR_TOKEN))
+                    .await;
+                r.body["items"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|e| e["id"] == again.as_str()).cloned())
+            })
+            .await;
+        assert!(
+            handled.is_some(),
+            "orders never handled the repeated timeout"
+        );
+        assert_eq!(stock_of(app, &product).await, 10);
         assert_eq!(holds(app, &admin, "").await["total"], 1);
     }
 );
