@@ -20,6 +20,27 @@ use crate::registry::{self, Registry};
 use crate::runtime::Runtime;
 use crate::{gateway, storage};
 
+/// Finishes what a previous process left, before the host reports ready: events its
+/// plugins committed but it never moved to the bus. (Holds that expired are released
+/// by their own scheduled events, which this makes due; leases of a dead process on
+/// deliveries and mail run out by themselves after their lease time.)
+async fn recover(platform: &Platform) {
+    let relayed = crate::capabilities::outbox::relay_all(platform).await;
+    if relayed > 0 {
+        tracing::warn!(
+            events = relayed,
+            "recovered events committed before the last stop and not yet on the bus"
+        );
+        platform
+            .metrics
+            .recovered
+            .get_or_create(&crate::metrics::KindLabels {
+                kind: "outbox_events".into(),
+            })
+            .inc_by(relayed as u64);
+    }
+}
+
 /// A running host.
 pub struct App {
     pub addr: SocketAddr,
@@ -57,6 +78,7 @@ impl App {
             ),
         });
         registry::start(&platform).await?;
+        recover(&platform).await;
 
         let limiter = Arc::new(RateLimiter::new(
             config.rate_limit.clone(),

@@ -2,6 +2,12 @@
 //! refunds): the first answer for a (user, key) is stored in the plugin's own database
 //! and replayed for the same key within a window, so a retried request creates nothing
 //! new. Call [`migrate`] from the plugin's `migrate` and wrap the handler in [`with_key`].
+//!
+//! The answer is stored in the same transaction as the handler's work (the host commits
+//! everything a call does together), so after a crash either both exist or neither:
+//! a retry gets the first answer, or the work is done once, never twice. Two requests
+//! with one key at once: the second waits at its claim for the first's commit, then
+//! replays that answer.
 
 use std::time::Duration;
 
@@ -30,11 +36,11 @@ pub fn valid_key(key: &str) -> bool {
 }
 
 /// Runs `handler` once per (caller, `Idempotency-Key`) within `window`: the first answer
-/// (success or 4xx) is stored and replayed with `Idempotent-Replayed: true`; the same
-/// key with another body or on another path, or while the first call is still running,
-/// is `409 conflict`;
-/// a 5xx answer releases the key so the client may retry. Without the header the
-/// handler simply runs. The route must require a signed-in caller.
+/// (success or 4xx) is stored with the handler's work and replayed with
+/// `Idempotent-Replayed: true`; the same key with another body or on another path is
+/// `409 conflict`. A 5xx answer stores nothing (the host rolls the call back), so the
+/// client may retry. Without the header the handler simply runs. The route must require
+/// a signed-in caller.
 pub fn with_key(
     req: &Request,
     window: Duration,
@@ -57,15 +63,58 @@ pub fn with_key(
         req.path(),
         fingerprint(req.body())
     );
-    if let Some(stored) = claim(&user_id, key, &request_body, window)? {
+    let now = crate::now();
+    let cutoff = crate::rfc3339(now - window);
+    if let Some(stored) = stored(&user_id, key, &request_body, &cutoff)? {
         return Ok(stored.replay(req.id()));
+    }
+    // The claim, the handler's work and the answer commit together. A concurrent
+    // request with this key waits at the claim for this one to commit, then replays.
+    let tx = sql::begin()?;
+    let claimed = tx.execute(
+        "INSERT INTO idempotency_keys (user_id, idem_key, request_body, created_at) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (user_id, idem_key) DO UPDATE SET request_body = excluded.request_body, \
+         status = NULL, body = NULL, created_at = excluded.created_at \
+         WHERE idempotency_keys.created_at < $5",
+        &params![user_id, key, request_body, crate::rfc3339(now), cutoff],
+    );
+    match claimed {
+        Ok(1) => {}
+        // Taken (and committed) by another request meanwhile: its answer.
+        Ok(_) | Err(CapError::Conflict(_)) => {
+            tx.rollback()?;
+            return match stored(&user_id, key, &request_body, &cutoff)? {
+                Some(first) => Ok(first.replay(req.id())),
+                None => Err(in_progress()),
+            };
+        }
+        Err(e) => return Err(e.into()),
     }
     let response = match handler(req) {
         Ok(r) => r,
         Err(e) => e.into_response(req.id()),
     };
-    remember(&user_id, key, &response)?;
+    if response.status >= 500 {
+        // Undone with the rest of the call: the client may retry the key.
+        drop(tx);
+        return Ok(response);
+    }
+    let body = String::from_utf8_lossy(&response.body).into_owned();
+    tx.execute(
+        "UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND idem_key = $4",
+        &params![i64::from(response.status), body, user_id, key],
+    )?;
+    tx.commit()?;
     Ok(response)
+}
+
+fn in_progress() -> ApiError {
+    ApiError::new(
+        409,
+        "idempotency_in_progress",
+        "a request with this Idempotency-Key is still in progress; retry shortly",
+    )
 }
 
 /// The request body as compared between a key's uses: JSON re-serialised (so key order
@@ -76,10 +125,6 @@ fn fingerprint(body: &[u8]) -> String {
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     }
 }
-
-/// A claim without an answer this old belongs to a call that died (trap, timeout,
-/// restart): plugin calls last seconds, so it is forgotten and may be claimed again.
-const ABANDONED_CLAIM_SECS: u64 = 120;
 
 /// A stored first answer.
 struct Stored {
@@ -101,42 +146,22 @@ impl Stored {
     }
 }
 
-/// Claims `(user, key)` for this request. `None`: the claim is ours, go ahead.
-/// `Some(stored)`: replay it. A claim older than the window is forgotten first.
-fn claim(
+/// The first answer for `(user, key)` if one is stored and younger than `cutoff`.
+/// The same key with another request is `409 conflict`.
+fn stored(
     user_id: &str,
     key: &str,
     request_body: &str,
-    window: Duration,
+    cutoff: &str,
 ) -> Result<Option<Stored>, ApiError> {
-    let now = crate::now();
-    let cutoff = crate::rfc3339(now - window);
-    let abandoned = crate::rfc3339(now - Duration::from_secs(ABANDONED_CLAIM_SECS));
-    sql::execute(
-        "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2 \
-         AND (created_at < $3 OR (status IS NULL AND created_at < $4))",
-        &params![user_id, key, cutoff, abandoned],
-    )?;
-    let inserted = sql::execute(
-        "INSERT INTO idempotency_keys (user_id, idem_key, request_body, created_at) \
-         VALUES ($1, $2, $3, $4)",
-        &params![user_id, key, request_body, crate::rfc3339(now)],
-    );
-    match inserted {
-        Ok(_) => Ok(None),
-        Err(CapError::Conflict(_)) => existing(user_id, key, request_body).map(Some),
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn existing(user_id: &str, key: &str, request_body: &str) -> Result<Stored, ApiError> {
     let rows = sql::query(
-        "SELECT request_body, status, body FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
-        &params![user_id, key],
+        "SELECT request_body, status, body FROM idempotency_keys \
+         WHERE user_id = $1 AND idem_key = $2 AND created_at >= $3",
+        &params![user_id, key, cutoff],
     )?;
-    let row = rows
-        .first()
-        .ok_or_else(|| ApiError::conflict("the Idempotency-Key is being reused; retry"))?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
     let first_body: String = row.get("request_body")?;
     if first_body != request_body {
         return Err(ApiError::conflict(
@@ -146,39 +171,10 @@ fn existing(user_id: &str, key: &str, request_body: &str) -> Result<Stored, ApiE
     let status: Option<i64> = row.get("status")?;
     let body: Option<String> = row.get("body")?;
     match (status.and_then(|s| u16::try_from(s).ok()), body) {
-        (Some(status), Some(body)) => Ok(Stored { status, body }),
-        _ => Err(ApiError::conflict(
-            "a request with this Idempotency-Key is still in progress",
-        )),
+        (Some(status), Some(body)) => Ok(Some(Stored { status, body })),
+        // A claim row from an older version of this module, still unanswered.
+        _ => Err(in_progress()),
     }
-}
-
-/// Stores the first answer; a server error (5xx) releases the claim instead, so the
-/// client can retry the same key once the fault is gone.
-fn remember(user_id: &str, key: &str, response: &Response) -> Result<(), ApiError> {
-    if response.status >= 500 {
-        sql::execute(
-            "DELETE FROM idempotency_keys WHERE user_id = $1 AND idem_key = $2",
-            &params![user_id, key],
-        )?;
-        return Ok(());
-    }
-    let body = String::from_utf8_lossy(&response.body).into_owned();
-    // The work is done and must be answered; failing to store the answer only means a
-    // retry after the abandoned-claim timeout is not recognised, so it is logged.
-    if let Err(e) = sql::execute(
-        "UPDATE idempotency_keys SET status = $1, body = $2 WHERE user_id = $3 AND idem_key = $4",
-        &params![i64::from(response.status), body, user_id, key],
-    ) {
-        crate::log::error(
-            &format!(
-                "storing the answer of Idempotency-Key {key} failed: {}",
-                crate::cap_error_message(&e)
-            ),
-            &[],
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

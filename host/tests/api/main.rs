@@ -13,6 +13,7 @@ mod catalog;
 mod cli;
 mod compat;
 mod delivery;
+mod effects;
 mod holds;
 mod journey;
 mod messaging;
