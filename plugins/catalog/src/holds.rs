@@ -128,12 +128,7 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
             created_at
         ],
     )?;
-    for (product_id, quantity) in per_product(&lines) {
-        tx.execute(
-            "INSERT INTO stock_hold_items (hold_id, product_id, quantity) VALUES ($1, $2, $3)",
-            &params![hold_id, product_id, quantity],
-        )?;
-    }
+    insert_items(&tx, &hold_id, &per_product(&lines))?;
     // Scheduled in this call, before the commit: the expiry exists whenever the hold
     // does. A failure drops `tx`, so nothing was taken.
     kirana_sdk::events::schedule(EXPIRED, &json!({ "hold_id": hold_id }), ttl)?;
@@ -157,6 +152,28 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
     Ok(Response::created(&json!({
         "hold_id": hold_id, "expires_at": expires_at, "items": items,
     })))
+}
+
+/// The hold's lines, in one statement (a checkout pays for every round trip).
+fn insert_items(tx: &Tx, hold_id: &str, lines: &[(String, i64)]) -> Result<(), CapError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<String> = (0..lines.len())
+        .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+        .collect();
+    let mut values = Vec::with_capacity(lines.len() * 3);
+    for (product_id, quantity) in lines {
+        values.extend(params![hold_id, product_id, *quantity]);
+    }
+    tx.execute(
+        &format!(
+            "INSERT INTO stock_hold_items (hold_id, product_id, quantity) VALUES {}",
+            rows.join(", ")
+        ),
+        &values,
+    )?;
+    Ok(())
 }
 
 /// `POST /internal/stock/holds/{id}/release` → 200 `{hold_id, status}`: a `held` hold's
@@ -447,12 +464,7 @@ fn order_cancelled(o: &OrderEvent) -> Result<(), ApiError> {
         ],
     )?;
     if inserted == 1 {
-        for (product_id, quantity) in &lines {
-            tx.execute(
-                "INSERT INTO stock_hold_items (hold_id, product_id, quantity) VALUES ($1, $2, $3)",
-                &params![format!("hld_{}", o.order_id), product_id, *quantity],
-            )?;
-        }
+        insert_items(&tx, &format!("hld_{}", o.order_id), &lines)?;
         add_stock(&tx, &lines, &now)?;
     }
     tx.commit()?;
