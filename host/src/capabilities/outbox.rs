@@ -102,6 +102,27 @@ pub async fn finish(
     call: &mut CallCtx,
     outcome: Outcome<'_>,
 ) -> Result<Finished, wit::Error> {
+    let (finished, published) = commit(&plugin.db, &plugin.version, call, outcome).await?;
+    if !published.is_empty() {
+        for topic in published {
+            platform
+                .metrics
+                .events_published
+                .get_or_create(&TopicLabels { topic })
+                .inc();
+        }
+        platform.relay.mark(&plugin.name);
+    }
+    Ok(finished)
+}
+
+/// The database half of [`finish`]: also returns the topics of the events committed.
+async fn commit(
+    db: &PluginDb,
+    version: &str,
+    call: &mut CallCtx,
+    outcome: Outcome<'_>,
+) -> Result<(Finished, Vec<String>), wit::Error> {
     let unit = call.unit.take();
     let (publish, handled) = match outcome {
         Outcome::Rollback => {
@@ -109,7 +130,7 @@ pub async fn finish(
             if let Some(unit) = unit {
                 unit.rollback().await?;
             }
-            return Ok(Finished::Committed);
+            return Ok((Finished::Committed, Vec::new()));
         }
         Outcome::Commit { publish, handled } => (publish, handled),
     };
@@ -131,12 +152,12 @@ pub async fn finish(
         Vec::new()
     };
     if events.is_empty() && handled.is_none() && unit.is_none() {
-        return Ok(Finished::Committed);
+        return Ok((Finished::Committed, Vec::new()));
     }
     let deadline = call.deadline.max(Instant::now() + Duration::from_secs(1));
     let mut unit = match unit {
         Some(u) => u,
-        None => Unit::begin(&plugin.db, Instant::now() + FINISH_TIME).await?,
+        None => Unit::begin(db, Instant::now() + FINISH_TIME).await?,
     };
     if let Some(first) = unit.close_open(deadline).await? {
         events.retain(|e| e.savepoint.is_none_or(|sp| sp < first));
@@ -149,7 +170,7 @@ pub async fn finish(
                 Value::Text(e.id.clone()),
                 Value::Text(e.topic.clone()),
                 Value::Text(e.payload.clone()),
-                Value::Text(plugin.version.clone()),
+                Value::Text(version.to_string()),
                 Value::Int(now),
                 Value::Int(deliver_at(now, e)),
             ]);
@@ -172,24 +193,15 @@ pub async fn finish(
             .await;
         if let Err(wit::Error::Conflict(_)) = inserted {
             let _ = unit.rollback().await;
-            return Ok(Finished::Duplicate);
+            return Ok((Finished::Duplicate, Vec::new()));
         }
         inserted?;
     }
     unit.commit(deadline).await?;
-    if !events.is_empty() {
-        for e in &events {
-            platform
-                .metrics
-                .events_published
-                .get_or_create(&TopicLabels {
-                    topic: e.topic.clone(),
-                })
-                .inc();
-        }
-        platform.relay.mark(&plugin.name);
-    }
-    Ok(Finished::Committed)
+    Ok((
+        Finished::Committed,
+        events.into_iter().map(|e| e.topic).collect(),
+    ))
 }
 
 fn deliver_at(now: i64, e: &PendingEvent) -> i64 {
@@ -256,30 +268,13 @@ pub async fn relay_plugin(platform: &Platform, plugin: &Arc<LoadedPlugin>) -> Re
         if n == 0 {
             break;
         }
-        let mut ids = Vec::with_capacity(n);
-        let mut events = Vec::with_capacity(n);
-        for row in &rows.rows {
-            let [Value::Text(id), Value::Text(topic), Value::Text(payload), Value::Text(version), created, deliver] =
-                row.as_slice()
-            else {
-                tracing::error!(plugin = %name, "an outbox row has an unexpected shape; dropped");
-                continue;
-            };
-            ids.push(Value::Text(id.clone()));
-            if !owns(topic) {
-                tracing::error!(plugin = %name, %topic, event_id = %id, "an outbox row names a topic the plugin does not own; dropped");
-                platform.metrics.events_forged.inc();
-                continue;
-            }
-            events.push(NewEvent {
-                id: id.clone(),
-                topic: topic.clone(),
-                payload: payload.clone(),
-                source: name.clone(),
-                source_version: version.clone(),
-                created_at: int(created),
-                deliver_at: int(deliver),
-            });
+        let (ids, events, forged) = relayable(&name, &rows.rows, owns);
+        if forged > 0 {
+            platform.metrics.events_forged.inc_by(forged);
+        }
+        if ids.is_empty() {
+            tracing::error!(plugin = %name, "the outbox holds rows without a text id; they stay");
+            break;
         }
         platform
             .events
@@ -289,7 +284,7 @@ pub async fn relay_plugin(platform: &Platform, plugin: &Arc<LoadedPlugin>) -> Re
             &plugin.ctx.db,
             &format!(
                 "DELETE FROM _kirana_outbox WHERE id IN {}",
-                crate::capabilities::events::placeholders(1, ids.len().max(1))
+                crate::capabilities::events::placeholders(1, ids.len())
             ),
             ids,
         )
@@ -302,6 +297,48 @@ pub async fn relay_plugin(platform: &Platform, plugin: &Arc<LoadedPlugin>) -> Re
         }
     }
     Ok(total)
+}
+
+/// Splits outbox rows into the ids to delete and the events to put on the bus, stamped
+/// with `plugin` as their source; rows of topics it does not own, or of a shape the host
+/// never writes, are counted, logged and only deleted.
+fn relayable(
+    plugin: &str,
+    rows: &[Vec<Value>],
+    owns: impl Fn(&str) -> bool,
+) -> (Vec<Value>, Vec<NewEvent>, u64) {
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut events = Vec::with_capacity(rows.len());
+    let mut forged = 0;
+    for row in rows {
+        let [Value::Text(id), Value::Text(topic), Value::Text(payload), Value::Text(version), created, deliver] =
+            row.as_slice()
+        else {
+            // Written by the plugin's own SQL: dropped, or it would block the relay.
+            tracing::error!(plugin, "an outbox row has an unexpected shape; dropped");
+            if let Some(id @ Value::Text(_)) = row.first() {
+                ids.push(id.clone());
+            }
+            forged += 1;
+            continue;
+        };
+        ids.push(Value::Text(id.clone()));
+        if !owns(topic) {
+            tracing::error!(plugin, %topic, event_id = %id, "an outbox row names a topic the plugin does not own; dropped");
+            forged += 1;
+            continue;
+        }
+        events.push(NewEvent {
+            id: id.clone(),
+            topic: topic.clone(),
+            payload: payload.clone(),
+            source: plugin.to_string(),
+            source_version: version.clone(),
+            created_at: int(created),
+            deliver_at: int(deliver),
+        });
+    }
+    (ids, events, forged)
 }
 
 fn int(v: &Value) -> i64 {
@@ -381,4 +418,191 @@ pub async fn run_relay(platform: Arc<Platform>, mut stop: watch::Receiver<bool>)
         }
     }
     relay_all(&platform).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::sql::query_host;
+    use crate::storage::sqlite::SqliteDb;
+
+    async fn db() -> (tempfile::TempDir, PluginDb) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = SqliteDb::open(&dir.path().join("p.db"), 2)
+            .await
+            .expect("open");
+        let db = PluginDb::Sqlite(db);
+        ensure_tables(&db).await.expect("tables");
+        sql::execute_raw(&db, "CREATE TABLE t (v TEXT)")
+            .await
+            .expect("table t");
+        (dir, db)
+    }
+
+    /// A call that wrote `v` into `t` and published one event per topic.
+    async fn call_writing(db: &PluginDb, v: &str, topics: &[&str]) -> CallCtx {
+        let mut call = CallCtx::new("req".into(), None, 0, Duration::from_secs(5));
+        let mut unit = Unit::begin(db, call.deadline).await.expect("begin");
+        unit.tx()
+            .execute_host(
+                call.deadline,
+                "INSERT INTO t (v) VALUES ($1)".into(),
+                vec![Value::Text(v.into())],
+            )
+            .await
+            .expect("insert");
+        call.unit = Some(unit);
+        for (i, topic) in topics.iter().enumerate() {
+            call.pending.push(PendingEvent {
+                id: format!("evt_{v}_{i}"),
+                topic: topic.to_string(),
+                payload: "{}".into(),
+                source: "p".into(),
+                delay: Duration::ZERO,
+                savepoint: None,
+            });
+        }
+        call
+    }
+
+    async fn count(db: &PluginDb, sql: &str) -> usize {
+        query_host(db, sql, Vec::new())
+            .await
+            .expect("query")
+            .rows
+            .len()
+    }
+
+    #[tokio::test]
+    async fn writes_events_and_the_handled_event_commit_together() {
+        let (_dir, db) = db().await;
+        let mut call = call_writing(&db, "a", &["x.made", "x.done"]).await;
+        let outcome = Outcome::Commit {
+            publish: true,
+            handled: Some("evt_in_1"),
+        };
+        let (done, topics) = commit(&db, "1.2.3", &mut call, outcome)
+            .await
+            .expect("commit");
+        assert_eq!(done, Finished::Committed);
+        assert_eq!(topics, ["x.made", "x.done"]);
+        assert_eq!(count(&db, "SELECT v FROM t").await, 1);
+        let rows = query_host(&db, "SELECT id, topic, payload, version, created_at, deliver_at FROM _kirana_outbox ORDER BY id", Vec::new())
+            .await
+            .expect("outbox");
+        assert_eq!(rows.rows.len(), 2);
+        let (ids, events, forged) = relayable("p", &rows.rows, |t| t.starts_with("x."));
+        assert_eq!((ids.len(), events.len(), forged), (2, 2, 0));
+        assert!(events
+            .iter()
+            .all(|e| e.source == "p" && e.source_version == "1.2.3"));
+        assert_eq!(count(&db, "SELECT event_id FROM _kirana_inbox").await, 1);
+    }
+
+    #[tokio::test]
+    async fn an_event_handled_before_undoes_the_second_run() {
+        let (_dir, db) = db().await;
+        let handled = Outcome::Commit {
+            publish: true,
+            handled: Some("evt_in_1"),
+        };
+        let mut first = call_writing(&db, "a", &["x.made"]).await;
+        commit(&db, "1", &mut first, handled).await.expect("first");
+        let mut again = call_writing(&db, "b", &["x.made"]).await;
+        let handled = Outcome::Commit {
+            publish: true,
+            handled: Some("evt_in_1"),
+        };
+        let (done, topics) = commit(&db, "1", &mut again, handled).await.expect("second");
+        assert_eq!(done, Finished::Duplicate);
+        assert!(topics.is_empty());
+        assert_eq!(
+            count(&db, "SELECT v FROM t").await,
+            1,
+            "only the first run's write"
+        );
+        assert_eq!(count(&db, "SELECT id FROM _kirana_outbox").await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_leaves_nothing_and_a_4xx_publishes_nothing() {
+        let (_dir, db) = db().await;
+        let mut failed = call_writing(&db, "a", &["x.made"]).await;
+        commit(&db, "1", &mut failed, outcome_of(503))
+            .await
+            .expect("rollback");
+        assert_eq!(count(&db, "SELECT v FROM t").await, 0);
+        assert_eq!(count(&db, "SELECT id FROM _kirana_outbox").await, 0);
+        let mut refused = call_writing(&db, "b", &["x.made"]).await;
+        commit(&db, "1", &mut refused, outcome_of(401))
+            .await
+            .expect("4xx");
+        assert_eq!(
+            count(&db, "SELECT v FROM t").await,
+            1,
+            "a 4xx keeps its writes"
+        );
+        assert_eq!(count(&db, "SELECT id FROM _kirana_outbox").await, 0);
+    }
+
+    #[tokio::test]
+    async fn events_of_a_transaction_left_open_are_dropped_with_it() {
+        let (_dir, db) = db().await;
+        let mut call = call_writing(&db, "a", &["x.kept"]).await;
+        let deadline = call.deadline;
+        let unit = call.unit.as_mut().expect("unit");
+        let sp = unit.savepoint(deadline).await.expect("savepoint");
+        unit.tx()
+            .execute_host(
+                deadline,
+                "INSERT INTO t (v) VALUES ('inner')".into(),
+                Vec::new(),
+            )
+            .await
+            .expect("inner insert");
+        call.pending.push(PendingEvent {
+            id: "evt_inner".into(),
+            topic: "x.inner".into(),
+            payload: "{}".into(),
+            source: "p".into(),
+            delay: Duration::ZERO,
+            savepoint: Some(sp),
+        });
+        let outcome = Outcome::Commit {
+            publish: true,
+            handled: None,
+        };
+        let (_, topics) = commit(&db, "1", &mut call, outcome).await.expect("commit");
+        assert_eq!(topics, ["x.kept"]);
+        assert_eq!(
+            count(&db, "SELECT v FROM t").await,
+            1,
+            "the open transaction's write is gone"
+        );
+    }
+
+    #[test]
+    fn rows_of_foreign_topics_or_odd_shapes_are_dropped_not_relayed() {
+        let row = |id: &str, topic: &str| {
+            vec![
+                Value::Text(id.into()),
+                Value::Text(topic.into()),
+                Value::Text("{}".into()),
+                Value::Text("1".into()),
+                Value::Int(1),
+                Value::Int(2),
+            ]
+        };
+        let rows = vec![
+            row("e1", "orders.created"),
+            row("e2", "user.created"),
+            vec![Value::Text("e3".into()), Value::Null],
+        ];
+        let (ids, events, forged) = relayable("orders", &rows, |t| t.starts_with("orders."));
+        assert_eq!(ids.len(), 3, "every row leaves the outbox");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].topic, "orders.created");
+        assert_eq!((events[0].created_at, events[0].deliver_at), (1, 2));
+        assert_eq!(forged, 2);
+    }
 }

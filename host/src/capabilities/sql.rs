@@ -186,6 +186,17 @@ impl Unit {
         }
     }
 
+    /// Opens a savepoint for a `transaction` resource; returns its number.
+    pub async fn savepoint(&mut self, deadline: Instant) -> Result<u32, wit::Error> {
+        let sp = self.next;
+        self.tx
+            .raw(deadline, &savepoint_sql(sp, SavepointOp::Begin))
+            .await?;
+        self.next += 1;
+        self.open.push(sp);
+        Ok(sp)
+    }
+
     /// The innermost open `transaction` resource (events published now belong to it).
     pub fn innermost(&self) -> Option<u32> {
         self.open.last().copied()
@@ -1063,16 +1074,10 @@ impl HostTransaction for HostState {
             Ok(u) => u,
             Err(e) => return Ok(Err(e)),
         };
-        let sp = unit.next;
-        unit.next += 1;
-        if let Err(e) = unit
-            .tx
-            .raw(deadline, &savepoint_sql(sp, SavepointOp::Begin))
-            .await
-        {
-            return Ok(Err(e));
-        }
-        unit.open.push(sp);
+        let sp = match unit.savepoint(deadline).await {
+            Ok(sp) => sp,
+            Err(e) => return Ok(Err(e)),
+        };
         let res = self.table().push(TxHandle { sp: Some(sp) })?;
         self.open_txs += 1;
         Ok(Ok(res))
