@@ -15,7 +15,6 @@ use anyhow::Result;
 use sqlx::Row;
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::capabilities::denied;
 use crate::capabilities::outbox::{self, Finished, Outcome};
 use crate::config::EventsConfig;
 use crate::platform::Platform;
@@ -459,7 +458,12 @@ impl HostState {
         delay: Duration,
     ) -> Result<String, wit::Error> {
         if !self.plugin.grants.may_publish(&topic) {
-            return Err(denied(&format!("publish:{topic}"), &self.plugin.name));
+            return Err(wit::Error::Denied(format!(
+                "plugin {} may not publish {topic:?}: a plugin publishes only the topics its \
+                 manifest lists as its own (capabilities.publish), once the operator approved \
+                 publish:{topic}",
+                self.plugin.name
+            )));
         }
         if topic.is_empty() || topic.len() > 128 {
             return Err(wit::Error::Invalid("topics are 1 to 128 characters".into()));
