@@ -22,6 +22,11 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// SQLite's `synchronous`: `normal` (a committed write survives a process crash;
+    /// an OS crash or power loss may undo the last ones) or `full` (fsync at every
+    /// commit: survives power loss too, each commit costs an fsync).
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSync,
     pub plugin_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub log_format: String,
@@ -47,6 +52,25 @@ pub struct Config {
     /// The whole merged document, for plugin sections.
     #[serde(skip)]
     pub document: toml::Table,
+}
+
+/// See [`Config::sqlite_synchronous`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    #[default]
+    Normal,
+    Full,
+}
+
+impl SqliteSync {
+    /// The pragma's value.
+    pub fn pragma(self) -> &'static str {
+        match self {
+            SqliteSync::Normal => "NORMAL",
+            SqliteSync::Full => "FULL",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

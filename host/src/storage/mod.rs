@@ -15,7 +15,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AnyPool, Executor};
 
-use crate::config::Config;
+use crate::config::{Config, SqliteSync};
 
 pub mod sqlite;
 
@@ -88,6 +88,7 @@ pub async fn open_host(config: &Config) -> Result<Db> {
         connect_sqlite(
             &config.data_dir.join("kirana.db"),
             config.limits.db_connections.max(1),
+            config.sqlite_synchronous,
         )
         .await?
     };
@@ -203,7 +204,7 @@ pub async fn open_plugin(config: &Config, name: &str, host: &Db) -> Result<Plugi
         let dir = config.data_dir.join("plugins");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(format!("{name}.db"));
-        let db = SqliteDb::open(&path, max)
+        let db = SqliteDb::open_with(&path, max, config.sqlite_synchronous)
             .await
             .with_context(|| format!("opening SQLite database {}", path.display()))?;
         Ok(PluginDb::Sqlite(db))
@@ -470,7 +471,7 @@ pub fn plugin_schema(name: &str) -> Result<String> {
     Ok(format!("plugin_{name}"))
 }
 
-async fn connect_sqlite(path: &Path, max: u32) -> Result<Db> {
+async fn connect_sqlite(path: &Path, max: u32, sync: SqliteSync) -> Result<Db> {
     let url = format!("sqlite://{}?mode=rwc", path.display());
     let options =
         AnyConnectOptions::from_str(&url).with_context(|| format!("bad sqlite path {url}"))?;
@@ -481,11 +482,15 @@ async fn connect_sqlite(path: &Path, max: u32) -> Result<Db> {
         // A local file needs no liveness ping before each use (a round trip to the
         // connection's thread per statement in the bench's profile).
         .test_before_acquire(false)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 conn.execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                        sync.pragma()
+                    )
+                    .as_str(),
                 )
                 .await?;
                 Ok(())

@@ -31,6 +31,8 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::config::SqliteSync;
+
 /// How long a caller waits for a free connection.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a statement waits for another connection's write lock.
@@ -134,6 +136,8 @@ struct Inner {
     closed: AtomicBool,
     /// Set by every write; the checkpointer clears it.
     written: AtomicBool,
+    /// `PRAGMA synchronous` of every connection.
+    sync: SqliteSync,
 }
 
 impl std::fmt::Debug for SqliteDb {
@@ -199,7 +203,15 @@ impl SqliteDb {
     /// Opens (creating if needed) the database at `path` with at most `max` connections,
     /// checks that one connection opens, and starts its checkpointer.
     pub async fn open(path: &Path, max: u32) -> Result<SqliteDb, Error> {
-        let db = Self::lazy(path.to_path_buf(), max);
+        Self::open_with(path, max, SqliteSync::Normal).await
+    }
+
+    /// Like [`SqliteDb::open`], with `sync` as SQLite's `synchronous` setting.
+    pub async fn open_with(path: &Path, max: u32, sync: SqliteSync) -> Result<SqliteDb, Error> {
+        let mut db = Self::lazy(path.to_path_buf(), max);
+        if let Some(inner) = Arc::get_mut(&mut db.0) {
+            inner.sync = sync;
+        }
         drop(db.acquire().await?);
         tokio::spawn(checkpointer(Arc::downgrade(&db.0)));
         Ok(db)
@@ -219,6 +231,7 @@ impl SqliteDb {
             permits: Arc::new(Semaphore::new(max)),
             closed: AtomicBool::new(false),
             written: AtomicBool::new(false),
+            sync: SqliteSync::Normal,
         }))
     }
 
@@ -236,7 +249,8 @@ impl SqliteDb {
             Some(p) => p,
             None => {
                 let path = self.0.path.clone();
-                tokio::task::spawn_blocking(move || connect(&path))
+                let sync = self.0.sync;
+                tokio::task::spawn_blocking(move || connect(&path, sync))
                     .await
                     .map_err(|e| Error::Task(e.to_string()))??
             }
@@ -293,7 +307,7 @@ async fn checkpointer(db: std::sync::Weak<Inner>) {
 }
 
 /// Opens one connection with the settings every plugin database uses.
-fn connect(path: &Path) -> Result<Pooled, Error> {
+fn connect(path: &Path, sync: SqliteSync) -> Result<Pooled, Error> {
     // NO_MUTEX: the pool hands a connection to one caller at a time, so SQLite's own
     // per-connection mutex would only cost time.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -310,10 +324,11 @@ fn connect(path: &Path) -> Result<Pooled, Error> {
     // No SQL that could corrupt the file on purpose: `writable_schema`, `journal_mode =
     // OFF`, writes to `sqlite_dbpage` or to virtual tables' shadow tables.
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
          PRAGMA wal_autocheckpoint = 0;",
-    )?;
+        sync.pragma()
+    ))?;
     conn.busy_timeout(Duration::ZERO)?;
     conn.authorizer(Some(plugin_authorizer));
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -622,6 +637,22 @@ mod tests {
             })
             .expect("count");
         assert_eq!(n, 2);
+    }
+
+    #[tokio::test]
+    async fn synchronous_follows_the_setting() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (sync, want) in [(SqliteSync::Normal, 1), (SqliteSync::Full, 2)] {
+            let path = dir.path().join(format!("{want}.db"));
+            let db = SqliteDb::open_with(&path, 1, sync).await.expect("open");
+            let mut c = db.acquire().await.expect("acquire");
+            let got: i64 = c
+                .run_here(soon(), |c| {
+                    Ok(c.query_row("PRAGMA synchronous", [], |r| r.get(0))?)
+                })
+                .expect("pragma");
+            assert_eq!(got, want, "{sync:?}");
+        }
     }
 
     #[tokio::test]
