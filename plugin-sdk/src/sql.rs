@@ -264,10 +264,12 @@ pub fn execute_batch(statements: &[&str]) -> Result<(), CapError> {
     Ok(())
 }
 
-/// A transaction; rolled back when dropped without [`Tx::commit`].
+/// A transaction inside the call's own (a savepoint); rolled back, with the events
+/// published since it began, when dropped without [`Tx::commit`]. Its work is durable
+/// once the call commits (an answer below 500, or `on_event` returning `Ok`).
 pub struct Tx(wit::Transaction);
 
-/// Starts a transaction on one connection.
+/// Starts a transaction (a savepoint in the call's transaction).
 pub fn begin() -> Result<Tx, CapError> {
     wit::Transaction::begin().map(Tx)
 }
