@@ -478,7 +478,8 @@ async fn events(
     }
     let rows = sqlx::query(
         "SELECT d.event_id, e.topic, e.source, d.subscriber, d.attempts, d.last_error, \
-         e.created_at, d.updated_at FROM deliveries d JOIN events e ON e.id = d.event_id \
+         e.created_at, d.updated_at, e.source_version, d.next_attempt_at, d.locked_until \
+         FROM deliveries d JOIN events e ON e.id = d.event_id \
          WHERE d.status = $1 ORDER BY d.updated_at DESC LIMIT 500",
     )
     .bind(&status)
@@ -488,6 +489,7 @@ async fn events(
         Ok(r) => r,
         Err(e) => return internal(e.into(), &rid),
     };
+    let now = now_ms();
     let items: Result<Vec<Value>, sqlx::Error> = rows
         .iter()
         .map(|r| {
@@ -500,6 +502,11 @@ async fn events(
                 "last_error": r.try_get::<Option<String>, _>(5)?,
                 "created_at": rfc3339_ms(r.try_get(6)?),
                 "updated_at": rfc3339_ms(r.try_get(7)?),
+                "source_version": r.try_get::<Option<String>, _>(8)?,
+                // When a pending delivery runs next (a delayed event, a retry's backoff).
+                "next_attempt_at": rfc3339_ms(r.try_get(9)?),
+                // A dispatcher is running it now.
+                "in_progress": r.try_get::<i64, _>(10)? > now,
                 "status": status,
             }))
         })

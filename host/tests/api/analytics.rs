@@ -4,8 +4,6 @@
 //! converge when events arrive late, twice or out of order (events injected into the
 //! host's outbox); and parameter validation.
 
-use std::time::Duration;
-
 use crate::helpers::*;
 use crate::shop::*;
 
@@ -393,8 +391,8 @@ backend_test!(late_repeated_and_out_of_order_events_converge, |app| {
     .await;
     assert_eq!(d["orders_today"], 1, "{d}");
     assert_eq!(by_status(&d), vec![0, 0, 1, 0, 0, 0], "{d}");
-    // Let the stale status and the duplicate land, then look again: nothing moved.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Once the stale status and the duplicate were handled, look again: nothing moved.
+    settled(app).await;
     let d = get_ok(app, &admin, ROUTES[0]).await;
     assert_eq!(by_status(&d), vec![0, 0, 1, 0, 0, 0], "{d}");
     assert_eq!(d["revenue_today"], 30000, "{d}");
@@ -415,7 +413,7 @@ backend_test!(late_repeated_and_out_of_order_events_converge, |app| {
     inject(app, "payment.refunded", refund(5000, false), 0).await;
     inject(app, "payment.refunded", refund(5000, false), 0).await;
     until(app, &admin, ROUTES[0], |b| b["revenue_today"] == 25000).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled(app).await;
     let d = get_ok(app, &admin, ROUTES[0]).await;
     assert_eq!(d["revenue_today"], 25000, "{d}");
     inject(app, "payment.refunded", refund(30000, true), 0).await;
@@ -466,7 +464,7 @@ backend_test!(late_repeated_and_out_of_order_events_converge, |app| {
     )
     .await;
     until(app, &admin, ROUTES[0], |b| b["active_deliveries"] == 0).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    settled(app).await;
     let d = get_ok(app, &admin, ROUTES[0]).await;
     assert_eq!(
         d["active_deliveries"], 0,
@@ -515,7 +513,7 @@ backend_test!(late_repeated_and_out_of_order_events_converge, |app| {
     )
     .await;
     let u = until(app, &admin, ROUTES[3], |b| b["new_in_range"] == 1).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    settled(app).await;
     let u2 = get_ok(app, &admin, ROUTES[3]).await;
     assert_eq!(u, u2, "the users figures moved after settling");
     // usr_evt_1 (from the order) and usr_evt_2.

@@ -139,7 +139,7 @@ backend_test!(agent_profiles_and_their_status, |app| {
     let other = new_agent(app, &admin).await;
     let first = me(app, &other).await;
     assert_eq!(first["status"], "offline");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    settled(app).await;
     assert_eq!(me(app, &other).await["id"], first["id"]);
 
     // Status changes and their refusals.
@@ -614,7 +614,7 @@ backend_test!(cancelling_a_preparing_order_cancels_its_delivery, |app| {
         .await;
     assert_eq!(t.body["status"], "cancelled", "{}", t.text);
     assert!(t.body["delivery_id"].is_null());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    settled(app).await;
     assert!(delivery_of(app, &admin, &third).await.is_none());
 });
 

@@ -552,6 +552,46 @@ pub async fn relay(app: &TestApp) {
     kirana::capabilities::outbox::relay_all(&app.app().platform).await;
 }
 
+/// Waits until the asynchronous work is done, as the operator API shows it: every
+/// committed event is on the bus and no delivery is due (or due within 2 s), running or
+/// being retried (timers scheduled for later may wait). Panics after 20 s naming what is left, so a
+/// "nothing happened" check after it cannot pass merely because the work was late.
+pub async fn settled(app: &TestApp) {
+    use time::format_description::well_known::Rfc3339;
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        relay(app).await;
+        let r = app
+            .get("/admin/events?status=pending", Some(OPERATOR_TOKEN))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let now = time::OffsetDateTime::now_utc();
+        let busy: Vec<&Value> = r.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|d| {
+                let next = d["next_attempt_at"]
+                    .as_str()
+                    .and_then(|t| time::OffsetDateTime::parse(t, &Rfc3339).ok())
+                    .expect("next_attempt_at");
+                // A timer due within two seconds counts as work still to come.
+                d["in_progress"] == true
+                    || d["attempts"] != 0
+                    || next <= now + time::Duration::seconds(2)
+            })
+            .collect();
+        if busy.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the event work did not settle: {busy:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 /// Puts an event on the bus as if plugin `source` had published it (what an
 /// at-least-once bus may deliver again), due after `delay_ms`, for every subscriber.
 pub async fn inject_event(
@@ -627,4 +667,11 @@ fn merge_toml(base: &str, extra: &str) -> String {
     let b: toml::Table = extra.parse().expect("extra test config");
     merge(&mut a, b);
     toml::to_string(&a).expect("serialising the test config")
+}
+
+/// A fresh, empty PostgreSQL database (its URL and name) for a test that runs the host
+/// binary itself rather than through [`TestApp`] (the crash test); drop it afterwards
+/// with `kirana::storage::drop_postgres_database`.
+pub async fn new_postgres_database() -> (String, String) {
+    fresh_postgres_database().await
 }

@@ -699,8 +699,8 @@ backend_test!(
             .unwrap_or_default();
         assert_eq!(history, vec!["pending", "cancelled"]);
         assert_eq!(cancelled["payment_status"], "awaiting");
-        // Both timeouts were due at about the same time; give the second one a moment.
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        // Both timeouts were due at about the same time; wait for the second's work.
+        settled(app).await;
         stock_becomes(app, &product, 8).await;
         let r = app
             .get(&format!("/api/v1/orders/{paid}"), Some(&c.token))
