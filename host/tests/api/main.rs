@@ -12,6 +12,7 @@ mod cart;
 mod catalog;
 mod cli;
 mod compat;
+mod crash;
 mod delivery;
 mod effects;
 mod holds;
