@@ -80,20 +80,6 @@ async fn release(app: &TestApp, hold_id: &str) -> (u16, Value) {
     .await
 }
 
-/// Waits until `product_id` has `want` units and asserts it.
-async fn stock_becomes(app: &TestApp, product_id: &str, want: i64) {
-    let reached = app
-        .eventually(15, || async {
-            (stock_of(app, product_id).await == want).then_some(())
-        })
-        .await;
-    assert!(
-        reached.is_some(),
-        "stock of {product_id} stayed {} instead of {want}",
-        stock_of(app, product_id).await
-    );
-}
-
 /// Waits until the catalog has handled event `event_id` (operator API).
 async fn handled_by_catalog(app: &TestApp, event_id: &str) {
     let done = app

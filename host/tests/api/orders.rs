@@ -14,21 +14,6 @@ fn ts(s: &Value) -> time::OffsetDateTime {
     .expect("an RFC 3339 timestamp")
 }
 
-/// Waits until `product_id` has `want` units (a cancellation's units go back through
-/// its `order.cancelled` event, delivered after the answer) and asserts it.
-async fn stock_becomes(app: &TestApp, product_id: &str, want: i64) {
-    let reached = app
-        .eventually(10, || async {
-            (stock_of(app, product_id).await == want).then_some(())
-        })
-        .await;
-    assert!(
-        reached.is_some(),
-        "stock of {product_id} stayed {} instead of {want}",
-        stock_of(app, product_id).await
-    );
-}
-
 async fn patch_status(app: &TestApp, admin: &str, id: &str, status: &str) -> Resp {
     app.patch(
         &format!("/api/v1/orders/{id}/status"),

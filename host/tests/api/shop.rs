@@ -31,6 +31,21 @@ pub async fn stock_of(app: &TestApp, product_id: &str) -> i64 {
     r.body["stock"].as_i64().expect("stock")
 }
 
+/// Waits until `product_id` has `want` units (stock comes back through events, after
+/// the answer) and asserts it.
+pub async fn stock_becomes(app: &TestApp, product_id: &str, want: i64) {
+    let reached = app
+        .eventually(15, || async {
+            (stock_of(app, product_id).await == want).then_some(())
+        })
+        .await;
+    assert!(
+        reached.is_some(),
+        "stock of {product_id} stayed {} instead of {want}",
+        stock_of(app, product_id).await
+    );
+}
+
 pub async fn add_to_cart(app: &TestApp, token: &str, product_id: &str, quantity: i64) {
     let r = app
         .post(
