@@ -2,6 +2,7 @@
 //! prices and stock, the delivery-fee rule, isolation between users and access rules.
 
 use crate::helpers::*;
+use crate::shop::*;
 
 const FORGED: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c3JfeCIsInJvbGUiOiJjdXN0b21lciJ9.c2lnbmF0dXJl";
 
@@ -25,31 +26,6 @@ async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
     db.close().await;
 }
 
-/// A fresh active product with a known price and stock, made by the admin.
-async fn new_product(app: &TestApp, admin: &str, price: i64, stock: i64) -> String {
-    let cats = app.get("/api/v1/categories", None).await;
-    assert_eq!(cats.status, 200, "{}", cats.text);
-    let category_id = cats.body["items"][0]["id"]
-        .as_str()
-        .expect("a seeded category")
-        .to_string();
-    let sku = app.unique("CART-SKU");
-    let r = app
-        .post(
-            "/api/v1/products",
-            Some(admin),
-            json!({
-                "sku": sku, "name": format!("Cart test atta {sku}"),
-                "description": "Whole wheat flour", "category_id": category_id,
-                "brand": "Test Mills", "unit": "1 kg", "price": price, "mrp": price + 1000,
-                "stock": stock, "image_url": "https://img.example/atta.jpg"
-            }),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_str().expect("product id").to_string()
-}
-
 async fn add(app: &TestApp, token: &str, product_id: &str, quantity: i64) -> Resp {
     app.post(
         "/api/v1/cart/items",
@@ -66,12 +42,6 @@ async fn set(app: &TestApp, token: &str, product_id: &str, quantity: serde_json:
         json!({ "quantity": quantity }),
     )
     .await
-}
-
-async fn cart(app: &TestApp, token: &str) -> serde_json::Value {
-    let r = app.get("/api/v1/cart", Some(token)).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    r.body
 }
 
 /// The product as the admin's writable fields, for a full `PUT` with some changes.
@@ -138,11 +108,11 @@ backend_test!(adding_creates_then_merges_a_line, |app| {
     assert_eq!(item["product_id"], id.as_str());
     assert!(item["name"]
         .as_str()
-        .is_some_and(|n| n.starts_with("Cart test atta")));
+        .is_some_and(|n| n.starts_with("Order test dal")));
     assert_eq!(item["unit"], "1 kg");
-    assert_eq!(item["image_url"], "https://img.example/atta.jpg");
+    assert_eq!(item["image_url"], "https://img.example/dal.jpg");
     assert_eq!(item["unit_price"], 4500);
-    assert_eq!(item["mrp"], 5500);
+    assert_eq!(item["mrp"], 5000);
     assert_eq!(item["quantity"], 2);
     assert_eq!(item["line_total"], 9000);
     assert_eq!(item["in_stock"], true);
@@ -857,3 +827,41 @@ backend_test!(concurrent_adds_never_lose_or_overshoot, |app| {
     assert_eq!(body["items"][1]["quantity"], 5);
     assert_eq!(body["item_count"], 25);
 });
+
+backend_test!(
+    a_cart_says_the_catalog_is_down_and_works_again_after,
+    |app| {
+        let admin = app.admin_token().await;
+        let product = new_product(app, &admin, 2500, 10).await;
+        let c = app.customer().await;
+        add_to_cart(app, &c.token, &product, 1).await;
+        let r = app
+            .post(
+                "/admin/plugins/catalog/disable",
+                Some(OPERATOR_TOKEN),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        // Without live prices a cart cannot be read or changed: 503, nothing half done.
+        app.get("/api/v1/cart", Some(&c.token))
+            .await
+            .assert_error(503, "plugin_unavailable");
+        add(app, &c.token, &product, 1)
+            .await
+            .assert_error(503, "plugin_unavailable");
+        let r = app
+            .post(
+                "/admin/plugins/catalog/enable",
+                Some(OPERATOR_TOKEN),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let body = cart(app, &c.token).await;
+        assert_eq!(
+            body["items"][0]["quantity"], 1,
+            "the refused add left the line as it was: {body}"
+        );
+    }
+);
