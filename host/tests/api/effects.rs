@@ -4,16 +4,6 @@
 use crate::helpers::*;
 use crate::shop::*;
 
-/// Counts an event metric family's total in `/metrics`.
-async fn metric(app: &TestApp, name: &str) -> f64 {
-    let r = app.get("/metrics", None).await;
-    r.text
-        .lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 backend_test!(one_key_at_once_makes_one_order, |app| {
     let admin = app.admin_token().await;
     let product = new_product(app, &admin, 1000, 50).await;

@@ -552,6 +552,18 @@ pub async fn relay(app: &TestApp) {
     kirana::capabilities::outbox::relay_all(&app.app().platform).await;
 }
 
+/// The sum of the `/metrics` samples whose line starts with `series` (a name, or a name
+/// with its labels as the host writes them: `kirana_traps_total{plugin="faulty"}`).
+pub async fn metric(app: &TestApp, series: &str) -> f64 {
+    let r = app.get("/metrics", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.text
+        .lines()
+        .filter(|l| l.starts_with(series) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Waits until the asynchronous work is done, as the operator API shows it: every
 /// committed event is on the bus and no delivery is due (or due within 2 s), running or
 /// being retried (timers scheduled for later may wait). Panics after 20 s naming what is left, so a

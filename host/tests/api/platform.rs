@@ -176,6 +176,10 @@ backend_test!(a_memory_bomb_traps_at_its_cap, |app| {
     app.get("/api/v1/faulty/hog", None)
         .await
         .assert_error(500, "internal");
+    assert_eq!(
+        metric(app, r#"kirana_memory_limit_hits_total{plugin="faulty"}"#).await,
+        1.0
+    );
     let r = app.get("/api/v1/faulty/ok", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(app.get("/health", None).await.status, 200);
@@ -199,6 +203,10 @@ backend_test!(reused_instances_share_host_state_and_validate, |app| {
     assert_eq!(
         b.body["count"].as_i64().unwrap(),
         a.body["count"].as_i64().unwrap() + 1
+    );
+    assert!(
+        metric(app, r#"kirana_instance_reuses_total{plugin="hello"}"#).await >= 1.0,
+        "the second call ran in the first call's warm instance"
     );
     let bad = app.get("/api/v1/hello?name=", None).await;
     bad.assert_error(400, "validation_failed");
@@ -243,6 +251,15 @@ backend_test!(failing_handlers_are_retried_then_dead_lettered, |app| {
         .find(|i| i["key"] == format!("seen:{event_id}"))
         .map(|i| i["attempts"].as_str().unwrap().to_string());
     assert_eq!(attempts.as_deref(), Some("4"), "{}", seen.text);
+    let labels = r#"{subscriber="faulty",topic="faulty.flaky"}"#;
+    assert_eq!(
+        metric(app, &format!("kirana_events_retried_total{labels}")).await,
+        3.0
+    );
+    assert_eq!(
+        metric(app, &format!("kirana_events_dead_total{labels}")).await,
+        1.0
+    );
 
     // Once the handler is healthy, a new event is delivered exactly once.
     assert_eq!(
@@ -518,6 +535,16 @@ backend_test!(metrics_count_requests_faults_and_events, |app| {
         "{text}"
     );
     assert!(text.contains("kirana_instantiations_total"), "{text}");
+    // The request histogram saw the one 404 of that route.
+    assert!(
+        text.contains(r#"kirana_http_request_duration_seconds_count{plugin="catalog",route="/api/v1/products/{id}"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"kirana_http_request_duration_seconds_bucket{le="+Inf",plugin="catalog",route="/api/v1/products/{id}"} 1"#)
+            || text.contains(r#"kirana_http_request_duration_seconds_bucket{plugin="catalog",route="/api/v1/products/{id}",le="+Inf"} 1"#),
+        "{text}"
+    );
     assert!(text.trim_end().ends_with("# EOF"), "{text}");
     // Without an OpenMetrics Accept header: Prometheus text 0.0.4, which promtool checks.
     let plain = app.get("/metrics", None).await;
