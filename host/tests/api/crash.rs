@@ -149,7 +149,7 @@ data_dir = "{data}"
 database_url = "{database_url}"
 plugin_dir = "{plugins}"
 cache_dir = "{cache}"
-log_level = "warn,kirana=info"
+log_level = "warn,kirana=info,access=info"
 log_format = "json"
 # Development mode: the published sandbox secrets and admin of config/development.toml.
 dev = true
@@ -1200,4 +1200,65 @@ async fn sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
     crash_test(Backend::Postgres).await;
+}
+
+/// The access log (target `access`) names each request's user, never what proves who
+/// they are: no password, access token or refresh token reaches the host's log, even
+/// when a client puts one in the query string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_never_holds_secrets() {
+    let mut host = Host::new(Backend::Sqlite, "");
+    let client = reqwest::Client::new();
+    let http = Http {
+        client: client.clone(),
+        base: host.base.clone(),
+    };
+    host.start(&client).await;
+    let (token, pair) = token_of(
+        &http,
+        "/api/v1/auth/login",
+        json!({"email": DEV_ADMIN_EMAIL, "password": DEV_ADMIN_PASSWORD}),
+        200,
+    )
+    .await;
+    let refresh = pair["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string();
+    let user_id = pair["user"]["id"]
+        .as_str()
+        .or_else(|| pair["user_id"].as_str())
+        .expect("the user's id")
+        .to_string();
+    http.expect("GET", "/api/v1/auth/me", Some(&token), None, 200)
+        .await;
+    let leaky = format!("/api/v1/products?access_token={token}&password={DEV_ADMIN_PASSWORD}");
+    http.expect("GET", &leaky, None, None, 200).await;
+    http.expect(
+        "POST",
+        "/api/v1/auth/refresh",
+        None,
+        Some(&json!({ "refresh_token": refresh })),
+        200,
+    )
+    .await;
+    host.kill().await;
+    let log = std::fs::read_to_string(&host.log).expect("the host's log");
+    let access: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"target\":\"access\""))
+        .collect();
+    assert!(
+        access.iter().any(|l| l.contains(&user_id)),
+        "the access log names the signed-in user: {access:?}"
+    );
+    assert!(access.len() >= 4, "one line per request: {access:?}");
+    for secret in [token.as_str(), refresh.as_str(), DEV_ADMIN_PASSWORD] {
+        assert!(
+            !log.contains(secret),
+            "the log holds a secret ({}...): {}",
+            &secret[..6.min(secret.len())],
+            tail(&host.log, 20)
+        );
+    }
 }
