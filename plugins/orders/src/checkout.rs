@@ -253,8 +253,10 @@ fn created_event(order: &Order) -> Json {
     })
 }
 
-/// Empties the cart after the order exists. A failure is logged, not returned: the
-/// order is placed and the customer must see it.
+/// Empties the cart once its lines are held, before the order is written: the order
+/// and its events commit at the end of this call, so emptying the cart first keeps
+/// the orders database's write lock (SQLite) out of the cart's call. A failure is
+/// logged, not returned: the lines are held and the order is about to exist.
 fn empty_cart(user_id: &str) {
     let path = format!("/internal/carts/{user_id}");
     let outcome = services::call("cart", Method::Delete, &path, "", None::<&()>);
@@ -274,8 +276,11 @@ fn checkout(req: &Request, user_id: &str) -> Result<Response, ApiError> {
     let address = read_address(user_id, &body.address_id)?;
     let held = hold(&cart)?;
     let order = build(user_id, body, address, held, &config);
-    store(&order, &config)?;
+    // Before `store`: see `empty_cart`. Both commit before the answer; a crash between
+    // them (or a failed commit) leaves the cart empty and no order, whose hold the
+    // catalog releases at its expiry.
     empty_cart(user_id);
+    store(&order, &config)?;
     Ok(Response::created(&order))
 }
 
