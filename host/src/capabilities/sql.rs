@@ -129,7 +129,9 @@ pub async fn begin_migration(db: &PluginDb, deadline: Instant) -> Result<Tx, wit
 async fn begin_as(db: &PluginDb, deadline: Instant, also: &str) -> Result<Tx, wit::Error> {
     Ok(match db {
         PluginDb::Sqlite(db) => {
+            let gate = db.write_gate(deadline).await.map_err(map_sqlite_err)?;
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
+            conn.keep_gate(gate);
             conn.run(deadline, true, |c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))
                 .await
                 .map_err(map_sqlite_err)?;
@@ -890,6 +892,7 @@ pub fn map_sqlite_err(e: sqlite::Error) -> wit::Error {
         sqlite::Error::PoolTimedOut => {
             return wit::Error::Timeout("no database connection free in time".into())
         }
+        e @ sqlite::Error::WriteLockTimedOut => return wit::Error::Timeout(e.to_string()),
         sqlite::Error::Closed => {
             return wit::Error::Unavailable("the plugin's database is closed".into())
         }
@@ -1223,6 +1226,21 @@ pub async fn execute_host_pool(
     params: Vec<Value>,
 ) -> Result<u64, wit::Error> {
     let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    if let PluginDb::Sqlite(sqlite) = db {
+        // Queue with the plugin's own writers (see `SqliteDb::write_gate`).
+        let gate = sqlite.write_gate(deadline).await.map_err(map_sqlite_err)?;
+        let mut conn = sqlite.acquire().await.map_err(map_sqlite_err)?;
+        conn.keep_gate(gate);
+        return on_sqlite(
+            &mut conn,
+            false,
+            deadline,
+            statement.to_string(),
+            params,
+            sqlite_execute,
+        )
+        .await;
+    }
     execute(Target::Pool(db), deadline, statement.to_string(), params).await
 }
 
@@ -1247,6 +1265,37 @@ pub async fn execute_raw(db: &PluginDb, statement: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn write_transactions_queue_at_the_gate_until_their_deadline() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::storage::sqlite::SqliteDb::open(&dir.path().join("g.db"), 4)
+            .await
+            .expect("open");
+        let db = PluginDb::Sqlite(db);
+        let soon = || Instant::now() + std::time::Duration::from_millis(200);
+        let first = begin(&db, soon()).await.expect("first");
+        // A second writer waits for the first instead of failing busy ...
+        let waiting = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let deadline = Instant::now() + std::time::Duration::from_secs(5);
+                begin(&db, deadline).await.map(|_| ())
+            })
+        };
+        // ... and one whose deadline passes first times out, naming the lock.
+        match begin(&db, soon()).await {
+            Err(wit::Error::Timeout(m)) => assert!(m.contains("write lock"), "{m}"),
+            Err(e) => panic!("expected a timeout, got {e:?}"),
+            Ok(_) => panic!("two write transactions at once"),
+        }
+        assert!(!waiting.is_finished(), "the waiting writer got in early");
+        first.commit(soon()).await.expect("commit");
+        waiting
+            .await
+            .expect("join")
+            .expect("the waiting writer got in once the first ended");
+    }
 
     #[test]
     fn second_statements_are_found_outside_quotes_and_comments() {
