@@ -289,8 +289,7 @@ pub async fn start(platform: &Arc<Platform>) -> Result<()> {
     // A misspelt grant in the configuration would silently approve nothing.
     for (name, pc) in &platform.config.plugins {
         for g in &pc.grants {
-            Grants::check_spelling(g)
-                .with_context(|| format!("[plugins.{name}] grants: {g:?}"))?;
+            Grants::check_spelling(g).with_context(|| format!("[plugins.{name}] grants: {g:?}"))?;
         }
     }
     let mut names: Vec<String> = platform.config.plugins.keys().cloned().collect();
