@@ -28,6 +28,8 @@ pub struct Req {
     pub path: String,
     pub token: Option<Arc<str>>,
     pub body: Option<Bytes>,
+    /// An `Idempotency-Key` header.
+    pub key: Option<String>,
 }
 
 impl Req {
@@ -37,6 +39,7 @@ impl Req {
             path: path.into(),
             token: None,
             body: None,
+            key: None,
         }
     }
 
@@ -46,11 +49,17 @@ impl Req {
             path: path.into(),
             token: None,
             body: Some(Bytes::from(body.to_string())),
+            key: None,
         }
     }
 
     pub fn token(mut self, token: &Arc<str>) -> Self {
         self.token = Some(token.clone());
+        self
+    }
+
+    pub fn key(mut self, key: String) -> Self {
+        self.key = Some(key);
         self
     }
 }
@@ -308,6 +317,9 @@ async fn send(sender: &mut SendRequest<Full<Bytes>>, req: &Req) -> Result<(u16, 
     }
     if req.body.is_some() {
         builder = builder.header(CONTENT_TYPE, "application/json");
+    }
+    if let Some(k) = &req.key {
+        builder = builder.header("idempotency-key", k.as_str());
     }
     let request = builder
         .body(Full::new(req.body.clone().unwrap_or_default()))

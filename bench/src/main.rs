@@ -506,7 +506,9 @@ async fn shop_and_checkout(
     }
     if on(Section::Checkout) {
         eprintln!("==> {db}: checkout");
-        let result = shop::checkout(ctx, host, &shop, db, base).await;
-        report.add(4, &format!("{db} checkout"), result.map(|r| vec![r]));
+        let plain = shop::checkout(ctx, host, &shop, db, base, false).await;
+        report.add(4, &format!("{db} checkout"), plain.map(|r| vec![r]));
+        let keyed = shop::checkout(ctx, host, &shop, db, base, true).await;
+        report.add(4, &format!("{db} keyed checkout"), keyed.map(|r| vec![r]));
     }
 }

@@ -301,8 +301,16 @@ pub async fn routes(
 
 /// Item 4: every shopper fills a cart of 3 products (untimed), then all of them check
 /// out at once over `ctx.conns` connections (timed); rounds repeat until the timed
-/// part has lasted `ctx.duration()`.
-pub async fn checkout(ctx: &Ctx, host: &Host, shop: &Shop, db: &str, base_rps: f64) -> Result<Row> {
+/// part has lasted `ctx.duration()`. With `keyed`, every order carries a fresh
+/// `Idempotency-Key`, as a careful client sends it.
+pub async fn checkout(
+    ctx: &Ctx,
+    host: &Host,
+    shop: &Shop,
+    db: &str,
+    base_rps: f64,
+    keyed: bool,
+) -> Result<Row> {
     let addr = host.addr;
     clear_carts(ctx, addr, shop).await?;
     let mut total = Stats::default();
@@ -312,13 +320,19 @@ pub async fn checkout(ctx: &Ctx, host: &Host, shop: &Shop, db: &str, base_rps: f
         let orders = shop
             .shoppers
             .iter()
-            .map(|s| {
-                Req::json(
+            .enumerate()
+            .map(|(i, s)| {
+                let req = Req::json(
                     Method::POST,
                     "/api/v1/orders",
                     &json!({"address_id": s.address_id, "payment_method": "cod"}),
                 )
-                .token(&s.token)
+                .token(&s.token);
+                if keyed {
+                    req.key(format!("bench-{}-{rounds}-{i}", std::process::id()))
+                } else {
+                    req
+                }
             })
             .collect();
         let s = on_host(host, load::run_list(addr, ctx.conns, orders, 201)).await?;
@@ -330,20 +344,23 @@ pub async fn checkout(ctx: &Ctx, host: &Host, shop: &Shop, db: &str, base_rps: f
             clear_carts(ctx, addr, shop).await?;
         }
     }
-    Ok(Row::new(
-        4,
-        format!("{db}: POST /orders (3-item carts)"),
-        format!("{} orders/s", thousands(total.rps())),
+    let label = if keyed {
+        format!("{db}: POST /orders with Idempotency-Key")
+    } else {
+        format!("{db}: POST /orders (3-item carts)")
+    };
+    Ok(
+        Row::new(4, label, format!("{} orders/s", thousands(total.rps())))
+            .baseline(format!("{} native", thousands(base_rps)))
+            .ratio(total.rps(), base_rps)
+            .number(total.rps())
+            .target(Target::AtLeast(1_000.0, "orders/s"))
+            .detail(format!(
+                "{}; {} orders, {} users x {rounds} rounds, {} connections",
+                detail(&total),
+                total.ok,
+                shop.shoppers.len(),
+                ctx.conns.min(shop.shoppers.len())
+            )),
     )
-    .baseline(format!("{} native", thousands(base_rps)))
-    .ratio(total.rps(), base_rps)
-    .number(total.rps())
-    .target(Target::AtLeast(1_000.0, "orders/s"))
-    .detail(format!(
-        "{}; {} orders, {} users x {rounds} rounds, {} connections",
-        detail(&total),
-        total.ok,
-        shop.shoppers.len(),
-        ctx.conns.min(shop.shoppers.len())
-    )))
 }
