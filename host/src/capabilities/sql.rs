@@ -236,18 +236,23 @@ impl Unit {
         &mut self.tx
     }
 
-    /// Runs a plain (not in a `transaction` resource) write: guarded by a savepoint on
-    /// PostgreSQL once the unit holds work. `Err(true)` means the unit is dead.
+    /// Runs a plain (not in a `transaction` resource) statement: on PostgreSQL a write
+    /// is guarded by a savepoint once the unit holds work, and anything inside an open
+    /// `transaction` resource is. The `bool` says the unit is dead.
     async fn guarded<R>(
         &mut self,
         deadline: Instant,
+        writes: bool,
         run: impl for<'t> FnOnce(
             &'t mut Tx,
         ) -> std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<R, wit::Error>> + Send + 't>,
         >,
     ) -> (Result<R, wit::Error>, bool) {
-        let guard = matches!(self.tx, Tx::Postgres(_)) && (self.dirty || !self.open.is_empty());
+        // A read outside any `transaction` resource goes unguarded (two round trips
+        // saved): its failure (a bug, a timeout) ends the call's transaction.
+        let guard =
+            matches!(self.tx, Tx::Postgres(_)) && (!self.open.is_empty() || (self.dirty && writes));
         if guard {
             if let Err(e) = self.tx.raw(deadline, "SAVEPOINT kirana_stmt").await {
                 return (Err(e), true);
@@ -988,12 +993,13 @@ impl HostState {
         if let Some(tx) = self.call.migration_tx.as_mut() {
             return run(Target::Tx(tx), deadline, statement, params).await;
         }
-        if self.call.unit.is_none() && only_reads(&statement) {
+        let writes = !only_reads(&statement);
+        if self.call.unit.is_none() && !writes {
             return run(Target::Pool(&self.plugin.db), deadline, statement, params).await;
         }
         let unit = self.unit().await?;
         let (out, dead) = unit
-            .guarded(deadline, move |tx| {
+            .guarded(deadline, writes, move |tx| {
                 run(Target::Tx(tx), deadline, statement, params)
             })
             .await;
