@@ -40,6 +40,8 @@ pub struct Config {
     pub services: ServicesConfig,
     pub identity: IdentityConfig,
     pub events: EventsConfig,
+    #[serde(default)]
+    pub realtime: RealtimeConfig,
     pub rate_limit: RateLimitConfig,
     pub cors: CorsConfig,
     pub mail: MailConfig,
@@ -125,6 +127,20 @@ pub struct EventsConfig {
     pub max_backoff_ms: u64,
     pub poll_ms: u64,
     pub lease_ms: u64,
+}
+
+/// Live streams (`GET /api/v1/realtime`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct RealtimeConfig {
+    /// How often a stream sends a keep-alive comment and checks its token again (a
+    /// logout or an expired token ends the stream at the next check).
+    pub recheck_ms: u64,
+}
+
+impl Default for RealtimeConfig {
+    fn default() -> Self {
+        Self { recheck_ms: 15_000 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -31,7 +31,6 @@ pub const PATH: &str = "/api/v1/realtime";
 
 /// How often an idle stream sends a comment (keeps proxies from closing it) and the
 /// token is checked again.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The token of a realtime request: the bearer header, else `?access_token=`.
 pub fn token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
@@ -100,15 +99,18 @@ pub fn serve(
     );
     let rx = p.realtime.subscribe(&identity.user_id);
     let ready = serde_json::json!({"user_id": identity.user_id}).to_string();
+    // At least 100 ms: a smaller setting would only spin.
+    let every = Duration::from_millis(p.config.realtime.recheck_ms.max(100));
     let stream = events(
         p.clone(),
+        every,
         token,
         rx,
         p.realtime.closing(),
         Event::default().event("ready").data(ready),
     );
     let mut resp = Sse::new(stream)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+        .keep_alive(KeepAlive::new().interval(every))
         .into_response();
     // Reverse proxies (nginx) must pass events through as they come.
     resp.headers_mut()
@@ -120,6 +122,7 @@ pub fn serve(
 /// being valid, or the client goes away.
 fn events(
     platform: Arc<Platform>,
+    every: Duration,
     token: String,
     rx: broadcast::Receiver<Push>,
     closing: watch::Receiver<bool>,
@@ -133,7 +136,7 @@ fn events(
         ready: Option<Event>,
         recheck: tokio::time::Interval,
     }
-    let mut recheck = tokio::time::interval(KEEP_ALIVE);
+    let mut recheck = tokio::time::interval(every);
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = State {
         platform,

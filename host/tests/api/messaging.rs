@@ -94,6 +94,95 @@ impl Sse {
     }
 }
 
+impl Sse {
+    /// Whether the server ends the stream within `wait` (events before the end are
+    /// skipped).
+    pub async fn ends_within(&mut self, wait: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
+/// The session id inside a test host's access token.
+fn session_of(token: &str) -> String {
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    v.validate_exp = false;
+    jsonwebtoken::decode::<Value>(
+        token,
+        &jsonwebtoken::DecodingKey::from_secret(TEST_JWT_SECRET.as_bytes()),
+        &v,
+    )
+    .expect("a test host's token")
+    .claims["sid"]
+        .as_str()
+        .expect("sid")
+        .to_string()
+}
+
+/// Streams recheck their token every 200 ms here (15 s by default).
+const FAST_RECHECK: &str = "[realtime]\nrecheck_ms = 200";
+
+backend_test!(a_logout_ends_the_live_stream, FAST_RECHECK, |app| {
+    let c = app.customer().await;
+    let mut live = Sse::open(app, &c.token, false).await;
+    let mut other = Sse::open(app, &c.token, true).await;
+    let r = app
+        .post("/api/v1/auth/logout", Some(&c.token), json!({}))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert!(
+        live.ends_within(Duration::from_secs(10)).await,
+        "the stream outlived the logout"
+    );
+    assert!(
+        other.ends_within(Duration::from_secs(10)).await,
+        "the stream opened with ?access_token= outlived the logout"
+    );
+    // And the token no longer opens one.
+    let r = app
+        .client
+        .get(app.url("/api/v1/realtime"))
+        .bearer_auth(&c.token)
+        .send()
+        .await
+        .expect("realtime request");
+    assert_eq!(r.status(), 401);
+});
+
+backend_test!(
+    an_expiring_token_ends_the_live_stream,
+    FAST_RECHECK,
+    |app| {
+        let c = app.customer().await;
+        // A token of the customer's live session that expires in two seconds.
+        let short = app.sign(
+            &c.user_id,
+            "customer",
+            &session_of(&c.token),
+            now_secs() + 2,
+        );
+        let mut live = Sse::open(app, &short, false).await;
+        assert!(
+            live.ends_within(Duration::from_secs(15)).await,
+            "the stream outlived its token"
+        );
+        // The session itself is still live: its own token streams on.
+        let mut still = Sse::open(app, &c.token, false).await;
+        wave(app, &c.token, &c.user_id, "still here").await;
+        let e = still
+            .next_named("hello.wave", Duration::from_secs(5))
+            .await
+            .expect("a push on the live session's stream");
+        assert_eq!(e.data["message"], "still here");
+    }
+);
+
 async fn wave(app: &TestApp, token: &str, to: &str, message: &str) {
     let r = app
         .post(
