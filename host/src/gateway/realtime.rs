@@ -29,9 +29,6 @@ use crate::runtime::bindings::wit;
 /// The route's path.
 pub const PATH: &str = "/api/v1/realtime";
 
-/// How often an idle stream sends a comment (keeps proxies from closing it) and the
-/// token is checked again.
-
 /// The token of a realtime request: the bearer header, else `?access_token=`.
 pub fn token(headers: &HeaderMap, uri: &Uri) -> Option<String> {
     if let Some(t) = super::bearer(headers) {
