@@ -895,3 +895,38 @@ backend_test!(
         assert!(r.text.contains("auth owns"), "{}", r.text);
     }
 );
+
+backend_test!(a_restart_ends_a_canary, CONFIG, |app| {
+    let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
+    live_v1(&app).await;
+    assert_eq!(
+        upload(&app, Some(OPERATOR), build("swap_v2")).await.status,
+        201
+    );
+    let r = app
+        .post(
+            "/admin/plugins/swap/enable",
+            Some(OPERATOR),
+            json!({"version": "2.0.0", "canary_percent": 50}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["canary"]["version"], "2.0.0");
+    app.restart_with(CONFIG).await;
+    // The stable version comes back alone; the candidate stays installed, not live.
+    let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["live_version"], "1.0.0", "{}", r.text);
+    assert!(r.body["canary"].is_null(), "{}", r.text);
+    assert!(
+        r.body["versions"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v["version"] == "2.0.0")),
+        "{}",
+        r.text
+    );
+    for _ in 0..20 {
+        assert_eq!(served(&app).await, "1.0.0");
+    }
+    app.stop().await;
+});
