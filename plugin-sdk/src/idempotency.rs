@@ -6,8 +6,10 @@
 //! The answer is stored in the same transaction as the handler's work (the host commits
 //! everything a call does together), so after a crash either both exist or neither:
 //! a retry gets the first answer, or the work is done once, never twice. Two requests
-//! with one key at once: the second waits at its claim for the first's commit, then
-//! replays that answer.
+//! with one key at once: the key is claimed in the plugin's KV space (needs the `kv`
+//! capability), so the second answers `409 idempotency_in_progress` (or replays the
+//! first answer once it committed); without `kv` the claim is a database row and the
+//! second waits for the first's commit.
 
 use std::time::Duration;
 
@@ -38,9 +40,10 @@ pub fn valid_key(key: &str) -> bool {
 /// Runs `handler` once per (caller, `Idempotency-Key`) within `window`: the first answer
 /// (success or 4xx) is stored with the handler's work and replayed with
 /// `Idempotent-Replayed: true`; the same key with another body or on another path is
-/// `409 conflict`. A 5xx answer stores nothing (the host rolls the call back), so the
-/// client may retry. Without the header the handler simply runs. The route must require
-/// a signed-in caller.
+/// `409 conflict`; while another request with the key runs, `409
+/// idempotency_in_progress`. A 5xx answer stores nothing (the host rolls the call back),
+/// so the client may retry. Without the header the handler simply runs. The route must
+/// require a signed-in caller.
 pub fn with_key(
     req: &Request,
     window: Duration,
@@ -68,8 +71,86 @@ pub fn with_key(
     if let Some(stored) = stored(&user_id, key, &request_body, &cutoff)? {
         return Ok(stored.replay(req.id()));
     }
-    // The claim, the handler's work and the answer commit together. A concurrent
-    // request with this key waits at the claim for this one to commit, then replays.
+    match claim_in_kv(&user_id, key) {
+        Ok(true) => {}
+        // Another request with this key is running (or just answered).
+        Ok(false) => {
+            return match stored(&user_id, key, &request_body, &cutoff)? {
+                Some(first) => Ok(first.replay(req.id())),
+                None => Err(in_progress()),
+            }
+        }
+        Err(CapError::Denied(_)) => {
+            return claimed_in_the_database(req, key, &user_id, &request_body, &cutoff, handler)
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let response = match handler(req) {
+        Ok(r) => r,
+        Err(e) => e.into_response(req.id()),
+    };
+    if response.status >= 500 {
+        // Undone with the rest of the call: the client may retry the key at once.
+        let _ = crate::kv::delete(&kv_lock(&user_id, key));
+        return Ok(response);
+    }
+    // The answer commits with the handler's work (the host commits the call as one).
+    // Replaces only an expired answer.
+    let written = sql::execute(
+        "INSERT INTO idempotency_keys (user_id, idem_key, request_body, status, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (user_id, idem_key) DO UPDATE SET request_body = excluded.request_body, \
+         status = excluded.status, body = excluded.body, created_at = excluded.created_at \
+         WHERE idempotency_keys.created_at < $7",
+        &params![
+            user_id,
+            key,
+            request_body,
+            i64::from(response.status),
+            String::from_utf8_lossy(&response.body).into_owned(),
+            crate::rfc3339(now),
+            cutoff
+        ],
+    );
+    match written {
+        Ok(1) => Ok(response),
+        // A request with this key got past an expired lock and answered first: this
+        // one must leave nothing behind, so it fails (5xx rolls the call back) and the
+        // client's retry replays the first answer.
+        Ok(_) | Err(CapError::Conflict(_)) => Err(ApiError::unavailable(
+            "another request with this Idempotency-Key finished first; retry to get its answer",
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How long a key's claim in KV lasts: past any call's time limit, short enough that a
+/// call that died (trap, crash) frees its key soon.
+const KV_CLAIM: Duration = Duration::from_secs(15);
+
+fn kv_lock(user_id: &str, key: &str) -> String {
+    format!("idempotency:{user_id}:{key}")
+}
+
+/// Claims `(user, key)` in the plugin's KV space; false when another request holds it.
+/// A short lock outside the database, so the database's write lock is not held while
+/// the handler waits for other plugins (SQLite has one writer per database).
+fn claim_in_kv(user_id: &str, key: &str) -> Result<bool, CapError> {
+    crate::kv::compare_and_swap(&kv_lock(user_id, key), None, Some(b"1"), Some(KV_CLAIM))
+}
+
+/// Without the `kv` capability: the claim is the call's first write, so the claim, the
+/// work and the answer still commit together, and a concurrent request with the key
+/// waits at its claim for this one to commit, then replays its answer.
+fn claimed_in_the_database(
+    req: &Request,
+    key: &str,
+    user_id: &str,
+    request_body: &str,
+    cutoff: &str,
+    handler: impl FnOnce(&Request) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    let now = crate::now();
     let tx = sql::begin()?;
     let claimed = tx.execute(
         "INSERT INTO idempotency_keys (user_id, idem_key, request_body, created_at) \
@@ -84,7 +165,7 @@ pub fn with_key(
         // Taken (and committed) by another request meanwhile: its answer.
         Ok(_) | Err(CapError::Conflict(_)) => {
             tx.rollback()?;
-            return match stored(&user_id, key, &request_body, &cutoff)? {
+            return match stored(user_id, key, request_body, cutoff)? {
                 Some(first) => Ok(first.replay(req.id())),
                 None => Err(in_progress()),
             };

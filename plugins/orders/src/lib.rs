@@ -136,6 +136,8 @@ impl Plugin for Orders {
     fn capabilities() -> Capabilities {
         Capabilities::new()
             .sql()
+            // Idempotency-Key claims (kirana_sdk::idempotency).
+            .kv()
             .call(&["cart", "auth", "catalog"])
             .publish(&[
                 "order.created",

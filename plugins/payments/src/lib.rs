@@ -123,6 +123,8 @@ impl Plugin for Payments {
     fn capabilities() -> Capabilities {
         Capabilities::new()
             .sql()
+            // Idempotency-Key claims (kirana_sdk::idempotency).
+            .kv()
             .call(&["orders", "payments"])
             .publish(&[
                 "payment.captured",
