@@ -835,14 +835,7 @@ backend_test!(
         let product = new_product(app, &admin, 2500, 10).await;
         let c = app.customer().await;
         add_to_cart(app, &c.token, &product, 1).await;
-        let r = app
-            .post(
-                "/admin/plugins/catalog/disable",
-                Some(OPERATOR_TOKEN),
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
+        plugin_action(app, "catalog", "disable").await;
         // Without live prices a cart cannot be read or changed: 503, nothing half done.
         app.get("/api/v1/cart", Some(&c.token))
             .await
@@ -850,14 +843,7 @@ backend_test!(
         add(app, &c.token, &product, 1)
             .await
             .assert_error(503, "plugin_unavailable");
-        let r = app
-            .post(
-                "/admin/plugins/catalog/enable",
-                Some(OPERATOR_TOKEN),
-                json!({}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
+        plugin_action(app, "catalog", "enable").await;
         let body = cart(app, &c.token).await;
         assert_eq!(
             body["items"][0]["quantity"], 1,

@@ -53,24 +53,10 @@ backend_test!(a_server_error_frees_the_key, |app| {
     let key = app.unique("retry-key");
     let body = json!({"address_id": address, "payment_method": "cod"});
     // The catalog is down: checkout cannot hold stock and answers 503.
-    let r = app
-        .post(
-            "/admin/plugins/catalog/disable",
-            Some(OPERATOR_TOKEN),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    plugin_action(app, "catalog", "disable").await;
     let first = checkout_with_key(app, &c.token, &key, body.clone()).await;
     assert!(first.status >= 500, "{} {}", first.status, first.text);
-    let r = app
-        .post(
-            "/admin/plugins/catalog/enable",
-            Some(OPERATOR_TOKEN),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    plugin_action(app, "catalog", "enable").await;
     // The same key now places the order: the failure stored no answer.
     let second = checkout_with_key(app, &c.token, &key, body.clone()).await;
     assert_eq!(second.status, 201, "{}", second.text);

@@ -552,6 +552,19 @@ pub async fn relay(app: &TestApp) {
     kirana::capabilities::outbox::relay_all(&app.app().platform).await;
 }
 
+/// The operator takes plugin `name` out of service (`"disable"`) or puts it back
+/// (`"enable"`, its live version), asserting 200.
+pub async fn plugin_action(app: &TestApp, name: &str, action: &str) {
+    let r = app
+        .post(
+            &format!("/admin/plugins/{name}/{action}"),
+            Some(OPERATOR_TOKEN),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{action} {name}: {}", r.text);
+}
+
 /// The sum of the `/metrics` samples whose line starts with `series` (a name, or a name
 /// with its labels as the host writes them: `kirana_traps_total{plugin="faulty"}`).
 pub async fn metric(app: &TestApp, series: &str) -> f64 {

@@ -49,6 +49,16 @@ async fn action(app: &TestApp, what: &str) -> Resp {
 }
 
 /// Which version answers `GET /api/v1/swap` (panics on anything but 200).
+/// Starts `version` of swap as a canary with `percent` of the traffic.
+async fn canary(app: &TestApp, version: &str, percent: u8) -> Resp {
+    app.post(
+        "/admin/plugins/swap/enable",
+        Some(OPERATOR),
+        json!({"version": version, "canary_percent": percent}),
+    )
+    .await
+}
+
 async fn served(app: &TestApp) -> String {
     let r = app.get("/api/v1/swap", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -567,13 +577,7 @@ backend_test!(a_canary_is_promoted_or_rolls_itself_back, CONFIG, |app| {
         upload(app, Some(OPERATOR), build("swap_v2")).await.status,
         201
     );
-    let r = app
-        .post(
-            "/admin/plugins/swap/enable",
-            Some(OPERATOR),
-            json!({"version": "2.0.0", "canary_percent": 50}),
-        )
-        .await;
+    let r = canary(app, "2.0.0", 50).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["canary"]["version"], "2.0.0");
     assert_eq!(r.body["live_version"], "1.0.0");
@@ -903,13 +907,7 @@ backend_test!(a_restart_ends_a_canary, CONFIG, |app| {
         upload(&app, Some(OPERATOR), build("swap_v2")).await.status,
         201
     );
-    let r = app
-        .post(
-            "/admin/plugins/swap/enable",
-            Some(OPERATOR),
-            json!({"version": "2.0.0", "canary_percent": 50}),
-        )
-        .await;
+    let r = canary(&app, "2.0.0", 50).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["canary"]["version"], "2.0.0");
     app.restart_with(CONFIG).await;
