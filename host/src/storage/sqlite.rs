@@ -646,7 +646,13 @@ mod tests {
                 })
                 .await
         });
+        // Give the writer time to reach SQLite's busy wait; it must still be waiting
+        // (not finished, not failed busy) when the lock is let go.
         tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the write ended while another connection held the lock"
+        );
         holder
             .run_here(soon(), |c| Ok(c.execute_batch("COMMIT")?))
             .expect("commit");
