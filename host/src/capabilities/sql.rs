@@ -302,26 +302,32 @@ fn savepoint_sql(n: u32, op: SavepointOp) -> String {
 /// Whether a plain statement may run outside the call's transaction: it only reads.
 /// A misjudged read merely begins the unit early; anything unclear counts as a write.
 fn only_reads(statement: &str) -> bool {
-    let s = statement.trim_start_matches(|c: char| c.is_whitespace() || c == '(');
-    let first: String = s
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_uppercase();
-    let upper = statement.to_ascii_uppercase();
-    let words = || {
-        upper
-            .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-            .filter(|w| !w.is_empty())
+    // Runs for every plain statement: words are compared in place, nothing is copied.
+    let is = |w: &str, k: &str| w.eq_ignore_ascii_case(k);
+    let mut words = statement
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty());
+    let cte = match words.next() {
+        Some(w) if is(w, "SELECT") || is(w, "VALUES") => false,
+        Some(w) if is(w, "WITH") => true,
+        _ => return false,
     };
-    let locks = || upper.contains("FOR UPDATE") || upper.contains("FOR SHARE");
-    match first.as_str() {
-        "SELECT" | "VALUES" => !locks(),
-        "WITH" => {
-            !locks() && !words().any(|w| matches!(w, "INSERT" | "UPDATE" | "DELETE" | "MERGE"))
+    let mut after_for = false;
+    for w in words {
+        // `SELECT ... FOR UPDATE / FOR SHARE` takes row locks: it belongs in the unit.
+        if after_for && (is(w, "UPDATE") || is(w, "SHARE")) {
+            return false;
         }
-        _ => false,
+        if cte
+            && ["INSERT", "UPDATE", "DELETE", "MERGE"]
+                .iter()
+                .any(|k| is(w, k))
+        {
+            return false;
+        }
+        after_for = is(w, "FOR");
     }
+    true
 }
 
 /// The host side of a `transaction` resource: a savepoint of the call's [`Unit`].
@@ -1301,6 +1307,25 @@ mod tests {
             .await
             .expect("join")
             .expect("the waiting writer got in once the first ended");
+    }
+
+    #[test]
+    fn reads_are_told_from_writes() {
+        assert!(only_reads("SELECT id FROM t WHERE a = $1"));
+        assert!(only_reads("  (select 1)"));
+        assert!(only_reads("VALUES (1)"));
+        assert!(only_reads("WITH x AS (SELECT 1) SELECT * FROM x"));
+        assert!(!only_reads("SELECT * FROM t FOR UPDATE"));
+        assert!(!only_reads("select * from t for  share"));
+        assert!(!only_reads(
+            "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d"
+        ));
+        assert!(!only_reads("INSERT INTO t VALUES (1)"));
+        assert!(
+            !only_reads("-- a comment\nSELECT 1"),
+            "unclear counts as a write"
+        );
+        assert!(!only_reads(""));
     }
 
     #[test]
