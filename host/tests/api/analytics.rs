@@ -154,13 +154,7 @@ backend_test!(
         let (c2, a2) = shopper(app, &dal, 1).await;
         add_to_cart(app, &c2.token, &rice, 2).await;
         let cancelled = place(app, &c2, &a2, "cod").await;
-        let r = app
-            .post(
-                &format!("/api/v1/orders/{cancelled}/cancel"),
-                Some(&c2.token),
-                json!({}),
-            )
-            .await;
+        let r = cancel_order(app, &c2.token, &cancelled).await;
         assert_eq!(r.status, 200, "{}", r.text);
         deliver(app, &admin, &delivered).await;
 
@@ -316,13 +310,7 @@ backend_test!(online_order_counts_once_paid_through_payments, |app| {
     assert_eq!(top_ids(&t), vec![tea.clone()], "{t}");
 
     // Cancelled (and refunded by payments): out of revenue.
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{order}/cancel"),
-            Some(&admin),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &admin, &order).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let d = until(app, &admin, ROUTES[0], |b| {
         b["orders_by_status"]["cancelled"] == 1

@@ -57,13 +57,6 @@ const SHOP_PLUGINS: [&str; 8] = [
     "analytics",
 ];
 
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
-
 /// A port free now and below the kernel's ephemeral range, so that no client socket
 /// (of this test or another) can be holding it when the host binds it again after a
 /// kill.

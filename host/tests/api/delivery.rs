@@ -587,13 +587,7 @@ backend_test!(cancelling_a_preparing_order_cancels_its_delivery, |app| {
     assert_eq!(cancelled[0]["from"], "assigned");
 
     // Cancelling the second one leaves the agent simply available.
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{second}/cancel"),
-            Some(&admin),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &admin, &second).await;
     assert_eq!(r.status, 200, "{}", r.text);
     wait_delivery(app, &admin, &second, "cancelled").await;
     wait_agent_status(app, &agent, "available").await;
@@ -601,13 +595,7 @@ backend_test!(cancelling_a_preparing_order_cancels_its_delivery, |app| {
     // An order cancelled before it was prepared never gets a delivery.
     let (c3, a3) = shopper(app, &product, 1).await;
     let third = place(app, &c3, &a3, "cod").await;
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{third}/cancel"),
-            Some(&c3.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c3.token, &third).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let t = app
         .get(&format!("/api/v1/delivery/track/{third}"), Some(&c3.token))

@@ -164,7 +164,7 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(PathBuf::from)

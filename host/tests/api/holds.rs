@@ -253,25 +253,13 @@ backend_test!(cancelling_returns_the_units_exactly_once, |app| {
     let hold = wait_for_hold(app, &admin, "confirmed", of_order(&id, "confirmed")).await;
     let hold_id = hold["id"].as_str().expect("hold id").to_string();
 
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&c.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c.token, &id).await;
     assert_eq!(r.status, 200, "{}", r.text);
     wait_for_hold(app, &admin, "returned", with_id(&hold_id, "returned")).await;
     assert_eq!(stock_of(app, &product).await, 10);
 
     // Cancelling again is refused and returns nothing.
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&c.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c.token, &id).await;
     assert_error(&r, 409, "invalid_transition");
     assert_eq!(stock_of(app, &product).await, 10);
 
@@ -514,13 +502,7 @@ backend_test!(
         .await;
         // Two cancellations: by the customer, and by an admin from preparing.
         let (c0, id0) = &placed[0];
-        let r = app
-            .post(
-                &format!("/api/v1/orders/{id0}/cancel"),
-                Some(&c0.token),
-                json!({}),
-            )
-            .await;
+        let r = cancel_order(app, &c0.token, id0).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let id2 = &placed[2].1;
         for step in ["preparing", "cancelled"] {

@@ -321,13 +321,7 @@ backend_test!(listing_is_own_newest_first_paged_and_filtered, |app| {
         .get(&format!("/api/v1/orders/{first}"), Some(&other.token))
         .await;
     assert_error(&r, 404, "not_found");
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{first}/cancel"),
-            Some(&other.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &other.token, &first).await;
     assert_error(&r, 404, "not_found");
     let r = app
         .get("/api/v1/orders/ord_doesnotexist", Some(&c.token))
@@ -405,13 +399,7 @@ backend_test!(admin_walks_the_state_machine, |app| {
         let r = patch_status(app, &admin, &id, bad).await;
         assert_error(&r, 409, "invalid_transition");
     }
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&c.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c.token, &id).await;
     assert_error(&r, 409, "invalid_transition");
     // Stock stays sold.
     assert_eq!(stock_of(app, &product).await, 49);
@@ -462,13 +450,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
     stock_becomes(app, &product, 10).await;
 
     // Twice is an invalid transition and the stock is not released again.
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{id}/cancel"),
-            Some(&c.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c.token, &id).await;
     assert_error(&r, 409, "invalid_transition");
     assert_eq!(stock_of(app, &product).await, 10);
 
@@ -520,13 +502,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
     // The admin may cancel any customer's order through /cancel.
     add_to_cart(app, &c.token, &product, 1).await;
     let id4 = place(app, &c, &address, "cod").await;
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{id4}/cancel"),
-            Some(&admin),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &admin, &id4).await;
     assert_eq!(r.status, 200, "{}", r.text);
     stock_becomes(app, &product, 10).await;
 
@@ -537,13 +513,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
         let r = patch_status(app, &admin, &id5, step).await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{id5}/cancel"),
-            Some(&c.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c.token, &id5).await;
     assert_error(&r, 409, "invalid_transition");
     assert_eq!(stock_of(app, &product).await, 9);
     let r = app
@@ -880,13 +850,7 @@ backend_test!(internal_routes_for_payments_and_delivery, |app| {
     assert_eq!(status, 404);
 
     // Cancelling a paid order tells payments to refund it in full.
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{online}/cancel"),
-            Some(&c.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c.token, &online).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["payment_status"], "paid");
     let events = events_of(app, &online).await;

@@ -239,13 +239,7 @@ backend_test!(
 
         // A cancelled order neither.
         let (c2, order2) = online_order(app, &admin, 25000).await;
-        let r = app
-            .post(
-                &format!("/api/v1/orders/{order2}/cancel"),
-                Some(&c2.token),
-                json!({}),
-            )
-            .await;
+        let r = cancel_order(app, &c2.token, &order2).await;
         assert_eq!(r.status, 200, "{}", r.text);
         intent(app, &c2.token, &order2)
             .await
@@ -715,13 +709,7 @@ backend_test!(cancelling_a_paid_order_refunds_it_in_full, |app| {
     // An unpaid cancelled order refunds nothing (there is nothing captured).
     let (c2, order2) = online_order(app, &admin, 20000).await;
     let p2 = new_intent(app, &c2.token, &order2).await;
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{order2}/cancel"),
-            Some(&c2.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c2.token, &order2).await;
     assert_eq!(r.status, 200, "{}", r.text);
     // Once the cancellation's events were handled, there is no refund for it.
     settled(app).await;
@@ -741,13 +729,7 @@ backend_test!(a_capture_after_cancellation_is_refunded_at_once, |app| {
     let (c, order_id) = online_order(app, &admin, 22000).await;
     let p = new_intent(app, &c.token, &order_id).await;
     let id = str_of(&p["id"]).to_string();
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{order_id}/cancel"),
-            Some(&c.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c.token, &order_id).await;
     assert_eq!(r.status, 200, "{}", r.text);
 
     let r = verify(app, &c.token, &p, "pay_late").await;
@@ -775,13 +757,7 @@ backend_test!(a_capture_after_cancellation_is_refunded_at_once, |app| {
     // The same through the webhook.
     let (c2, order2) = online_order(app, &admin, 22000).await;
     let p2 = new_intent(app, &c2.token, &order2).await;
-    let r = app
-        .post(
-            &format!("/api/v1/orders/{order2}/cancel"),
-            Some(&c2.token),
-            json!({}),
-        )
-        .await;
+    let r = cancel_order(app, &c2.token, &order2).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = webhook(
         app,

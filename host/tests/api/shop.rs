@@ -100,6 +100,16 @@ pub async fn place(app: &TestApp, c: &Customer, address: &str, method: &str) -> 
     r.body["id"].as_str().expect("order id").to_string()
 }
 
+/// `POST /api/v1/orders/{id}/cancel` with no reason, as `token`.
+pub async fn cancel_order(app: &TestApp, token: &str, id: &str) -> Resp {
+    app.post(
+        &format!("/api/v1/orders/{id}/cancel"),
+        Some(token),
+        json!({}),
+    )
+    .await
+}
+
 /// An admin moves order `id` to `status` (asserting 200).
 pub async fn move_order(app: &TestApp, admin: &str, id: &str, status: &str) {
     let r = app
