@@ -12,9 +12,13 @@ use tokio::task::JoinHandle;
 
 use crate::capabilities::events::{run_dispatcher, EventBus};
 use crate::capabilities::identity::IdentityService;
-use crate::capabilities::kv::MemoryKv;
+use crate::capabilities::kv::redis::RedisKv;
+use crate::capabilities::kv::{KvBackend, MemoryKv};
+use crate::cluster::{Channel, Cluster, Message};
 use crate::config::Config;
-use crate::gateway::rate_limit::{MemoryRateLimiter, RateLimiter};
+use crate::gateway::rate_limit::{
+    MemoryRateLimiter, RateLimitBackend, RateLimiter, RedisRateLimiter,
+};
 use crate::platform::Platform;
 use crate::registry::{self, Registry};
 use crate::runtime::Runtime;
@@ -41,6 +45,82 @@ async fn recover(platform: &Platform) {
     }
 }
 
+/// Acts on what other replicas publish: revoked sessions, registry changes, pushes for
+/// users connected here, waiting work. After a reconnection (messages may have been
+/// missed), and every `registry.reconcile_secs`, re-reads what the database says.
+async fn follow_feed(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
+    let feed = platform.cluster.feed.clone();
+    let mut messages = feed.subscribe();
+    let mut connections = feed.connections();
+    connections.mark_unchanged();
+    let every = platform.config.registry.reconcile_secs;
+    let mut tick = tokio::time::interval(Duration::from_secs(every.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let catch_up = |platform: &Arc<Platform>| {
+        platform.identity.forget_cache();
+        platform.events.wake();
+        platform.mail.wake();
+        let platform = platform.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                registry::reconcile::reconcile(&platform, registry::reconcile::Scope::All).await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "reconciling the registry");
+            }
+        });
+    };
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            msg = messages.recv() => match msg {
+                Ok(m) => on_message(&platform, m),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!(missed = n, "the change feed outran this replica; reconciling");
+                    catch_up(&platform);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            changed = connections.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tracing::info!(feed = feed.kind(), "change feed connected; reconciling");
+                catch_up(&platform);
+            }
+            _ = tick.tick(), if every > 0 => {
+                let platform = platform.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = registry::reconcile::reconcile(&platform, registry::reconcile::Scope::All).await {
+                        tracing::warn!(error = %format!("{e:#}"), "reconciling the registry");
+                    }
+                });
+            }
+        }
+    }
+}
+
+fn on_message(platform: &Arc<Platform>, m: Message) {
+    match m.channel {
+        Channel::Revoked => platform.identity.revoked_elsewhere(&m.body),
+        Channel::Realtime => platform.realtime.push_from_feed(&m.body),
+        Channel::Wake => match m.body.as_str() {
+            crate::capabilities::events::WAKE_EVENTS => platform.events.wake(),
+            crate::capabilities::mail::WAKE_MAIL => platform.mail.wake(),
+            _ => {}
+        },
+        Channel::Registry => {
+            let platform = platform.clone();
+            tokio::spawn(async move {
+                let scope = registry::reconcile::Scope::One(&m.body);
+                if let Err(e) = registry::reconcile::reconcile(&platform, scope).await {
+                    tracing::warn!(plugin = %m.body, error = %format!("{e:#}"), "following a registry change");
+                }
+            });
+        }
+    }
+}
+
 /// A running host.
 pub struct App {
     pub addr: SocketAddr,
@@ -57,21 +137,44 @@ impl App {
         let started = Instant::now();
         let config = Arc::new(config);
         let db = storage::open_host(&config).await?;
-        let identity = IdentityService::new(db.clone(), &config.identity).await?;
+        let metrics = crate::metrics::Metrics::default();
+        let cluster = Cluster::connect(&config, &db, &metrics).await?;
+        let feed = cluster.feed.clone();
+        tracing::info!(
+            feed = feed.kind(),
+            redis = cluster.redis.is_some(),
+            "cluster backends chosen"
+        );
+        let identity = IdentityService::new(db.clone(), &config.identity, feed.clone()).await?;
         let runtime = Runtime::new(&config)?;
         tracing::info!(pooling = runtime.pooled, "wasm runtime ready");
+        let kv: Arc<dyn KvBackend> = match &cluster.redis {
+            Some(r) => Arc::new(RedisKv::new(r.clone())),
+            None => Arc::new(MemoryKv::default()),
+        };
+        let rate_backend: Box<dyn RateLimitBackend> = match &cluster.redis {
+            Some(r) => Box::new(RedisRateLimiter::new(r.clone())),
+            None => Box::<MemoryRateLimiter>::default(),
+        };
+        let unchecked = ["open", "closed"].map(|kind| {
+            metrics
+                .rate_limit_unchecked
+                .get_or_create(&crate::metrics::KindLabels { kind: kind.into() })
+                .clone()
+        });
         let platform = Arc::new(Platform {
             config: config.clone(),
             runtime,
             db: db.clone(),
-            kv: MemoryKv::default(),
+            kv,
             identity,
-            events: EventBus::new(db.clone(), config.events.clone()),
+            events: EventBus::new(db.clone(), config.events.clone(), feed.clone()),
             relay: Default::default(),
-            mail: crate::capabilities::mail::Mail::new(db, config.mail.clone()),
-            realtime: Default::default(),
+            mail: crate::capabilities::mail::Mail::new(db, config.mail.clone(), feed.clone()),
+            realtime: crate::capabilities::realtime::Hub::new(feed),
+            cluster,
             registry: Registry::default(),
-            metrics: Default::default(),
+            metrics,
             breakers: crate::capabilities::breaker::Breakers::new(
                 config.services.breaker_failures,
                 Duration::from_millis(config.services.breaker_cooldown_ms),
@@ -80,9 +183,10 @@ impl App {
         registry::start(&platform).await?;
         recover(&platform).await;
 
-        let limiter = Arc::new(RateLimiter::new(
+        let limiter = Arc::new(RateLimiter::with_metrics(
             config.rate_limit.clone(),
-            Box::<MemoryRateLimiter>::default(),
+            rate_backend,
+            unchecked,
         ));
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
@@ -96,6 +200,7 @@ impl App {
                 platform.clone(),
                 stopped.clone(),
             )),
+            tokio::spawn(follow_feed(platform.clone(), stopped.clone())),
         ];
         let mut tasks = tasks;
         if config.uses_postgres() {

@@ -22,6 +22,11 @@ pub struct Config {
     pub listen: String,
     pub data_dir: PathBuf,
     pub database_url: String,
+    /// Empty: every shared concern in process (one replica). `redis://...`: plugin KV,
+    /// rate budgets and the change feed (revocations, registry changes, realtime
+    /// pushes, wake-ups) shared by every replica through this Redis.
+    #[serde(default)]
+    pub redis_url: String,
     /// SQLite's `synchronous`: `normal` (a committed write survives a process crash;
     /// an OS crash or power loss may undo the last ones) or `full` (fsync at every
     /// commit: survives power loss too, each commit costs an fsync).
@@ -153,6 +158,19 @@ pub struct RateLimitConfig {
     pub admin_per_minute: u32,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// What to do with a request when the shared (Redis) limiter cannot be asked:
+    /// let it through (`open`, with a warning and a metric) or refuse it (`closed`).
+    #[serde(default)]
+    pub on_backend_error: FailMode,
+}
+
+/// See [`RateLimitConfig::on_backend_error`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailMode {
+    #[default]
+    Open,
+    Closed,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -211,6 +229,15 @@ pub struct RegistryConfig {
     pub canary_min_requests: u64,
     /// ... within this many seconds of its start is rolled back by itself.
     pub canary_window_secs: u64,
+    /// Every this many seconds a replica compares its loaded plugins with the registry
+    /// in the database, catching any change-feed message it missed (0: never; changes
+    /// still arrive through the feed and on its reconnection).
+    #[serde(default = "reconcile_secs")]
+    pub reconcile_secs: u64,
+}
+
+fn reconcile_secs() -> u64 {
+    30
 }
 
 /// How a plugin's instances live.

@@ -3,6 +3,7 @@
 //!
 //! - [`runtime`]: wasmtime engine, pooling, per-plugin `InstancePre`, limits, the store of
 //!   one call. Knows nothing of groceries.
+//! - [`cluster`]: what replicas share besides the database (change feed, Redis).
 //! - [`capabilities`]: one module per WIT interface the host provides.
 //! - [`registry`]: installed plugin versions, which one is live, hot swap and canaries.
 //! - [`gateway`]: the axum front door: routing, auth, limits, errors.
@@ -12,6 +13,7 @@
 pub mod admin;
 pub mod app;
 pub mod capabilities;
+pub mod cluster;
 pub mod config;
 pub mod gateway;
 pub mod metrics;

@@ -56,6 +56,11 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackendLabels {
+    pub backend: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -98,6 +103,13 @@ pub struct Metrics {
     pub plugin_versions: Family<VersionLabels, Gauge>,
     pub service_calls: Family<CallLabels, Counter>,
     pub circuit_state: Family<CalleeLabels, Gauge>,
+    /// Failed commands to a shared backend (Redis, PostgreSQL NOTIFY).
+    pub backend_errors: Family<BackendLabels, Counter>,
+    /// 1 while the configured Redis answers.
+    pub redis_up: Gauge,
+    /// Requests let through (`open`) or refused (`closed`) because the shared rate
+    /// limiter could not be asked.
+    pub rate_limit_unchecked: Family<KindLabels, Counter>,
     /// Versions currently marked live, so a swap can clear the old one.
     live: Mutex<Vec<VersionLabels>>,
     /// Per-plugin totals and recent latencies for the operator API.
@@ -127,6 +139,24 @@ impl Default for Metrics {
         let plugin_versions = Family::default();
         let service_calls = Family::default();
         let circuit_state = Family::default();
+        let backend_errors = Family::default();
+        let redis_up = Gauge::default();
+        let rate_limit_unchecked = Family::default();
+        registry.register(
+            "backend_errors",
+            "Failed commands to a shared backend, by backend",
+            backend_errors.clone(),
+        );
+        registry.register(
+            "redis_up",
+            "1 while the configured Redis answers",
+            redis_up.clone(),
+        );
+        registry.register(
+            "rate_limit_unchecked",
+            "Requests the shared rate limiter could not count, by what was done (open: let through, closed: refused)",
+            rate_limit_unchecked.clone(),
+        );
         registry.register(
             "http_requests",
             "Requests routed to plugins",
@@ -233,6 +263,9 @@ impl Default for Metrics {
             plugin_versions,
             service_calls,
             circuit_state,
+            backend_errors,
+            redis_up,
+            rate_limit_unchecked,
             live: Mutex::new(Vec::new()),
             plugin_stats: Default::default(),
         }

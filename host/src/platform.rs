@@ -6,7 +6,8 @@ use std::sync::Arc;
 use crate::capabilities::breaker::Breakers;
 use crate::capabilities::events::EventBus;
 use crate::capabilities::identity::IdentityService;
-use crate::capabilities::kv::MemoryKv;
+use crate::capabilities::kv::KvBackend;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -17,7 +18,9 @@ pub struct Platform {
     pub config: Arc<Config>,
     pub runtime: Runtime,
     pub db: Db,
-    pub kv: MemoryKv,
+    /// The change feed and shared backends of the replicas.
+    pub cluster: Cluster,
+    pub kv: Arc<dyn KvBackend>,
     pub identity: IdentityService,
     pub events: EventBus,
     /// Plugins whose outboxes have committed events to move to the bus.

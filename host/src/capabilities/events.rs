@@ -15,6 +15,8 @@ use anyhow::Result;
 use sqlx::Row;
 use tokio::sync::{watch, Notify, Semaphore};
 
+use crate::cluster::{Channel, Feed};
+
 use crate::capabilities::outbox::{self, Finished, Outcome};
 use crate::config::EventsConfig;
 use crate::platform::Platform;
@@ -82,22 +84,29 @@ struct StoredEvent {
     source: String,
 }
 
+/// The wake-up body for the event dispatcher.
+pub const WAKE_EVENTS: &str = "events";
+
 pub struct EventBus {
     db: Db,
     config: EventsConfig,
     wake: Notify,
+    /// Tells the other replicas' dispatchers that deliveries are waiting.
+    feed: Arc<dyn Feed>,
 }
 
 impl EventBus {
-    pub fn new(db: Db, config: EventsConfig) -> Self {
+    pub fn new(db: Db, config: EventsConfig, feed: Arc<dyn Feed>) -> Self {
         Self {
             db,
             config,
             wake: Notify::new(),
+            feed,
         }
     }
 
-    /// Wakes the dispatcher (deliveries became due outside a publish, e.g. a retry).
+    /// Wakes the dispatcher (deliveries became due outside a publish, e.g. a retry, or
+    /// another replica committed some).
     pub fn wake(&self) {
         self.wake.notify_one();
     }
@@ -156,6 +165,7 @@ impl EventBus {
         }
         tx.commit().await?;
         self.wake.notify_one();
+        self.feed.publish(Channel::Wake, WAKE_EVENTS.into());
         Ok(())
     }
 

@@ -5,7 +5,9 @@
 //! opaque random strings stored by hash; each refresh rotates the token, and a used
 //! token presented again revokes its whole session (theft detection). The gateway
 //! checks every access token's session, through a short-lived in-memory cache, so a
-//! revoked session is refused from the next request on.
+//! revoked session is refused from the next request on. A revocation is told to every
+//! other replica over the change feed, which marks it in their caches too; while the
+//! feed is down the cache is not trusted and every check asks the database.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +24,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::capabilities::denied;
+use crate::cluster::{Channel, Feed};
 use crate::config::IdentityConfig;
 use crate::runtime::bindings::kirana::platform::identity::{Host, SessionInfo, TokenPair};
 use crate::runtime::bindings::wit;
@@ -29,7 +32,7 @@ use crate::runtime::HostState;
 use crate::storage::{now_ms, rfc3339_ms, Db};
 
 /// How long a cached session state is trusted before the database is asked again
-/// (bounds how stale another replica's revocation can be).
+/// (bounds how stale a revocation whose feed message was lost can be).
 const SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -68,12 +71,13 @@ pub struct IdentityService {
     config: IdentityConfig,
     argon: Arc<Argon2<'static>>,
     sessions: DashMap<String, CachedSession>,
+    feed: Arc<dyn Feed>,
 }
 
 impl IdentityService {
     /// Uses the configured key, or the one generated at first start and kept in the
     /// host database (so every replica and every restart signs alike).
-    pub async fn new(db: Db, config: &IdentityConfig) -> Result<Self> {
+    pub async fn new(db: Db, config: &IdentityConfig, feed: Arc<dyn Feed>) -> Result<Self> {
         let secret = if config.jwt_secret.is_empty() {
             crate::storage::host_secret(&db, "jwt").await?
         } else {
@@ -92,7 +96,39 @@ impl IdentityService {
             config: config.clone(),
             argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
             sessions: DashMap::new(),
+            feed,
         })
+    }
+
+    /// Sessions another replica revoked (`sid:<id>,...`): refused here from now on.
+    pub fn revoked_elsewhere(&self, body: &str) {
+        for sid in body.split(',').filter_map(|s| s.strip_prefix("sid:")) {
+            self.remember(sid, false);
+        }
+    }
+
+    /// Forgets every cached session state (the feed reconnected: revocations may have
+    /// been missed).
+    pub fn forget_cache(&self) {
+        self.sessions.clear();
+    }
+
+    /// Marks `sids` revoked here and tells the other replicas.
+    fn revoked(&self, sids: &[String]) {
+        if sids.is_empty() {
+            return;
+        }
+        for sid in sids {
+            self.remember(sid, false);
+        }
+        for chunk in sids.chunks(100) {
+            let body = chunk
+                .iter()
+                .map(|s| format!("sid:{s}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            self.feed.publish(Channel::Revoked, body);
+        }
     }
 
     /// Verifies a bearer token: signature, expiry, and that its session is live.
@@ -114,9 +150,13 @@ impl IdentityService {
     }
 
     async fn session_live(&self, sid: &str) -> Result<bool, TokenError> {
-        if let Some(c) = self.sessions.get(sid) {
-            if !c.live || c.checked.elapsed() < SESSION_CACHE_TTL {
-                return Ok(c.live);
+        // Without the feed another replica's revocation would go unheard: ask the
+        // database every time until it is back.
+        if self.feed.healthy() {
+            if let Some(c) = self.sessions.get(sid) {
+                if !c.live || c.checked.elapsed() < SESSION_CACHE_TTL {
+                    return Ok(c.live);
+                }
             }
         }
         let row = sqlx::query("SELECT revoked_at, expires_at FROM sessions WHERE id = $1")
@@ -268,7 +308,7 @@ impl IdentityService {
         if used || claimed != 1 {
             revoke_in(&mut tx, &sid, now).await?;
             tx.commit().await.map_err(db_err)?;
-            self.remember(&sid, false);
+            self.revoked(std::slice::from_ref(&sid));
             return Err(denied("refresh token reused; the session is revoked"));
         }
         let (refresh, new_hash) = new_refresh_token();
@@ -316,7 +356,7 @@ impl IdentityService {
             .map_err(db_err)?
             .rows_affected();
         if n > 0 {
-            self.remember(sid, false);
+            self.revoked(&[sid.to_string()]);
         }
         Ok(n > 0)
     }
@@ -328,11 +368,11 @@ impl IdentityService {
             .fetch_all(&self.db.pool)
             .await
             .map_err(db_err)?;
-        for r in &rows {
-            if let Ok(sid) = r.try_get::<String, _>("id") {
-                self.remember(&sid, false);
-            }
-        }
+        let sids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String, _>("id").ok())
+            .collect();
+        self.revoked(&sids);
         Ok(u32::try_from(rows.len()).unwrap_or(u32::MAX))
     }
 

@@ -16,6 +16,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sqlx::Row;
 use tokio::sync::{watch, Notify};
 
+use crate::cluster::{Channel, Feed};
+
 use crate::capabilities::denied;
 use crate::config::MailConfig;
 use crate::platform::Platform;
@@ -40,7 +42,12 @@ pub struct Mail {
     db: Db,
     config: MailConfig,
     wake: Notify,
+    /// Tells the other replicas' senders that mail is waiting.
+    feed: Arc<dyn Feed>,
 }
+
+/// The wake-up body for the mail sender.
+pub const WAKE_MAIL: &str = "mail";
 
 /// Why a message was refused.
 #[derive(Debug, thiserror::Error)]
@@ -52,12 +59,18 @@ pub enum MailError {
 }
 
 impl Mail {
-    pub fn new(db: Db, config: MailConfig) -> Self {
+    pub fn new(db: Db, config: MailConfig, feed: Arc<dyn Feed>) -> Self {
         Self {
             db,
             config,
             wake: Notify::new(),
+            feed,
         }
+    }
+
+    /// Wakes the sender (another replica queued mail).
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// Whether email is delivered over SMTP (else only recorded).
@@ -88,6 +101,7 @@ impl Mail {
         .await?;
         if smtp {
             self.wake.notify_one();
+            self.feed.publish(Channel::Wake, WAKE_MAIL.into());
         }
         Ok(id)
     }

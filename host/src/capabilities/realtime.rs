@@ -2,16 +2,19 @@
 //!
 //! A [`Hub`] keeps one broadcast channel per user with at least one open connection;
 //! `push` hands an event to every connection of that user and to nobody else. The
-//! gateway serves the connections as Server-Sent Events (`GET /api/v1/realtime`). The
-//! fan-out is in-process: with several replicas a user connected to another replica
-//! does not see the push (a Redis pub/sub backend is the planned distributed form).
+//! gateway serves the connections as Server-Sent Events (`GET /api/v1/realtime`). With
+//! several replicas a push also goes out on the change feed (Redis pub/sub, or NOTIFY
+//! for pushes under 7.9 KB on PostgreSQL alone), and every other replica hands it to the
+//! connections it holds.
 
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
 use crate::capabilities::denied;
+use crate::cluster::{Channel, Feed};
 use crate::runtime::bindings::kirana::platform::realtime::Host;
 use crate::runtime::bindings::wit;
 use crate::runtime::HostState;
@@ -32,18 +35,64 @@ pub struct Push {
 pub struct Hub {
     users: DashMap<String, broadcast::Sender<Push>>,
     closed: watch::Sender<bool>,
+    feed: Arc<dyn Feed>,
 }
 
 impl Default for Hub {
     fn default() -> Self {
-        Self {
-            users: DashMap::new(),
-            closed: watch::channel(false).0,
-        }
+        Self::new(Arc::new(
+            crate::cluster::feed::LocalFeed::new(String::new()),
+        ))
     }
 }
 
+/// A push as it travels the feed.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    user: String,
+    event: String,
+    data: String,
+}
+
 impl Hub {
+    pub fn new(feed: Arc<dyn Feed>) -> Self {
+        Self {
+            users: DashMap::new(),
+            closed: watch::channel(false).0,
+            feed,
+        }
+    }
+
+    /// Sends to `user_id`'s connections here and on every other replica.
+    pub fn push_everywhere(&self, user_id: &str, push: Push) {
+        if let Ok(body) = serde_json::to_string(&Wire {
+            user: user_id.to_string(),
+            event: push.event.clone(),
+            data: push.data.to_string(),
+        }) {
+            self.feed.publish(Channel::Realtime, body);
+        }
+        self.push(user_id, push);
+    }
+
+    /// A push another replica published: handed to the connections held here.
+    pub fn push_from_feed(&self, body: &str) {
+        match serde_json::from_str::<Wire>(body) {
+            Ok(w) => {
+                self.push(
+                    &w.user,
+                    Push {
+                        event: w.event,
+                        data: w.data.into(),
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ignored a malformed realtime message from the feed")
+            }
+        }
+    }
+
     /// A new connection of `user_id`: its pushes from now on.
     pub fn subscribe(&self, user_id: &str) -> broadcast::Receiver<Push> {
         self.users
@@ -131,7 +180,7 @@ impl Host for HostState {
         }
         Ok(match make_push(&event, &data) {
             Ok(push) => {
-                self.platform.realtime.push(&user_id, push);
+                self.platform.realtime.push_everywhere(&user_id, push);
                 Ok(())
             }
             Err(m) => Err(wit::Error::Invalid(m)),

@@ -189,7 +189,8 @@ async fn metrics(State(g): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
     resp
 }
 
-/// 200 when the host database answers and every enabled plugin is loaded.
+/// 200 when the host database answers and every enabled plugin is loaded (`degraded`
+/// when a shared backend such as Redis is down: the replica still serves).
 async fn ready(State(g): State<Arc<Gateway>>) -> Response {
     let p = &g.platform;
     let mut reasons = Vec::new();
@@ -230,9 +231,23 @@ async fn ready(State(g): State<Arc<Gateway>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // A shared backend that is down degrades the replica without taking it out of the
+    // load balancer: every replica would be out at once.
+    let degraded: Vec<String> = p.cluster.degraded().into_iter().collect();
+    let label = match (reasons.is_empty(), degraded.is_empty()) {
+        (false, _) => "unavailable",
+        (true, false) => "degraded",
+        (true, true) => "ready",
+    };
     let body = json!({
-        "status": if reasons.is_empty() { "ready" } else { "unavailable" },
+        "status": label,
         "reasons": reasons,
+        "degraded": degraded,
+        "cluster": {
+            "feed": p.cluster.feed.kind(),
+            "kv": p.kv.kind(),
+            "redis": p.cluster.redis.as_ref().map(|r| if r.is_up() { "up" } else { "down" }),
+        },
         "plugins": plugins,
         "pooling_allocator": p.runtime.pooled,
         "open_circuits": open_circuits,
@@ -299,8 +314,10 @@ async fn dispatch(
     let user = verified
         .as_ref()
         .and_then(|v| v.as_ref().ok())
-        .map(|i| i.user_id.as_str());
-    let decision = match limit(&g.limiter, &req, req.uri().path(), user, &rid) {
+        .map(|i| i.user_id.clone());
+    let ip = client_ip(&g.limiter, &req);
+    let path = req.uri().path().to_string();
+    let decision = match limit(&g.limiter, ip, &path, user.as_deref(), &rid).await {
         Ok(d) => d,
         Err(refused) => return *refused,
     };
@@ -315,15 +332,8 @@ async fn dispatch(
     resp
 }
 
-/// The rate limiter's decision for `req` (by `user` when authenticated), or the 429
-/// answer when it is over its budget.
-fn limit(
-    limiter: &RateLimiter,
-    req: &Request,
-    path: &str,
-    user: Option<&str>,
-    rid: &str,
-) -> Result<Option<Decision>, Box<Response>> {
+/// The address the rate limiter counts `req` against.
+fn client_ip(limiter: &RateLimiter, req: &Request) -> std::net::IpAddr {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -335,8 +345,30 @@ fn limit(
         .iter()
         // A line that is not text counts as garbage (it ends the walk), never skipped.
         .map(|v| v.to_str().unwrap_or("?"));
-    let ip = limiter.client_ip(peer, forwarded);
-    let decision = limiter.check(path, ip, user);
+    limiter.client_ip(peer, forwarded)
+}
+
+/// The rate limiter's decision for a request from `ip` (by `user` when
+/// authenticated), or the 429 answer when it is over its budget.
+async fn limit(
+    limiter: &RateLimiter,
+    ip: std::net::IpAddr,
+    path: &str,
+    user: Option<&str>,
+    rid: &str,
+) -> Result<Option<Decision>, Box<Response>> {
+    let decision = limiter.check(path, ip, user).await;
+    if decision.is_some_and(|d| !d.allowed && d.uncounted) {
+        let mut resp = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "rate_limit_unavailable",
+            "the shared rate limiter cannot be reached and this shop refuses uncounted requests (rate_limit.on_backend_error = \"closed\"); retry shortly",
+            rid,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+        return Err(Box::new(resp));
+    }
     if let Some(d) = decision.filter(|d| !d.allowed) {
         let mut resp = error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -363,7 +395,8 @@ async fn limit_admin(
     next: Next,
 ) -> Response {
     // Nesting strips the `/admin` prefix from the path; the budget is the operator API's.
-    let decision = match limit(&limiter, &req, "/admin", None, &rid) {
+    let ip = client_ip(&limiter, &req);
+    let decision = match limit(&limiter, ip, "/admin", None, &rid).await {
         Ok(d) => d,
         Err(refused) => return *refused,
     };

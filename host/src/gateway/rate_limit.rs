@@ -3,17 +3,21 @@
 //!
 //! The window is exact (a log of the hits inside the last minute per key), so a burst at
 //! the end of one minute cannot be followed by a full budget at the start of the next.
-//! The backend is a trait so a shared (Redis) limiter can replace the in-process one
-//! when several replicas serve together.
+//! The backend is a trait: the in-process log ([`MemoryRateLimiter`]) for one replica,
+//! or [`RedisRateLimiter`], one budget per key across every replica, counted atomically
+//! in Redis. When Redis cannot be asked, `rate_limit.on_backend_error` decides.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use dashmap::DashMap;
+use prometheus_client::metrics::counter::Counter;
 
-use crate::config::RateLimitConfig;
+use crate::cluster::redis::Redis;
+use crate::config::{FailMode, RateLimitConfig};
 
 /// The window every budget is counted over.
 pub const WINDOW: Duration = Duration::from_secs(60);
@@ -26,12 +30,16 @@ pub struct Decision {
     pub remaining: u32,
     /// Seconds until the oldest hit in the window leaves it (a slot frees up).
     pub reset_secs: u64,
+    /// The shared limiter could not be asked; `allowed` is the configured fail mode.
+    pub uncounted: bool,
 }
 
 /// Where hits are counted.
+#[async_trait]
 pub trait RateLimitBackend: Send + Sync {
-    /// Records a hit for `key` if it fits in `limit` per [`WINDOW`].
-    fn hit(&self, key: &str, limit: u32) -> Decision;
+    /// Records a hit for `key` if it fits in `limit` per [`WINDOW`]; an error when the
+    /// count could not be asked.
+    async fn hit(&self, key: &str, limit: u32) -> Result<Decision, String>;
     /// Forgets keys with no hit inside the window; returns how many.
     fn sweep(&self) -> usize;
 }
@@ -52,6 +60,7 @@ impl MemoryRateLimiter {
                 limit,
                 remaining: limit,
                 reset_secs: 0,
+                uncounted: false,
             };
         };
         while log
@@ -80,13 +89,15 @@ impl MemoryRateLimiter {
             limit,
             remaining: limit.saturating_sub(used),
             reset_secs,
+            uncounted: false,
         }
     }
 }
 
+#[async_trait]
 impl RateLimitBackend for MemoryRateLimiter {
-    fn hit(&self, key: &str, limit: u32) -> Decision {
-        self.hit_at(key, limit, Instant::now())
+    async fn hit(&self, key: &str, limit: u32) -> Result<Decision, String> {
+        Ok(self.hit_at(key, limit, Instant::now()))
     }
 
     fn sweep(&self) -> usize {
@@ -101,15 +112,99 @@ impl RateLimitBackend for MemoryRateLimiter {
     }
 }
 
+/// `KEYS[1]` the key's sorted set of hit times; `ARGV`: window ms, limit, a unique
+/// member. Uses the Redis server's clock, so replicas with skewed clocks agree.
+static SLIDING: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local used = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if used < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  used = used + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], window)
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local left = 0
+if oldest[2] then left = tonumber(oldest[2]) + window - now end
+return {allowed, used, left}
+",
+    )
+});
+
+/// One budget per key for the whole cluster, in Redis.
+pub struct RedisRateLimiter {
+    redis: Redis,
+}
+
+impl RedisRateLimiter {
+    pub fn new(redis: Redis) -> Self {
+        Self { redis }
+    }
+}
+
+#[async_trait]
+impl RateLimitBackend for RedisRateLimiter {
+    async fn hit(&self, key: &str, limit: u32) -> Result<Decision, String> {
+        let mut c = self.redis.conn();
+        let member = uuid::Uuid::new_v4().simple().to_string();
+        let (allowed, used, left_ms): (i64, i64, i64) = SLIDING
+            .key(format!("kirana:rate:{key}"))
+            .arg(WINDOW.as_millis() as u64)
+            .arg(limit)
+            .arg(member)
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| {
+                self.redis.failed("rate limit", &e);
+                e.to_string()
+            })?;
+        let allowed = allowed == 1;
+        let used = u32::try_from(used.max(0)).unwrap_or(u32::MAX);
+        let reset_secs = (left_ms.max(0) as u64)
+            .div_ceil(1000)
+            .max(u64::from(!allowed));
+        Ok(Decision {
+            allowed,
+            limit,
+            remaining: limit.saturating_sub(used),
+            reset_secs,
+            uncounted: false,
+        })
+    }
+
+    fn sweep(&self) -> usize {
+        0 // keys expire in Redis
+    }
+}
+
 /// The limiter the gateway asks, with the configured budgets.
 pub struct RateLimiter {
     config: RateLimitConfig,
     trusted: Vec<IpAddr>,
     backend: Box<dyn RateLimitBackend>,
+    /// `kirana_rate_limit_unchecked_total` by `open`/`closed`.
+    unchecked: [Counter; 2],
+    /// When the last "cannot count" warning was logged (one a minute at most).
+    warned: Mutex<Option<Instant>>,
 }
 
 impl RateLimiter {
     pub fn new(config: RateLimitConfig, backend: Box<dyn RateLimitBackend>) -> Self {
+        Self::with_metrics(config, backend, [Counter::default(), Counter::default()])
+    }
+
+    /// `unchecked`: the counters for requests let through / refused uncounted.
+    pub fn with_metrics(
+        config: RateLimitConfig,
+        backend: Box<dyn RateLimitBackend>,
+        unchecked: [Counter; 2],
+    ) -> Self {
         let trusted = config
             .trusted_proxies
             .iter()
@@ -119,6 +214,8 @@ impl RateLimiter {
             config,
             trusted,
             backend,
+            unchecked,
+            warned: Mutex::new(None),
         }
     }
 
@@ -129,28 +226,49 @@ impl RateLimiter {
 
     /// Decides for a request to `path` from `ip`, by `user` when authenticated.
     /// `None` when limits are off or the path is exempt.
-    pub fn check(&self, path: &str, ip: IpAddr, user: Option<&str>) -> Option<Decision> {
+    pub async fn check(&self, path: &str, ip: IpAddr, user: Option<&str>) -> Option<Decision> {
         if !self.config.enabled || Self::exempt(path) {
             return None;
         }
-        Some(if path == "/admin" || path.starts_with("/admin/") {
+        let (key, limit) = if path == "/admin" || path.starts_with("/admin/") {
             // The operator API is keyed by address whatever the token: it is where an
             // operator token would be guessed.
-            self.backend
-                .hit(&format!("admin-ip:{ip}"), self.config.admin_per_minute)
+            (format!("admin-ip:{ip}"), self.config.admin_per_minute)
         } else if path.starts_with("/api/v1/auth/") {
-            self.backend
-                .hit(&format!("auth-ip:{ip}"), self.config.auth_per_minute)
+            (format!("auth-ip:{ip}"), self.config.auth_per_minute)
         } else {
             match user {
-                Some(u) => self
-                    .backend
-                    .hit(&format!("user:{u}"), self.config.per_minute),
-                None => self
-                    .backend
-                    .hit(&format!("ip:{ip}"), self.config.per_minute),
+                Some(u) => (format!("user:{u}"), self.config.per_minute),
+                None => (format!("ip:{ip}"), self.config.per_minute),
             }
-        })
+        };
+        match self.backend.hit(&key, limit).await {
+            Ok(d) => Some(d),
+            Err(e) => Some(self.uncounted(limit, &e)),
+        }
+    }
+
+    /// What a request gets when its hit could not be counted.
+    fn uncounted(&self, limit: u32, error: &str) -> Decision {
+        let open = self.config.on_backend_error == FailMode::Open;
+        self.unchecked[usize::from(!open)].inc();
+        if let Ok(mut last) = self.warned.lock() {
+            if last.is_none_or(|t| t.elapsed() >= WINDOW) {
+                *last = Some(Instant::now());
+                tracing::warn!(
+                    error,
+                    letting_through = open,
+                    "the shared rate limiter cannot be asked (rate_limit.on_backend_error decides)"
+                );
+            }
+        }
+        Decision {
+            allowed: open,
+            limit,
+            remaining: if open { limit } else { 0 },
+            reset_secs: if open { 0 } else { 1 },
+            uncounted: true,
+        }
     }
 
     /// The client's address: the socket's, unless it is a trusted proxy, in which case
@@ -194,6 +312,7 @@ mod tests {
             auth_per_minute: auth,
             admin_per_minute: auth,
             trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(),
+            on_backend_error: FailMode::Open,
         }
     }
 
@@ -215,29 +334,56 @@ mod tests {
         assert!(!l.hit_at("k", 3, t0 + Duration::from_secs(61)).allowed);
     }
 
-    #[test]
-    fn keys_by_user_then_ip_and_auth_paths_by_ip() {
+    #[tokio::test]
+    async fn keys_by_user_then_ip_and_auth_paths_by_ip() {
         let rl = RateLimiter::new(config(2, 1, &[]), Box::<MemoryRateLimiter>::default());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(rl.check("/api/v1/cart", ip, Some("u1")).unwrap().allowed);
-        assert!(rl.check("/api/v1/cart", ip, Some("u1")).unwrap().allowed);
-        assert!(!rl.check("/api/v1/cart", ip, Some("u1")).unwrap().allowed);
         assert!(
-            rl.check("/api/v1/cart", ip, Some("u2")).unwrap().allowed,
+            rl.check("/api/v1/cart", ip, Some("u1"))
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            rl.check("/api/v1/cart", ip, Some("u1"))
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            !rl.check("/api/v1/cart", ip, Some("u1"))
+                .await
+                .unwrap()
+                .allowed
+        );
+        assert!(
+            rl.check("/api/v1/cart", ip, Some("u2"))
+                .await
+                .unwrap()
+                .allowed,
             "another user has their own budget"
         );
         assert!(
-            rl.check("/api/v1/products", ip, None).unwrap().allowed,
+            rl.check("/api/v1/products", ip, None)
+                .await
+                .unwrap()
+                .allowed,
             "anonymous counts per IP"
         );
-        assert!(rl.check("/api/v1/auth/login", ip, None).unwrap().allowed);
+        assert!(
+            rl.check("/api/v1/auth/login", ip, None)
+                .await
+                .unwrap()
+                .allowed
+        );
         assert!(
             !rl.check("/api/v1/auth/login", ip, Some("u3"))
+                .await
                 .unwrap()
                 .allowed,
             "auth is per IP"
         );
-        assert!(rl.check("/health", ip, None).is_none());
+        assert!(rl.check("/health", ip, None).await.is_none());
     }
 
     #[test]

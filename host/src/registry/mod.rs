@@ -11,6 +11,7 @@
 
 mod manifest;
 pub mod ops;
+pub mod reconcile;
 pub mod store;
 pub mod topics;
 
@@ -281,6 +282,14 @@ pub fn unconfigured() -> PluginConfig {
 /// colliding routes stop the start.
 pub async fn start(platform: &Arc<Platform>) -> Result<()> {
     let db = &platform.db;
+    // A restart ends a canary, on every replica: the stable version keeps serving.
+    for name in store::clear_canaries(db).await? {
+        tracing::warn!(plugin = %name, "a canary was running; a start ends it");
+        platform
+            .cluster
+            .feed
+            .publish(crate::cluster::Channel::Registry, name);
+    }
     let states: HashMap<String, store::StateRow> = store::states(db)
         .await?
         .into_iter()

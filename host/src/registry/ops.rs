@@ -154,7 +154,17 @@ pub async fn enable(
         actor,
         "enable",
     )
-    .await
+    .await?;
+    changed(platform, name);
+    Ok(())
+}
+
+/// Tells the other replicas that `name` changed (they reconcile it from the database).
+fn changed(platform: &Platform, name: &str) {
+    platform
+        .cluster
+        .feed
+        .publish(crate::cluster::Channel::Registry, name.to_string());
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -269,6 +279,7 @@ async fn enable_locked(
     match canary_percent {
         Some(percent) => {
             store::set_migrated(db, name, &row.version).await?;
+            store::set_canary(db, name, Some((&row.version, percent))).await?;
             next.canaries.insert(
                 name.to_string(),
                 Arc::new(Canary {
@@ -299,11 +310,14 @@ async fn enable_locked(
                 .map(|p| p.version().to_string())
                 .filter(|v| *v != row.version);
             next.disabled.remove(name);
-            next.canaries.remove(name);
             next.missing.remove(name);
+            let had_canary = next.canaries.remove(name).is_some();
             next.plugins.insert(name.to_string(), plugin);
             platform.registry.replace(next)?;
             store::set_live(db, name, &row.version, previous.as_deref()).await?;
+            if had_canary {
+                store::set_canary(db, name, None).await?;
+            }
             store::record(db, name, action, Some(&row.version), actor, None).await?;
         }
     }
@@ -331,8 +345,10 @@ pub async fn promote(
     platform.registry.replace(next)?;
     let version = canary.plugin.version().to_string();
     store::set_live(&platform.db, name, &version, previous.as_deref()).await?;
+    store::set_canary(&platform.db, name, None).await?;
     store::record(&platform.db, name, "promote", Some(&version), actor, None).await?;
     refresh_live_metric(platform);
+    changed(platform, name);
     Ok(())
 }
 
@@ -344,7 +360,9 @@ pub async fn abort_canary(
     reason: &str,
 ) -> Result<(), RegistryError> {
     let _guard = platform.registry.ops.lock().await;
-    abort_canary_locked(platform, name, actor, reason).await
+    abort_canary_locked(platform, name, actor, reason).await?;
+    changed(platform, name);
+    Ok(())
 }
 
 async fn abort_canary_locked(
@@ -372,6 +390,7 @@ async fn abort_canary_locked(
     let mut next = (*snap).clone();
     next.canaries.remove(name);
     platform.registry.replace(next)?;
+    store::set_canary(&platform.db, name, None).await?;
     if let Some(stable) = snap.plugins.get(name) {
         // The candidate's migration ran; the stable version is what is live.
         store::set_migrated(&platform.db, name, stable.version()).await?;
@@ -448,6 +467,7 @@ pub async fn disable(
     )
     .await?;
     refresh_live_metric(platform);
+    changed(platform, name);
     Ok(())
 }
 
@@ -461,7 +481,9 @@ pub async fn rollback(
     let _guard = platform.registry.ops.lock().await;
     let snap = platform.registry.snapshot();
     if snap.canaries.contains_key(name) {
-        return abort_canary_locked(platform, name, actor, "rolled back by the operator").await;
+        abort_canary_locked(platform, name, actor, "rolled back by the operator").await?;
+        changed(platform, name);
+        return Ok(());
     }
     if snap.disabled.contains_key(name) {
         return Err(RegistryError::Conflict(format!(
@@ -483,7 +505,9 @@ pub async fn rollback(
         actor,
         "rollback",
     )
-    .await
+    .await?;
+    changed(platform, name);
+    Ok(())
 }
 
 /// Deletes an installed version that is neither live nor a running canary.

@@ -33,6 +33,9 @@ pub struct StateRow {
     pub previous_version: Option<String>,
     /// `live` or `disabled`.
     pub state: String,
+    /// A running canary's version and share of requests (percent).
+    pub canary_version: Option<String>,
+    pub canary_percent: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -175,7 +178,8 @@ pub async fn insert_version(db: &Db, v: &NewVersion<'_>, replace: bool) -> Resul
 
 pub async fn states(db: &Db) -> Result<Vec<StateRow>> {
     let rows = sqlx::query(
-        "SELECT name, live_version, previous_version, state FROM plugin_state ORDER BY name",
+        "SELECT name, live_version, previous_version, state, canary_version, canary_percent \
+         FROM plugin_state ORDER BY name",
     )
     .fetch_all(&db.pool)
     .await?;
@@ -190,6 +194,8 @@ fn state_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<StateRow>> {
                 live_version: r.try_get("live_version")?,
                 previous_version: r.try_get("previous_version")?,
                 state: r.try_get("state")?,
+                canary_version: r.try_get("canary_version")?,
+                canary_percent: r.try_get("canary_percent")?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -198,7 +204,8 @@ fn state_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<StateRow>> {
 
 pub async fn state(db: &Db, name: &str) -> Result<Option<StateRow>> {
     let rows = sqlx::query(
-        "SELECT name, live_version, previous_version, state FROM plugin_state WHERE name = $1",
+        "SELECT name, live_version, previous_version, state, canary_version, canary_percent \
+         FROM plugin_state WHERE name = $1",
     )
     .bind(name)
     .fetch_all(&db.pool)
@@ -244,6 +251,35 @@ pub async fn migrated_version(db: &Db, name: &str) -> Result<Option<String>> {
         .map(|r| r.try_get::<Option<String>, _>("migrated_version"))
         .transpose()?
         .flatten())
+}
+
+/// The running canary of `name` (version and percent), or none.
+pub async fn set_canary(db: &Db, name: &str, canary: Option<(&str, u8)>) -> Result<()> {
+    sqlx::query(
+        "UPDATE plugin_state SET canary_version = $1, canary_percent = $2, updated_at = $3 \
+         WHERE name = $4",
+    )
+    .bind(canary.map(|(v, _)| v))
+    .bind(canary.map(|(_, p)| i64::from(p)))
+    .bind(now_ms())
+    .bind(name)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends every recorded canary (at start: a restart ends a canary); returns the plugins
+/// that had one.
+pub async fn clear_canaries(db: &Db) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "UPDATE plugin_state SET canary_version = NULL, canary_percent = NULL \
+         WHERE canary_version IS NOT NULL RETURNING name",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("name").map_err(Into::into))
+        .collect()
 }
 
 /// `live` or `disabled`.

@@ -161,6 +161,8 @@ pub struct TestApp {
     base_toml: String,
     /// The test's own PostgreSQL database, dropped by [`TestApp::stop`].
     postgres_database: Option<String>,
+    /// Empty on SQLite.
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -240,11 +242,29 @@ impl TestApp {
     /// Starts a host whose configuration is the test defaults plus `extra_toml`
     /// (which may override any key, e.g. `"[cart]\ndelivery_fee = 3000"`).
     pub async fn spawn_with(backend: Backend, extra_toml: &str) -> Self {
+        Self::spawn_on(backend, None, extra_toml).await
+    }
+
+    /// Another replica of this shop: a second host on the same PostgreSQL database
+    /// (its own data directory), with the test defaults plus `extra_toml`. The first
+    /// host owns the database: stop the replicas first.
+    pub async fn replica(&self, extra_toml: &str) -> Self {
+        assert_eq!(
+            self.backend,
+            Backend::Postgres,
+            "replicas share a PostgreSQL database"
+        );
+        let url = self.database_url.clone();
+        Self::spawn_on(Backend::Postgres, Some(url), extra_toml).await
+    }
+
+    async fn spawn_on(backend: Backend, shared_database: Option<String>, extra_toml: &str) -> Self {
         check_plugins_built();
         let dir = tempfile::tempdir().expect("temp dir");
-        let (database_url, postgres_database) = match backend {
-            Backend::Sqlite => (String::new(), None),
-            Backend::Postgres => {
+        let (database_url, postgres_database) = match (backend, shared_database) {
+            (Backend::Sqlite, _) => (String::new(), None),
+            (Backend::Postgres, Some(url)) => (url, None),
+            (Backend::Postgres, None) => {
                 let (url, name) = fresh_postgres_database().await;
                 (url, Some(name))
             }
@@ -323,6 +343,7 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
             config_path,
             base_toml,
             postgres_database,
+            database_url,
             _dir: dir,
         };
         app.start().await;

@@ -23,4 +23,5 @@ mod orders;
 mod payments;
 mod platform;
 mod registry;
+mod replicas;
 mod sandbox;

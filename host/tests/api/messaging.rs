@@ -183,7 +183,7 @@ backend_test!(
     }
 );
 
-async fn wave(app: &TestApp, token: &str, to: &str, message: &str) {
+pub async fn wave(app: &TestApp, token: &str, to: &str, message: &str) {
     let r = app
         .post(
             "/api/v1/hello/wave",

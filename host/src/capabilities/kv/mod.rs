@@ -1,13 +1,20 @@
 //! `kirana:platform/kv`: a key-value store namespaced per plugin, with TTLs, atomic
 //! increments, compare-and-swap and ordered prefix scans.
 //!
-//! The embedded backend keeps one ordered map per plugin in memory; values with a TTL
-//! are dropped when read after expiry and by a periodic sweep.
+//! Two backends behind [`KvBackend`]: the embedded one ([`MemoryKv`]) keeps one ordered
+//! map per plugin in this process (values with a TTL are dropped when read after
+//! expiry and by a periodic sweep); [`redis::RedisKv`] keeps every replica's plugins in
+//! one Redis, so a login lockout or an idempotency claim counts across the cluster.
+//! The capability checks the grant and the key and value sizes, then asks whichever
+//! backend it was given.
+
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use dashmap::DashMap;
 
 use crate::capabilities::denied;
@@ -33,6 +40,55 @@ impl Entry {
 }
 
 type Space = Mutex<BTreeMap<String, Entry>>;
+
+/// Where plugin keys live. `ns` is the plugin's name; keys and values were checked.
+#[async_trait]
+pub trait KvBackend: Send + Sync {
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, wit::Error>;
+    async fn set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), wit::Error>;
+    /// Whether a live value was there.
+    async fn delete(&self, ns: &str, key: &str) -> Result<bool, wit::Error>;
+    /// Adds `delta` to the integer at `key` (0 when absent, which then takes `ttl_ms`;
+    /// an existing key keeps its expiry).
+    async fn incr(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, wit::Error>;
+    /// Sets (or with `new = None` deletes) `key` only if its live value is `expected`.
+    async fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, wit::Error>;
+    /// Live keys starting with `prefix`, in key order, at most `limit`.
+    async fn scan(
+        &self,
+        ns: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, wit::Error>;
+    /// Drops expired entries the backend keeps itself; returns how many.
+    fn sweep(&self) -> usize {
+        0
+    }
+    /// `embedded` or `redis`.
+    fn kind(&self) -> &'static str;
+}
+
+/// Most keys one scan returns.
+pub const MAX_SCAN: usize = 10_000;
 
 /// The in-process store: plugin name → its ordered key space.
 #[derive(Default)]
@@ -197,7 +253,7 @@ impl MemoryKv {
         limit: u32,
     ) -> Result<Vec<(String, Vec<u8>)>, wit::Error> {
         let now = Instant::now();
-        let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(10_000);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(MAX_SCAN);
         self.with_space(ns, |m| {
             m.range(prefix.to_string()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
@@ -223,6 +279,58 @@ impl MemoryKv {
     }
 }
 
+#[async_trait]
+impl KvBackend for MemoryKv {
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, wit::Error> {
+        MemoryKv::get(self, ns, key)
+    }
+    async fn set(
+        &self,
+        ns: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), wit::Error> {
+        MemoryKv::set(self, ns, key, value, ttl_ms)
+    }
+    async fn delete(&self, ns: &str, key: &str) -> Result<bool, wit::Error> {
+        MemoryKv::delete(self, ns, key)
+    }
+    async fn incr(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> Result<i64, wit::Error> {
+        MemoryKv::incr(self, ns, key, delta, ttl_ms)
+    }
+    async fn compare_and_swap(
+        &self,
+        ns: &str,
+        key: &str,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, wit::Error> {
+        MemoryKv::compare_and_swap(self, ns, key, expected, new, ttl_ms)
+    }
+    async fn scan(
+        &self,
+        ns: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, Vec<u8>)>, wit::Error> {
+        MemoryKv::scan(self, ns, prefix, limit)
+    }
+    fn sweep(&self) -> usize {
+        MemoryKv::sweep(self)
+    }
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+}
+
 impl HostState {
     fn kv_ns(&self) -> Result<String, wit::Error> {
         if !self.plugin.grants.kv {
@@ -234,7 +342,11 @@ impl HostState {
 
 impl Host for HostState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, wit::Error>> {
-        Ok(self.kv_ns().and_then(|ns| self.platform.kv.get(&ns, &key)))
+        let ns = match self.kv_ns().and_then(|ns| check_key(&key).map(|()| ns)) {
+            Ok(ns) => ns,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.platform.kv.get(&ns, &key).await)
     }
 
     async fn set(
@@ -243,15 +355,23 @@ impl Host for HostState {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        Ok(self
-            .kv_ns()
-            .and_then(|ns| self.platform.kv.set(&ns, &key, value, ttl_ms)))
+        let ns = match self.kv_ns().and_then(|ns| {
+            check_key(&key)
+                .and_then(|()| check_value(&value))
+                .map(|()| ns)
+        }) {
+            Ok(ns) => ns,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.platform.kv.set(&ns, &key, value, ttl_ms).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, wit::Error>> {
-        Ok(self
-            .kv_ns()
-            .and_then(|ns| self.platform.kv.delete(&ns, &key)))
+        let ns = match self.kv_ns().and_then(|ns| check_key(&key).map(|()| ns)) {
+            Ok(ns) => ns,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.platform.kv.delete(&ns, &key).await)
     }
 
     async fn incr(
@@ -260,9 +380,11 @@ impl Host for HostState {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<i64, wit::Error>> {
-        Ok(self
-            .kv_ns()
-            .and_then(|ns| self.platform.kv.incr(&ns, &key, delta, ttl_ms)))
+        let ns = match self.kv_ns().and_then(|ns| check_key(&key).map(|()| ns)) {
+            Ok(ns) => ns,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.platform.kv.incr(&ns, &key, delta, ttl_ms).await)
     }
 
     async fn compare_and_swap(
@@ -272,11 +394,22 @@ impl Host for HostState {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<bool, wit::Error>> {
-        Ok(self.kv_ns().and_then(|ns| {
-            self.platform
-                .kv
-                .compare_and_swap(&ns, &key, expected, new, ttl_ms)
-        }))
+        let checked = self.kv_ns().and_then(|ns| {
+            check_key(&key)?;
+            if let Some(v) = &new {
+                check_value(v)?;
+            }
+            Ok(ns)
+        });
+        let ns = match checked {
+            Ok(ns) => ns,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self
+            .platform
+            .kv
+            .compare_and_swap(&ns, &key, expected, new, ttl_ms)
+            .await)
     }
 
     async fn scan(
@@ -284,9 +417,11 @@ impl Host for HostState {
         prefix: String,
         limit: u32,
     ) -> wasmtime::Result<Result<Vec<(String, Vec<u8>)>, wit::Error>> {
-        Ok(self
-            .kv_ns()
-            .and_then(|ns| self.platform.kv.scan(&ns, &prefix, limit)))
+        let ns = match self.kv_ns() {
+            Ok(ns) => ns,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(self.platform.kv.scan(&ns, &prefix, limit).await)
     }
 }
 
