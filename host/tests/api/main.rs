@@ -25,3 +25,4 @@ mod platform;
 mod registry;
 mod replicas;
 mod sandbox;
+mod search;

@@ -21,6 +21,8 @@ mod model;
 mod products;
 mod schema;
 mod schemas;
+pub mod search;
+mod search_index;
 pub mod seed;
 
 pub struct Catalog;
@@ -44,6 +46,13 @@ impl Plugin for Catalog {
                  in_stock; sort relevance|price_asc|price_desc|name|newest",
             )
             .response_schema(schemas::paged_products())
+            .get(
+                "/api/v1/products/suggest",
+                Access::Public,
+                search_index::suggest,
+            )
+            .summary("Up to 8 products whose name completes q (search-as-you-type)")
+            .response_schema(schemas::suggestions())
             .post("/api/v1/products", Access::ADMIN, products::create)
             .summary("Create a product")
             .request_schema(schemas::product_input())

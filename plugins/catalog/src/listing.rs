@@ -1,13 +1,6 @@
-//! `GET /api/v1/products`: the query string parsed into filters, and the SQL that lists,
-//! counts and ranks. Pure, so the ranking is unit-tested without a database.
-//!
-//! Search: `q` is split into words (at most [`MAX_TERMS`]); a product matches when every
-//! word occurs, case-insensitively, in its name, brand or category name, or starts a
-//! word of its description.
-//! Each word scores 100 when it starts a word of the name, 60 when it sits inside the
-//! name, 10 in the brand or category name, 1 in the description only; the whole phrase
-//! inside the name adds 500. So any name match ranks above brand/category matches,
-//! which rank above description-only matches. `%` and `_` in `q` match themselves.
+//! `GET /api/v1/products`: the query string parsed into filters, and the SQL that lists
+//! and counts browsing pages. Pure, so it is unit-tested without a database. A listing
+//! with `q` is a search: [`crate::search`] builds its SQL from the same filters.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -15,6 +8,8 @@ use std::time::Duration;
 use kirana_sdk::cache::Cache;
 use kirana_sdk::sql::{Dialect, Value};
 use kirana_sdk::{config, ApiError, FieldError, Paging};
+
+pub use crate::search::Binds;
 
 /// Seconds a cached listing page may live when no write invalidates it first
 /// (`[catalog] listing_cache_secs`; 0 turns the cache off). It bounds what invalidation
@@ -32,7 +27,7 @@ const CACHED_SIZES: [u32; 4] = [10, Paging::DEFAULT_PAGE_SIZE, 50, Paging::MAX_P
 /// empty pages not kept either (an unknown category), and one entry per key, the
 /// entries are bounded by (categories + 1) × sorts × `in_stock` × sizes × pages.
 pub fn cacheable(q: &ListQuery, paging: &Paging) -> bool {
-    q.terms.is_empty()
+    q.q.is_none()
         && q.min_price.is_none()
         && q.max_price.is_none()
         && paging.page <= CACHED_PAGES
@@ -82,8 +77,9 @@ impl Sort {
 pub struct ListQuery {
     /// A category id or slug.
     pub category: Option<String>,
-    /// Lower-cased words of `q`, without duplicates.
-    pub terms: Vec<String>,
+    /// `q` as given (a space at its end says the last word is finished), when it has
+    /// any character other than spaces.
+    pub q: Option<String>,
     pub min_price: Option<i64>,
     pub max_price: Option<i64>,
     pub in_stock: bool,
@@ -105,19 +101,16 @@ impl ListQuery {
 
         let category = present("category").map(|c| c.trim().to_string());
 
-        let mut terms: Vec<String> = Vec::new();
+        let mut q_text = None;
         if let Some(q) = present("q") {
+            let words: std::collections::BTreeSet<String> =
+                crate::search::tokens(q).into_iter().collect();
             if q.chars().count() > MAX_Q {
                 bad("q", &format!("must be at most {MAX_Q} characters"));
+            } else if words.len() > MAX_TERMS {
+                bad("q", &format!("must have at most {MAX_TERMS} words"));
             } else {
-                for word in q.split_whitespace().map(str::to_lowercase) {
-                    if !terms.contains(&word) {
-                        terms.push(word);
-                    }
-                }
-                if terms.len() > MAX_TERMS {
-                    bad("q", &format!("must have at most {MAX_TERMS} words"));
-                }
+                q_text = Some(q.to_string());
             }
         }
 
@@ -144,7 +137,7 @@ impl ListQuery {
             }
         };
 
-        let default_sort = if terms.is_empty() {
+        let default_sort = if q_text.is_none() {
             Sort::Name
         } else {
             Sort::Relevance
@@ -165,7 +158,7 @@ impl ListQuery {
         }
         Ok(ListQuery {
             category,
-            terms,
+            q: q_text,
             min_price,
             max_price,
             in_stock,
@@ -181,72 +174,12 @@ pub struct Statement {
     pub params: Vec<Value>,
 }
 
-/// Numbered parameters, each used once (so the SQL binds the same way on SQLite and
-/// PostgreSQL whatever the driver does with repeated `$n`).
-#[derive(Default)]
-struct Binds(Vec<Value>);
-
-impl Binds {
-    fn text(&mut self, s: impl Into<String>) -> String {
-        self.0.push(Value::Text(s.into()));
-        format!("${}", self.0.len())
-    }
-    fn int(&mut self, n: i64) -> String {
-        self.0.push(Value::Int(n));
-        format!("${}", self.0.len())
-    }
-}
-
-/// `s` with the LIKE wildcards and the escape character escaped (escape is `\`).
-pub fn like_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        if matches!(ch, '\\' | '%' | '_') {
-            out.push('\\');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 const FROM: &str = "FROM products p JOIN categories c ON c.id = p.category_id";
 /// The name as the listing orders by it (the name-order index's expression).
 const NAME: &str = "LOWER(p.name)";
 
-/// The texts search words are matched against (words are lower-cased). PostgreSQL's
-/// `LIKE` is case-sensitive, so it matches `LOWER(text)`; SQLite's `LIKE` already
-/// ignores ASCII case and its `LOWER` folds only ASCII, so there the texts are matched
-/// as they are — the same matches, without a lower-cased copy of every text per row.
-struct Texts {
-    name: &'static str,
-    brand: &'static str,
-    category: &'static str,
-    description: &'static str,
-}
-
-fn texts(dialect: Dialect) -> Texts {
-    match dialect {
-        Dialect::Postgres => Texts {
-            name: NAME,
-            brand: "LOWER(COALESCE(p.brand, ''))",
-            category: "LOWER(c.name)",
-            description: "LOWER(COALESCE(p.description, ''))",
-        },
-        Dialect::Sqlite => Texts {
-            name: "p.name",
-            brand: "COALESCE(p.brand, '')",
-            category: "c.name",
-            description: "COALESCE(p.description, '')",
-        },
-    }
-}
-
-fn like(column: &str, param: &str) -> String {
-    format!("{column} LIKE {param} ESCAPE '\\'")
-}
-
-fn where_clause(q: &ListQuery, b: &mut Binds, dialect: Dialect) -> String {
-    let x = texts(dialect);
+/// The filters other than `q` (`p` is the product, `c` its category), ANDed.
+pub fn filters(q: &ListQuery, b: &mut Binds) -> String {
     let mut parts = vec!["p.is_active".to_string()];
     if let Some(cat) = &q.category {
         parts.push(format!(
@@ -264,53 +197,7 @@ fn where_clause(q: &ListQuery, b: &mut Binds, dialect: Dialect) -> String {
     if q.in_stock {
         parts.push("p.stock > 0".to_string());
     }
-    for term in &q.terms {
-        let t = like_escape(term);
-        let inside = format!("%{t}%");
-        let mut any: Vec<String> = [x.name, x.brand, x.category]
-            .iter()
-            .map(|col| like(col, &b.text(inside.clone())))
-            .collect();
-        // Descriptions are long prose: only a word that starts with the term counts
-        // ("tea" finds "tea leaves", not "steamed").
-        any.push(like(x.description, &b.text(format!("{t}%"))));
-        any.push(like(x.description, &b.text(format!("% {t}%"))));
-        parts.push(format!("({})", any.join(" OR ")));
-    }
     parts.join(" AND ")
-}
-
-/// The relevance score expression (see the module docs).
-fn score(q: &ListQuery, b: &mut Binds, dialect: Dialect) -> String {
-    let x = texts(dialect);
-    let mut parts: Vec<String> = Vec::new();
-    for term in &q.terms {
-        let t = like_escape(term);
-        let starts = like(x.name, &b.text(format!("{t}%")));
-        let word = like(x.name, &b.text(format!("% {t}%")));
-        let inside = like(x.name, &b.text(format!("%{t}%")));
-        let brand = like(x.brand, &b.text(format!("%{t}%")));
-        let category = like(x.category, &b.text(format!("%{t}%")));
-        parts.push(format!(
-            "(CASE WHEN {starts} OR {word} THEN 100 WHEN {inside} THEN 60 \
-             WHEN {brand} OR {category} THEN 10 ELSE 1 END)"
-        ));
-    }
-    if q.terms.len() > 1 {
-        let phrase = q
-            .terms
-            .iter()
-            .map(|t| like_escape(t))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let inside = like(x.name, &b.text(format!("%{phrase}%")));
-        parts.push(format!("(CASE WHEN {inside} THEN 500 ELSE 0 END)"));
-    }
-    if parts.is_empty() {
-        "0".to_string()
-    } else {
-        parts.join(" + ")
-    }
 }
 
 /// Byte-wise ordering on PostgreSQL too (its default collation may ignore case and
@@ -322,15 +209,22 @@ pub fn collate(expr: &str, dialect: Dialect) -> String {
     }
 }
 
-fn order_by(q: &ListQuery, dialect: Dialect) -> String {
-    let by_name = format!(
+/// The name order: case-insensitive name, then name, then id.
+pub fn name_order(dialect: Dialect) -> String {
+    format!(
         "{}, {}, {}",
         collate(NAME, dialect),
         collate("p.name", dialect),
         collate("p.id", dialect)
-    );
+    )
+}
+
+/// `ORDER BY` of a listing; `relevance` is the order of a search (for a plain listing,
+/// relevance is the name order).
+pub fn order_by(q: &ListQuery, dialect: Dialect, relevance: &str) -> String {
+    let by_name = name_order(dialect);
     match q.sort {
-        Sort::Relevance if !q.terms.is_empty() => format!("score DESC, {by_name}"),
+        Sort::Relevance if q.q.is_some() => relevance.to_string(),
         Sort::Relevance | Sort::Name => by_name,
         Sort::PriceAsc => format!("p.price ASC, {by_name}"),
         Sort::PriceDesc => format!("p.price DESC, {by_name}"),
@@ -338,36 +232,30 @@ fn order_by(q: &ListQuery, dialect: Dialect) -> String {
     }
 }
 
-/// One page of the listing.
+/// One page of a listing without `q`.
 pub fn page_statement(q: &ListQuery, dialect: Dialect, limit: i64, offset: i64) -> Statement {
     let mut b = Binds::default();
-    let ranked = q.sort == Sort::Relevance && !q.terms.is_empty();
-    let score = if ranked {
-        format!(", {} AS score", score(q, &mut b, dialect))
-    } else {
-        String::new()
-    };
     let cols = crate::model::PRODUCT_COLUMNS;
-    let filter = where_clause(q, &mut b, dialect);
-    let order = order_by(q, dialect);
+    let filter = filters(q, &mut b);
+    let order = order_by(q, dialect, "");
     let sql = format!(
-        "SELECT {cols}{score} {FROM} WHERE {filter} ORDER BY {order} LIMIT {} OFFSET {}",
+        "SELECT {cols} {FROM} WHERE {filter} ORDER BY {order} LIMIT {} OFFSET {}",
         b.int(limit),
         b.int(offset)
     );
     Statement { sql, params: b.0 }
 }
 
-/// How many products the listing holds in all.
+/// How many products a listing without `q` holds in all.
 ///
-/// The categories are joined only when a filter reads them (a category, or search
-/// words, which also match category names). Without one the join cannot change the
-/// count: a product is written only with a category that exists, and categories are
-/// never deleted. Counting `products` alone reads just `products_active_idx`.
-pub fn count_statement(q: &ListQuery, dialect: Dialect) -> Statement {
+/// The categories are joined only when a filter reads them. Without one the join
+/// cannot change the count: a product is written only with a category that exists,
+/// and categories are never deleted. Counting `products` alone reads just
+/// `products_active_idx`.
+pub fn count_statement(q: &ListQuery) -> Statement {
     let mut b = Binds::default();
-    let filter = where_clause(q, &mut b, dialect);
-    let from = if q.category.is_some() || !q.terms.is_empty() {
+    let filter = filters(q, &mut b);
+    let from = if q.category.is_some() {
         FROM
     } else {
         "FROM products p"
@@ -376,6 +264,12 @@ pub fn count_statement(q: &ListQuery, dialect: Dialect) -> Statement {
         sql: format!("SELECT COUNT(*) AS n {from} WHERE {filter}"),
         params: b.0,
     }
+}
+
+/// How many `$n` a statement uses (for tests).
+#[cfg(test)]
+pub fn count_params(sql: &str) -> usize {
+    sql.matches('$').count()
 }
 
 #[cfg(test)]
@@ -399,10 +293,6 @@ mod tests {
             .unwrap_or_default()
     }
 
-    fn count_params(sql: &str) -> usize {
-        sql.matches('$').count()
-    }
-
     #[test]
     fn only_browsing_pages_at_the_usual_sizes_are_cached() {
         let paging = |page, page_size| Paging { page, page_size };
@@ -424,10 +314,10 @@ mod tests {
     fn defaults() {
         let q = parse(&[]).unwrap();
         assert_eq!(q.sort, Sort::Name);
-        assert!(q.terms.is_empty() && !q.in_stock && q.category.is_none());
+        assert!(q.q.is_none() && !q.in_stock && q.category.is_none());
         let q = parse(&[("q", "  Aloo   BHUJIA aloo ")]).unwrap();
         assert_eq!(q.sort, Sort::Relevance);
-        assert_eq!(q.terms, ["aloo", "bhujia"]);
+        assert_eq!(q.q.as_deref(), Some("  Aloo   BHUJIA aloo "));
         let q = parse(&[("q", "   "), ("sort", ""), ("min_price", "")]).unwrap();
         assert_eq!((q.sort, q.min_price), (Sort::Name, None));
     }
@@ -480,112 +370,13 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" ");
         assert_eq!(fields(&parse(&[("q", &many)]).unwrap_err()), ["q"]);
-    }
-
-    #[test]
-    fn like_patterns_are_escaped() {
-        assert_eq!(like_escape("50%_off\\"), "50\\%\\_off\\\\");
-        assert_eq!(like_escape("atta"), "atta");
-    }
-
-    #[test]
-    fn page_sql_binds_every_parameter_once() {
-        let q = parse(&[
-            ("q", "Aloo bhujia"),
-            ("category", "snacks"),
-            ("min_price", "1"),
-            ("max_price", "9000"),
-            ("in_stock", "true"),
-        ])
-        .unwrap();
-        let st = page_statement(&q, Dialect::Sqlite, 20, 40);
-        assert_eq!(count_params(&st.sql), st.params.len());
-        let mut used: Vec<usize> = st
-            .sql
-            .split('$')
-            .skip(1)
-            .map(|rest| {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse().unwrap()
-            })
-            .collect();
-        used.sort();
-        assert_eq!(used, (1..=st.params.len()).collect::<Vec<_>>());
-        assert!(st.sql.contains("AS score"));
-        assert!(st
-            .sql
-            .contains("ORDER BY score DESC, LOWER(p.name), p.name, p.id LIMIT"));
-        assert!(matches!(st.params[st.params.len() - 2], Value::Int(20)));
-        assert!(matches!(st.params[st.params.len() - 1], Value::Int(40)));
-        assert!(st.sql.contains("p.stock > 0"));
-        assert!(st.sql.contains("p.price >= ") && st.sql.contains("p.price <= "));
-        assert!(st.sql.contains("(c.id = $") && st.sql.contains(" OR c.slug = $"));
-
-        let count = count_statement(&q, Dialect::Sqlite);
-        assert!(count.sql.contains(FROM), "a category filter needs the join");
-        assert!(count.sql.contains("(c.id = $1 OR c.slug = $2)"));
-        assert_eq!(count_params(&count.sql), count.params.len());
-        assert!(!count.sql.contains("ORDER BY") && !count.sql.contains("score"));
-    }
-
-    #[test]
-    fn search_matches_lower_cased_texts_on_postgres_and_the_texts_on_sqlite() {
-        let q = parse(&[("q", "milk")]).unwrap();
-        let pg = page_statement(&q, Dialect::Postgres, 20, 0).sql;
-        assert!(
-            pg.contains("LOWER(COALESCE(p.description, '')) LIKE"),
-            "{pg}"
-        );
-        let lite = page_statement(&q, Dialect::Sqlite, 20, 0).sql;
-        assert!(lite.contains("COALESCE(p.description, '') LIKE"), "{lite}");
-        assert!(!lite.contains("LOWER(COALESCE") && !lite.contains("LOWER(c.name)"));
-        // The order keeps the name-order index's expression.
-        assert!(
-            lite.contains("ORDER BY score DESC, LOWER(p.name)"),
-            "{lite}"
-        );
-        let count = count_statement(&q, Dialect::Sqlite).sql;
-        assert!(!count.contains("LOWER("), "{count}");
-    }
-
-    #[test]
-    fn score_ranks_name_over_brand_over_description() {
-        let q = parse(&[("q", "milk")]).unwrap();
-        let st = page_statement(&q, Dialect::Sqlite, 20, 0);
-        let texts: Vec<&str> = st
-            .params
-            .iter()
-            .filter_map(|v| match v {
-                Value::Text(s) => Some(s.as_str()),
-                _ => None,
-            })
-            .collect();
-        // score: name starts, name word, name inside, brand, category; then the filter:
-        // name, brand, category inside, description word start (2).
+        // Words are counted as search reads them, not by spaces.
         assert_eq!(
-            texts,
-            [
-                "milk%", "% milk%", "%milk%", "%milk%", "%milk%", "%milk%", "%milk%", "%milk%",
-                "milk%", "% milk%"
-            ]
+            fields(&parse(&[("q", &many.replace(' ', "-"))]).unwrap_err()),
+            ["q"]
         );
-        let s = st.sql.as_str();
-        let (name, inside, other, desc) = (
-            s.find("THEN 100").unwrap(),
-            s.find("THEN 60").unwrap(),
-            s.find("THEN 10 ").unwrap(),
-            s.find("ELSE 1 END").unwrap(),
-        );
-        assert!(name < inside && inside < other && other < desc);
-        // Several words: each word must match somewhere, and the phrase earns a bonus.
-        let q = parse(&[("q", "aloo bhujia")]).unwrap();
-        let st = page_statement(&q, Dialect::Sqlite, 20, 0);
-        assert!(st.sql.contains("THEN 500"));
-        assert!(st
-            .params
-            .iter()
-            .any(|v| matches!(v, Value::Text(t) if t == "%aloo bhujia%")));
-        assert_eq!(st.sql.matches(") AND (").count(), 1);
+        // Punctuation alone is a query that finds nothing, not an error.
+        assert!(parse(&[("q", "*** \" NEAR")]).is_ok());
     }
 
     #[test]
@@ -614,24 +405,37 @@ mod tests {
         assert!(st.sql.contains(
             "ORDER BY LOWER(p.name) COLLATE \"C\", p.name COLLATE \"C\", p.id COLLATE \"C\""
         ));
-        // A sort other than relevance ignores the score even with q.
+        // With q, relevance is the search's order; other sorts keep theirs.
+        let q = parse(&[("q", "tea")]).unwrap();
+        assert_eq!(order_by(&q, Dialect::Sqlite, "score DESC"), "score DESC");
         let q = parse(&[("q", "tea"), ("sort", "price_asc")]).unwrap();
-        let st = page_statement(&q, Dialect::Sqlite, 20, 0);
-        assert!(!st.sql.contains("score") && st.sql.contains("LIKE"));
+        assert!(order_by(&q, Dialect::Sqlite, "score DESC").starts_with("p.price ASC"));
+    }
+
+    #[test]
+    fn page_sql_binds_every_parameter_once() {
+        let q = parse(&[
+            ("category", "snacks"),
+            ("min_price", "1"),
+            ("max_price", "9000"),
+            ("in_stock", "true"),
+        ])
+        .unwrap();
+        let st = page_statement(&q, Dialect::Sqlite, 20, 40);
+        assert_eq!(count_params(&st.sql), st.params.len());
+        assert!(matches!(st.params[st.params.len() - 2], Value::Int(20)));
+        assert!(matches!(st.params[st.params.len() - 1], Value::Int(40)));
+        assert!(st.sql.contains("p.stock > 0"));
+        assert!(st.sql.contains("(c.id = $1 OR c.slug = $2)"));
+        let count = count_statement(&q);
+        assert!(count.sql.contains(FROM), "a category filter needs the join");
+        assert_eq!(count_params(&count.sql), count.params.len());
     }
 
     #[test]
     fn the_plain_count_reads_products_alone() {
-        let plain = count_statement(
-            &parse(&[("min_price", "100"), ("in_stock", "true")]).unwrap(),
-            Dialect::Sqlite,
-        );
+        let plain = count_statement(&parse(&[("min_price", "100"), ("in_stock", "true")]).unwrap());
         assert!(!plain.sql.contains("JOIN"), "{}", plain.sql);
         assert!(plain.sql.contains("p.price >= $1") && plain.sql.contains("p.stock > 0"));
-        let searched = count_statement(&parse(&[("q", "dairy")]).unwrap(), Dialect::Sqlite);
-        assert!(
-            searched.sql.contains(FROM),
-            "words also match category names"
-        );
     }
 }

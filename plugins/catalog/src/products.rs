@@ -21,9 +21,12 @@ pub fn list(req: &Request) -> Result<Response, ApiError> {
         (Err(a), Err(b)) => return Err(merge_validation(a, b)),
         (Err(e), _) | (_, Err(e)) => return Err(e),
     };
+    if query.q.is_some() {
+        return crate::search_index::search(&query, paging);
+    }
     let page = page_statement(&query, sql::dialect(), paging.limit(), paging.offset());
     let compute = || -> Result<Computed, ApiError> {
-        let count = count_statement(&query, sql::dialect());
+        let count = count_statement(&query);
         let total: i64 = sql::query(&count.sql, &count.params)?.scalar()?;
         let items: Vec<Product> = sql::query_as(&page.sql, &page.params)?;
         let found = !items.is_empty();
@@ -118,6 +121,7 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
         ),
         &p.sku,
     )?;
+    crate::search_index::reindex(&id)?;
     listing::cache().invalidate();
     let product = db::any_product(&id)?
         .ok_or_else(|| ApiError::internal("a product vanished right after its insert"))?;
@@ -163,6 +167,7 @@ pub fn update(req: &Request) -> Result<Response, ApiError> {
         // Deleted between the check and the update.
         return Err(ApiError::not_found("product"));
     }
+    crate::search_index::reindex(&id)?;
     listing::cache().invalidate();
     let product = db::any_product(&id)?.ok_or_else(|| ApiError::not_found("product"))?;
     Ok(Response::ok(&product))
@@ -179,6 +184,7 @@ pub fn delete(req: &Request) -> Result<Response, ApiError> {
     if changed == 0 {
         return Err(ApiError::not_found("product"));
     }
+    crate::search_index::reindex(&id)?;
     listing::cache().invalidate();
     Ok(Response::no_content())
 }

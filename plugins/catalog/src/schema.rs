@@ -64,8 +64,10 @@ const SEED_BATCH: usize = 25;
 
 /// Creates the tables (products, categories, stock holds) and, when `[catalog] seed` is on (default) and no product exists
 /// yet, loads the demo catalog of [`crate::seed`].
-pub fn migrate(_from: Option<&str>) -> Result<(), String> {
-    run().map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))?;
+pub fn migrate(from: Option<&str>) -> Result<(), String> {
+    run()
+        .and_then(|()| crate::search_index::migrate(from))
+        .map_err(|e| format!("catalog migration failed: {}", cap_error_message(&e)))?;
     // Pages cached before (by this version on an earlier start, say) may predate what
     // the migration changed.
     crate::listing::cache().invalidate();

@@ -67,8 +67,50 @@ pub fn paged_products() -> Value {
             "items": {"type": "array", "items": product()},
             "page": {"type": "integer"},
             "page_size": {"type": "integer"},
-            "total": {"type": "integer"}
+            "total": {"type": "integer"},
+            "facets": {
+                "type": "object",
+                "description": "with q only: matches per category and per brand",
+                "properties": {
+                    "category": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["slug", "name", "count"],
+                        "properties": {
+                            "slug": {"type": "string"},
+                            "name": {"type": "string"},
+                            "count": {"type": "integer"}
+                        }
+                    }},
+                    "brand": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["name", "count"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "count": {"type": "integer"}
+                        }
+                    }}
+                }
+            }
         }
+    })
+}
+
+/// `GET /api/v1/products/suggest`.
+pub fn suggestions() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "maxItems": 8, "items": {
+            "type": "object",
+            "required": ["id", "name", "brand", "unit", "price"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "brand": {"type": ["string", "null"]},
+                "unit": {"type": "string"},
+                "price": {"type": "integer", "description": "paise"}
+            }
+        }}}
     })
 }
 
