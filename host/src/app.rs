@@ -217,7 +217,11 @@ impl App {
             )
         })?;
         let addr = listener.local_addr()?;
-        let app = gateway::router(platform.clone(), limiter.clone());
+        let app = gateway::router(
+            platform.clone(),
+            limiter.clone(),
+            crate::admin::router(platform.clone()),
+        );
         let mut shutdown = stopped;
         let server = tokio::spawn(async move {
             axum::serve(

@@ -471,8 +471,7 @@ impl Config {
             bail!("cors: allow_credentials cannot be combined with the \"*\" origin; list the origins");
         }
         if !self.mail.smtp_url.is_empty() {
-            crate::capabilities::mail::check_smtp_url(&self.mail.smtp_url)
-                .context("mail.smtp_url")?;
+            check_smtp_url(&self.mail.smtp_url).context("mail.smtp_url")?;
         }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             bail!("mail.from: {:?} is not an email address", self.mail.from);
@@ -703,6 +702,16 @@ fn parse_env_value(raw: &str) -> toml::Value {
         "false" => toml::Value::Boolean(false),
         _ => toml::Value::String(raw.to_string()),
     }
+}
+
+/// `mail.smtp_url` is a URL lettre can use (`smtp://` or `smtps://`).
+pub fn check_smtp_url(url: &str) -> Result<()> {
+    if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+        bail!("must start with smtp:// or smtps://");
+    }
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod capabilities;
 pub mod cluster;
 pub mod config;
 pub mod gateway;
+pub mod http;
 pub mod metrics;
 pub mod platform;
 pub mod registry;

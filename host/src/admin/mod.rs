@@ -19,8 +19,8 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use crate::capabilities::grants::Grants;
-use crate::gateway::error::{error, invalid_field};
-use crate::gateway::RequestId;
+use crate::http::error::{error, invalid_field};
+use crate::http::RequestId;
 use crate::platform::Platform;
 use crate::registry::{ops, route_json, store, RegistryError};
 use crate::storage::{now_ms, rfc3339_ms};
@@ -100,7 +100,7 @@ async fn require_operator(
 /// The operator token opens the operator API; a shop user's valid token (even an
 /// admin's) is 403, since installing and enabling code is not a shop role.
 async fn authorize(p: &Platform, headers: &HeaderMap, rid: &str) -> Result<String, Response> {
-    let token = crate::gateway::bearer(headers).ok_or_else(|| {
+    let token = crate::http::bearer(headers).ok_or_else(|| {
         error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",

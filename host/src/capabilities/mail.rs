@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sqlx::Row;
@@ -281,15 +281,6 @@ fn is_e164(s: &str) -> bool {
 }
 
 /// Refuses an SMTP URL lettre cannot use, at startup rather than at the first email.
-pub fn check_smtp_url(url: &str) -> Result<()> {
-    if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
-        bail!("must start with smtp:// or smtps://");
-    }
-    AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-        .map(|_| ())
-        .map_err(|e| anyhow::anyhow!("{e}"))
-}
-
 /// Delivers pending email over SMTP until `stop`; returns at once without `smtp_url`.
 pub async fn run_sender(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
     let mail = &platform.mail;
@@ -441,8 +432,8 @@ mod tests {
 
     #[test]
     fn smtp_urls() {
-        assert!(check_smtp_url("smtp://127.0.0.1:2525").is_ok());
-        assert!(check_smtp_url("smtps://user:pw@mail.example.in").is_ok());
-        assert!(check_smtp_url("http://mail.example.in").is_err());
+        assert!(crate::config::check_smtp_url("smtp://127.0.0.1:2525").is_ok());
+        assert!(crate::config::check_smtp_url("smtps://user:pw@mail.example.in").is_ok());
+        assert!(crate::config::check_smtp_url("http://mail.example.in").is_err());
     }
 }

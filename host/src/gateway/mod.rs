@@ -2,11 +2,9 @@
 //! table, authenticated and authorised (before any wasm runs), size- and type-checked,
 //! and handed to its plugin; whatever fails answers in the API error shape.
 
-pub mod error;
 pub mod openapi;
 pub mod rate_limit;
 pub mod realtime;
-pub mod routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,12 +19,13 @@ use axum::{Extension, Json, Router};
 use serde_json::json;
 
 use crate::capabilities::outbox;
+use crate::http::error::error;
+use crate::http::{bearer, request_id, security_headers, RequestId};
 use crate::platform::Platform;
+use crate::registry::routes::{Access, Match};
 use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, InvokeError, Op, OpResult};
-use error::error;
 use rate_limit::{Decision, RateLimiter};
-use routes::{Access, Match};
 
 /// What the gateway's handlers share.
 pub struct Gateway {
@@ -34,12 +33,9 @@ pub struct Gateway {
     pub limiter: Arc<RateLimiter>,
 }
 
-/// The request id of the request in flight (an extension set by [`request_id`]).
-#[derive(Clone)]
-pub struct RequestId(pub String);
-
-/// Builds the host's axum router.
-pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
+/// Builds the host's axum router, with `admin` (the operator API) under `/admin`
+/// behind its own rate limit.
+pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>, admin: Router) -> Router {
     let cors = cors_layer(&platform.config.cors);
     let app = Router::new()
         .route("/health", get(health))
@@ -48,8 +44,7 @@ pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>) -> Router {
         .route("/openapi.json", get(openapi_document))
         .nest_service(
             "/admin",
-            crate::admin::router(platform.clone())
-                .layer(middleware::from_fn_with_state(limiter.clone(), limit_admin)),
+            admin.layer(middleware::from_fn_with_state(limiter.clone(), limit_admin)),
         )
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
@@ -106,54 +101,12 @@ fn cors_layer(c: &crate::config::CorsConfig) -> Option<tower_http::cors::CorsLay
     )
 }
 
-/// Headers every answer carries: no MIME sniffing, no referrer leaks, and a CSP that
-/// forbids everything (the host serves JSON, never HTML).
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
-    resp
-}
-
 /// Adds the `X-RateLimit-*` headers of `d` to `resp`.
 fn rate_headers(resp: &mut Response, d: &Decision) {
     let h = resp.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(d.limit));
     h.insert("x-ratelimit-remaining", HeaderValue::from(d.remaining));
     h.insert("x-ratelimit-reset", HeaderValue::from(d.reset_secs));
-}
-
-/// An incoming `X-Request-Id` of 1–128 characters of `[A-Za-z0-9._:-]` is kept;
-/// anything else is replaced by a fresh id.
-fn accept_request_id(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| {
-            (1..=128).contains(&s.len())
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("req_{}", uuid::Uuid::now_v7().simple()))
-}
-
-async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = accept_request_id(req.headers());
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut resp = next.run(req).await;
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert("x-request-id", v);
-    }
-    resp
 }
 
 async fn health() -> Json<serde_json::Value> {
@@ -253,15 +206,6 @@ async fn ready(State(g): State<Arc<Gateway>>) -> Response {
         "open_circuits": open_circuits,
     });
     (status, Json(body)).into_response()
-}
-
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -520,7 +464,7 @@ async fn route(
 async fn serve(
     p: &Arc<Platform>,
     rid: &str,
-    target: &routes::RouteTarget,
+    target: &crate::registry::routes::RouteTarget,
     access: &Access,
     params: Vec<(String, String)>,
     plugin: &Arc<crate::runtime::LoadedPlugin>,

@@ -20,9 +20,9 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use tokio::sync::{broadcast, watch};
 
-use super::error::error;
 use crate::capabilities::identity::TokenError;
 use crate::capabilities::realtime::Push;
+use crate::http::error::error;
 use crate::platform::Platform;
 use crate::runtime::bindings::wit;
 

@@ -12,6 +12,7 @@
 mod manifest;
 pub mod ops;
 pub mod reconcile;
+pub mod routes;
 pub mod store;
 pub mod topics;
 
@@ -26,11 +27,11 @@ use arc_swap::ArcSwap;
 use crate::capabilities::grants::Grants;
 use crate::capabilities::{outbox, sql};
 use crate::config::{InstanceMode, PluginConfig};
-use crate::gateway::routes::RouteTable;
 use crate::platform::Platform;
 use crate::runtime::bindings::wit;
 use crate::runtime::{CallCtx, LoadedPlugin, Op, OpResult, PluginCtx};
 use crate::storage::{self, PluginDb};
+use routes::RouteTable;
 
 pub use manifest::validate_manifest;
 

@@ -13,8 +13,8 @@ use super::{
     Canary, GrantCheck, RegistryError,
 };
 use crate::capabilities::grants::Grants;
-use crate::gateway::routes::RouteTable;
 use crate::platform::Platform;
+use crate::registry::routes::RouteTable;
 use crate::runtime::LoadedPlugin;
 use crate::storage::now_ms;
 

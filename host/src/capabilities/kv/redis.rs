@@ -239,6 +239,108 @@ impl KvBackend for RedisKv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::Metrics;
+
+    /// A real `redis-server` on a free port for one test, killed when dropped.
+    struct Server(std::process::Child, u16);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    async fn server() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (apt-get install redis-server)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Server(child, port)
+    }
+
+    #[tokio::test]
+    async fn behaves_like_the_embedded_store_and_fails_cleanly_without_redis() {
+        let mut srv = server().await;
+        let redis = Redis::connect(
+            &format!("redis://127.0.0.1:{}/0", srv.1),
+            &Metrics::default(),
+        )
+        .await
+        .unwrap();
+        let kv = RedisKv::new(redis);
+        kv.set("a", "k", b"1".to_vec(), None).await.unwrap();
+        assert_eq!(
+            kv.get("b", "k").await.unwrap(),
+            None,
+            "plugins have separate spaces"
+        );
+        assert_eq!(kv.incr("a", "k", 4, None).await.unwrap(), 5);
+        kv.set("a", "word", b"x".to_vec(), None).await.unwrap();
+        assert!(matches!(
+            kv.incr("a", "word", 1, None).await,
+            Err(wit::Error::Invalid(_))
+        ));
+        // A new counter takes the TTL; it expires.
+        assert_eq!(kv.incr("a", "n", 1, Some(50)).await.unwrap(), 1);
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(kv.get("a", "n").await.unwrap(), None);
+        // Compare-and-swap: absent → set, wrong expectation → no, delete.
+        assert!(kv
+            .compare_and_swap("a", "c", None, Some(b"1".to_vec()), None)
+            .await
+            .unwrap());
+        assert!(!kv
+            .compare_and_swap("a", "c", None, Some(b"2".to_vec()), None)
+            .await
+            .unwrap());
+        assert!(kv
+            .compare_and_swap("a", "c", Some(b"1".to_vec()), None, None)
+            .await
+            .unwrap());
+        assert_eq!(kv.get("a", "c").await.unwrap(), None);
+        // Scans are ordered, limited, and a glob in the prefix is literal.
+        for k in ["p:2", "p:1", "p:3", "p*x", "q:1"] {
+            kv.set("a", k, k.as_bytes().to_vec(), None).await.unwrap();
+        }
+        let keys: Vec<String> = kv
+            .scan("a", "p:", 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(keys, ["p:1", "p:2"]);
+        assert_eq!(kv.scan("a", "p*", 10).await.unwrap().len(), 1);
+        assert!(kv.delete("a", "p:1").await.unwrap());
+        assert!(!kv.delete("a", "p:1").await.unwrap());
+
+        // Redis gone: a capability error, not a hang or a panic.
+        let _ = srv.0.kill();
+        let _ = srv.0.wait();
+        assert!(matches!(
+            kv.get("a", "k").await,
+            Err(wit::Error::Unavailable(_))
+        ));
+    }
 
     #[test]
     fn globs_in_a_prefix_are_literal() {
