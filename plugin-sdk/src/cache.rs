@@ -11,6 +11,13 @@
 //! unreachable), when data changes behind the plugin's back, and between replicas that
 //! do not share a KV store. The plugin must ask for the `kv` capability.
 //!
+//! A plugin's writes commit at the end of its call, after the handler (and so after its
+//! `invalidate`) returned: a reader that misses in between computes from the data as it
+//! was before the write, under the new generation. A cache whose answers must never
+//! outlive a write (a price) sets a *settle* time ([`Cache::with_settle`]) of at least
+//! the plugin's call timeout: every `invalidate` records when it ran, and for the settle
+//! time after it answers are computed but not stored.
+//!
 //! The cache is an optimisation only: a KV failure while reading or filling it is
 //! logged and the answer is computed as if there were no cache.
 
@@ -49,6 +56,7 @@ pub struct Cache {
     name: &'static str,
     version: &'static str,
     ttl: Duration,
+    settle: Duration,
 }
 
 impl Cache {
@@ -57,7 +65,26 @@ impl Cache {
     /// answer's shape may change; the generation is shared by every version, so a
     /// write through either one invalidates both (a canary and its stable version).
     pub const fn new(name: &'static str, version: &'static str, ttl: Duration) -> Self {
-        Self { name, version, ttl }
+        Self {
+            name,
+            version,
+            ttl,
+            settle: Duration::ZERO,
+        }
+    }
+
+    /// The same cache (name, version, generation: one `invalidate` forgets the answers
+    /// of both) whose entries live at most `ttl`: another kind of answer kept beside the
+    /// first, under keys of its own.
+    pub const fn with_ttl(self, ttl: Duration) -> Self {
+        Self { ttl, ..self }
+    }
+
+    /// Answers computed less than `settle` after an `invalidate` (of this cache or any
+    /// sharing its name) are not stored: the write behind it may not have committed
+    /// yet. Use at least the plugin's call timeout.
+    pub const fn with_settle(self, settle: Duration) -> Self {
+        Self { settle, ..self }
     }
 
     fn off(&self) -> bool {
@@ -66,6 +93,31 @@ impl Cache {
 
     fn generation_key(&self) -> String {
         format!("cache:{}:generation", self.name)
+    }
+
+    fn invalidated_key(&self) -> String {
+        format!("cache:{}:invalidated_us", self.name)
+    }
+
+    fn entry_key(&self, key: &str) -> String {
+        format!("cache:{}:{}:{}", self.name, self.version, digest(key))
+    }
+
+    /// Whether an answer computed now may be stored: no settle time, or the last
+    /// `invalidate` is at least that long ago. Unknown counts as "not settled".
+    fn may_store(&self) -> bool {
+        if self.settle.is_zero() {
+            return true;
+        }
+        let last = match kv::get(&self.invalidated_key()) {
+            Ok(None) => return true,
+            Ok(Some(raw)) => std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()),
+            Err(e) => {
+                self.failed("reading the last invalidation", &e);
+                None
+            }
+        };
+        last.is_some_and(|last| settled(last, now_us(), self.settle))
     }
 
     fn generation(&self) -> Result<i64, CapError> {
@@ -96,7 +148,7 @@ impl Cache {
                 return compute().map(Computed::into_bytes);
             }
         };
-        let entry = format!("cache:{}:{}:{}", self.name, self.version, digest(key));
+        let entry = self.entry_key(key);
         match kv::get(&entry) {
             Ok(Some(stored)) => {
                 if let Some(answer) = current(stored, generation) {
@@ -106,25 +158,89 @@ impl Cache {
             Ok(None) => {}
             Err(e) => self.failed("reading an entry", &e),
         }
-        match compute()? {
-            Computed::Keep(mut fresh) => {
+        let computed = compute()?;
+        let store = matches!(computed, Computed::Keep(_)) && self.may_store();
+        Ok(self.keep(&entry, computed, generation, store))
+    }
+
+    /// The cached answers for `keys` (in their order), computing every missing one with
+    /// ONE call of `compute`, which gets the positions (in `keys`) of the missing keys
+    /// and returns one answer per position, in that order. What `compute` keeps is
+    /// stored for the next caller, as [`Cache::get_or_compute`] does.
+    pub fn get_many<E>(
+        &self,
+        keys: &[String],
+        compute: impl FnOnce(&[usize]) -> Result<Vec<Computed>, E>,
+        too_few: impl FnOnce() -> E,
+    ) -> Result<Vec<Vec<u8>>, E> {
+        let all: Vec<usize> = (0..keys.len()).collect();
+        if self.off() || keys.is_empty() {
+            return answers(compute(&all)?, keys.len(), too_few);
+        }
+        let generation = match self.generation() {
+            Ok(g) => g,
+            Err(e) => {
+                self.failed("reading the generation", &e);
+                return answers(compute(&all)?, keys.len(), too_few);
+            }
+        };
+        let mut found: Vec<Option<Vec<u8>>> = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let hit = match kv::get(&self.entry_key(key)) {
+                Ok(Some(stored)) => current(stored, generation),
+                Ok(None) => None,
+                Err(e) => {
+                    self.failed("reading an entry", &e);
+                    None
+                }
+            };
+            if hit.is_none() {
+                missing.push(i);
+            }
+            found.push(hit);
+        }
+        if !missing.is_empty() {
+            let computed = compute(&missing)?;
+            if computed.len() != missing.len() {
+                return Err(too_few());
+            }
+            let store = computed.iter().any(|c| matches!(c, Computed::Keep(_))) && self.may_store();
+            for (i, c) in missing.into_iter().zip(computed) {
+                found[i] = Some(self.keep(&self.entry_key(&keys[i]), c, generation, store));
+            }
+        }
+        Ok(found.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    /// The answer of a computation, stored at `entry` first when it is to be kept and
+    /// `store` allows it.
+    fn keep(&self, entry: &str, computed: Computed, generation: i64, store: bool) -> Vec<u8> {
+        match computed {
+            Computed::Keep(mut fresh) if store => {
                 let len = fresh.len();
                 fresh.extend_from_slice(&generation.to_le_bytes());
-                if let Err(e) = kv::set(&entry, &fresh, Some(self.ttl)) {
+                if let Err(e) = kv::set(entry, &fresh, Some(self.ttl)) {
                     self.failed("storing an entry", &e);
                 }
                 fresh.truncate(len);
-                Ok(fresh)
+                fresh
             }
-            Computed::Pass(fresh) => Ok(fresh),
+            other => other.into_bytes(),
         }
     }
 
     /// Forgets every cached answer: call after each write that can change one. A
-    /// failure is logged; entries then live out their TTL.
+    /// failure is logged; entries then live out their TTL. It also records when it ran,
+    /// for caches with a settle time (before moving the generation on).
     pub fn invalidate(&self) {
         if self.off() {
             return;
+        }
+        // The time first: a reader that sees the new generation then sees it too.
+        let at = now_us().to_string();
+        if let Err(e) = kv::set(&self.invalidated_key(), at.as_bytes(), None) {
+            self.failed("recording the invalidation", &e);
         }
         if let Err(e) = kv::incr(&self.generation_key(), 1, None) {
             self.failed("invalidating", &e);
@@ -146,6 +262,29 @@ impl Cache {
             &[],
         );
     }
+}
+
+/// `computed` as answers, when there is one per key.
+fn answers<E>(
+    computed: Vec<Computed>,
+    keys: usize,
+    too_few: impl FnOnce() -> E,
+) -> Result<Vec<Vec<u8>>, E> {
+    if computed.len() != keys {
+        return Err(too_few());
+    }
+    Ok(computed.into_iter().map(Computed::into_bytes).collect())
+}
+
+/// Microseconds since the Unix epoch, now.
+fn now_us() -> i64 {
+    i64::try_from(crate::now().unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
+}
+
+/// Whether an invalidation at `last_us` lies at least `settle` before `now_us`.
+fn settled(last_us: i64, now_us: i64, settle: Duration) -> bool {
+    let settle_us = i64::try_from(settle.as_micros()).unwrap_or(i64::MAX);
+    now_us.saturating_sub(last_us) >= settle_us
 }
 
 /// The answer of a stored entry (the answer, then its generation in 8 bytes) when it
@@ -183,6 +322,42 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, digest("SELECT 1 [Int(20), Int(20)]"));
         assert_ne!(a, digest(""));
+    }
+
+    #[test]
+    fn answers_are_stored_only_once_the_last_invalidation_settled() {
+        let s = Duration::from_secs(5);
+        assert!(!settled(1_000_000, 1_000_000, s));
+        assert!(!settled(1_000_000, 5_999_999, s));
+        assert!(settled(1_000_000, 6_000_000, s));
+        assert!(settled(1_000_000, 2_000_000, Duration::ZERO));
+        // A clock that went back is not settled; no overflow at the extremes.
+        assert!(!settled(6_000_000, 1_000_000, s));
+        assert!(settled(i64::MIN, i64::MAX, s));
+        assert!(!settled(i64::MAX, i64::MIN, s));
+    }
+
+    #[test]
+    fn computed_answers_must_match_the_keys() {
+        let two = vec![Computed::Keep(b"a".to_vec()), Computed::Pass(Vec::new())];
+        assert_eq!(
+            answers(two.clone(), 2, || "few"),
+            Ok(vec![b"a".to_vec(), Vec::new()])
+        );
+        assert_eq!(answers(two, 3, || "few"), Err("few"));
+    }
+
+    #[test]
+    fn derived_caches_share_the_name_and_generation() {
+        let listing = Cache::new("listing", "1.0.0", Duration::from_secs(10));
+        let products = listing
+            .with_ttl(Duration::from_secs(60))
+            .with_settle(Duration::from_secs(6));
+        assert_eq!(products.generation_key(), listing.generation_key());
+        assert_eq!(products.invalidated_key(), listing.invalidated_key());
+        assert_ne!(products.entry_key("product:a"), listing.entry_key("SELECT"));
+        assert_eq!(products.ttl, Duration::from_secs(60));
+        assert_eq!(listing.settle, Duration::ZERO);
     }
 
     #[test]
