@@ -5,19 +5,12 @@
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{Map, Value};
 
-use crate::db;
 use crate::input::parse_ids;
 
 /// `POST /internal/products/lookup {"ids": [..]}` → `{"items": [Product]}` for the ids
 /// that exist, active or not, in the order asked (duplicates once); unknown ids are
-/// absent.
+/// absent; more than 100 ids is 400. Served from the product cache ([`crate::batch`]).
 pub fn lookup(req: &Request) -> Result<Response, ApiError> {
     let body: Map<String, Value> = req.json()?;
-    let ids = parse_ids(&body)?;
-    let found = db::products_by_ids(&ids)?;
-    let items: Vec<_> = ids
-        .iter()
-        .filter_map(|id| found.iter().find(|p| &p.id == id))
-        .collect();
-    Ok(Response::ok(&json!({ "items": items })))
+    crate::batch::lookup(&parse_ids(&body)?)
 }

@@ -9,6 +9,7 @@
 
 use kirana_sdk::prelude::*;
 
+mod batch;
 mod categories;
 mod db;
 mod fields;

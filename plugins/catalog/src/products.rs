@@ -57,11 +57,10 @@ pub(crate) fn merge_validation(a: ApiError, b: ApiError) -> ApiError {
     ApiError::new(400, "validation_failed", message).with_details(json!({ "fields": fields }))
 }
 
-/// `GET /api/v1/products/{id}`: 404 for unknown and inactive alike, whoever asks.
+/// `GET /api/v1/products/{id}`: 404 for unknown and inactive alike, whoever asks;
+/// served from the product cache ([`crate::batch`]).
 pub fn get(req: &Request) -> Result<Response, ApiError> {
-    let id: String = req.param("id")?;
-    let product = db::active_product(&id)?.ok_or_else(|| ApiError::not_found("product"))?;
-    Ok(Response::ok(&product))
+    crate::batch::page(req.param("id")?)
 }
 
 /// Reads and validates a full product body, including that its category exists.

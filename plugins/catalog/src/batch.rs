@@ -1,0 +1,173 @@
+//! Products by id through a read-through cache in the catalog's KV space: the product
+//! page and the internal batch lookup the cart prices with read the database only for
+//! the products not cached since the last catalog write, all of them in one query.
+//!
+//! The cache shares the listing cache's generation ([`listing::cache`]), so every write
+//! that already invalidates the listing (product and stock changes, holds, categories,
+//! migrations) forgets the cached products too: there is one invalidation per write,
+//! not one per kind of answer. Its settle time keeps an answer computed while a write
+//! had not committed yet out of the cache, so a cached product is never older than the
+//! last committed write (a price the catalog no longer has is never served).
+
+use std::time::Duration;
+
+use kirana_sdk::cache::{Cache, Computed};
+use kirana_sdk::config;
+use kirana_sdk::prelude::*;
+
+use crate::db;
+use crate::listing;
+use crate::model::Product;
+
+/// Seconds a cached product may live when no write invalidates it first
+/// (`[catalog] product_cache_secs`; 0 turns the cache off). It bounds staleness only
+/// where invalidation cannot reach: replicas that do not share a KV store, a change
+/// made behind the plugin's back.
+const DEFAULT_CACHE_SECS: u64 = 10;
+
+/// Milliseconds after a catalog write during which products read are not cached
+/// (`[catalog] product_cache_settle_ms`): the write commits at the end of its call, up
+/// to the call's timeout (5 s by default) plus the commit's own second later.
+const DEFAULT_SETTLE_MS: u64 = 7_000;
+
+/// Entry prefix of an active product; an inactive one starts with [`INACTIVE`].
+const ACTIVE: u8 = b'1';
+const INACTIVE: u8 = b'0';
+
+/// The product cache: the listing cache's name and generation, its own TTL and a
+/// settle time.
+pub fn cache() -> Cache {
+    let ttl = config::get_or("product_cache_secs", DEFAULT_CACHE_SECS);
+    let settle = config::get_or("product_cache_settle_ms", DEFAULT_SETTLE_MS);
+    listing::cache()
+        .with_ttl(Duration::from_secs(ttl))
+        .with_settle(Duration::from_millis(settle))
+}
+
+fn key(id: &str) -> String {
+    format!("product:{id}")
+}
+
+/// A product as it is cached: whether it is active, then its JSON.
+fn encode(p: &Product) -> Result<Vec<u8>, ApiError> {
+    let mut out = vec![if p.is_active { ACTIVE } else { INACTIVE }];
+    kirana_sdk::serde_json::to_writer(&mut out, p)
+        .map_err(|e| ApiError::internal(format!("serialising a product: {e}")))?;
+    Ok(out)
+}
+
+/// A product as the cache gives it back: whether it is active, and its JSON.
+pub type Found = (bool, Vec<u8>);
+
+/// A cached product; `None` for an unknown id (never cached) or an entry this version
+/// cannot read.
+fn decode(mut entry: Vec<u8>) -> Option<Found> {
+    let active = match *entry.first()? {
+        ACTIVE => true,
+        INACTIVE => false,
+        _ => return None,
+    };
+    entry.remove(0);
+    Some((active, entry))
+}
+
+/// For each id (in order): the product, or `None` when there is no such product.
+/// Products not cached are read in one query.
+pub fn by_ids(ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
+    let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();
+    let entries = cache().get_many(
+        &keys,
+        |missing| {
+            let wanted: Vec<String> = missing.iter().map(|&i| ids[i].clone()).collect();
+            let found = db::products_by_ids(&wanted)?;
+            wanted
+                .iter()
+                .map(|id| match found.iter().find(|p| &p.id == id) {
+                    Some(p) => encode(p).map(Computed::Keep),
+                    // An unknown id is not kept: any client could fill the store.
+                    None => Ok(Computed::Pass(Vec::new())),
+                })
+                .collect()
+        },
+        || ApiError::internal("the product cache got fewer products than it asked for"),
+    )?;
+    Ok(entries.into_iter().map(decode).collect())
+}
+
+/// `{"items": [..]}` from products' JSON, without parsing it again.
+fn items_body<'a>(products: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut body = b"{\"items\":[".to_vec();
+    for (i, p) in products.enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(p);
+    }
+    body.extend_from_slice(b"]}");
+    body
+}
+
+/// The answer of `POST /internal/products/lookup` for these (validated, distinct) ids:
+/// `{"items": [Product]}` for those that exist, active or not, in the order asked.
+pub fn lookup(ids: &[String]) -> Result<Response, ApiError> {
+    let found = by_ids(ids)?;
+    let body = items_body(found.iter().flatten().map(|(_, json)| json.as_slice()));
+    Ok(Response::json_bytes(200, body))
+}
+
+/// `GET /api/v1/products/{id}`: 404 for unknown and inactive alike, whoever asks.
+pub fn page(id: String) -> Result<Response, ApiError> {
+    match by_ids(&[id])?.pop().flatten() {
+        Some((true, json)) => Ok(Response::json_bytes(200, json)),
+        _ => Err(ApiError::not_found("product")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kirana_sdk::serde_json::Value;
+
+    fn product(active: bool) -> Product {
+        Product {
+            id: "prd_1".into(),
+            sku: "SKU-1".into(),
+            name: "Atta \"chakki\"".into(),
+            description: None,
+            category_id: "cat_1".into(),
+            brand: Some("Aashirvaad".into()),
+            unit: "5 kg".into(),
+            price: 28900,
+            mrp: 31500,
+            discount_percent: 8,
+            stock: 3,
+            is_active: active,
+            image_url: None,
+            created_at: "2026-11-22T10:00:00Z".into(),
+            updated_at: "2026-11-22T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn entries_keep_the_state_and_the_exact_json() {
+        for active in [true, false] {
+            let p = product(active);
+            let (state, json) = decode(encode(&p).unwrap()).unwrap();
+            assert_eq!(state, active);
+            assert_eq!(json, kirana_sdk::serde_json::to_vec(&p).unwrap());
+        }
+        assert_eq!(decode(Vec::new()), None, "an unknown id");
+        assert_eq!(decode(b"{}".to_vec()), None, "not an entry of this version");
+    }
+
+    #[test]
+    fn the_lookup_body_lists_the_products_in_order() {
+        let a = kirana_sdk::serde_json::to_vec(&product(true)).unwrap();
+        let b = b"{\"id\":\"prd_2\"}".to_vec();
+        let body = items_body([a.as_slice(), b.as_slice()].into_iter());
+        let v: Value = kirana_sdk::serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["items"][0]["name"], "Atta \"chakki\"");
+        assert_eq!(v["items"][1]["id"], "prd_2");
+        assert_eq!(items_body(std::iter::empty()), b"{\"items\":[]}");
+    }
+}
