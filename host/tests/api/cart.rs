@@ -851,3 +851,344 @@ backend_test!(
         );
     }
 );
+
+// ------------------------------------------- live prices through the catalog's cache
+
+/// A catalog whose product cache keeps what it reads at once (no settle time) for an
+/// hour: what a test then reads twice comes from the cache unless a write invalidated it.
+const CACHING: &str = "[catalog]\nproduct_cache_settle_ms = 0\nproduct_cache_secs = 3600";
+
+/// Changes a product's price straight in the catalog's database, behind the plugin's
+/// back (no invalidation), so a test can tell a cached answer from a fresh one.
+async fn price_behind_the_back(app: &TestApp, id: &str, price: i64) {
+    let db = kirana::storage::open_plugin(
+        &app.app().platform.config,
+        "catalog",
+        &app.app().platform.db,
+    )
+    .await
+    .expect("the catalog database");
+    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+    kirana::capabilities::sql::execute_raw(
+        &db,
+        &format!("UPDATE products SET price = {price}, mrp = {price} WHERE id = '{id}'"),
+    )
+    .await
+    .expect("changing the price");
+    db.close().await;
+}
+
+/// Service calls from the cart to the catalog so far (every outcome).
+async fn catalog_calls(app: &TestApp) -> f64 {
+    metric(
+        app,
+        r#"kirana_service_calls_total{caller="cart",callee="catalog""#,
+    )
+    .await
+}
+
+fn unit_prices(body: &Value) -> Vec<i64> {
+    body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["unit_price"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+backend_test!(adding_to_a_cart_with_lines_answers_the_whole_cart, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let a = new_product(app, &admin, 1000, 50).await;
+    let b = new_product(app, &admin, 2500, 50).await;
+    let d = new_product(app, &admin, 4000, 50).await;
+    add_to_cart(app, &c.token, &a, 2).await;
+    add_to_cart(app, &c.token, &b, 1).await;
+
+    // A new line among others: every line is in the answer, priced, in order.
+    let before = catalog_calls(app).await;
+    let r = add(app, &c.token, &d, 3).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        catalog_calls(app).await - before,
+        1.0,
+        "one catalog call per add, whatever the cart holds"
+    );
+    assert_eq!(unit_prices(&r.body), [1000, 2500, 4000], "{}", r.text);
+    assert_eq!(r.body["item_count"], 6);
+    assert_eq!(r.body["subtotal"], 2000 + 2500 + 12000);
+    assert_eq!(
+        r.body["delivery_fee"], 2500,
+        "below the free-delivery threshold"
+    );
+    assert_eq!(r.body["total"], 16500 + 2500);
+
+    // More of a line in the middle: only its quantity moves, the totals follow.
+    let r = add(app, &c.token, &b, 2).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let quantities: Vec<_> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["quantity"].as_i64().unwrap())
+        .collect();
+    assert_eq!(quantities, [2, 3, 3]);
+    assert_eq!(r.body["items"][1]["line_total"], 7500);
+    assert_eq!(r.body["subtotal"], 2000 + 7500 + 12000);
+    assert_eq!(r.body["delivery_fee"], 0, "past the threshold");
+    assert_eq!(r.body["total"], 21500);
+    assert_eq!(
+        cart(app, &c.token).await,
+        r.body,
+        "the read agrees with the add"
+    );
+
+    // A read makes one catalog call for all three lines.
+    let before = catalog_calls(app).await;
+    cart(app, &c.token).await;
+    assert_eq!(catalog_calls(app).await - before, 1.0);
+
+    // Removing a line answers the rest, priced.
+    let r = app
+        .delete(&format!("/api/v1/cart/items/{b}"), Some(&c.token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(unit_prices(&r.body), [1000, 4000], "{}", r.text);
+    assert_eq!(r.body["subtotal"], 2000 + 12000);
+    assert_eq!(cart(app, &c.token).await, r.body);
+});
+
+backend_test!(
+    a_cached_product_gives_way_to_every_catalog_write,
+    CACHING,
+    |app| {
+        let admin = app.admin_token().await;
+        let c = app.customer().await;
+        let id = new_product(app, &admin, 5000, 50).await;
+        let other = new_product(app, &admin, 700, 50).await;
+        add_to_cart(app, &c.token, &other, 1).await;
+        add_to_cart(app, &c.token, &id, 2).await;
+
+        // The cache is on: a change made behind the catalog's back is not seen...
+        assert_eq!(unit_prices(&cart(app, &c.token).await), [700, 5000]);
+        price_behind_the_back(app, &id, 4000).await;
+        assert_eq!(unit_prices(&cart(app, &c.token).await), [700, 5000]);
+        let page = app.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(page.body["price"], 5000, "{}", page.text);
+
+        // ...but an admin's price change shows in the next add's answer, the next read
+        // and the product page.
+        put_product(app, &admin, &id, json!({"price": 6000, "mrp": 7000})).await;
+        let r = add(app, &c.token, &id, 1).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(unit_prices(&r.body), [700, 6000], "{}", r.text);
+        assert_eq!(r.body["subtotal"], 700 + 18000);
+        assert_eq!(unit_prices(&cart(app, &c.token).await), [700, 6000]);
+        let page = app.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(page.body["price"], 6000, "{}", page.text);
+        assert_eq!(page.body["mrp"], 7000);
+
+        // Out of stock: the line stays, flagged, in the next read.
+        set_stock(app, &admin, &id, 1).await;
+        let body = cart(app, &c.token).await;
+        assert_eq!(body["items"][1]["in_stock"], false, "{body}");
+        assert_eq!(body["items"][0]["in_stock"], true);
+        let page = app.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(page.body["stock"], 1);
+        // The stock the cart checks an add against is the live one too.
+        set_stock(app, &admin, &other, 0).await;
+        let r = add(app, &c.token, &other, 1).await;
+        assert_error(&r, 409, "insufficient_stock");
+        assert_eq!(r.body["error"]["details"]["items"], json!([other]));
+
+        // Made inactive: the line leaves the cart and the page is 404.
+        let r = app
+            .delete(&format!("/api/v1/products/{id}"), Some(&admin))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text);
+        let body = cart(app, &c.token).await;
+        assert_eq!(body["items"].as_array().map(Vec::len), Some(1), "{body}");
+        assert_eq!(body["items"][0]["product_id"], other.as_str());
+        assert_eq!(body["items"][0]["in_stock"], false);
+        assert_eq!(body["subtotal"], 700);
+        app.get(&format!("/api/v1/products/{id}"), None)
+            .await
+            .assert_error(404, "not_found");
+        assert_error(&add(app, &c.token, &id, 1).await, 404, "not_found");
+    }
+);
+
+backend_test!(
+    a_stock_hold_at_checkout_invalidates_cached_products,
+    CACHING,
+    |app| {
+        let admin = app.admin_token().await;
+        let id = new_product(app, &admin, 3000, 5).await;
+        let (buyer, address) = shopper(app, &id, 2).await;
+        // Cached with stock 5, by the page and by a cart read.
+        let page = app.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(page.body["stock"], 5);
+        let c = app.customer().await;
+        add_to_cart(app, &c.token, &id, 4).await;
+        assert_eq!(cart(app, &c.token).await["items"][0]["in_stock"], true);
+
+        place(app, &buyer, &address, "cod").await;
+        // The hold took 2: the page and the other cart see 3 at once.
+        assert_eq!(stock_of(app, &id).await, 3);
+        let body = cart(app, &c.token).await;
+        assert_eq!(body["items"][0]["in_stock"], false, "{body}");
+    }
+);
+
+backend_test!(
+    reads_right_after_a_write_are_not_cached,
+    "[catalog]\nproduct_cache_settle_ms = 3600000\nproduct_cache_secs = 3600",
+    |app| {
+        // Within the settle time after a write, whose commit a reader cannot see yet,
+        // nothing read is kept: a change behind the back shows at once.
+        let admin = app.admin_token().await;
+        let id = new_product(app, &admin, 5000, 50).await;
+        let c = app.customer().await;
+        add_to_cart(app, &c.token, &id, 1).await;
+        assert_eq!(unit_prices(&cart(app, &c.token).await), [5000]);
+        price_behind_the_back(app, &id, 4200).await;
+        assert_eq!(unit_prices(&cart(app, &c.token).await), [4200]);
+        let page = app.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(page.body["price"], 4200, "{}", page.text);
+        price_behind_the_back(app, &id, 4300).await;
+        let page = app.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(page.body["price"], 4300, "{}", page.text);
+    }
+);
+
+// ------------------------------------------- the catalog's batch lookup the cart uses
+
+/// `POST /internal/products/lookup` as the cart calls it.
+async fn lookup(app: &TestApp, ids: Value) -> (u16, Value) {
+    call_internal(
+        app,
+        "catalog",
+        "POST",
+        "/internal/products/lookup",
+        &[],
+        Some(json!({ "ids": ids })),
+    )
+    .await
+}
+
+fn looked_up_ids(body: &Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|i| i["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+backend_test!(the_batch_lookup_answers_known_ids_once_in_order, |app| {
+    let admin = app.admin_token().await;
+    let a = new_product(app, &admin, 1000, 5).await;
+    let b = new_product(app, &admin, 2000, 5).await;
+    let gone = new_product(app, &admin, 3000, 5).await;
+    let r = app
+        .delete(&format!("/api/v1/products/{gone}"), Some(&admin))
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    // Twice: the second answer comes from the cache and must be the same.
+    for _ in 0..2 {
+        let (status, body) = lookup(app, json!([b, "prd_unknown", a, b, gone, a])).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(looked_up_ids(&body), [b.clone(), a.clone(), gone.clone()]);
+        let items = body["items"].as_array().unwrap();
+        assert_eq!(items[0]["price"], 2000);
+        assert_eq!(items[1]["stock"], 5);
+        assert_eq!(items[2]["is_active"], false, "inactive products are listed");
+        // The product's full shape, as the product page has it.
+        let page = app.get(&format!("/api/v1/products/{a}"), None).await;
+        assert_eq!(items[1], page.body);
+    }
+    let (status, body) = lookup(app, json!([])).await;
+    assert_eq!((status, body), (200, json!({"items": []})));
+});
+
+backend_test!(the_batch_lookup_refuses_bad_lists_with_400, |app| {
+    let too_many: Vec<String> = (0..101).map(|i| format!("prd_{i}")).collect();
+    let (status, body) = lookup(app, json!(too_many)).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "validation_failed");
+    assert_eq!(body["error"]["details"]["fields"][0]["field"], "ids");
+    let hundred: Vec<String> = (0..100).map(|i| format!("prd_{i}")).collect();
+    let (status, body) = lookup(app, json!(hundred)).await;
+    assert_eq!((status, body), (200, json!({"items": []})));
+
+    for bad in [json!("prd_1"), json!([1, "prd_1"]), json!(null)] {
+        let (status, body) = lookup(app, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["error"]["code"], "validation_failed", "{bad}");
+    }
+    let (status, body) = call_internal(
+        app,
+        "catalog",
+        "POST",
+        "/internal/products/lookup",
+        &[],
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["details"]["fields"][0]["field"], "ids");
+});
+
+backend_test!(the_batch_lookup_is_internal_only, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let id = new_product(app, &admin, 1000, 5).await;
+    for token in [None, Some(c.token.as_str()), Some(admin.as_str())] {
+        let r = app
+            .post("/internal/products/lookup", token, json!({"ids": [id]}))
+            .await;
+        assert_error(&r, 404, "not_found");
+    }
+});
+
+backend_test!(every_cart_route_says_the_catalog_is_down, |app| {
+    let admin = app.admin_token().await;
+    let a = new_product(app, &admin, 2500, 10).await;
+    let b = new_product(app, &admin, 1500, 10).await;
+    let c = app.customer().await;
+    add_to_cart(app, &c.token, &a, 1).await;
+    add_to_cart(app, &c.token, &b, 1).await;
+    let empty = app.customer().await;
+    plugin_action(app, "catalog", "disable").await;
+
+    add(app, &c.token, &a, 1)
+        .await
+        .assert_error(503, "plugin_unavailable");
+    set(app, &c.token, &a, json!(3))
+        .await
+        .assert_error(503, "plugin_unavailable");
+    app.delete(&format!("/api/v1/cart/items/{b}"), Some(&c.token))
+        .await
+        .assert_error(503, "plugin_unavailable");
+    // An empty cart needs no prices; emptying one needs none either.
+    assert_eq!(cart(app, &empty.token).await["items"], json!([]));
+    let r = app.delete("/api/v1/cart", Some(&empty.token)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    plugin_action(app, "catalog", "enable").await;
+    let body = cart(app, &c.token).await;
+    let quantities: Vec<_> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["quantity"].as_i64().unwrap())
+        .collect();
+    assert_eq!(quantities, [1, 1], "nothing refused was half done: {body}");
+});

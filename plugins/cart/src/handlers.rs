@@ -57,12 +57,21 @@ fn owner(req: &Request) -> Result<String, ApiError> {
     Ok(req.user()?.user_id.clone())
 }
 
-/// Reads the cart (after lazy expiry) with ONE catalog lookup covering its lines and
-/// `extra`, and deletes lines whose product is gone or inactive: a cart must not offer
-/// what cannot be bought. `extra` is left out of a full cart, so one lookup never
-/// carries more than `MAX_LINES` ids (the catalog's batch limit).
+/// Reads the cart (after lazy expiry; one SQL statement) with ONE catalog lookup
+/// covering its lines and `extra`, and deletes lines whose product is gone or inactive:
+/// a cart must not offer what cannot be bought. `extra` is left out of a full cart, so
+/// one lookup never carries more than `MAX_LINES` ids (the catalog's batch limit).
 fn snapshot(user_id: &str, config: &CartConfig, extra: Option<&str>) -> Result<Snapshot, ApiError> {
-    let mut stored = store::load(user_id, config)?;
+    let stored = store::load(user_id, config)?;
+    priced(user_id, stored, extra)
+}
+
+/// [`snapshot`] of a cart already read.
+fn priced(
+    user_id: &str,
+    mut stored: StoredCart,
+    extra: Option<&str>,
+) -> Result<Snapshot, ApiError> {
     let mut extra_looked_up = false;
     let products = {
         let mut ids: Vec<&str> = stored.lines.iter().map(|l| l.product_id.as_str()).collect();
@@ -125,10 +134,8 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
             .ok_or_else(|| ApiError::not_found("product"))?
             .clone();
         check_add(&product, existing.unwrap_or(0), body.quantity)?;
-        // The cart row is touched before the line is written (see store::expire).
-        let updated_at = store::touch(&user_id)?;
-        let Some(quantity) = write_add(&user_id, &product, body.quantity)? else {
-            continue; // the line vanished between the two writes: start over
+        let Some((quantity, updated_at)) = write_add(&user_id, &product, body.quantity)? else {
+            continue; // the line lost its room and got it back meanwhile: start over
         };
         match snap
             .stored
@@ -156,16 +163,18 @@ fn check_add(product: &Product, existing: i64, added: i64) -> Result<(), ApiErro
     check_stock(product, merged)
 }
 
-/// Writes an add atomically, bounded by 20 and the product's stock: adds to the line,
-/// or creates it. A concurrent add that took the room first gets the same errors as a
-/// sequential one would. `None` when the line disappeared meanwhile (retry).
-fn write_add(user_id: &str, product: &Product, added: i64) -> Result<Option<i64>, ApiError> {
+/// Writes an add atomically with the cart's change, bounded by 20 and the product's
+/// stock: adds to the line, or creates it; the new quantity and `updated_at`. A
+/// concurrent add that took the room first gets the same errors as a sequential one
+/// would. `None` when the line changed meanwhile so that it has room again (retry).
+fn write_add(
+    user_id: &str,
+    product: &Product,
+    added: i64,
+) -> Result<Option<(i64, String)>, ApiError> {
     let bound = MAX_LINE_QUANTITY.min(product.stock);
-    if let Some(quantity) = store::add_to_line(user_id, &product.id, added, bound)? {
-        return Ok(Some(quantity));
-    }
-    if store::insert_line(user_id, &product.id, added)? {
-        return Ok(Some(added));
+    if let Some(written) = store::add_to_line(user_id, &product.id, added, bound)? {
+        return Ok(Some(written));
     }
     // The line exists but has no room for `added` any more.
     match store::line_quantity(user_id, &product.id)? {
@@ -215,14 +224,16 @@ pub fn delete_item(req: &Request) -> Result<Response, ApiError> {
     remove(&user_id, &product_id, &CartConfig::load())
 }
 
-/// Removes one line (404 when it is not in the cart) and answers the cart.
+/// Removes one line (404 when it is not in the cart) and answers the cart, priced
+/// without the removed product.
 fn remove(user_id: &str, product_id: &str, config: &CartConfig) -> Result<Response, ApiError> {
-    store::expire(user_id, config)?;
-    if !store::remove_line(user_id, product_id)? {
+    let mut stored = store::load(user_id, config)?;
+    if stored.quantity_of(product_id).is_none() || !store::remove_line(user_id, product_id)? {
         return Err(ApiError::not_found("cart item"));
     }
-    store::touch(user_id)?;
-    Ok(snapshot(user_id, config, None)?.render(config))
+    stored.updated_at = Some(store::touch(user_id)?);
+    stored.lines.retain(|l| l.product_id != product_id);
+    Ok(priced(user_id, stored, None)?.render(config))
 }
 
 /// `DELETE /api/v1/cart`.

@@ -6,7 +6,7 @@
 //! `cart_items.added_us` keeps the lines in the order they were first added.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::sql::{self, Row};
+use kirana_sdk::sql::{self, Dialect};
 use kirana_sdk::CapError;
 
 use crate::rules::{CartConfig, Line};
@@ -61,48 +61,41 @@ impl StoredCart {
     }
 }
 
-fn line_from_row(row: &Row<'_>) -> Result<Line, CapError> {
-    Ok(Line {
-        product_id: row.get("product_id")?,
-        quantity: row.get("quantity")?,
-    })
-}
-
-/// The cart row: when it last changed, as text and in microseconds.
-fn head(user_id: &str) -> Result<Option<(String, i64)>, CapError> {
-    sql::query(
-        "SELECT updated_at, updated_us FROM carts WHERE user_id = $1",
-        &params![user_id],
-    )?
-    .first()
-    .map(|r| Ok((r.get::<String>("updated_at")?, r.get::<i64>("updated_us")?)))
-    .transpose()
-}
-
-/// Reads `user_id`'s cart, emptying it first when it has expired (lazy expiry: there is
-/// no sweeper; an expired cart is wiped the next time anyone reads or changes it).
-/// The wipe's writes run only for a cart found stale, so reading a live cart takes no
-/// write lock.
+/// Reads `user_id`'s cart in ONE statement (the cart row with its lines), emptying it
+/// first when it has expired (lazy expiry: there is no sweeper; an expired cart is wiped
+/// the next time anyone reads or changes it). The wipe's writes run only for a cart
+/// found stale, so reading a live cart takes no write lock. Lines without a cart row
+/// cannot exist: every change touches the cart row in the same transaction.
 pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
-    let mut cart = head(user_id)?;
-    let cutoff = config.expiry_cutoff_us(now_stamp().1);
-    if let (Some((_, changed_us)), Some(cutoff)) = (&cart, cutoff) {
-        if *changed_us < cutoff {
-            expire(user_id, config)?;
-            cart = head(user_id)?;
-        }
-    }
-    let updated_at = cart.map(|(at, _)| at);
     let rows = sql::query(
-        "SELECT product_id, quantity FROM cart_items WHERE user_id = $1
-         ORDER BY added_us, product_id",
+        "SELECT c.updated_at, c.updated_us, i.product_id, i.quantity
+         FROM carts c LEFT JOIN cart_items i ON i.user_id = c.user_id
+         WHERE c.user_id = $1
+         ORDER BY i.added_us, i.product_id",
         &params![user_id],
     )?;
-    let lines = rows
-        .iter()
-        .map(|r| line_from_row(&r))
-        .collect::<Result<_, _>>()?;
-    Ok(StoredCart { lines, updated_at })
+    let mut cart = StoredCart::default();
+    for row in rows.iter() {
+        if cart.updated_at.is_none() {
+            let changed_us: i64 = row.get("updated_us")?;
+            if config
+                .expiry_cutoff_us(now_stamp().1)
+                .is_some_and(|cutoff| changed_us < cutoff)
+            {
+                expire(user_id, config)?;
+                return Ok(StoredCart::default());
+            }
+            cart.updated_at = Some(row.get("updated_at")?);
+        }
+        let product_id: Option<String> = row.get("product_id")?;
+        if let Some(product_id) = product_id {
+            cart.lines.push(Line {
+                product_id,
+                quantity: row.get("quantity")?,
+            });
+        }
+    }
+    Ok(cart)
 }
 
 /// Wipes the cart when it last changed before the TTL. The items go first and only
@@ -124,48 +117,51 @@ pub fn expire(user_id: &str, config: &CartConfig) -> Result<(), CapError> {
     Ok(())
 }
 
+/// Records that a cart changed: `$1` user, `$2` `updated_at`, `$3` `updated_us`.
+const TOUCH: &str = "INSERT INTO carts (user_id, updated_at, updated_us) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE
+         SET updated_at = excluded.updated_at, updated_us = excluded.updated_us";
+
 /// Records that the cart changed now; returns the new `updated_at`.
 pub fn touch(user_id: &str) -> Result<String, CapError> {
     let (at, us) = now_stamp();
-    sql::execute(
-        "INSERT INTO carts (user_id, updated_at, updated_us) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id) DO UPDATE
-         SET updated_at = excluded.updated_at, updated_us = excluded.updated_us",
-        &params![user_id, at, us],
-    )?;
+    sql::execute(TOUCH, &params![user_id, at, us])?;
     Ok(at)
 }
 
-/// Adds a new line; `false` when the line appeared meanwhile (a concurrent add).
-pub fn insert_line(user_id: &str, product_id: &str, quantity: i64) -> Result<bool, CapError> {
-    let (at, us) = now_stamp();
-    let n = sql::execute(
-        "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (user_id, product_id) DO NOTHING",
-        &params![user_id, product_id, quantity, at, us],
-    )?;
-    Ok(n == 1)
-}
-
-/// Adds `quantity` to an existing line in one statement, only while the result stays
-/// within `bound`; the new quantity, or `None` when there is no such line or the bound
-/// would be passed. Atomic, so concurrent adds (a double tap) never lose units.
+/// Records the change and adds `quantity` to the line (creating it), only while an
+/// existing line stays within `bound`: the line's new quantity and the cart's new
+/// `updated_at`, or `None` when the line exists and has no room. One atomic statement
+/// for the line, so concurrent adds (a double tap) never lose units. On PostgreSQL the
+/// cart row and the line are written by one statement (one round trip, no savepoint).
 pub fn add_to_line(
     user_id: &str,
     product_id: &str,
     quantity: i64,
     bound: i64,
-) -> Result<Option<i64>, CapError> {
-    sql::query(
-        "UPDATE cart_items SET quantity = quantity + $3
-         WHERE user_id = $1 AND product_id = $2 AND quantity + $3 <= $4
-         RETURNING quantity",
-        &params![user_id, product_id, quantity, bound],
-    )?
-    .first()
-    .map(|r| r.get::<i64>("quantity"))
-    .transpose()
+) -> Result<Option<(i64, String)>, CapError> {
+    const UPSERT: &str =
+        "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us)
+         VALUES ($1, $4, $5, $2, $3)
+         ON CONFLICT (user_id, product_id) DO UPDATE
+         SET quantity = cart_items.quantity + excluded.quantity
+         WHERE cart_items.quantity + excluded.quantity <= $6
+         RETURNING quantity";
+    let (at, us) = now_stamp();
+    let params = params![user_id, at, us, product_id, quantity, bound];
+    let rows = match sql::dialect() {
+        Dialect::Postgres => sql::query(
+            &format!("WITH touched AS ({TOUCH} RETURNING 1) {UPSERT}"),
+            &params,
+        )?,
+        Dialect::Sqlite => {
+            sql::execute(TOUCH, &params[..3])?;
+            sql::query(UPSERT, &params)?
+        }
+    };
+    rows.first()
+        .map(|r| Ok((r.get::<i64>("quantity")?, at)))
+        .transpose()
 }
 
 /// The stored quantity of one line, if it is in the cart.
