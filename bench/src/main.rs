@@ -11,6 +11,7 @@ mod load;
 mod overhead;
 mod pg;
 mod restart;
+mod search;
 mod shop;
 mod swap;
 mod table;
@@ -82,6 +83,8 @@ enum Section {
     Swap,
     /// 6: restart to ready (cold compile vs cache) and RSS.
     Restart,
+    /// 3 (search rows): search and suggest on SQLite and PostgreSQL, search quality.
+    Search,
 }
 
 /// What every measurement needs.
@@ -312,6 +315,7 @@ async fn run(args: Args) -> Result<bool> {
         Section::Shop,
         Section::Checkout,
         Section::Swap,
+        Section::Search,
     ]
     .into_iter()
     .any(on);
@@ -342,7 +346,7 @@ async fn run(args: Args) -> Result<bool> {
                 overhead::measure(&ctx, host, "reuse").await,
             );
         }
-        if on(Section::Shop) || on(Section::Checkout) {
+        if on(Section::Shop) || on(Section::Checkout) || on(Section::Search) {
             let sampler = RssSampler::start(host.pid);
             shop_and_checkout(&ctx, &args, host, "SQLite", "sqlite", &mut report).await;
             let peak = sampler.finish().await;
@@ -392,7 +396,7 @@ async fn run(args: Args) -> Result<bool> {
         report.add(1, "overhead fresh", result);
     }
 
-    if on(Section::Shop) || on(Section::Checkout) {
+    if on(Section::Shop) || on(Section::Checkout) || on(Section::Search) {
         if args.no_postgres {
             report.skip(3, "PostgreSQL", "skipped: --no-postgres");
         } else {
@@ -503,6 +507,11 @@ async fn shop_and_checkout(
         eprintln!("==> {db}: shop routes");
         let result = shop::routes(ctx, host, &shop, db, base).await;
         report.add(3, &format!("{db} shop routes"), result);
+    }
+    if on(Section::Search) {
+        eprintln!("==> {db}: search");
+        let result = search::measure(ctx, host, db, base).await;
+        report.add(3, &format!("{db} search"), result);
     }
     if on(Section::Checkout) {
         eprintln!("==> {db}: checkout");
