@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use kirana::app::App;
+use kirana::bindings::wit;
 use kirana::config::{Config, DEFAULTS};
-use kirana::platform::Platform;
-use kirana::runtime::bindings::wit;
-use kirana::runtime::{CallCtx, LoadedPlugin, Op, OpResult};
+use kirana::core::{CallCtx, Op, OpResult};
+use kirana::registry::Platform;
+use kirana::runtime::LoadedPlugin;
 
 use crate::load::percentile;
 use crate::table::{Row, Target};
@@ -78,8 +79,8 @@ async fn calls(
         let request = ping();
         let call = CallCtx::new(format!("bench-{i}"), None, 0, Duration::from_secs(5));
         let started = Instant::now();
-        let (result, _) = plugin
-            .run(platform, call, Op::Handle(request))
+        let (result, _) = platform
+            .run(plugin, call, Op::Handle(request))
             .await
             .map_err(|e| anyhow!("calling hello: {e}"))?;
         let us = started.elapsed().as_micros().min(u32::MAX as u128) as u32;

@@ -10,18 +10,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::capabilities::events::{run_dispatcher, EventBus};
+use crate::capabilities::events::EventBus;
 use crate::capabilities::identity::IdentityService;
 use crate::capabilities::kv::redis::RedisKv;
 use crate::capabilities::kv::{KvBackend, MemoryKv};
+use crate::capabilities::services::Services;
 use crate::cluster::{Channel, Cluster, Message};
 use crate::config::Config;
 use crate::gateway::rate_limit::{
     MemoryRateLimiter, RateLimitBackend, RateLimiter, RedisRateLimiter,
 };
-use crate::platform::Platform;
+use crate::registry::dispatch::run_dispatcher;
+use crate::registry::Platform;
 use crate::registry::{self, Registry};
-use crate::runtime::Runtime;
+use crate::runtime::{Caps, Runtime};
 use crate::{gateway, storage};
 
 /// Finishes what a previous process left, before the host reports ready: events its
@@ -29,7 +31,7 @@ use crate::{gateway, storage};
 /// by their own scheduled events, which this makes due; leases of a dead process on
 /// deliveries and mail run out by themselves after their lease time.)
 async fn recover(platform: &Platform) {
-    let relayed = crate::capabilities::outbox::relay_all(platform).await;
+    let relayed = crate::registry::effects::relay_all(platform).await;
     if relayed > 0 {
         tracing::warn!(
             events = relayed,
@@ -137,7 +139,7 @@ impl App {
         let started = Instant::now();
         let config = Arc::new(config);
         let db = storage::open_host(&config).await?;
-        let metrics = crate::metrics::Metrics::default();
+        let metrics = Arc::new(crate::metrics::Metrics::default());
         let cluster = Cluster::connect(&config, &db, &metrics).await?;
         let feed = cluster.feed.clone();
         tracing::info!(
@@ -145,9 +147,6 @@ impl App {
             redis = cluster.redis.is_some(),
             "cluster backends chosen"
         );
-        let identity = IdentityService::new(db.clone(), &config.identity, feed.clone()).await?;
-        let runtime = Runtime::new(&config)?;
-        tracing::info!(pooling = runtime.pooled, "wasm runtime ready");
         let kv: Arc<dyn KvBackend> = match &cluster.redis {
             Some(r) => Arc::new(RedisKv::new(r.clone())),
             None => Arc::new(MemoryKv::default()),
@@ -162,24 +161,51 @@ impl App {
                 .get_or_create(&crate::metrics::KindLabels { kind: kind.into() })
                 .clone()
         });
+        let caps = Arc::new(Caps {
+            kv: kv.clone(),
+            identity: Arc::new(
+                IdentityService::new(db.clone(), &config.identity, feed.clone()).await?,
+            ),
+            realtime: Arc::new(crate::capabilities::realtime::Hub::new(feed.clone())),
+            mail: Arc::new(crate::capabilities::mail::Mail::new(
+                db.clone(),
+                config.mail.clone(),
+                feed.clone(),
+            )),
+            services: Services::new(
+                crate::capabilities::breaker::Breakers::new(
+                    config.services.breaker_failures,
+                    Duration::from_millis(config.services.breaker_cooldown_ms),
+                ),
+                metrics.clone(),
+            ),
+        });
+        let runtime = Runtime::new(&config, caps.clone(), metrics.clone())?;
+        tracing::info!(pooling = runtime.pooled, "wasm runtime ready");
         let platform = Arc::new(Platform {
             config: config.clone(),
             runtime,
             db: db.clone(),
             kv,
-            identity,
-            events: EventBus::new(db.clone(), config.events.clone(), feed.clone()),
+            identity: caps.identity.clone(),
+            events: EventBus::new(db.clone(), config.events.clone(), feed),
             relay: Default::default(),
-            mail: crate::capabilities::mail::Mail::new(db, config.mail.clone(), feed.clone()),
-            realtime: crate::capabilities::realtime::Hub::new(feed),
+            mail: caps.mail.clone(),
+            realtime: caps.realtime.clone(),
             cluster,
             registry: Registry::default(),
             metrics,
-            breakers: crate::capabilities::breaker::Breakers::new(
-                config.services.breaker_failures,
-                Duration::from_millis(config.services.breaker_cooldown_ms),
-            ),
         });
+        // The registry is the capabilities' way to other plugins, and what frees warm
+        // instances when the pool is full; weakly, as it owns the runtime that holds them.
+        let invoker: Arc<dyn crate::core::Invoker> = platform.clone();
+        caps.services.connect(Arc::downgrade(&invoker));
+        let weak = Arc::downgrade(&platform);
+        platform.runtime.on_pool_full(Box::new(move || {
+            if let Some(p) = weak.upgrade() {
+                p.registry.drain_all();
+            }
+        }));
         registry::start(&platform).await?;
         recover(&platform).await;
 
@@ -191,13 +217,13 @@ impl App {
         let (stop, stopped) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(run_dispatcher(platform.clone(), stopped.clone())),
-            tokio::spawn(crate::capabilities::outbox::run_relay(
+            tokio::spawn(crate::registry::effects::run_relay(
                 platform.clone(),
                 stopped.clone(),
             )),
             tokio::spawn(sweep(platform.clone(), limiter.clone(), stopped.clone())),
             tokio::spawn(crate::capabilities::mail::run_sender(
-                platform.clone(),
+                platform.mail.clone(),
                 stopped.clone(),
             )),
             tokio::spawn(follow_feed(platform.clone(), stopped.clone())),

@@ -1,13 +1,4 @@
-//! Host-side bindings of the `kirana:platform/plugin` world.
+//! The WIT world's host-side bindings, from the `kirana-bindings` crate (a crate of
+//! its own, so nothing of the host can creep into them).
 
-wasmtime::component::bindgen!({
-    world: "plugin",
-    path: "../wit",
-    imports: { default: async | trappable },
-    exports: { default: async },
-    with: {
-        "kirana:platform/sql.transaction": crate::capabilities::sql::TxHandle,
-    },
-});
-
-pub use self::kirana::platform::types as wit;
+pub use kirana_bindings::*;

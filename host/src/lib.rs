@@ -12,13 +12,14 @@
 
 pub mod admin;
 pub mod app;
+pub mod bindings;
 pub mod capabilities;
 pub mod cluster;
 pub mod config;
+pub mod core;
 pub mod gateway;
 pub mod http;
 pub mod metrics;
-pub mod platform;
 pub mod registry;
 pub mod runtime;
 pub mod stats;

@@ -18,10 +18,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::Row;
 
-use crate::capabilities::grants::Grants;
+use crate::core::grants::Grants;
 use crate::http::error::{error, invalid_field};
 use crate::http::RequestId;
-use crate::platform::Platform;
+use crate::registry::Platform;
 use crate::registry::{ops, route_json, store, RegistryError};
 use crate::storage::{now_ms, rfc3339_ms};
 

@@ -1,10 +1,10 @@
 //! `kirana:platform/config`: the plugin's own section of `kirana.toml`, after
 //! environment overrides. A plugin never sees another plugin's or the host's settings.
 
-use crate::runtime::bindings::kirana::platform::config::Host;
-use crate::runtime::HostState;
+use crate::bindings::kirana::platform::config::Host;
+use crate::core::View;
 
-impl Host for HostState {
+impl Host for View<'_, ()> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self
             .plugin

@@ -23,12 +23,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::bindings::kirana::platform::identity::{Host, SessionInfo, TokenPair};
+use crate::bindings::wit;
 use crate::capabilities::denied;
 use crate::cluster::{Channel, Feed};
 use crate::config::IdentityConfig;
-use crate::runtime::bindings::kirana::platform::identity::{Host, SessionInfo, TokenPair};
-use crate::runtime::bindings::wit;
-use crate::runtime::HostState;
+use crate::core::View;
 use crate::storage::{now_ms, rfc3339_ms, Db};
 
 /// How long a cached session state is trusted before the database is asked again
@@ -471,16 +471,16 @@ fn db_err(e: sqlx::Error) -> wit::Error {
     wit::Error::Failed(format!("session store: {e}"))
 }
 
-impl HostState {
+impl View<'_, IdentityService> {
     fn identity(&self) -> Result<&IdentityService, wit::Error> {
         if !self.plugin.grants.identity {
             return Err(denied("identity", &self.plugin.name));
         }
-        Ok(&self.platform.identity)
+        Ok(self.state)
     }
 }
 
-impl Host for HostState {
+impl Host for View<'_, IdentityService> {
     async fn issue(
         &mut self,
         user_id: String,

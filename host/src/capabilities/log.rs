@@ -1,8 +1,8 @@
 //! `kirana:platform/log`: plugin log lines through `tracing`, tagged with the plugin,
 //! its version and the request id so they line up with the host's access log.
 
-use crate::runtime::bindings::kirana::platform::log::{Host, Level};
-use crate::runtime::HostState;
+use crate::bindings::kirana::platform::log::{Host, Level};
+use crate::core::View;
 
 /// Longest message or field value kept, so a plugin cannot flood the log.
 const MAX_LEN: usize = 4096;
@@ -14,7 +14,7 @@ fn clip(s: &str) -> &str {
     }
 }
 
-impl Host for HostState {
+impl Host for View<'_, ()> {
     async fn log(
         &mut self,
         level: Level,

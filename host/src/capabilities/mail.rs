@@ -18,14 +18,13 @@ use tokio::sync::{watch, Notify};
 
 use crate::cluster::{Channel, Feed};
 
-use crate::capabilities::denied;
-use crate::config::MailConfig;
-use crate::platform::Platform;
-use crate::runtime::bindings::kirana::platform::mail::{
+use crate::bindings::kirana::platform::mail::{
     Host, Message, OutboxPage, OutboxQuery, SentMessage,
 };
-use crate::runtime::bindings::wit;
-use crate::runtime::HostState;
+use crate::bindings::wit;
+use crate::capabilities::denied;
+use crate::config::MailConfig;
+use crate::core::View;
 use crate::storage::{now_ms, rfc3339_ms, Db};
 
 /// Largest message body accepted.
@@ -282,8 +281,7 @@ fn is_e164(s: &str) -> bool {
 
 /// Refuses an SMTP URL lettre cannot use, at startup rather than at the first email.
 /// Delivers pending email over SMTP until `stop`; returns at once without `smtp_url`.
-pub async fn run_sender(platform: Arc<Platform>, mut stop: watch::Receiver<bool>) {
-    let mail = &platform.mail;
+pub async fn run_sender(mail: Arc<Mail>, mut stop: watch::Receiver<bool>) {
     if !mail.smtp_enabled() {
         return;
     }
@@ -351,23 +349,21 @@ async fn deliver(
         .map_err(|e| e.to_string())
 }
 
-impl Host for HostState {
+impl Host for View<'_, Mail> {
     async fn send(&mut self, message: Message) -> wasmtime::Result<Result<String, wit::Error>> {
         if !self.plugin.grants.mail {
             return Ok(Err(denied("mail", &self.plugin.name)));
         }
-        Ok(
-            match self.platform.mail.send(&self.plugin.name, &message).await {
-                Ok(id) => Ok(id),
-                Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
-                Err(MailError::Store(e)) => {
-                    tracing::error!(plugin = %self.plugin.name, error = %e, "recording a message failed");
-                    Err(wit::Error::Unavailable(
-                        "the mail outbox is unavailable".into(),
-                    ))
-                }
-            },
-        )
+        Ok(match self.state.send(&self.plugin.name, &message).await {
+            Ok(id) => Ok(id),
+            Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
+            Err(MailError::Store(e)) => {
+                tracing::error!(plugin = %self.plugin.name, error = %e, "recording a message failed");
+                Err(wit::Error::Unavailable(
+                    "the mail outbox is unavailable".into(),
+                ))
+            }
+        })
     }
 
     async fn outbox(
@@ -377,18 +373,16 @@ impl Host for HostState {
         if !self.plugin.grants.mail {
             return Ok(Err(denied("mail", &self.plugin.name)));
         }
-        Ok(
-            match self.platform.mail.list(&self.plugin.name, &query).await {
-                Ok(page) => Ok(page),
-                Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
-                Err(MailError::Store(e)) => {
-                    tracing::error!(plugin = %self.plugin.name, error = %e, "reading the outbox failed");
-                    Err(wit::Error::Unavailable(
-                        "the mail outbox is unavailable".into(),
-                    ))
-                }
-            },
-        )
+        Ok(match self.state.list(&self.plugin.name, &query).await {
+            Ok(page) => Ok(page),
+            Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
+            Err(MailError::Store(e)) => {
+                tracing::error!(plugin = %self.plugin.name, error = %e, "reading the outbox failed");
+                Err(wit::Error::Unavailable(
+                    "the mail outbox is unavailable".into(),
+                ))
+            }
+        })
     }
 }
 

@@ -4,17 +4,15 @@
 pub mod breaker;
 pub mod config;
 pub mod events;
-pub mod grants;
 pub mod identity;
 pub mod kv;
 pub mod log;
 pub mod mail;
-pub mod outbox;
 pub mod realtime;
 pub mod services;
 pub mod sql;
 
-use crate::runtime::bindings::wit;
+use crate::bindings::wit;
 
 /// The WIT error of a capability the plugin was not granted.
 pub(crate) fn denied(capability: &str, plugin: &str) -> wit::Error {
@@ -35,5 +33,3 @@ pub(crate) fn error_text(e: &wit::Error) -> &str {
         | wit::Error::Failed(m) => m,
     }
 }
-
-impl wit::Host for crate::runtime::HostState {}

@@ -13,11 +13,11 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch};
 
+use crate::bindings::kirana::platform::realtime::Host;
+use crate::bindings::wit;
 use crate::capabilities::denied;
 use crate::cluster::{Channel, Feed};
-use crate::runtime::bindings::kirana::platform::realtime::Host;
-use crate::runtime::bindings::wit;
-use crate::runtime::HostState;
+use crate::core::View;
 
 /// Largest `data` one push may carry.
 pub const MAX_DATA: usize = 64 * 1024;
@@ -165,7 +165,7 @@ pub fn make_push(event: &str, data: &[u8]) -> Result<Push, String> {
     })
 }
 
-impl Host for HostState {
+impl Host for View<'_, Hub> {
     async fn push(
         &mut self,
         user_id: String,
@@ -180,7 +180,7 @@ impl Host for HostState {
         }
         Ok(match make_push(&event, &data) {
             Ok(push) => {
-                self.platform.realtime.push_everywhere(&user_id, push);
+                self.state.push_everywhere(&user_id, push);
                 Ok(())
             }
             Err(m) => Err(wit::Error::Invalid(m)),

@@ -8,7 +8,7 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::format;
+use super::errors;
 
 /// One plugin as `GET /admin/plugins` and the mutating routes describe it. Every field
 /// has a default so that a host adding fields, or leaving one out, still reads.
@@ -206,7 +206,7 @@ impl Client {
         }
         Err(HttpFailure {
             status,
-            message: format::error_message(status, &body, &self.shown, self.token.is_some()),
+            message: errors::error_message(status, &body, &self.shown, self.token.is_some()),
         }
         .into())
     }
@@ -229,7 +229,7 @@ impl Client {
             );
         }
         if e.is_connect() {
-            return format::unreachable_message(url, &root_cause(e));
+            return errors::unreachable_message(url, &root_cause(e));
         }
         format!("talking to kirana at {url} failed: {}", error_chain(e))
     }

@@ -2,6 +2,7 @@
 //! `/admin/plugins` API) and `kirana new plugin NAME` (a crate from the template).
 
 mod api;
+mod errors;
 mod format;
 mod plugins;
 mod scaffold;

@@ -10,7 +10,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::runtime::bindings::wit;
+use crate::bindings::wit;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {

@@ -18,13 +18,13 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use serde_json::json;
 
-use crate::capabilities::outbox;
+use crate::bindings::wit;
+use crate::core::{CallCtx, InvokeError};
 use crate::http::error::error;
 use crate::http::{bearer, request_id, security_headers, RequestId};
-use crate::platform::Platform;
-use crate::registry::routes::{Access, Match};
-use crate::runtime::bindings::wit;
-use crate::runtime::{CallCtx, InvokeError, Op, OpResult};
+use crate::registry::invoke::HandleError;
+use crate::registry::routes::{Access, Match, Refusal};
+use crate::registry::Platform;
 use rate_limit::{Decision, RateLimiter};
 
 /// What the gateway's handlers share.
@@ -178,7 +178,7 @@ async fn ready(State(g): State<Arc<Gateway>>) -> Response {
         let version = loaded.map(|l| l.version().to_string());
         plugins.push(json!({"name": name, "version": version, "state": state}));
     }
-    let open_circuits = p.breakers.open();
+    let open_circuits = p.runtime.caps.services.breakers.open();
     let status = if reasons.is_empty() {
         StatusCode::OK
     } else {
@@ -501,8 +501,17 @@ async fn serve(
             return error(StatusCode::UNAUTHORIZED, "unauthorized", e.to_string(), rid);
         }
     };
-    if let (Access::Roles(roles), Some(c)) = (access, &caller) {
-        if !roles.contains(&c.role) {
+    match access.admits(caller.as_ref()) {
+        Ok(()) => {}
+        Err(Refusal::NeedsCaller) => {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
+                rid,
+            );
+        }
+        Err(Refusal::WrongRole(roles)) => {
             return error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -561,48 +570,43 @@ async fn serve(
         0,
         plugin.ctx.timeout,
     );
-    match plugin.run(p, call, Op::Handle(request)).await {
-        Ok((OpResult::Response(resp), mut call)) => {
-            let outcome = outbox::outcome_of(resp.status);
-            match outbox::finish(p, &plugin.ctx, &mut call, outcome).await {
-                Ok(_) => plugin_response(resp, rid),
-                Err(e) => {
-                    // Nothing of the call was committed: the client must not take the
-                    // plugin's answer for done.
-                    tracing::error!(
-                        request_id = %rid,
-                        plugin = %plugin.name(),
-                        error = %crate::capabilities::error_text(&e),
-                        "committing the call's work failed"
-                    );
-                    error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "plugin_unavailable",
-                        format!(
-                            "{} could not commit its work; nothing was changed, retry",
-                            plugin.name()
-                        ),
-                        rid,
-                    )
-                }
-            }
+    match p.handle(plugin, call, request).await {
+        Ok(resp) => plugin_response(resp, rid),
+        Err(HandleError::NotCommitted(e)) => {
+            // Nothing of the call was committed: the client must not take the plugin's
+            // answer for done.
+            tracing::error!(
+                request_id = %rid,
+                plugin = %plugin.name(),
+                error = %crate::capabilities::error_text(&e),
+                "committing the call's work failed"
+            );
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin_unavailable",
+                format!(
+                    "{} could not commit its work; nothing was changed, retry",
+                    plugin.name()
+                ),
+                rid,
+            )
         }
-        Ok(_) => error(
+        Err(HandleError::Unexpected) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error",
             rid,
         ),
-        Err(InvokeError::Timeout(limit)) => error(
+        Err(HandleError::Invoke(InvokeError::Timeout(limit))) => error(
             StatusCode::GATEWAY_TIMEOUT,
             "plugin_timeout",
             match limit {
-                crate::runtime::Limit::Time => format!(
+                crate::core::Limit::Time => format!(
                     "{} did not answer within {} ms",
                     plugin.name(),
                     plugin.ctx.timeout.as_millis()
                 ),
-                crate::runtime::Limit::Fuel => format!(
+                crate::core::Limit::Fuel => format!(
                     "{} spent its fuel budget ({} units) before answering",
                     plugin.name(),
                     plugin.ctx.fuel.unwrap_or_default()
@@ -610,13 +614,13 @@ async fn serve(
             },
             rid,
         ),
-        Err(InvokeError::Instantiate(_)) => error(
+        Err(HandleError::Invoke(InvokeError::Instantiate(_))) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "plugin_unavailable",
             format!("{} could not be started", plugin.name()),
             rid,
         ),
-        Err(InvokeError::Trap(_) | InvokeError::MemoryLimit(_)) => error(
+        Err(HandleError::Invoke(InvokeError::Trap(_) | InvokeError::MemoryLimit(_))) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "internal error",

@@ -5,8 +5,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::bindings::wit;
 use crate::registry::Snapshot;
-use crate::runtime::bindings::wit;
 
 /// The document for the plugins of `snap`.
 pub fn document(snap: &Snapshot) -> Value {

@@ -20,11 +20,11 @@ use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use tokio::sync::{broadcast, watch};
 
+use crate::bindings::wit;
 use crate::capabilities::identity::TokenError;
 use crate::capabilities::realtime::Push;
 use crate::http::error::error;
-use crate::platform::Platform;
-use crate::runtime::bindings::wit;
+use crate::registry::Platform;
 
 /// The route's path.
 pub const PATH: &str = "/api/v1/realtime";

@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::{watch, Notify};
 
+use super::Platform;
+use crate::bindings::kirana::platform::sql::Value;
+use crate::bindings::wit;
 use crate::capabilities::events::NewEvent;
-use crate::capabilities::sql::{self, Unit};
+use crate::core::{CallCtx, PendingEvent, PluginCtx};
 use crate::metrics::TopicLabels;
-use crate::platform::Platform;
-use crate::runtime::bindings::kirana::platform::sql::Value;
-use crate::runtime::bindings::wit;
-use crate::runtime::{CallCtx, LoadedPlugin, PendingEvent, PluginCtx};
+use crate::runtime::LoadedPlugin;
+use crate::storage::statements::{self as sql, Unit};
 use crate::storage::{now_ms, PluginDb};
 
 /// The tables, created by the host in every plugin's database (idempotent).
@@ -421,8 +422,8 @@ pub async fn run_relay(platform: Arc<Platform>, mut stop: watch::Receiver<bool>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::sql::query_host;
     use crate::storage::sqlite::SqliteDb;
+    use crate::storage::statements::query_host;
 
     async fn db() -> (tempfile::TempDir, PluginDb) {
         let dir = tempfile::tempdir().expect("temp dir");

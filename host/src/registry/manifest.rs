@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::runtime::bindings::wit;
+use crate::bindings::wit;
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
@@ -72,7 +72,7 @@ pub fn validate_manifest(expected_name: &str, m: &wit::Manifest) -> Result<()> {
                 "capabilities.publish lists {topic:?}: a plugin publishes only the topics it owns, so no wildcards; list each topic it publishes or schedules by name (like \"order.created\")"
             );
         }
-        if !crate::capabilities::grants::is_name(topic) {
+        if !crate::core::grants::is_name(topic) {
             bail!(
                 "capabilities.publish lists {topic:?}, which is not a topic name: 1 to 128 of letters, digits, '.', '_' and '-'"
             );

@@ -9,8 +9,12 @@
 //! a lock and recorded in the host database ([`store`]), which is the truth across
 //! restarts; the configuration file only seeds it (see [`start`]).
 
+pub mod dispatch;
+pub mod effects;
+pub mod invoke;
 mod manifest;
 pub mod ops;
+mod platform;
 pub mod reconcile;
 pub mod routes;
 pub mod store;
@@ -24,16 +28,18 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use arc_swap::ArcSwap;
 
-use crate::capabilities::grants::Grants;
-use crate::capabilities::{outbox, sql};
+use crate::bindings::wit;
 use crate::config::{InstanceMode, PluginConfig};
-use crate::platform::Platform;
-use crate::runtime::bindings::wit;
-use crate::runtime::{CallCtx, LoadedPlugin, Op, OpResult, PluginCtx};
+use crate::core::grants::Grants;
+use crate::core::{CallCtx, Op, OpResult, PluginCtx};
+use crate::runtime::LoadedPlugin;
+use crate::storage::statements as sql;
 use crate::storage::{self, PluginDb};
+use effects as outbox;
 use routes::RouteTable;
 
 pub use manifest::validate_manifest;
+pub use platform::Platform;
 
 /// A candidate version taking a share of a plugin's requests.
 pub struct Canary {
@@ -587,7 +593,7 @@ pub async fn build(
             .map_err(|e| {
                 RegistryError::Invalid(format!("not a WebAssembly component: {}", root(&e)))
             })?;
-    let pre = LoadedPlugin::prepare(platform, &component)
+    let pre = LoadedPlugin::prepare(&platform.runtime, &component)
         .map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
 
     // Ask the component who it is, with no capabilities and no database.
@@ -615,7 +621,7 @@ pub async fn build(
     )
     .map_err(RegistryError::Internal)?;
     let call = CallCtx::new("describe".into(), None, 0, probe.ctx.timeout);
-    let manifest = match probe.run(platform, call, Op::Describe).await {
+    let manifest = match platform.run(&probe, call, Op::Describe).await {
         Ok((OpResult::Manifest(m), _)) => m,
         Ok(_) => {
             return Err(RegistryError::Invalid(
@@ -802,7 +808,7 @@ pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Re
         .await
         .map_err(|e| anyhow!("opening the migration transaction: {e:?}"))?;
     call.migration_tx = Some(tx.for_migration());
-    let (result, mut call) = match plugin.run(platform, call, Op::Migrate(from.clone())).await {
+    let (result, mut call) = match platform.run(plugin, call, Op::Migrate(from.clone())).await {
         Ok(r) => r,
         Err(e) => bail!("migrate crashed: {e}"),
     };
@@ -815,7 +821,7 @@ pub async fn migrate(platform: &Arc<Platform>, plugin: &Arc<LoadedPlugin>) -> Re
     call.unit = call
         .migration_tx
         .take()
-        .map(crate::capabilities::sql::Unit::from_tx);
+        .map(crate::storage::statements::Unit::from_tx);
     let outcome = outbox::Outcome::Commit {
         publish: true,
         handled: None,

@@ -12,9 +12,9 @@ use super::{
     approved_grants, build, manifest_json, migrate, plugin_config, store, topics, unconfigured,
     Canary, GrantCheck, RegistryError,
 };
-use crate::capabilities::grants::Grants;
-use crate::platform::Platform;
+use crate::core::grants::Grants;
 use crate::registry::routes::RouteTable;
+use crate::registry::Platform;
 use crate::runtime::LoadedPlugin;
 use crate::storage::now_ms;
 
@@ -114,7 +114,7 @@ async fn build_detached(
 /// Refuses a plugin whose public routes collide with another plugin's.
 fn check_routes(platform: &Platform, plugin: &LoadedPlugin) -> Result<(), RegistryError> {
     let snap = platform.registry.snapshot();
-    let mut manifests: Vec<(&str, &[crate::runtime::bindings::wit::Route])> = snap
+    let mut manifests: Vec<(&str, &[crate::bindings::wit::Route])> = snap
         .plugins
         .values()
         .chain(snap.disabled.values())

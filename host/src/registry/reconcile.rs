@@ -11,7 +11,7 @@ use anyhow::{anyhow, Result};
 
 use super::{approved_grants, build, ops, plugin_config, store, Canary, GrantCheck};
 use crate::config::PluginConfig;
-use crate::platform::Platform;
+use crate::registry::Platform;
 use crate::runtime::LoadedPlugin;
 use crate::storage::{now_ms, PluginDb};
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use anyhow::{anyhow, bail, Result};
 
-use crate::runtime::bindings::wit;
+use crate::bindings::wit;
 use crate::runtime::LoadedPlugin;
 
 /// Who may call a public route.
@@ -20,7 +20,36 @@ pub enum Access {
     Roles(Vec<String>),
 }
 
+/// Why a caller may not use a route.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The route needs a caller and there is none (401).
+    NeedsCaller,
+    /// The caller's role is not one of these (403).
+    WrongRole(Vec<String>),
+}
+
 impl Access {
+    /// The one access rule, for the gateway and for service calls alike.
+    pub fn admits(&self, caller: Option<&wit::Identity>) -> Result<(), Refusal> {
+        match (self, caller) {
+            (Access::Public, _) => Ok(()),
+            (_, None) => Err(Refusal::NeedsCaller),
+            (Access::Roles(roles), Some(c)) if !roles.contains(&c.role) => {
+                Err(Refusal::WrongRole(roles.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// [`Access::admits`] for a manifest's rule: internal routes admit any plugin.
+    pub fn admits_call(a: &wit::Access, caller: Option<&wit::Identity>) -> Result<(), Refusal> {
+        match Access::exposed(a) {
+            None => Ok(()),
+            Some(access) => access.admits(caller),
+        }
+    }
+
     /// A route's access as the gateway enforces it; None for an internal route (never
     /// exposed).
     pub fn exposed(a: &wit::Access) -> Option<Self> {

@@ -9,57 +9,11 @@ use anyhow::{Context, Result};
 use wasmtime::component::Component;
 use wasmtime::{Store, UpdateDeadline};
 
-use super::bindings::{wit, Plugin, PluginPre};
-use super::state::{CallCtx, HostState, PluginCtx};
+use super::state::HostState;
+use super::Runtime;
+use crate::bindings::{wit, Plugin, PluginPre};
 use crate::config::InstanceMode;
-use crate::platform::Platform;
-
-/// An export call.
-pub enum Op {
-    Describe,
-    Migrate(Option<String>),
-    Handle(wit::Request),
-    OnEvent(wit::Event),
-}
-
-/// What the export returned.
-pub enum OpResult {
-    Manifest(wit::Manifest),
-    Migrated(Result<(), String>),
-    Response(wit::Response),
-    Event(Result<(), String>),
-}
-
-/// Why a call produced no result. The instance is discarded in every case.
-#[derive(Debug, thiserror::Error)]
-pub enum InvokeError {
-    #[error("the plugin ran past its {0}")]
-    Timeout(Limit),
-    #[error("the plugin hit its memory limit: {0}")]
-    MemoryLimit(String),
-    #[error("the plugin trapped: {0}")]
-    Trap(String),
-    #[error("the plugin could not be instantiated: {0}")]
-    Instantiate(String),
-}
-
-/// Which compute limit stopped a call (both answer `504 plugin_timeout`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// The call's deadline (epoch interruption).
-    Time,
-    /// The plugin's fuel budget (`[plugins.NAME] fuel`).
-    Fuel,
-}
-
-impl std::fmt::Display for Limit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Limit::Time => "time limit",
-            Limit::Fuel => "fuel budget",
-        })
-    }
-}
+use crate::core::{CallCtx, InvokeError, Limit, Op, OpResult, PluginCtx};
 
 /// Raised by the epoch callback when a call's deadline has passed.
 #[derive(Debug)]
@@ -98,9 +52,8 @@ pub struct LoadedPlugin {
 
 impl LoadedPlugin {
     /// Pre-instantiates `component` against the shared linker.
-    pub fn prepare(platform: &Platform, component: &Component) -> Result<PluginPre<HostState>> {
-        let pre = platform
-            .runtime
+    pub fn prepare(runtime: &Runtime, component: &Component) -> Result<PluginPre<HostState>> {
+        let pre = runtime
             .linker
             .instantiate_pre(component)
             .map_err(anyhow::Error::from)
@@ -171,14 +124,14 @@ impl LoadedPlugin {
     /// the result together with the call state (holding the events it published).
     pub async fn run(
         &self,
-        platform: &Arc<Platform>,
+        runtime: &Runtime,
         call: CallCtx,
         op: Op,
     ) -> Result<(OpResult, CallCtx), InvokeError> {
         let started = Instant::now();
         let counters = self
             .counters
-            .get_or_init(|| platform.metrics.plugin_counters(&self.ctx.name));
+            .get_or_init(|| runtime.metrics.plugin_counters(&self.ctx.name));
         let mut warm = match self.take_warm() {
             Some(w) => {
                 counters.reuses.inc();
@@ -186,13 +139,13 @@ impl LoadedPlugin {
             }
             None => {
                 counters.instantiations.inc();
-                match self.instantiate(platform, call.deadline).await {
+                match self.instantiate(runtime, call.deadline).await {
                     Err(InvokeError::Instantiate(reason)) => {
                         // Most likely the pool is full of idle warm instances: free them
                         // and try once more.
                         tracing::warn!(plugin = %self.ctx.name, %reason, "instantiation failed; evicting warm instances and retrying");
-                        platform.registry.drain_all();
-                        self.instantiate(platform, call.deadline).await?
+                        runtime.free_warm_instances();
+                        self.instantiate(runtime, call.deadline).await?
                     }
                     other => other?,
                 }
@@ -201,7 +154,7 @@ impl LoadedPlugin {
         let backstop = call.remaining() + Duration::from_secs(1);
         warm.store.data_mut().call = call;
         warm.store.set_epoch_deadline(1);
-        if platform.runtime.fuel {
+        if runtime.fuel {
             // Each call starts with the plugin's full budget (unlimited without one).
             let fuel = self.ctx.fuel.unwrap_or(u64::MAX);
             if let Err(e) = warm.store.set_fuel(fuel) {
@@ -239,17 +192,13 @@ impl LoadedPlugin {
         }
     }
 
-    async fn instantiate(
-        &self,
-        platform: &Arc<Platform>,
-        deadline: Instant,
-    ) -> Result<Warm, InvokeError> {
-        let mut state = HostState::new(self.ctx.clone(), platform.clone());
+    async fn instantiate(&self, runtime: &Runtime, deadline: Instant) -> Result<Warm, InvokeError> {
+        let mut state = HostState::new(self.ctx.clone(), runtime.caps.clone());
         // Start functions run during instantiation and count against the call's time.
         state.call.deadline = deadline;
-        let mut store = Store::new(&platform.runtime.engine, state);
+        let mut store = Store::new(&runtime.engine, state);
         store.set_epoch_deadline(1);
-        if platform.runtime.fuel {
+        if runtime.fuel {
             // Start functions run on the call's budget too.
             let fuel = self.ctx.fuel.unwrap_or(u64::MAX);
             store

@@ -1,7 +1,7 @@
 //! The wasmtime side of the host: one engine, one linker, compiled components cached on
 //! disk, and the store a single call runs in. Nothing here knows what a plugin does.
 
-pub mod bindings;
+pub mod caps;
 pub mod instance;
 pub mod state;
 
@@ -13,35 +13,42 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config as WasmConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::Config;
-pub use instance::{InvokeError, Limit, LoadedPlugin, Op, OpResult};
-pub use state::{CallCtx, HostState, PendingEvent, PluginCtx};
+use crate::metrics::Metrics;
+pub use caps::Caps;
+pub use instance::LoadedPlugin;
+pub use state::HostState;
 
 /// The engine and linker every plugin shares.
 pub struct Runtime {
     pub engine: Engine,
     pub linker: Linker<HostState>,
+    /// The capabilities' shared states every store gets.
+    pub caps: Arc<Caps>,
+    pub metrics: Arc<Metrics>,
     /// True when the pooling allocator could reserve its slots.
     pub pooled: bool,
     /// True when the engine meters fuel (some plugin has a fuel budget).
     pub fuel: bool,
     cache_dir: PathBuf,
     ticker_stop: Arc<AtomicBool>,
+    /// Frees every plugin's warm instances (the registry knows them all).
+    free_warm: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Runtime {
     /// Builds the engine (pooling when the machine allows, on-demand otherwise), links
     /// WASI p2 and every capability, and starts the epoch ticker.
-    pub fn new(config: &Config) -> Result<Self> {
+    pub fn new(config: &Config, caps: Arc<Caps>, metrics: Arc<Metrics>) -> Result<Self> {
         let (engine, pooled) = build_engine(config)?;
         let mut linker = Linker::<HostState>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking WASI p2")?;
-        bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+        caps::link(&mut linker)
             .map_err(anyhow::Error::from)
             .context("linking the kirana:platform capabilities")?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -53,11 +60,26 @@ impl Runtime {
         Ok(Self {
             engine,
             linker,
+            caps,
+            metrics,
             pooled,
             fuel: config.uses_fuel(),
             cache_dir: config.cache_dir(),
             ticker_stop,
+            free_warm: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets what frees warm instances when the pool is full (once).
+    pub fn on_pool_full(&self, free: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.free_warm.set(free);
+    }
+
+    /// Frees warm instances so a new one fits in the pool.
+    pub fn free_warm_instances(&self) {
+        if let Some(f) = self.free_warm.get() {
+            f();
+        }
     }
 
     /// Compiles `bytes`, or loads the artifact compiled earlier for the same bytes and

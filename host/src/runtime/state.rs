@@ -1,106 +1,15 @@
-//! What a store carries: the plugin it runs, the platform's shared services, and the
-//! state of the one call in progress.
+//! What a store carries: the plugin it runs, the capabilities' shared states, and the
+//! state of the one call in progress; and the view each capability gets of it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::wit;
-use crate::capabilities::grants::Grants;
-use crate::capabilities::sql::{Tx, Unit};
-use crate::config::InstanceMode;
-use crate::platform::Platform;
-use crate::storage::PluginDb;
-
-/// Everything about a loaded plugin version that its capability calls need.
-pub struct PluginCtx {
-    pub name: String,
-    pub version: String,
-    pub grants: Grants,
-    pub db: PluginDb,
-    /// The plugin's own `[name]` section of the configuration.
-    pub settings: Vec<(String, String)>,
-    pub memory_bytes: usize,
-    pub timeout: Duration,
-    pub mode: InstanceMode,
-    /// Largest request body the gateway hands this plugin.
-    pub body_bytes: usize,
-    /// Nesting limit for service calls this plugin makes.
-    pub max_call_depth: u32,
-    /// Fuel per call when the engine meters fuel (none = unlimited).
-    pub fuel: Option<u64>,
-}
-
-/// An event published during a call, held until the call succeeds.
-#[derive(Debug, Clone)]
-pub struct PendingEvent {
-    pub id: String,
-    pub topic: String,
-    pub payload: String,
-    pub source: String,
-    pub delay: Duration,
-    /// The plugin's innermost open `transaction` when it published: rolling that
-    /// back drops the event.
-    pub savepoint: Option<u32>,
-}
-
-/// The state of one call (a request, an event delivery, a migration).
-pub struct CallCtx {
-    pub request_id: String,
-    pub caller: Option<wit::Identity>,
-    /// How many `services.call` hops led here (0 at the gateway).
-    pub depth: u32,
-    pub deadline: Instant,
-    /// Events published so far; committed only if the call succeeds.
-    pub pending: Vec<PendingEvent>,
-    /// During `migrate`, every SQL statement runs in this transaction.
-    pub migration_tx: Option<Tx>,
-    /// The call's own transaction (see [`Unit`]), from its first write on.
-    pub unit: Option<Unit>,
-    /// The unit failed after holding work: the call must not succeed.
-    pub unit_lost: bool,
-}
-
-impl CallCtx {
-    pub fn new(
-        request_id: String,
-        caller: Option<wit::Identity>,
-        depth: u32,
-        timeout: Duration,
-    ) -> Self {
-        Self {
-            request_id,
-            caller,
-            depth,
-            deadline: Instant::now() + timeout,
-            pending: Vec::new(),
-            migration_tx: None,
-            unit: None,
-            unit_lost: false,
-        }
-    }
-
-    /// Drops the events published since savepoint `sp` began (it was rolled back).
-    pub fn drop_events_from(&mut self, sp: u32) {
-        self.pending
-            .retain(|e| e.savepoint.is_none_or(|published_in| published_in < sp));
-    }
-
-    /// Time left before the deadline.
-    pub fn remaining(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-}
-
-impl Default for CallCtx {
-    fn default() -> Self {
-        Self::new(String::new(), None, 0, Duration::ZERO)
-    }
-}
+use super::Caps;
+use crate::core::{CallCtx, PluginCtx, View};
 
 /// The data of a wasmtime store.
 pub struct HostState {
@@ -110,7 +19,7 @@ pub struct HostState {
     table: ResourceTable,
     pub limits: StoreLimits,
     pub plugin: Arc<PluginCtx>,
-    pub platform: Arc<Platform>,
+    pub caps: Arc<Caps>,
     pub call: CallCtx,
     /// SQL transactions the plugin holds open; an instance holding one is not reused.
     pub open_txs: usize,
@@ -121,7 +30,7 @@ pub struct HostState {
 const STDERR_CAPACITY: usize = 16 * 1024;
 
 impl HostState {
-    pub fn new(plugin: Arc<PluginCtx>, platform: Arc<Platform>) -> Self {
+    pub fn new(plugin: Arc<PluginCtx>, caps: Arc<Caps>) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let limits = StoreLimitsBuilder::new()
             .memory_size(plugin.memory_bytes)
@@ -136,7 +45,7 @@ impl HostState {
             table: ResourceTable::new(),
             limits,
             plugin,
-            platform,
+            caps,
             call: CallCtx::default(),
             open_txs: 0,
             stderr,
@@ -158,6 +67,17 @@ impl HostState {
 
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
+    }
+
+    /// One capability's view of this store: `pick` chooses its state.
+    pub fn view<S: ?Sized>(&mut self, pick: fn(&Caps) -> &S) -> View<'_, S> {
+        View {
+            plugin: &self.plugin,
+            call: &mut self.call,
+            table: &mut self.table,
+            open_txs: &mut self.open_txs,
+            state: pick(&self.caps),
+        }
     }
 }
 

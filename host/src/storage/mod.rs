@@ -18,6 +18,7 @@ use sqlx::{AnyPool, Executor};
 use crate::config::{Config, SqliteSync};
 
 pub mod sqlite;
+pub mod statements;
 
 pub use sqlite::SqliteDb;
 

@@ -570,7 +570,7 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
 /// Moves every committed event from the plugins' outboxes to the bus now (the relay
 /// runs in the background), so a test can read the bus.
 pub async fn relay(app: &TestApp) {
-    kirana::capabilities::outbox::relay_all(&app.app().platform).await;
+    kirana::registry::effects::relay_all(&app.app().platform).await;
 }
 
 /// The operator takes plugin `name` out of service (`"disable"`) or puts it back

@@ -249,7 +249,8 @@ pub async fn call_internal(
     params: &[(&str, &str)],
     body: Option<Value>,
 ) -> (u16, Value) {
-    use kirana::runtime::{bindings::wit, CallCtx, Op, OpResult};
+    use kirana::bindings::wit;
+    use kirana::core::CallCtx;
     let platform = app.app().platform.clone();
     let loaded = platform.registry.get(plugin).expect("the plugin is loaded");
     let mut path = route.to_string();
@@ -273,18 +274,11 @@ pub async fn call_internal(
         request_id: "req_internal_test".to_string(),
     };
     let call = CallCtx::new("req_internal_test".to_string(), None, 1, loaded.ctx.timeout);
-    let (result, mut call) = loaded
-        .run(&platform, call, Op::Handle(request))
+    // The gateway's own path: run, then commit what the answer commits.
+    let resp = platform
+        .handle(&loaded, call, request)
         .await
-        .expect("the internal call runs");
-    let OpResult::Response(resp) = result else {
-        panic!("handle answered something other than a response");
-    };
-    // The gateway's own rule for what a call's answer commits.
-    let outcome = kirana::capabilities::outbox::outcome_of(resp.status);
-    kirana::capabilities::outbox::finish(&platform, &loaded.ctx, &mut call, outcome)
-        .await
-        .expect("committing the call's work");
+        .expect("the internal call runs and commits");
     let body = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
     (resp.status, body)
 }

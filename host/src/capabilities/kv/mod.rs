@@ -11,16 +11,16 @@
 pub mod redis;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 
+use crate::bindings::kirana::platform::kv::Host;
+use crate::bindings::wit;
 use crate::capabilities::denied;
-use crate::runtime::bindings::kirana::platform::kv::Host;
-use crate::runtime::bindings::wit;
-use crate::runtime::HostState;
+use crate::core::View;
 
 /// Longest key accepted.
 pub const MAX_KEY: usize = 512;
@@ -331,7 +331,7 @@ impl KvBackend for MemoryKv {
     }
 }
 
-impl HostState {
+impl View<'_, Arc<dyn KvBackend>> {
     fn kv_ns(&self) -> Result<String, wit::Error> {
         if !self.plugin.grants.kv {
             return Err(denied("kv", &self.plugin.name));
@@ -340,13 +340,13 @@ impl HostState {
     }
 }
 
-impl Host for HostState {
+impl Host for View<'_, Arc<dyn KvBackend>> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, wit::Error>> {
         let ns = match self.kv_ns().and_then(|ns| check_key(&key).map(|()| ns)) {
             Ok(ns) => ns,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.platform.kv.get(&ns, &key).await)
+        Ok(self.state.get(&ns, &key).await)
     }
 
     async fn set(
@@ -363,7 +363,7 @@ impl Host for HostState {
             Ok(ns) => ns,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.platform.kv.set(&ns, &key, value, ttl_ms).await)
+        Ok(self.state.set(&ns, &key, value, ttl_ms).await)
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, wit::Error>> {
@@ -371,7 +371,7 @@ impl Host for HostState {
             Ok(ns) => ns,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.platform.kv.delete(&ns, &key).await)
+        Ok(self.state.delete(&ns, &key).await)
     }
 
     async fn incr(
@@ -384,7 +384,7 @@ impl Host for HostState {
             Ok(ns) => ns,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.platform.kv.incr(&ns, &key, delta, ttl_ms).await)
+        Ok(self.state.incr(&ns, &key, delta, ttl_ms).await)
     }
 
     async fn compare_and_swap(
@@ -406,8 +406,7 @@ impl Host for HostState {
             Err(e) => return Ok(Err(e)),
         };
         Ok(self
-            .platform
-            .kv
+            .state
             .compare_and_swap(&ns, &key, expected, new, ttl_ms)
             .await)
     }
@@ -421,7 +420,7 @@ impl Host for HostState {
             Ok(ns) => ns,
             Err(e) => return Ok(Err(e)),
         };
-        Ok(self.platform.kv.scan(&ns, &prefix, limit).await)
+        Ok(self.state.scan(&ns, &prefix, limit).await)
     }
 }
 

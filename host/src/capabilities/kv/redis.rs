@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use redis::{AsyncCommands, ErrorKind, Script};
 
 use super::{KvBackend, MAX_SCAN, MAX_TTL};
+use crate::bindings::wit;
 use crate::cluster::redis::Redis;
-use crate::runtime::bindings::wit;
 
 pub struct RedisKv {
     redis: Redis,
