@@ -206,8 +206,12 @@ impl App {
                 p.registry.drain_all();
             }
         }));
+        // Replicas on one PostgreSQL start one at a time: plugin roles and migrations
+        // are not safe to create twice at once.
+        let lock = storage::StartupLock::take(&platform.db).await?;
         registry::start(&platform).await?;
         recover(&platform).await;
+        lock.release().await;
 
         let limiter = Arc::new(RateLimiter::with_metrics(
             config.rate_limit.clone(),

@@ -473,6 +473,15 @@ impl Config {
         if !self.mail.smtp_url.is_empty() {
             check_smtp_url(&self.mail.smtp_url).context("mail.smtp_url")?;
         }
+        if !self.redis_url.is_empty()
+            && !["redis://", "rediss://", "redis+unix://", "unix://"]
+                .iter()
+                .any(|s| self.redis_url.starts_with(s))
+        {
+            bail!(
+                "redis_url must be a Redis URL (redis://[:password@]host:6379/N, rediss:// for TLS) or empty for no Redis (KIRANA_REDIS_URL)"
+            );
+        }
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             bail!("mail.from: {:?} is not an email address", self.mail.from);
         }
@@ -909,6 +918,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("operator_token"), "{err}");
+    }
+
+    #[test]
+    fn a_redis_url_that_is_not_one_is_refused_naming_the_setting() {
+        for bad in ["127.0.0.1:6379", "http://cache:6379", "redis"] {
+            let err = Config::load_with_env(None, &env(&[("KIRANA_REDIS_URL", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("redis_url") && err.contains("KIRANA_REDIS_URL"),
+                "{err}"
+            );
+            assert!(
+                !err.contains(bad) || bad == "redis",
+                "the value may hold a password: {err}"
+            );
+        }
+        let ok = Config::load_with_env(
+            None,
+            &env(&[("KIRANA_REDIS_URL", "redis://:pw@cache:6379/2")]),
+        );
+        assert!(ok.is_ok(), "{:?}", ok.err());
     }
 
     #[test]

@@ -74,6 +74,54 @@ impl Db {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/host");
 
 /// Opens the host database and brings its tables forward.
+/// The advisory lock replicas take around their start on one PostgreSQL database:
+/// creating plugin roles and running plugin migrations at the same moment fails
+/// (`tuple concurrently updated`, duplicate keys, deadlocks). Any constant unique to
+/// Kirana works; this one spells "kirana" in ASCII.
+const STARTUP_LOCK: i64 = 0x6b6972616e61;
+
+/// Holds the start-up lock (PostgreSQL only) until [`StartupLock::release`]. A start
+/// that fails drops the lock's connection, which ends the lock with it.
+pub struct StartupLock(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+
+impl StartupLock {
+    /// Waits until no other replica of this database is starting.
+    pub async fn take(db: &Db) -> Result<Self> {
+        if db.backend != Backend::Postgres {
+            return Ok(Self(None));
+        }
+        let mut conn = db.pool.acquire().await.context("taking the start-up lock")?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(STARTUP_LOCK)
+            .execute(&mut *conn)
+            .await
+            .context("taking the start-up lock (pg_advisory_lock)")?;
+        Ok(Self(Some(conn)))
+    }
+
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.0.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(STARTUP_LOCK)
+                .execute(&mut *conn)
+                .await;
+            if unlocked.is_err() {
+                // Closing the session ends its locks.
+                let _ = conn.detach();
+            }
+        }
+    }
+}
+
+impl Drop for StartupLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.0.take() {
+            // Never back to the pool still holding the lock.
+            drop(conn.detach());
+        }
+    }
+}
+
 pub async fn open_host(config: &Config) -> Result<Db> {
     sqlx::any::install_default_drivers();
     let db = if config.uses_postgres() {

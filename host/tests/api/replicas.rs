@@ -343,6 +343,11 @@ async fn redis_stopped_and_started_again_under_load() {
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(b.get("/api/v1/auth/me", Some(&c.token)).await.status, 401);
 
+    // A plugin switched off while the feed is down: B misses the message, and catches
+    // up from the database when the feed reconnects.
+    plugin_action(&a, "hello", "disable").await;
+    assert_eq!(a.get("/api/v1/hello/ping", None).await.status, 503);
+
     redis.run().await;
     let back = within(Duration::from_secs(5), || async {
         a.get("/ready", None).await.body["status"] == "ready"
@@ -351,6 +356,20 @@ async fn redis_stopped_and_started_again_under_load() {
     .await;
     assert!(back.is_some(), "the replicas did not see Redis come back");
     eprintln!("reconnected after {:?}", back.unwrap_or_default());
+    let caught_up = within(Duration::from_secs(1), || async {
+        b.get("/api/v1/hello/ping", None).await.status == 503
+    })
+    .await;
+    assert!(
+        caught_up.is_some(),
+        "B did not reconcile the change it missed"
+    );
+    plugin_action(&a, "hello", "enable").await;
+    let enabled = within(Duration::from_secs(1), || async {
+        b.get("/api/v1/hello/ping", None).await.status == 200
+    })
+    .await;
+    assert!(enabled.is_some(), "B did not follow the enable");
     // Everything works again without a restart.
     assert_eq!(a.get("/api/v1/hello", None).await.status, 200);
     let asha = a.customer().await;
@@ -379,5 +398,30 @@ async fn redis_stopped_and_started_again_under_load() {
         );
     }
     drop(on_b);
+    stop_both(a, b).await;
+}
+
+#[tokio::test]
+async fn replicas_starting_together_each_load_every_plugin() {
+    // Plugin roles and migrations run at every start; two replicas doing them at the
+    // same moment must not leave either one without a plugin.
+    let a = TestApp::spawn_with(Backend::Postgres, "").await;
+    let (b, c) = tokio::join!(a.replica(""), a.replica(""));
+    for app in [&a, &b, &c] {
+        let ready = app.get("/ready", None).await;
+        assert_eq!(ready.status, 200, "{}", ready.text);
+        let states: Vec<&str> = ready.body["plugins"]
+            .as_array()
+            .expect("plugins")
+            .iter()
+            .filter_map(|p| p["state"].as_str())
+            .collect();
+        assert!(
+            !states.is_empty() && states.iter().all(|s| *s == "live"),
+            "{}",
+            ready.text
+        );
+    }
+    c.stop().await;
     stop_both(a, b).await;
 }
