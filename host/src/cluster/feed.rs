@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -171,6 +172,45 @@ impl Core {
 
     pub fn is_closed(&self) -> bool {
         *self.closed.borrow()
+    }
+}
+
+/// A feed over the network (PostgreSQL NOTIFY, Redis pub/sub): the shared [`Core`]
+/// fed by the backend's own sender and listener tasks.
+pub struct Networked {
+    core: Arc<Core>,
+    kind: &'static str,
+}
+
+impl Networked {
+    pub fn new(core: Arc<Core>, kind: &'static str) -> Self {
+        Self { core, kind }
+    }
+}
+
+impl Drop for Networked {
+    fn drop(&mut self) {
+        self.core.close();
+    }
+}
+
+impl Feed for Networked {
+    fn publish(&self, channel: Channel, body: String) {
+        if !self.core.queue(channel, body) {
+            tracing::warn!(?channel, "change-feed queue full; message dropped");
+        }
+    }
+    fn subscribe(&self) -> broadcast::Receiver<Message> {
+        self.core.subscribe()
+    }
+    fn connections(&self) -> watch::Receiver<u64> {
+        self.core.connections()
+    }
+    fn healthy(&self) -> bool {
+        self.core.healthy()
+    }
+    fn kind(&self) -> &'static str {
+        self.kind
     }
 }
 

@@ -44,7 +44,7 @@ impl Cluster {
         let replica = uuid::Uuid::new_v4().simple().to_string();
         if !config.redis_url.is_empty() {
             let redis = redis::Redis::connect(&config.redis_url, metrics).await?;
-            let feed = redis::RedisFeed::start(&redis, replica.clone(), metrics);
+            let feed = redis::RedisFeed::start(&redis, replica.clone());
             return Ok(Self {
                 replica,
                 feed: Arc::new(feed),

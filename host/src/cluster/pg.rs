@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use sqlx::postgres::PgListener;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc;
 
-use super::feed::{next_batch, Channel, Core, Feed, Message};
+use super::feed::{next_batch, Core, Message, Networked};
 use crate::metrics::{BackendLabels, Metrics};
 use crate::storage::Db;
 
@@ -19,12 +19,11 @@ pub const CHANNEL: &str = "kirana_feed";
 /// do not travel this feed.
 pub const MAX_PAYLOAD: usize = 7900;
 
-pub struct PgFeed {
-    core: Arc<Core>,
-}
+/// Starts the change feed over LISTEN/NOTIFY.
+pub struct PgFeed;
 
 impl PgFeed {
-    pub fn start(url: &str, db: Db, replica: String, metrics: &Metrics) -> Self {
+    pub fn start(url: &str, db: Db, replica: String, metrics: &Metrics) -> Networked {
         let (core, rx) = Core::new(replica);
         let core = Arc::new(core);
         let errors = metrics
@@ -35,7 +34,7 @@ impl PgFeed {
             .clone();
         tokio::spawn(send(db, rx, errors));
         tokio::spawn(listen(url.to_string(), core.clone()));
-        Self { core }
+        Networked::new(core, "postgres")
     }
 }
 
@@ -102,31 +101,5 @@ async fn listen(url: String, core: Arc<Core>) {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(1000));
-    }
-}
-
-impl Drop for PgFeed {
-    fn drop(&mut self) {
-        self.core.close();
-    }
-}
-
-impl Feed for PgFeed {
-    fn publish(&self, channel: Channel, body: String) {
-        if !self.core.queue(channel, body) {
-            tracing::warn!(?channel, "change-feed queue full; message dropped");
-        }
-    }
-    fn subscribe(&self) -> broadcast::Receiver<Message> {
-        self.core.subscribe()
-    }
-    fn connections(&self) -> watch::Receiver<u64> {
-        self.core.connections()
-    }
-    fn healthy(&self) -> bool {
-        self.core.healthy()
-    }
-    fn kind(&self) -> &'static str {
-        "postgres"
     }
 }

@@ -11,9 +11,9 @@ use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc;
 
-use super::feed::{next_batch, Channel, Core, Feed, Message};
+use super::feed::{next_batch, Core, Message, Networked};
 use crate::metrics::{BackendLabels, Metrics};
 
 /// The pub/sub channel every replica listens on.
@@ -129,18 +129,17 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The change feed over Redis pub/sub.
-pub struct RedisFeed {
-    core: Arc<Core>,
-}
+/// Starts the change feed over Redis pub/sub.
+pub struct RedisFeed;
 
 impl RedisFeed {
     /// Starts the sender and the listener; the listener reconnects forever.
-    pub fn start(redis: &Redis, replica: String, _metrics: &Metrics) -> Self {
+    pub fn start(redis: &Redis, replica: String) -> Networked {
         let (core, rx) = Core::new(replica);
         let core = Arc::new(core);
         tokio::spawn(send(redis.clone(), rx));
         tokio::spawn(listen(redis.client.clone(), core.clone()));
-        Self { core }
+        Networked::new(core, "redis")
     }
 }
 
@@ -199,32 +198,6 @@ async fn listen(client: redis::Client, core: Arc<Core>) {
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(500));
-    }
-}
-
-impl Drop for RedisFeed {
-    fn drop(&mut self) {
-        self.core.close();
-    }
-}
-
-impl Feed for RedisFeed {
-    fn publish(&self, channel: Channel, body: String) {
-        if !self.core.queue(channel, body) {
-            tracing::warn!(?channel, "change-feed queue full; message dropped");
-        }
-    }
-    fn subscribe(&self) -> broadcast::Receiver<Message> {
-        self.core.subscribe()
-    }
-    fn connections(&self) -> watch::Receiver<u64> {
-        self.core.connections()
-    }
-    fn healthy(&self) -> bool {
-        self.core.healthy()
-    }
-    fn kind(&self) -> &'static str {
-        "redis"
     }
 }
 

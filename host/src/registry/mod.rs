@@ -55,6 +55,21 @@ pub struct Canary {
     pub aborting: AtomicBool,
 }
 
+impl Canary {
+    /// A canary of `plugin` taking `percent` of the requests, starting now.
+    pub fn new(plugin: Arc<LoadedPlugin>, percent: u8) -> Self {
+        Self {
+            plugin,
+            percent,
+            started: Instant::now(),
+            started_at_ms: crate::storage::now_ms(),
+            candidate: Default::default(),
+            stable: Default::default(),
+            aborting: AtomicBool::new(false),
+        }
+    }
+}
+
 /// Requests and server errors (5xx) counted for one side of a canary.
 #[derive(Default)]
 pub struct Counts {

@@ -2,9 +2,8 @@
 //! disable, rollback, delete. Each runs under the registry's lock, changes the live
 //! snapshot with one atomic swap, and is recorded in the plugin's history.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
@@ -16,7 +15,6 @@ use crate::core::grants::Grants;
 use crate::registry::routes::RouteTable;
 use crate::registry::Platform;
 use crate::runtime::LoadedPlugin;
-use crate::storage::now_ms;
 
 /// What `install` did.
 #[derive(Debug, Clone)]
@@ -280,18 +278,8 @@ async fn enable_locked(
         Some(percent) => {
             store::set_migrated(db, name, &row.version).await?;
             store::set_canary(db, name, Some((&row.version, percent))).await?;
-            next.canaries.insert(
-                name.to_string(),
-                Arc::new(Canary {
-                    plugin,
-                    percent,
-                    started: Instant::now(),
-                    started_at_ms: now_ms(),
-                    candidate: Default::default(),
-                    stable: Default::default(),
-                    aborting: AtomicBool::new(false),
-                }),
-            );
+            next.canaries
+                .insert(name.to_string(), Arc::new(Canary::new(plugin, percent)));
             platform.registry.replace(next)?;
             store::record(
                 db,

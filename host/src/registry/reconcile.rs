@@ -3,9 +3,7 @@
 //! replica that made the change ran its migration and its checks; this one only loads
 //! the stored bytes (from the compile cache when it has them) and swaps them in.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{anyhow, Result};
 
@@ -13,7 +11,7 @@ use super::{approved_grants, build, ops, plugin_config, store, Canary, GrantChec
 use crate::config::PluginConfig;
 use crate::registry::Platform;
 use crate::runtime::LoadedPlugin;
-use crate::storage::{now_ms, PluginDb};
+use crate::storage::PluginDb;
 
 /// Which plugins to look at.
 #[derive(Debug, Clone, Copy)]
@@ -107,15 +105,7 @@ async fn reconcile_one(platform: &Arc<Platform>, state: &store::StateRow) -> Res
             };
             Some(match &canary_here {
                 Some(c) if Arc::ptr_eq(&c.plugin, &plugin) && c.percent == percent => c.clone(),
-                _ => Arc::new(Canary {
-                    plugin,
-                    percent,
-                    started: Instant::now(),
-                    started_at_ms: now_ms(),
-                    candidate: Default::default(),
-                    stable: Default::default(),
-                    aborting: AtomicBool::new(false),
-                }),
+                _ => Arc::new(Canary::new(plugin, percent)),
             })
         }
     };

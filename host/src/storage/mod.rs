@@ -90,7 +90,11 @@ impl StartupLock {
         if db.backend != Backend::Postgres {
             return Ok(Self(None));
         }
-        let mut conn = db.pool.acquire().await.context("taking the start-up lock")?;
+        let mut conn = db
+            .pool
+            .acquire()
+            .await
+            .context("taking the start-up lock")?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(STARTUP_LOCK)
             .execute(&mut *conn)

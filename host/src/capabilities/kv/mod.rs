@@ -332,21 +332,37 @@ impl KvBackend for MemoryKv {
 }
 
 impl View<'_, Arc<dyn KvBackend>> {
-    fn kv_ns(&self) -> Result<String, wit::Error> {
+    /// The plugin's key space, once the grant, the key and any value pass.
+    fn space(&self, key: Option<&str>, value: Option<&[u8]>) -> Result<String, wit::Error> {
         if !self.plugin.grants.kv {
             return Err(denied("kv", &self.plugin.name));
+        }
+        if let Some(k) = key {
+            check_key(k)?;
+        }
+        if let Some(v) = value {
+            check_value(v)?;
         }
         Ok(self.plugin.name.clone())
     }
 }
 
+/// The checked call's result, or the check's refusal.
+macro_rules! checked {
+    ($space:expr, $call:expr) => {
+        Ok(match $space {
+            Ok(ns) => $call(ns).await,
+            Err(e) => Err(e),
+        })
+    };
+}
+
 impl Host for View<'_, Arc<dyn KvBackend>> {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, wit::Error>> {
-        let ns = match self.kv_ns().and_then(|ns| check_key(&key).map(|()| ns)) {
-            Ok(ns) => ns,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.state.get(&ns, &key).await)
+        let kv = self.state;
+        checked!(self.space(Some(&key), None), |ns: String| async move {
+            kv.get(&ns, &key).await
+        })
     }
 
     async fn set(
@@ -355,23 +371,18 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        let ns = match self.kv_ns().and_then(|ns| {
-            check_key(&key)
-                .and_then(|()| check_value(&value))
-                .map(|()| ns)
-        }) {
-            Ok(ns) => ns,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.state.set(&ns, &key, value, ttl_ms).await)
+        let kv = self.state;
+        checked!(
+            self.space(Some(&key), Some(&value)),
+            |ns: String| async move { kv.set(&ns, &key, value, ttl_ms).await }
+        )
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<bool, wit::Error>> {
-        let ns = match self.kv_ns().and_then(|ns| check_key(&key).map(|()| ns)) {
-            Ok(ns) => ns,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.state.delete(&ns, &key).await)
+        let kv = self.state;
+        checked!(self.space(Some(&key), None), |ns: String| async move {
+            kv.delete(&ns, &key).await
+        })
     }
 
     async fn incr(
@@ -380,11 +391,10 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<i64, wit::Error>> {
-        let ns = match self.kv_ns().and_then(|ns| check_key(&key).map(|()| ns)) {
-            Ok(ns) => ns,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.state.incr(&ns, &key, delta, ttl_ms).await)
+        let kv = self.state;
+        checked!(self.space(Some(&key), None), |ns: String| async move {
+            kv.incr(&ns, &key, delta, ttl_ms).await
+        })
     }
 
     async fn compare_and_swap(
@@ -394,21 +404,11 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<bool, wit::Error>> {
-        let checked = self.kv_ns().and_then(|ns| {
-            check_key(&key)?;
-            if let Some(v) = &new {
-                check_value(v)?;
-            }
-            Ok(ns)
-        });
-        let ns = match checked {
-            Ok(ns) => ns,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self
-            .state
-            .compare_and_swap(&ns, &key, expected, new, ttl_ms)
-            .await)
+        let kv = self.state;
+        checked!(
+            self.space(Some(&key), new.as_deref()),
+            |ns: String| async move { kv.compare_and_swap(&ns, &key, expected, new, ttl_ms).await }
+        )
     }
 
     async fn scan(
@@ -416,11 +416,10 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         prefix: String,
         limit: u32,
     ) -> wasmtime::Result<Result<Vec<(String, Vec<u8>)>, wit::Error>> {
-        let ns = match self.kv_ns() {
-            Ok(ns) => ns,
-            Err(e) => return Ok(Err(e)),
-        };
-        Ok(self.state.scan(&ns, &prefix, limit).await)
+        let kv = self.state;
+        checked!(self.space(None, None), |ns: String| async move {
+            kv.scan(&ns, &prefix, limit).await
+        })
     }
 }
 
