@@ -196,14 +196,16 @@ pub async fn routes(
     let addr = host.addr;
     let timed = |g: Gen| on_host(host, load::run_for(addr, ctx.conns, ctx.duration(), g, 200));
     let mut rows = Vec::new();
-    let row = |name: String, s: &Stats, target: bool| {
+    // The target in req/s, where the route has one (issue 15's for the product page on
+    // PostgreSQL and the cart routes).
+    let row = |name: String, s: &Stats, target: Option<f64>| {
         let mut r = Row::new(3, name, format!("{} req/s", thousands(s.rps())))
             .baseline(thousands(base_rps))
             .ratio(s.rps(), base_rps)
             .number(s.rps())
             .detail(detail(s));
-        if target {
-            r = r.target(Target::AtLeast(10_000.0, "req/s"));
+        if let Some(t) = target {
+            r = r.target(Target::AtLeast(t, "req/s"));
         }
         r
     };
@@ -223,7 +225,7 @@ pub async fn routes(
     rows.push(row(
         format!("{db}: GET /products?page_size=20 (pages 1-{BROWSED_PAGES})"),
         &s,
-        true,
+        Some(10_000.0),
     ));
 
     // Searching: never cached, so every request counts and reads a page from the
@@ -236,7 +238,7 @@ pub async fn routes(
     rows.push(row(
         format!("{db}: GET /products?q=word (search)"),
         &s,
-        false,
+        None,
     ));
 
     let products = shop.products.clone();
@@ -245,13 +247,23 @@ pub async fn routes(
         Req::get(format!("/api/v1/products/{id}"))
     });
     let s = timed(one).await?;
-    rows.push(row(format!("{db}: GET /products/{{id}}"), &s, true));
+    let page_target = if db == "PostgreSQL" {
+        20_000.0
+    } else {
+        10_000.0
+    };
+    rows.push(row(
+        format!("{db}: GET /products/{{id}}"),
+        &s,
+        Some(page_target),
+    ));
 
     // Carts of 10 lines, as a shopper fills them: a connection adds one unit of each of
     // a shopper's 10 products, then moves on to the next shopper (`conns` apart, so no
     // two connections share one); back at a shopper it adds one more unit per line.
-    // Segments of at most 4 s with the carts emptied in between keep every line below
-    // the 20-unit limit whatever `--seconds` is.
+    // Segments of at most 1 s with the carts emptied in between keep every line below
+    // the 20-unit limit whatever `--seconds` is (20 units of each of the 1,280 lines of
+    // 128 users is 25,600 adds, more than a second holds on this machine).
     let products = shop.products.clone();
     let shoppers = shop.shoppers.clone();
     let conns = ctx.conns;
@@ -268,7 +280,7 @@ pub async fn routes(
     let mut s = Stats::default();
     let mut left = ctx.duration();
     while !left.is_zero() {
-        let segment = left.min(Duration::from_secs(4));
+        let segment = left.min(Duration::from_secs(1));
         clear_carts(ctx, addr, shop).await?;
         s.merge(
             on_host(
@@ -282,7 +294,7 @@ pub async fn routes(
     rows.push(row(
         format!("{db}: POST /cart/items (10-line carts)"),
         &s,
-        false,
+        Some(10_000.0),
     ));
 
     // Carts as a shopper has them: 3 lines.
@@ -294,7 +306,11 @@ pub async fn routes(
         Req::get("/api/v1/cart").token(&shoppers[user].token)
     });
     let s = timed(cart).await?;
-    rows.push(row(format!("{db}: GET /cart (3 lines)"), &s, false));
+    rows.push(row(
+        format!("{db}: GET /cart (3 lines)"),
+        &s,
+        Some(15_000.0),
+    ));
     clear_carts(ctx, addr, shop).await?;
     Ok(rows)
 }
