@@ -228,10 +228,16 @@ pub fn delete_item(req: &Request) -> Result<Response, ApiError> {
 /// without the removed product.
 fn remove(user_id: &str, product_id: &str, config: &CartConfig) -> Result<Response, ApiError> {
     let mut stored = store::load(user_id, config)?;
-    if stored.quantity_of(product_id).is_none() || !store::remove_line(user_id, product_id)? {
+    if stored.quantity_of(product_id).is_none() {
         return Err(ApiError::not_found("cart item"));
     }
+    // The cart row before the line, as every change does: PostgreSQL locks rows in the
+    // order they are written, and one order for all keeps two changes of one cart from
+    // deadlocking.
     stored.updated_at = Some(store::touch(user_id)?);
+    if !store::remove_line(user_id, product_id)? {
+        return Err(ApiError::not_found("cart item")); // removed meanwhile
+    }
     stored.lines.retain(|l| l.product_id != product_id);
     Ok(priced(user_id, stored, None)?.render(config))
 }
