@@ -208,7 +208,7 @@ impl App {
         }));
         // Replicas on one PostgreSQL start one at a time: plugin roles and migrations
         // are not safe to create twice at once.
-        let lock = storage::StartupLock::take(&platform.db).await?;
+        let lock = storage::AdvisoryLock::take(&platform.db, storage::locks::STARTUP).await?;
         registry::start(&platform).await?;
         recover(&platform).await;
         lock.release().await;

@@ -40,7 +40,7 @@ pub async fn install(
     bytes: Vec<u8>,
     actor: &str,
 ) -> Result<Installed, RegistryError> {
-    let _guard = platform.registry.ops.lock().await;
+    let _guard = lock_ops(platform).await?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let plugin = build_detached(platform, bytes.clone()).await?;
     let name = plugin.name().to_string();
@@ -142,7 +142,7 @@ pub async fn enable(
     for g in grant {
         Grants::check_spelling(g).map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
     }
-    let _guard = platform.registry.ops.lock().await;
+    let _guard = lock_ops(platform).await?;
     enable_locked(
         platform,
         name,
@@ -155,6 +155,16 @@ pub async fn enable(
     .await?;
     changed(platform, name);
     Ok(())
+}
+
+/// Serialises operator actions: in this process, and across the replicas of one
+/// PostgreSQL database.
+async fn lock_ops(
+    platform: &Platform,
+) -> Result<(tokio::sync::MutexGuard<'_, ()>, crate::storage::AdvisoryLock), RegistryError> {
+    let cluster = crate::storage::AdvisoryLock::take(&platform.db, crate::storage::locks::REGISTRY)
+        .await?;
+    Ok((platform.registry.ops.lock().await, cluster))
 }
 
 /// Tells the other replicas that `name` changed (they reconcile it from the database).
@@ -319,7 +329,7 @@ pub async fn promote(
     name: &str,
     actor: &str,
 ) -> Result<(), RegistryError> {
-    let _guard = platform.registry.ops.lock().await;
+    let _guard = lock_ops(platform).await?;
     let snap = platform.registry.snapshot();
     let canary = snap
         .canaries
@@ -347,7 +357,7 @@ pub async fn abort_canary(
     actor: &str,
     reason: &str,
 ) -> Result<(), RegistryError> {
-    let _guard = platform.registry.ops.lock().await;
+    let _guard = lock_ops(platform).await?;
     abort_canary_locked(platform, name, actor, reason).await?;
     changed(platform, name);
     Ok(())
@@ -425,7 +435,7 @@ pub async fn disable(
     name: &str,
     actor: &str,
 ) -> Result<(), RegistryError> {
-    let _guard = platform.registry.ops.lock().await;
+    let _guard = lock_ops(platform).await?;
     let snap = platform.registry.snapshot();
     if snap.disabled.contains_key(name) {
         return Ok(());
@@ -466,7 +476,7 @@ pub async fn rollback(
     name: &str,
     actor: &str,
 ) -> Result<(), RegistryError> {
-    let _guard = platform.registry.ops.lock().await;
+    let _guard = lock_ops(platform).await?;
     let snap = platform.registry.snapshot();
     if snap.canaries.contains_key(name) {
         abort_canary_locked(platform, name, actor, "rolled back by the operator").await?;
@@ -505,7 +515,7 @@ pub async fn delete(
     version: &str,
     actor: &str,
 ) -> Result<(), RegistryError> {
-    let _guard = platform.registry.ops.lock().await;
+    let _guard = lock_ops(platform).await?;
     let row = store::version(&platform.db, name, version)
         .await?
         .ok_or_else(|| RegistryError::NotFound(format!("{name} {version} is not installed")))?;

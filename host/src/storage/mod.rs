@@ -74,39 +74,41 @@ impl Db {
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/host");
 
 /// Opens the host database and brings its tables forward.
-/// The advisory lock replicas take around their start on one PostgreSQL database:
-/// creating plugin roles and running plugin migrations at the same moment fails
-/// (`tuple concurrently updated`, duplicate keys, deadlocks). Any constant unique to
-/// Kirana works; this one spells "kirana" in ASCII.
-const STARTUP_LOCK: i64 = 0x6b6972616e61;
+/// Advisory locks the replicas of one PostgreSQL database take turns on. The keys are
+/// constants unique to Kirana ("kirana" in ASCII, then a number per lock).
+pub mod locks {
+    /// Around a host's start: creating plugin roles and running plugin migrations at
+    /// the same moment fails (`tuple concurrently updated`, duplicate keys, deadlocks).
+    pub const STARTUP: i64 = 0x6b69_7261_6e61_0001;
+    /// Around an operator's registry action (install, enable, canary, disable, ...), so
+    /// two operators on two replicas never enable or migrate one plugin at once.
+    pub const REGISTRY: i64 = 0x6b69_7261_6e61_0002;
+}
 
-/// Holds the start-up lock (PostgreSQL only) until [`StartupLock::release`]. A start
-/// that fails drops the lock's connection, which ends the lock with it.
-pub struct StartupLock(Option<sqlx::pool::PoolConnection<sqlx::Any>>);
+/// A held advisory lock (PostgreSQL; nothing on SQLite, where one process owns the
+/// files). Dropping it closes its connection, which ends the lock; [`AdvisoryLock::release`]
+/// unlocks and keeps the connection.
+pub struct AdvisoryLock(Option<sqlx::pool::PoolConnection<sqlx::Any>>, i64);
 
-impl StartupLock {
-    /// Waits until no other replica of this database is starting.
-    pub async fn take(db: &Db) -> Result<Self> {
+impl AdvisoryLock {
+    /// Waits for lock `key` (see [`locks`]).
+    pub async fn take(db: &Db, key: i64) -> Result<Self> {
         if db.backend != Backend::Postgres {
-            return Ok(Self(None));
+            return Ok(Self(None, key));
         }
-        let mut conn = db
-            .pool
-            .acquire()
-            .await
-            .context("taking the start-up lock")?;
+        let mut conn = db.pool.acquire().await.context("taking an advisory lock")?;
         sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(STARTUP_LOCK)
+            .bind(key)
             .execute(&mut *conn)
             .await
-            .context("taking the start-up lock (pg_advisory_lock)")?;
-        Ok(Self(Some(conn)))
+            .context("taking an advisory lock (pg_advisory_lock)")?;
+        Ok(Self(Some(conn), key))
     }
 
     pub async fn release(mut self) {
         if let Some(mut conn) = self.0.take() {
             let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(STARTUP_LOCK)
+                .bind(self.1)
                 .execute(&mut *conn)
                 .await;
             if unlocked.is_err() {
@@ -117,7 +119,7 @@ impl StartupLock {
     }
 }
 
-impl Drop for StartupLock {
+impl Drop for AdvisoryLock {
     fn drop(&mut self) {
         if let Some(conn) = self.0.take() {
             // Never back to the pool still holding the lock.

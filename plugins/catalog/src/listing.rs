@@ -35,7 +35,8 @@ pub fn cacheable(q: &ListQuery, paging: &Paging) -> bool {
 }
 
 /// Listing pages (the JSON answer), cached in the catalog's KV space. Every write to
-/// products or categories calls `cache().invalidate()` after it commits.
+/// products or categories calls `cache().invalidate()` within its call (so a read
+/// between that and the commit may keep the old page until the TTL; see catalog.md).
 pub fn cache() -> Cache {
     static TTL: OnceLock<Duration> = OnceLock::new();
     let ttl = *TTL.get_or_init(|| {
