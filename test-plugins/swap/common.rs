@@ -5,7 +5,8 @@
 //
 // Routes: GET /api/v1/swap → {"version", "build"}; POST /api/v1/swap/notes {text} and
 // GET /api/v1/swap/notes (data that must survive a failed migration); GET
-// /api/v1/swap/seen → how many `faulty.flaky` events this plugin handled (events held
+// /api/v1/swap/seen → how many `faulty.flaky` events this plugin handled, and how many
+// each build handled (`by_build`; events held
 // while it is disabled). The `flaky` build answers 500 on GET /api/v1/swap; the `bad`
 // build's migrate writes then fails; the `clash` build also claims `GET /api/v1/hello`,
 // which the hello plugin serves; the `greedy` build asks for kv, identity, its own topic
@@ -53,7 +54,15 @@ fn notes(_req: &Request) -> Result<Response, ApiError> {
 
 fn seen(_req: &Request) -> Result<Response, ApiError> {
     let n: i64 = sql::query("SELECT COUNT(*) AS n FROM seen", &params![])?.scalar()?;
-    Ok(Response::ok(&json!({ "seen": n })))
+    let rows = sql::query(
+        "SELECT build, COUNT(*) AS n FROM handled_by GROUP BY build",
+        &params![],
+    )?;
+    let mut by_build = std::collections::BTreeMap::new();
+    for row in rows.iter() {
+        by_build.insert(row.get::<String>("build")?, row.get::<i64>("n")?);
+    }
+    Ok(Response::ok(&json!({ "seen": n, "by_build": by_build })))
 }
 
 impl Plugin for Swap {
@@ -110,6 +119,7 @@ impl Plugin for Swap {
         let schema = sql::execute_batch(&[
             "CREATE TABLE IF NOT EXISTS notes (id TEXT PRIMARY KEY, text TEXT NOT NULL)",
             "CREATE TABLE IF NOT EXISTS seen (event_id TEXT PRIMARY KEY)",
+            "CREATE TABLE IF NOT EXISTS handled_by (event_id TEXT PRIMARY KEY, build TEXT NOT NULL)",
         ]);
         schema.map_err(|e| kirana_sdk::cap_error_message(&e))?;
         if BUILD == "bad" {
@@ -126,6 +136,13 @@ impl Plugin for Swap {
             "INSERT INTO seen (event_id) VALUES ($1) ON CONFLICT (event_id) DO NOTHING",
             &params![event.id],
         )
+        .and_then(|_| {
+            sql::execute(
+                "INSERT INTO handled_by (event_id, build) VALUES ($1, $2) \
+                 ON CONFLICT (event_id) DO NOTHING",
+                &params![event.id, BUILD],
+            )
+        })
         .map(|_| ())
         .map_err(|e| kirana_sdk::cap_error_message(&e))
     }

@@ -928,3 +928,40 @@ backend_test!(a_restart_ends_a_canary, CONFIG, |app| {
     }
     app.stop().await;
 });
+
+backend_test!(
+    during_a_canary_events_go_to_the_stable_version_only,
+    CONFIG,
+    |app| {
+        live_v1(app).await;
+        assert_eq!(
+            upload(app, Some(OPERATOR), build("swap_v2")).await.status,
+            201
+        );
+        let r = canary(app, "2.0.0", 50).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        // Half the requests go to the candidate, but no event does: a delivery runs once,
+        // on the stable version, whatever the canary weight.
+        for i in 0..10 {
+            inject_event(
+                app,
+                &format!("evt_canary_{i}"),
+                "faulty",
+                "faulty.flaky",
+                &json!({"n": i}),
+                0,
+            )
+            .await;
+        }
+        settled(app).await;
+        let seen = app.get("/api/v1/swap/seen", None).await;
+        assert_eq!(seen.status, 200, "{}", seen.text);
+        assert_eq!(seen.body["seen"], 10, "{}", seen.text);
+        assert_eq!(
+            seen.body["by_build"],
+            json!({"v1": 10}),
+            "every event went to the stable build: {}",
+            seen.text
+        );
+    }
+);
