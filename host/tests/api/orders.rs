@@ -757,19 +757,11 @@ backend_test!(events_describe_every_change, |app| {
 
     // A failed checkout publishes nothing.
     relay(app).await;
-    let before = sqlx::query("SELECT COUNT(*) FROM events WHERE source = 'orders'")
-        .fetch_one(&app.app().platform.db.pool)
-        .await
-        .map(|r| sqlx::Row::get::<i64, _>(&r, 0))
-        .expect("count");
+    let before = events_from(app, "orders").await.len();
     let r = checkout(app, &c.token, &address, "cod").await;
     assert_error(&r, 400, "cart_empty");
     relay(app).await;
-    let after = sqlx::query("SELECT COUNT(*) FROM events WHERE source = 'orders'")
-        .fetch_one(&app.app().platform.db.pool)
-        .await
-        .map(|r| sqlx::Row::get::<i64, _>(&r, 0))
-        .expect("count");
+    let after = events_from(app, "orders").await.len();
     assert_eq!(before, after);
 });
 

@@ -119,25 +119,18 @@ fn str_of(v: &Value) -> &str {
 /// Delivers `payload` on `topic` once more as a new event from `source` (what an
 /// at-least-once bus may do) and waits until the payments plugin handled it.
 async fn redeliver(app: &TestApp, source: &str, topic: &str, payload: &Value) {
-    use sqlx::Row;
-    let platform = app.app().platform.clone();
     let id = format!("evt_test_{}", app.unique("redeliver"));
     inject_event(app, &id, source, topic, payload, 0).await;
     let done = app
-        .eventually(5, || {
-            let pool = platform.db.pool.clone();
-            let id = id.clone();
-            async move {
-                let row = sqlx::query(
-                    "SELECT status FROM deliveries WHERE event_id = $1 AND subscriber = 'payments'",
-                )
-                .bind(&id)
-                .fetch_optional(&pool)
-                .await
-                .ok()??;
-                let status: String = row.try_get(0).ok()?;
-                (status == "done").then_some(())
-            }
+        .eventually(5, || async {
+            let r = app
+                .get("/admin/events?status=done", Some(OPERATOR_TOKEN))
+                .await;
+            r.body["items"]
+                .as_array()?
+                .iter()
+                .any(|d| d["id"] == id.as_str() && d["subscriber"] == "payments")
+                .then_some(())
         })
         .await;
     assert!(
