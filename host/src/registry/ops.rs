@@ -161,9 +161,15 @@ pub async fn enable(
 /// PostgreSQL database.
 async fn lock_ops(
     platform: &Platform,
-) -> Result<(tokio::sync::MutexGuard<'_, ()>, crate::storage::AdvisoryLock), RegistryError> {
-    let cluster = crate::storage::AdvisoryLock::take(&platform.db, crate::storage::locks::REGISTRY)
-        .await?;
+) -> Result<
+    (
+        tokio::sync::MutexGuard<'_, ()>,
+        crate::storage::AdvisoryLock,
+    ),
+    RegistryError,
+> {
+    let cluster =
+        crate::storage::AdvisoryLock::take(&platform.db, crate::storage::locks::REGISTRY).await?;
     Ok((platform.registry.ops.lock().await, cluster))
 }
 
