@@ -1,0 +1,66 @@
+"""A key-value store namespaced per plugin, with TTLs (seconds or ``timedelta``) and
+atomic counters."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from componentize_py_types import Err
+from wit_world.imports import kv as wit
+
+from ._time import Duration, to_ms
+from .errors import CapError
+
+
+def _call(f: Any, *args: Any) -> Any:
+    try:
+        return f(*args)
+    except Err as e:
+        raise CapError.from_wit(e.value) from None
+
+
+def get(key: str) -> Optional[bytes]:
+    return _call(wit.get, key)
+
+
+def set(key: str, value: bytes, ttl: Optional[Duration] = None) -> None:  # noqa: A001
+    _call(wit.set, key, bytes(value), to_ms(ttl))
+
+
+def delete(key: str) -> bool:
+    """True when a value was removed."""
+    return _call(wit.delete, key)
+
+
+def incr(key: str, delta: int = 1, ttl: Optional[Duration] = None) -> int:
+    """Adds ``delta`` (absent counts as 0); ``ttl`` applies when the key is created."""
+    return _call(wit.incr, key, delta, to_ms(ttl))
+
+
+def compare_and_swap(
+    key: str, expected: Optional[bytes], new: Optional[bytes], ttl: Optional[Duration] = None
+) -> bool:
+    """Writes ``new`` (``None`` deletes) only if the current value is ``expected``
+    (``None`` = absent); true when it wrote."""
+    return _call(wit.compare_and_swap, key, expected, new, to_ms(ttl))
+
+
+def scan(prefix: str, limit: int = 100) -> list[tuple[str, bytes]]:
+    """Live keys starting with ``prefix``, in key order, at most ``limit``."""
+    return _call(wit.scan, prefix, limit)
+
+
+def get_json(key: str) -> Any:
+    """The value at ``key`` as JSON, ``None`` when absent."""
+    raw = get(key)
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise CapError("invalid", f"kv value at {key} is not JSON: {e}") from None
+
+
+def set_json(key: str, value: Any, ttl: Optional[Duration] = None) -> None:
+    set(key, json.dumps(value, separators=(",", ":")).encode(), ttl)
