@@ -114,8 +114,8 @@ fn development_banner(config: &Config, token_file: Option<&Path>) {
     );
 }
 
-/// Runs cargo for the plugin crates of this workspace; cargo itself decides what is
-/// stale, so an unchanged tree costs about a second.
+/// Runs cargo for the plugin crates of this workspace, then componentize-py for its
+/// Python plugins; each decides what is stale, so an unchanged tree costs about a second.
 fn build_plugins(names: &[String]) -> Result<()> {
     let root = workspace_root()?;
     ensure_wasm_target()?;
@@ -150,6 +150,7 @@ fn build_plugins(names: &[String]) -> Result<()> {
     if !status.success() {
         bail!("building the plugins failed (see cargo's output above)");
     }
+    cli::build_python_plugins(&root, names)?;
     eprintln!("==> plugins are up to date");
     Ok(())
 }

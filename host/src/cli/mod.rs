@@ -1,10 +1,12 @@
 //! The operator's commands: `kirana plugins ...` (a client of a running host's
-//! `/admin/plugins` API) and `kirana new plugin NAME` (a crate from the template).
+//! `/admin/plugins` API), `kirana new plugin NAME` (a crate from the template), and the
+//! Python half of `kirana up` / `kirana build` ([`build_python_plugins`]).
 
 mod api;
 mod errors;
 mod format;
 mod plugins;
+mod python;
 mod scaffold;
 mod table;
 
@@ -12,6 +14,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
+
+pub use python::build_python_plugins;
 
 /// Where `kirana serve` listens by default.
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
