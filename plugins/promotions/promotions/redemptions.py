@@ -219,7 +219,8 @@ def redeem(req: Request) -> Response:
         per_customer = tx.execute(
             "INSERT INTO coupon_customer_uses (coupon_id, user_id, uses) VALUES ($1, $2, 1) "
             "ON CONFLICT (coupon_id, user_id) DO UPDATE SET uses = coupon_customer_uses.uses + 1 "
-            "WHERE $3 IS NULL OR coupon_customer_uses.uses < $3",
+            # The comparison first: PostgreSQL types $3 from it (a NULL alone is untyped).
+            "WHERE coupon_customer_uses.uses < $3 OR $3 IS NULL",
             coupon["id"],
             user_id,
             coupon.int("max_uses_per_customer"),
