@@ -1,14 +1,16 @@
-//! The route handlers: the customer's cart under `/api/v1/cart` and the two internal
-//! routes the `orders` plugin uses at checkout.
+//! The route handlers: the customer's cart under `/api/v1/cart` (its coupon included)
+//! and the two internal routes the `orders` plugin uses at checkout.
 
 use std::collections::HashMap;
 
 use kirana_sdk::prelude::*;
 
 use crate::catalog;
+use crate::promotions::{self, NoQuote};
 use crate::rules::{
-    check_stock, is_buyable, merge_quantity, price_cart, validate_add, validate_set_quantity,
-    CartConfig, Line, Product, MAX_LINES, MAX_LINE_QUANTITY,
+    check_stock, is_buyable, merge_quantity, price_cart, validate_add, validate_coupon_code,
+    validate_set_quantity, CartConfig, CartView, CouponState, Line, Product, MAX_LINES,
+    MAX_LINE_QUANTITY,
 };
 use crate::store::{self, StoredCart};
 
@@ -27,6 +29,11 @@ struct SetQuantity {
     quantity: i64,
 }
 
+#[derive(Deserialize)]
+struct ApplyCoupon {
+    code: String,
+}
+
 /// A cart as read right now: the stored lines whose products can still be bought, and
 /// those products (plus any extra id asked for) as the catalog has them now.
 struct Snapshot {
@@ -41,14 +48,54 @@ impl Snapshot {
         self.products.get(product_id).filter(|p| p.is_active)
     }
 
-    fn render(&self, config: &CartConfig) -> Response {
-        let priced = price_cart(
+    /// The cart priced with the live products, without its coupon.
+    fn view(&self, config: &CartConfig) -> CartView {
+        price_cart(
             &self.stored.lines,
             &self.products,
             config,
             self.stored.updated_at.clone(),
-        );
-        Response::ok(&priced.view)
+        )
+        .view
+    }
+
+    /// The cart as a customer sees it: priced, and with its coupon quoted by promotions
+    /// (only a cart with a coupon asks promotions anything).
+    fn render(&self, user_id: &str, config: &CartConfig) -> Response {
+        let view = self.view(config);
+        let view = match &self.stored.coupon_code {
+            Some(code) => {
+                let state = coupon_state(code, user_id, view.subtotal);
+                view.with_coupon(state)
+            }
+            None => view,
+        };
+        Response::ok(&view)
+    }
+}
+
+/// How the cart's coupon stands now. A refusal or an unreachable promotions plugin
+/// never fails the cart: the coupon is shown with no discount and the reason.
+fn coupon_state(code: &str, user_id: &str, subtotal: i64) -> CouponState {
+    if subtotal <= 0 {
+        return CouponState::Invalid {
+            code: code.to_string(),
+            reason: "the cart is empty".to_string(),
+        };
+    }
+    match promotions::quote(code, user_id, subtotal) {
+        Ok(q) => CouponState::Applied {
+            code: code.to_string(),
+            discount: q.discount,
+        },
+        Err(NoQuote::Refused(e)) => CouponState::Invalid {
+            code: code.to_string(),
+            reason: e.message,
+        },
+        Err(NoQuote::Unavailable(e)) => CouponState::Unavailable {
+            code: code.to_string(),
+            reason: e.message,
+        },
     }
 }
 
@@ -106,7 +153,48 @@ fn priced(
 pub fn get_cart(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
     let config = CartConfig::load();
-    Ok(snapshot(&user_id, &config, None)?.render(&config))
+    Ok(snapshot(&user_id, &config, None)?.render(&user_id, &config))
+}
+
+/// `POST /api/v1/cart/coupon {code}`: asks promotions for a quote on the cart as it is
+/// now and, when promotions accepts the code, keeps it on the cart (replacing any
+/// other). Checks, in order: body (400/415), an empty cart (`400 cart_empty`), then
+/// promotions' answer passed on: `404 not_found`, `400 validation_failed` (field
+/// `code`), or `503 plugin_unavailable` when promotions is disabled or not installed.
+/// A refused code changes nothing.
+pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
+    let user_id = owner(req)?;
+    let body: ApplyCoupon = req.json()?;
+    let code = validate_coupon_code(&body.code)?;
+    let config = CartConfig::load();
+    let mut snap = snapshot(&user_id, &config, None)?;
+    if snap.stored.lines.is_empty() {
+        return Err(ApiError::new(
+            400,
+            "cart_empty",
+            "add something to the cart before applying a coupon",
+        ));
+    }
+    let subtotal = snap.view(&config).subtotal;
+    let quoted = promotions::quote(&code, &user_id, subtotal).map_err(NoQuote::into_error)?;
+    snap.stored.updated_at = Some(store::set_coupon(&user_id, Some(&quoted.code))?);
+    let view = snap.view(&config).with_coupon(CouponState::Applied {
+        code: quoted.code.clone(),
+        discount: quoted.discount,
+    });
+    Ok(Response::ok(&view))
+}
+
+/// `DELETE /api/v1/cart/coupon`: the cart without its coupon. Removing a coupon the
+/// cart does not have changes nothing and answers the cart.
+pub fn remove_coupon(req: &Request) -> Result<Response, ApiError> {
+    let user_id = owner(req)?;
+    let config = CartConfig::load();
+    let mut stored = store::load(&user_id, &config)?;
+    if stored.coupon_code.take().is_some() {
+        stored.updated_at = Some(store::set_coupon(&user_id, None)?);
+    }
+    Ok(priced(&user_id, stored, None)?.render(&user_id, &config))
 }
 
 /// `POST /api/v1/cart/items`: adds to the line (creating it when needed). Checks run
@@ -150,7 +238,7 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
             }),
         }
         snap.stored.updated_at = Some(updated_at);
-        return Ok(snap.render(&config));
+        return Ok(snap.render(&user_id, &config));
     }
     Err(ApiError::conflict(
         "the cart changed while this item was being added; try again",
@@ -214,7 +302,7 @@ pub fn set_item(req: &Request) -> Result<Response, ApiError> {
         }
     }
     snap.stored.updated_at = Some(updated_at);
-    Ok(snap.render(&config))
+    Ok(snap.render(&user_id, &config))
 }
 
 /// `DELETE /api/v1/cart/items/{product_id}`.
@@ -239,7 +327,7 @@ fn remove(user_id: &str, product_id: &str, config: &CartConfig) -> Result<Respon
         return Err(ApiError::not_found("cart item")); // removed meanwhile
     }
     stored.lines.retain(|l| l.product_id != product_id);
-    Ok(priced(user_id, stored, None)?.render(config))
+    Ok(priced(user_id, stored, None)?.render(user_id, config))
 }
 
 /// `DELETE /api/v1/cart`.
@@ -248,18 +336,29 @@ pub fn clear_cart(req: &Request) -> Result<Response, ApiError> {
     empty(&user_id)
 }
 
-/// Empties a cart; it counts as a change, so `updated_at` moves to now.
+/// Empties a cart and drops its coupon (after checkout it has been redeemed); it counts
+/// as a change, so `updated_at` moves to now. The cart row is written before the lines,
+/// as every change does.
 fn empty(user_id: &str) -> Result<Response, ApiError> {
+    store::set_coupon(user_id, None)?;
     store::clear(user_id)?;
-    store::touch(user_id)?;
     Ok(Response::no_content())
 }
 
-/// `GET /internal/carts/{user_id}`: the same cart JSON, for `orders` at checkout.
+/// `GET /internal/carts/{user_id}`: the same cart JSON, for `orders` at checkout,
+/// except that a coupon is not quoted: `coupon` is `{code}` and the totals are before
+/// any discount. Checkout redeems the code itself, which prices it; a quote here would
+/// ask promotions twice.
 pub fn internal_get(req: &Request) -> Result<Response, ApiError> {
     let user_id: String = req.param("user_id")?;
     let config = CartConfig::load();
-    Ok(snapshot(&user_id, &config, None)?.render(&config))
+    let snap = snapshot(&user_id, &config, None)?;
+    let view = snap.view(&config);
+    let view = match snap.stored.coupon_code {
+        Some(code) => view.with_coupon(CouponState::Unquoted { code }),
+        None => view,
+    };
+    Ok(Response::ok(&view))
 }
 
 /// `DELETE /internal/carts/{user_id}`: empties it, for `orders` after checkout.

@@ -2,14 +2,17 @@
 //! prices and stock (only product ids and quantities are stored).
 //!
 //! Customer routes live under `/api/v1/cart`; `orders` reads and empties a cart
-//! through the internal routes `GET`/`DELETE /internal/carts/{user_id}`. The behaviour
-//! and the choices where API.md is silent are in docs/plugins/cart.md.
+//! through the internal routes `GET`/`DELETE /internal/carts/{user_id}`. A cart may
+//! carry one coupon code, quoted by the `promotions` plugin whenever the cart is
+//! answered. The behaviour and the choices where API.md is silent are in
+//! docs/plugins/cart.md.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json;
 
 mod catalog;
 mod handlers;
+mod promotions;
 mod rules;
 mod store;
 
@@ -38,8 +41,29 @@ fn cart_schema() -> serde_json::Value {
             "delivery_fee": {"type": "integer"}, "total": {"type": "integer"},
             "currency": {"type": "string", "const": "INR"},
             "free_delivery_threshold": {"type": "integer"},
-            "updated_at": {"type": ["string", "null"], "format": "date-time"}
+            "updated_at": {"type": ["string", "null"], "format": "date-time"},
+            "coupon": {
+                "description": "Present only on a cart with a coupon",
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"}, "discount": {"type": "integer"},
+                    "status": {"type": "string", "enum": ["applied", "invalid", "unavailable"]},
+                    "reason": {"type": "string"}
+                }
+            },
+            "discount": {
+                "description": "Present only on a cart with a coupon; 0 unless it is applied",
+                "type": "integer"
+            }
         }
+    })
+}
+
+fn coupon_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "required": ["code"],
+        "properties": {"code": {"type": "string", "pattern": "^[A-Za-z0-9]{3,20}$"}}
     })
 }
 
@@ -92,6 +116,21 @@ impl Plugin for Cart {
             )
             .summary("Removes a line from the cart")
             .response_schema(cart_schema())
+            .post(
+                "/api/v1/cart/coupon",
+                Access::CUSTOMER,
+                handlers::apply_coupon,
+            )
+            .summary("Applies a coupon to the cart (replacing any other), quoted by promotions")
+            .request_schema(coupon_schema())
+            .response_schema(cart_schema())
+            .delete(
+                "/api/v1/cart/coupon",
+                Access::CUSTOMER,
+                handlers::remove_coupon,
+            )
+            .summary("Removes the cart's coupon")
+            .response_schema(cart_schema())
             .get(
                 "/internal/carts/{user_id}",
                 Access::Internal,
@@ -108,7 +147,7 @@ impl Plugin for Cart {
     }
 
     fn capabilities() -> Capabilities {
-        Capabilities::new().sql().call(&["catalog"])
+        Capabilities::new().sql().call(&["catalog", "promotions"])
     }
 
     fn migrate(_from: Option<&str>) -> Result<(), String> {

@@ -163,7 +163,8 @@ pub struct CartItem {
     pub in_stock: bool,
 }
 
-/// The cart JSON of API.md.
+/// The cart JSON of API.md. `coupon` and `discount` are present only on a cart with a
+/// coupon, so a cart without one keeps the shape it had before coupons existed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CartView {
     pub items: Vec<CartItem>,
@@ -174,6 +175,93 @@ pub struct CartView {
     pub currency: &'static str,
     pub free_delivery_threshold: i64,
     pub updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coupon: Option<CouponView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discount: Option<i64>,
+}
+
+/// Longest and shortest coupon code (API.md: 3..20 letters or digits).
+pub const COUPON_CODE_LEN: (usize, usize) = (3, 20);
+
+/// A coupon code from a body, trimmed: 3..20 ASCII letters or digits, else
+/// `400 validation_failed` on `code`. Case is left to promotions (codes are
+/// case-insensitive there).
+pub fn validate_coupon_code(code: &str) -> Result<String, ApiError> {
+    let code = code.trim();
+    let (min, max) = COUPON_CODE_LEN;
+    let ok = (min..=max).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric());
+    if !ok {
+        return Err(ApiError::invalid_field(
+            "code",
+            format!("must be {min} to {max} letters or digits"),
+        ));
+    }
+    Ok(code.to_string())
+}
+
+/// How a cart's coupon stands as the cart is answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CouponState {
+    /// Promotions quoted it: `discount` paise off this subtotal.
+    Applied { code: String, discount: i64 },
+    /// Promotions refuses it now (expired, not started, below its minimum, used up,
+    /// deactivated; or the cart is empty): no discount, `reason` says why. It stays on
+    /// the cart: a cart that grows past the minimum gets the discount back.
+    Invalid { code: String, reason: String },
+    /// Promotions could not be asked (disabled, not installed, failing): no discount.
+    Unavailable { code: String, reason: String },
+    /// Not quoted: the internal read for checkout, which redeems the code itself.
+    Unquoted { code: String },
+}
+
+/// The `coupon` object of a cart. `discount` and `status` are absent only in the
+/// internal read for checkout; `reason` only when the coupon is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CouponView {
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discount: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// What a quoted discount takes off: never below 0 nor above the subtotal, so
+/// `total = subtotal + delivery_fee - discount` never falls below the delivery fee.
+pub fn capped_discount(quoted: i64, subtotal: i64) -> i64 {
+    quoted.clamp(0, subtotal.max(0))
+}
+
+impl CartView {
+    /// The cart with its coupon: `coupon`, `discount` and the total after the discount.
+    pub fn with_coupon(mut self, state: CouponState) -> Self {
+        let (code, discount, status, reason) = match state {
+            CouponState::Applied { code, discount } => (
+                code,
+                Some(capped_discount(discount, self.subtotal)),
+                Some("applied"),
+                None,
+            ),
+            CouponState::Invalid { code, reason } => (code, Some(0), Some("invalid"), Some(reason)),
+            CouponState::Unavailable { code, reason } => {
+                (code, Some(0), Some("unavailable"), Some(reason))
+            }
+            CouponState::Unquoted { code } => (code, None, None, None),
+        };
+        if let Some(d) = discount {
+            self.total = self.subtotal.saturating_add(self.delivery_fee) - d;
+            self.discount = Some(d);
+        }
+        self.coupon = Some(CouponView {
+            code,
+            discount,
+            status,
+            reason,
+        });
+        self
+    }
 }
 
 /// A cart priced from live products, and the lines that must go because their product
@@ -231,6 +319,8 @@ pub fn price_cart(
             currency: "INR",
             free_delivery_threshold: config.free_delivery_threshold,
             updated_at,
+            coupon: None,
+            discount: None,
         },
         dead,
     }
@@ -421,5 +511,117 @@ mod tests {
         assert!(is_buyable(Some(&product("a", 1, 1, true))));
         assert!(!is_buyable(Some(&product("a", 1, 1, false))));
         assert!(!is_buyable(None));
+    }
+
+    fn priced_at(subtotal_units: i64) -> CartView {
+        let products = catalog(&[product("a", 1000, 100, true)]);
+        price_cart(
+            &[line("a", subtotal_units)],
+            &products,
+            &CartConfig::default(),
+            None,
+        )
+        .view
+    }
+
+    #[test]
+    fn coupon_codes_are_three_to_twenty_letters_or_digits() {
+        assert_eq!(validate_coupon_code(" save10 ").unwrap(), "save10");
+        assert_eq!(validate_coupon_code("ABC").unwrap(), "ABC");
+        assert!(validate_coupon_code(&"A".repeat(20)).is_ok());
+        for bad in [
+            "",
+            "  ",
+            "AB",
+            "SAVE-10",
+            "SAVE 10",
+            "ŚAVE10",
+            &"A".repeat(21),
+        ] {
+            let e = validate_coupon_code(bad).unwrap_err();
+            assert_eq!((e.status, e.code), (400, "validation_failed"), "{bad}");
+            assert_eq!(e.details["fields"][0]["field"], "code");
+        }
+    }
+
+    #[test]
+    fn an_applied_coupon_takes_its_discount_off_the_total() {
+        // 3 × 1000 = 3000 subtotal, below the threshold: fee 2500.
+        let v = priced_at(3).with_coupon(CouponState::Applied {
+            code: "SAVE10".into(),
+            discount: 300,
+        });
+        assert_eq!(
+            (v.subtotal, v.delivery_fee, v.discount),
+            (3000, 2500, Some(300))
+        );
+        assert_eq!(v.total, 5200);
+        let shown = kirana_sdk::serde_json::to_value(&v).unwrap();
+        assert_eq!(
+            shown["coupon"],
+            json!({"code": "SAVE10", "discount": 300, "status": "applied"})
+        );
+        assert_eq!(shown["discount"], 300);
+    }
+
+    #[test]
+    fn a_discount_never_takes_the_total_below_the_delivery_fee() {
+        let v = priced_at(3).with_coupon(CouponState::Applied {
+            code: "BIG".into(),
+            discount: 10_000,
+        });
+        assert_eq!(v.discount, Some(3000));
+        assert_eq!(v.total, v.delivery_fee);
+        // Free delivery: the total can reach 0, never below.
+        let free = priced_at(20).with_coupon(CouponState::Applied {
+            code: "BIG".into(),
+            discount: 50_000,
+        });
+        assert_eq!(
+            (free.delivery_fee, free.discount, free.total),
+            (0, Some(20_000), 0)
+        );
+        assert_eq!(capped_discount(-5, 100), 0);
+        assert_eq!(capped_discount(5, 0), 0);
+    }
+
+    #[test]
+    fn an_invalid_or_unavailable_coupon_shows_why_and_takes_nothing() {
+        for (state, status) in [
+            (
+                CouponState::Invalid {
+                    code: "OLD".into(),
+                    reason: "the coupon has expired".into(),
+                },
+                "invalid",
+            ),
+            (
+                CouponState::Unavailable {
+                    code: "OLD".into(),
+                    reason: "promotions is not available".into(),
+                },
+                "unavailable",
+            ),
+        ] {
+            let v = priced_at(3).with_coupon(state);
+            assert_eq!((v.discount, v.total), (Some(0), 5500));
+            let shown = kirana_sdk::serde_json::to_value(&v).unwrap();
+            assert_eq!(shown["coupon"]["status"], status);
+            assert_eq!(shown["coupon"]["discount"], 0);
+            assert!(shown["coupon"]["reason"].is_string(), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_cart_without_a_coupon_keeps_its_shape_and_the_unquoted_one_names_only_the_code() {
+        let plain = kirana_sdk::serde_json::to_value(priced_at(3)).unwrap();
+        assert!(plain.get("coupon").is_none() && plain.get("discount").is_none());
+        let v = priced_at(3).with_coupon(CouponState::Unquoted {
+            code: "SAVE10".into(),
+        });
+        assert_eq!(v.total, 5500);
+        let shown = kirana_sdk::serde_json::to_value(&v).unwrap();
+        assert_eq!(shown["coupon"], json!({"code": "SAVE10"}));
+        assert!(shown.get("discount").is_none());
     }
 }

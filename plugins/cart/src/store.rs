@@ -4,6 +4,8 @@
 //! `carts` holds one row per user who ever changed a cart; `updated_us` (microseconds
 //! since the epoch) drives expiry and `updated_at` is the same instant for clients.
 //! `cart_items.added_us` keeps the lines in the order they were first added.
+//! `carts.coupon_code` is the coupon the customer applied (the code as the `promotions`
+//! plugin spells it), `NULL` for none: never a discount, which is quoted when read.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::sql::{self, Dialect};
@@ -29,7 +31,32 @@ const SCHEMA: &[&str] = &[
 
 /// Creates the tables; idempotent, as `migrate` runs at every load.
 pub fn migrate() -> Result<(), CapError> {
-    sql::execute_batch(SCHEMA)
+    sql::execute_batch(SCHEMA)?;
+    add_coupon_code()
+}
+
+/// `carts.coupon_code`, added once to carts made before coupons existed. SQLite has no
+/// `ADD COLUMN IF NOT EXISTS`, so there the schema is asked first.
+fn add_coupon_code() -> Result<(), CapError> {
+    match sql::dialect() {
+        Dialect::Postgres => {
+            sql::execute(
+                "ALTER TABLE carts ADD COLUMN IF NOT EXISTS coupon_code TEXT",
+                &[],
+            )?;
+        }
+        Dialect::Sqlite => {
+            let present: i64 = sql::query(
+                "SELECT COUNT(*) AS n FROM pragma_table_info('carts') WHERE name = 'coupon_code'",
+                &[],
+            )?
+            .scalar()?;
+            if present == 0 {
+                sql::execute("ALTER TABLE carts ADD COLUMN coupon_code TEXT", &[])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The current instant as RFC 3339 (for clients) and microseconds (for ordering and
@@ -43,12 +70,13 @@ pub fn now_stamp() -> (String, i64) {
     )
 }
 
-/// A user's stored cart: its lines in the order they were added and when it last changed
-/// (`None` for a cart never used, or one that just expired).
+/// A user's stored cart: its lines in the order they were added, when it last changed
+/// (`None` for a cart never used, or one that just expired) and its coupon code.
 #[derive(Debug, Clone, Default)]
 pub struct StoredCart {
     pub lines: Vec<Line>,
     pub updated_at: Option<String>,
+    pub coupon_code: Option<String>,
 }
 
 impl StoredCart {
@@ -68,7 +96,7 @@ impl StoredCart {
 /// cannot exist: every change touches the cart row in the same transaction.
 pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
     let rows = sql::query(
-        "SELECT c.updated_at, c.updated_us, i.product_id, i.quantity
+        "SELECT c.updated_at, c.updated_us, c.coupon_code, i.product_id, i.quantity
          FROM carts c LEFT JOIN cart_items i ON i.user_id = c.user_id
          WHERE c.user_id = $1
          ORDER BY i.added_us, i.product_id",
@@ -86,6 +114,7 @@ pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> 
                 return Ok(StoredCart::default());
             }
             cart.updated_at = Some(row.get("updated_at")?);
+            cart.coupon_code = row.get("coupon_code")?;
         }
         let product_id: Option<String> = row.get("product_id")?;
         if let Some(product_id) = product_id {
@@ -126,6 +155,22 @@ const TOUCH: &str = "INSERT INTO carts (user_id, updated_at, updated_us) VALUES 
 pub fn touch(user_id: &str) -> Result<String, CapError> {
     let (at, us) = now_stamp();
     sql::execute(TOUCH, &params![user_id, at, us])?;
+    Ok(at)
+}
+
+/// Records that the cart changed now and sets its coupon (`None` removes it); returns
+/// the new `updated_at`. One statement: the cart row is the first row a change writes.
+pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<String, CapError> {
+    let (at, us) = now_stamp();
+    // Text even for "none": a NULL parameter has no text type on PostgreSQL.
+    sql::execute(
+        "INSERT INTO carts (user_id, updated_at, updated_us, coupon_code)
+         VALUES ($1, $2, $3, NULLIF($4, ''))
+         ON CONFLICT (user_id) DO UPDATE
+         SET updated_at = excluded.updated_at, updated_us = excluded.updated_us,
+             coupon_code = excluded.coupon_code",
+        &params![user_id, at, us, code.unwrap_or("")],
+    )?;
     Ok(at)
 }
 

@@ -1,11 +1,13 @@
 //! `POST /api/v1/orders`: an order from the caller's cart, with `Idempotency-Key`.
 //!
 //! Steps: validate → read the cart → read the address snapshot → take the stock under a
-//! catalog hold (all or nothing; the hold expires unless its order confirms it) → write
-//! the order with its hold id, its `order.created` event and (online) its payment
-//! timeout in one transaction (giving the hold back if that fails) → empty the cart.
-//! Nothing changes anywhere when a step before the hold fails, and a crash after it
-//! leaks nothing: the hold's expiry asks orders whether the order exists.
+//! catalog hold (all or nothing; the hold expires unless its order confirms it) →
+//! redeem the cart's coupon, if any, in promotions under the same hold id (held too,
+//! and expiring the same way; a refusal gives the stock hold back) → write the order
+//! with its hold id, its `order.created` event and (online) its payment timeout in one
+//! transaction (giving the hold and the redemption back if that fails) → empty the
+//! cart. Nothing changes anywhere when a step before the hold fails, and a crash after
+//! it leaks nothing: each hold's expiry asks orders whether the order exists.
 
 use std::time::Duration;
 
@@ -15,8 +17,8 @@ use kirana_sdk::services::{self, Reply};
 use kirana_sdk::{sql, Method};
 
 use crate::db::{self, HistoryEntry, Item, Order};
-use crate::lifecycle::release_hold;
-use crate::rules::{initial_state, OrdersConfig, PAYMENT_METHODS};
+use crate::lifecycle::{release_hold, release_redemption};
+use crate::rules::{initial_state, totals, OrdersConfig, PAYMENT_METHODS};
 
 /// Longest `notes` accepted.
 const MAX_NOTES: usize = 500;
@@ -79,9 +81,25 @@ struct CartLine {
     quantity: i64,
 }
 
+/// The cart's coupon as the internal read gives it: only the code (checkout's
+/// redemption prices it).
+#[derive(Debug, Deserialize)]
+struct CartCoupon {
+    code: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct Cart {
     items: Vec<CartLine>,
+    #[serde(default)]
+    coupon: Option<CartCoupon>,
+}
+
+/// Promotions' answer to a redemption: the code as it spells it and the discount.
+#[derive(Debug, Clone, Deserialize)]
+struct Redeemed {
+    code: String,
+    discount: i64,
 }
 
 /// The catalog's answer to a hold: the priced lines and the hold that keeps them.
@@ -160,12 +178,93 @@ fn hold(cart: &Cart) -> Result<(String, Vec<Item>), ApiError> {
     Ok((hold.hold_id, items))
 }
 
+/// Gives back what a checkout took when it stops before its order exists: the stock
+/// hold and, when one may exist, the coupon redemption. Best effort: each expires on its
+/// own and finds no order, so a failure here is logged, not returned.
+fn give_back(hold_id: &str, redemption: bool) {
+    if let Err(e) = release_hold(hold_id) {
+        kirana_sdk::log::warn(
+            &format!("giving stock hold {hold_id} back failed ({e}); its expiry will"),
+            &[],
+        );
+    }
+    if redemption {
+        if let Err(e) = release_redemption(hold_id) {
+            kirana_sdk::log::warn(
+                &format!(
+                    "giving the coupon redemption {hold_id} back failed ({e}); its expiry will"
+                ),
+                &[],
+            );
+        }
+    }
+}
+
+/// Redeems `code` for this order in promotions, under the stock hold's id (one id ties
+/// the order, its stock and its coupon together; promotions' expiry asks orders about
+/// it like the catalog's). On any refusal the stock hold goes back at once and nothing
+/// is left: a coupon used up meanwhile (in total or for this customer) is promotions'
+/// `409 conflict`; one that no longer applies (expired, not started, deactivated, the
+/// subtotal now below its minimum) is `400 validation_failed` on `code`; promotions
+/// unreachable is its 503/504.
+fn redeem(code: &str, user_id: &str, subtotal: i64, hold_id: &str) -> Result<Redeemed, ApiError> {
+    let body = json!({"code": code, "user_id": user_id, "subtotal": subtotal, "hold_id": hold_id});
+    let outcome = services::call(
+        "promotions",
+        Method::Post,
+        "/internal/promotions/redemptions",
+        "",
+        Some(&body),
+    );
+    let reply = match outcome {
+        Ok(reply) => reply,
+        Err(e) => {
+            // A timeout may have redeemed it all the same: give that back too.
+            give_back(hold_id, true);
+            return Err(e.into());
+        }
+    };
+    match reply.status {
+        201 => match reply.json::<Redeemed>() {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                give_back(hold_id, true);
+                Err(e)
+            }
+        },
+        409 => {
+            give_back(hold_id, false);
+            let mut e = reply.into_error();
+            if let Some(details) = e.details.as_object_mut() {
+                details.insert("code".to_string(), json!(code));
+            }
+            Err(e)
+        }
+        404 => {
+            give_back(hold_id, false);
+            Err(ApiError::invalid_field(
+                "code",
+                format!("coupon {code} no longer exists or is inactive; remove it from the cart"),
+            ))
+        }
+        400 => {
+            give_back(hold_id, false);
+            Err(reply.into_error())
+        }
+        _ => {
+            give_back(hold_id, true);
+            Err(reply.into_error())
+        }
+    }
+}
+
 /// Builds the order value (not yet stored).
 fn build(
     user_id: &str,
     body: CheckoutBody,
     address: Json,
     (hold_id, items): (String, Vec<Item>),
+    coupon: Option<Redeemed>,
     config: &OrdersConfig,
 ) -> Order {
     let now = kirana_sdk::now();
@@ -173,6 +272,11 @@ fn build(
     let eta = now + Duration::from_secs(u64::try_from(config.eta_minutes).unwrap_or(20) * 60);
     let subtotal: i64 = items.iter().map(|i| i.line_total).sum();
     let delivery_fee = config.fee_for(subtotal);
+    let (discount, total) = totals(
+        subtotal,
+        delivery_fee,
+        coupon.as_ref().map_or(0, |c| c.discount),
+    );
     let (status, payment_status) = initial_state(&body.payment_method);
     Order {
         id: new_id("ord"),
@@ -181,7 +285,9 @@ fn build(
         items,
         subtotal,
         delivery_fee,
-        total: subtotal + delivery_fee,
+        discount,
+        coupon_code: coupon.map(|c| c.code),
+        total,
         currency: "INR".to_string(),
         payment_method: body.payment_method,
         payment_status: payment_status.to_string(),
@@ -203,8 +309,8 @@ fn build(
 
 /// Writes the order, its `order.created` event and (online) its payment timeout in one
 /// transaction: the events exist exactly when the order does. On failure the hold goes
-/// back to the catalog at once (best effort: its expiry finds no order and releases it
-/// anyway).
+/// back to the catalog, and the redemption to promotions, at once (best effort: their
+/// expiries find no order and release them anyway).
 fn store(order: &Order, config: &OrdersConfig) -> Result<(), ApiError> {
     let written = sql::begin().and_then(|tx| {
         db::insert(&tx, order)?;
@@ -220,22 +326,15 @@ fn store(order: &Order, config: &OrdersConfig) -> Result<(), ApiError> {
     });
     if let Err(e) = written {
         if let Some(hold_id) = &order.hold_id {
-            if let Err(r) = release_hold(hold_id) {
-                kirana_sdk::log::warn(
-                    &format!(
-                        "giving hold {hold_id} back after a failed order write failed ({r}); \
-                         its expiry will"
-                    ),
-                    &[],
-                );
-            }
+            give_back(hold_id, order.coupon_code.is_some());
         }
         return Err(e.into());
     }
     Ok(())
 }
 
-/// The `order.created` payload; `hold_id` lets the catalog confirm the stock hold.
+/// The `order.created` payload; `hold_id` lets the catalog confirm the stock hold and
+/// promotions the coupon's redemption.
 fn created_event(order: &Order) -> Json {
     let items: Vec<_> = order
         .items
@@ -248,6 +347,8 @@ fn created_event(order: &Order) -> Json {
     json!({
         "order_id": order.id, "user_id": order.user_id, "status": order.status,
         "payment_method": order.payment_method, "payment_status": order.payment_status,
+        "subtotal": order.subtotal, "delivery_fee": order.delivery_fee,
+        "discount": order.discount, "coupon_code": order.coupon_code,
         "total": order.total, "items": items, "created_at": order.created_at,
         "hold_id": order.hold_id,
     })
@@ -275,7 +376,24 @@ fn checkout(req: &Request, user_id: &str) -> Result<Response, ApiError> {
     let cart = read_cart(user_id)?;
     let address = read_address(user_id, &body.address_id)?;
     let held = hold(&cart)?;
-    let order = build(user_id, body, address, held, &config);
+    let coupon = match &cart.coupon {
+        Some(c) => {
+            let subtotal = held.1.iter().map(|i| i.line_total).sum();
+            Some(redeem(&c.code, user_id, subtotal, &held.0)?)
+        }
+        None => None,
+    };
+    let order = build(user_id, body, address, held, coupon, &config);
+    if order.payment_method == "online" && order.total < 1 {
+        // Nothing could ever be paid, so the order would wait out its payment timeout.
+        if let Some(hold_id) = &order.hold_id {
+            give_back(hold_id, order.coupon_code.is_some());
+        }
+        return Err(ApiError::invalid_field(
+            "payment_method",
+            "the coupon leaves nothing to pay online; choose cod",
+        ));
+    }
     // Before `store`: see `empty_cart`. Both commit before the answer; a crash between
     // them (or a failed commit) leaves the cart empty and no order, whose hold the
     // catalog releases at its expiry.
@@ -304,7 +422,14 @@ mod tests {
             line_total: 2000,
         }];
         let config = OrdersConfig::default();
-        let order = build("usr_1", body, json!({}), ("hld_1".into(), items), &config);
+        let order = build(
+            "usr_1",
+            body,
+            json!({}),
+            ("hld_1".into(), items),
+            None,
+            &config,
+        );
         assert_eq!(order.hold_id.as_deref(), Some("hld_1"));
         let event = created_event(&order);
         assert_eq!(event["hold_id"], "hld_1");
@@ -314,5 +439,52 @@ mod tests {
         let shown = kirana_sdk::serde_json::to_value(&order).unwrap_or_default();
         assert!(shown.get("hold_id").is_none(), "{shown}");
         assert_eq!(shown["status"], "confirmed");
+        // Without a coupon the order still says so.
+        assert_eq!(
+            (shown["discount"].clone(), shown["coupon_code"].clone()),
+            (json!(0), Json::Null)
+        );
+        assert_eq!(shown["total"], 4500);
+    }
+
+    #[test]
+    fn a_redeemed_coupon_is_on_the_order_and_its_events() {
+        let body = CheckoutBody {
+            address_id: "adr_1".into(),
+            payment_method: "online".into(),
+            notes: None,
+        };
+        let items = vec![Item {
+            product_id: "prd_1".into(),
+            name: "Dal".into(),
+            unit: "1 kg".into(),
+            unit_price: 1000,
+            quantity: 3,
+            line_total: 3000,
+        }];
+        let coupon = Redeemed {
+            code: "SAVE10".into(),
+            discount: 300,
+        };
+        let config = OrdersConfig::default();
+        let order = build(
+            "usr_1",
+            body,
+            json!({}),
+            ("hld_1".into(), items),
+            Some(coupon),
+            &config,
+        );
+        assert_eq!(order.coupon_code.as_deref(), Some("SAVE10"));
+        assert_eq!(
+            (order.subtotal, order.delivery_fee, order.discount),
+            (3000, 2500, 300)
+        );
+        assert_eq!(order.total, 5200);
+        let event = created_event(&order);
+        assert_eq!(event["coupon_code"], "SAVE10");
+        assert_eq!(event["discount"], 300);
+        assert_eq!(event["total"], 5200);
+        assert_eq!(event["hold_id"], "hld_1");
     }
 }

@@ -48,36 +48,44 @@ pub fn migrate() -> Result<(), CapError> {
         )",
         "CREATE INDEX IF NOT EXISTS order_status_history_order ON order_status_history (order_id, id)",
     ])?;
-    add_hold_id()?;
+    // `hold_id`: the catalog stock hold the order's units came from, which is also the
+    // id of its coupon redemption in promotions (`NULL` for orders placed before holds
+    // existed). `coupon_code` and `discount`: the coupon redeemed with the order
+    // (`NULL` and 0 without one, and for orders placed before coupons existed).
+    add_column("hold_id", "TEXT")?;
+    add_column("coupon_code", "TEXT")?;
+    add_column("discount", "BIGINT NOT NULL DEFAULT 0")?;
+    sql::execute(
+        "CREATE INDEX IF NOT EXISTS orders_hold ON orders (hold_id)",
+        &[],
+    )?;
     kirana_sdk::idempotency::migrate()
 }
 
-/// `orders.hold_id`: the catalog stock hold the order's units came from (`NULL` for
-/// orders placed before holds existed). Added once; SQLite has no `ADD COLUMN IF NOT
-/// EXISTS`, so there the schema is asked first.
-fn add_hold_id() -> Result<(), CapError> {
+/// Adds `column` (with its type and constraints, `ddl`) to `orders` once; SQLite has
+/// no `ADD COLUMN IF NOT EXISTS`, so there the schema is asked first.
+fn add_column(column: &str, ddl: &str) -> Result<(), CapError> {
     match sql::dialect() {
         sql::Dialect::Postgres => {
             sql::execute(
-                "ALTER TABLE orders ADD COLUMN IF NOT EXISTS hold_id TEXT",
+                &format!("ALTER TABLE orders ADD COLUMN IF NOT EXISTS {column} {ddl}"),
                 &[],
             )?;
         }
         sql::Dialect::Sqlite => {
             let present: i64 = sql::query(
-                "SELECT COUNT(*) AS n FROM pragma_table_info('orders') WHERE name = 'hold_id'",
-                &[],
+                "SELECT COUNT(*) AS n FROM pragma_table_info('orders') WHERE name = $1",
+                &params![column],
             )?
             .scalar()?;
             if present == 0 {
-                sql::execute("ALTER TABLE orders ADD COLUMN hold_id TEXT", &[])?;
+                sql::execute(
+                    &format!("ALTER TABLE orders ADD COLUMN {column} {ddl}"),
+                    &[],
+                )?;
             }
         }
     }
-    sql::execute(
-        "CREATE INDEX IF NOT EXISTS orders_hold ON orders (hold_id)",
-        &[],
-    )?;
     Ok(())
 }
 
@@ -108,6 +116,11 @@ pub struct Order {
     pub items: Vec<Item>,
     pub subtotal: i64,
     pub delivery_fee: i64,
+    /// Paise the coupon took off (0 without one).
+    pub discount: i64,
+    /// The coupon redeemed with the order, as promotions spells it.
+    pub coupon_code: Option<String>,
+    /// `subtotal + delivery_fee - discount`, never below `delivery_fee`.
     pub total: i64,
     pub currency: String,
     pub payment_method: String,
@@ -121,7 +134,8 @@ pub struct Order {
     pub estimated_delivery_at: String,
     pub delivered_at: Option<String>,
     pub status_history: Vec<HistoryEntry>,
-    /// The catalog hold of the order's units; not part of the order's public shape.
+    /// The catalog hold of the order's units (and the id of its coupon redemption);
+    /// not part of the order's public shape.
     #[serde(skip)]
     pub hold_id: Option<String>,
 }
@@ -136,6 +150,8 @@ impl FromRow for Order {
             items: Vec::new(),
             subtotal: r.get("subtotal")?,
             delivery_fee: r.get("delivery_fee")?,
+            discount: r.get("discount")?,
+            coupon_code: r.get("coupon_code")?,
             total: r.get("total")?,
             currency: r.get("currency")?,
             payment_method: r.get("payment_method")?,
@@ -156,7 +172,7 @@ impl FromRow for Order {
 
 const ORDER_COLUMNS: &str = "id, user_id, status, subtotal, delivery_fee, total, currency, \
     payment_method, payment_status, address, notes, agent_user_id, cancel_reason, created_at, \
-    updated_at, estimated_delivery_at, delivered_at, hold_id";
+    updated_at, estimated_delivery_at, delivered_at, hold_id, coupon_code, discount";
 
 /// Writes a new order with its lines and first history entry, inside `tx`.
 pub fn insert(tx: &Tx, o: &Order) -> Result<(), CapError> {
@@ -164,7 +180,7 @@ pub fn insert(tx: &Tx, o: &Order) -> Result<(), CapError> {
         &format!(
             "INSERT INTO orders ({ORDER_COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-             NULLIF($18, ''))"
+             NULLIF($18, ''), NULLIF($19, ''), $20)"
         ),
         &params![
             o.id,
@@ -185,7 +201,9 @@ pub fn insert(tx: &Tx, o: &Order) -> Result<(), CapError> {
             o.estimated_delivery_at,
             o.delivered_at,
             // Text even when absent: see docs/plugins/catalog.md "Host notes".
-            o.hold_id.as_deref().unwrap_or("")
+            o.hold_id.as_deref().unwrap_or(""),
+            o.coupon_code.as_deref().unwrap_or(""),
+            o.discount
         ],
     )?;
     for (i, it) in o.items.iter().enumerate() {

@@ -1,5 +1,5 @@
-//! Orders: checkout from the cart, the order state machine, cancellation and the
-//! automatic cancellation of unpaid online orders.
+//! Orders: checkout from the cart (redeeming its coupon), the order state machine,
+//! cancellation and the automatic cancellation of unpaid online orders.
 //!
 //! Modules: `checkout` (POST /api/v1/orders with Idempotency-Key), `handlers` (the other
 //! public routes), `internal` (routes for payments and delivery), `lifecycle` (every
@@ -31,6 +31,7 @@ fn order_schema() -> kirana_sdk::serde_json::Value {
                 "unit": {"type": "string"}, "unit_price": {"type": "integer"},
                 "quantity": {"type": "integer"}, "line_total": {"type": "integer"}}}},
             "subtotal": {"type": "integer"}, "delivery_fee": {"type": "integer"},
+            "discount": {"type": "integer"}, "coupon_code": {"type": ["string", "null"]},
             "total": {"type": "integer"}, "currency": {"type": "string", "const": "INR"},
             "payment_method": {"type": "string", "enum": ["cod", "online"]},
             "payment_status": {"type": "string", "enum": ["cod", "awaiting", "paid", "refunded"]},
@@ -112,7 +113,7 @@ impl Plugin for Orders {
                 Access::Internal,
                 internal::by_hold,
             )
-            .summary("The order of a catalog stock hold, for the hold's expiry")
+            .summary("The order of a stock hold (and coupon redemption), for their expiry")
             .post(
                 "/internal/orders/{id}/status",
                 Access::Internal,
@@ -138,7 +139,8 @@ impl Plugin for Orders {
             .sql()
             // Idempotency-Key claims (kirana_sdk::idempotency).
             .kv()
-            .call(&["cart", "auth", "catalog"])
+            // promotions: redeeming the cart's coupon at checkout.
+            .call(&["cart", "auth", "catalog", "promotions"])
             .publish(&[
                 "order.created",
                 "order.status_changed",

@@ -2,8 +2,9 @@
 //! agent. Every change is a conditional `UPDATE ... WHERE status = <expected>` so two
 //! concurrent changes cannot both win, and its events are published inside the same
 //! transaction: a change and its events exist together or not at all. A cancellation's
-//! stock goes back through its `order.cancelled` event (the catalog returns the units
-//! of the order's hold), never by a call made before the change committed.
+//! stock and coupon go back through its `order.cancelled` event (the catalog returns
+//! the units of the order's hold, promotions the redemption of that hold id), never by
+//! a call made before the change committed.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::services;
@@ -24,6 +25,24 @@ pub fn release_hold(hold_id: &str) -> Result<(), ApiError> {
         None::<&()>,
     )?;
     if reply.is_success() {
+        Ok(())
+    } else {
+        Err(reply.into_error())
+    }
+}
+
+/// Gives a coupon redemption back at once (a checkout whose order was not written);
+/// promotions gives the use back once, whatever the redemption's state. A hold it
+/// never redeemed (`404`) has nothing to give back.
+pub fn release_redemption(hold_id: &str) -> Result<(), ApiError> {
+    let reply = services::call(
+        "promotions",
+        Method::Post,
+        &format!("/internal/promotions/redemptions/{hold_id}/release"),
+        "",
+        None::<&()>,
+    )?;
+    if reply.is_success() || reply.status == 404 {
         Ok(())
     } else {
         Err(reply.into_error())
@@ -87,7 +106,8 @@ fn update_status(
 
 /// The events of one transition. `order.cancelled` carries the order's stock hold and
 /// lines: the catalog returns the hold's units (or, for an order placed before holds
-/// existed, the lines).
+/// existed, the lines); and its coupon: promotions gives back the redemption of that
+/// hold id.
 fn announce(
     order: &Order,
     from: Status,
@@ -115,6 +135,7 @@ fn announce(
                 "payment_status": order.payment_status, "total": order.total,
                 "reason": reason.unwrap_or("cancelled"),
                 "hold_id": order.hold_id, "items": items,
+                "coupon_code": order.coupon_code, "discount": order.discount,
             }),
         )?;
     }

@@ -162,6 +162,14 @@ impl OrdersConfig {
     }
 }
 
+/// An order's money: the coupon's discount as it applies (never below 0 nor above the
+/// subtotal) and `total = subtotal + delivery_fee - discount`, which therefore never
+/// falls below the delivery fee.
+pub fn totals(subtotal: i64, delivery_fee: i64, quoted_discount: i64) -> (i64, i64) {
+    let discount = quoted_discount.clamp(0, subtotal.max(0));
+    (discount, subtotal.saturating_add(delivery_fee) - discount)
+}
+
 /// API.md: `estimated_delivery_at` is 5..60 minutes after creation.
 pub fn clamp_eta(minutes: i64) -> i64 {
     minutes.clamp(5, 60)
@@ -210,6 +218,15 @@ mod tests {
     fn initial_states() {
         assert_eq!(initial_state("cod"), (Status::Confirmed, "cod"));
         assert_eq!(initial_state("online"), (Status::Pending, "awaiting"));
+    }
+
+    #[test]
+    fn a_discount_comes_off_the_total_but_never_below_the_delivery_fee() {
+        assert_eq!(totals(9000, 2500, 0), (0, 11500));
+        assert_eq!(totals(9000, 2500, 900), (900, 10600));
+        assert_eq!(totals(9000, 2500, 50_000), (9000, 2500));
+        assert_eq!(totals(20_000, 0, 50_000), (20_000, 0));
+        assert_eq!(totals(9000, 2500, -1), (0, 11500));
     }
 
     #[test]
