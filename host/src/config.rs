@@ -121,6 +121,9 @@ pub struct IdentityConfig {
     pub jwt_secret: String,
     pub access_ttl_secs: u64,
     pub refresh_ttl_secs: u64,
+    /// How long the gateway trusts a cached "this session is live" before asking the
+    /// database again (bounds a revocation whose change-feed message was lost).
+    pub session_cache_secs: u64,
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
 }

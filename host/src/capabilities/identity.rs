@@ -31,10 +31,6 @@ use crate::config::IdentityConfig;
 use crate::core::View;
 use crate::storage::{now_ms, rfc3339_ms, Db};
 
-/// How long a cached session state is trusted before the database is asked again
-/// (bounds how stale a revocation whose feed message was lost can be).
-const SESSION_CACHE_TTL: Duration = Duration::from_secs(30);
-
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
@@ -154,7 +150,7 @@ impl IdentityService {
         // database every time until it is back.
         if self.feed.healthy() {
             if let Some(c) = self.sessions.get(sid) {
-                if !c.live || c.checked.elapsed() < SESSION_CACHE_TTL {
+                if !c.live || c.checked.elapsed() < self.cache_ttl() {
                     return Ok(c.live);
                 }
             }
@@ -180,10 +176,16 @@ impl IdentityService {
         Ok(live)
     }
 
+    /// How long a cached live session is trusted before the database is asked again:
+    /// the bound on how stale a revocation whose feed message was lost can be.
+    fn cache_ttl(&self) -> Duration {
+        Duration::from_secs(self.config.session_cache_secs)
+    }
+
     fn remember(&self, sid: &str, live: bool) {
         if self.sessions.len() > 100_000 {
-            self.sessions
-                .retain(|_, c| c.checked.elapsed() < SESSION_CACHE_TTL);
+            let ttl = self.cache_ttl();
+            self.sessions.retain(|_, c| c.checked.elapsed() < ttl);
         }
         self.sessions.insert(
             sid.to_string(),

@@ -139,6 +139,32 @@ backend_test!(tokens_are_checked_before_the_plugin, |app| {
         .assert_error(403, "forbidden");
 });
 
+backend_test!(
+    a_revocation_the_feed_missed_is_seen_once_the_cache_expires,
+    "[identity]\nsession_cache_secs = 1",
+    |app| {
+        let c = app.customer().await;
+        // The gateway checks the session and caches "live".
+        let me = app.get("/api/v1/auth/me", Some(&c.token)).await;
+        assert_eq!(me.status, 200, "{}", me.text);
+        // Revoked behind the host's back (what a lost change-feed message amounts to):
+        // the point here is the cache's bound, so the test writes the host's table.
+        let changed = sqlx::query("UPDATE sessions SET revoked_at = $1 WHERE user_id = $2")
+            .bind(now_secs() * 1000)
+            .bind(&c.user_id)
+            .execute(&app.app().platform.db.pool)
+            .await
+            .expect("revoke in the database")
+            .rows_affected();
+        assert_eq!(changed, 1);
+        // Past the cache's lifetime the database is asked again and the token refused.
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        app.get("/api/v1/auth/me", Some(&c.token))
+            .await
+            .assert_error(401, "unauthorized");
+    }
+);
+
 backend_test!(a_looping_plugin_is_cut_off_while_others_are_served, |app| {
     // While the spinning request burns its 1 s budget, other requests are answered: all
     // ten pings come back before the loop is cut off (an order, not a duration).
