@@ -2282,3 +2282,45 @@ backend_test!(
             .assert_error(401, "invalid_credentials");
     }
 );
+
+backend_test!(
+    sms_codes_and_reset_tokens_stop_working_when_they_expire,
+    "[auth]\notp_ttl_secs = 1\npassword_reset_secs = 1",
+    |app| {
+        let phone = unique_phone();
+        let r = otp_request(app, &phone).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+        assert_eq!(r.body["expires_in"], 1);
+        let code = otp_code(app, &phone).await;
+        // The message rounds the lifetime up to whole minutes.
+        let sms = last_message(app, "sms", &phone).await.expect("an OTP SMS");
+        assert!(
+            sms["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("expires in 1 minute.")),
+            "{sms}"
+        );
+
+        let c = app.customer().await;
+        assert_eq!(forgot(app, &c.email).await.status, 202);
+        let token = reset_token(app, &c.email).await;
+
+        // Both are past their lifetime: the right code and the right token are refused.
+        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+        otp_verify(app, &phone, &code)
+            .await
+            .assert_error(401, "invalid_credentials");
+        reset(app, &token, "brand-new-password")
+            .await
+            .assert_invalid_field("token");
+        // The old password still signs in: nothing was reset.
+        let r = app
+            .post(
+                "/api/v1/auth/login",
+                None,
+                json!({"email": c.email, "password": c.password}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+);

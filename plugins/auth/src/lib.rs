@@ -17,6 +17,7 @@ mod attempts;
 mod db;
 mod input;
 mod internal;
+mod lifetimes;
 mod lockout;
 mod notify;
 mod otp;

@@ -10,7 +10,7 @@
 //! recorded in `proven_phones` (one account per proven phone) when it comes back.
 //!
 //! One live code per phone for login (a new request replaces it) and one per account
-//! for proofs; codes are stored as argon2 hashes, expire after `otp_ttl_minutes`, and
+//! for proofs; codes are stored as argon2 hashes, expire after `otp_ttl_secs`, and
 //! allow 3 tries, counted before each comparison (see `attempts`). A phone gets at most
 //! `otp_max_per_hour` codes an hour, of both kinds together (SMS costs money and floods
 //! phones). Every failure of a verify is the same `401 invalid_credentials`.
@@ -56,11 +56,6 @@ pub const SCHEMA: &[&str] = &[
         created_at TEXT NOT NULL
     )",
 ];
-
-fn ttl() -> Duration {
-    let minutes: u64 = config::get_or("otp_ttl_minutes", 5u64).clamp(1, 60);
-    Duration::from_secs(minutes * 60)
-}
 
 #[derive(Debug, Deserialize)]
 struct RequestBody {
@@ -120,7 +115,7 @@ fn send_code(
     }
     let code = random_code(CODE_DIGITS);
     let hash = identity::hash_password(&code)?;
-    let ttl = ttl();
+    let ttl = crate::lifetimes::OTP.get();
     store(&tx, &hash, &rfc3339(now + ttl), &rfc3339(now))?;
     tx.execute(
         "INSERT INTO otp_sends (id, phone, sent_at) VALUES ($1, $2, $3)",
@@ -130,7 +125,7 @@ fn send_code(
         "sms",
         phone,
         "otp",
-        json!({"code": code, "minutes": ttl.as_secs() / 60}),
+        json!({"code": code, "minutes": crate::lifetimes::minutes(ttl)}),
     )?;
     tx.commit()?;
     Ok(ttl)

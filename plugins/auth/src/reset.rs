@@ -4,13 +4,11 @@
 //!
 //! `forgot` answers 202 whatever the email, and a failure to send is logged rather than
 //! reported, so neither the status nor the body tells whether an account exists. Only
-//! a SHA-256 of the token is stored; a token lives `password_reset_minutes` and works
+//! a SHA-256 of the token is stored; a token lives `password_reset_secs` and works
 //! once; a successful reset voids the user's other outstanding tokens.
 
-use std::time::Duration;
-
 use kirana_sdk::prelude::*;
-use kirana_sdk::{config, identity, random_token, rfc3339, sql};
+use kirana_sdk::{identity, random_token, rfc3339, sql};
 use sha2::{Digest, Sha256};
 
 use crate::db;
@@ -62,7 +60,7 @@ pub fn forgot(req: &Request) -> Result<Response, ApiError> {
 }
 
 fn issue_and_send(user_id: &str, email: &str, name: &str) -> Result<(), ApiError> {
-    let minutes: u64 = config::get_or("password_reset_minutes", 30u64).clamp(5, 24 * 60);
+    let ttl = crate::lifetimes::RESET.get();
     let token = random_token();
     let now = kirana_sdk::now();
     sql::execute(
@@ -71,7 +69,7 @@ fn issue_and_send(user_id: &str, email: &str, name: &str) -> Result<(), ApiError
         &params![
             token_hash(&token),
             user_id,
-            rfc3339(now + Duration::from_secs(minutes * 60)),
+            rfc3339(now + ttl),
             rfc3339(now)
         ],
     )?;
@@ -79,7 +77,7 @@ fn issue_and_send(user_id: &str, email: &str, name: &str) -> Result<(), ApiError
         "email",
         email,
         "password_reset",
-        json!({"token": token, "name": name, "minutes": minutes}),
+        json!({"token": token, "name": name, "minutes": crate::lifetimes::minutes(ttl)}),
     )
 }
 

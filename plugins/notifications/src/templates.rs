@@ -341,6 +341,13 @@ mod tests {
         assert_eq!(r.subject, "Your Kirana login code");
         assert!(r.body.contains("042917"), "{}", r.body);
         assert!(r.body.contains("5 minutes"), "{}", r.body);
+        let one = render_message(
+            "otp",
+            &obj(json!({"code": "042917", "minutes": 1})),
+            &globals(),
+        )
+        .unwrap();
+        assert!(one.body.contains("expires in 1 minute."), "{}", one.body);
     }
 
     #[test]
