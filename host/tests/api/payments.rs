@@ -1335,3 +1335,72 @@ backend_test!(
         );
     }
 );
+
+backend_test!(
+    a_capture_while_orders_is_down_settles_once_orders_is_back,
+    // Enough retries of the settlement to outlast the outage below.
+    "[events]\nmax_attempts = 200\nbackoff_ms = 20\nmax_backoff_ms = 100",
+    |app| {
+        let admin = app.admin_token().await;
+        let (c, order_id) = online_order(app, &admin, 25000).await;
+        let p = new_intent(app, &c.token, &order_id).await;
+        let id = str_of(&p["id"]).to_string();
+        settled(app).await;
+
+        // The provider's webhook arrives while orders is out of service: the capture is
+        // recorded and acknowledged, and the order's settlement is queued for retry.
+        plugin_action(app, "orders", "disable").await;
+        let r = webhook(
+            app,
+            "payment.captured",
+            str_of(&p["provider_order_id"]),
+            "pay_during_outage",
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["status"], "processed");
+        // The customer's own verification cannot reach orders either: 503, nothing lost.
+        verify(app, &c.token, &p, "pay_during_outage")
+            .await
+            .assert_error(503, "plugin_unavailable");
+        // The retry has been tried and failed at least once while orders is down.
+        let failed_once = app
+            .eventually(10, || async {
+                let r = app
+                    .get("/admin/events?status=pending", Some(OPERATOR_TOKEN))
+                    .await;
+                r.body["items"]
+                    .as_array()?
+                    .iter()
+                    .any(|d| {
+                        d["topic"] == "payments.settle"
+                            && d["payload"]["order_id"] == order_id.as_str()
+                            && d["attempts"].as_u64().is_some_and(|n| n >= 1)
+                    })
+                    .then_some(())
+            })
+            .await;
+        assert!(failed_once.is_some(), "no settlement retry was queued");
+
+        // Orders is back: the queued settlement pays the order, once.
+        plugin_action(app, "orders", "enable").await;
+        settled(app).await;
+        let o = order(app, &c.token, &order_id).await;
+        assert_eq!(o["status"], "confirmed", "{o}");
+        assert_eq!(o["payment_status"], "paid");
+        let after = payment(app, &admin, &order_id, &id).await;
+        assert_eq!(after["status"], "captured");
+        assert_eq!(after["provider_payment_id"], "pay_during_outage");
+        assert_eq!(events(app, "payment.captured", &id).await.len(), 1);
+        // The checkout's verification now agrees, and changes nothing.
+        let r = verify(app, &c.token, &p, "pay_during_outage").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["status"], "captured");
+        settled(app).await;
+        assert_eq!(events(app, "payment.captured", &id).await.len(), 1);
+        assert_eq!(
+            order(app, &c.token, &order_id).await["status_history"],
+            o["status_history"]
+        );
+    }
+);
