@@ -84,9 +84,17 @@ impl Runtime {
 
     /// Compiles `bytes`, or loads the artifact compiled earlier for the same bytes and
     /// engine. Returns the component and the bytes' sha256.
+    ///
+    /// One compile per artifact at a time: hosts (or replicas sharing a cache directory)
+    /// loading the same new component together wait for the first compile behind a lock
+    /// file and load its artifact, instead of each compiling it (a large component, a
+    /// Python one of 18 MB, takes long enough that this matters at start).
     pub fn compile(&self, bytes: &[u8]) -> Result<(Component, String)> {
         let sha = hex::encode(Sha256::digest(bytes));
         let path = self.artifact_path(&sha);
+        // Held until this compile is written; without it (read-only cache) compiling
+        // twice is only slower.
+        let _lock = compile_lock(&path);
         if path.exists() {
             // SAFETY: the artifact was written by `Engine::precompile_component` of an
             // engine with the same compatibility hash (it is in the file name), into a
@@ -186,6 +194,28 @@ fn spawn_epoch_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
     }
 }
 
+/// An exclusive lock on `<artifact>.lock` (an advisory `flock`, released when the file
+/// closes, so a crashed holder never leaves it taken). `None` when the lock file cannot
+/// be made: compiling then goes on unlocked.
+fn compile_lock(artifact: &Path) -> Option<std::fs::File> {
+    if let Some(dir) = artifact.parent() {
+        std::fs::create_dir_all(dir).ok()?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(artifact.with_extension("lock"))
+        .ok()?;
+    match file.lock() {
+        Ok(()) => Some(file),
+        Err(e) => {
+            tracing::warn!(path = %artifact.display(), error = %e, "could not lock the compile cache entry; compiling unlocked");
+            None
+        }
+    }
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -194,4 +224,28 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_compile_lock_excludes_others_until_dropped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let artifact = dir.path().join("cache").join("abc-0.cwasm");
+        let held = compile_lock(&artifact).expect("the first lock");
+        let other = std::fs::OpenOptions::new()
+            .write(true)
+            .open(artifact.with_extension("lock"))
+            .expect("the lock file exists");
+        assert!(
+            matches!(other.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            "a second compile of the same artifact must wait"
+        );
+        drop(held);
+        other
+            .try_lock()
+            .expect("free once the first compile is done");
+    }
 }
