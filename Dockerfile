@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# Kirana in one image: the `kirana` binary and the eight shop plugins, built from this
-# repository. Build from the repository root:
+# Kirana in one image: the `kirana` binary and the nine shop plugins (eight in Rust,
+# promotions in Python), built from this repository. Build from the repository root:
 #
 #   docker build -t kirana:0.1.0 .
 #
@@ -31,6 +31,20 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
        target/wasm32-wasip2/release/notifications.wasm target/wasm32-wasip2/release/analytics.wasm \
        /out/plugins/
 
+# ---- build-python: the Python plugins, with componentize-py from PyPI -----------------
+# componentize-py's wheel carries everything it needs (CPython for wasm32-wasip2 and its
+# own component tooling); scripts/build-python writes NAME.wasm like cargo does.
+FROM python:3.11-slim-bookworm AS build-python
+RUN pip install --no-cache-dir componentize-py==0.25.1
+WORKDIR /src
+COPY wit/ wit/
+COPY plugin-sdk-python/ plugin-sdk-python/
+COPY plugins/promotions/ plugins/promotions/
+COPY scripts/build-python scripts/build-python
+RUN ./scripts/build-python promotions \
+ && mkdir -p /out \
+ && cp target/wasm32-wasip2/release/promotions.wasm /out/promotions.wasm
+
 # ---- runtime: glibc, the binary, the plugins ----------------------------------------
 # bookworm-slim: the same glibc the build stage linked against. The binary needs only
 # libc, libm and libgcc_s (SQLite is bundled, TLS is rustls with its own roots), and
@@ -38,6 +52,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM debian:bookworm-slim
 COPY --from=build /out/kirana /usr/local/bin/kirana
 COPY --from=build /out/plugins/ /app/plugins/
+COPY --from=build-python /out/promotions.wasm /app/plugins/promotions.wasm
 # data_dir: the compile cache (and SQLite files when no database_url is set). The only
 # directory the process writes; mount a volume (or an emptyDir) here.
 COPY --from=build --chown=10001:10001 /out/data/ /app/data/
