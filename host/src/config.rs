@@ -264,6 +264,11 @@ pub struct PluginConfig {
     pub enabled: bool,
     #[serde(default)]
     pub instances: InstanceMode,
+    /// Warm instances kept for this plugin in `reuse` mode (else
+    /// `runtime.warm_instances`): a plugin with a large heap per instance (a Python
+    /// one carries its interpreter's) keeps fewer, and requests beyond them get a
+    /// fresh instance that is dropped afterwards.
+    pub warm_instances: Option<usize>,
     pub memory_mb: Option<u32>,
     pub timeout_ms: Option<u64>,
     /// Largest request body for this plugin's routes (else `limits.body_bytes`).

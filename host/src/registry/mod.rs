@@ -280,6 +280,7 @@ pub fn unconfigured() -> PluginConfig {
         file: Default::default(),
         enabled: true,
         instances: InstanceMode::Fresh,
+        warm_instances: None,
         memory_mb: None,
         timeout_ms: None,
         body_bytes: None,
@@ -711,7 +712,7 @@ pub async fn build(
         manifest,
         sha256,
         size,
-        config.runtime.warm_instances,
+        pc.warm_instances.unwrap_or(config.runtime.warm_instances),
     )
     .map_err(|e| RegistryError::Invalid(format!("{e:#}")))
 }

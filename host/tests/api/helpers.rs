@@ -191,6 +191,7 @@ pub const PLUGINS: &[&str] = &[
     "analytics",
     "hello",
     "faulty",
+    "promotions",
 ];
 
 fn check_plugins_built() {
@@ -199,7 +200,8 @@ fn check_plugins_built() {
         assert!(
             f.exists(),
             "{} is missing: build the plugins first (./scripts/test does it, or \
-             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p orders -p payments -p delivery -p notifications -p analytics -p hello -p faulty)",
+             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p orders -p payments -p delivery -p notifications -p analytics -p hello -p faulty, \
+             and ./scripts/build-python for promotions)",
             f.display()
         );
     }

@@ -165,6 +165,34 @@ backend_test!(
     }
 );
 
+backend_test!(
+    a_plugin_keeps_only_its_own_number_of_warm_instances,
+    "[plugins.hello]\nwarm_instances = 0",
+    |app| {
+        let created = r#"kirana_instantiations_total{plugin="hello"}"#;
+        let reused = r#"kirana_instance_reuses_total{plugin="hello"}"#;
+        let (created_before, reused_before) =
+            (metric(app, created).await, metric(app, reused).await);
+        for _ in 0..3 {
+            let r = app.get("/api/v1/hello/ping", None).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        // None kept: every call had a new instance.
+        assert_eq!(metric(app, created).await - created_before, 3.0);
+        assert_eq!(metric(app, reused).await, reused_before);
+
+        // The cart keeps the default number: calls one after another reuse one.
+        let c = app.customer().await;
+        let cart_reused = r#"kirana_instance_reuses_total{plugin="cart"}"#;
+        let before = metric(app, cart_reused).await;
+        for _ in 0..3 {
+            let r = app.get("/api/v1/cart", Some(&c.token)).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        assert!(metric(app, cart_reused).await - before >= 2.0);
+    }
+);
+
 backend_test!(a_looping_plugin_is_cut_off_while_others_are_served, |app| {
     // While the spinning request burns its 1 s budget, other requests are answered: all
     // ten pings come back before the loop is cut off (an order, not a duration).
