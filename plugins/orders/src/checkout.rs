@@ -406,11 +406,11 @@ fn checkout(req: &Request, user_id: &str) -> Result<Response, ApiError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_created_event_names_the_stock_hold() {
+    /// An order of `quantity` × a 1000-paise product under hold `hld_1`.
+    fn order_of(payment_method: &str, quantity: i64, coupon: Option<Redeemed>) -> Order {
         let body = CheckoutBody {
             address_id: "adr_1".into(),
-            payment_method: "cod".into(),
+            payment_method: payment_method.into(),
             notes: None,
         };
         let items = vec![Item {
@@ -418,18 +418,22 @@ mod tests {
             name: "Dal".into(),
             unit: "1 kg".into(),
             unit_price: 1000,
-            quantity: 2,
-            line_total: 2000,
+            quantity,
+            line_total: 1000 * quantity,
         }];
-        let config = OrdersConfig::default();
-        let order = build(
+        build(
             "usr_1",
             body,
             json!({}),
             ("hld_1".into(), items),
-            None,
-            &config,
-        );
+            coupon,
+            &OrdersConfig::default(),
+        )
+    }
+
+    #[test]
+    fn the_created_event_names_the_stock_hold() {
+        let order = order_of("cod", 2, None);
         assert_eq!(order.hold_id.as_deref(), Some("hld_1"));
         let event = created_event(&order);
         assert_eq!(event["hold_id"], "hld_1");
@@ -449,32 +453,11 @@ mod tests {
 
     #[test]
     fn a_redeemed_coupon_is_on_the_order_and_its_events() {
-        let body = CheckoutBody {
-            address_id: "adr_1".into(),
-            payment_method: "online".into(),
-            notes: None,
-        };
-        let items = vec![Item {
-            product_id: "prd_1".into(),
-            name: "Dal".into(),
-            unit: "1 kg".into(),
-            unit_price: 1000,
-            quantity: 3,
-            line_total: 3000,
-        }];
         let coupon = Redeemed {
             code: "SAVE10".into(),
             discount: 300,
         };
-        let config = OrdersConfig::default();
-        let order = build(
-            "usr_1",
-            body,
-            json!({}),
-            ("hld_1".into(), items),
-            Some(coupon),
-            &config,
-        );
+        let order = order_of("online", 3, Some(coupon));
         assert_eq!(order.coupon_code.as_deref(), Some("SAVE10"));
         assert_eq!(
             (order.subtotal, order.delivery_fee, order.discount),
