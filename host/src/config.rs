@@ -269,6 +269,11 @@ pub struct PluginConfig {
     /// one carries its interpreter's) keeps fewer, and requests beyond them get a
     /// fresh instance that is dropped afterwards.
     pub warm_instances: Option<usize>,
+    /// Most instances of this plugin alive at once, in use or warm (else no cap).
+    /// A call that finds them all busy waits for one until its deadline, then answers
+    /// `504 plugin_timeout`. Bounds a large-heap plugin's memory under load; a plugin
+    /// that calls itself through `services.call` needs one per nesting level.
+    pub max_instances: Option<usize>,
     pub memory_mb: Option<u32>,
     pub timeout_ms: Option<u64>,
     /// Largest request body for this plugin's routes (else `limits.body_bytes`).
@@ -469,6 +474,11 @@ impl Config {
         }
         if self.limits.timeout_ms == 0 || self.limits.memory_mb == 0 {
             bail!("limits.timeout_ms and limits.memory_mb must be positive");
+        }
+        for (name, pc) in &self.plugins {
+            if pc.max_instances == Some(0) {
+                bail!("plugins.{name}.max_instances must be at least 1 (leave it out for no cap)");
+            }
         }
         for p in &self.rate_limit.trusted_proxies {
             if p.parse::<std::net::IpAddr>().is_err() {

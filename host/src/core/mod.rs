@@ -142,13 +142,15 @@ pub enum InvokeError {
     Instantiate(String),
 }
 
-/// Which compute limit stopped a call (both answer `504 plugin_timeout`).
+/// Which limit stopped a call (each answers `504 plugin_timeout`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
     /// The call's deadline (epoch interruption).
     Time,
     /// The plugin's fuel budget (`[plugins.NAME] fuel`).
     Fuel,
+    /// The deadline passed while every one of the plugin's `max_instances` was busy.
+    Instances,
 }
 
 impl std::fmt::Display for Limit {
@@ -156,6 +158,7 @@ impl std::fmt::Display for Limit {
         f.write_str(match self {
             Limit::Time => "time limit",
             Limit::Fuel => "fuel budget",
+            Limit::Instances => "time limit waiting for a free instance",
         })
     }
 }

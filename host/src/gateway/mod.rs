@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::bindings::wit;
 use crate::core::{CallCtx, InvokeError};
 use crate::http::error::error;
-use crate::http::{bearer, request_id, security_headers, RequestId};
+use crate::http::{bearer, close_after_unread_body, request_id, security_headers, RequestId};
 use crate::registry::invoke::HandleError;
 use crate::registry::routes::{Access, Match, Refusal};
 use crate::registry::Platform;
@@ -49,7 +49,8 @@ pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>, admin: Router)
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
         .layer(middleware::from_fn(request_id))
-        .layer(middleware::from_fn(security_headers));
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(close_after_unread_body));
     match cors {
         Some(c) => app.layer(c),
         None => app,
@@ -610,6 +611,11 @@ async fn serve(
                     "{} spent its fuel budget ({} units) before answering",
                     plugin.name(),
                     plugin.ctx.fuel.unwrap_or_default()
+                ),
+                crate::core::Limit::Instances => format!(
+                    "{} is busy: all of its instances stayed in use for {} ms",
+                    plugin.name(),
+                    plugin.ctx.timeout.as_millis()
                 ),
             },
             rid,

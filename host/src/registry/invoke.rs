@@ -158,6 +158,11 @@ impl Invoker for Platform {
             Err(HandleError::Invoke(InvokeError::Timeout(Limit::Fuel))) => Err(
                 CallFailure::Timeout(format!("{target} spent its fuel budget before answering")),
             ),
+            Err(HandleError::Invoke(InvokeError::Timeout(Limit::Instances))) => {
+                Err(CallFailure::Timeout(format!(
+                    "{target} is busy: all of its instances stayed in use until the deadline"
+                )))
+            }
             Err(HandleError::Invoke(e)) => {
                 Err(CallFailure::Unavailable(format!("{target} failed: {e}")))
             }

@@ -281,6 +281,7 @@ pub fn unconfigured() -> PluginConfig {
         enabled: true,
         instances: InstanceMode::Fresh,
         warm_instances: None,
+        max_instances: None,
         memory_mb: None,
         timeout_ms: None,
         body_bytes: None,
@@ -634,6 +635,7 @@ pub async fn build(
         sha256.clone(),
         size,
         0,
+        None,
     )
     .map_err(RegistryError::Internal)?;
     let call = CallCtx::new("describe".into(), None, 0, probe.ctx.timeout);
@@ -713,6 +715,7 @@ pub async fn build(
         sha256,
         size,
         pc.warm_instances.unwrap_or(config.runtime.warm_instances),
+        pc.max_instances,
     )
     .map_err(|e| RegistryError::Invalid(format!("{e:#}")))
 }

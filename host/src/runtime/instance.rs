@@ -43,6 +43,9 @@ pub struct LoadedPlugin {
     routes: matchit::Router<Vec<usize>>,
     warm: Mutex<Vec<Warm>>,
     warm_cap: usize,
+    /// One permit per instance that may be alive at once (`max_instances`): a call
+    /// holds one from before it takes an instance until it has given it back.
+    slots: Option<Arc<tokio::sync::Semaphore>>,
     /// This plugin's instance counters, resolved by the first call.
     counters: OnceLock<crate::metrics::PluginCounters>,
     /// Set when this version stops serving: instances still out are dropped on
@@ -70,6 +73,7 @@ impl LoadedPlugin {
         sha256: String,
         size: usize,
         warm_cap: usize,
+        max_instances: Option<usize>,
     ) -> Result<Self> {
         let mut routes: matchit::Router<Vec<usize>> = matchit::Router::new();
         let mut by_path: std::collections::BTreeMap<&str, Vec<usize>> = Default::default();
@@ -89,7 +93,8 @@ impl LoadedPlugin {
             pre,
             routes,
             warm: Mutex::new(Vec::new()),
-            warm_cap,
+            warm_cap: max_instances.map_or(warm_cap, |m| warm_cap.min(m)),
+            slots: max_instances.map(|m| Arc::new(tokio::sync::Semaphore::new(m))),
             counters: OnceLock::new(),
             retired: std::sync::atomic::AtomicBool::new(false),
         })
@@ -132,6 +137,22 @@ impl LoadedPlugin {
         let counters = self
             .counters
             .get_or_init(|| runtime.metrics.plugin_counters(&self.ctx.name));
+        // Instances are only created or taken under a permit, so at most
+        // `max_instances` are ever alive (a fresh one is made only when none is warm).
+        let _slot = match &self.slots {
+            None => None,
+            Some(slots) => {
+                let deadline = tokio::time::Instant::from_std(call.deadline);
+                match tokio::time::timeout_at(deadline, slots.clone().acquire_owned()).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    // Timed out, or closed (never: the semaphore is not closed).
+                    Ok(Err(_)) | Err(_) => {
+                        counters.timeouts.inc();
+                        return Err(InvokeError::Timeout(Limit::Instances));
+                    }
+                }
+            }
+        };
         let mut warm = match self.take_warm() {
             Some(w) => {
                 counters.reuses.inc();

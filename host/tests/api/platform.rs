@@ -193,6 +193,37 @@ backend_test!(
     }
 );
 
+backend_test!(
+    a_plugin_never_has_more_instances_alive_than_its_cap,
+    "[plugins.faulty]\nmax_instances = 1\ntimeout_ms = 1000",
+    |app| {
+        // `relay` holds faulty's only instance while it calls faulty again: the nested
+        // call waits for an instance that cannot come free until the deadline ends
+        // both (without the cap it gets a second instance and the relay answers 200).
+        let r = app.get("/api/v1/faulty/relay?to=ok", None).await;
+        r.assert_error(504, "plugin_timeout");
+        // The instance is given back after a failed call: the next one is served.
+        let r = app.get("/api/v1/faulty/ok", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+);
+
+backend_test!(
+    calls_beyond_a_plugins_instance_cap_wait_for_a_free_one,
+    "[plugins.hello]\nmax_instances = 1",
+    |app| {
+        let created = r#"kirana_instantiations_total{plugin="hello"}"#;
+        let before = metric(app, created).await;
+        // Twenty at once, one instance: the calls that find it busy wait for it rather
+        // than being refused, and every call is served by that one instance.
+        let calls = (0..20).map(|_| app.get("/api/v1/hello/ping", None));
+        for r in futures::future::join_all(calls).await {
+            assert_eq!(r.status, 200, "{}", r.text);
+        }
+        assert!(metric(app, created).await - before <= 1.0);
+    }
+);
+
 backend_test!(a_looping_plugin_is_cut_off_while_others_are_served, |app| {
     // While the spinning request burns its 1 s budget, other requests are answered: all
     // ten pings come back before the loop is cut off (an order, not a duration).
