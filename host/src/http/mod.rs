@@ -4,6 +4,12 @@
 
 pub mod error;
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::middleware::Next;
@@ -55,6 +61,68 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
     resp
 }
 
+/// An answer given before the request's body was read to its end (a refused upload, a
+/// 401 before a large body, a 413) says `Connection: close`. The server drops such a
+/// connection after answering; without the header a client may send its next request
+/// on it and lose that request to the close.
+pub async fn close_after_unread_body(req: Request, next: Next) -> Response {
+    let h = req.headers();
+    let has_body = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v != "0");
+    if !has_body {
+        return next.run(req).await;
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        Body::new(ReadToEnd {
+            inner,
+            read: read.clone(),
+        })
+    });
+    let mut resp = next.run(req).await;
+    if !read.load(Ordering::Acquire) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// A request body that notes when it has been read to its end.
+struct ReadToEnd {
+    inner: Body,
+    read: Arc<AtomicBool>,
+}
+
+impl HttpBody for ReadToEnd {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.read.store(true, Ordering::Release),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => {
+                self.read.store(true, Ordering::Release)
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The token of an `Authorization: Bearer` header.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -63,4 +131,47 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim())
         .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+    use tower::ServiceExt;
+
+    fn app() -> axum::Router {
+        axum::Router::new()
+            .route("/ignores", post(|| async { "refused" }))
+            .route(
+                "/reads",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            )
+            .layer(axum::middleware::from_fn(close_after_unread_body))
+    }
+
+    async fn connection_header(path: &str, body: &'static [u8]) -> Option<String> {
+        let req = Request::post(path)
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .expect("request");
+        let resp = app().oneshot(req).await.expect("answer");
+        resp.headers()
+            .get(header::CONNECTION)
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+    }
+
+    #[tokio::test]
+    async fn an_answer_before_the_body_was_read_closes_the_connection() {
+        assert_eq!(
+            connection_header("/ignores", b"a body").await.as_deref(),
+            Some("close")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_keeps_the_connection() {
+        assert_eq!(connection_header("/reads", b"a body").await, None);
+        // No body at all: nothing to read.
+        assert_eq!(connection_header("/ignores", b"").await, None);
+    }
 }

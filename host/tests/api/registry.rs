@@ -219,10 +219,12 @@ backend_test!(
             r.text
         );
         assert_eq!(r.body["state"], "installed");
-        // Who may call: nobody without a token, no customer.
-        upload(app, None, build("swap_v2"))
-            .await
-            .assert_error(401, "unauthorized");
+        // Who may call: nobody without a token, no customer. That answer comes before
+        // the body is read, so it closes the connection: the client must not send its
+        // next request on it (it did, and lost that request, before this header).
+        let r = upload(app, None, build("swap_v2")).await;
+        r.assert_error(401, "unauthorized");
+        assert_eq!(r.header("connection"), Some("close"));
         let c = app.customer().await;
         app.get("/admin/plugins", Some(&c.token))
             .await
