@@ -87,10 +87,14 @@ enum PluginsCmd {
 
 #[derive(Subcommand)]
 pub enum NewCmd {
-    /// A plugin crate in plugins/NAME, from templates/plugin, added to the workspace.
+    /// A plugin in plugins/NAME: a Rust crate from templates/plugin, added to the
+    /// workspace, or (--lang python) a Python plugin from templates/plugin-python.
     Plugin {
         /// Lower-case letters, digits and _, starting with a letter (at most 32).
         name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: scaffold::Lang,
         /// The workspace root to create it in (default: found from the current directory).
         #[arg(long, hide = true)]
         root: Option<PathBuf>,
@@ -105,12 +109,12 @@ pub fn run_plugins(args: PluginsArgs) -> Result<()> {
 /// Runs `kirana new ...`; `find_root` locates the workspace when `--root` is absent.
 pub fn run_new(cmd: NewCmd, find_root: fn() -> Result<PathBuf>) -> Result<()> {
     match cmd {
-        NewCmd::Plugin { name, root } => {
+        NewCmd::Plugin { name, root, lang } => {
             let root = match root {
                 Some(r) => r,
                 None => find_root()?,
             };
-            let created = scaffold::create(&root, &name)?;
+            let created = scaffold::create(&root, &name, lang)?;
             print!("{}", scaffold::next_steps(&name, &created, &root));
             Ok(())
         }

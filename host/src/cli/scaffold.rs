@@ -1,5 +1,6 @@
 //! `kirana new plugin NAME`: a ready plugin crate from `templates/plugin/`, added to the
-//! workspace's members.
+//! workspace's members, or with `--lang python` a Python plugin from
+//! `templates/plugin-python/` (built by `scripts/build-python`, no workspace change).
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,64 @@ const TEMPLATE: &[(&str, &str)] = &[
         "src/lib.rs",
         include_str!("../../../templates/plugin/src/lib.rs.tmpl"),
     ),
+];
+
+/// The Python template: `{{name}}` in a path is the plugin's package directory.
+const PYTHON_TEMPLATE: &[(&str, &str)] = &[
+    (
+        "app.py",
+        include_str!("../../../templates/plugin-python/app.py.tmpl"),
+    ),
+    (
+        "{{name}}/__init__.py",
+        include_str!("../../../templates/plugin-python/plugin/__init__.py.tmpl"),
+    ),
+    (
+        "{{name}}/plugin.py",
+        include_str!("../../../templates/plugin-python/plugin/plugin.py.tmpl"),
+    ),
+    (
+        "tests/test_plugin.py",
+        include_str!("../../../templates/plugin-python/tests/test_plugin.py.tmpl"),
+    ),
+];
+
+/// The language a new plugin is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+/// Names a Python plugin's package may not take beyond the Rust list: Python keywords
+/// and the modules a component is built with (the standard library is asked of
+/// `python3` when it is there).
+const PYTHON_RESERVED: &[&str] = &[
+    "and",
+    "app",
+    "assert",
+    "class",
+    "componentize_py_async_support",
+    "componentize_py_runtime",
+    "componentize_py_types",
+    "def",
+    "del",
+    "elif",
+    "except",
+    "finally",
+    "from",
+    "global",
+    "import",
+    "is",
+    "lambda",
+    "nonlocal",
+    "not",
+    "or",
+    "pass",
+    "poll_loop",
+    "raise",
+    "with",
+    "wit_world",
 ];
 
 /// Names a crate may not take: Rust keywords, the sysroot crates, and the template's own
@@ -110,6 +169,29 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
     if RESERVED.contains(&name) {
         bail!("{name:?} cannot be a plugin name: it is a Rust keyword or the name of a crate plugins depend on; pick another");
+    }
+    Ok(())
+}
+
+/// The extra checks of a Python plugin's name: its package directory is imported by
+/// that name, so it must not be a keyword or shadow a module the plugin imports.
+fn validate_python_name(name: &str) -> Result<()> {
+    if PYTHON_RESERVED.contains(&name) {
+        bail!("{name:?} cannot be a Python plugin's name: it is a Python keyword or a module the build uses; pick another");
+    }
+    let stdlib = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys; print(' '.join(getattr(sys, 'stdlib_module_names', ())))",
+        ])
+        .output();
+    if let Ok(out) = stdlib {
+        if String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .any(|m| m == name)
+        {
+            bail!("{name:?} cannot be a Python plugin's name: it would shadow the standard library's {name} module; pick another (like shop_{name})");
+        }
     }
     Ok(())
 }
@@ -221,12 +303,16 @@ pub struct Created {
     pub member_added: bool,
     /// Workspace dependencies the template needs that the root manifest lacks.
     pub missing_workspace_deps: Vec<&'static str>,
+    pub lang: Lang,
 }
 
-/// Writes `plugins/NAME/` under `root` and adds it to the workspace; on any failure
-/// nothing is left behind.
-pub fn create(root: &Path, name: &str) -> Result<Created> {
+/// Writes `plugins/NAME/` under `root` and, for Rust, adds it to the workspace; on any
+/// failure nothing is left behind.
+pub fn create(root: &Path, name: &str, lang: Lang) -> Result<Created> {
     validate_name(name)?;
+    if lang == Lang::Python {
+        validate_python_name(name)?;
+    }
     let manifest_path = root.join("Cargo.toml");
     let manifest = std::fs::read_to_string(&manifest_path).with_context(|| {
         format!(
@@ -248,13 +334,19 @@ pub fn create(root: &Path, name: &str) -> Result<Created> {
     {
         bail!("the workspace already has a package named {name} (in {at}): pick another name");
     }
-    let new_manifest = add_member(&manifest, &member)?;
-    let missing_workspace_deps = missing_deps(&manifest);
+    let (new_manifest, missing_workspace_deps, template) = match lang {
+        Lang::Rust => (
+            add_member(&manifest, &member)?,
+            missing_deps(&manifest),
+            TEMPLATE,
+        ),
+        Lang::Python => (None, Vec::new(), PYTHON_TEMPLATE),
+    };
 
     std::fs::create_dir_all(root.join("plugins"))
         .with_context(|| format!("creating {}", root.join("plugins").display()))?;
     std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let written = write_files(&dir, name).and_then(|files| {
+    let written = write_files(&dir, name, template).and_then(|files| {
         if let Some(text) = &new_manifest {
             write_atomically(&manifest_path, text)?;
         }
@@ -266,6 +358,7 @@ pub fn create(root: &Path, name: &str) -> Result<Created> {
             files,
             member_added: new_manifest.is_some(),
             missing_workspace_deps,
+            lang,
         }),
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
@@ -274,10 +367,10 @@ pub fn create(root: &Path, name: &str) -> Result<Created> {
     }
 }
 
-fn write_files(dir: &Path, name: &str) -> Result<Vec<PathBuf>> {
+fn write_files(dir: &Path, name: &str, template: &[(&str, &str)]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for (rel, template) in TEMPLATE {
-        let path = dir.join(rel);
+    for (rel, template) in template {
+        let path = dir.join(render(rel, name));
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
@@ -321,27 +414,43 @@ pub fn next_steps(name: &str, created: &Created, root: &Path) -> String {
     };
     let files: Vec<String> = created.files.iter().map(|f| rel(f)).collect();
     let mut out = format!("created {} ({})\n", rel(&created.dir), files.join(", "));
-    if created.member_added {
-        out.push_str(&format!(
-            "added \"plugins/{name}\" to the workspace members in Cargo.toml\n"
-        ));
-    } else {
-        out.push_str("the workspace members already include it\n");
-    }
-    if !created.missing_workspace_deps.is_empty() {
-        out.push_str(&format!(
-            "warning: Cargo.toml's [workspace.dependencies] lacks {}; the crate needs them to build\n",
-            created.missing_workspace_deps.join(" and ")
-        ));
-    }
+    let (build, code) = match created.lang {
+        Lang::Rust => {
+            if created.member_added {
+                out.push_str(&format!(
+                    "added \"plugins/{name}\" to the workspace members in Cargo.toml\n"
+                ));
+            } else {
+                out.push_str("the workspace members already include it\n");
+            }
+            if !created.missing_workspace_deps.is_empty() {
+                out.push_str(&format!(
+                    "warning: Cargo.toml's [workspace.dependencies] lacks {}; the crate needs them to build\n",
+                    created.missing_workspace_deps.join(" and ")
+                ));
+            }
+            (
+                format!(
+                    "cargo build --release --target wasm32-wasip2 -p {name}\n       cargo test -p {name}"
+                ),
+                format!("plugins/{name}/src/lib.rs"),
+            )
+        }
+        Lang::Python => (
+            format!(
+                "scripts/build-python {name}      (componentize-py from PyPI: pip install componentize-py=={})\n       scripts/build-python --test",
+                super::python::COMPONENTIZE_PY
+            ),
+            format!("plugins/{name}/{name}/plugin.py"),
+        ),
+    };
     out.push_str(&format!(
         "
 next steps:
   1. build it (and run its unit test):
-       cargo build --release --target wasm32-wasip2 -p {name}
-       cargo test -p {name}
+       {build}
   2. load it, either at start, with these lines in your kirana.toml
-     (then `kirana serve --config kirana.toml`):
+     (then `kirana serve --config kirana.toml`; `kirana up` also builds it):
        [plugins.{name}]
        file = \"{name}.wasm\"
        instances = \"reuse\"
@@ -353,7 +462,7 @@ next steps:
       kirana plugins enable {name} --grant sql)
   3. call it:
        curl http://127.0.0.1:8080/api/v1/{name}/hello
-  The code is in plugins/{name}/src/lib.rs; docs/plugin-authoring.md explains the rest.
+  The code is in {code}; docs/plugin-authoring.md explains the rest.
 "
     ));
     out

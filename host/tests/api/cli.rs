@@ -152,6 +152,127 @@ fn new_plugin_writes_a_ready_crate_and_adds_it_to_the_workspace() {
     assert_eq!(read(&crate_dir.join("src/lib.rs")), lib);
 }
 
+/// A Python plugin: scaffolded into a scratch workspace that has the real
+/// `scripts/build-python`, `wit/` and Python SDK, its generated test passes there, one
+/// command builds it into a component, and a running host installs, enables and
+/// serves it.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_plugin_in_python_builds_passes_its_own_test_and_serves() {
+    let ws = scratch_workspace();
+    let root = ws.path().to_str().expect("utf-8 temp path");
+    for shared in ["scripts", "wit", "plugin-sdk-python"] {
+        std::os::unix::fs::symlink(workspace().join(shared), ws.path().join(shared))
+            .expect("linking the workspace's build inputs");
+    }
+    let manifest = read(&ws.path().join("Cargo.toml"));
+    let run = kirana(&[
+        "new",
+        "plugin",
+        "gift_cards",
+        "--lang",
+        "python",
+        "--root",
+        root,
+    ]);
+    run.ok();
+    for step in [
+        "scripts/build-python gift_cards",
+        "scripts/build-python --test",
+        "[plugins.gift_cards]",
+        "kirana plugins install target/wasm32-wasip2/release/gift_cards.wasm",
+        "/api/v1/gift_cards/hello",
+        "plugins/gift_cards/gift_cards/plugin.py",
+    ] {
+        assert!(
+            run.stdout.contains(step),
+            "missing {step:?} in {}",
+            run.stdout
+        );
+    }
+    // Not a crate: the workspace manifest is left alone.
+    assert_eq!(read(&ws.path().join("Cargo.toml")), manifest);
+    let dir = ws.path().join("plugins/gift_cards");
+    let plugin = read(&dir.join("gift_cards/plugin.py"));
+    for part in [
+        "class GiftCardsPlugin(Plugin):",
+        "NAME = \"gift_cards\"",
+        "@router.get(\n    \"/api/v1/gift_cards/hello\",",
+    ] {
+        assert!(plugin.contains(part), "missing {part:?} in:\n{plugin}");
+    }
+    assert!(read(&dir.join("app.py")).contains("WitWorld = export(GiftCardsPlugin)"));
+    for file in ["app.py", "gift_cards/plugin.py", "tests/test_plugin.py"] {
+        assert!(
+            !read(&dir.join(file)).contains("{{"),
+            "unfilled placeholder in {file}"
+        );
+    }
+
+    let script = |args: &[&str]| {
+        let out = Command::new(ws.path().join("scripts/build-python"))
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("running scripts/build-python (componentize-py: ./scripts/test installs it)");
+        let run = into_run(out);
+        assert_eq!(run.code, Some(0), "scripts/build-python {args:?}: {run:?}");
+        run
+    };
+    let tests = script(&["--test"]);
+    assert!(
+        tests
+            .stdout
+            .contains("python unit tests: plugins/gift_cards"),
+        "{tests:?}"
+    );
+    assert!(tests.stderr.contains("Ran 2 tests"), "{tests:?}");
+    script(&["gift_cards"]);
+    let wasm = std::fs::read(
+        ws.path()
+            .join("target/wasm32-wasip2/release/gift_cards.wasm"),
+    )
+    .expect("the built component");
+    // A component (layer 1), not a core module.
+    assert_eq!(&wasm[..8], b"\0asm\x0d\0\x01\0");
+
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let r = app
+        .raw(
+            "POST",
+            "/admin/plugins",
+            Some(OPERATOR_TOKEN),
+            Some("application/wasm"),
+            wasm,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let r = app
+        .post(
+            "/admin/plugins/gift_cards/enable",
+            Some(OPERATOR_TOKEN),
+            serde_json::json!({ "version": "0.1.0" }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.get("/api/v1/gift_cards/hello", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.body,
+        serde_json::json!({"message": "hello from gift_cards"})
+    );
+    app.stop().await;
+
+    // The name rules of Python on top of Rust's.
+    for (name, message) in [
+        ("lambda", "Python keyword"),
+        ("json", "shadow the standard library's json module"),
+        ("wit_world", "a module the build uses"),
+    ] {
+        kirana(&["new", "plugin", name, "--lang", "python", "--root", root]).fails_with(message);
+        assert!(!ws.path().join("plugins").join(name).exists(), "{name}");
+    }
+}
+
 #[test]
 fn new_plugin_refuses_bad_and_taken_names_and_changes_nothing() {
     let ws = scratch_workspace();
