@@ -25,6 +25,9 @@ pub struct HostSpec {
     pub database_url: String,
     /// `fresh` or `reuse`, for the hello plugin.
     pub hello_mode: &'static str,
+    /// More TOML appended to the file (tables not otherwise in it, like
+    /// `[plugins.promotions]`: the host merges them over its embedded defaults).
+    pub extra: String,
 }
 
 impl HostSpec {
@@ -57,7 +60,9 @@ operator_token = "{operator}"
 file = "hello.wasm"
 instances = "{mode}"
 grants = ["kv", "realtime", "mail"]
-"#,
+
+{extra}"#,
+            extra = self.extra,
             operator = crate::api::OPERATOR_TOKEN,
             data = quote(&self.data_dir.display().to_string()),
             cache = quote(&self.cache_dir.display().to_string()),
@@ -338,10 +343,15 @@ mod tests {
             cache_dir: PathBuf::from("/tmp/c"),
             database_url: String::new(),
             hello_mode: "fresh",
+            extra: "[plugins.promotions]\ninstances = \"fresh\"\n".into(),
         };
         let doc: toml::Table = spec.toml(Path::new("/p")).parse().expect("valid toml");
         assert_eq!(doc["data_dir"].as_str(), Some("/tmp/a \"b\"/data"));
         assert_eq!(doc["plugins"]["hello"]["instances"].as_str(), Some("fresh"));
         assert_eq!(doc["rate_limit"]["enabled"].as_bool(), Some(false));
+        assert_eq!(
+            doc["plugins"]["promotions"]["instances"].as_str(),
+            Some("fresh")
+        );
     }
 }

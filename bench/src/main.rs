@@ -10,6 +10,7 @@ mod instantiate;
 mod load;
 mod overhead;
 mod pg;
+mod python;
 mod restart;
 mod search;
 mod shop;
@@ -85,6 +86,8 @@ enum Section {
     Restart,
     /// 3 (search rows): search and suggest on SQLite and PostgreSQL, search quality.
     Search,
+    /// 7: the Python plugin next to a Rust one: a route, reuse vs fresh, RSS under load.
+    Python,
 }
 
 /// What every measurement needs.
@@ -160,14 +163,42 @@ fn cargo(root: &Path, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Builds the host, the Rust plugins with cargo and the Python ones (a
+/// `plugins/NAME/app.py` without a Cargo.toml) with scripts/build-python.
 fn build(root: &Path, plugins: &[String]) -> Result<()> {
     cargo(root, &["build", "--release", "-p", "kirana"])?;
+    let is_python = |p: &str| {
+        let dir = root.join("plugins").join(p);
+        dir.join("app.py").is_file() && !dir.join("Cargo.toml").exists()
+    };
+    let (python, rust): (Vec<&String>, Vec<&String>) = plugins.iter().partition(|p| is_python(p));
     let mut args = vec!["build", "--release", "--target", "wasm32-wasip2"];
-    for p in plugins {
+    for p in &rust {
         args.push("-p");
         args.push(p);
     }
-    cargo(root, &args)
+    cargo(root, &args)?;
+    if python.is_empty() {
+        return Ok(());
+    }
+    eprintln!(
+        "==> scripts/build-python {}",
+        python
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let status = Command::new("bash")
+        .arg(root.join("scripts/build-python"))
+        .args(python.iter().map(|s| s.as_str()))
+        .current_dir(root)
+        .status()
+        .context("running scripts/build-python")?;
+    if !status.success() {
+        bail!("scripts/build-python failed (componentize-py: pip install componentize-py==0.25.1)");
+    }
+    Ok(())
 }
 
 /// The 1, 5 and 15 minute load averages.
@@ -232,14 +263,14 @@ impl Report {
 }
 
 /// Samples the host's resident memory until stopped; the largest value seen.
-struct RssSampler {
+pub struct RssSampler {
     stop: Arc<AtomicBool>,
     max: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RssSampler {
-    fn start(pid: u32) -> Self {
+    pub fn start(pid: u32) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let max = Arc::new(AtomicU64::new(0));
         let task = {
@@ -256,7 +287,7 @@ impl RssSampler {
         Self { stop, max, task }
     }
 
-    async fn finish(self) -> u64 {
+    pub async fn finish(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         self.max.load(Ordering::Relaxed)
@@ -309,6 +340,7 @@ async fn run(args: Args) -> Result<bool> {
         cache_dir: cache.clone(),
         database_url: String::new(),
         hello_mode: "reuse",
+        extra: String::new(),
     };
     let needs_sqlite = [
         Section::Overhead,
@@ -433,6 +465,15 @@ async fn run(args: Args) -> Result<bool> {
                 }
             }
         }
+    }
+
+    if on(Section::Python) {
+        eprintln!("==> the Python plugin next to a Rust one");
+        report.add(
+            7,
+            "python plugin",
+            python::measure(&ctx, &work_dir, &sqlite_spec).await,
+        );
     }
 
     if on(Section::Instantiate) {

@@ -17,7 +17,7 @@ pub enum Target {
 
 #[derive(Clone, Debug)]
 pub struct Row {
-    /// The item (1..=6); rows print grouped by it.
+    /// The item (1..=7); rows print grouped by it.
     pub item: u8,
     pub name: String,
     pub value: String,
@@ -122,13 +122,14 @@ pub fn ms(x: f64) -> String {
     }
 }
 
-const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 7] = [
     "1. Platform overhead (no-op plugin route vs native route)",
     "2. Instantiate + first call, in-process",
     "3. Shop routes",
     "4. Checkout",
     "5. Swap under load",
     "6. Restart and memory",
+    "7. A Python plugin next to a Rust one",
 ];
 
 /// Renders the rows as a fixed-width text table, grouped by item.
