@@ -41,6 +41,12 @@ enum Cmd {
         #[arg(long, short, env = "KIRANA_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// `kirana up`, then watch the plugins' sources: a plugin that changes is rebuilt
+    /// and swapped in inside the running host, with no restart.
+    Dev {
+        #[arg(long, short, env = "KIRANA_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Build the workspace's plugins to wasm32-wasip2.
     Build,
     /// Operate the plugins of a running host: list, inspect, install, enable (or canary),
@@ -62,7 +68,20 @@ fn main() -> Result<()> {
             build_plugins(&loaded.plugins.keys().cloned().collect::<Vec<_>>())?;
             // Development: the plugins just built are what should run.
             loaded.registry.follow_files = true;
-            serve_config(loaded)
+            serve_config(loaded, None)
+        }
+        Cmd::Dev { config } => {
+            let mut loaded = Config::load_development(config.as_deref())?;
+            let root = workspace_root()?;
+            let sources = cli::dev::sources(&root, &loaded);
+            build_plugins(
+                &sources
+                    .iter()
+                    .map(|s| s.package.clone())
+                    .collect::<Vec<_>>(),
+            )?;
+            loaded.registry.follow_files = true;
+            serve_config(loaded, Some((root, sources)))
         }
         Cmd::Build => {
             let loaded = Config::load(None)?;
@@ -74,10 +93,12 @@ fn main() -> Result<()> {
 }
 
 fn serve(config: Option<&Path>) -> Result<()> {
-    serve_config(Config::load(config)?)
+    serve_config(Config::load(config)?, None)
 }
 
-fn serve_config(mut config: Config) -> Result<()> {
+/// Serves until a signal; with `watch` (`kirana dev`), also rebuilds and swaps in the
+/// plugins whose sources change.
+fn serve_config(mut config: Config, watch: Option<(PathBuf, Vec<cli::dev::Source>)>) -> Result<()> {
     config.check_secrets()?;
     let token_file = config.ensure_development_operator_token()?;
     telemetry::init(&config.log_format, &config.log_level);
@@ -91,6 +112,14 @@ fn serve_config(mut config: Config) -> Result<()> {
     rt.block_on(async move {
         let app = App::start(config).await?;
         println!("kirana is serving on http://{}  (Ctrl-C to stop)", app.addr);
+        if let Some((root, sources)) = watch {
+            let platform = app.platform.clone();
+            tokio::spawn(async move {
+                if let Err(e) = cli::dev::watch(root, platform, sources).await {
+                    eprintln!("kirana dev: {e:#}; serving on without rebuilding");
+                }
+            });
+        }
         app.run_until_signal().await
     })
 }

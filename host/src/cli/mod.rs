@@ -1,8 +1,10 @@
 //! The operator's commands: `kirana plugins ...` (a client of a running host's
-//! `/admin/plugins` API), `kirana new plugin NAME` (a crate from the template), and the
-//! Python half of `kirana up` / `kirana build` ([`build_python_plugins`]).
+//! `/admin/plugins` API), `kirana new plugin NAME` (a plugin from a template), the
+//! Python half of `kirana up` / `kirana build` ([`build_python_plugins`]), and the
+//! watcher of `kirana dev` ([`dev`]).
 
 mod api;
+pub mod dev;
 mod errors;
 mod format;
 mod plugins;

@@ -269,6 +269,14 @@ pub fn add_member(manifest: &str, member: &str) -> Result<Option<String>> {
     Ok(Some(doc.to_string()))
 }
 
+/// The package names of the members of the workspace at `root` (with `-` read as `_`),
+/// with their directories; empty when there is no readable workspace manifest.
+pub fn workspace_packages(root: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(root.join("Cargo.toml"))
+        .map(|manifest| member_packages(root, &manifest))
+        .unwrap_or_default()
+}
+
 /// The package names of the workspace's members (with `-` read as `_`, as cargo's crate
 /// names do), with their directories.
 fn member_packages(root: &Path, manifest: &str) -> Vec<(String, String)> {

@@ -91,6 +91,60 @@ pub async fn install(
     Ok(installed(true))
 }
 
+/// Development only (`kirana dev`, which sets `registry.follow_files`): `bytes`, a new
+/// build of plugin `name`, becomes what serves, in place. A build of the live version
+/// replaces that version's bytes; a new version is installed. Either way it is enabled
+/// as `enable` does (its `migrate` first; on any failure the running build stays live).
+/// Returns the version now live.
+pub async fn reload(
+    platform: &Arc<Platform>,
+    name: &str,
+    bytes: Vec<u8>,
+    actor: &str,
+) -> Result<String, RegistryError> {
+    if !platform.config.registry.follow_files {
+        return Err(RegistryError::Conflict(
+            "replacing a version's bytes in place is for development (`kirana dev`); install a new version instead".into(),
+        ));
+    }
+    let _guard = lock_ops(platform).await?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let plugin = build_detached(platform, bytes.clone()).await?;
+    if plugin.name() != name {
+        return Err(RegistryError::Invalid(format!(
+            "the build of {name} names itself {}",
+            plugin.name()
+        )));
+    }
+    let version = plugin.version().to_string();
+    check_routes(platform, &plugin)?;
+    store::insert_version(
+        &platform.db,
+        &store::NewVersion {
+            name,
+            version: &version,
+            sha256: &sha256,
+            bytes: &bytes,
+            manifest_json: &manifest_json(&plugin.manifest).to_string(),
+            installed_by: actor,
+        },
+        true,
+    )
+    .await?;
+    store::record(
+        &platform.db,
+        name,
+        "install",
+        Some(&version),
+        actor,
+        Some("a development build"),
+    )
+    .await?;
+    enable_locked(platform, name, Some(&version), None, &[], actor, "enable").await?;
+    changed(platform, name);
+    Ok(version)
+}
+
 /// Builds a component for validation only, with an in-memory database (nothing is
 /// created for a plugin that may never be installed) and its grants as asked.
 async fn build_detached(
@@ -219,7 +273,7 @@ async fn enable_locked(
     }
     // Re-enabling the disabled live version needs no build or migration.
     if let (Some(d), None) = (&disabled, canary_percent) {
-        if d.version() == row.version {
+        if d.version() == row.version && d.sha256 == row.sha256 {
             topics::check(&snap, d)?;
             let mut next = (*snap).clone();
             next.disabled.remove(name);
@@ -233,7 +287,10 @@ async fn enable_locked(
     }
     if canary_percent.is_none() {
         if let Some(c) = &current {
-            if c.version() == row.version && !snap.canaries.contains_key(name) {
+            if c.version() == row.version
+                && c.sha256 == row.sha256
+                && !snap.canaries.contains_key(name)
+            {
                 return Ok(()); // already live
             }
         }
@@ -308,11 +365,14 @@ async fn enable_locked(
             .await?;
         }
         None => {
-            let previous = current
-                .as_ref()
-                .or(disabled.as_ref())
-                .map(|p| p.version().to_string())
-                .filter(|v| *v != row.version);
+            let previous = match current.as_ref().or(disabled.as_ref()) {
+                // A new build of the same version (`kirana dev`) keeps the rollback target.
+                Some(p) if p.version() == row.version => store::state(db, name)
+                    .await?
+                    .and_then(|s| s.previous_version),
+                Some(p) => Some(p.version().to_string()),
+                None => None,
+            };
             next.disabled.remove(name);
             next.missing.remove(name);
             let had_canary = next.canaries.remove(name).is_some();

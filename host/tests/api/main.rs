@@ -15,6 +15,7 @@ mod compat;
 mod coupons;
 mod crash;
 mod delivery;
+mod dev;
 mod effects;
 mod holds;
 mod journey;
