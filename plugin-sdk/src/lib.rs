@@ -21,6 +21,10 @@
 //! kirana_sdk::export_plugin!(Hello);
 //! ```
 
+// The derives name the SDK by its absolute path (`::kirana_sdk::sql::FromRow`), so that
+// their users need no import; this makes that path resolve inside the SDK too.
+extern crate self as kirana_sdk;
+
 #[allow(clippy::too_many_arguments)]
 pub mod bindings {
     //! The raw wit-bindgen bindings of `kirana:platform/plugin`. Prefer the wrappers.
@@ -56,6 +60,8 @@ pub use error::{cap_error_message, ApiError, CapError, FieldError};
 pub use http::{Method, Request, Response};
 pub use manifest::{Access, Capabilities, Limits, Router};
 pub use paging::{Paged, Paging};
+/// The trait and its derive (`#[derive(FromRow)]`), as `serde::Serialize` is both.
+pub use sql::FromRow;
 pub use util::{new_id, now, now_rfc3339, random_code, random_token, rfc3339};
 pub use validate::Validator;
 

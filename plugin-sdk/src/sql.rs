@@ -1,10 +1,15 @@
 //! The plugin's own database. Write SQL that runs on SQLite and PostgreSQL: `$1`
 //! parameters, `TEXT` ids and timestamps, `BIGINT` integers and money, `BOOLEAN` flags.
+//! Rows map to structs with `#[derive(FromRow)]` (see [`FromRow`](trait@FromRow)):
+//! `sql::query_as::<Product>("SELECT id, name, price FROM products", &[])?`.
 
 use crate::bindings::kirana::platform::sql as wit;
 use crate::error::CapError;
 
 pub use wit::{SqlDialect as Dialect, Value};
+
+/// `#[derive(FromRow)]`: see [`FromRow`](trait@FromRow).
+pub use kirana_sdk_macros::FromRow;
 
 /// Builds a parameter list: `params![id, name, 3]`.
 #[macro_export]
@@ -186,7 +191,26 @@ impl Row<'_> {
     }
 }
 
-/// A struct that can be read from a row.
+/// A struct that can be read from a row. Derive it (`#[derive(FromRow)]`, re-exported
+/// under the same name here, at the crate root and in the prelude, as serde does)
+/// when each field is one column: the derive reads field `f` with `row.get("f")?`,
+/// `#[row(rename = "col")]` reads another column and `#[row(default)]` reads nothing
+/// (`Default::default()`, for a field filled afterwards). Implement it by hand when a
+/// field is computed from columns or parsed from one.
+///
+/// ```ignore
+/// use kirana_sdk::prelude::*;
+///
+/// #[derive(FromRow)]
+/// struct Payment {
+///     id: String,
+///     amount: i64,
+///     #[row(rename = "captured_at")]
+///     captured: Option<String>,
+///     #[row(default)]
+///     refunds: Vec<Refund>,
+/// }
+/// ```
 pub trait FromRow: Sized {
     fn from_row(row: &Row<'_>) -> Result<Self, CapError>;
 }
@@ -307,6 +331,7 @@ impl Tx {
 mod tests {
     use super::*;
 
+    #[derive(Debug)]
     struct P {
         id: String,
         price: i64,
@@ -343,6 +368,153 @@ mod tests {
         let v = params![1, "a", Some(2i64), None::<String>, true];
         assert_eq!(v.len(), 5);
         assert!(matches!(v[3], Value::Null));
+    }
+
+    /// The derive's output for a plain struct: what `P`'s hand-written impl does.
+    #[derive(crate::FromRow, Debug, PartialEq)]
+    struct Derived {
+        id: String,
+        price: i64,
+        active: bool,
+        note: Option<String>,
+    }
+
+    /// Both attributes, a raw identifier, and a generic field.
+    #[derive(crate::FromRow, Debug, PartialEq)]
+    struct Renamed<T> {
+        r#type: String,
+        #[row(rename = "is_read")]
+        read: bool,
+        #[row(default)]
+        lines: Vec<String>,
+        #[row(default)]
+        count: i64,
+        amount: T,
+    }
+
+    fn one_row(columns: &[&str], values: Vec<Value>) -> Rows {
+        Rows(wit::RowSet {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: vec![values],
+        })
+    }
+
+    #[test]
+    fn a_derived_struct_reads_the_columns_named_like_its_fields() {
+        let rows = Rows(wit::RowSet {
+            columns: vec!["note".into(), "PRICE".into(), "id".into(), "active".into()],
+            rows: vec![
+                vec![
+                    Value::Null,
+                    Value::Int(4500),
+                    Value::Text("p1".into()),
+                    Value::Boolean(true),
+                ],
+                vec![
+                    Value::Text("fragile".into()),
+                    Value::Int(90),
+                    Value::Text("p2".into()),
+                    Value::Int(0),
+                ],
+            ],
+        });
+        let got: Vec<Derived> = rows.to_vec().unwrap();
+        assert_eq!(
+            got,
+            [
+                Derived {
+                    id: "p1".into(),
+                    price: 4500,
+                    active: true,
+                    note: None
+                },
+                Derived {
+                    id: "p2".into(),
+                    price: 90,
+                    active: false,
+                    note: Some("fragile".into())
+                },
+            ]
+        );
+        // The same values as the hand-written impl reads.
+        let manual: Vec<P> = rows.to_vec().unwrap();
+        for (d, m) in got.iter().zip(&manual) {
+            assert_eq!(
+                (&d.id, d.price, d.active, &d.note),
+                (&m.id, m.price, m.active, &m.note)
+            );
+        }
+    }
+
+    #[test]
+    fn rename_reads_another_column_and_default_reads_none() {
+        // No `lines` or `count` column: `#[row(default)]` does not look for one.
+        let rows = one_row(
+            &["type", "is_read", "amount", "read"],
+            vec![
+                Value::Text("order".into()),
+                Value::Int(1),
+                Value::Float(2.5),
+                Value::Boolean(false),
+            ],
+        );
+        let got: Renamed<f64> = rows.one().unwrap().unwrap();
+        assert_eq!(
+            got,
+            Renamed {
+                r#type: "order".into(),
+                read: true,
+                lines: Vec::new(),
+                count: 0,
+                amount: 2.5,
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_column_or_a_wrong_type_is_the_error_row_get_gives() {
+        let rows = one_row(
+            &["id", "price", "active"],
+            vec![Value::Text("p1".into()), Value::Int(1), Value::Int(1)],
+        );
+        let derived = rows.one::<Derived>().unwrap_err();
+        let manual = rows.one::<P>().unwrap_err();
+        assert!(
+            matches!(&derived, CapError::Invalid(m) if m == "no column note in the result"),
+            "{derived:?}"
+        );
+        assert_eq!(format!("{derived:?}"), format!("{manual:?}"));
+
+        let rows = one_row(
+            &["id", "price", "active", "note"],
+            vec![
+                Value::Text("p1".into()),
+                Value::Text("cheap".into()),
+                Value::Int(1),
+                Value::Null,
+            ],
+        );
+        let derived = rows.one::<Derived>().unwrap_err();
+        assert!(
+            matches!(&derived, CapError::Invalid(m)
+                if m.starts_with("column price holds") && m.ends_with("\"cheap\"), not a i64")),
+            "{derived:?}"
+        );
+        assert_eq!(
+            format!("{derived:?}"),
+            format!("{:?}", rows.one::<P>().unwrap_err())
+        );
+
+        // A renamed field is looked up, and reported, by its column.
+        let rows = one_row(
+            &["type", "read", "amount"],
+            vec![Value::Text("t".into()), Value::Int(1), Value::Int(3)],
+        );
+        let err = rows.one::<Renamed<i64>>().unwrap_err();
+        assert!(
+            matches!(&err, CapError::Invalid(m) if m == "no column is_read in the result"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -1,0 +1,9 @@
+use kirana_sdk_macros::FromRow;
+
+#[derive(FromRow)]
+enum Status {
+    Pending,
+    Paid,
+}
+
+fn main() {}
