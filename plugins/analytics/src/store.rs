@@ -74,6 +74,7 @@ fn flag(b: bool) -> i64 {
     i64::from(b)
 }
 
+/// By hand: `paid` and `fully_refunded` are stored as BIGINT 0/1 and read as i64.
 impl FromRow for OrderState {
     fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
         Ok(OrderState {

@@ -95,7 +95,7 @@ fn backfill_proven_phones() -> Result<(), CapError> {
 
 /// A user row. Serialises as the API's user
 /// `{id, email, phone, phone_verified, name, role, created_at}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct User {
     pub id: String,
     pub email: Option<String>,
@@ -107,21 +107,6 @@ pub struct User {
     #[serde(skip)]
     pub password_hash: Option<String>,
     pub created_at: String,
-}
-
-impl FromRow for User {
-    fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
-        Ok(User {
-            id: r.get("id")?,
-            email: r.get("email")?,
-            phone: r.get("phone")?,
-            phone_verified: r.get("phone_verified")?,
-            name: r.get("name")?,
-            role: r.get("role")?,
-            password_hash: r.get("password_hash")?,
-            created_at: r.get("created_at")?,
-        })
-    }
 }
 
 /// Users with their proof: `phone_verified` is whether this account proved its
@@ -342,7 +327,7 @@ pub fn list_users(role: Option<&str>, paging: Paging) -> Result<(Vec<User>, i64)
 }
 
 /// An address row, serialised as the API's address.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Address {
     pub id: String,
     pub label: String,
@@ -353,22 +338,6 @@ pub struct Address {
     pub lat: f64,
     pub lon: f64,
     pub is_default: bool,
-}
-
-impl FromRow for Address {
-    fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
-        Ok(Address {
-            id: r.get("id")?,
-            label: r.get("label")?,
-            line1: r.get("line1")?,
-            line2: r.get("line2")?,
-            city: r.get("city")?,
-            pincode: r.get("pincode")?,
-            lat: r.get("lat")?,
-            lon: r.get("lon")?,
-            is_default: r.get("is_default")?,
-        })
-    }
 }
 
 const ADDRESS_COLUMNS: &str = "id, label, line1, line2, city, pincode, lat, lon, is_default";

@@ -45,6 +45,7 @@ pub struct Product {
     pub updated_at: String,
 }
 
+/// By hand: `discount_percent` is computed from `price` and `mrp`, not stored.
 impl FromRow for Product {
     fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
         let price: i64 = r.get("price")?;
@@ -70,23 +71,12 @@ impl FromRow for Product {
 }
 
 /// A category with the number of its active products.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, FromRow)]
 pub struct Category {
     pub id: String,
     pub name: String,
     pub slug: String,
     pub product_count: i64,
-}
-
-impl FromRow for Category {
-    fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
-        Ok(Category {
-            id: r.get("id")?,
-            name: r.get("name")?,
-            slug: r.get("slug")?,
-            product_count: r.get("product_count")?,
-        })
-    }
 }
 
 /// `round(100 · (mrp − price) / mrp)`, halves rounded up, as an integer percentage.

@@ -514,25 +514,13 @@ pub fn search(list: &ListQuery, paging: Paging) -> Result<Response, ApiError> {
 }
 
 /// One completion of `GET /api/v1/products/suggest`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, FromRow)]
 struct Suggestion {
     id: String,
     name: String,
     brand: Option<String>,
     unit: String,
     price: i64,
-}
-
-impl FromRow for Suggestion {
-    fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
-        Ok(Suggestion {
-            id: r.get("id")?,
-            name: r.get("name")?,
-            brand: r.get("brand")?,
-            unit: r.get("unit")?,
-            price: r.get("price")?,
-        })
-    }
 }
 
 fn suggestions(q: &SearchQuery, dialect: Dialect) -> Result<Vec<Suggestion>, CapError> {

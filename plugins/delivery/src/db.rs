@@ -89,6 +89,7 @@ impl Agent {
     }
 }
 
+/// By hand: `last_location` is one point made of three nullable columns.
 impl FromRow for Agent {
     fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
         let lat: Option<f64> = r.get("last_lat")?;
@@ -264,6 +265,7 @@ impl Delivery {
     }
 }
 
+/// By hand: `address` and `items` are JSON text parsed into values.
 impl FromRow for Delivery {
     fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
         let parse = |text: String, empty: Json| {

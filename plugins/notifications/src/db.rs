@@ -56,6 +56,7 @@ pub struct Notification {
     pub user_id: String,
 }
 
+/// By hand: `data` is JSON text parsed into a value.
 impl FromRow for Notification {
     fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
         let data: String = r.get("data")?;

@@ -140,6 +140,8 @@ pub struct Order {
     pub hold_id: Option<String>,
 }
 
+/// By hand: `address` is JSON text parsed into a value; `items` and `status_history`
+/// are filled by `attach_details`.
 impl FromRow for Order {
     fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
         let address: String = r.get("address")?;

@@ -74,8 +74,8 @@ pub struct Refund {
     pub created_at: String,
 }
 
-/// A payment as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A payment as the API shows it; `refunds` is filled by a second query.
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Payment {
     pub id: String,
     pub order_id: String,
@@ -88,6 +88,7 @@ pub struct Payment {
     pub key_id: String,
     pub status: String,
     pub refunded_amount: i64,
+    #[row(default)]
     pub refunds: Vec<Refund>,
     pub created_at: String,
     pub updated_at: String,
@@ -99,28 +100,6 @@ impl Payment {
     /// capturable by mistake since every write goes through the enum).
     pub fn state(&self) -> Status {
         Status::parse(&self.status).unwrap_or(Status::Created)
-    }
-}
-
-impl FromRow for Payment {
-    fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
-        Ok(Payment {
-            id: r.get("id")?,
-            order_id: r.get("order_id")?,
-            user_id: r.get("user_id")?,
-            amount: r.get("amount")?,
-            currency: r.get("currency")?,
-            provider: r.get("provider")?,
-            provider_order_id: r.get("provider_order_id")?,
-            provider_payment_id: r.get("provider_payment_id")?,
-            key_id: r.get("key_id")?,
-            status: r.get("status")?,
-            refunded_amount: r.get("refunded_amount")?,
-            refunds: Vec::new(),
-            created_at: r.get("created_at")?,
-            updated_at: r.get("updated_at")?,
-            captured_at: r.get("captured_at")?,
-        })
     }
 }
 
