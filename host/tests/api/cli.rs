@@ -236,15 +236,7 @@ async fn new_plugin_in_python_builds_passes_its_own_test_and_serves() {
     assert_eq!(&wasm[..8], b"\0asm\x0d\0\x01\0");
 
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let r = app
-        .raw(
-            "POST",
-            "/admin/plugins",
-            Some(OPERATOR_TOKEN),
-            Some("application/wasm"),
-            wasm,
-        )
-        .await;
+    let r = app.upload_component(Some(OPERATOR_TOKEN), wasm).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let r = app
         .post(

@@ -25,15 +25,7 @@ backend_test!(
         app.get("/api/v1/hello/ping", None)
             .await
             .assert_error(404, "not_found");
-        let r = app
-            .raw(
-                "POST",
-                "/admin/plugins",
-                Some(OPERATOR_TOKEN),
-                Some("application/wasm"),
-                fixture(),
-            )
-            .await;
+        let r = app.upload_component(Some(OPERATOR_TOKEN), fixture()).await;
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(r.body["name"], "hello", "{}", r.text);
         assert_eq!(r.body["version"], "0.1.0", "{}", r.text);

@@ -471,6 +471,19 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
         into_resp(rb.send().await.expect("request sent")).await
     }
 
+    /// Uploads component bytes to the operator API (`POST /admin/plugins`), as
+    /// `kirana plugins install` does.
+    pub async fn upload_component(&self, token: Option<&str>, bytes: Vec<u8>) -> Resp {
+        self.raw(
+            "POST",
+            "/admin/plugins",
+            token,
+            Some("application/wasm"),
+            bytes,
+        )
+        .await
+    }
+
     /// A unique lower-case alphanumeric word (usable in slugs and search terms).
     pub fn word(&self, prefix: &str) -> String {
         self.unique(prefix)

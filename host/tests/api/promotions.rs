@@ -935,15 +935,7 @@ backend_test!(the_python_plugin_is_operated_like_any_other, |app| {
 
     // The same bytes uploaded again are the installed version; nothing new.
     let bytes = std::fs::read(plugin_dir().join("promotions.wasm")).expect("promotions.wasm");
-    let r = app
-        .raw(
-            "POST",
-            "/admin/plugins",
-            Some(OPERATOR_TOKEN),
-            Some("application/wasm"),
-            bytes,
-        )
-        .await;
+    let r = app.upload_component(Some(OPERATOR_TOKEN), bytes).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["name"], "promotions");
 

@@ -19,17 +19,6 @@ fn build(name: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{name}.wasm: {e} (./scripts/test builds it)"))
 }
 
-async fn upload(app: &TestApp, token: Option<&str>, bytes: Vec<u8>) -> Resp {
-    app.raw(
-        "POST",
-        "/admin/plugins",
-        token,
-        Some("application/wasm"),
-        bytes,
-    )
-    .await
-}
-
 async fn enable(app: &TestApp, version: &str) -> Resp {
     app.post(
         "/admin/plugins/swap/enable",
@@ -82,7 +71,9 @@ async fn pending_for(app: &TestApp, subscriber: &str) -> usize {
 
 async fn live_v1(app: &TestApp) {
     assert_eq!(
-        upload(app, Some(OPERATOR), build("swap_v1")).await.status,
+        app.upload_component(Some(OPERATOR), build("swap_v1"))
+            .await
+            .status,
         201
     );
     let r = enable(app, "1.0.0").await;
@@ -91,13 +82,18 @@ async fn live_v1(app: &TestApp) {
 
 backend_test!(install_enable_rollback_delete, CONFIG, |app| {
     let admin = OPERATOR;
-    let r = upload(app, Some(admin), build("swap_v1")).await;
+    let r = app.upload_component(Some(admin), build("swap_v1")).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["name"], "swap");
     assert_eq!(r.body["version"], "1.0.0");
     assert_eq!(r.body["sha256"].as_str().map(str::len), Some(64));
     // The same bytes again: 200, nothing new.
-    assert_eq!(upload(app, Some(admin), build("swap_v1")).await.status, 200);
+    assert_eq!(
+        app.upload_component(Some(admin), build("swap_v1"))
+            .await
+            .status,
+        200
+    );
     // Installed is not live.
     app.get("/api/v1/swap", None)
         .await
@@ -109,7 +105,12 @@ backend_test!(install_enable_rollback_delete, CONFIG, |app| {
     assert_eq!(r.body["state"], "live");
     assert_eq!(served(app).await, "1.0.0");
 
-    assert_eq!(upload(app, Some(admin), build("swap_v2")).await.status, 201);
+    assert_eq!(
+        app.upload_component(Some(admin), build("swap_v2"))
+            .await
+            .status,
+        201
+    );
     let r = enable(app, "2.0.0").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(served(app).await, "2.0.0");
@@ -176,15 +177,15 @@ backend_test!(
     CONFIG,
     |app| {
         // Not a component at all.
-        upload(app, Some(OPERATOR), b"definitely not wasm".to_vec())
+        app.upload_component(Some(OPERATOR), b"definitely not wasm".to_vec())
             .await
             .assert_error(400, "validation_failed");
         // A valid but empty component: it does not export the plugin world.
         let empty = vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
-        let r = upload(app, Some(OPERATOR), empty).await;
+        let r = app.upload_component(Some(OPERATOR), empty).await;
         r.assert_error(400, "validation_failed");
         // Empty body, wrong content type.
-        upload(app, Some(OPERATOR), Vec::new())
+        app.upload_component(Some(OPERATOR), Vec::new())
             .await
             .assert_error(400, "validation_failed");
         app.raw(
@@ -197,17 +198,21 @@ backend_test!(
         .await
         .assert_error(415, "unsupported_media_type");
         // A route another plugin serves.
-        let r = upload(app, Some(OPERATOR), build("swap_clash")).await;
+        let r = app
+            .upload_component(Some(OPERATOR), build("swap_clash"))
+            .await;
         r.assert_error(409, "conflict");
         assert!(r.text.contains("/api/v1/hello"), "{}", r.text);
         // The same version with other bytes (a trailing custom section).
         assert_eq!(
-            upload(app, Some(OPERATOR), build("swap_v1")).await.status,
+            app.upload_component(Some(OPERATOR), build("swap_v1"))
+                .await
+                .status,
             201
         );
         let mut other = build("swap_v1");
         other.extend_from_slice(&[0x00, 0x03, 0x01, b'x', b'!']);
-        upload(app, Some(OPERATOR), other)
+        app.upload_component(Some(OPERATOR), other)
             .await
             .assert_error(409, "conflict");
         // Nothing but swap 1.0.0 was recorded.
@@ -222,7 +227,7 @@ backend_test!(
         // Who may call: nobody without a token, no customer. That answer comes before
         // the body is read, so it closes the connection: the client must not send its
         // next request on it (it did, and lost that request, before this header).
-        let r = upload(app, None, build("swap_v2")).await;
+        let r = app.upload_component(None, build("swap_v2")).await;
         r.assert_error(401, "unauthorized");
         assert_eq!(r.header("connection"), Some("close"));
         let c = app.customer().await;
@@ -237,7 +242,7 @@ backend_test!(
     "[plugins.swap]\ngrants = []",
     |app| {
         // Installing shows what the version asks for and what is not approved yet.
-        let r = upload(app, Some(OPERATOR), build("swap_v1")).await;
+        let r = app.upload_component(Some(OPERATOR), build("swap_v1")).await;
         assert_eq!(r.status, 201, "{}", r.text);
         let asks = json!(["sql", "subscribe:faulty.flaky"]);
         assert_eq!(r.body["requested_grants"], asks, "{}", r.text);
@@ -276,7 +281,7 @@ backend_test!(
         assert_eq!(r.body["history"][0]["action"], "enable", "{}", r.text);
         assert_eq!(r.body["history"][1]["action"], "grant", "{}", r.text);
         // A later version asking for nothing more needs no new approval.
-        let r = upload(app, Some(OPERATOR), build("swap_v2")).await;
+        let r = app.upload_component(Some(OPERATOR), build("swap_v2")).await;
         assert_eq!(r.body["unapproved_grants"], json!([]), "{}", r.text);
         assert_eq!(enable(app, "2.0.0").await.status, 200);
         assert_eq!(served(app).await, "2.0.0");
@@ -290,7 +295,9 @@ backend_test!(
         // The attack: an uploaded `swap` 9.9.9 asks for kv, identity (minting tokens),
         // a topic and more memory than the operator's limit.
         live_v1(app).await;
-        let r = upload(app, Some(OPERATOR), build("swap_greedy")).await;
+        let r = app
+            .upload_component(Some(OPERATOR), build("swap_greedy"))
+            .await;
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(
             r.body["unapproved_grants"],
@@ -334,7 +341,7 @@ backend_test!(
 backend_test!(a_canary_answers_with_its_own_route_roles, CONFIG, |app| {
     live_v1(app).await;
     assert_eq!(
-        upload(app, Some(OPERATOR), build("swap_greedy"))
+        app.upload_component(Some(OPERATOR), build("swap_greedy"))
             .await
             .status,
         201
@@ -446,7 +453,9 @@ backend_test!(
             .await;
         assert_eq!(r.status, 201, "{}", r.text);
         assert_eq!(
-            upload(app, Some(OPERATOR), build("swap_bad")).await.status,
+            app.upload_component(Some(OPERATOR), build("swap_bad"))
+                .await
+                .status,
             201
         );
         let r = enable(app, "3.0.0").await;
@@ -504,7 +513,9 @@ backend_test!(restarts_keep_the_live_versions, CONFIG, |app| {
     let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
     live_v1(&app).await;
     assert_eq!(
-        upload(&app, Some(OPERATOR), build("swap_v2")).await.status,
+        app.upload_component(Some(OPERATOR), build("swap_v2"))
+            .await
+            .status,
         201
     );
     assert_eq!(enable(&app, "2.0.0").await.status, 200);
@@ -521,7 +532,9 @@ backend_test!(restarts_keep_the_live_versions, CONFIG, |app| {
 backend_test!(swapping_under_load_fails_no_request, CONFIG, |app| {
     live_v1(app).await;
     assert_eq!(
-        upload(app, Some(OPERATOR), build("swap_v2")).await.status,
+        app.upload_component(Some(OPERATOR), build("swap_v2"))
+            .await
+            .status,
         201
     );
     // Answers by the version that gave them, and failures.
@@ -584,7 +597,9 @@ backend_test!(swapping_under_load_fails_no_request, CONFIG, |app| {
 backend_test!(a_canary_is_promoted_or_rolls_itself_back, CONFIG, |app| {
     live_v1(app).await;
     assert_eq!(
-        upload(app, Some(OPERATOR), build("swap_v2")).await.status,
+        app.upload_component(Some(OPERATOR), build("swap_v2"))
+            .await
+            .status,
         201
     );
     let r = canary(app, "2.0.0", 50).await;
@@ -610,7 +625,7 @@ backend_test!(a_canary_is_promoted_or_rolls_itself_back, CONFIG, |app| {
 
     // A candidate answering 500 is rolled back by itself.
     assert_eq!(
-        upload(app, Some(OPERATOR), build("swap_flaky"))
+        app.upload_component(Some(OPERATOR), build("swap_flaky"))
             .await
             .status,
         201
@@ -786,7 +801,9 @@ backend_test!(operator_inputs_are_checked, CONFIG, |app| {
 backend_test!(a_published_topic_has_one_owner, CONFIG, |app| {
     live_v1(app).await;
     // A manifest publishing "any topic" is refused at install, saying what to do.
-    let r = upload(app, Some(OPERATOR), build("swap_wildcard")).await;
+    let r = app
+        .upload_component(Some(OPERATOR), build("swap_wildcard"))
+        .await;
     r.assert_error(400, "validation_failed");
     assert!(
         r.text.contains(r#"\"*\""#) && r.text.contains("list each topic"),
@@ -811,7 +828,9 @@ backend_test!(a_published_topic_has_one_owner, CONFIG, |app| {
 
     // `user.created` belongs to auth: swap declaring it installs, but is not enabled
     // while auth is, even with the operator's grant for the topic.
-    let r = upload(app, Some(OPERATOR), build("swap_squatter")).await;
+    let r = app
+        .upload_component(Some(OPERATOR), build("swap_squatter"))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(
         r.body["unapproved_grants"],
@@ -908,7 +927,9 @@ backend_test!(a_restart_ends_a_canary, CONFIG, |app| {
     let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
     live_v1(&app).await;
     assert_eq!(
-        upload(&app, Some(OPERATOR), build("swap_v2")).await.status,
+        app.upload_component(Some(OPERATOR), build("swap_v2"))
+            .await
+            .status,
         201
     );
     let r = canary(&app, "2.0.0", 50).await;
@@ -939,7 +960,9 @@ backend_test!(
     |app| {
         live_v1(app).await;
         assert_eq!(
-            upload(app, Some(OPERATOR), build("swap_v2")).await.status,
+            app.upload_component(Some(OPERATOR), build("swap_v2"))
+                .await
+                .status,
             201
         );
         let r = canary(app, "2.0.0", 50).await;
