@@ -55,10 +55,10 @@ pub fn sources(root: &Path, config: &Config) -> Vec<Source> {
         .filter_map(|(name, pc)| {
             let stem = pc.file.file_stem()?.to_str()?.to_string();
             let dir = root.join("plugins").join(&stem);
-            let (dir, kind) = if dir.join("Cargo.toml").is_file() {
-                (dir, Kind::Rust)
-            } else if dir.join("app.py").is_file() {
+            let (dir, kind) = if super::python::is_python_plugin(&dir) {
                 (dir, Kind::Python)
+            } else if dir.join("Cargo.toml").is_file() {
+                (dir, Kind::Rust)
             } else {
                 let (_, member) = members.iter().find(|(pkg, _)| *pkg == stem)?;
                 (root.join(member), Kind::Rust)

@@ -20,12 +20,14 @@ pub const COMPONENTIZE_PY: &str = "0.25.1";
 pub fn python_plugins(root: &Path, names: &[String]) -> Vec<String> {
     names
         .iter()
-        .filter(|n| {
-            let dir = root.join("plugins").join(n.as_str());
-            dir.join("app.py").is_file() && !dir.join("Cargo.toml").exists()
-        })
+        .filter(|n| is_python_plugin(&root.join("plugins").join(n.as_str())))
         .cloned()
         .collect()
+}
+
+/// A plugin directory written in Python: an `app.py` and no crate manifest.
+pub fn is_python_plugin(dir: &Path) -> bool {
+    dir.join("app.py").is_file() && !dir.join("Cargo.toml").exists()
 }
 
 /// True when componentize-py can be run (the command, or the module of `python3`).
