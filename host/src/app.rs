@@ -182,6 +182,7 @@ impl App {
                 config.mail.clone(),
                 feed.clone(),
             )),
+            files: Arc::new(crate::capabilities::files::Files::new(&config, &db)?),
             services: Services::new(
                 crate::capabilities::breaker::Breakers::new(
                     config.services.breaker_failures,
