@@ -349,6 +349,10 @@ pub struct PluginConfig {
     /// it (and beyond approvals given at enable) keeps that version off.
     #[serde(default)]
     pub grants: Vec<String>,
+    /// A directory of read-only assets to bundle with `file` (relative to the working
+    /// directory), as `kirana plugins install --assets` does; empty for none.
+    #[serde(default)]
+    pub assets: PathBuf,
 }
 
 fn yes() -> bool {

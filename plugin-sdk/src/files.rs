@@ -7,7 +7,7 @@
 use crate::bindings::kirana::platform::files as wit;
 use crate::error::CapError;
 
-pub use wit::{FileInfo, QuotaUsage};
+pub use wit::{Asset, FileInfo, QuotaUsage};
 
 /// A file's bytes, or `None` when there is none.
 pub fn read(path: &str) -> Result<Option<Vec<u8>>, CapError> {
@@ -33,4 +33,10 @@ pub fn list(prefix: &str, limit: u32) -> Result<Vec<FileInfo>, CapError> {
 /// Bytes stored, and the quota.
 pub fn usage() -> Result<QuotaUsage, CapError> {
     wit::usage()
+}
+
+/// An asset shipped with this version of the plugin (its bundle's `assets/PATH`), with
+/// its SHA-256 for an `ETag`; `None` when there is none. Needs no grant.
+pub fn asset(path: &str) -> Result<Option<Asset>, CapError> {
+    wit::read_asset(path)
 }

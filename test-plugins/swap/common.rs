@@ -7,7 +7,8 @@
 // GET /api/v1/swap/notes (data that must survive a failed migration); GET
 // /api/v1/swap/seen → how many `faulty.flaky` events this plugin handled, and how many
 // each build handled (`by_build`; events held
-// while it is disabled). The `flaky` build answers 500 on GET /api/v1/swap; the `bad`
+// while it is disabled); GET /api/v1/swap/asset?path= → an asset of the installed
+// bundle, with its SHA-256 as the ETag (404 when the version has none by that path). The `flaky` build answers 500 on GET /api/v1/swap; the `bad`
 // build's migrate writes then fails; the `clash` build also claims `GET /api/v1/hello`,
 // which the hello plugin serves; the `greedy` build asks for kv, identity, its own topic
 // `swap.greedy` and 128 MiB beyond the others' sql, and lets only admins call GET
@@ -15,9 +16,25 @@
 // `wildcard` build declares the topic `*`, which no manifest may.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::sql;
+use kirana_sdk::{files, sql};
 
 pub struct Swap;
+
+fn asset(req: &Request) -> Result<Response, ApiError> {
+    let path = req.query("path").unwrap_or_default();
+    match files::asset(path) {
+        Ok(Some(a)) => Ok(Response {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "text/plain".into()),
+                ("etag".into(), format!("\"{}\"", a.sha256)),
+            ],
+            body: a.data,
+        }),
+        Ok(None) => Err(ApiError::not_found("asset")),
+        Err(e) => Err(ApiError::new(400, "validation_failed", kirana_sdk::cap_error_message(&e))),
+    }
+}
 
 fn whoami(_req: &Request) -> Result<Response, ApiError> {
     if BUILD == "flaky" {
@@ -87,6 +104,8 @@ impl Plugin for Swap {
             .summary("Stores a note")
             .get("/api/v1/swap/notes", Access::Public, notes)
             .summary("Every note")
+            .get("/api/v1/swap/asset", Access::Public, asset)
+            .summary("An asset of this version's bundle")
             .get("/api/v1/swap/seen", Access::Public, seen)
             .summary("How many faulty.flaky events were handled")
     }

@@ -268,6 +268,9 @@ async fn answer_entry(p: &Arc<Platform>, name: &str, rid: &str, with_history: bo
     }
 }
 
+/// The media type of a plugin bundle upload (`kirana plugins install --assets`).
+pub const BUNDLE_MEDIA_TYPE: &str = "application/x-tar";
+
 async fn upload(
     State(p): State<Arc<Platform>>,
     Extension(RequestId(rid)): Extension<RequestId>,
@@ -275,15 +278,23 @@ async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let wasm = headers
+    let essence = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim() == "application/wasm");
-    if !wasm {
+        .map(|ct| {
+            ct.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    // A bare component, or a bundle (the component and its assets as one tar).
+    if essence != "application/wasm" && essence != BUNDLE_MEDIA_TYPE {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "upload the component's bytes with Content-Type: application/wasm",
+            format!("upload a component with Content-Type: application/wasm, or a bundle with Content-Type: {BUNDLE_MEDIA_TYPE}"),
             &rid,
         );
     }

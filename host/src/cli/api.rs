@@ -142,6 +142,8 @@ pub enum Body {
     Empty,
     Json(Value),
     Wasm(Vec<u8>),
+    /// A plugin bundle (a tar of the component and its assets).
+    Bundle(Vec<u8>),
 }
 
 impl Client {
@@ -190,6 +192,12 @@ impl Client {
                 .body(serde_json::to_vec(&v).context("encoding the request")?),
             Body::Wasm(bytes) => req
                 .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+                .body(bytes),
+            Body::Bundle(bytes) => req
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    kirana::admin::BUNDLE_MEDIA_TYPE,
+                )
                 .body(bytes),
         };
         let (status, body) = self

@@ -193,6 +193,13 @@ async fn rebuild(root: &Path, platform: &Arc<Platform>, source: &Source) {
             return;
         }
     };
+    let bytes = match kirana::registry::with_assets(bytes, pc) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("==> {name}: {e:#}; the running build stays live");
+            return;
+        }
+    };
     let swapping = Instant::now();
     match ops::reload(platform, name, bytes, "kirana dev").await {
         Ok(version) => eprintln!(

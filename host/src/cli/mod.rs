@@ -59,8 +59,14 @@ enum PluginsCmd {
     List,
     /// One plugin in full: versions, routes, subscriptions, grants, traffic, history.
     Inspect { name: String },
-    /// Upload a component (.wasm): validated, compiled and stored, not yet live.
-    Install { file: PathBuf },
+    /// Upload a component (.wasm): validated, compiled and stored, not yet live. With
+    /// --assets DIR, the component and DIR's files go up as one bundle (a version's
+    /// read-only assets, swapped and rolled back with it); a bundle file is uploaded as is.
+    Install {
+        file: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        assets: Option<PathBuf>,
+    },
     /// Make a version live (the newest installed when none is given), or with --canary
     /// send only PERCENT of the traffic to it.
     Enable {

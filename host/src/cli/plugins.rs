@@ -52,7 +52,7 @@ pub(super) fn run(cmd: PluginsCmd, conn: &Connection) -> Result<()> {
                 print!("{}", format::inspect(&entry));
             }
         }
-        PluginsCmd::Install { file } => install(&client, &file, json)?,
+        PluginsCmd::Install { file, assets } => install(&client, &file, assets.as_deref(), json)?,
         PluginsCmd::Enable {
             spec,
             canary,
@@ -165,7 +165,7 @@ fn mutate(
     Ok(())
 }
 
-fn install(client: &Client, file: &Path, json: bool) -> Result<()> {
+fn install(client: &Client, file: &Path, assets: Option<&Path>, json: bool) -> Result<()> {
     let shown = file.display();
     let bytes = match std::fs::read(file) {
         Ok(b) => b,
@@ -180,17 +180,37 @@ fn install(client: &Client, file: &Path, json: bool) -> Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot read {shown}")),
     };
-    if !bytes.starts_with(b"\0asm") {
+    let is_bundle = kirana::registry::bundle::is_bundle(&bytes);
+    if !bytes.starts_with(b"\0asm") && !is_bundle {
         bail!(
-            "{shown} is not a WebAssembly file; install the component cargo builds, like target/wasm32-wasip2/release/NAME.wasm"
+            "{shown} is neither a WebAssembly file nor a plugin bundle; install the component cargo builds, like target/wasm32-wasip2/release/NAME.wasm"
         );
     }
+    let (bytes, what) = match assets {
+        None if is_bundle => (bytes, "bundle"),
+        None => (bytes, "component"),
+        Some(_) if is_bundle => bail!("{shown} is a bundle already; --assets goes with a .wasm"),
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!("--assets {}: not a directory", dir.display());
+            }
+            (
+                kirana::registry::bundle::pack_dir(&bytes, dir)?,
+                "component and assets",
+            )
+        }
+    };
     eprintln!(
-        "uploading {shown} ({}) to {}; the host validates and compiles it…",
+        "uploading {shown} ({what}, {}) to {}; the host validates and compiles it…",
         format::human_bytes(bytes.len() as u64),
         client.shown_url()
     );
-    let reply = client.call(Method::POST, &["admin", "plugins"], Body::Wasm(bytes))?;
+    let body = if what == "component" {
+        Body::Wasm(bytes)
+    } else {
+        Body::Bundle(bytes)
+    };
+    let reply = client.call(Method::POST, &["admin", "plugins"], body)?;
     if json {
         print_json(&reply);
     } else {

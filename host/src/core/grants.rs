@@ -284,7 +284,12 @@ mod tests {
 
     #[test]
     fn the_files_grant_is_the_quota_and_the_largest_one_counts() {
-        let base = list(&["sql", "publish:order.created", "call:catalog", "subscribe:*"]);
+        let base = list(&[
+            "sql",
+            "publish:order.created",
+            "call:catalog",
+            "subscribe:*",
+        ]);
         let g = Grants::resolve("orders", &caps(), None, 64, &base).unwrap();
         assert_eq!(g.files_mb, None);
         let mut more = base.clone();

@@ -34,7 +34,21 @@ pub struct PluginCtx {
     pub max_call_depth: u32,
     /// Fuel per call when the engine meters fuel (none = unlimited).
     pub fuel: Option<u64>,
+    /// The read-only assets of this version (`files.read-asset`).
+    pub assets: Arc<Assets>,
 }
+
+/// One read-only asset shipped with a plugin version (a bundle's `assets/`, see
+/// `registry::bundle`), held in memory with that loaded version.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub data: Arc<[u8]>,
+    /// Lower-case hex SHA-256 of `data` (a ready `ETag`).
+    pub sha256: String,
+}
+
+/// A version's assets by path.
+pub type Assets = std::collections::BTreeMap<String, Asset>;
 
 /// An event published during a call, held until the call succeeds.
 #[derive(Debug, Clone)]

@@ -9,6 +9,7 @@
 //! a lock and recorded in the host database ([`store`]), which is the truth across
 //! restarts; the configuration file only seeds it (see [`start`]).
 
+pub mod bundle;
 pub mod dispatch;
 pub mod effects;
 pub mod invoke;
@@ -288,6 +289,7 @@ pub fn unconfigured() -> PluginConfig {
         max_call_depth: None,
         fuel: None,
         grants: Vec::new(),
+        assets: Default::default(),
     }
 }
 
@@ -523,6 +525,13 @@ async fn offer_file(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) {
     let Ok(bytes) = tokio::fs::read(platform.config.plugin_path(pc)).await else {
         return;
     };
+    let bytes = match with_assets(bytes, pc) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(plugin = %name, error = %format!("{e:#}"), "bundling the configured assets failed");
+            return;
+        }
+    };
     match ops::install(platform, bytes, "config").await {
         Ok(ops::Installed {
             version, new: true, ..
@@ -539,12 +548,21 @@ async fn offer_file(platform: &Arc<Platform>, name: &str, pc: &PluginConfig) {
 
 async fn read_file(platform: &Platform, name: &str, pc: &PluginConfig) -> Result<Vec<u8>> {
     let path = platform.config.plugin_path(pc);
-    tokio::fs::read(&path).await.with_context(|| {
+    let bytes = tokio::fs::read(&path).await.with_context(|| {
         format!(
             "reading {} (build it with `kirana build` or `cargo build --release --target wasm32-wasip2 -p {name}`)",
             path.display()
         )
-    })
+    })?;
+    with_assets(bytes, pc)
+}
+
+/// The configured file's bytes, bundled with `[plugins.NAME] assets` when set.
+pub fn with_assets(component: Vec<u8>, pc: &PluginConfig) -> Result<Vec<u8>> {
+    if pc.assets.as_os_str().is_empty() {
+        return Ok(component);
+    }
+    bundle::pack_dir(&component, &pc.assets)
 }
 
 /// Why a component cannot be installed or enabled.
@@ -602,14 +620,22 @@ pub async fn build(
 ) -> Result<LoadedPlugin, RegistryError> {
     let config = &platform.config;
     let size = bytes.len();
+    // The registry's digest is of the bytes as stored: a bundle's whole, else the
+    // component's (which compiling computes anyway).
+    let bundle_sha256 = bundle::is_bundle(&bytes)
+        .then(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)));
+    let (bytes, assets) = bundle::split(bytes)
+        .map_err(|e| RegistryError::Invalid(format!("not a usable plugin bundle: {e}")))?;
+    let assets = Arc::new(assets);
     let runtime_ref = platform.clone();
-    let (component, sha256) =
+    let (component, component_sha256) =
         tokio::task::spawn_blocking(move || runtime_ref.runtime.compile(&bytes))
             .await
             .map_err(|e| anyhow!("compile task: {e}"))?
             .map_err(|e| {
                 RegistryError::Invalid(format!("not a WebAssembly component: {}", root(&e)))
             })?;
+    let sha256 = bundle_sha256.unwrap_or(component_sha256);
     let pre = LoadedPlugin::prepare(&platform.runtime, &component)
         .map_err(|e| RegistryError::Invalid(format!("{e:#}")))?;
 
@@ -627,6 +653,7 @@ pub async fn build(
         body_bytes: config.limits.body_bytes,
         max_call_depth: config.limits.max_call_depth,
         fuel: None,
+        assets: assets.clone(),
     });
     let probe = LoadedPlugin::new(
         probe_ctx,
@@ -707,6 +734,7 @@ pub async fn build(
         body_bytes: pc.body_bytes.unwrap_or(config.limits.body_bytes),
         max_call_depth: pc.max_call_depth.unwrap_or(config.limits.max_call_depth),
         fuel: pc.fuel,
+        assets,
     });
     LoadedPlugin::new(
         ctx,

@@ -8,6 +8,7 @@ mod shop;
 
 mod analytics;
 mod auth;
+mod bundles;
 mod cart;
 mod catalog;
 mod cli;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use async_trait::async_trait;
 
-use crate::bindings::kirana::platform::files::{FileInfo, Host, QuotaUsage};
+use crate::bindings::kirana::platform::files::{Asset, FileInfo, Host, QuotaUsage};
 use crate::bindings::wit;
 use crate::capabilities::denied;
 use crate::config::{Config, FilesBackend};
@@ -218,6 +218,19 @@ impl Host for View<'_, Files> {
             .store
             .list(&self.plugin.name, &prefix, limit)
             .await)
+    }
+
+    async fn read_asset(
+        &mut self,
+        path: String,
+    ) -> wasmtime::Result<Result<Option<Asset>, wit::Error>> {
+        if let Err(e) = check_path(&path) {
+            return Ok(Err(e));
+        }
+        Ok(Ok(self.plugin.assets.get(&path).map(|a| Asset {
+            data: a.data.to_vec(),
+            sha256: a.sha256.clone(),
+        })))
     }
 
     async fn usage(&mut self) -> wasmtime::Result<Result<QuotaUsage, wit::Error>> {
