@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# Kirana in one image: the `kirana` binary and the nine shop plugins (eight in Rust,
-# promotions in Python), built from this repository. Build from the repository root:
+# Kirana in one image: the `kirana` binary and the ten shop plugins (nine in Rust,
+# promotions in Python) with the storefront's pages, built from this repository. Build
+# from the repository root:
 #
 #   docker build -t kirana:0.1.0 .
 #
@@ -21,7 +22,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --target wasm32-wasip2 \
-      -p auth -p catalog -p cart -p orders -p payments -p delivery -p notifications -p analytics \
+      -p auth -p catalog -p cart -p orders -p payments -p delivery -p notifications -p analytics -p storefront \
  && cargo build --release --locked -p kirana \
  && mkdir -p /out/plugins /out/data \
  && cp target/release/kirana /out/kirana \
@@ -29,6 +30,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
        target/wasm32-wasip2/release/cart.wasm target/wasm32-wasip2/release/orders.wasm \
        target/wasm32-wasip2/release/payments.wasm target/wasm32-wasip2/release/delivery.wasm \
        target/wasm32-wasip2/release/notifications.wasm target/wasm32-wasip2/release/analytics.wasm \
+       target/wasm32-wasip2/release/storefront.wasm \
        /out/plugins/
 
 # ---- build-python: the Python plugins, with componentize-py from PyPI -----------------
@@ -53,6 +55,9 @@ FROM debian:bookworm-slim
 COPY --from=build /out/kirana /usr/local/bin/kirana
 COPY --from=build /out/plugins/ /app/plugins/
 COPY --from=build-python /out/promotions.wasm /app/plugins/promotions.wasm
+# The storefront's pages, bundled with storefront.wasm at start: the default
+# configuration names them relative to the working directory (/app).
+COPY plugins/storefront/assets/ /app/plugins/storefront/assets/
 # data_dir: the compile cache (and SQLite files when no database_url is set). The only
 # directory the process writes; mount a volume (or an emptyDir) here.
 COPY --from=build --chown=10001:10001 /out/data/ /app/data/

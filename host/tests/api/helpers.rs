@@ -189,6 +189,7 @@ pub const PLUGINS: &[&str] = &[
     "delivery",
     "notifications",
     "analytics",
+    "storefront",
     "hello",
     "faulty",
     "promotions",
@@ -200,7 +201,7 @@ fn check_plugins_built() {
         assert!(
             f.exists(),
             "{} is missing: build the plugins first (./scripts/test does it, or \
-             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p orders -p payments -p delivery -p notifications -p analytics -p hello -p faulty, \
+             cargo build --release --target wasm32-wasip2 -p auth -p catalog -p cart -p orders -p payments -p delivery -p notifications -p analytics -p storefront -p hello -p faulty, \
              and ./scripts/build-python for promotions)",
             f.display()
         );
@@ -316,6 +317,10 @@ admin_per_minute = 1000000
 admin_email = "{ADMIN_EMAIL}"
 admin_password = "{ADMIN_PASSWORD}"
 
+# The embedded default names the assets relative to the working directory.
+[plugins.storefront]
+assets = "{storefront_assets}"
+
 [plugins.hello]
 file = "hello.wasm"
 instances = "reuse"
@@ -330,6 +335,7 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
             data = dir.path().display(),
             plugins = plugin_dir().display(),
             cache = cache.display(),
+            storefront_assets = workspace().join("plugins/storefront/assets").display(),
         );
         let config_path = dir.path().join("kirana.toml");
         let doc = merge_toml(&base_toml, extra_toml);

@@ -32,3 +32,4 @@ mod registry;
 mod replicas;
 mod sandbox;
 mod search;
+mod storefront;

