@@ -551,7 +551,13 @@ async fn serve(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
+    if let Some(n) = declared.filter(|n| *n > limit) {
+        // Read a modestly oversized body to its end before refusing it, so the client,
+        // still sending, gets the 413 instead of a broken pipe; a huge one is refused
+        // at once (and its connection closed).
+        if n <= limit.saturating_add(DRAIN_BEYOND_LIMIT) {
+            drain(body, n).await;
+        }
         return too_large(limit, rid);
     }
     let bytes = match axum::body::to_bytes(Body::new(body), limit).await {
@@ -657,6 +663,28 @@ async fn serve(
             rid,
         ),
     }
+}
+
+/// How far past a route's body limit a declared body is still read (and dropped)
+/// before the 413, see [`drain`].
+const DRAIN_BEYOND_LIMIT: usize = 8 * 1024 * 1024;
+
+/// Reads and drops up to `max` bytes of `body`, within a few seconds.
+async fn drain(body: axum::body::Body, max: usize) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0usize;
+    let reading = async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > max {
+                    break;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), reading).await;
 }
 
 fn too_large(limit: usize, rid: &str) -> Response {

@@ -20,6 +20,7 @@ mod dev;
 mod effects;
 mod files;
 mod holds;
+mod images;
 mod journey;
 mod messaging;
 mod notifications;

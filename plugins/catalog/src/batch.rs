@@ -143,8 +143,10 @@ mod tests {
             stock: 3,
             is_active: active,
             image_url: None,
+            images: crate::images::views("prd_1", &[]),
             created_at: "2026-11-22T10:00:00Z".into(),
             updated_at: "2026-11-22T10:00:00Z".into(),
+            images_column: None,
         }
     }
 

@@ -98,10 +98,17 @@ pub fn parse_product(
         }
     }
     let stock = f.int("stock", 0, MAX_STOCK);
-    let image_url = f.opt_string("image_url", 500);
+    let mut image_url = f.opt_string("image_url", 500);
     if let Some(Some(url)) = &image_url {
-        if !is_http_url(url) {
-            f.error("image_url", "must be an http(s) URL");
+        if url.starts_with("/api/v1/products/") {
+            // One of the catalog's own image URLs, as GET shows it: the images
+            // themselves are uploads, so sending it back changes nothing.
+            image_url = Some(None);
+        } else if !is_http_url(url) {
+            f.error(
+                "image_url",
+                "must be an http(s) URL or one of the product's image URLs",
+            );
         }
     }
     let is_active = f.opt_bool("is_active");

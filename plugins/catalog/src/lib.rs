@@ -15,6 +15,7 @@ mod db;
 mod fields;
 pub mod hold_machine;
 mod holds;
+mod images;
 mod input;
 mod internal;
 mod listing;
@@ -67,6 +68,26 @@ impl Plugin for Catalog {
             .response_schema(schemas::product())
             .delete("/api/v1/products/{id}", Access::ADMIN, products::delete)
             .summary("Soft-delete a product (it becomes inactive and disappears)")
+            .post(
+                "/api/v1/products/{id}/images",
+                Access::ADMIN,
+                images::upload,
+            )
+            .summary("Upload a JPEG, PNG or WebP photo (≤ 5 MB, raw body); 201 product")
+            .raw_body(&[])
+            .response_schema(schemas::product())
+            .delete(
+                "/api/v1/products/{id}/images/{image_id}",
+                Access::ADMIN,
+                images::delete,
+            )
+            .summary("Delete a product image and its files")
+            .get(
+                "/api/v1/products/{id}/images/{image_id}/{size}",
+                Access::Public,
+                images::serve,
+            )
+            .summary("A product image: size large (≤ 800 px) or thumb (≤ 200 px)")
             .patch(
                 "/api/v1/products/{id}/stock",
                 Access::ADMIN,

@@ -9,7 +9,7 @@ use kirana_sdk::CapError;
 pub const PRODUCT_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.category_id, \
     p.brand, p.unit, p.price, p.mrp, p.stock, \
     p.is_active, p.image_url, p.created_at, \
-    p.updated_at";
+    p.updated_at, p.images";
 
 /// Upper bound of `price` and `mrp` in paise (₹1 crore): keeps arithmetic far from
 /// overflow and catches unit mistakes (rupees sent as paise twice over).
@@ -40,9 +40,16 @@ pub struct Product {
     pub discount_percent: i64,
     pub stock: i64,
     pub is_active: bool,
+    /// The first large image (uploaded, else an admin-given URL, else the generated
+    /// illustration), kept for older clients.
     pub image_url: Option<String>,
+    /// Uploaded images in order, or the generated illustration (see `images`).
+    pub images: Vec<crate::images::View>,
     pub created_at: String,
     pub updated_at: String,
+    /// The stored `images` column, for the image routes.
+    #[serde(skip)]
+    pub images_column: Option<String>,
 }
 
 /// By hand: `discount_percent` is computed from `price` and `mrp`, not stored.
@@ -50,8 +57,17 @@ impl FromRow for Product {
     fn from_row(r: &Row<'_>) -> Result<Self, CapError> {
         let price: i64 = r.get("price")?;
         let mrp: i64 = r.get("mrp")?;
+        let id: String = r.get("id")?;
+        let images_column: Option<String> = r.get("images")?;
+        let stored = crate::images::parse(images_column.as_deref());
+        let images = crate::images::views(&id, &stored);
+        let given: Option<String> = r.get("image_url")?;
+        let image_url = match (stored.is_empty(), given) {
+            (true, Some(url)) => Some(url),
+            _ => images.first().map(|i| i.url.clone()),
+        };
         Ok(Product {
-            id: r.get("id")?,
+            id,
             sku: r.get("sku")?,
             name: r.get("name")?,
             description: r.get("description")?,
@@ -63,9 +79,11 @@ impl FromRow for Product {
             discount_percent: discount_percent(price, mrp),
             stock: r.get("stock")?,
             is_active: r.get("is_active")?,
-            image_url: r.get("image_url")?,
+            image_url,
+            images,
             created_at: r.get("created_at")?,
             updated_at: r.get("updated_at")?,
+            images_column,
         })
     }
 }

@@ -176,6 +176,9 @@ pub fn update(req: &Request) -> Result<Response, ApiError> {
 /// history and the SKU stays taken.
 pub fn delete(req: &Request) -> Result<Response, ApiError> {
     let id: String = req.param("id")?;
+    let images = db::active_product(&id)?
+        .map(|p| crate::images::parse(p.images_column.as_deref()))
+        .unwrap_or_default();
     let changed = sql::execute(
         "UPDATE products SET is_active = $1, updated_at = $2 WHERE id = $3 AND is_active",
         &params![false, now_rfc3339(), id],
@@ -184,6 +187,8 @@ pub fn delete(req: &Request) -> Result<Response, ApiError> {
         return Err(ApiError::not_found("product"));
     }
     crate::search_index::reindex(&id)?;
+    // A deleted product's images go with it (the row first, then the files).
+    crate::images::delete_all(&id, &images)?;
     listing::cache().invalidate();
     Ok(Response::no_content())
 }

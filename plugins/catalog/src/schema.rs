@@ -30,7 +30,8 @@ const TABLES: &[&str] = &[
         image_url TEXT,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
-        created_us BIGINT NOT NULL
+        created_us BIGINT NOT NULL,
+        images TEXT
     )",
     "CREATE INDEX IF NOT EXISTS products_category_idx ON products (category_id)",
     "CREATE INDEX IF NOT EXISTS products_price_idx ON products (price)",
@@ -87,8 +88,34 @@ fn name_order_index() -> String {
     )
 }
 
+/// Adds `products.images` to a database made before it existed, and drops the seed's
+/// old image URLs (a host that never served anything; the generated illustration
+/// replaces them).
+fn add_images_column() -> Result<(), CapError> {
+    // Asked of the schema: a failing probe would spoil PostgreSQL's transaction.
+    let probe = match sql::dialect() {
+        sql::Dialect::Sqlite => {
+            "SELECT COUNT(*) FROM pragma_table_info('products') WHERE name = 'images'"
+        }
+        sql::Dialect::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() \
+             AND table_name = 'products' AND column_name = 'images'"
+        }
+    };
+    let present: i64 = sql::query(probe, &[])?.scalar()?;
+    if present == 0 {
+        sql::execute("ALTER TABLE products ADD COLUMN images TEXT", &[])?;
+    }
+    sql::execute(
+        "UPDATE products SET image_url = NULL WHERE image_url LIKE $1",
+        &kirana_sdk::params![format!("{}/%", seed::OLD_IMAGE_BASE)],
+    )?;
+    Ok(())
+}
+
 fn run() -> Result<(), CapError> {
     sql::execute_batch(TABLES)?;
+    add_images_column()?;
     sql::execute(&name_order_index(), &[])?;
     if !config::get_or("seed", true) {
         return Ok(());
@@ -158,7 +185,7 @@ fn insert_products(
             p.mrp,
             p.stock,
             true,
-            seed::image_url(p.sku),
+            Value::Null,
             now,
             now,
             now_us

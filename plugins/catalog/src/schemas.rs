@@ -15,7 +15,7 @@ pub fn product() -> Value {
     json!({
         "type": "object",
         "required": ["id", "sku", "name", "description", "category_id", "brand", "unit",
-                     "price", "mrp", "discount_percent", "stock", "is_active", "image_url",
+                     "price", "mrp", "discount_percent", "stock", "is_active", "image_url", "images",
                      "created_at", "updated_at"],
         "properties": {
             "id": {"type": "string"},
@@ -32,6 +32,16 @@ pub fn product() -> Value {
             "stock": {"type": "integer", "minimum": 0},
             "is_active": {"type": "boolean"},
             "image_url": nullable_string(),
+            "images": {"type": "array", "items": {
+                "type": "object",
+                "required": ["id", "url", "thumbnail_url", "width", "height", "generated"],
+                "properties": {
+                    "id": {"type": "string"}, "url": {"type": "string"},
+                    "thumbnail_url": {"type": "string"},
+                    "width": {"type": "integer"}, "height": {"type": "integer"},
+                    "generated": {"type": "boolean"}
+                }
+            }},
             "created_at": {"type": "string", "format": "date-time"},
             "updated_at": {"type": "string", "format": "date-time"}
         }

@@ -1,15 +1,12 @@
 //! The demo catalog a fresh install starts with: 8 categories and 181 everyday Indian
 //! grocery products with their brands, pack sizes and prices in paise (selling price
 //! and MRP roughly as on Indian quick-commerce apps). Loose produce has no brand.
-//! Images are placeholders at `https://img.kirana.example/products/<sku>.jpg`.
+//! Seeded products have no uploaded image: each shows a generated illustration
+//! (`images.rs`) until an admin uploads a photo.
 
-/// Base of the seeded products' `image_url`.
-pub const IMAGE_BASE: &str = "https://img.kirana.example/products";
-
-/// The seeded image URL of a SKU.
-pub fn image_url(sku: &str) -> String {
-    format!("{IMAGE_BASE}/{sku}.jpg")
-}
+/// Where the seed's image URLs used to point (a host that never existed); a migration
+/// clears them, and products without an upload show a generated illustration.
+pub const OLD_IMAGE_BASE: &str = "https://img.kirana.example/products";
 
 pub struct SeedCategory {
     pub slug: &'static str,
@@ -368,6 +365,5 @@ mod tests {
             .find(|p| p.sku == "DB-AMUL-TAAZA-500ML")
             .unwrap();
         assert_eq!((milk.price, milk.mrp), (2700, 2800));
-        assert!(image_url("ST-TATA-SALT-1KG").ends_with("/products/ST-TATA-SALT-1KG.jpg"));
     }
 }
