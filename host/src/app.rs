@@ -167,11 +167,16 @@ impl App {
                 IdentityService::new(db.clone(), &config.identity, feed.clone()).await?,
             ),
             realtime: Arc::new(crate::capabilities::realtime::Hub::new(feed.clone())),
-            mail: Arc::new(crate::capabilities::mail::Mail::new(
-                db.clone(),
-                config.mail.clone(),
-                feed.clone(),
-            )),
+            mail: Arc::new(
+                crate::capabilities::mail::Mail::new(
+                    db.clone(),
+                    config.mail.clone(),
+                    config.push.clone(),
+                    config.push_subject(),
+                    feed.clone(),
+                )
+                .await?,
+            ),
             services: Services::new(
                 crate::capabilities::breaker::Breakers::new(
                     config.services.breaker_failures,

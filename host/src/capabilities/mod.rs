@@ -8,6 +8,7 @@ pub mod identity;
 pub mod kv;
 pub mod log;
 pub mod mail;
+pub mod push;
 pub mod realtime;
 pub mod services;
 pub mod sql;
