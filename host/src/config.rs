@@ -538,9 +538,9 @@ impl Config {
             bail!("mail.from: {:?} is not an email address", self.mail.from);
         }
         let subject = &self.push.subject;
-        if !subject.is_empty()
-            && !(subject.starts_with("mailto:") || subject.starts_with("https://"))
-        {
+        let subject_ok =
+            subject.is_empty() || subject.starts_with("mailto:") || subject.starts_with("https://");
+        if !subject_ok {
             bail!(
                 "push.subject: {subject:?} must be a mailto: or https: URL (KIRANA_PUSH_SUBJECT)"
             );
@@ -823,6 +823,29 @@ mod tests {
         assert_eq!(c.limits.memory_mb, 64);
         assert!(c.plugins.contains_key("catalog"));
         assert!(!c.uses_postgres());
+    }
+
+    #[test]
+    fn push_subject_defaults_to_the_admin_email() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let c =
+            Config::load_with_env(None, &env(&[("KIRANA_ADMIN_EMAIL", "boss@shop.in")])).unwrap();
+        assert_eq!(c.push_subject(), "mailto:boss@shop.in");
+        let c = Config::load_with_env(
+            None,
+            &env(&[("KIRANA_PUSH_SUBJECT", "https://shop.in/contact")]),
+        )
+        .unwrap();
+        assert_eq!(c.push_subject(), "https://shop.in/contact");
+        assert!(!c.push.allow_insecure_endpoints);
+        let err = Config::load_with_env(None, &env(&[("KIRANA_PUSH_SUBJECT", "boss@shop.in")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("push.subject"), "{err}");
     }
 
     #[test]
