@@ -21,7 +21,8 @@ use crate::shop::*;
 
 /// Test hosts post to the in-test push service over plain HTTP on loopback, and the
 /// mail sender looks often.
-const PUSH: &str = "[push]\nallow_insecure_endpoints = true\n[mail]\npoll_ms = 50\n";
+const PUSH: &str =
+    "[push]\nallow_insecure_endpoints = true\n[mail]\npoll_ms = 50\nbackoff_ms = 200\n";
 
 /// One request the push service received.
 #[derive(Clone, Debug)]
@@ -32,7 +33,7 @@ struct PushRequest {
 }
 
 /// A local push service: records every POST and answers 201, or 410 for paths under
-/// `/gone/`.
+/// `/gone/`, or 503 to the first request to a path under `/flaky/`.
 struct PushService {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<PushRequest>>>,
@@ -48,17 +49,21 @@ impl PushService {
                 let log = log.clone();
                 async move {
                     let path = uri.path().to_string();
-                    let gone = path.starts_with("/gone/");
-                    log.lock().expect("push log").push(PushRequest {
+                    let mut log = log.lock().expect("push log");
+                    let first = !log.iter().any(|r| r.path == path);
+                    let status = if path.starts_with("/gone/") {
+                        axum::http::StatusCode::GONE
+                    } else if path.starts_with("/flaky/") && first {
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        axum::http::StatusCode::CREATED
+                    };
+                    log.push(PushRequest {
                         path,
                         headers,
                         body: body.to_vec(),
                     });
-                    if gone {
-                        axum::http::StatusCode::GONE
-                    } else {
-                        axum::http::StatusCode::CREATED
-                    }
+                    status
                 }
             },
         );
@@ -541,3 +546,71 @@ backend_test!(a_gone_subscription_is_dropped, PUSH, |app| {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_ne!(r.body["id"], gone_id.as_str());
 });
+
+backend_test!(a_failing_push_service_is_retried, PUSH, |app| {
+    let service = PushService::start().await;
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 4500, 10).await;
+    let (c, address) = shopper(app, &product, 1).await;
+    let browser = Browser::new();
+    let path = format!("/flaky/{}", app.unique("f"));
+    let r = subscribe(
+        app,
+        &c.token,
+        browser.subscription(&service.endpoint(&path)),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let order = place(app, &c, &address, "cod").await;
+    move_order(app, &admin, &order, "preparing").await;
+    // 503 first, then (after the backoff) 201: the same message, newly encrypted.
+    let sent = app
+        .eventually(10, || async {
+            let r = app
+                .get(
+                    &format!("/api/v1/admin/outbox?channel=push&to={}", c.user_id),
+                    Some(&admin),
+                )
+                .await;
+            r.body["items"]
+                .as_array()?
+                .iter()
+                .find(|m| m["subject"] == "Order preparing" && m["status"] == "sent")
+                .cloned()
+        })
+        .await;
+    assert!(sent.is_some(), "the push was sent after a retry");
+    let tries: Vec<PushRequest> = service
+        .received()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .collect();
+    assert_eq!(tries.len(), 2, "one 503, one 201");
+    let bodies: Vec<Value> = tries
+        .iter()
+        .map(|r| {
+            serde_json::from_slice(&browser.decrypt(&r.body).expect("decrypts")).expect("json")
+        })
+        .collect();
+    assert_eq!(bodies[0], bodies[1]);
+    assert_eq!(bodies[1]["data"]["status"], "preparing");
+    assert_ne!(
+        tries[0].body, tries[1].body,
+        "a fresh key and salt per attempt"
+    );
+});
+
+/// The VAPID key pair is made once and kept in the host database: a restart and a
+/// second replica on the same database publish the same key (browsers' subscriptions
+/// are bound to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_vapid_key_survives_restarts_and_is_shared_by_replicas() {
+    let mut a = TestApp::spawn_with(Backend::Postgres, PUSH).await;
+    let key = vapid_key(&a).await;
+    let b = a.replica(PUSH).await;
+    assert_eq!(vapid_key(&b).await, key);
+    b.stop().await;
+    a.restart().await;
+    assert_eq!(vapid_key(&a).await, key);
+    a.stop().await;
+}
