@@ -130,6 +130,24 @@ impl Push {
         check_endpoint(endpoint, self.config.allow_insecure_endpoints)
             .map_err(MailError::Invalid)?;
         check_keys(p256dh.trim(), auth.trim()).map_err(MailError::Invalid)?;
+        match self.store(user_id, endpoint, p256dh, auth).await {
+            // The same endpoint stored at the same moment by a parallel request (a
+            // PostgreSQL transaction does not see the other's row): now it is there.
+            Err(MailError::Store(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                self.store(user_id, endpoint, p256dh, auth).await
+            }
+            stored => stored,
+        }
+    }
+
+    /// [`Push::subscribe`] after validation, in one transaction.
+    async fn store(
+        &self,
+        user_id: &str,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> Result<(String, bool), MailError> {
         let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await?;
         let existing =
             sqlx::query("SELECT id, user_id FROM push_subscriptions WHERE endpoint = $1")

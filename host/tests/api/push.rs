@@ -294,6 +294,16 @@ backend_test!(push_key_and_subscriptions, PUSH, |app| {
     let r = subscribe(app, &c.token, sub.clone()).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_ne!(r.body["id"], id.as_str());
+    // The same new endpoint twice at once: one 201, one 200, one id.
+    let twin = browser.subscription("http://127.0.0.1:9/push/twin");
+    let (x, y) = tokio::join!(
+        subscribe(app, &c.token, twin.clone()),
+        subscribe(app, &c.token, twin.clone())
+    );
+    let mut statuses = [x.status, y.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 201], "{} / {}", x.text, y.text);
+    assert_eq!(x.body["id"], y.body["id"]);
     // Another account signing in on that browser takes the endpoint over.
     let r = subscribe(app, &other.token, sub).await;
     assert_eq!(r.status, 201, "{}", r.text);
