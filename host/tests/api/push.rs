@@ -624,3 +624,102 @@ async fn the_vapid_key_survives_restarts_and_is_shared_by_replicas() {
     assert_eq!(vapid_key(&a).await, key);
     a.stop().await;
 }
+
+backend_test!(assignment_and_failed_payment_are_pushed_once, PUSH, |app| {
+    let service = PushService::start().await;
+    let admin = app.admin_token().await;
+    let agent = new_agent(app, &admin).await;
+    available(app, &agent).await;
+    let product = new_product(app, &admin, 4500, 10).await;
+    let (c, address) = shopper(app, &product, 1).await;
+    let browser = Browser::new();
+    let path = format!("/push/{}", app.unique("a"));
+    let r = subscribe(
+        app,
+        &c.token,
+        browser.subscription(&service.endpoint(&path)),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let order = place(app, &c, &address, "cod").await;
+    move_order(app, &admin, &order, "preparing").await;
+    inject_event(
+        app,
+        &app.unique("evt"),
+        "payments",
+        "payment.failed",
+        &json!({"payment_id": "pay_x", "order_id": order, "user_id": c.user_id,
+                "provider_payment_id": "pay_declined", "at": "2026-12-06T00:00:00Z"}),
+        0,
+    )
+    .await;
+    let titles = |service: &PushService| -> Vec<String> {
+        payloads(service, &path, &browser)
+            .iter()
+            .filter_map(|p| p["title"].as_str().map(str::to_string))
+            .collect()
+    };
+    app.eventually(10, || async {
+        let t = titles(&service);
+        (t.iter().any(|t| t == "Delivery partner assigned")
+            && t.iter().any(|t| t == "Payment failed"))
+        .then_some(())
+    })
+    .await
+    .unwrap_or_else(|| panic!("assignment and payment pushes: {:?}", titles(&service)));
+    let assigned = payloads(&service, &path, &browser)
+        .into_iter()
+        .find(|p| p["title"] == "Delivery partner assigned")
+        .expect("assigned");
+    assert!(
+        assigned["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("Test Agent")),
+        "{assigned}"
+    );
+    assert_eq!(assigned["data"]["order_id"], order.as_str());
+
+    // Every event delivered to notifications again (as after a crash before the ack):
+    // no browser gets anything twice.
+    settled(app).await;
+    let pool = &app.app().platform.db.pool;
+    sqlx::query(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = 0, locked_until = 0 \
+         WHERE subscriber = 'notifications'",
+    )
+    .execute(pool)
+    .await
+    .expect("re-queueing deliveries");
+    settled(app).await;
+    // Let the sender finish what is queued, then count.
+    app.eventually(10, || async {
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mail_outbox WHERE channel = 'push' AND status = 'pending'",
+        )
+        .fetch_one(pool)
+        .await
+        .ok()?;
+        (pending == 0 && titles(&service).len() >= 3).then_some(())
+    })
+    .await
+    .expect("every push was delivered");
+    let mut t = titles(&service);
+    t.sort();
+    assert_eq!(
+        t,
+        [
+            "Delivery partner assigned",
+            "Order preparing",
+            "Payment failed"
+        ],
+        "one push per event"
+    );
+    // The agent's own notification stays in-app: nothing was queued for the agent.
+    let r = app
+        .get(
+            &format!("/api/v1/admin/outbox?channel=push&to={}", agent.user_id),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(r.body["total"], 0, "{}", r.text);
+});
