@@ -164,7 +164,17 @@ impl App {
         let caps = Arc::new(Caps {
             kv: kv.clone(),
             identity: Arc::new(
-                IdentityService::new(db.clone(), &config.identity, feed.clone()).await?,
+                IdentityService::new(
+                    db.clone(),
+                    &config.identity,
+                    crate::capabilities::oidc::Oidc::new(
+                        db.clone(),
+                        &config.oidc,
+                        &config.public_url,
+                    )?,
+                    feed.clone(),
+                )
+                .await?,
             ),
             realtime: Arc::new(crate::capabilities::realtime::Hub::new(feed.clone())),
             mail: Arc::new(

@@ -58,6 +58,15 @@ pub struct Config {
     pub secrets: SecretsConfig,
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginConfig>,
+    /// Where shoppers reach the shop (`https://shop.example`), without a trailing slash:
+    /// OpenID Connect callback URLs are built from it. Empty: from the request's `Host`
+    /// (fine on loopback; set it behind a proxy or on a public name).
+    #[serde(default)]
+    pub public_url: String,
+    /// OpenID Connect providers by name (`[oidc.google]`); the name is the
+    /// `{provider}` of the sign-in routes.
+    #[serde(default)]
+    pub oidc: BTreeMap<String, OidcProviderConfig>,
     /// The whole merged document, for plugin sections.
     #[serde(skip)]
     pub document: toml::Table,
@@ -117,6 +126,23 @@ pub struct ServicesConfig {
     pub breaker_failures: u32,
     pub breaker_cooldown_ms: u64,
 }
+
+/// One OpenID Connect provider (`[oidc.<name>]`, or `KIRANA_OIDC_<NAME>_ISSUER`,
+/// `_CLIENT_ID`, `_CLIENT_SECRET`). Nothing is provider-specific: Google is
+/// `issuer = "https://accounts.google.com"`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcProviderConfig {
+    /// The issuer URL; `{issuer}/.well-known/openid-configuration` is its discovery
+    /// document. `https://` (plain `http://` only on a loopback address, for tests).
+    pub issuer: String,
+    pub client_id: String,
+    /// Empty for a public client (PKCE alone).
+    #[serde(default)]
+    pub client_secret: String,
+}
+
+/// The `[oidc.<name>]` keys settable from the environment.
+const OIDC_ENV_KEYS: [&str; 3] = ["issuer", "client_id", "client_secret"];
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct IdentityConfig {
@@ -551,6 +577,20 @@ impl Config {
         if self.runtime.epoch_tick_ms == 0 {
             bail!("runtime.epoch_tick_ms must be positive");
         }
+        if !self.public_url.is_empty() {
+            let url = url::Url::parse(&self.public_url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+            if url.is_none() || self.public_url.ends_with('/') {
+                bail!(
+                    "public_url = {:?} must be an http(s) URL without a trailing slash, e.g. https://shop.example (KIRANA_PUBLIC_URL)",
+                    self.public_url
+                );
+            }
+        }
+        for (name, p) in &self.oidc {
+            check_oidc_provider(name, p)?;
+        }
         for (name, p) in &self.plugins {
             if let Some(mb) = p.memory_mb {
                 if mb > self.runtime.max_memory_mb {
@@ -743,6 +783,20 @@ fn apply_env(doc: &mut toml::Table, env: &[(String, String)]) -> Result<()> {
             set_path(doc, &path, parse_env_value(raw));
         }
     }
+    // `KIRANA_OIDC_<NAME>_<KEY>` names a provider the file need not list. Always a
+    // string (a client id may look like a number).
+    for (var, raw) in &vars {
+        let Some(rest) = var.strip_prefix("KIRANA_OIDC_") else {
+            continue;
+        };
+        for key in OIDC_ENV_KEYS {
+            let suffix = format!("_{}", key.to_uppercase());
+            if let Some(name) = rest.strip_suffix(&suffix).filter(|n| !n.is_empty()) {
+                let path = ["oidc".to_string(), name.to_lowercase(), key.to_string()];
+                set_path(doc, &path, toml::Value::String(raw.to_string()));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -793,6 +847,42 @@ fn parse_env_value(raw: &str) -> toml::Value {
         "false" => toml::Value::Boolean(false),
         _ => toml::Value::String(raw.to_string()),
     }
+}
+
+/// A provider's name becomes a route segment; its issuer is where the host sends
+/// client credentials, so it must be TLS unless it is this machine.
+fn check_oidc_provider(name: &str, p: &OidcProviderConfig) -> Result<()> {
+    let env = name.to_uppercase();
+    if name.is_empty()
+        || name.len() > 32
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        bail!("oidc.{name}: a provider name is 1-32 characters of a-z, 0-9, _ and -");
+    }
+    let issuer = url::Url::parse(&p.issuer).with_context(|| {
+        format!(
+            "oidc.{name}.issuer = {:?} is not a URL (KIRANA_OIDC_{env}_ISSUER)",
+            p.issuer
+        )
+    })?;
+    let loopback = match issuer.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    if issuer.scheme() != "https" && !(issuer.scheme() == "http" && loopback) {
+        bail!(
+            "oidc.{name}.issuer = {:?} must be https:// (plain http only on a loopback address) (KIRANA_OIDC_{env}_ISSUER)",
+            p.issuer
+        );
+    }
+    if p.client_id.trim().is_empty() {
+        bail!("oidc.{name}.client_id is empty: set the client id the provider gave you (KIRANA_OIDC_{env}_CLIENT_ID)");
+    }
+    Ok(())
 }
 
 /// `mail.smtp_url` is a URL lettre can use (`smtp://` or `smtps://`).
@@ -1045,6 +1135,50 @@ mod tests {
             &env(&[("KIRANA_REDIS_URL", "redis://:pw@cache:6379/2")]),
         );
         assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
+    #[test]
+    fn oidc_providers_come_from_the_environment_and_are_checked() {
+        let c = Config::load_with_env(
+            None,
+            &env(&[
+                ("KIRANA_OIDC_GOOGLE_ISSUER", "https://accounts.google.com"),
+                ("KIRANA_OIDC_GOOGLE_CLIENT_ID", "1234"),
+                ("KIRANA_OIDC_GOOGLE_CLIENT_SECRET", "shh"),
+                ("KIRANA_OIDC_MY_IDP_ISSUER", "http://127.0.0.1:9400"),
+                ("KIRANA_OIDC_MY_IDP_CLIENT_ID", "kirana"),
+                ("KIRANA_PUBLIC_URL", "https://shop.example"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.public_url, "https://shop.example");
+        let google = &c.oidc["google"];
+        assert_eq!(google.issuer, "https://accounts.google.com");
+        assert_eq!(google.client_id, "1234", "a numeric id stays text");
+        assert_eq!(google.client_secret, "shh");
+        assert_eq!(c.oidc["my_idp"].client_secret, "");
+
+        for (vars, needle) in [
+            (
+                vec![
+                    ("KIRANA_OIDC_X_ISSUER", "http://idp.example"),
+                    ("KIRANA_OIDC_X_CLIENT_ID", "a"),
+                ],
+                "https://",
+            ),
+            (
+                vec![("KIRANA_OIDC_X_ISSUER", "https://idp.example")],
+                "client_id",
+            ),
+            (
+                vec![("KIRANA_PUBLIC_URL", "https://shop.example/")],
+                "public_url",
+            ),
+            (vec![("KIRANA_PUBLIC_URL", "shop.example")], "public_url"),
+        ] {
+            let err = Config::load_with_env(None, &env(&vars)).unwrap_err();
+            assert!(format!("{err:#}").contains(needle), "{vars:?}: {err:#}");
+        }
     }
 
     #[test]

@@ -243,6 +243,18 @@ impl Response {
         }
     }
 
+    /// `302 Found` to `location`, never cached (redirects here carry one-time values).
+    pub fn redirect(location: &str) -> Self {
+        Self {
+            status: 302,
+            headers: vec![
+                ("location".into(), location.into()),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            body: Vec::new(),
+        }
+    }
+
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self

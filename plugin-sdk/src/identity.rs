@@ -3,7 +3,7 @@
 use crate::bindings::kirana::platform::identity as wit;
 use crate::error::CapError;
 
-pub use wit::{SessionInfo, TokenPair};
+pub use wit::{OidcIdentity, OidcSignIn, SessionInfo, TokenPair};
 
 /// Starts a session and issues its first token pair.
 pub fn issue(user_id: &str, role: &str, user_agent: Option<&str>) -> Result<TokenPair, CapError> {
@@ -33,4 +33,18 @@ pub fn hash_password(password: &str) -> Result<String, CapError> {
 
 pub fn verify_password(password: &str, hash: &str) -> Result<bool, CapError> {
     wit::verify_password(password, hash)
+}
+
+/// Begins a sign-in with an OpenID Connect provider configured on the host; returns the
+/// provider URL to redirect the browser to. `NotConfigured` for an unknown provider,
+/// `Invalid` for a bad `return_to` or host, `Unavailable` when the provider is down.
+pub fn oidc_start(sign_in: &OidcSignIn) -> Result<String, CapError> {
+    wit::oidc_start(sign_in)
+}
+
+/// Completes it with the callback's `code` and `state`: who signed in, checked by the
+/// host. `Invalid` for a bad state, code or ID token; `Unavailable` when the provider
+/// is down.
+pub fn oidc_finish(provider: &str, code: &str, state: &str) -> Result<OidcIdentity, CapError> {
+    wit::oidc_finish(provider, code, state)
 }

@@ -23,9 +23,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::bindings::kirana::platform::identity::{Host, SessionInfo, TokenPair};
+use crate::bindings::kirana::platform::identity::{
+    Host, OidcIdentity, OidcSignIn, SessionInfo, TokenPair,
+};
 use crate::bindings::wit;
 use crate::capabilities::denied;
+use crate::capabilities::oidc::Oidc;
 use crate::cluster::{Channel, Feed};
 use crate::config::IdentityConfig;
 use crate::core::View;
@@ -68,12 +71,19 @@ pub struct IdentityService {
     argon: Arc<Argon2<'static>>,
     sessions: DashMap<String, CachedSession>,
     feed: Arc<dyn Feed>,
+    /// Sign-in with OpenID Connect providers (`oidc-start`, `oidc-finish`).
+    oidc: Oidc,
 }
 
 impl IdentityService {
     /// Uses the configured key, or the one generated at first start and kept in the
     /// host database (so every replica and every restart signs alike).
-    pub async fn new(db: Db, config: &IdentityConfig, feed: Arc<dyn Feed>) -> Result<Self> {
+    pub async fn new(
+        db: Db,
+        config: &IdentityConfig,
+        oidc: Oidc,
+        feed: Arc<dyn Feed>,
+    ) -> Result<Self> {
         let secret = if config.jwt_secret.is_empty() {
             crate::storage::host_secret(&db, "jwt").await?
         } else {
@@ -93,6 +103,7 @@ impl IdentityService {
             argon: Arc::new(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
             sessions: DashMap::new(),
             feed,
+            oidc,
         })
     }
 
@@ -550,6 +561,28 @@ impl Host for View<'_, IdentityService> {
     ) -> wasmtime::Result<Result<bool, wit::Error>> {
         Ok(match self.identity() {
             Ok(id) => id.verify_password(password, hash).await,
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn oidc_start(
+        &mut self,
+        start: OidcSignIn,
+    ) -> wasmtime::Result<Result<String, wit::Error>> {
+        Ok(match self.identity() {
+            Ok(id) => id.oidc.start(start).await,
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn oidc_finish(
+        &mut self,
+        provider: String,
+        code: String,
+        state: String,
+    ) -> wasmtime::Result<Result<OidcIdentity, wit::Error>> {
+        Ok(match self.identity() {
+            Ok(id) => id.oidc.finish(&provider, &code, &state).await,
             Err(e) => Err(e),
         })
     }

@@ -9,6 +9,7 @@ pub mod kv;
 pub mod log;
 pub mod mail;
 pub mod push;
+pub mod oidc;
 pub mod realtime;
 pub mod services;
 pub mod sql;

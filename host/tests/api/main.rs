@@ -21,6 +21,7 @@ mod holds;
 mod journey;
 mod messaging;
 mod notifications;
+mod oidc;
 mod orders;
 mod payments;
 mod platform;

@@ -56,6 +56,7 @@ pub fn migrate() -> Result<(), CapError> {
     sql::execute_batch(crate::reset::SCHEMA)?;
     sql::execute_batch(crate::lockout::SCHEMA)?;
     sql::execute_batch(crate::admin::SCHEMA)?;
+    sql::execute_batch(crate::oidc::SCHEMA)?;
     backfill_proven_phones()
 }
 
@@ -169,6 +170,28 @@ pub fn insert_phone_user(phone: &str) -> Result<User, CapError> {
         &params![phone, user.id, now],
     )?;
     tx.commit()?;
+    Ok(user)
+}
+
+/// A customer made by a first OpenID Connect sign-in: no password, no phone; the email
+/// only when the provider verified it. `Conflict` when the email is taken.
+pub fn insert_oidc_user(tx: &Tx, email: Option<&str>, name: &str) -> Result<User, CapError> {
+    let now = now_rfc3339();
+    let user = User {
+        id: new_id("usr"),
+        email: email.map(str::to_string),
+        phone: None,
+        phone_verified: false,
+        name: name.to_string(),
+        role: "customer".to_string(),
+        password_hash: None,
+        created_at: now.clone(),
+    };
+    tx.execute(
+        "INSERT INTO users (id, email, name, role, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &params![user.id, user.email, user.name, user.role, now, now],
+    )?;
     Ok(user)
 }
 

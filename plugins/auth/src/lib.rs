@@ -6,7 +6,8 @@
 //! (failed-login counter), `account` (signup, login, password change, tokens, sessions,
 //! me), `addresses`, `admin` (admin users and the bootstrap admin), `internal` (service
 //! routes), `otp` (SMS codes: phone login and proving a phone), `reset` (password
-//! recovery by email), `notify` (messages through the notifications plugin).
+//! recovery by email), `notify` (messages through the notifications plugin), `oidc`
+//! (sign-in with OpenID Connect providers and the linked identities).
 
 use kirana_sdk::prelude::*;
 
@@ -20,6 +21,7 @@ mod internal;
 mod lifetimes;
 mod lockout;
 mod notify;
+mod oidc;
 mod otp;
 mod reset;
 mod schema;
@@ -88,6 +90,24 @@ impl Plugin for Auth {
                 account::delete_session,
             )
             .summary("End one of the caller's sessions")
+            .get(
+                "/api/v1/auth/oidc/{provider}/start",
+                Access::Public,
+                oidc::start,
+            )
+            .summary("Sign in with an OpenID Connect provider: 302 to its login page")
+            .get(
+                "/api/v1/auth/oidc/{provider}/callback",
+                Access::Public,
+                oidc::callback,
+            )
+            .summary("Where the provider sends the browser back: the token pair")
+            .response_schema(schema::tokens())
+            .get("/api/v1/auth/identities", any.clone(), oidc::list)
+            .summary("The providers the caller signs in with")
+            .response_schema(schema::identities())
+            .delete("/api/v1/auth/identities/{id}", any.clone(), oidc::unlink)
+            .summary("Unlink a provider (not the account's last way to sign in)")
             .get("/api/v1/auth/me", any.clone(), account::me)
             .summary("The caller's profile")
             .response_schema(schema::user())

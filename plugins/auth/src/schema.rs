@@ -169,6 +169,23 @@ pub fn sessions() -> Value {
     })
 }
 
+/// `GET /auth/identities`.
+pub fn identities() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": {
+            "type": "object",
+            "required": ["id", "provider", "subject", "email", "linked_at"],
+            "properties": {
+                "id": {"type": "string"}, "provider": {"type": "string"},
+                "subject": {"type": "string"}, "email": {"type": ["string", "null"]},
+                "linked_at": {"type": "string"}
+            }
+        }}}
+    })
+}
+
 /// An address as stored (the request's fields plus `id`).
 pub fn stored_address() -> Value {
     let mut a = address();

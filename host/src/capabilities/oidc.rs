@@ -1,0 +1,437 @@
+//! OpenID Connect sign-in for the `identity` capability (`oidc-start`, `oidc-finish`).
+//!
+//! Plugins have no network, so the host is the relying party: discovery, the
+//! authorization-code flow with PKCE, `state` and `nonce`, the code exchange and the ID
+//! token's checks (signature against the provider's JWKS, `iss`, `aud`, `exp`, `nonce`)
+//! are the `openidconnect` crate's. What the plugin gets back is only who signed in;
+//! accounts, linking and tokens stay the auth plugin's.
+//!
+//! A started flow lives in the host table `oidc_flows`, keyed by its `state`, so any
+//! replica can finish it; finishing deletes the row first, which makes a state (and with
+//! it a code) work once. Flows older than [`FLOW_TTL_MS`] are refused and swept.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreErrorResponseType, CoreProviderMetadata,
+};
+use openidconnect::{
+    AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    TokenResponse as _,
+};
+use sqlx::Row;
+use tokio::sync::Mutex;
+
+use crate::bindings::kirana::platform::identity::{OidcIdentity, OidcSignIn};
+use crate::bindings::wit;
+use crate::config::OidcProviderConfig;
+use crate::storage::{now_ms, Db};
+
+/// How long a started sign-in may take (the user is on the provider's login page).
+pub const FLOW_TTL_MS: i64 = 10 * 60 * 1000;
+/// How long a provider's discovery document (and with it its keys) is trusted before it
+/// is fetched again; a token signed by an unknown key refetches sooner.
+const DISCOVERY_TTL: Duration = Duration::from_secs(10 * 60);
+/// A refetch for an unknown signing key happens at most this often.
+const KEY_REFETCH_AFTER: Duration = Duration::from_secs(30);
+/// Every call to a provider (discovery, token exchange) ends within this.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest `return-to` path kept with a flow.
+const MAX_RETURN_TO: usize = 512;
+
+/// The configured providers and the flows in progress.
+pub struct Oidc {
+    db: Db,
+    public_url: String,
+    providers: BTreeMap<String, Provider>,
+    /// Never follows redirects: discovery and token answers come from the issuer itself
+    /// (openidconnect's advice against SSRF through a provider's redirects).
+    http: reqwest::Client,
+}
+
+struct Provider {
+    name: String,
+    config: OidcProviderConfig,
+    discovered: Mutex<Option<(Instant, CoreProviderMetadata)>>,
+}
+
+/// Why a provider step failed, before it becomes a WIT error.
+fn unavailable(provider: &str, what: impl std::fmt::Display) -> wit::Error {
+    wit::Error::Unavailable(format!(
+        "the sign-in provider {provider} cannot be reached or answered badly: {what}"
+    ))
+}
+
+impl Oidc {
+    pub fn new(
+        db: Db,
+        providers: &BTreeMap<String, OidcProviderConfig>,
+        public_url: &str,
+    ) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(PROVIDER_TIMEOUT)
+            .build()
+            .context("building the OpenID Connect HTTP client")?;
+        Ok(Self {
+            db,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            providers: providers
+                .iter()
+                .map(|(name, config)| {
+                    let p = Provider {
+                        name: name.clone(),
+                        config: config.clone(),
+                        discovered: Mutex::new(None),
+                    };
+                    (name.clone(), p)
+                })
+                .collect(),
+            http,
+        })
+    }
+
+    fn provider(&self, name: &str) -> Result<&Provider, wit::Error> {
+        self.providers.get(name).ok_or_else(|| {
+            wit::Error::NotConfigured(format!("no OpenID Connect provider named {name:?}"))
+        })
+    }
+
+    /// The provider's discovery document (issuer checked, keys included), cached;
+    /// `refresh` ignores a cache older than [`KEY_REFETCH_AFTER`].
+    async fn metadata(
+        &self,
+        p: &Provider,
+        refresh: bool,
+    ) -> Result<CoreProviderMetadata, wit::Error> {
+        let mut cached = p.discovered.lock().await;
+        if let Some((at, meta)) = cached.as_ref() {
+            let age = at.elapsed();
+            if age < DISCOVERY_TTL && !(refresh && age >= KEY_REFETCH_AFTER) {
+                return Ok(meta.clone());
+            }
+        }
+        let issuer = IssuerUrl::new(p.config.issuer.clone())
+            .map_err(|e| unavailable(&p.name, format!("issuer URL: {e}")))?;
+        let meta = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| unavailable(&p.name, format!("discovery: {}", chain(&e))))?;
+        *cached = Some((Instant::now(), meta.clone()));
+        Ok(meta)
+    }
+
+    fn client(
+        &self,
+        p: &Provider,
+        meta: CoreProviderMetadata,
+        redirect: &str,
+    ) -> Result<
+        CoreClient<
+            openidconnect::EndpointSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointNotSet,
+            openidconnect::EndpointMaybeSet,
+            openidconnect::EndpointMaybeSet,
+        >,
+        wit::Error,
+    > {
+        let secret = (!p.config.client_secret.is_empty())
+            .then(|| ClientSecret::new(p.config.client_secret.clone()));
+        let redirect = RedirectUrl::new(redirect.to_string())
+            .map_err(|e| wit::Error::Invalid(format!("callback URL {redirect:?}: {e}")))?;
+        Ok(CoreClient::from_provider_metadata(
+            meta,
+            ClientId::new(p.config.client_id.clone()),
+            secret,
+        )
+        .set_redirect_uri(redirect))
+    }
+}
+
+/// Where the provider sends the browser back: `public_url` (or the request's host) plus
+/// the plugin's callback path.
+fn callback_url(public_url: &str, start: &OidcSignIn) -> Result<String, wit::Error> {
+    {
+        if !start.callback_path.starts_with('/') || start.callback_path.starts_with("//") {
+            return Err(wit::Error::Invalid(format!(
+                "callback path {:?} must be an absolute path",
+                start.callback_path
+            )));
+        }
+        let base = if public_url.is_empty() {
+            let host = start.request_host.as_deref().unwrap_or_default();
+            let valid = !host.is_empty()
+                && host.len() <= 255
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+            if !valid {
+                return Err(wit::Error::Invalid(
+                    "the request has no usable Host header and public_url is unset (KIRANA_PUBLIC_URL)"
+                        .into(),
+                ));
+            }
+            format!("http://{host}")
+        } else {
+            public_url.to_string()
+        };
+        Ok(format!("{base}{}", start.callback_path))
+    }
+}
+
+impl Oidc {
+    /// Begins a sign-in; returns the provider's authorization URL.
+    pub async fn start(&self, start: OidcSignIn) -> Result<String, wit::Error> {
+        let p = self.provider(&start.provider)?;
+        if let Some(to) = &start.return_to {
+            check_return_to(to)?;
+        }
+        let redirect = callback_url(&self.public_url, &start)?;
+        let meta = self.metadata(p, false).await?;
+        let client = self.client(p, meta, &redirect)?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state, nonce) = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .add_scope(Scope::new("profile".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let now = now_ms();
+        // Abandoned flows go here rather than in a sweeper task: starts are rare.
+        sqlx::query("DELETE FROM oidc_flows WHERE created_at < $1")
+            .bind(now - FLOW_TTL_MS)
+            .execute(&self.db.pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO oidc_flows (state, provider, nonce, pkce_verifier, redirect_url, return_to, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(state.secret())
+        .bind(&p.name)
+        .bind(nonce.secret())
+        .bind(verifier.secret())
+        .bind(&redirect)
+        .bind(start.return_to.as_deref())
+        .bind(now)
+        .execute(&self.db.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(url.to_string())
+    }
+
+    /// Completes a sign-in: uses up the state, exchanges the code, checks the ID token.
+    pub async fn finish(
+        &self,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<OidcIdentity, wit::Error> {
+        let p = self.provider(provider)?;
+        let flow = self.take_flow(provider, state).await?;
+        if code.is_empty() || code.len() > 2048 {
+            return Err(wit::Error::Invalid(
+                "the authorization code is missing".into(),
+            ));
+        }
+        let meta = self.metadata(p, false).await?;
+        let client = self.client(p, meta, &flow.redirect_url)?;
+        let token = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| unavailable(&p.name, format!("no token endpoint: {e}")))?
+            .set_pkce_verifier(PkceCodeVerifier::new(flow.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => match r.error() {
+                    CoreErrorResponseType::InvalidGrant => wit::Error::Invalid(format!(
+                        "the provider refused the code (used, expired or not issued for this sign-in): {}",
+                        r.error_description().map(String::as_str).unwrap_or("invalid_grant")
+                    )),
+                    other => unavailable(
+                        &p.name,
+                        format!(
+                            "token endpoint refused the client ({}): check client_id and client_secret",
+                            other.as_ref()
+                        ),
+                    ),
+                },
+                other => unavailable(&p.name, format!("token endpoint: {}", chain(&other))),
+            })?;
+        let id_token = token.id_token().ok_or_else(|| {
+            unavailable(
+                &p.name,
+                "the token answer has no ID token (is it an OpenID Connect provider?)",
+            )
+        })?;
+        let nonce = Nonce::new(flow.nonce.clone());
+        let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+            Ok(claims) => claims.clone(),
+            Err(ClaimsVerificationError::SignatureVerification(first)) => {
+                // Perhaps the provider rotated its keys since discovery: look once more.
+                let meta = self.metadata(p, true).await?;
+                let client = self.client(p, meta, &flow.redirect_url)?;
+                let verifier = client.id_token_verifier();
+                let claims = id_token.claims(&verifier, &nonce).map_err(|e| {
+                    tracing::warn!(provider = %p.name, error = %first, "ID token signature refused");
+                    refused(e)
+                })?;
+                claims.clone()
+            }
+            Err(e) => return Err(refused(e)),
+        };
+        Ok(OidcIdentity {
+            provider: p.name.clone(),
+            subject: claims.subject().as_str().to_string(),
+            email: claims.email().map(|e| e.as_str().to_lowercase()),
+            email_verified: claims.email_verified().unwrap_or(false),
+            name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_string()),
+            return_to: flow.return_to,
+        })
+    }
+
+    /// Deletes and returns the flow `state` names, if it is this provider's and live.
+    async fn take_flow(&self, provider: &str, state: &str) -> Result<Flow, wit::Error> {
+        let bad_state = || {
+            wit::Error::Invalid(
+                "the sign-in state is unknown, already used or expired: start the sign-in again"
+                    .into(),
+            )
+        };
+        if state.is_empty() || state.len() > 256 {
+            return Err(bad_state());
+        }
+        let row = sqlx::query(
+            "DELETE FROM oidc_flows WHERE state = $1 \
+             RETURNING provider, nonce, pkce_verifier, redirect_url, return_to, created_at",
+        )
+        .bind(state)
+        .fetch_optional(&self.db.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(bad_state)?;
+        let flow = Flow {
+            provider: row.try_get("provider").map_err(db_err)?,
+            nonce: row.try_get("nonce").map_err(db_err)?,
+            pkce_verifier: row.try_get("pkce_verifier").map_err(db_err)?,
+            redirect_url: row.try_get("redirect_url").map_err(db_err)?,
+            return_to: row.try_get("return_to").map_err(db_err)?,
+            created_at: row.try_get("created_at").map_err(db_err)?,
+        };
+        if flow.provider != provider || flow.created_at < now_ms() - FLOW_TTL_MS {
+            return Err(bad_state());
+        }
+        Ok(flow)
+    }
+}
+
+struct Flow {
+    provider: String,
+    nonce: String,
+    pkce_verifier: String,
+    redirect_url: String,
+    return_to: Option<String>,
+    created_at: i64,
+}
+
+fn refused(e: ClaimsVerificationError) -> wit::Error {
+    wit::Error::Invalid(format!("the provider's ID token was refused: {e}"))
+}
+
+/// A same-site path only: never `//host` or `/\host`, which browsers read as another
+/// site (an open redirect carrying tokens).
+fn check_return_to(to: &str) -> Result<(), wit::Error> {
+    let ok = to.starts_with('/')
+        && !to.starts_with("//")
+        && !to.starts_with("/\\")
+        && to.len() <= MAX_RETURN_TO
+        && !to.chars().any(|c| c.is_control() || c.is_whitespace());
+    if ok {
+        Ok(())
+    } else {
+        Err(wit::Error::Invalid(format!(
+            "redirect_uri must be a path on this site starting with a single / (at most {MAX_RETURN_TO} characters)"
+        )))
+    }
+}
+
+/// An error and its causes on one line (reqwest hides the useful part in a source).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn db_err(e: sqlx::Error) -> wit::Error {
+    wit::Error::Failed(format!("sign-in store: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_is_a_path_on_this_site_only() {
+        for good in ["/", "/orders/o_1", "/account?tab=providers"] {
+            assert!(check_return_to(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "orders",
+            "/a b",
+            "/a\nb",
+            "",
+        ] {
+            assert!(
+                matches!(check_return_to(bad), Err(wit::Error::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(check_return_to(&format!("/{}", "a".repeat(MAX_RETURN_TO))).is_err());
+    }
+
+    fn start(host: Option<&str>) -> OidcSignIn {
+        OidcSignIn {
+            provider: "google".into(),
+            callback_path: "/api/v1/auth/oidc/google/callback".into(),
+            request_host: host.map(str::to_string),
+            return_to: None,
+        }
+    }
+
+    #[test]
+    fn the_callback_url_prefers_public_url_and_checks_the_host_header() {
+        assert_eq!(
+            callback_url("https://shop.example", &start(Some("evil.example"))).unwrap(),
+            "https://shop.example/api/v1/auth/oidc/google/callback"
+        );
+        assert_eq!(
+            callback_url("", &start(Some("127.0.0.1:8080"))).unwrap(),
+            "http://127.0.0.1:8080/api/v1/auth/oidc/google/callback"
+        );
+        for bad in [None, Some(""), Some("evil.example/x?"), Some("a@b")] {
+            assert!(callback_url("", &start(bad)).is_err(), "{bad:?}");
+        }
+        let mut s = start(Some("h"));
+        s.callback_path = "//evil.example/cb".into();
+        assert!(callback_url("", &s).is_err());
+    }
+}
