@@ -187,6 +187,7 @@ impl App {
                 )
                 .await?,
             ),
+            files: Arc::new(crate::capabilities::files::Files::new(&config, &db)?),
             services: Services::new(
                 crate::capabilities::breaker::Breakers::new(
                     config.services.breaker_failures,

@@ -52,6 +52,8 @@ pub struct Config {
     pub mail: MailConfig,
     #[serde(default)]
     pub push: PushConfig,
+    #[serde(default)]
+    pub files: FilesConfig,
     pub admin: AdminConfig,
     pub registry: RegistryConfig,
     #[serde(default)]
@@ -211,6 +213,38 @@ pub struct CorsConfig {
     pub allowed_headers: Vec<String>,
     pub allow_credentials: bool,
     pub max_age_secs: u64,
+}
+
+/// Where the `files` capability keeps plugin files (`[files]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct FilesConfig {
+    /// `auto` (the database on PostgreSQL, so every replica sees the same files; a
+    /// directory with SQLite), `directory` or `database`.
+    pub backend: FilesBackend,
+    /// The directory backend's root; empty = `data_dir/files`. One subdirectory per plugin.
+    pub dir: PathBuf,
+    /// Largest file a plugin may write, in MiB.
+    pub max_file_mb: u32,
+}
+
+impl Default for FilesConfig {
+    fn default() -> Self {
+        Self {
+            backend: FilesBackend::Auto,
+            dir: PathBuf::new(),
+            max_file_mb: 8,
+        }
+    }
+}
+
+/// See [`FilesConfig::backend`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FilesBackend {
+    Auto,
+    Directory,
+    Database,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -4,7 +4,7 @@
 //! world. This crate hides the generated bindings behind plain Rust: a [`Router`] whose
 //! routes double as the manifest, JSON in and out with serde, an [`ApiError`] that renders
 //! the API error shape, validation and paging helpers, and thin typed wrappers over the
-//! host capabilities ([`sql`], [`kv`], [`events`], [`services`], [`identity`],
+//! host capabilities ([`sql`], [`kv`], [`events`], [`services`], [`identity`], [`files`],
 //! [`realtime`], [`mail`], [`config`], [`log`]).
 //!
 //! ```ignore
@@ -47,6 +47,7 @@ mod validate;
 pub mod cache;
 pub mod config;
 pub mod events;
+pub mod files;
 pub mod idempotency;
 pub mod identity;
 pub mod kv;

@@ -118,6 +118,17 @@ impl Router {
         self
     }
 
+    /// The route just added takes raw bytes (an upload), not JSON: the gateway lets
+    /// through a body declared as one of `media_types` (any type when empty), and the
+    /// OpenAPI document shows a binary body. Read it with [`crate::Request::body`].
+    pub fn raw_body(self, media_types: &[&str]) -> Self {
+        let mut schema = serde_json::json!({"type": "string", "format": "binary"});
+        if !media_types.is_empty() {
+            schema["contentMediaType"] = media_types.join(",").into();
+        }
+        self.request_schema(schema)
+    }
+
     /// JSON Schema of the success response of the route just added.
     pub fn response_schema(mut self, schema: serde_json::Value) -> Self {
         self.last().response_schema = Some(schema);

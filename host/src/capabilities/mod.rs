@@ -4,6 +4,7 @@
 pub mod breaker;
 pub mod config;
 pub mod events;
+pub mod files;
 pub mod identity;
 pub mod kv;
 pub mod log;

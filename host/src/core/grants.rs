@@ -22,6 +22,9 @@ pub struct Grants {
     /// The topics this version owns and may publish or schedule, each by name.
     pub publish: Vec<String>,
     pub call: Vec<String>,
+    /// The `files:MiB` grant: the plugin's files quota. A manifest cannot ask for it
+    /// (its record would change shape for older plugins), so it is the operator's alone.
+    pub files_mb: Option<u64>,
 }
 
 /// The simple capabilities, as the configuration spells them.
@@ -63,7 +66,16 @@ impl Grants {
             mail: asked.mail,
             publish: asked.publish.clone(),
             call: asked.call.clone(),
+            files_mb: None,
         }
+    }
+
+    /// The largest `files:MiB` among `approved`.
+    fn files_quota(approved: &[String]) -> Option<u64> {
+        approved
+            .iter()
+            .filter_map(|a| a.strip_prefix("files:")?.parse::<u64>().ok())
+            .max()
     }
 
     /// The grants a version needs, as the configuration spells them: its capabilities,
@@ -122,10 +134,13 @@ impl Grants {
             || grant.strip_prefix("call:").is_some_and(is_name)
             || grant
                 .strip_prefix("memory:")
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0))
+            || grant
+                .strip_prefix("files:")
                 .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
         if !ok {
             bail!(
-                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, subscribe:TOPIC, subscribe:*, call:PLUGIN or memory:MiB"
+                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, subscribe:TOPIC, subscribe:*, call:PLUGIN, memory:MiB or files:MiB"
             );
         }
         Ok(())
@@ -150,7 +165,10 @@ impl Grants {
                 missing.join(",")
             );
         }
-        Ok(Self::asked(&manifest.capabilities))
+        Ok(Self {
+            files_mb: Self::files_quota(approved),
+            ..Self::asked(&manifest.capabilities)
+        })
     }
 
     /// Whether `topic` is one of this version's own topics (publish and schedule alike).
@@ -265,6 +283,17 @@ mod tests {
     }
 
     #[test]
+    fn the_files_grant_is_the_quota_and_the_largest_one_counts() {
+        let base = list(&["sql", "publish:order.created", "call:catalog", "subscribe:*"]);
+        let g = Grants::resolve("orders", &caps(), None, 64, &base).unwrap();
+        assert_eq!(g.files_mb, None);
+        let mut more = base.clone();
+        more.extend(list(&["files:2", "files:64"]));
+        let g = Grants::resolve("orders", &caps(), None, 64, &more).unwrap();
+        assert_eq!(g.files_mb, Some(64));
+    }
+
+    #[test]
     fn grant_spelling_is_checked() {
         for good in [
             "sql",
@@ -274,6 +303,7 @@ mod tests {
             "subscribe:*",
             "call:cart",
             "memory:128",
+            "files:64",
         ] {
             assert!(Grants::check_spelling(good).is_ok(), "{good}");
         }
@@ -286,6 +316,8 @@ mod tests {
             "call:*",
             "memory:lots",
             "memory:0",
+            "files:0",
+            "files",
             "net",
             "call:a b",
         ] {

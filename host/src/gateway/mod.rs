@@ -209,6 +209,28 @@ async fn ready(State(g): State<Arc<Gateway>>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// What the body should have been declared as, when its `Content-Type` does not fit
+/// the route.
+fn refused_media_type(
+    kind: &crate::registry::routes::BodyKind,
+    headers: &HeaderMap,
+) -> Option<String> {
+    use crate::registry::routes::BodyKind;
+    match kind {
+        BodyKind::Json => (!is_json(headers)).then(|| "application/json".to_string()),
+        BodyKind::Raw(types) if types.is_empty() => None,
+        BodyKind::Raw(types) => {
+            let essence = headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|ct| ct.split(';').next())
+                .map(|e| e.trim().to_ascii_lowercase())
+                .unwrap_or_default();
+            (!types.contains(&essence)).then(|| format!("one of {}", types.join(", ")))
+        }
+    }
+}
+
 fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
@@ -536,13 +558,15 @@ async fn serve(
         Ok(b) => b,
         Err(_) => return too_large(limit, rid),
     };
-    if !bytes.is_empty() && !is_json(&parts.headers) {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as application/json",
-            rid,
-        );
+    if !bytes.is_empty() {
+        if let Some(wanted) = refused_media_type(&target.body, &parts.headers) {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("send the body as {wanted}"),
+                rid,
+            );
+        }
     }
 
     let request = wit::Request {

@@ -81,9 +81,23 @@ fn operation(plugin: &str, route: &wit::Route) -> Value {
         }
     }
     if let Some(schema) = parse(&route.request_schema) {
+        let content = match crate::registry::routes::BodyKind::of(route.request_schema.as_deref()) {
+            crate::registry::routes::BodyKind::Json => {
+                json!({"application/json": {"schema": schema}})
+            }
+            crate::registry::routes::BodyKind::Raw(types) => {
+                let types = if types.is_empty() {
+                    vec!["application/octet-stream".to_string()]
+                } else {
+                    types
+                };
+                let bytes = json!({"schema": {"type": "string", "format": "binary"}});
+                serde_json::Value::Object(types.into_iter().map(|t| (t, bytes.clone())).collect())
+            }
+        };
         op.insert(
             "requestBody".into(),
-            json!({"required": true, "content": {"application/json": {"schema": schema}}}),
+            json!({"required": true, "content": content}),
         );
     }
     let success = match parse(&route.response_schema) {

@@ -62,11 +62,45 @@ impl Access {
     }
 }
 
+/// What a route's request body may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyKind {
+    /// JSON (`application/json` or `+json`), the default.
+    Json,
+    /// Raw bytes: the route's request schema is `{"type": "string", "format":
+    /// "binary"}` (OpenAPI's spelling of a file upload). `contentMediaType` may list the
+    /// accepted types, comma-separated; none listed means any.
+    Raw(Vec<String>),
+}
+
+impl BodyKind {
+    /// Reads a route's request schema (already checked to be JSON at install).
+    pub fn of(request_schema: Option<&str>) -> Self {
+        let Some(schema) =
+            request_schema.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
+        else {
+            return BodyKind::Json;
+        };
+        if schema["type"] != "string" || schema["format"] != "binary" {
+            return BodyKind::Json;
+        }
+        let types = schema["contentMediaType"]
+            .as_str()
+            .unwrap_or_default()
+            .split(',')
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        BodyKind::Raw(types)
+    }
+}
+
 pub struct RouteTarget {
     pub plugin: String,
     pub method: String,
     pub pattern: String,
     pub access: Access,
+    pub body: BodyKind,
     /// The route's metric handles, resolved by its first request.
     pub metrics: OnceLock<crate::metrics::RouteMetrics>,
 }
@@ -116,6 +150,7 @@ impl RouteTable {
                     method: r.method.clone(),
                     pattern: r.path.clone(),
                     access,
+                    body: BodyKind::of(r.request_schema.as_deref()),
                     metrics: OnceLock::new(),
                 }));
             }
@@ -162,6 +197,25 @@ impl RouteTable {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_binary_request_schema_makes_a_raw_body_route() {
+        use super::BodyKind;
+        assert_eq!(BodyKind::of(None), BodyKind::Json);
+        assert_eq!(BodyKind::of(Some(r#"{"type":"object"}"#)), BodyKind::Json);
+        assert_eq!(BodyKind::of(Some(r#"{"type":"string"}"#)), BodyKind::Json);
+        assert_eq!(
+            BodyKind::of(Some(r#"{"type":"string","format":"binary"}"#)),
+            BodyKind::Raw(vec![])
+        );
+        assert_eq!(
+            BodyKind::of(Some(
+                r#"{"type":"string","format":"binary","contentMediaType":"image/png, IMAGE/jpeg"}"#
+            )),
+            BodyKind::Raw(vec!["image/png".into(), "image/jpeg".into()])
+        );
+    }
+
     use super::*;
 
     fn route(method: &str, path: &str, access: wit::Access) -> wit::Route {

@@ -8,6 +8,7 @@ use wasmtime::component::{HasData, HasSelf, Linker};
 
 use super::HostState;
 use crate::bindings::kirana::platform as wit_if;
+use crate::capabilities::files::Files;
 use crate::capabilities::identity::IdentityService;
 use crate::capabilities::kv::KvBackend;
 use crate::capabilities::mail::Mail;
@@ -21,6 +22,7 @@ pub struct Caps {
     pub identity: Arc<IdentityService>,
     pub realtime: Arc<Hub>,
     pub mail: Arc<Mail>,
+    pub files: Arc<Files>,
     pub services: Services,
 }
 
@@ -50,6 +52,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         .identity);
     link!(linker, realtime, Realtime, Hub, |c| &*c.realtime);
     link!(linker, mail, MailLink, Mail, |c| &*c.mail);
+    link!(linker, files, FilesLink, Files, |c| &*c.files);
     link!(linker, config, Config, (), |_| &());
     link!(linker, log, Log, (), |_| &());
     Ok(())

@@ -325,7 +325,7 @@ grants = ["kv", "realtime", "mail"]
 file = "faulty.wasm"
 timeout_ms = 1000
 memory_mb = 32
-grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.flaky"]
+grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.flaky", "files:2"]
 "#,
             data = dir.path().display(),
             plugins = plugin_dir().display(),
@@ -398,6 +398,11 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
     /// The running host (for looking at its state directly).
     pub fn app(&self) -> &App {
         self.app.as_ref().expect("the host is running")
+    }
+
+    /// The host's `data_dir` (SQLite files, plugin files on SQLite).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     pub fn url(&self, path: &str) -> String {

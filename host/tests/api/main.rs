@@ -17,6 +17,7 @@ mod crash;
 mod delivery;
 mod dev;
 mod effects;
+mod files;
 mod holds;
 mod journey;
 mod messaging;

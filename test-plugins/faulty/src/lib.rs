@@ -1,12 +1,63 @@
 //! Misbehaves on purpose so the tests can show the host survives it: an endless loop,
 //! an allocation without bound, a trap, an event handler that fails on demand, SQL that
 //! reaches for data that is not its own, SQL that asks the database for huge values,
-//! SQL that never ends, and events on topics it does not own.
+//! SQL that never ends, events on topics it does not own, and file paths that try to
+//! leave its own tree or fill it past the quota.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::{events, kv, services, sql, CapError};
+use kirana_sdk::{events, files, kv, services, sql, CapError};
 
 pub struct Faulty;
+
+/// What the host answered a files call: `{"ok": ...}` or `{"refused": "kind: message"}`,
+/// so the tests see the exact error kind.
+fn outcome<T: Serialize>(r: Result<T, CapError>) -> Response {
+    match r {
+        Ok(v) => Response::ok(&json!({ "ok": v })),
+        Err(e) => Response::ok(&json!({ "refused": kirana_sdk::cap_error_message(&e) })),
+    }
+}
+
+fn path(req: &Request) -> &str {
+    req.query("path").unwrap_or_default()
+}
+
+/// `GET /file?path=`: the file's bytes as they are, 404 when absent.
+fn file_read(req: &Request) -> Result<Response, ApiError> {
+    Ok(match files::read(path(req)) {
+        Ok(Some(bytes)) => Response {
+            status: 200,
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body: bytes,
+        },
+        Ok(None) => return Err(ApiError::not_found("file")),
+        Err(e) => outcome::<()>(Err(e)),
+    })
+}
+
+/// `PUT /file?path=` with the bytes as the body.
+fn file_write(req: &Request) -> Result<Response, ApiError> {
+    Ok(outcome(files::write(path(req), req.body())))
+}
+
+fn file_delete(req: &Request) -> Result<Response, ApiError> {
+    Ok(outcome(files::delete(path(req))))
+}
+
+/// `GET /files?prefix=`: the listing and the usage.
+fn file_list(req: &Request) -> Result<Response, ApiError> {
+    let listed = files::list(req.query("prefix").unwrap_or_default(), 100).map(|items| {
+        items
+            .into_iter()
+            .map(|f| json!({"path": f.path, "size": f.size, "modified_at": f.modified_at}))
+            .collect::<Vec<_>>()
+    });
+    let usage = files::usage().map(|u| json!({"used": u.used, "quota": u.quota}));
+    Ok(match (listed, usage) {
+        (Ok(items), Ok(usage)) => Response::ok(&json!({"ok": {"items": items, "usage": usage}})),
+        (Err(e), _) | (_, Err(e)) => outcome::<()>(Err(e)),
+    })
+}
 
 fn spin(_req: &Request) -> Result<Response, ApiError> {
     let mut n: u64 = 0;
@@ -245,6 +296,11 @@ impl Plugin for Faulty {
 
     fn router() -> Router {
         Router::new()
+            .get("/api/v1/faulty/file", Access::Public, file_read)
+            .put("/api/v1/faulty/file", Access::Public, file_write)
+            .raw_body(&[])
+            .delete("/api/v1/faulty/file", Access::Public, file_delete)
+            .get("/api/v1/faulty/files", Access::Public, file_list)
             .get("/api/v1/faulty/spin", Access::Public, spin)
             .get("/api/v1/faulty/hog", Access::Public, hog)
             .get("/api/v1/faulty/trap", Access::Public, trap)
