@@ -177,11 +177,16 @@ impl App {
                 .await?,
             ),
             realtime: Arc::new(crate::capabilities::realtime::Hub::new(feed.clone())),
-            mail: Arc::new(crate::capabilities::mail::Mail::new(
-                db.clone(),
-                config.mail.clone(),
-                feed.clone(),
-            )),
+            mail: Arc::new(
+                crate::capabilities::mail::Mail::new(
+                    db.clone(),
+                    config.mail.clone(),
+                    config.push.clone(),
+                    config.push_subject(),
+                    feed.clone(),
+                )
+                .await?,
+            ),
             files: Arc::new(crate::capabilities::files::Files::new(&config, &db)?),
             services: Services::new(
                 crate::capabilities::breaker::Breakers::new(

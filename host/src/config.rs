@@ -51,6 +51,8 @@ pub struct Config {
     pub cors: CorsConfig,
     pub mail: MailConfig,
     #[serde(default)]
+    pub push: PushConfig,
+    #[serde(default)]
     pub files: FilesConfig,
     pub admin: AdminConfig,
     pub registry: RegistryConfig,
@@ -260,6 +262,38 @@ pub struct MailConfig {
     pub poll_ms: u64,
     /// One SMTP conversation's time limit.
     pub timeout_ms: u64,
+}
+
+/// `[push]`: Web Push delivery (the `push` mail channel). Retries and attempts are
+/// `[mail]`'s.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct PushConfig {
+    /// The VAPID `sub` claim: how a push service reaches the operator (`mailto:` or
+    /// `https:`). Empty: `mailto:` and `auth.admin_email`, else `mail.from`'s address.
+    pub subject: String,
+    /// How long a push service keeps an undelivered message (the `TTL` header).
+    pub ttl_secs: u32,
+    /// One request to a push service, connecting included.
+    pub timeout_ms: u64,
+    /// Accepts `http://` and private-address endpoints: for a local test push
+    /// service only. Endpoints come from browsers (any signed-in user), and the host
+    /// POSTs to them.
+    pub allow_insecure_endpoints: bool,
+    /// Most subscriptions one user keeps; a new one beyond drops the oldest.
+    pub max_subscriptions_per_user: u32,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            subject: String::new(),
+            ttl_secs: 3600,
+            timeout_ms: 10_000,
+            allow_insecure_endpoints: false,
+            max_subscriptions_per_user: 10,
+        }
+    }
 }
 
 /// `[secrets]`: the settings a production start needs the operator's own values for.
@@ -567,6 +601,17 @@ impl Config {
         if self.mail.from.parse::<lettre::message::Mailbox>().is_err() {
             bail!("mail.from: {:?} is not an email address", self.mail.from);
         }
+        let subject = &self.push.subject;
+        let subject_ok =
+            subject.is_empty() || subject.starts_with("mailto:") || subject.starts_with("https://");
+        if !subject_ok {
+            bail!(
+                "push.subject: {subject:?} must be a mailto: or https: URL (KIRANA_PUSH_SUBJECT)"
+            );
+        }
+        if self.push.max_subscriptions_per_user == 0 {
+            bail!("push.max_subscriptions_per_user must be at least 1");
+        }
         if self.runtime.epoch_tick_ms == 0 {
             bail!("runtime.epoch_tick_ms must be positive");
         }
@@ -595,6 +640,25 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The VAPID `sub` claim: `push.subject`, else `mailto:` the admin's email, else
+    /// `mailto:` the address email is sent from.
+    pub fn push_subject(&self) -> String {
+        if !self.push.subject.is_empty() {
+            return self.push.subject.clone();
+        }
+        let admin = lookup(&self.document, &["auth", "admin_email"])
+            .and_then(toml::Value::as_str)
+            .map(str::trim)
+            .filter(|a| a.contains('@'));
+        match admin {
+            Some(a) => format!("mailto:{a}"),
+            None => match self.mail.from.parse::<lettre::message::Mailbox>() {
+                Ok(m) => format!("mailto:{}", m.email),
+                Err(_) => "mailto:no-reply@kirana.local".into(),
+            },
+        }
     }
 
     /// The embedded SQLite setup when `database_url` is empty.
@@ -887,6 +951,29 @@ mod tests {
         assert_eq!(c.limits.memory_mb, 64);
         assert!(c.plugins.contains_key("catalog"));
         assert!(!c.uses_postgres());
+    }
+
+    #[test]
+    fn push_subject_defaults_to_the_admin_email() {
+        let env = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let c =
+            Config::load_with_env(None, &env(&[("KIRANA_ADMIN_EMAIL", "boss@shop.in")])).unwrap();
+        assert_eq!(c.push_subject(), "mailto:boss@shop.in");
+        let c = Config::load_with_env(
+            None,
+            &env(&[("KIRANA_PUSH_SUBJECT", "https://shop.in/contact")]),
+        )
+        .unwrap();
+        assert_eq!(c.push_subject(), "https://shop.in/contact");
+        assert!(!c.push.allow_insecure_endpoints);
+        let err = Config::load_with_env(None, &env(&[("KIRANA_PUSH_SUBJECT", "boss@shop.in")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("push.subject"), "{err}");
     }
 
     #[test]

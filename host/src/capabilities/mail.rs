@@ -1,11 +1,13 @@
-//! `kirana:platform/mail`: email and SMS through the host's outbox.
+//! `kirana:platform/mail`: email, SMS and Web Push through the host's outbox.
 //!
 //! `send` validates the message and writes it to the `mail_outbox` table at once (so it
 //! is on record even if the plugin's handler fails later; plugins send after their own
 //! writes). Email is then delivered over SMTP by [`run_sender`] when `[mail] smtp_url`
-//! is set — claimed with a lease, retried with exponential backoff, `failed` after
-//! `max_attempts`. SMS has no transport: it stays `recorded`, which is what the admin
-//! outbox shows. `outbox` lists only the calling plugin's own messages.
+//! is set, and push to each browser the user subscribed (one row per subscription,
+//! see [`crate::capabilities::push`]) — claimed with a lease, retried with exponential
+//! backoff, `failed` after `max_attempts`. SMS has no transport: it stays `recorded`,
+//! which is what the admin outbox shows. `outbox` lists only the calling plugin's own
+//! messages.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +21,12 @@ use tokio::sync::{watch, Notify};
 use crate::cluster::{Channel, Feed};
 
 use crate::bindings::kirana::platform::mail::{
-    Host, Message, OutboxPage, OutboxQuery, SentMessage,
+    Host, Message, OutboxPage, OutboxQuery, PushSubscriptionResult, SentMessage,
 };
 use crate::bindings::wit;
 use crate::capabilities::denied;
-use crate::config::MailConfig;
+use crate::capabilities::push::{self, Outcome, Push};
+use crate::config::{MailConfig, PushConfig};
 use crate::core::View;
 use crate::storage::{now_ms, rfc3339_ms, Db};
 
@@ -33,8 +36,10 @@ const MAX_BODY: usize = 256 * 1024;
 const MAX_SUBJECT: usize = 998;
 /// Most messages one `outbox` call returns.
 const MAX_PAGE: u32 = 100;
-/// How long a claimed email is leased to one sender.
+/// How long a claimed message is leased to one sender.
 const LEASE_MS: i64 = 60_000;
+/// Longest user id a push message is addressed to.
+const MAX_USER_ID: usize = 200;
 
 /// The outbox and its sender's wake-up bell.
 pub struct Mail {
@@ -43,6 +48,8 @@ pub struct Mail {
     wake: Notify,
     /// Tells the other replicas' senders that mail is waiting.
     feed: Arc<dyn Feed>,
+    /// Subscriptions, VAPID keys and delivery of the `push` channel.
+    push: Push,
 }
 
 /// The wake-up body for the mail sender.
@@ -53,18 +60,35 @@ pub const WAKE_MAIL: &str = "mail";
 pub enum MailError {
     #[error("{0}")]
     Invalid(String),
+    /// A push message to a user with no subscription (nothing is recorded).
+    #[error("{0}")]
+    NoSubscription(String),
     #[error(transparent)]
     Store(#[from] sqlx::Error),
 }
 
 impl Mail {
-    pub fn new(db: Db, config: MailConfig, feed: Arc<dyn Feed>) -> Self {
-        Self {
+    /// The outbox; loads (or on first start generates) the VAPID key pair. `subject`
+    /// is the VAPID `sub` claim ([`crate::config::Config::push_subject`]).
+    pub async fn new(
+        db: Db,
+        config: MailConfig,
+        push: PushConfig,
+        subject: String,
+        feed: Arc<dyn Feed>,
+    ) -> Result<Self> {
+        Ok(Self {
+            push: Push::new(db.clone(), push, subject).await?,
             db,
             config,
             wake: Notify::new(),
             feed,
-        }
+        })
+    }
+
+    /// Subscriptions and keys of the `push` channel.
+    pub fn push(&self) -> &Push {
+        &self.push
     }
 
     /// Wakes the sender (another replica queued mail).
@@ -80,6 +104,9 @@ impl Mail {
     /// Validates and records `message` from `plugin`; returns its id.
     pub async fn send(&self, plugin: &str, message: &Message) -> Result<String, MailError> {
         validate(message).map_err(MailError::Invalid)?;
+        if message.channel == "push" {
+            return self.send_push(plugin, message).await;
+        }
         let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
         let smtp = message.channel == "email" && self.smtp_enabled();
         let status = if smtp { "pending" } else { "recorded" };
@@ -103,6 +130,43 @@ impl Mail {
             self.feed.publish(Channel::Wake, WAKE_MAIL.into());
         }
         Ok(id)
+    }
+
+    /// Records a push message once per subscription of the user `message.to`, all or
+    /// none; returns the first row's id.
+    async fn send_push(&self, plugin: &str, message: &Message) -> Result<String, MailError> {
+        let user_id = message.to.trim();
+        let subscriptions = self.push.subscription_ids(user_id).await?;
+        if subscriptions.is_empty() {
+            return Err(MailError::NoSubscription(format!(
+                "user {user_id} has no push subscription"
+            )));
+        }
+        let now = now_ms();
+        let mut ids = Vec::with_capacity(subscriptions.len());
+        let mut tx = self.db.pool.begin_with(self.db.begin_statement()).await?;
+        for subscription in &subscriptions {
+            let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+            sqlx::query(
+                "INSERT INTO mail_outbox (id, plugin, channel, recipient, subject, body, status, \
+                 attempts, next_attempt_at, created_at, subscription_id) \
+                 VALUES ($1, $2, 'push', $3, $4, $5, 'pending', 0, $6, $6, $7)",
+            )
+            .bind(&id)
+            .bind(plugin)
+            .bind(user_id)
+            .bind(&message.subject)
+            .bind(&message.body)
+            .bind(now)
+            .bind(subscription)
+            .execute(&mut *tx)
+            .await?;
+            ids.push(id);
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        self.feed.publish(Channel::Wake, WAKE_MAIL.into());
+        Ok(ids.swap_remove(0))
     }
 
     /// `plugin`'s messages matching `query`, newest first.
@@ -152,16 +216,19 @@ impl Mail {
         })
     }
 
-    /// Claims up to `n` due emails for this sender (a lease, so two replicas never send
-    /// the same one at once); returns (id, recipient, subject, body, attempts).
-    async fn claim_due(&self, n: i64) -> Result<Vec<DueEmail>> {
+    /// Claims up to `n` due messages for this sender (a lease, so two replicas never
+    /// send the same one at once): push always, email when SMTP is configured.
+    async fn claim_due(&self, n: i64) -> Result<Vec<Due>> {
         let now = now_ms();
+        let email = if self.smtp_enabled() { "email" } else { "" };
         let rows = sqlx::query(
-            "SELECT id, recipient, subject, body, attempts FROM mail_outbox \
-             WHERE status = 'pending' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2",
+            "SELECT id, recipient, subject, body, attempts, channel, subscription_id \
+             FROM mail_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+             AND (channel = 'push' OR channel = $3) ORDER BY next_attempt_at LIMIT $2",
         )
         .bind(now)
         .bind(n)
+        .bind(email)
         .fetch_all(&self.db.pool)
         .await?;
         let mut claimed = Vec::new();
@@ -178,62 +245,69 @@ impl Mail {
             .await?
             .rows_affected();
             if won == 1 {
-                claimed.push(DueEmail {
+                claimed.push(Due {
                     id,
                     to: r.try_get(1)?,
                     subject: r.try_get(2)?,
                     body: r.try_get(3)?,
                     attempts: r.try_get(4)?,
+                    channel: r.try_get(5)?,
+                    subscription_id: r.try_get(6)?,
                 });
             }
         }
         Ok(claimed)
     }
 
-    /// Records one delivery attempt's outcome.
-    async fn settle(&self, email: &DueEmail, outcome: Result<(), String>) -> Result<()> {
+    /// Records one delivery attempt's outcome: a failure that may pass is retried with
+    /// backoff until `max_attempts`; one that cannot is `failed` at once.
+    async fn settle(&self, message: &Due, outcome: Outcome) -> Result<()> {
         let now = now_ms();
-        let attempts = email.attempts + 1;
-        match outcome {
-            Ok(()) => {
+        let attempts = message.attempts + 1;
+        let (give_up, error) = match outcome {
+            Outcome::Sent => {
                 sqlx::query(
                     "UPDATE mail_outbox SET status = 'sent', attempts = $1, sent_at = $2, \
                      last_error = NULL WHERE id = $3",
                 )
                 .bind(attempts)
                 .bind(now)
-                .bind(&email.id)
+                .bind(&message.id)
                 .execute(&self.db.pool)
                 .await?;
+                return Ok(());
             }
-            Err(error) => {
-                let give_up = attempts >= i64::from(self.config.max_attempts);
-                let status = if give_up { "failed" } else { "pending" };
-                let backoff = backoff_ms(self.config.backoff_ms, attempts);
-                tracing::warn!(message_id = %email.id, attempts, %error, give_up, "sending an email failed");
-                sqlx::query(
-                    "UPDATE mail_outbox SET status = $1, attempts = $2, next_attempt_at = $3, \
-                     last_error = $4 WHERE id = $5",
-                )
-                .bind(status)
-                .bind(attempts)
-                .bind(now.saturating_add(backoff))
-                .bind(error)
-                .bind(&email.id)
-                .execute(&self.db.pool)
-                .await?;
-            }
-        }
+            Outcome::Retry(e) => (attempts >= i64::from(self.config.max_attempts), e),
+            Outcome::Failed(e) | Outcome::Gone(e) => (true, e),
+        };
+        let status = if give_up { "failed" } else { "pending" };
+        let backoff = backoff_ms(self.config.backoff_ms, attempts);
+        tracing::warn!(message_id = %message.id, channel = %message.channel, attempts, %error, give_up, "sending a message failed");
+        sqlx::query(
+            "UPDATE mail_outbox SET status = $1, attempts = $2, next_attempt_at = $3, \
+             last_error = $4 WHERE id = $5",
+        )
+        .bind(status)
+        .bind(attempts)
+        .bind(now.saturating_add(backoff))
+        .bind(error)
+        .bind(&message.id)
+        .execute(&self.db.pool)
+        .await?;
         Ok(())
     }
 }
 
-struct DueEmail {
+/// A claimed message.
+struct Due {
     id: String,
     to: String,
     subject: String,
     body: String,
     attempts: i64,
+    channel: String,
+    /// For `push`: the subscription it goes to.
+    subscription_id: Option<String>,
 }
 
 /// Delay before retry number `attempts` (1-based): `base`, doubling, capped at 1 hour.
@@ -256,7 +330,20 @@ fn validate(m: &Message) -> Result<(), String> {
                 return Err("`to` must be an E.164 phone number like +919876543210".into());
             }
         }
-        other => return Err(format!("unknown channel {other:?}; use email or sms")),
+        "push" => {
+            if to.is_empty() || to.len() > MAX_USER_ID || to.chars().any(char::is_control) {
+                return Err(format!(
+                    "`to` must be the user id a push message goes to (at most {MAX_USER_ID} bytes)"
+                ));
+            }
+            if m.body.len() > push::MAX_PAYLOAD {
+                return Err(format!(
+                    "a push body is at most {} bytes (one encrypted record)",
+                    push::MAX_PAYLOAD
+                ));
+            }
+        }
+        other => return Err(format!("unknown channel {other:?}; use email, sms or push")),
     }
     if m.subject.len() > MAX_SUBJECT || m.subject.contains(['\r', '\n']) {
         return Err(format!(
@@ -279,29 +366,35 @@ fn is_e164(s: &str) -> bool {
         && !digits.starts_with('0')
 }
 
-/// Refuses an SMTP URL lettre cannot use, at startup rather than at the first email.
-/// Delivers pending email over SMTP until `stop`; returns at once without `smtp_url`.
+/// Delivers pending messages until `stop`: push always, email over SMTP when
+/// `smtp_url` is set. One batch's messages go out concurrently (a slow push service
+/// does not hold up the others).
 pub async fn run_sender(mail: Arc<Mail>, mut stop: watch::Receiver<bool>) {
-    if !mail.smtp_enabled() {
-        return;
-    }
-    let transport = match transport(&mail.config) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e, "the SMTP transport cannot be built; email stays pending");
-            return;
+    let transport = if mail.smtp_enabled() {
+        match transport(&mail.config) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::error!(error = %e, "the SMTP transport cannot be built; email stays pending");
+                None
+            }
         }
+    } else {
+        None
     };
     let poll = Duration::from_millis(mail.config.poll_ms.max(10));
     loop {
         match mail.claim_due(16).await {
             Ok(batch) => {
-                for email in &batch {
-                    let outcome = deliver(&transport, &mail.config.from, email).await;
-                    if let Err(e) = mail.settle(email, outcome).await {
-                        tracing::error!(error = %e, "recording an email's outcome failed");
+                let sends = batch.iter().map(|message| {
+                    let (mail, transport) = (&mail, &transport);
+                    async move {
+                        let outcome = mail.deliver(transport.as_ref(), message).await;
+                        if let Err(e) = mail.settle(message, outcome).await {
+                            tracing::error!(error = %e, "recording a message's outcome failed");
+                        }
                     }
-                }
+                });
+                futures::future::join_all(sends).await;
                 if batch.len() == 16 {
                     continue; // more may be due
                 }
@@ -316,6 +409,27 @@ pub async fn run_sender(mail: Arc<Mail>, mut stop: watch::Receiver<bool>) {
     }
 }
 
+impl Mail {
+    /// One attempt at one claimed message.
+    async fn deliver(
+        &self,
+        transport: Option<&AsyncSmtpTransport<Tokio1Executor>>,
+        message: &Due,
+    ) -> Outcome {
+        match (message.channel.as_str(), &message.subscription_id) {
+            ("push", Some(subscription)) => self.push.deliver(subscription, &message.body).await,
+            ("push", None) => Outcome::Failed("a push message without a subscription".into()),
+            _ => match transport {
+                Some(t) => match deliver_email(t, &self.config.from, message).await {
+                    Ok(()) => Outcome::Sent,
+                    Err(e) => Outcome::Retry(e),
+                },
+                None => Outcome::Retry("the SMTP transport cannot be built".into()),
+            },
+        }
+    }
+}
+
 fn transport(config: &MailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
     Ok(
         AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
@@ -325,10 +439,10 @@ fn transport(config: &MailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>> 
     )
 }
 
-async fn deliver(
+async fn deliver_email(
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &str,
-    email: &DueEmail,
+    email: &Due,
 ) -> Result<(), String> {
     let from: Mailbox = from.parse().map_err(|e| format!("mail.from: {e}"))?;
     let to: Mailbox = email
@@ -357,6 +471,7 @@ impl Host for View<'_, Mail> {
         Ok(match self.state.send(&self.plugin.name, &message).await {
             Ok(id) => Ok(id),
             Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
+            Err(MailError::NoSubscription(m)) => Err(wit::Error::NotConfigured(m)),
             Err(MailError::Store(e)) => {
                 tracing::error!(plugin = %self.plugin.name, error = %e, "recording a message failed");
                 Err(wit::Error::Unavailable(
@@ -376,14 +491,67 @@ impl Host for View<'_, Mail> {
         Ok(match self.state.list(&self.plugin.name, &query).await {
             Ok(page) => Ok(page),
             Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
-            Err(MailError::Store(e)) => {
-                tracing::error!(plugin = %self.plugin.name, error = %e, "reading the outbox failed");
-                Err(wit::Error::Unavailable(
-                    "the mail outbox is unavailable".into(),
-                ))
-            }
+            Err(e) => Err(store_error(&self.plugin.name, "reading the outbox", e)),
         })
     }
+
+    async fn push_public_key(&mut self) -> wasmtime::Result<Result<String, wit::Error>> {
+        if !self.plugin.grants.mail {
+            return Ok(Err(denied("mail", &self.plugin.name)));
+        }
+        Ok(Ok(self.state.push.public_key().to_string()))
+    }
+
+    async fn push_subscribe(
+        &mut self,
+        user_id: String,
+        endpoint: String,
+        p256dh: String,
+        auth: String,
+    ) -> wasmtime::Result<Result<PushSubscriptionResult, wit::Error>> {
+        if !self.plugin.grants.mail {
+            return Ok(Err(denied("mail", &self.plugin.name)));
+        }
+        let stored = self
+            .state
+            .push
+            .subscribe(&user_id, &endpoint, &p256dh, &auth)
+            .await;
+        Ok(match stored {
+            Ok((id, created)) => Ok(PushSubscriptionResult { id, created }),
+            Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
+            Err(e) => Err(store_error(
+                &self.plugin.name,
+                "storing a push subscription",
+                e,
+            )),
+        })
+    }
+
+    async fn push_unsubscribe(
+        &mut self,
+        user_id: String,
+        id: String,
+    ) -> wasmtime::Result<Result<bool, wit::Error>> {
+        if !self.plugin.grants.mail {
+            return Ok(Err(denied("mail", &self.plugin.name)));
+        }
+        Ok(match self.state.push.unsubscribe(&user_id, &id).await {
+            Ok(deleted) => Ok(deleted),
+            Err(MailError::Invalid(m)) => Err(wit::Error::Invalid(m)),
+            Err(e) => Err(store_error(
+                &self.plugin.name,
+                "deleting a push subscription",
+                e,
+            )),
+        })
+    }
+}
+
+/// A storage failure as the plugin sees it; the cause only in the host's log.
+fn store_error(plugin: &str, what: &str, e: MailError) -> wit::Error {
+    tracing::error!(plugin, error = %e, "{what} failed");
+    wit::Error::Unavailable("the mail outbox is unavailable".into())
 }
 
 #[cfg(test)]
@@ -408,6 +576,12 @@ mod tests {
         assert!(validate(&msg("sms", "9876543210")).is_err());
         assert!(validate(&msg("sms", "+0123456789")).is_err());
         assert!(validate(&msg("pigeon", "+919876543210")).is_err());
+        assert!(validate(&msg("push", "usr_0190abc")).is_ok());
+        assert!(validate(&msg("push", " ")).is_err());
+        assert!(validate(&msg("push", &"u".repeat(MAX_USER_ID + 1))).is_err());
+        let mut p = msg("push", "usr_1");
+        p.body = "x".repeat(push::MAX_PAYLOAD + 1);
+        assert!(validate(&p).is_err());
         let mut m = msg("email", "a@b.in");
         m.subject = "two\nlines".into();
         assert!(validate(&m).is_err());

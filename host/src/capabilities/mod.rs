@@ -10,6 +10,7 @@ pub mod kv;
 pub mod log;
 pub mod mail;
 pub mod oidc;
+pub mod push;
 pub mod realtime;
 pub mod services;
 pub mod sql;

@@ -497,9 +497,15 @@ pub async fn drop_postgres_database(admin_url: &str, database: &str) -> Result<(
 pub async fn host_secret(db: &Db, name: &str) -> Result<String> {
     let mut bytes = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut bytes);
+    host_secret_or(db, name, hex::encode(bytes)).await
+}
+
+/// The secret `name` kept in the host database, storing `fresh` when there is none yet
+/// (the first replica to store wins; every other one reads its value).
+pub async fn host_secret_or(db: &Db, name: &str, fresh: String) -> Result<String> {
     sqlx::query("INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
         .bind(name)
-        .bind(hex::encode(bytes))
+        .bind(fresh)
         .execute(&db.pool)
         .await
         .with_context(|| format!("storing secret {name}"))?;

@@ -29,6 +29,7 @@ mod orders;
 mod payments;
 mod platform;
 mod promotions;
+mod push;
 mod registry;
 mod replicas;
 mod sandbox;

@@ -2,11 +2,11 @@
 //!
 //! The order makes redelivery harmless: (1) notifications are inserted in one
 //! transaction, deduplicated by event id, and each one created *now* is pushed as
-//! `notification.created`; (2) the email is claimed by event id before it is sent;
-//! (3) the event is forwarded live. Only (1) and (2) can fail the handler (and be
-//! retried); a retry finds the notifications and the email already done and creates
-//! nothing twice. Realtime failures are logged, never retried: the in-app
-//! notifications are the durable record.
+//! `notification.created`; (2) the email and each Web Push message are claimed by
+//! event id before they are sent; (3) the event is forwarded live. Only (1) and (2)
+//! can fail the handler (and be retried); a retry finds the notifications and the
+//! messages already done and creates nothing twice. Realtime failures are logged,
+//! never retried: the in-app notifications are the durable record.
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{self, Value as Json};
@@ -14,8 +14,8 @@ use kirana_sdk::{cap_error_message, log, realtime, CapError};
 
 use crate::db::{self, NewNotification, Notification};
 use crate::messages;
-use crate::rules::{self, EmailSpec, NOTIFICATION_CREATED};
-use crate::templates;
+use crate::rules::{self, EmailSpec, NoteSpec, NOTIFICATION_CREATED};
+use crate::templates::{self, RenderedMessage};
 
 pub fn handle(event: &Event) -> Result<(), String> {
     let payload: Json = match serde_json::from_slice(&event.payload) {
@@ -37,6 +37,9 @@ pub fn handle(event: &Event) -> Result<(), String> {
             }
             if let Some(email) = fx.email {
                 send_once(&event.id, &email)?;
+            }
+            for spec in &fx.pushes {
+                push_once(&event.id, spec, &payload)?;
             }
         }
         Err(why) => log::warn(
@@ -130,6 +133,66 @@ fn send_once(event_id: &str, email: &EmailSpec) -> Result<(), String> {
                 );
             }
             Err(format!("sending the {} email: {why}", email.template))
+        }
+    }
+}
+
+/// Sends the Web Push message `spec` to the user's subscribed browsers unless an
+/// earlier delivery of the event did (the host records one outbox row per browser and
+/// delivers each once). A user with no subscription gets none; a failure that may
+/// pass gives the claim back and fails the handler, like email.
+fn push_once(event_id: &str, spec: &NoteSpec, event: &Json) -> Result<(), String> {
+    let key = format!("{event_id}|push|{}|{}", spec.kind, spec.user_id);
+    let rendered = match templates::render_notification(spec.kind, &spec.vars) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error(
+                "a push template did not render",
+                &[("type", spec.kind), ("error", &e.to_string())],
+            );
+            return Ok(());
+        }
+    };
+    let message = RenderedMessage {
+        real: templates::Rendered {
+            body: crate::push::payload(spec.kind, &rendered.subject, &rendered.body, event),
+            subject: rendered.subject,
+        },
+        masked: None,
+    };
+    let claimed = db::claim_message(&key)
+        .map_err(|e| format!("claiming a push message: {}", cap_error_message(&e)))?;
+    if !claimed {
+        return Ok(());
+    }
+    match messages::send("push", &spec.user_id, &message) {
+        Ok(id) => {
+            if let Err(e) = db::message_sent(&key, &id) {
+                log::warn(
+                    "recording a sent push message",
+                    &[("error", &cap_error_message(&e))],
+                );
+            }
+            Ok(())
+        }
+        // No browser subscribed: nothing to send, nothing to retry.
+        Err(CapError::NotConfigured(_)) => Ok(()),
+        Err(CapError::Invalid(m)) => {
+            log::warn(
+                "the host refused a push message; not retrying",
+                &[("type", spec.kind), ("error", &m)],
+            );
+            Ok(())
+        }
+        Err(e) => {
+            let why = cap_error_message(&e);
+            if let Err(e) = db::release_message(&key) {
+                log::warn(
+                    "releasing a push claim",
+                    &[("error", &cap_error_message(&e))],
+                );
+            }
+            Err(format!("sending the {} push message: {why}", spec.kind))
         }
     }
 }

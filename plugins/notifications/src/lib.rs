@@ -1,10 +1,12 @@
 //! Notifications: email/SMS from templates (`POST /internal/messages`, the admin
-//! outbox), in-app notifications made from events, and the forwarding of events to
-//! users' live connections (the only plugin that calls realtime).
+//! outbox), in-app notifications and Web Push messages made from events, and the
+//! forwarding of events to users' live connections (the only plugin that calls
+//! realtime).
 //!
 //! Modules: `templates` (the templates and strict rendering), `rules` (what each event
 //! means for whom), `events` (`on_event`), `handlers` (the user's notifications),
-//! `messages` (internal send route and admin outbox), `db` (schema and queries).
+//! `messages` (internal send route and admin outbox), `push` (push subscriptions and
+//! payloads), `db` (schema and queries).
 //! Behaviour and choices: docs/plugins/notifications.md.
 
 use kirana_sdk::prelude::*;
@@ -14,6 +16,7 @@ mod db;
 mod events;
 mod handlers;
 mod messages;
+pub mod push;
 pub mod rules;
 pub mod templates;
 
@@ -37,8 +40,9 @@ fn outbox_schema() -> Json {
         "properties": {
             "items": {"type": "array", "items": {"type": "object", "properties": {
                 "id": {"type": "string"},
-                "channel": {"type": "string", "enum": ["email", "sms"]},
-                "to": {"type": "string"}, "subject": {"type": "string"},
+                "channel": {"type": "string", "enum": ["email", "sms", "push"]},
+                "to": {"type": "string", "description": "email address, phone, or (push) user id"},
+                "subject": {"type": "string"},
                 "body": {"type": "string"},
                 "created_at": {"type": "string", "format": "date-time"},
                 "status": {"type": "string", "enum": ["recorded", "pending", "sent", "failed"]}}}},
@@ -80,8 +84,37 @@ impl Plugin for Notifications {
                 handlers::read_all,
             )
             .summary("Marks every notification of the caller read")
+            .get(
+                "/api/v1/notifications/push/key",
+                Access::Public,
+                push::key,
+            )
+            .summary("The VAPID public key (base64url) for the browser's pushManager.subscribe")
+            .response_schema(json!({"type": "object", "properties": {
+                "vapid_public_key": {"type": "string"}}}))
+            .post(
+                "/api/v1/notifications/push/subscriptions",
+                Access::Authenticated,
+                push::subscribe,
+            )
+            .summary("Registers the browser's push subscription for the caller (201; the same endpoint again: 200, same id)")
+            .request_schema(json!({
+                "type": "object", "required": ["endpoint", "keys"],
+                "properties": {
+                    "endpoint": {"type": "string", "format": "uri"},
+                    "keys": {"type": "object", "required": ["p256dh", "auth"], "properties": {
+                        "p256dh": {"type": "string"}, "auth": {"type": "string"}}}
+                }
+            }))
+            .response_schema(json!({"type": "object", "properties": {"id": {"type": "string"}}}))
+            .delete(
+                "/api/v1/notifications/push/subscriptions/{id}",
+                Access::Authenticated,
+                push::unsubscribe,
+            )
+            .summary("Deletes one of the caller's push subscriptions")
             .get("/api/v1/admin/outbox", Access::ADMIN, messages::outbox)
-            .summary("Email and SMS messages sent, newest first; filters channel, to")
+            .summary("Email, SMS and push messages sent, newest first; filters channel, to")
             .response_schema(outbox_schema())
             .post("/internal/messages", Access::Internal, messages::create)
             .summary("Renders a template and sends it by email or SMS")

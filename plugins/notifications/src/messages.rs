@@ -20,7 +20,10 @@ use crate::templates::{self, RenderedMessage, TemplateError, MASK};
 /// Where the password-reset link points when `[notifications] reset_url` is unset.
 pub const DEFAULT_RESET_URL: &str = "http://localhost:8080/reset-password";
 
+/// What `POST /internal/messages` sends on.
 const CHANNELS: &[&str] = &["email", "sms"];
+/// What the admin outbox lists (push messages come from events only).
+const OUTBOX_CHANNELS: &[&str] = &["email", "sms", "push"];
 
 /// The variables every message template gets from configuration.
 pub fn globals() -> Map<String, Json> {
@@ -161,13 +164,19 @@ struct OutboxItem {
 }
 
 /// `GET /api/v1/admin/outbox?channel=&to=&page=&page_size=`: the messages this plugin
-/// sent (which is every email and SMS), newest first.
+/// sent (which is every email, SMS and push message), newest first. A push message
+/// is listed once per subscribed browser, `to` being the user id.
 pub fn outbox(req: &Request) -> Result<Response, ApiError> {
     let paging = Paging::from_request(req)?;
     let channel = match req.query("channel").map(str::trim) {
         None | Some("") => None,
-        Some(c) if CHANNELS.contains(&c) => Some(c),
-        Some(_) => return Err(ApiError::invalid_field("channel", "must be email or sms")),
+        Some(c) if OUTBOX_CHANNELS.contains(&c) => Some(c),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "channel",
+                "must be email, sms or push",
+            ))
+        }
     };
     let to = req.query("to").map(str::trim).filter(|t| !t.is_empty());
     // A page past u32 offsets is past the end: the host then answers no items.

@@ -57,7 +57,20 @@ pub struct EmailSpec {
 pub struct Effects {
     pub notes: Vec<NoteSpec>,
     pub email: Option<EmailSpec>,
+    /// Web Push messages to the customer's subscribed browsers (title and body from
+    /// the notification template of `kind`).
+    pub pushes: Vec<NoteSpec>,
 }
+
+/// The customer notifications that also go out as Web Push. Delivery picked up and
+/// delivered reach the customer as the order's own status change (out for delivery,
+/// delivered), so `delivery.status_changed` adds none.
+pub const PUSHED: &[&str] = &[
+    "order.status_changed",
+    "payment.captured",
+    "payment.refunded",
+    "delivery.assigned",
+];
 
 /// A non-empty string field of the payload.
 fn text<'a>(p: &'a Json, field: &str) -> Option<&'a str> {
@@ -251,9 +264,20 @@ pub fn effects(topic: &str, p: &Json) -> Result<Effects, String> {
                 fx.notes.push(note);
             }
         }
+        // A push only: the failed payment is on the order page already.
+        "payment.failed" => {
+            fx.pushes
+                .push(order_note(p, topic, "payment.failed", json!({}))?);
+        }
         // Forwarded live only.
         _ => {}
     }
+    let pushed = fx
+        .notes
+        .iter()
+        .filter(|n| PUSHED.contains(&n.kind))
+        .cloned();
+    fx.pushes.splice(0..0, pushed);
     Ok(fx)
 }
 
@@ -348,6 +372,9 @@ mod tests {
             ]
         );
         assert_eq!(fx.notes[0].vars["agent_name"], "Ravi");
+        // Only the customer's notification goes out as push.
+        assert_eq!(fx.pushes.len(), 1);
+        assert_eq!(fx.pushes[0].user_id, "u1");
     }
 
     #[test]
@@ -357,9 +384,15 @@ mod tests {
         let fx = effects("payment.refunded", &p).unwrap();
         assert_eq!(fx.notes[0].vars["full"], true);
         assert_eq!(fx.notes[0].vars["amount"], "₹200.00");
+        assert_eq!(fx.pushes, fx.notes);
+        let fx = effects("payment.failed", &p).unwrap();
+        assert!(fx.notes.is_empty() && fx.email.is_none());
+        assert_eq!(
+            (fx.pushes[0].kind, fx.pushes[0].user_id.as_str()),
+            ("payment.failed", "u1")
+        );
         for t in [
             "order.cancelled",
-            "payment.failed",
             "delivery.status_changed",
             "delivery.location_updated",
         ] {
@@ -403,11 +436,15 @@ mod tests {
                 "delivery.assigned",
                 json!({"order_id": "o1", "user_id": "u1", "agent_user_id": "a1", "agent_name": null}),
             ),
+            (
+                "payment.failed",
+                json!({"order_id": "o1", "user_id": "u1", "payment_id": "p1"}),
+            ),
         ];
         for (topic, p) in cases {
             let fx = effects(topic, &p).unwrap();
-            assert!(!fx.notes.is_empty(), "{topic}");
-            for n in fx.notes {
+            assert!(!fx.notes.is_empty() || !fx.pushes.is_empty(), "{topic}");
+            for n in fx.notes.into_iter().chain(fx.pushes) {
                 let r = crate::templates::render_notification(n.kind, &n.vars)
                     .unwrap_or_else(|e| panic!("{topic} {}: {e}", n.kind));
                 assert!(!r.subject.is_empty() && !r.body.is_empty());

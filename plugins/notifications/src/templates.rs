@@ -77,6 +77,11 @@ pub const NOTIFICATIONS: &[(&str, &str)] = &[
         "delivery.new_assignment",
         include_str!("../templates/notifications/delivery.new_assignment.txt"),
     ),
+    // Sent as Web Push only (no in-app notification).
+    (
+        "payment.failed",
+        include_str!("../templates/notifications/payment.failed.txt"),
+    ),
 ];
 
 /// Variables the plugin itself provides to every template (from configuration), so
