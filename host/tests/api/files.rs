@@ -13,7 +13,7 @@ const CONFIG: &str = "[limits]\nbody_bytes = 4194304\n[files]\nmax_file_mb = 1";
 async fn put(app: &TestApp, path: &str, body: Vec<u8>) -> Resp {
     app.raw(
         "PUT",
-        &format!("/api/v1/faulty/file?path={}", encode(path)),
+        &format!("/api/v1/faulty/file?path={}", urlencode(path)),
         None,
         Some("application/octet-stream"),
         body,
@@ -24,23 +24,12 @@ async fn put(app: &TestApp, path: &str, body: Vec<u8>) -> Resp {
 async fn listing(app: &TestApp, prefix: &str) -> serde_json::Value {
     let r = app
         .get(
-            &format!("/api/v1/faulty/files?prefix={}", encode(prefix)),
+            &format!("/api/v1/faulty/files?prefix={}", urlencode(prefix)),
             None,
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.body["ok"].clone()
-}
-
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Asserts the capability refused with this kind (`invalid`, `conflict`, `denied`).
@@ -97,7 +86,10 @@ backend_test!(
         ] {
             refused(&put(app, bad, b"x".to_vec()).await, "invalid");
             let r = app
-                .get(&format!("/api/v1/faulty/file?path={}", encode(bad)), None)
+                .get(
+                    &format!("/api/v1/faulty/file?path={}", urlencode(bad)),
+                    None,
+                )
                 .await;
             refused(&r, "invalid");
         }

@@ -698,6 +698,18 @@ pub async fn inject_event(
         .expect("putting a test event on the bus");
 }
 
+/// `s` percent-encoded for a query value (every byte but the unreserved ones).
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn unique_phone() -> String {
     let n = uuid::Uuid::new_v4().as_u128() % 1_000_000_000;
     format!("+919{n:09}")

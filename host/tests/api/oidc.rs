@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{Backend, Resp, TestApp, ADMIN_EMAIL};
+use crate::helpers::{urlencode, Backend, Resp, TestApp, ADMIN_EMAIL};
 
 /// The client id every test host is configured with.
 const CLIENT_ID: &str = "kirana-test";
@@ -574,14 +574,3 @@ oidc_test!(
         assert_eq!(app.get("/api/v1/auth/me", Some(&access)).await.status, 200);
     }
 );
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}

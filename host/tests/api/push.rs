@@ -417,20 +417,7 @@ backend_test!(order_status_arrives_as_an_encrypted_push, PUSH, |app| {
     );
 
     // The admin outbox lists the push message, sent, to the user.
-    let admin_view = app
-        .eventually(5, || async {
-            let r = app
-                .get(
-                    &format!("/api/v1/admin/outbox?channel=push&to={}", c.user_id),
-                    Some(&admin),
-                )
-                .await;
-            r.body["items"]
-                .as_array()?
-                .iter()
-                .find(|m| m["subject"] == "Order preparing" && m["status"] == "sent")
-                .cloned()
-        })
+    let admin_view = sent_push(app, &admin, &c.user_id, "Order preparing", 5)
         .await
         .expect("the outbox lists the push as sent");
     assert_eq!(admin_view["channel"], "push");
@@ -574,21 +561,7 @@ backend_test!(a_failing_push_service_is_retried, PUSH, |app| {
     let order = place(app, &c, &address, "cod").await;
     move_order(app, &admin, &order, "preparing").await;
     // 503 first, then (after the backoff) 201: the same message, newly encrypted.
-    let sent = app
-        .eventually(10, || async {
-            let r = app
-                .get(
-                    &format!("/api/v1/admin/outbox?channel=push&to={}", c.user_id),
-                    Some(&admin),
-                )
-                .await;
-            r.body["items"]
-                .as_array()?
-                .iter()
-                .find(|m| m["subject"] == "Order preparing" && m["status"] == "sent")
-                .cloned()
-        })
-        .await;
+    let sent = sent_push(app, &admin, &c.user_id, "Order preparing", 10).await;
     assert!(sent.is_some(), "the push was sent after a retry");
     let tries: Vec<PushRequest> = service
         .received()
@@ -723,3 +696,28 @@ backend_test!(assignment_and_failed_payment_are_pushed_once, PUSH, |app| {
         .await;
     assert_eq!(r.body["total"], 0, "{}", r.text);
 });
+
+/// The push message with `subject` to `user_id` once the admin outbox shows it sent,
+/// waiting up to `secs`.
+async fn sent_push(
+    app: &TestApp,
+    admin: &str,
+    user_id: &str,
+    subject: &str,
+    secs: u64,
+) -> Option<Value> {
+    app.eventually(secs, || async {
+        let r = app
+            .get(
+                &format!("/api/v1/admin/outbox?channel=push&to={user_id}"),
+                Some(admin),
+            )
+            .await;
+        r.body["items"]
+            .as_array()?
+            .iter()
+            .find(|m| m["subject"] == subject && m["status"] == "sent")
+            .cloned()
+    })
+    .await
+}
