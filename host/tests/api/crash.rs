@@ -46,7 +46,7 @@ const STOCKS: [i64; 4] = [5000, 5000, 5000, 40];
 const PRICES: [i64; 4] = [4500, 2700, 9900, 12000];
 
 /// The plugins `kirana serve` loads with the shipped configuration.
-const SHOP_PLUGINS: [&str; 8] = [
+const SHOP_PLUGINS: [&str; 9] = [
     "auth",
     "catalog",
     "cart",
@@ -55,6 +55,7 @@ const SHOP_PLUGINS: [&str; 8] = [
     "delivery",
     "notifications",
     "analytics",
+    "storefront",
 ];
 
 /// A port free now and below the kernel's ephemeral range, so that no client socket
@@ -169,6 +170,11 @@ per_minute = 1000000
 auth_per_minute = 1000000
 admin_per_minute = 1000000
 
+# The shipped configuration names the storefront's pages relative to the working
+# directory, which is the test's own here.
+[plugins.storefront]
+assets = "{storefront_assets}"
+
 [catalog]
 seed = false
 hold_ttl_seconds = {HOLD_TTL_SECS}
@@ -179,6 +185,7 @@ payment_timeout_seconds = {PAYMENT_TIMEOUT_SECS}
             data = dir.path().display(),
             plugins = plugin_dir().display(),
             cache = cache.display(),
+            storefront_assets = workspace().join("plugins/storefront/assets").display(),
         );
         let config = dir.path().join("kirana.toml");
         std::fs::write(&config, toml).expect("writing the config");
