@@ -19,8 +19,10 @@ use axum::response::Response;
 #[derive(Clone)]
 pub struct RequestId(pub String);
 
-/// Headers every answer carries: no MIME sniffing, no referrer leaks, and a CSP that
-/// forbids everything (the host serves JSON, never HTML).
+/// Headers every answer carries: no MIME sniffing, and unless the answer set its own,
+/// no referrer leaks and a CSP that forbids everything (the API answers JSON, never
+/// HTML). A plugin that serves pages (the storefront) or an image format that is a
+/// document (SVG) states the policy its content needs; the host keeps it.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();
@@ -28,11 +30,12 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "content-security-policy",
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    h.entry("referrer-policy")
+        .or_insert(HeaderValue::from_static("no-referrer"));
+    h.entry("content-security-policy")
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     resp
 }
 
