@@ -82,9 +82,8 @@ fn header<'a>(r: &'a Resp, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no {name} header: {:?}", r.headers))
 }
 
-/// The headers every storefront answer must carry, whoever sets them: no sniffing, no
-/// referrer, and a policy that allows nothing inline, nothing from another host and no
-/// framing.
+/// The headers every storefront answer carries: no sniffing, no referrer, and a policy
+/// that allows nothing inline, nothing from another host and no framing.
 fn assert_strict_headers(r: &Resp) {
     let csp = header(r, "content-security-policy");
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
@@ -95,7 +94,8 @@ fn assert_strict_headers(r: &Resp) {
     assert_eq!(header(r, "referrer-policy"), "no-referrer");
 }
 
-/// The storefront's own policy: its scripts, styles and API calls from this origin.
+/// The storefront's own policy, which the host keeps: its scripts, styles and API
+/// calls from this origin only.
 fn assert_storefront_policy(r: &Resp) {
     let csp = header(r, "content-security-policy");
     for part in [
@@ -118,6 +118,7 @@ backend_test!(the_page_is_html_with_a_strict_policy, |app| {
     assert_eq!(header(&page, "cache-control"), "no-cache");
     assert!(header(&page, "etag").starts_with('"'));
     assert_strict_headers(&page);
+    assert_storefront_policy(&page);
     assert!(page.text.contains("<main"), "{}", page.text);
     assert!(
         !page.text.contains("<script>") && !page.text.contains("style="),
@@ -138,6 +139,7 @@ backend_test!(
             assert!(header(&r, "content-type").starts_with(ty), "{path}");
             assert!(header(&r, "cache-control").contains("max-age="), "{path}");
             assert_strict_headers(&r);
+            assert_storefront_policy(&r);
             let etag = header(&r, "etag").to_string();
             assert_eq!(etag.len(), 66, "the SHA-256 in quotes: {etag}");
 
@@ -281,22 +283,6 @@ fn storefront_as(version: &str) -> Vec<u8> {
     );
     wasm[hits[0]..hits[0] + wanted.len()].copy_from_slice(wanted.as_bytes());
     wasm
-}
-
-// The host's security layer (host/src/http/mod.rs `security_headers`) replaces every
-// answer's Content-Security-Policy with `default-src 'none'`, which keeps the page's
-// own scripts and styles from running in a browser. Un-ignore once the host keeps a
-// policy the plugin set.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the host to keep a plugin's own Content-Security-Policy"]
-async fn the_pages_own_policy_reaches_the_browser() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
-    for path in ["/", "/static/app.css", "/static/js/app.js"] {
-        let r = app.get(path, None).await;
-        assert_eq!(r.status, 200, "{path}");
-        assert_storefront_policy(&r);
-    }
-    app.stop().await;
 }
 
 backend_test!(
