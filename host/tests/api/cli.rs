@@ -359,7 +359,7 @@ fn plugins_commands_say_how_to_reach_a_host_that_is_down() {
         "--url",
         &url,
     ])
-    .fails_with("is not a WebAssembly file");
+    .fails_with("is neither a WebAssembly file nor a plugin bundle");
 }
 
 /// `text` without the whitespace outside strings: the CLI's `--json` output, minified,
