@@ -629,6 +629,13 @@ impl Config {
         for (name, p) in &self.oidc {
             check_oidc_provider(name, p)?;
         }
+        if !self.dev && !self.oidc.is_empty() && self.public_url.is_empty() {
+            // Else the callback URL would come from the request's Host header, which
+            // anyone can set.
+            bail!(
+                "OpenID Connect providers are configured but public_url is empty: set it to the address shoppers use, e.g. https://shop.example (KIRANA_PUBLIC_URL)"
+            );
+        }
         for (name, p) in &self.plugins {
             if let Some(mb) = p.memory_mb {
                 if mb > self.runtime.max_memory_mb {
@@ -1213,10 +1220,23 @@ mod tests {
                 "public_url",
             ),
             (vec![("KIRANA_PUBLIC_URL", "shop.example")], "public_url"),
+            (
+                vec![
+                    ("KIRANA_OIDC_X_ISSUER", "https://idp.example"),
+                    ("KIRANA_OIDC_X_CLIENT_ID", "a"),
+                ],
+                "public_url is empty",
+            ),
         ] {
             let err = Config::load_with_env(None, &env(&vars)).unwrap_err();
             assert!(format!("{err:#}").contains(needle), "{vars:?}: {err:#}");
         }
+        // On loopback (development) the request's host is this machine's: allowed.
+        let local = env(&[
+            ("KIRANA_OIDC_X_ISSUER", "http://127.0.0.1:9400"),
+            ("KIRANA_OIDC_X_CLIENT_ID", "a"),
+        ]);
+        assert!(Config::load_mode(None, &local, true).is_ok());
     }
 
     #[test]
