@@ -349,19 +349,21 @@ fn refused(e: ClaimsVerificationError) -> wit::Error {
     wit::Error::Invalid(format!("the provider's ID token was refused: {e}"))
 }
 
-/// A same-site path only: never `//host` or `/\host`, which browsers read as another
-/// site (an open redirect carrying tokens).
+/// A same-site page only: never `//host` or `/\host`, which browsers read as another
+/// site, nor an API route (a browser carries the tokens' fragment across its redirects).
 fn check_return_to(to: &str) -> Result<(), wit::Error> {
     let ok = to.starts_with('/')
         && !to.starts_with("//")
         && !to.starts_with("/\\")
+        // Not an API route: a redirect there would carry the fragment's tokens along.
+        && !to.starts_with("/api/")
         && to.len() <= MAX_RETURN_TO
         && !to.chars().any(|c| c.is_control() || c.is_whitespace());
     if ok {
         Ok(())
     } else {
         Err(wit::Error::Invalid(format!(
-            "redirect_uri must be a path on this site starting with a single / (at most {MAX_RETURN_TO} characters)"
+            "redirect_uri must be a page on this site: a path starting with a single /, not under /api/ (at most {MAX_RETURN_TO} characters)"
         )))
     }
 }
@@ -399,6 +401,7 @@ mod tests {
             "/a b",
             "/a\nb",
             "",
+            "/api/v1/auth/oidc/other/start",
         ] {
             assert!(
                 matches!(check_return_to(bad), Err(wit::Error::Invalid(_))),

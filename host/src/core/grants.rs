@@ -25,6 +25,11 @@ pub struct Grants {
     /// The `files:MiB` grant: the plugin's files quota. A manifest cannot ask for it
     /// (its record would change shape for older plugins), so it is the operator's alone.
     pub files_mb: Option<u64>,
+    /// The `pages` grant: the plugin serves web pages on the shop's origin and its own
+    /// `Content-Security-Policy` and `Referrer-Policy` reach the browser. Without it
+    /// the host's forbid-everything policy replaces them, so a plugin cannot run script
+    /// next to the shoppers' tokens. The operator's alone, like `files:MiB`.
+    pub pages: bool,
 }
 
 /// The simple capabilities, as the configuration spells them.
@@ -67,6 +72,7 @@ impl Grants {
             publish: asked.publish.clone(),
             call: asked.call.clone(),
             files_mb: None,
+            pages: false,
         }
     }
 
@@ -127,6 +133,7 @@ impl Grants {
             );
         }
         let ok = FLAGS.contains(&grant)
+            || grant == "pages"
             || grant.strip_prefix("publish:").is_some_and(is_name)
             || grant
                 .strip_prefix("subscribe:")
@@ -140,7 +147,7 @@ impl Grants {
                 .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n > 0));
         if !ok {
             bail!(
-                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, subscribe:TOPIC, subscribe:*, call:PLUGIN, memory:MiB or files:MiB"
+                "{grant:?} is not a grant: use sql, kv, identity, realtime, mail, publish:TOPIC, subscribe:TOPIC, subscribe:*, call:PLUGIN, memory:MiB, files:MiB or pages"
             );
         }
         Ok(())
@@ -167,6 +174,7 @@ impl Grants {
         }
         Ok(Self {
             files_mb: Self::files_quota(approved),
+            pages: approved.iter().any(|a| a == "pages"),
             ..Self::asked(&manifest.capabilities)
         })
     }
@@ -296,6 +304,13 @@ mod tests {
         more.extend(list(&["files:2", "files:64"]));
         let g = Grants::resolve("orders", &caps(), None, 64, &more).unwrap();
         assert_eq!(g.files_mb, Some(64));
+        assert!(!g.pages);
+        more.push("pages".into());
+        assert!(
+            Grants::resolve("orders", &caps(), None, 64, &more)
+                .unwrap()
+                .pages
+        );
     }
 
     #[test]
@@ -309,6 +324,7 @@ mod tests {
             "call:cart",
             "memory:128",
             "files:64",
+            "pages",
         ] {
             assert!(Grants::check_spelling(good).is_ok(), "{good}");
         }

@@ -602,7 +602,15 @@ async fn serve(
         plugin.ctx.timeout,
     );
     match p.handle(plugin, call, request).await {
-        Ok(resp) => plugin_response(resp, rid),
+        Ok(resp) => {
+            let mut out = plugin_response(resp, rid);
+            if !plugin.ctx.grants.pages {
+                // The host's policies apply (crate::http::security_headers).
+                out.headers_mut().remove("content-security-policy");
+                out.headers_mut().remove("referrer-policy");
+            }
+            out
+        }
         Err(HandleError::NotCommitted(e)) => {
             // Nothing of the call was committed: the client must not take the plugin's
             // answer for done.

@@ -21,8 +21,8 @@ pub struct RequestId(pub String);
 
 /// Headers every answer carries: no MIME sniffing, and unless the answer set its own,
 /// no referrer leaks and a CSP that forbids everything (the API answers JSON, never
-/// HTML). A plugin that serves pages (the storefront) or an image format that is a
-/// document (SVG) states the policy its content needs; the host keeps it.
+/// HTML). Only a plugin with the operator's `pages` grant (the storefront) keeps its
+/// own policies; the gateway drops any other plugin's before this runs.
 pub async fn security_headers(req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();

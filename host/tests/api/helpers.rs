@@ -320,6 +320,7 @@ admin_password = "{ADMIN_PASSWORD}"
 # The embedded default names the assets relative to the working directory.
 [plugins.storefront]
 assets = "{storefront_assets}"
+grants = ["pages"]
 
 [plugins.hello]
 file = "hello.wasm"

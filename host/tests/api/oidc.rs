@@ -432,18 +432,29 @@ oidc_test!(
         let r = sign_in(app, idp, &real).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["user"]["id"], owner.user_id.as_str());
-        let ids = app.get("/api/v1/auth/identities", Some(&owner.token)).await;
+        let linked = token(&r);
+        let ids = app.get("/api/v1/auth/identities", Some(&linked)).await;
         let items = ids.body["items"].as_array().expect("items").clone();
         assert_eq!(items.len(), 1, "{}", ids.text);
         assert_eq!(items[0]["subject"], real.as_str());
-        // The account has a password, so the provider may go.
+        // Signup never proved the email, so whoever made the account may not own it
+        // (pre-hijacking): the email's owner now holds it, and the password that
+        // opened it and every session it had are gone.
+        app.get("/api/v1/auth/me", Some(&owner.token))
+            .await
+            .assert_error(401, "unauthorized");
+        app.post(
+            "/api/v1/auth/login",
+            None,
+            json!({"email": owner.email, "password": owner.password}),
+        )
+        .await
+        .assert_error(401, "invalid_credentials");
+        // So the provider is now its only way in, and cannot be unlinked.
         let id = items[0]["id"].as_str().expect("id");
-        let del = app
-            .delete(&format!("/api/v1/auth/identities/{id}"), Some(&owner.token))
-            .await;
-        assert_eq!(del.status, 204, "{}", del.text);
-        let ids = app.get("/api/v1/auth/identities", Some(&owner.token)).await;
-        assert_eq!(ids.body["items"], json!([]), "{}", ids.text);
+        app.delete(&format!("/api/v1/auth/identities/{id}"), Some(&linked))
+            .await
+            .assert_error(409, "conflict");
 
         // An unverified email with no account makes an account without that email.
         let fresh = app.unique("fresh");

@@ -111,6 +111,21 @@ fn assert_storefront_policy(r: &Resp) {
     }
 }
 
+backend_test!(
+    without_the_pages_grant_a_plugins_own_policy_is_replaced_by_the_hosts,
+    "[plugins.storefront]\ngrants = []",
+    |app| {
+        // The same plugin, not trusted with pages: its scripts could run next to the
+        // shoppers' tokens, so the host's forbid-everything policy wins.
+        let page = app.get("/", None).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        let csp = header(&page, "content-security-policy");
+        assert!(csp.contains("default-src 'none'"), "{csp}");
+        assert!(!csp.contains("'self'"), "{csp}");
+        assert_eq!(header(&page, "referrer-policy"), "no-referrer");
+    }
+);
+
 backend_test!(the_page_is_html_with_a_strict_policy, |app| {
     let page = app.get("/", None).await;
     assert_eq!(page.status, 200, "{}", page.text);

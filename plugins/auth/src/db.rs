@@ -195,6 +195,27 @@ pub fn insert_oidc_user(tx: &Tx, email: Option<&str>, name: &str) -> Result<User
     Ok(user)
 }
 
+/// Drops what opened an account besides its email: the password (and its pending reset
+/// tokens) and the proven phone. For an account whose email a provider just proved to
+/// belong to someone who may not have made it (see `oidc`).
+pub fn drop_unproven_credentials(user_id: &str) -> Result<(), CapError> {
+    let now = now_rfc3339();
+    let tx = sql::begin()?;
+    tx.execute(
+        "UPDATE users SET password_hash = NULL, updated_at = $1 WHERE id = $2",
+        &params![now, user_id],
+    )?;
+    tx.execute(
+        "UPDATE password_resets SET used_at = $1 WHERE user_id = $2 AND used_at IS NULL",
+        &params![now, user_id],
+    )?;
+    tx.execute(
+        "DELETE FROM proven_phones WHERE user_id = $1",
+        &params![user_id],
+    )?;
+    tx.commit()
+}
+
 /// Records that `user_id` proved `phone`, provided it is still the account's phone:
 /// `Ok(true)` when it is (now or already) this account's proven phone, `Ok(false)` when
 /// the account's phone is another one by now, `Conflict` when another account proved

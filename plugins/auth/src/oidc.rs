@@ -9,7 +9,10 @@
 //! - an identity already linked (`provider`, `subject`) signs in to its account;
 //! - else an account with the same email is linked, only when the provider says the
 //!   email is verified (an unverified claim would let anyone take over that account):
-//!   otherwise `409 conflict`;
+//!   otherwise `409 conflict`. Signup never proved that email, so whoever made the
+//!   account may not be its owner (account pre-hijacking): linking ends every session
+//!   of the account and drops its password and proven phone, as a password reset by
+//!   email would. The owner sets a new password with the reset email if they want one;
 //! - else a new customer is made, with the email only when it is verified (an
 //!   unverified one would squat the address), and `user.created` goes out.
 //!
@@ -107,7 +110,7 @@ pub fn callback(req: &Request) -> Result<Response, ApiError> {
             "{to}#access_token={}&refresh_token={}&token_type=Bearer&expires_in={}",
             pair.access_token, pair.refresh_token, pair.expires_in
         )),
-        None => token_response(200, &user, &pair),
+        None => token_response(200, &user, &pair).with_header("cache-control", "no-store"),
     })
 }
 
@@ -126,6 +129,12 @@ fn account_for(who: &identity::OidcIdentity) -> Result<(User, bool), ApiError> {
             }
             let user = usable(user)?;
             link(&user.id, who)?;
+            if user.password_hash.is_some() || user.phone_verified {
+                // The email's owner now holds the account: whatever else opened it goes.
+                db::drop_unproven_credentials(&user.id)?;
+                identity::revoke_all(&user.id)?;
+            }
+            let user = db::user_by_id(&user.id)?.ok_or_else(|| ApiError::not_found("user"))?;
             return Ok((user, false));
         }
     }
