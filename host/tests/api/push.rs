@@ -340,13 +340,7 @@ backend_test!(order_status_arrives_as_an_encrypted_push, PUSH, |app| {
     let (c, address) = shopper(app, &product, 1).await;
     let browser = Browser::new();
     let path = format!("/push/{}", app.unique("b"));
-    let r = subscribe(
-        app,
-        &c.token,
-        browser.subscription(&service.endpoint(&path)),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    subscribed(app, &c.token, &browser, &service, &path).await;
 
     let started = std::time::Instant::now();
     let order = place(app, &c, &address, "cod").await;
@@ -551,13 +545,7 @@ backend_test!(a_failing_push_service_is_retried, PUSH, |app| {
     let (c, address) = shopper(app, &product, 1).await;
     let browser = Browser::new();
     let path = format!("/flaky/{}", app.unique("f"));
-    let r = subscribe(
-        app,
-        &c.token,
-        browser.subscription(&service.endpoint(&path)),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    subscribed(app, &c.token, &browser, &service, &path).await;
     let order = place(app, &c, &address, "cod").await;
     move_order(app, &admin, &order, "preparing").await;
     // 503 first, then (after the backoff) 201: the same message, newly encrypted.
@@ -607,13 +595,7 @@ backend_test!(assignment_and_failed_payment_are_pushed_once, PUSH, |app| {
     let (c, address) = shopper(app, &product, 1).await;
     let browser = Browser::new();
     let path = format!("/push/{}", app.unique("a"));
-    let r = subscribe(
-        app,
-        &c.token,
-        browser.subscription(&service.endpoint(&path)),
-    )
-    .await;
-    assert_eq!(r.status, 201, "{}", r.text);
+    subscribed(app, &c.token, &browser, &service, &path).await;
     let order = place(app, &c, &address, "cod").await;
     move_order(app, &admin, &order, "preparing").await;
     inject_event(
@@ -720,4 +702,17 @@ async fn sent_push(
             .cloned()
     })
     .await
+}
+
+/// Subscribes `browser` for the caller of `token` at `path` of the push service,
+/// asserting the 201.
+async fn subscribed(
+    app: &TestApp,
+    token: &str,
+    browser: &Browser,
+    service: &PushService,
+    path: &str,
+) {
+    let r = subscribe(app, token, browser.subscription(&service.endpoint(path))).await;
+    assert_eq!(r.status, 201, "{}", r.text);
 }
