@@ -1,7 +1,8 @@
 //! The storefront: the shop's web pages, served from this version's bundle assets.
 //!
-//! `GET /` answers `index.html`; `GET /static/{*path}` answers the asset
-//! `static/PATH`. The pages are plain HTML, CSS and ES modules that call the REST API
+//! `GET /` (and `GET /reset-password`, where the password-reset email links) answers
+//! `index.html`; `GET /sw.js` answers the push service worker; `GET /static/{*path}`
+//! answers the asset `static/PATH`. The pages are plain HTML, CSS and ES modules that call the REST API
 //! from the browser, so the storefront needs no capability at all: a new look is a new
 //! bundle, installed, enabled, canaried and rolled back like any other plugin.
 //!
@@ -27,6 +28,9 @@ const HTML_CACHE: &str = "no-cache";
 /// Their names carry no version, so a long lifetime would mix two versions' files
 /// after a swap.
 const STATIC_CACHE: &str = "public, max-age=300";
+
+/// The service worker's asset, served at `/sw.js` (its scope is then the whole site).
+pub const SERVICE_WORKER: &str = "sw.js";
 
 /// The `Content-Type` of an asset, from its extension.
 pub fn content_type(path: &str) -> &'static str {
@@ -119,6 +123,19 @@ fn index(req: &Request) -> Result<Response, ApiError> {
     serve(req, "index.html", HTML_CACHE)
 }
 
+/// The reset email links to `<reset_url>?token=…`, by default `/reset-password`: the
+/// same page, whose router reads the token from the query.
+fn reset_password(req: &Request) -> Result<Response, ApiError> {
+    serve(req, "index.html", HTML_CACHE)
+}
+
+/// The push service worker. It lives at the root because a worker only controls pages
+/// under its own path (a worker under `/static/` could not show the shop's pages), and
+/// it is revalidated on every check so a swapped version's worker follows at once.
+fn service_worker(req: &Request) -> Result<Response, ApiError> {
+    serve(req, SERVICE_WORKER, HTML_CACHE)
+}
+
 fn static_file(req: &Request) -> Result<Response, ApiError> {
     let raw: String = req.param("path")?;
     let path = static_asset_path(&raw)?;
@@ -133,6 +150,10 @@ impl Plugin for Storefront {
         Router::new()
             .get("/", Access::Public, index)
             .summary("The shop's page (HTML)")
+            .get("/reset-password", Access::Public, reset_password)
+            .summary("The shop's page, opened from a password-reset email (?token=)")
+            .get("/sw.js", Access::Public, service_worker)
+            .summary("The push service worker (scope: the whole shop)")
             .get("/static/{*path}", Access::Public, static_file)
             .summary("The page's stylesheets, scripts and icons")
     }
@@ -220,6 +241,9 @@ mod tests {
         let r = Storefront::router();
         assert!(r.find("GET", "/").is_some());
         assert!(r.find("GET", "/static/{*path}").is_some());
+        assert!(r.find("GET", "/reset-password").is_some());
+        assert!(r.find("GET", "/sw.js").is_some());
+        assert_eq!(content_type(SERVICE_WORKER), "text/javascript; charset=utf-8");
         assert_eq!(
             format!("{:?}", Storefront::capabilities()),
             format!("{:?}", Capabilities::new())

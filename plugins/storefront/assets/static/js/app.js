@@ -1,14 +1,20 @@
 // The storefront's entry: a hash router (#/, #/search?q=, #/c/slug, #/p/id, #/cart,
-// #/login, #/signup, #/account, #/checkout, #/orders/id, #/notifications), the
-// header's search-as-you-type, and the live counts.
+// #/login, #/signup, #/forgot-password, #/reset-password, #/account, #/checkout,
+// #/orders/id, #/notifications), the header's search-as-you-type, the live counts, and
+// the return from a provider's sign-in.
 
-import { api, session, onSession } from "./api.js";
-import { h, page } from "./ui.js";
+import { api, session, onSession, saveSession } from "./api.js";
+import { h, page, toast } from "./ui.js";
 import { connect, disconnect, refreshCartCount, refreshUnread, loadCategories } from "./live.js";
 import { home, search, category, product } from "./pages/catalog.js";
 import { cart, checkout } from "./pages/cart.js";
 import { login, signup, account, notifications } from "./pages/account.js";
 import { order, orders } from "./pages/orders.js";
+
+/** A page in a module loaded on first use, so the first load does not carry it. */
+function lazy(module, name) {
+  return async (...args) => (await import(module))[name](...args);
+}
 
 const routes = [
   [/^\/?$/, home],
@@ -19,6 +25,8 @@ const routes = [
   [/^\/checkout$/, checkout],
   [/^\/login$/, login],
   [/^\/signup$/, signup],
+  [/^\/forgot-password$/, lazy("./pages/security.js", "forgot")],
+  [/^\/reset-password$/, lazy("./pages/security.js", "reset")],
   [/^\/account$/, account],
   [/^\/orders$/, orders],
   [/^\/orders\/([\w-]+)$/, order],
@@ -42,10 +50,13 @@ async function route() {
   markCategory(path);
   const found = routes.find(([re]) => re.test(path));
   const run = found ? found[1](section, params, ...path.match(found[0]).slice(1)) : notFound(section);
-  if (!first) section.querySelector("h1")?.focus();
+  const focus = !first;
+  if (focus) section.querySelector("h1")?.focus();
   first = false;
   try {
     const done = await run;
+    // A page loaded on demand has its heading only now.
+    if (focus && section.isConnected && !section.contains(document.activeElement)) section.querySelector("h1")?.focus();
     if (typeof done === "function") cleanup = done;
   } catch (e) {
     section.append(h("p", { class: "error", role: "alert" }, e.message || "Something went wrong."));
@@ -166,6 +177,42 @@ function sessionChanged(s) {
   if (s) connect();
   else disconnect();
 }
+
+// ---- arriving from elsewhere: a provider's sign-in, a password-reset email ----
+
+/** A provider's sign-in comes back as `<redirect_uri>#access_token=…&refresh_token=…`:
+ * keep the pair, take the tokens out of the address bar and the history, and go to the
+ * page the sign-in was started for. That page rides in the redirect_uri's query
+ * (`redirect_uri=/?next=%23%2Fcart`), so nothing is kept between the two visits; without
+ * one it is the account page, which lists the linked providers. */
+async function providerReturn() {
+  const frag = new URLSearchParams(location.hash.replace(/^#/, ""));
+  const access = frag.get("access_token");
+  const refreshToken = frag.get("refresh_token");
+  if (!access || !refreshToken) return;
+  const back = new URLSearchParams(location.search).get("next") || "";
+  history.replaceState(null, "", "/" + (/^#\/[\w/?=&%.-]*$/.test(back) ? back : "#/account"));
+  saveSession({ access_token: access, refresh_token: refreshToken });
+  try {
+    const user = await api("/api/v1/auth/me", { auth: true });
+    saveSession({ ...session(), user });
+    toast(`Welcome, ${user.name}.`);
+  } catch {
+    // The session stays; the account page shows what failed.
+  }
+}
+
+/** The reset email links to `/reset-password?token=…`: the token moves to this tab's
+ * storage and the address becomes `/#/reset-password`, so it is not kept in history. */
+function resetLink() {
+  if (location.pathname !== "/reset-password") return;
+  const token = new URLSearchParams(location.search).get("token");
+  if (token) sessionStorage.setItem("kirana.reset", token);
+  history.replaceState(null, "", "/#/reset-password");
+}
+
+resetLink();
+await providerReturn();
 
 let lastToken = session() && session().access_token;
 onSession((s) => {

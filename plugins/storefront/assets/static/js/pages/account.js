@@ -72,6 +72,7 @@ export function login(view, params) {
       formErrors(otp, x, err2);
     }
   });
+  pw.append(h("p", {}, h("a", { href: "#/forgot-password" }, "Forgot your password?")));
   view.append(pw, otp, h("p", {}, "New here? ", h("a", { href: "#/signup" + (params.get("next") ? "?next=" + encodeURIComponent(params.get("next")) : "") }, "Create an account")));
 }
 
@@ -178,6 +179,13 @@ export async function account(view) {
   const addrs = h("section", { "aria-labelledby": "h-addr" }, h("h2", { id: "h-addr" }, "Addresses"));
   const signOut = h("button", { type: "button", class: "secondary" }, "Sign out");
   signOut.addEventListener("click", async () => {
+    if (localStorage.getItem("kirana.push")) {
+      try {
+        await (await import("./push.js")).forgetPush();
+      } catch {
+        // The push module could not load; the subscription stays until the next one.
+      }
+    }
     try {
       await api("/api/v1/auth/logout", { method: "POST", auth: true });
     } catch {
@@ -187,14 +195,29 @@ export async function account(view) {
     clearSession();
     location.hash = "#/";
   });
-  view.append(me, h("p", {}, h("a", { href: "#/orders" }, "Your orders"), " · ", h("a", { href: "#/notifications" }, "Notifications")), addrs, signOut);
+  // Editing, password, providers, push and sessions live in modules loaded only here.
+  const more = Promise.all([import("./security.js"), import("./push.js")]);
+  const extra = h("div");
+  view.append(me, h("p", {}, h("a", { href: "#/orders" }, "Your orders"), " · ", h("a", { href: "#/notifications" }, "Notifications")), addrs, extra, signOut);
+  let u = null;
   try {
-    const u = await api("/api/v1/auth/me", { auth: true });
+    u = await api("/api/v1/auth/me", { auth: true });
     me.append(h("p", {}, u.name), h("p", { class: "muted" }, [u.email, u.phone].filter(Boolean).join(" · ")));
   } catch (e) {
     me.append(problem(e, "your account"));
   }
-  if (s.user && s.user.role !== "customer") return;
+  try {
+    const [sec, push] = await more;
+    if (u) sec.profile(me, u);
+    const sessions = sec.sessions();
+    extra.append(sec.password(() => sessions.reload()), sec.identities(), push.pushSection(), sessions);
+  } catch (e) {
+    extra.append(problem(e, "account settings"));
+  }
+  if (s.user && s.user.role !== "customer") {
+    addrs.remove();
+    return;
+  }
   async function list() {
     addrs.replaceChildren(h("h2", { id: "h-addr" }, "Addresses"));
     let items;
@@ -254,6 +277,9 @@ export async function notifications(view) {
   const allRead = h("button", { type: "button", class: "secondary" }, "Mark all as read");
   const box = h("div");
   view.append(h("p", {}, allRead), box, ul);
+  import("./push.js")
+    .then((m) => view.append(m.pushSection()))
+    .catch(() => {});
 
   function item(n) {
     const li = h(

@@ -106,6 +106,29 @@ export async function cart(view) {
         formErrors(coupon, err, couponErr);
       }
     });
+    // The applied coupon can be taken off (DELETE works even while promotions is down).
+    const removeCoupon = c.coupon
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "link",
+            onclick: async () => {
+              couponErr.replaceChildren();
+              try {
+                render(await api("/api/v1/cart/coupon", { method: "DELETE", auth: true }));
+                toast("Coupon removed.");
+                body.querySelector("#f-code")?.focus();
+              } catch (err) {
+                couponErr.append(problem(err, "the cart"));
+              }
+            },
+          },
+          "Remove coupon",
+          h("span", { class: "sr-only" }, ` ${c.coupon.code}`),
+        )
+      : null;
+    if (removeCoupon) coupon.append(removeCoupon);
     body.replaceChildren(
       short.length ? h("p", { class: "warning", role: "alert" }, `${short.length} item${short.length === 1 ? " is" : "s are"} short of stock. Adjust ${short.length === 1 ? "it" : "them"} to check out.`) : null,
       h("ul", { class: "lines" }, ...lines),

@@ -13,6 +13,8 @@ const STEPS = [
   ["out_for_delivery", "On the way"],
   ["delivered", "Delivered"],
 ];
+/** The statuses an order can be cancelled from (POST /orders/{id}/cancel). */
+const CANCELLABLE = ["pending", "confirmed", "preparing"];
 const LABEL = Object.fromEntries([...STEPS, ["cancelled", "Cancelled"]]);
 
 function short(id) {
@@ -61,7 +63,7 @@ export async function order(view, _params, id) {
     view.append(h("p", {}, h("a", { href: "#/login?next=" + encodeURIComponent(location.hash) }, "Sign in"), " to see this order."));
     return;
   }
-  const statusLine = h("p", { role: "status", "aria-live": "polite", class: "notice" });
+  const statusLine = h("p", { role: "status", "aria-live": "polite", class: "notice", tabindex: "-1" });
   const steps = h("ol", { class: "steps", "aria-label": "Progress" });
   const payBox = h("div");
   const trackBox = h("section", { "aria-labelledby": "h-track" }, h("h2", { id: "h-track" }, "Delivery"));
@@ -88,6 +90,48 @@ export async function order(view, _params, id) {
       });
       payBox.append(h("p", { class: "warning" }, "This order waits for its payment. "), b);
     }
+    if (CANCELLABLE.includes(o.status)) payBox.append(cancelBox());
+  }
+
+  /** "Cancel order", then a confirm step; the API allows it until the order leaves. */
+  function cancelBox() {
+    const box = h("div", { class: "stack" });
+    const start = h("button", { type: "button", class: "secondary" }, "Cancel order");
+    box.append(start);
+    start.addEventListener("click", () => {
+      const msg = h("div");
+      const yes = h("button", { type: "button", class: "danger" }, "Yes, cancel the order");
+      const no = h("button", { type: "button", class: "secondary" }, "Keep the order");
+      const confirm = h(
+        "div",
+        { role: "group", "aria-labelledby": "h-cancel", class: "confirm" },
+        h("p", { id: "h-cancel" }, h("strong", {}, `Cancel order ${short(o.id)}?`), o.payment_status === "captured" ? " Your payment will be refunded in full." : ""),
+        msg,
+        h("div", { class: "row" }, yes, no),
+      );
+      box.replaceChildren(confirm);
+      yes.focus();
+      no.addEventListener("click", () => {
+        box.replaceChildren(start);
+        start.focus();
+      });
+      yes.addEventListener("click", async () => {
+        yes.disabled = true;
+        try {
+          o = await api("/api/v1/orders/" + encodeURIComponent(o.id) + "/cancel", { method: "POST", auth: true });
+          renderStatus(true);
+          statusLine.focus();
+          loadTrack();
+        } catch (e) {
+          yes.disabled = false;
+          if (e.code === "invalid_transition") {
+            msg.replaceChildren(h("p", { class: "warning", role: "alert" }, "This order can no longer be cancelled."));
+            reload(true).catch(() => {});
+          } else msg.replaceChildren(problem(e, "orders"));
+        }
+      });
+    });
+    return box;
   }
 
   function renderTrack() {
