@@ -52,6 +52,27 @@ fn js_imports(base: &str, js: &str) -> Vec<String> {
     out
 }
 
+/// The modules a script loads on demand (`import("./x.js")` anywhere on a line), resolved
+/// against the script's own URL: pages the first load does not carry.
+fn js_dynamic_imports(base: &str, js: &str) -> Vec<String> {
+    let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(0)];
+    let mut out = Vec::new();
+    for quote in ["import(\"", "import('"] {
+        let mut rest = js;
+        while let Some(at) = rest.find(quote) {
+            rest = &rest[at + quote.len()..];
+            let Some(end) = rest.find(['"', '\'']) else {
+                break;
+            };
+            let spec = &rest[..end];
+            if spec.starts_with("./") || spec.starts_with("../") || spec.starts_with('/') {
+                out.push(resolve(dir, spec));
+            }
+        }
+    }
+    out
+}
+
 fn resolve(dir: &str, spec: &str) -> String {
     if spec.starts_with('/') {
         return spec.to_string();
@@ -241,12 +262,88 @@ backend_test!(
             "storefront first load: {total} bytes in {} files",
             seen.len() + 1
         );
+        // The pages loaded on demand exist, are scripts, and stay out of the first load.
+        let mut lazy = std::collections::BTreeSet::new();
+        for url in seen.iter().filter(|u| u.ends_with(".js")) {
+            let js = app.get(url, None).await.text;
+            lazy.extend(js_dynamic_imports(url, &js));
+        }
+        for url in ["/static/js/pages/security.js", "/static/js/pages/push.js"] {
+            assert!(lazy.contains(url), "{url} is loaded on demand: {lazy:?}");
+        }
+        for url in &lazy {
+            assert!(!seen.contains(url), "{url} is in the first load");
+            let r = app.get(url, None).await;
+            assert_eq!(r.status, 200, "{url} is imported but answers {}", r.status);
+            assert!(
+                header(&r, "content-type").starts_with("text/javascript"),
+                "{url}"
+            );
+        }
         assert!(
             total < FIRST_LOAD_BUDGET,
             "first load is {total} bytes, over {FIRST_LOAD_BUDGET}: {seen:?}"
         );
     }
 );
+
+backend_test!(
+    the_push_service_worker_is_served_at_the_root_as_a_script,
+    |app| {
+        // At /sw.js the worker's scope is the whole shop (a worker under /static/ would
+        // control only /static/), so no Service-Worker-Allowed header is needed.
+        let r = app.get("/sw.js", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(header(&r, "content-type"), "text/javascript; charset=utf-8");
+        assert_eq!(header(&r, "cache-control"), "no-cache");
+        assert!(r.header("service-worker-allowed").is_none());
+        assert_strict_headers(&r);
+        assert_storefront_policy(&r);
+        // The policy lets this origin's worker run: worker-src falls back to
+        // script-src 'self' unless it is set, and then it must allow 'self'.
+        let csp = header(&r, "content-security-policy");
+        assert!(
+            !csp.contains("worker-src") || csp.contains("worker-src 'self'"),
+            "{csp}"
+        );
+        for handler in [
+            "addEventListener(\"push\"",
+            "showNotification(",
+            "addEventListener(\"notificationclick\"",
+            "/#/orders/",
+        ] {
+            assert!(r.text.contains(handler), "sw.js lacks {handler}");
+        }
+        // Revalidated cheaply like every other file.
+        let etag = header(&r, "etag").to_string();
+        let again = get_with(app, "/sw.js", &[("if-none-match", &etag)]).await;
+        assert_eq!(again.status().as_u16(), 304);
+        // Only the worker is at the root: other scripts stay under /static/.
+        assert_eq!(app.get("/app.js", None).await.status, 404);
+    }
+);
+
+backend_test!(the_password_reset_link_opens_the_shops_page, |app| {
+    // [notifications] reset_url points at /reset-password; the email appends ?token=.
+    let page = app.get("/", None).await;
+    let token = "ab".repeat(32);
+    let r = app
+        .get(&format!("/reset-password?token={token}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(header(&r, "content-type").starts_with("text/html"));
+    assert_eq!(header(&r, "cache-control"), "no-cache");
+    assert_strict_headers(&r);
+    assert_storefront_policy(&r);
+    assert_eq!(r.text, page.text, "the same page as /");
+    assert_eq!(r.header("etag"), page.header("etag"));
+    // The page's router knows the address (app.js turns it into #/reset-password).
+    let app_js = app.get("/static/js/app.js", None).await.text;
+    assert!(
+        app_js.contains("\"/reset-password\""),
+        "app.js handles the link"
+    );
+});
 
 /// Every asset file on disk, as a bundle's asset map.
 fn assets_on_disk() -> BTreeMap<String, Vec<u8>> {
@@ -373,5 +470,11 @@ fn references_are_found_in_html_and_modules() {
             "/static/js/pages/ui/dom.js",
             "/static/js/lib/x.js"
         ]
+    );
+    let lazy =
+        "const m = await import(\"./security.js\");\nreturn (await import('../x/push.js')).f;";
+    assert_eq!(
+        js_dynamic_imports("/static/js/pages/account.js", lazy),
+        vec!["/static/js/pages/security.js", "/static/js/x/push.js"]
     );
 }

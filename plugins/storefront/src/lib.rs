@@ -243,7 +243,10 @@ mod tests {
         assert!(r.find("GET", "/static/{*path}").is_some());
         assert!(r.find("GET", "/reset-password").is_some());
         assert!(r.find("GET", "/sw.js").is_some());
-        assert_eq!(content_type(SERVICE_WORKER), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type(SERVICE_WORKER),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(
             format!("{:?}", Storefront::capabilities()),
             format!("{:?}", Capabilities::new())
