@@ -570,7 +570,7 @@ impl Host for View<'_, IdentityService> {
         start: OidcSignIn,
     ) -> wasmtime::Result<Result<String, wit::Error>> {
         Ok(match self.identity() {
-            Ok(id) => id.oidc.start(start).await,
+            Ok(id) => id.oidc.start(start, self.call.browser.as_deref()).await,
             Err(e) => Err(e),
         })
     }
@@ -582,7 +582,11 @@ impl Host for View<'_, IdentityService> {
         state: String,
     ) -> wasmtime::Result<Result<OidcIdentity, wit::Error>> {
         Ok(match self.identity() {
-            Ok(id) => id.oidc.finish(&provider, &code, &state).await,
+            Ok(id) => {
+                id.oidc
+                    .finish(&provider, &code, &state, self.call.browser.as_deref())
+                    .await
+            }
             Err(e) => Err(e),
         })
     }

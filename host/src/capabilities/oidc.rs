@@ -9,6 +9,13 @@
 //! A started flow lives in the host table `oidc_flows`, keyed by its `state`, so any
 //! replica can finish it; finishing deletes the row first, which makes a state (and with
 //! it a code) work once. Flows older than [`FLOW_TTL_MS`] are refused and swept.
+//!
+//! A flow is also bound to the browser that started it (against login CSRF: an attacker
+//! who starts a sign-in and hands the callback URL, with their own code and state, to a
+//! victim must not sign the victim in as the attacker). The start sets the host cookie
+//! [`BROWSER_COOKIE`] (HttpOnly, SameSite=Lax, a random value kept across sign-ins) and
+//! stores its SHA-256 with the flow; the callback must come with the same cookie.
+//! Plugins never see the cookie: the gateway reads it and sets it (`core::Browser`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -28,7 +35,11 @@ use tokio::sync::Mutex;
 use crate::bindings::kirana::platform::identity::{OidcIdentity, OidcSignIn};
 use crate::bindings::wit;
 use crate::config::OidcProviderConfig;
+use crate::core::Browser;
 use crate::storage::{now_ms, Db};
+
+/// The host's cookie that ties a sign-in to the browser that started it.
+pub const BROWSER_COOKIE: &str = "kirana_browser";
 
 /// How long a started sign-in may take (the user is on the provider's login page).
 pub const FLOW_TTL_MS: i64 = 10 * 60 * 1000;
@@ -184,8 +195,19 @@ fn callback_url(public_url: &str, start: &OidcSignIn) -> Result<String, wit::Err
 }
 
 impl Oidc {
-    /// Begins a sign-in; returns the provider's authorization URL.
-    pub async fn start(&self, start: OidcSignIn) -> Result<String, wit::Error> {
+    /// Begins a sign-in from `browser`'s request; returns the provider's authorization
+    /// URL and asks the answer to set the browser cookie.
+    pub async fn start(
+        &self,
+        start: OidcSignIn,
+        browser: Option<&Browser>,
+    ) -> Result<String, wit::Error> {
+        let browser = browser.ok_or_else(|| {
+            wit::Error::Invalid(
+                "a sign-in starts from a browser's request to a route, not from a service call or an event"
+                    .into(),
+            )
+        })?;
         let p = self.provider(&start.provider)?;
         if let Some(to) = &start.return_to {
             check_return_to(to)?;
@@ -204,6 +226,11 @@ impl Oidc {
             .add_scope(Scope::new("profile".into()))
             .set_pkce_challenge(challenge)
             .url();
+        let browser_id = browser
+            .cookie
+            .clone()
+            .filter(|c| well_formed_browser_id(c))
+            .unwrap_or_else(new_browser_id);
         let now = now_ms();
         // Abandoned flows go here rather than in a sweeper task: starts are rare.
         sqlx::query("DELETE FROM oidc_flows WHERE created_at < $1")
@@ -212,8 +239,8 @@ impl Oidc {
             .await
             .map_err(db_err)?;
         sqlx::query(
-            "INSERT INTO oidc_flows (state, provider, nonce, pkce_verifier, redirect_url, return_to, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO oidc_flows (state, provider, nonce, pkce_verifier, redirect_url, return_to, created_at, browser) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(state.secret())
         .bind(&p.name)
@@ -222,10 +249,29 @@ impl Oidc {
         .bind(&redirect)
         .bind(start.return_to.as_deref())
         .bind(now)
+        .bind(browser_hash(&browser_id))
         .execute(&self.db.pool)
         .await
         .map_err(db_err)?;
+        if let Ok(mut set) = browser.set_cookie.lock() {
+            *set = Some(self.browser_cookie(&browser_id));
+        }
         Ok(url.to_string())
+    }
+
+    /// The `Set-Cookie` value: for the whole site (the callback is the plugin's path),
+    /// sent on the provider's top-level redirect back (Lax), never to scripts, and only
+    /// over TLS when the shop's public URL is `https://`.
+    fn browser_cookie(&self, id: &str) -> String {
+        let secure = if self.public_url.starts_with("https://") {
+            "; Secure"
+        } else {
+            ""
+        };
+        format!(
+            "{BROWSER_COOKIE}={id}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            BROWSER_COOKIE_MAX_AGE_S
+        )
     }
 
     /// Completes a sign-in: uses up the state, exchanges the code, checks the ID token.
@@ -234,9 +280,22 @@ impl Oidc {
         provider: &str,
         code: &str,
         state: &str,
+        browser: Option<&Browser>,
     ) -> Result<OidcIdentity, wit::Error> {
         let p = self.provider(provider)?;
         let flow = self.take_flow(provider, state).await?;
+        // Compared after the flow is used up: a callback carried to another browser
+        // burns the state instead of leaving it for a retry.
+        let same_browser = browser
+            .and_then(|b| b.cookie.as_deref())
+            .filter(|c| well_formed_browser_id(c))
+            .is_some_and(|c| browser_hash(c) == flow.browser);
+        if !same_browser {
+            return Err(wit::Error::Invalid(
+                "this sign-in was started in another browser, or the browser did not keep its cookie: start the sign-in again here"
+                    .into(),
+            ));
+        }
         if code.is_empty() || code.len() > 2048 {
             return Err(wit::Error::Invalid(
                 "the authorization code is missing".into(),
@@ -314,7 +373,7 @@ impl Oidc {
         }
         let row = sqlx::query(
             "DELETE FROM oidc_flows WHERE state = $1 \
-             RETURNING provider, nonce, pkce_verifier, redirect_url, return_to, created_at",
+             RETURNING provider, nonce, pkce_verifier, redirect_url, return_to, created_at, browser",
         )
         .bind(state)
         .fetch_optional(&self.db.pool)
@@ -328,6 +387,7 @@ impl Oidc {
             redirect_url: row.try_get("redirect_url").map_err(db_err)?,
             return_to: row.try_get("return_to").map_err(db_err)?,
             created_at: row.try_get("created_at").map_err(db_err)?,
+            browser: row.try_get("browser").map_err(db_err)?,
         };
         if flow.provider != provider || flow.created_at < now_ms() - FLOW_TTL_MS {
             return Err(bad_state());
@@ -343,6 +403,34 @@ struct Flow {
     redirect_url: String,
     return_to: Option<String>,
     created_at: i64,
+    /// SHA-256 (hex) of the browser cookie the start set.
+    browser: String,
+}
+
+/// The browser cookie lives a day: long enough to span a sign-in, short enough not to
+/// become a tracking id.
+const BROWSER_COOKIE_MAX_AGE_S: u32 = 24 * 60 * 60;
+
+/// A fresh browser id: 32 random bytes, base64url.
+fn new_browser_id() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Whether `id` looks like one [`new_browser_id`] made (anything else is replaced).
+fn well_formed_browser_id(id: &str) -> bool {
+    id.len() == 43
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn browser_hash(id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(id.as_bytes()))
 }
 
 fn refused(e: ClaimsVerificationError) -> wit::Error {

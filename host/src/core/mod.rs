@@ -78,6 +78,25 @@ pub struct CallCtx {
     pub unit: Option<Unit>,
     /// The unit failed after holding work: the call must not succeed.
     pub unit_lost: bool,
+    /// The browser behind a request that came through the gateway (`None` for service
+    /// calls, events and migrations).
+    pub browser: Option<Arc<Browser>>,
+}
+
+/// The host's own cookie for one browser request, which no plugin sees: its value as it
+/// came in, and the `Set-Cookie` a capability wants on the answer. It binds a sign-in
+/// started in a browser to that same browser (see `capabilities::oidc`).
+#[derive(Debug, Default)]
+pub struct Browser {
+    pub cookie: Option<String>,
+    pub set_cookie: std::sync::Mutex<Option<String>>,
+}
+
+impl Browser {
+    /// The header value a capability asked the answer to carry, if any.
+    pub fn take_set_cookie(&self) -> Option<String> {
+        self.set_cookie.lock().ok().and_then(|mut s| s.take())
+    }
 }
 
 impl CallCtx {
@@ -96,6 +115,7 @@ impl CallCtx {
             migration_tx: None,
             unit: None,
             unit_lost: false,
+            browser: None,
         }
     }
 

@@ -19,7 +19,7 @@ use axum::{Extension, Json, Router};
 use serde_json::json;
 
 use crate::bindings::wit;
-use crate::core::{CallCtx, InvokeError};
+use crate::core::{Browser, CallCtx, InvokeError};
 use crate::http::error::error;
 use crate::http::{bearer, close_after_unread_body, request_id, security_headers, RequestId};
 use crate::registry::invoke::HandleError;
@@ -247,19 +247,33 @@ fn is_json(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
-/// Headers a plugin never sees: credentials (it gets the verified identity instead)
-/// and hop-by-hop headers.
+/// Headers that never cross between a plugin and the client: credentials (a plugin
+/// gets the verified identity instead; cookies are the host's alone, both ways) and
+/// hop-by-hop headers.
 fn forwarded(name: &HeaderName) -> bool {
     !matches!(
         name.as_str(),
         "authorization"
             | "cookie"
+            | "set-cookie"
             | "connection"
             | "keep-alive"
             | "transfer-encoding"
             | "upgrade"
             | "te"
     )
+}
+
+/// The value of the host's cookie `name` in the request's `Cookie` headers.
+fn host_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"').to_string())
 }
 
 async fn dispatch(
@@ -595,12 +609,17 @@ async fn serve(
         caller,
         request_id: rid.to_string(),
     };
-    let call = CallCtx::new(
+    let mut call = CallCtx::new(
         request.request_id.clone(),
         request.caller.clone(),
         0,
         plugin.ctx.timeout,
     );
+    let browser = Arc::new(Browser {
+        cookie: host_cookie(&parts.headers, crate::capabilities::oidc::BROWSER_COOKIE),
+        ..Browser::default()
+    });
+    call.browser = Some(browser.clone());
     match p.handle(plugin, call, request).await {
         Ok(resp) => {
             let mut out = plugin_response(resp, rid);
@@ -608,6 +627,12 @@ async fn serve(
                 // The host's policies apply (crate::http::security_headers).
                 out.headers_mut().remove("content-security-policy");
                 out.headers_mut().remove("referrer-policy");
+            }
+            if let Some(v) = browser
+                .take_set_cookie()
+                .and_then(|c| HeaderValue::from_str(&c).ok())
+            {
+                out.headers_mut().append(header::SET_COOKIE, v);
             }
             out
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{urlencode, Backend, Resp, TestApp, ADMIN_EMAIL};
+use crate::helpers::{into_resp, urlencode, Backend, Resp, TestApp, ADMIN_EMAIL};
 
 /// The client id every test host is configured with.
 const CLIENT_ID: &str = "kirana-test";
@@ -213,14 +213,50 @@ macro_rules! oidc_test {
     };
 }
 
-/// `GET /start` for `provider`: asserts the 302 and returns the provider URL.
-async fn start(app: &TestApp, provider: &str, query: &str) -> String {
-    let r = app
-        .get(&format!("/api/v1/auth/oidc/{provider}/start{query}"), None)
-        .await;
+/// A started sign-in: the provider URL and the browser cookie the start set.
+struct Started {
+    url: String,
+    /// `name=value` of the host's browser cookie, as a browser sends it back.
+    cookie: String,
+}
+
+impl std::ops::Deref for Started {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.url
+    }
+}
+
+/// `GET /start` for `provider` from a browser without cookies: asserts the 302 and the
+/// browser cookie, and returns both.
+async fn start(app: &TestApp, provider: &str, query: &str) -> Started {
+    start_in(app, provider, query, None).await
+}
+
+/// [`start`] from a browser that already holds `cookie` (`name=value`).
+async fn start_in(app: &TestApp, provider: &str, query: &str, cookie: Option<&str>) -> Started {
+    let mut rb = app
+        .client
+        .get(app.url(&format!("/api/v1/auth/oidc/{provider}/start{query}")));
+    if let Some(c) = cookie {
+        rb = rb.header("cookie", c);
+    }
+    let r = into_resp(rb.send().await.expect("start sent")).await;
     assert_eq!(r.status, 302, "start: {}", r.text);
     assert_eq!(r.header("cache-control"), Some("no-store"));
-    r.header("location").expect("location").to_string()
+    let set = r
+        .header("set-cookie")
+        .expect("the start sets the browser cookie");
+    let attrs: Vec<&str> = set.split(';').map(str::trim).collect();
+    for want in ["Path=/", "HttpOnly", "SameSite=Lax"] {
+        assert!(attrs.contains(&want), "{want} in {set}");
+    }
+    let cookie = attrs[0].to_string();
+    assert!(cookie.starts_with("kirana_browser="), "{set}");
+    Started {
+        url: r.header("location").expect("location").to_string(),
+        cookie,
+    }
 }
 
 /// A query parameter of `url`, decoded.
@@ -232,18 +268,27 @@ fn param(url: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("{name} in {url}"))
 }
 
-/// Follows the provider's redirect back to the host: the callback's answer.
-async fn callback(app: &TestApp, provider_redirect: &str) -> Resp {
+/// Follows the provider's redirect back to the host from the browser that `started`.
+async fn callback(app: &TestApp, started: &Started, provider_redirect: &str) -> Resp {
+    callback_with(app, Some(&started.cookie), provider_redirect).await
+}
+
+/// The callback as a browser holding `cookie` (or none) would send it.
+async fn callback_with(app: &TestApp, cookie: Option<&str>, provider_redirect: &str) -> Resp {
     let url = reqwest::Url::parse(provider_redirect).expect("callback url");
     let path = format!("{}?{}", url.path(), url.query().unwrap_or_default());
-    app.get(&path, None).await
+    let mut rb = app.client.get(app.url(&path));
+    if let Some(c) = cookie {
+        rb = rb.header("cookie", c);
+    }
+    into_resp(rb.send().await.expect("callback sent")).await
 }
 
 /// A whole sign-in of `sub` through the real provider: start, log in, callback.
 async fn sign_in(app: &TestApp, idp: &MockProvider, sub: &str) -> Resp {
     let authorize = start(app, "mock", "").await;
     let back = idp.log_in(&authorize, sub).await;
-    callback(app, &back).await
+    callback(app, &authorize, &back).await
 }
 
 fn token(r: &Resp) -> String {
@@ -282,7 +327,7 @@ oidc_test!(
         );
 
         let back = idp.log_in(&authorize, &sub).await;
-        let r = callback(app, &back).await;
+        let r = callback(app, &authorize, &back).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["token_type"], "Bearer");
         assert!(r.body["refresh_token"].as_str().is_some());
@@ -373,9 +418,9 @@ oidc_test!(
         let authorize = start(app, "mock", "").await;
         let back = idp.log_in(&authorize, &sub).await;
 
-        let ok = callback(app, &back).await;
+        let ok = callback(app, &authorize, &back).await;
         assert_eq!(ok.status, 200, "{}", ok.text);
-        let replay = callback(app, &back).await;
+        let replay = callback(app, &authorize, &back).await;
         replay.assert_error(400, "validation_failed");
         assert!(replay.text.contains("already used"), "{}", replay.text);
 
@@ -398,9 +443,9 @@ oidc_test!(
         // The provider puts the nonce it was given in the ID token: swap it on the way.
         let nonce = param(&authorize, "nonce");
         let tampered = authorize.replace(&format!("nonce={nonce}"), "nonce=someone-elses-nonce");
-        assert_ne!(tampered, authorize);
+        assert_ne!(tampered, authorize.url);
         let back = idp.log_in(&tampered, &sub).await;
-        let r = callback(app, &back).await;
+        let r = callback(app, &authorize, &back).await;
         r.assert_error(400, "validation_failed");
         assert!(r.text.to_lowercase().contains("nonce"), "{}", r.text);
     }
@@ -513,9 +558,8 @@ oidc_test!(
                     "email": format!("{sub}@mail.example"), "email_verified": true,
                 }),
             );
-            let r = app
-                .get(&format!("{cb}?code=any-code&state={state}"), None)
-                .await;
+            let back = app.url(&format!("{cb}?code=any-code&state={state}"));
+            let r = callback(app, &authorize, &back).await;
             match refused {
                 None => assert_eq!(r.status, 200, "the fake's good token: {}", r.text),
                 Some(why) => {
@@ -562,7 +606,7 @@ oidc_test!(
         let sub = app.unique("erin");
         let authorize = start(app, "mock", "?redirect_uri=%2Forders%3Ftab%3Dlive").await;
         let back = idp.log_in(&authorize, &sub).await;
-        let r = callback(app, &back).await;
+        let r = callback(app, &authorize, &back).await;
         assert_eq!(r.status, 302, "{}", r.text);
         let location = r.header("location").expect("location");
         let fragment = location
@@ -583,5 +627,51 @@ oidc_test!(
             .any(|(k, v)| k == "token_type" && v == "Bearer"));
         assert!(pairs.iter().any(|(k, _)| k == "refresh_token"));
         assert_eq!(app.get("/api/v1/auth/me", Some(&access)).await.status, 200);
+    }
+);
+
+oidc_test!(
+    a_callback_only_signs_in_the_browser_that_started_the_sign_in,
+    |app, idp, _fake| {
+        // Login CSRF: the attacker starts a sign-in with their own provider account and
+        // hands the callback URL to a victim, whose browser lacks the attacker's cookie.
+        let attacker = app.unique("mallory");
+        idp.user(
+            &attacker,
+            json!({"email": format!("{attacker}@mail.example"), "email_verified": true}),
+        )
+        .await;
+        let victim = start(app, "mock", "").await;
+        for cookie in [None, Some(victim.cookie.as_str())] {
+            let theirs = start(app, "mock", "").await;
+            assert_ne!(victim.cookie, theirs.cookie, "each browser gets its own id");
+            let back = idp.log_in(&theirs, &attacker).await;
+            let r = callback_with(app, cookie, &back).await;
+            r.assert_error(400, "validation_failed");
+            assert!(r.text.contains("another browser"), "{}", r.text);
+            assert!(
+                r.header("set-cookie").is_none(),
+                "{:?}",
+                r.header("set-cookie")
+            );
+            // The refused callback used the state up: not even the attacker can
+            // finish now.
+            let late = callback(app, &theirs, &back).await;
+            late.assert_error(400, "validation_failed");
+            assert!(late.text.contains("already used"), "{}", late.text);
+        }
+        let theirs = start(app, "mock", "").await;
+
+        // A browser keeps its id across sign-ins (two tabs both finish), and a cookie
+        // the host did not make is replaced rather than trusted.
+        let again = start_in(app, "mock", "", Some(&theirs.cookie)).await;
+        assert_eq!(again.cookie, theirs.cookie);
+        let tab = start_in(app, "mock", "", Some(&theirs.cookie)).await;
+        let first = idp.log_in(&again, &attacker).await;
+        let second = idp.log_in(&tab, &attacker).await;
+        assert_eq!(callback(app, &tab, &second).await.status, 200);
+        assert_eq!(callback(app, &again, &first).await.status, 200);
+        let chosen = start_in(app, "mock", "", Some("kirana_browser=chosen-by-attacker")).await;
+        assert_ne!(chosen.cookie, "kirana_browser=chosen-by-attacker");
     }
 );
