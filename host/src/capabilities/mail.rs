@@ -366,9 +366,18 @@ fn is_e164(s: &str) -> bool {
         && !digits.starts_with('0')
 }
 
+/// Most messages in flight at once (per replica).
+const IN_FLIGHT: usize = 16;
+/// One attempt's hard limit, whatever the SMTP and push timeouts say: it ends well
+/// before its lease, so no other sender takes the message while it is still going.
+const ATTEMPT_LIMIT: Duration = Duration::from_millis((LEASE_MS / 2) as u64);
+/// On stop, sends in flight get this long to finish; the rest go again after their lease.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// Delivers pending messages until `stop`: push always, email over SMTP when
-/// `smtp_url` is set. One batch's messages go out concurrently (a slow push service
-/// does not hold up the others).
+/// `smtp_url` is set. Up to [`IN_FLIGHT`] messages go out at once, each on its own: a
+/// free slot takes the next due message at once, so a slow push service holds up only
+/// the slots it occupies, never a whole batch of email.
 pub async fn run_sender(mail: Arc<Mail>, mut stop: watch::Receiver<bool>) {
     let transport = if mail.smtp_enabled() {
         match transport(&mail.config) {
@@ -382,29 +391,49 @@ pub async fn run_sender(mail: Arc<Mail>, mut stop: watch::Receiver<bool>) {
         None
     };
     let poll = Duration::from_millis(mail.config.poll_ms.max(10));
+    let mut sending = tokio::task::JoinSet::new();
     loop {
-        match mail.claim_due(16).await {
-            Ok(batch) => {
-                let sends = batch.iter().map(|message| {
-                    let (mail, transport) = (&mail, &transport);
-                    async move {
-                        let outcome = mail.deliver(transport.as_ref(), message).await;
-                        if let Err(e) = mail.settle(message, outcome).await {
-                            tracing::error!(error = %e, "recording a message's outcome failed");
-                        }
+        while sending.try_join_next().is_some() {}
+        let free = IN_FLIGHT.saturating_sub(sending.len());
+        if free > 0 {
+            match mail.claim_due(free as i64).await {
+                Ok(batch) => {
+                    for message in batch {
+                        let (mail, transport) = (mail.clone(), transport.clone());
+                        sending.spawn(async move {
+                            let outcome = tokio::time::timeout(
+                                ATTEMPT_LIMIT,
+                                mail.deliver(transport.as_ref(), &message),
+                            )
+                            .await
+                            .unwrap_or_else(|_| {
+                                Outcome::Retry(format!(
+                                    "no answer within {} s",
+                                    ATTEMPT_LIMIT.as_secs()
+                                ))
+                            });
+                            if let Err(e) = mail.settle(&message, outcome).await {
+                                tracing::error!(error = %e, "recording a message's outcome failed");
+                            }
+                        });
                     }
-                });
-                futures::future::join_all(sends).await;
-                if batch.len() == 16 {
-                    continue; // more may be due
                 }
+                Err(e) => tracing::error!(error = %e, "reading the mail outbox failed"),
             }
-            Err(e) => tracing::error!(error = %e, "reading the mail outbox failed"),
         }
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => return,
-            _ = mail.wake.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
+        let stopping = tokio::select! {
+            _ = stop.wait_for(|s| *s) => true,
+            // A slot came free: the next due message may go.
+            Some(_) = sending.join_next(), if !sending.is_empty() => false,
+            _ = mail.wake.notified() => false,
+            _ = tokio::time::sleep(poll) => false,
+        };
+        if stopping {
+            let _ = tokio::time::timeout(STOP_GRACE, async {
+                while sending.join_next().await.is_some() {}
+            })
+            .await;
+            return;
         }
     }
 }

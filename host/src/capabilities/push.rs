@@ -6,9 +6,13 @@
 //! messages through `mail`, and the mail sender calls [`Push::deliver`] for each due
 //! push row. Endpoints are attacker-supplied URLs the host POSTs to, so they are
 //! checked at subscribe time (https only, no private addresses unless the operator
-//! allows it for a test push service) and requests follow no redirect.
+//! allows it for a test push service), requests follow no redirect and use no proxy,
+//! and every name is resolved by [`PublicOnly`], which drops private addresses: a
+//! public-looking host whose DNS answers 127.0.0.1 or 10.x (DNS rebinding) is never
+//! reached.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aes_gcm::aead::{Aead, KeyInit};
@@ -90,13 +94,16 @@ impl Push {
         let bytes = hex::decode(stored.trim()).context("the stored VAPID key is not hex")?;
         let secret = SecretKey::from_slice(&bytes).context("the stored VAPID key is invalid")?;
         let public_key = URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false));
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .timeout(Duration::from_millis(config.timeout_ms.max(1)))
             .connect_timeout(Duration::from_millis(config.timeout_ms.clamp(1, 5_000)))
-            .user_agent("kirana-push")
-            .build()
-            .context("building the push HTTP client")?;
+            .user_agent("kirana-push");
+        if !config.allow_insecure_endpoints {
+            client = client.dns_resolver(Arc::new(PublicOnly));
+        }
+        let client = client.build().context("building the push HTTP client")?;
         Ok(Self {
             db,
             config,
@@ -372,6 +379,39 @@ pub fn check_endpoint(endpoint: &str, insecure: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// A DNS resolver that keeps only public addresses, so a push endpoint's host cannot be
+/// pointed at the host's own network after its subscription was checked.
+pub struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let public = public_addrs(&host).await?;
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// `host`'s public addresses; an error when it has none (only private ones, or none).
+async fn public_addrs(
+    host: &str,
+) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+    let public: Vec<SocketAddr> = all
+        .iter()
+        .copied()
+        .filter(|a| !is_private(a.ip()))
+        .collect();
+    if public.is_empty() {
+        return Err(format!(
+            "{host} resolves to no public address (private or local addresses are refused)"
+        )
+        .into());
+    }
+    Ok(public)
+}
+
 /// Loopback, private, link-local, unspecified, multicast or otherwise not a public host.
 fn is_private(ip: IpAddr) -> bool {
     match ip {
@@ -493,6 +533,35 @@ pub fn encrypt(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A name that resolves to loopback (as a rebinding attacker's would) is reached by
+    /// a plain client but never by one that resolves through [`PublicOnly`].
+    #[tokio::test]
+    async fn the_resolver_refuses_names_that_point_at_private_addresses() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let app = axum::Router::new().fallback(|| async { "inside" });
+            let _ = axum::serve(listener, app).await;
+        });
+        let url = format!("http://localhost:{port}/");
+        let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+        assert_eq!(plain.get(&url).send().await.unwrap().status(), 200);
+        let guarded = reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(PublicOnly))
+            .build()
+            .unwrap();
+        let err = guarded.get(&url).send().await.unwrap_err();
+        let mut text = err.to_string();
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            text.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        assert!(text.contains("no public address"), "{text}");
+        assert!(public_addrs("localhost").await.is_err());
+    }
 
     fn b64(s: &str) -> Vec<u8> {
         B64_LENIENT.decode(s).unwrap()

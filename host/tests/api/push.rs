@@ -33,36 +33,45 @@ struct PushRequest {
 }
 
 /// A local push service: records every POST and answers 201, or 410 for paths under
-/// `/gone/`, or 503 to the first request to a path under `/flaky/`.
+/// `/gone/`, or 503 to the first request to a path under `/flaky/`; a request to a path
+/// under `/stall/` is recorded, then held unanswered until [`PushService::release`].
 struct PushService {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<PushRequest>>>,
+    release: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PushService {
     async fn start() -> Self {
         let received: Arc<Mutex<Vec<PushRequest>>> = Arc::default();
+        let (release, released) = tokio::sync::watch::channel(false);
         let log = received.clone();
         let app = axum::Router::new().fallback(
             move |uri: axum::http::Uri, headers: axum::http::HeaderMap, body: bytes::Bytes| {
-                let log = log.clone();
+                let (log, mut released) = (log.clone(), released.clone());
                 async move {
                     let path = uri.path().to_string();
-                    let mut log = log.lock().expect("push log");
-                    let first = !log.iter().any(|r| r.path == path);
-                    let status = if path.starts_with("/gone/") {
-                        axum::http::StatusCode::GONE
-                    } else if path.starts_with("/flaky/") && first {
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE
-                    } else {
-                        axum::http::StatusCode::CREATED
+                    let status = {
+                        let mut log = log.lock().expect("push log");
+                        let first = !log.iter().any(|r| r.path == path);
+                        let status = if path.starts_with("/gone/") {
+                            axum::http::StatusCode::GONE
+                        } else if path.starts_with("/flaky/") && first {
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            axum::http::StatusCode::CREATED
+                        };
+                        log.push(PushRequest {
+                            path: path.clone(),
+                            headers,
+                            body: body.to_vec(),
+                        });
+                        status
                     };
-                    log.push(PushRequest {
-                        path,
-                        headers,
-                        body: body.to_vec(),
-                    });
+                    if path.starts_with("/stall/") {
+                        let _ = released.wait_for(|r| *r).await;
+                    }
                     status
                 }
             },
@@ -77,8 +86,14 @@ impl PushService {
         Self {
             addr,
             received,
+            release,
             task,
         }
+    }
+
+    /// Answers the held `/stall/` requests (and every later one at once).
+    fn release(&self) {
+        let _ = self.release.send(true);
     }
 
     fn endpoint(&self, path: &str) -> String {
@@ -570,6 +585,79 @@ backend_test!(a_failing_push_service_is_retried, PUSH, |app| {
         "a fresh key and salt per attempt"
     );
 });
+
+/// A push service that does not answer holds up only its own message: email queued
+/// behind it goes out over SMTP while the push is still waiting for its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_push_service_does_not_hold_up_email() {
+    let service = PushService::start().await;
+    let sink = crate::messaging::SmtpSink::start().await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &format!("{PUSH}smtp_url = \"smtp://127.0.0.1:{}\"\n", sink.port),
+    )
+    .await;
+    let admin = app.admin_token().await;
+    let product = new_product(&app, &admin, 4500, 10).await;
+    let (c, address) = shopper(&app, &product, 1).await;
+    let browser = Browser::new();
+    let path = format!("/stall/{}", app.unique("s"));
+    subscribed(&app, &c.token, &browser, &service, &path).await;
+    let order = place(&app, &c, &address, "cod").await;
+    move_order(&app, &admin, &order, "preparing").await;
+    let stalled = app
+        .eventually(10, || async {
+            service
+                .received()
+                .iter()
+                .any(|r| r.path == path)
+                .then_some(())
+        })
+        .await;
+    assert!(stalled.is_some(), "the push reached the stalled service");
+
+    let to = format!("{}@example.in", app.word("during"));
+    let r = app
+        .post(
+            "/api/v1/hello/postcards",
+            Some(&admin),
+            json!({"to": to, "message": "while a push hangs"}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let mailed = app
+        .eventually(10, || async {
+            sink.received()
+                .iter()
+                .any(|m| m.contains(&to))
+                .then_some(())
+        })
+        .await;
+    assert!(
+        mailed.is_some(),
+        "the email went out while the push was held"
+    );
+    let outbox = app
+        .get(
+            &format!("/api/v1/admin/outbox?channel=push&to={}", c.user_id),
+            Some(&admin),
+        )
+        .await;
+    let pushes = outbox.body["items"].as_array().expect("push outbox items");
+    let held = pushes
+        .iter()
+        .find(|m| m["subject"] == "Order preparing")
+        .expect("the held push is in the outbox");
+    assert_eq!(
+        held["status"], "pending",
+        "the push was still unanswered when the email went: {held}"
+    );
+
+    service.release();
+    let sent = sent_push(&app, &admin, &c.user_id, "Order preparing", 10).await;
+    assert!(sent.is_some(), "the released push is recorded as sent");
+    app.stop().await;
+}
 
 /// The VAPID key pair is made once and kept in the host database: a restart and a
 /// second replica on the same database publish the same key (browsers' subscriptions
