@@ -267,6 +267,7 @@ impl App {
             platform.clone(),
             limiter.clone(),
             crate::admin::router(platform.clone()),
+            crate::console::router(),
         );
         let mut shutdown = stopped;
         let server = tokio::spawn(async move {

@@ -8,6 +8,7 @@
 //! - [`registry`]: installed plugin versions, which one is live, hot swap and canaries.
 //! - [`gateway`]: the axum front door: routing, auth, limits, errors.
 //! - [`admin`]: the operator API under `/admin` (what `kirana plugins ...` talks to).
+//! - [`console`]: the operator console at `/console` (a page the host serves itself).
 //! - [`app`]: wires configuration → telemetry → storage → runtime → gateway.
 
 pub mod admin;
@@ -16,6 +17,7 @@ pub mod bindings;
 pub mod capabilities;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod core;
 pub mod gateway;
 pub mod http;

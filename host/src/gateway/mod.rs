@@ -34,8 +34,14 @@ pub struct Gateway {
 }
 
 /// Builds the host's axum router, with `admin` (the operator API) under `/admin`
-/// behind its own rate limit.
-pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>, admin: Router) -> Router {
+/// behind its own rate limit, and `console` (the operator console's own routes,
+/// `/console...`) beside it, served by the host whatever the plugins do.
+pub fn router(
+    platform: Arc<Platform>,
+    limiter: Arc<RateLimiter>,
+    admin: Router,
+    console: Router,
+) -> Router {
     let cors = cors_layer(&platform.config.cors);
     let app = Router::new()
         .route("/health", get(health))
@@ -48,6 +54,7 @@ pub fn router(platform: Arc<Platform>, limiter: Arc<RateLimiter>, admin: Router)
         )
         .fallback(dispatch)
         .with_state(Arc::new(Gateway { platform, limiter }))
+        .merge(console)
         .layer(middleware::from_fn(request_id))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(close_after_unread_body));

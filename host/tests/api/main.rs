@@ -13,6 +13,7 @@ mod cart;
 mod catalog;
 mod cli;
 mod compat;
+mod console;
 mod coupons;
 mod crash;
 mod delivery;
