@@ -189,6 +189,10 @@ pub struct RateLimitConfig {
     /// Requests per minute per client address to the operator API (`/admin/...`).
     #[serde(default = "admin_per_minute")]
     pub admin_per_minute: u32,
+    /// Requests per minute per user (else client address) to routes that answer files
+    /// (pages, scripts, product images): one page view pulls dozens of them.
+    #[serde(default = "files_per_minute")]
+    pub files_per_minute: u32,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     /// What to do with a request when the shared (Redis) limiter cannot be asked:
@@ -395,6 +399,10 @@ fn yes() -> bool {
 
 fn admin_per_minute() -> u32 {
     120
+}
+
+fn files_per_minute() -> u32 {
+    1200
 }
 
 impl Config {

@@ -129,6 +129,17 @@ impl Router {
         self.request_schema(schema)
     }
 
+    /// The route just added answers a file (an image, a page, a script), not JSON: the
+    /// OpenAPI document shows a binary answer of `media_types`, and the gateway counts
+    /// its `GET`s against the larger per-minute budget for files (a page pulls dozens).
+    pub fn file_response(self, media_types: &[&str]) -> Self {
+        let mut schema = serde_json::json!({"type": "string", "format": "binary"});
+        if !media_types.is_empty() {
+            schema["contentMediaType"] = media_types.join(",").into();
+        }
+        self.response_schema(schema)
+    }
+
     /// JSON Schema of the success response of the route just added.
     pub fn response_schema(mut self, schema: serde_json::Value) -> Self {
         self.last().response_schema = Some(schema);

@@ -305,7 +305,12 @@ async fn dispatch(
         .map(|i| i.user_id.clone());
     let ip = client_ip(&g.limiter, &req);
     let path = req.uri().path().to_string();
-    let decision = match limit(&g.limiter, ip, &path, user.as_deref(), &rid).await {
+    let file = !is_realtime
+        && matches!(
+            g.platform.registry.snapshot().routes.find(req.method().as_str(), &path),
+            Match::Found(t, _) if t.file
+        );
+    let decision = match limit(&g.limiter, ip, &path, user.as_deref(), file, &rid).await {
         Ok(d) => d,
         Err(refused) => return *refused,
     };
@@ -343,9 +348,10 @@ async fn limit(
     ip: std::net::IpAddr,
     path: &str,
     user: Option<&str>,
+    file: bool,
     rid: &str,
 ) -> Result<Option<Decision>, Box<Response>> {
-    let decision = limiter.check(path, ip, user).await;
+    let decision = limiter.check(path, ip, user, file).await;
     if decision.is_some_and(|d| !d.allowed && d.uncounted) {
         let mut resp = error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -384,7 +390,7 @@ async fn limit_admin(
 ) -> Response {
     // Nesting strips the `/admin` prefix from the path; the budget is the operator API's.
     let ip = client_ip(&limiter, &req);
-    let decision = match limit(&limiter, ip, "/admin", None, &rid).await {
+    let decision = match limit(&limiter, ip, "/admin", None, false, &rid).await {
         Ok(d) => d,
         Err(refused) => return *refused,
     };

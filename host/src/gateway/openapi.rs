@@ -81,29 +81,17 @@ fn operation(plugin: &str, route: &wit::Route) -> Value {
         }
     }
     if let Some(schema) = parse(&route.request_schema) {
-        let content = match crate::registry::routes::BodyKind::of(route.request_schema.as_deref()) {
-            crate::registry::routes::BodyKind::Json => {
-                json!({"application/json": {"schema": schema}})
-            }
-            crate::registry::routes::BodyKind::Raw(types) => {
-                let types = if types.is_empty() {
-                    vec!["application/octet-stream".to_string()]
-                } else {
-                    types
-                };
-                let bytes = json!({"schema": {"type": "string", "format": "binary"}});
-                serde_json::Value::Object(types.into_iter().map(|t| (t, bytes.clone())).collect())
-            }
-        };
+        let content = content(schema, route.request_schema.as_deref());
         op.insert(
             "requestBody".into(),
             json!({"required": true, "content": content}),
         );
     }
     let success = match parse(&route.response_schema) {
-        Some(schema) => {
-            json!({"description": "Success", "content": {"application/json": {"schema": schema}}})
-        }
+        Some(schema) => json!({
+            "description": "Success",
+            "content": content(schema, route.response_schema.as_deref()),
+        }),
         None => json!({"description": "Success"}),
     };
     op.insert(
@@ -143,6 +131,24 @@ fn realtime_path() -> Value {
         }
     }})
 }
+
+/// A body's `content` map: JSON, or for a binary schema (a file) each media type it
+/// lists (`application/octet-stream` when none).
+fn content(schema: serde_json::Value, raw: Option<&str>) -> serde_json::Value {
+    match crate::registry::routes::BodyKind::of(raw) {
+        crate::registry::routes::BodyKind::Json => json!({"application/json": {"schema": schema}}),
+        crate::registry::routes::BodyKind::Raw(types) => {
+            let types = if types.is_empty() {
+                vec!["application/octet-stream".to_string()]
+            } else {
+                types
+            };
+            let bytes = json!({"schema": {"type": "string", "format": "binary"}});
+            serde_json::Value::Object(types.into_iter().map(|t| (t, bytes.clone())).collect())
+        }
+    }
+}
+
 
 fn parse(schema: &Option<String>) -> Option<Value> {
     schema.as_deref().and_then(|s| serde_json::from_str(s).ok())

@@ -224,9 +224,16 @@ impl RateLimiter {
         matches!(path, "/health" | "/ready" | "/metrics")
     }
 
-    /// Decides for a request to `path` from `ip`, by `user` when authenticated.
+    /// Decides for a request to `path` from `ip`, by `user` when authenticated; `file`
+    /// when it is a `GET` of a route that answers a file (its own, larger budget).
     /// `None` when limits are off or the path is exempt.
-    pub async fn check(&self, path: &str, ip: IpAddr, user: Option<&str>) -> Option<Decision> {
+    pub async fn check(
+        &self,
+        path: &str,
+        ip: IpAddr,
+        user: Option<&str>,
+        file: bool,
+    ) -> Option<Decision> {
         if !self.config.enabled || Self::exempt(path) {
             return None;
         }
@@ -236,6 +243,11 @@ impl RateLimiter {
             (format!("admin-ip:{ip}"), self.config.admin_per_minute)
         } else if path.starts_with("/api/v1/auth/") {
             (format!("auth-ip:{ip}"), self.config.auth_per_minute)
+        } else if file {
+            match user {
+                Some(u) => (format!("files-user:{u}"), self.config.files_per_minute),
+                None => (format!("files-ip:{ip}"), self.config.files_per_minute),
+            }
         } else {
             match user {
                 Some(u) => (format!("user:{u}"), self.config.per_minute),
@@ -311,6 +323,7 @@ mod tests {
             per_minute,
             auth_per_minute: auth,
             admin_per_minute: auth,
+            files_per_minute: per_minute * 10,
             trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(),
             on_backend_error: FailMode::Open,
         }
@@ -339,51 +352,69 @@ mod tests {
         let rl = RateLimiter::new(config(2, 1, &[]), Box::<MemoryRateLimiter>::default());
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
         assert!(
-            rl.check("/api/v1/cart", ip, Some("u1"))
+            rl.check("/api/v1/cart", ip, Some("u1"), false)
                 .await
                 .unwrap()
                 .allowed
         );
         assert!(
-            rl.check("/api/v1/cart", ip, Some("u1"))
+            rl.check("/api/v1/cart", ip, Some("u1"), false)
                 .await
                 .unwrap()
                 .allowed
         );
         assert!(
-            !rl.check("/api/v1/cart", ip, Some("u1"))
+            !rl.check("/api/v1/cart", ip, Some("u1"), false)
                 .await
                 .unwrap()
                 .allowed
         );
         assert!(
-            rl.check("/api/v1/cart", ip, Some("u2"))
+            rl.check("/api/v1/cart", ip, Some("u2"), false)
                 .await
                 .unwrap()
                 .allowed,
             "another user has their own budget"
         );
         assert!(
-            rl.check("/api/v1/products", ip, None)
+            rl.check("/api/v1/products", ip, None, false)
                 .await
                 .unwrap()
                 .allowed,
             "anonymous counts per IP"
         );
         assert!(
-            rl.check("/api/v1/auth/login", ip, None)
+            rl.check("/api/v1/auth/login", ip, None, false)
                 .await
                 .unwrap()
                 .allowed
         );
         assert!(
-            !rl.check("/api/v1/auth/login", ip, Some("u3"))
+            !rl.check("/api/v1/auth/login", ip, Some("u3"), false)
                 .await
                 .unwrap()
                 .allowed,
             "auth is per IP"
         );
-        assert!(rl.check("/health", ip, None).await.is_none());
+        assert!(rl.check("/health", ip, None, false).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn files_have_their_own_budget() {
+        let rl = RateLimiter::new(config(2, 1, &[]), Box::<MemoryRateLimiter>::default());
+        let ip: IpAddr = "10.0.0.2".parse().unwrap();
+        let allowed = |d: Option<Decision>| d.is_some_and(|d| d.allowed);
+        for _ in 0..2 {
+            assert!(allowed(rl.check("/api/v1/products", ip, None, false).await));
+        }
+        assert!(!allowed(rl.check("/api/v1/products", ip, None, false).await));
+        // The API budget is spent; the page's files still load, up to their own limit.
+        for _ in 0..20 {
+            assert!(allowed(rl.check("/static/app.js", ip, None, true).await));
+        }
+        let over = rl.check("/static/app.js", ip, None, true).await.unwrap();
+        assert!(!over.allowed);
+        assert_eq!(over.limit, 20);
     }
 
     #[test]

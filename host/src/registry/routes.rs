@@ -73,17 +73,19 @@ pub enum BodyKind {
     Raw(Vec<String>),
 }
 
+/// Whether a schema (already checked to be JSON at install) is OpenAPI's spelling of a
+/// file: `{"type": "string", "format": "binary"}`; the parsed schema when it is.
+fn binary_schema(schema: Option<&str>) -> Option<serde_json::Value> {
+    let schema = schema.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())?;
+    (schema["type"] == "string" && schema["format"] == "binary").then_some(schema)
+}
+
 impl BodyKind {
-    /// Reads a route's request schema (already checked to be JSON at install).
+    /// Reads a route's request schema.
     pub fn of(request_schema: Option<&str>) -> Self {
-        let Some(schema) =
-            request_schema.and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok())
-        else {
+        let Some(schema) = binary_schema(request_schema) else {
             return BodyKind::Json;
         };
-        if schema["type"] != "string" || schema["format"] != "binary" {
-            return BodyKind::Json;
-        }
         let types = schema["contentMediaType"]
             .as_str()
             .unwrap_or_default()
@@ -101,6 +103,9 @@ pub struct RouteTarget {
     pub pattern: String,
     pub access: Access,
     pub body: BodyKind,
+    /// A `GET` that answers a file (its response schema is binary): counted against
+    /// the rate limit's budget for files.
+    pub file: bool,
     /// The route's metric handles, resolved by its first request.
     pub metrics: OnceLock<crate::metrics::RouteMetrics>,
 }
@@ -151,6 +156,8 @@ impl RouteTable {
                     pattern: r.path.clone(),
                     access,
                     body: BodyKind::of(r.request_schema.as_deref()),
+                    file: r.method.eq_ignore_ascii_case("GET")
+                        && binary_schema(r.response_schema.as_deref()).is_some(),
                     metrics: OnceLock::new(),
                 }));
             }

@@ -232,3 +232,45 @@ backend_test!(every_seeded_product_has_an_image, |app| {
     // No image URL of the catalog points off this site.
     assert!(!r.text.contains("img.kirana.example"));
 });
+
+backend_test!(
+    images_count_against_the_files_budget_not_the_api_budget,
+    "[rate_limit]\nenabled = true\nper_minute = 6\nfiles_per_minute = 30\n",
+    |app| {
+        // A shopper's page pulls many images: they do not use up the API budget.
+        let r = app.get("/api/v1/products?page_size=3", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let url = r.body["items"][0]["images"][0]["url"]
+            .as_str()
+            .expect("image url")
+            .to_string();
+        for _ in 0..20 {
+            let got = fetch(app, &url, None).await;
+            assert_eq!(got.status(), 200);
+            assert_eq!(got.headers()["x-ratelimit-limit"], "30");
+        }
+        for _ in 0..5 {
+            assert_eq!(app.get("/api/v1/categories", None).await.status, 200);
+        }
+        app.get("/api/v1/categories", None)
+            .await
+            .assert_error(429, "rate_limited");
+        // With the API budget spent, images still load, up to their own budget.
+        for _ in 0..10 {
+            assert_eq!(fetch(app, &url, None).await.status(), 200);
+        }
+        let over = fetch(app, &url, None).await;
+        assert_eq!(over.status(), 429);
+        assert!(over.headers().contains_key("retry-after"));
+
+        // The OpenAPI document shows the route's answer as a file.
+        let doc = app.get("/openapi.json", None).await;
+        let content = &doc.body["paths"]["/api/v1/products/{id}/images/{image_id}/{size}"]
+            ["get"]["responses"]["2XX"]["content"];
+        assert_eq!(
+            content["image/jpeg"]["schema"]["format"], "binary",
+            "{content}"
+        );
+        assert!(content.get("application/json").is_none(), "{content}");
+    }
+);

@@ -88,6 +88,7 @@ impl Plugin for Catalog {
                 images::serve,
             )
             .summary("A product image: size large (≤ 800 px) or thumb (≤ 200 px)")
+            .file_response(&["image/jpeg", "image/svg+xml"])
             .patch(
                 "/api/v1/products/{id}/stock",
                 Access::ADMIN,

@@ -150,12 +150,16 @@ impl Plugin for Storefront {
         Router::new()
             .get("/", Access::Public, index)
             .summary("The shop's page (HTML)")
+            .file_response(&["text/html"])
             .get("/reset-password", Access::Public, reset_password)
             .summary("The shop's page, opened from a password-reset email (?token=)")
+            .file_response(&["text/html"])
             .get("/sw.js", Access::Public, service_worker)
             .summary("The push service worker (scope: the whole shop)")
+            .file_response(&["text/javascript"])
             .get("/static/{*path}", Access::Public, static_file)
             .summary("The page's stylesheets, scripts and icons")
+            .file_response(&["text/css", "text/javascript", "image/svg+xml"])
     }
 
     fn capabilities() -> Capabilities {
