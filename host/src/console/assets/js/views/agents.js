@@ -40,16 +40,22 @@ export async function render(main, query) {
     if (u) {
       say(`${u.name} (${u.email}) can now sign in as a delivery agent.`);
       create.reset();
-      await load();
+      // The delivery plugin makes the profile from the user.created event, a moment later.
+      for (let i = 0; i < 20 && !(await load()).some((a) => a.user_id === u.id); i++) {
+        await new Promise((r) => setTimeout(r, 250));
+      }
     }
   });
   page(main, "Delivery agents", filter, list, create, h("h2", {}, "Deliveries in progress"), deliveries);
   await load();
 
+  /** Shows the agents and the deliveries; returns the agents shown. */
   async function load() {
+    let agents = [];
     try {
       const data = await shop(`/api/v1/admin/delivery-agents${qs({ status, page_size: 100 })}`);
-      const rows = (data.items || []).map((a) => [
+      agents = data.items || [];
+      const rows = agents.map((a) => [
         a.name,
         a.phone || "—",
         badge(a.status),
@@ -71,5 +77,6 @@ export async function render(main, query) {
     } catch (e) {
       deliveries.replaceChildren(problem(e, "delivery service"));
     }
+    return agents;
   }
 }
