@@ -42,6 +42,11 @@ pub fn oidc_start(sign_in: &OidcSignIn) -> Result<String, CapError> {
     wit::oidc_start(sign_in)
 }
 
+/// The names of the OpenID Connect providers configured on the host, sorted.
+pub fn oidc_providers() -> Result<Vec<String>, CapError> {
+    wit::oidc_providers()
+}
+
 /// Completes it with the callback's `code` and `state`: who signed in, checked by the
 /// host. `Invalid` for a bad state, code or ID token; `Unavailable` when the provider
 /// is down.

@@ -575,6 +575,10 @@ impl Host for View<'_, IdentityService> {
         })
     }
 
+    async fn oidc_providers(&mut self) -> wasmtime::Result<Result<Vec<String>, wit::Error>> {
+        Ok(self.identity().map(|id| id.oidc.names()))
+    }
+
     async fn oidc_finish(
         &mut self,
         provider: String,

@@ -105,6 +105,11 @@ impl Oidc {
         })
     }
 
+    /// The configured providers' names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.providers.keys().cloned().collect()
+    }
+
     fn provider(&self, name: &str) -> Result<&Provider, wit::Error> {
         self.providers.get(name).ok_or_else(|| {
             wit::Error::NotConfigured(format!("no OpenID Connect provider named {name:?}"))

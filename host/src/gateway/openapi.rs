@@ -149,7 +149,6 @@ fn content(schema: serde_json::Value, raw: Option<&str>) -> serde_json::Value {
     }
 }
 
-
 fn parse(schema: &Option<String>) -> Option<Value> {
     schema.as_deref().and_then(|s| serde_json::from_str(s).ok())
 }

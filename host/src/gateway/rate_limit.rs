@@ -407,7 +407,9 @@ mod tests {
         for _ in 0..2 {
             assert!(allowed(rl.check("/api/v1/products", ip, None, false).await));
         }
-        assert!(!allowed(rl.check("/api/v1/products", ip, None, false).await));
+        assert!(!allowed(
+            rl.check("/api/v1/products", ip, None, false).await
+        ));
         // The API budget is spent; the page's files still load, up to their own limit.
         for _ in 0..20 {
             assert!(allowed(rl.check("/static/app.js", ip, None, true).await));

@@ -265,8 +265,8 @@ backend_test!(
 
         // The OpenAPI document shows the route's answer as a file.
         let doc = app.get("/openapi.json", None).await;
-        let content = &doc.body["paths"]["/api/v1/products/{id}/images/{image_id}/{size}"]
-            ["get"]["responses"]["2XX"]["content"];
+        let content = &doc.body["paths"]["/api/v1/products/{id}/images/{image_id}/{size}"]["get"]
+            ["responses"]["2XX"]["content"];
         assert_eq!(
             content["image/jpeg"]["schema"]["format"], "binary",
             "{content}"

@@ -675,3 +675,24 @@ oidc_test!(
         assert_ne!(chosen.cookie, "kirana_browser=chosen-by-attacker");
     }
 );
+
+oidc_test!(
+    the_configured_providers_are_listed_for_sign_in_buttons,
+    |app, _idp, _fake| {
+        let r = app.get("/api/v1/auth/oidc/providers", None).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let items = r.body["items"].as_array().expect("items");
+        let names: Vec<&str> = items.iter().filter_map(|i| i["name"].as_str()).collect();
+        assert_eq!(names, ["down", "fake", "mock"], "{}", r.text);
+        assert_eq!(items[2]["start_url"], "/api/v1/auth/oidc/mock/start");
+        // Each listed start works (or says why its provider is down).
+        let s = start(app, "mock", "").await;
+        assert!(s.url.starts_with("http://127.0.0.1:"), "{}", s.url);
+    }
+);
+
+backend_test!(a_shop_without_providers_lists_none, |app| {
+    let r = app.get("/api/v1/auth/oidc/providers", None).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["items"], json!([]), "{}", r.text);
+});

@@ -91,6 +91,13 @@ impl Plugin for Auth {
             )
             .summary("End one of the caller's sessions")
             .get(
+                "/api/v1/auth/oidc/providers",
+                Access::Public,
+                oidc::providers,
+            )
+            .summary("The sign-in providers this shop offers (for its sign-in buttons)")
+            .response_schema(schema::providers())
+            .get(
                 "/api/v1/auth/oidc/{provider}/start",
                 Access::Public,
                 oidc::start,

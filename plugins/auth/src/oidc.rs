@@ -63,6 +63,15 @@ fn provider_error(provider: &str, e: CapError) -> ApiError {
     }
 }
 
+/// `GET /api/v1/auth/oidc/providers` → `{items: [{name, start_url}]}`, sorted by name.
+pub fn providers(_req: &Request) -> Result<Response, ApiError> {
+    let items: Vec<kirana_sdk::serde_json::Value> = identity::oidc_providers()?
+        .into_iter()
+        .map(|name| json!({"start_url": format!("/api/v1/auth/oidc/{name}/start"), "name": name}))
+        .collect();
+    Ok(Response::ok(&json!({ "items": items })))
+}
+
 /// `GET /api/v1/auth/oidc/{provider}/start?redirect_uri=` → 302 to the provider.
 pub fn start(req: &Request) -> Result<Response, ApiError> {
     let provider: String = req.param("provider")?;

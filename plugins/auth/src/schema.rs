@@ -223,3 +223,16 @@ pub fn tokens() -> Value {
         }
     })
 }
+
+/// The sign-in providers a shop offers.
+pub fn providers() -> Value {
+    json!({
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": {
+            "type": "object",
+            "required": ["name", "start_url"],
+            "properties": {"name": {"type": "string"}, "start_url": {"type": "string"}}
+        }}}
+    })
+}

@@ -17,6 +17,25 @@ function signedIn(pair, params) {
   location.hash = next(params);
 }
 
+/** One link per sign-in provider the shop offers (none: the section stays hidden). The
+ * provider sends the browser back to `/?next=<page>` with the tokens in the fragment
+ * (app.js takes them). A failure to list them only hides the section. */
+async function providerButtons(section, after) {
+  let items = [];
+  try {
+    ({ items } = await api("/api/v1/auth/oidc/providers"));
+  } catch {
+    return;
+  }
+  if (!items.length) return;
+  const back = "/?next=" + encodeURIComponent(after);
+  for (const p of items) {
+    const label = p.name.charAt(0).toUpperCase() + p.name.slice(1);
+    section.append(h("a", { class: "button", href: `${p.start_url}?redirect_uri=${encodeURIComponent(back)}` }, `Continue with ${label}`));
+  }
+  section.hidden = false;
+}
+
 export function login(view, params) {
   page(view, "Sign in");
   const err1 = h("div");
@@ -73,7 +92,9 @@ export function login(view, params) {
     }
   });
   pw.append(h("p", {}, h("a", { href: "#/forgot-password" }, "Forgot your password?")));
-  view.append(pw, otp, h("p", {}, "New here? ", h("a", { href: "#/signup" + (params.get("next") ? "?next=" + encodeURIComponent(params.get("next")) : "") }, "Create an account")));
+  const providers = h("section", { class: "stack", "aria-labelledby": "h-providers", hidden: true }, h("h2", { id: "h-providers" }, "With another account"));
+  providerButtons(providers, next(params));
+  view.append(providers, pw, otp, h("p", {}, "New here? ", h("a", { href: "#/signup" + (params.get("next") ? "?next=" + encodeURIComponent(params.get("next")) : "") }, "Create an account")));
 }
 
 export function signup(view, params) {
