@@ -195,6 +195,7 @@ impl App {
                 ),
                 metrics.clone(),
             ),
+            config: Arc::default(),
         });
         let runtime = Runtime::new(&config, caps.clone(), metrics.clone())?;
         tracing::info!(pooling = runtime.pooled, "wasm runtime ready");
@@ -263,6 +264,7 @@ impl App {
             )
         })?;
         let addr = listener.local_addr()?;
+        caps.config.bound(&config.public_url, config.dev, addr);
         let app = gateway::router(
             platform.clone(),
             limiter.clone(),

@@ -34,5 +34,12 @@ def get_or(key: str, default: T) -> T:
         return default
 
 
+def public_url() -> Optional[str]:
+    """The address shoppers reach the shop at (no trailing slash), for absolute links:
+    the host's ``public_url``, or in development the address it listens on; ``None`` on a
+    production host that has not set one."""
+    return wit.get("kirana.public_url")
+
+
 def all() -> dict[str, str]:  # noqa: A001
     return dict(wit.get_all())

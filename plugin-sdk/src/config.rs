@@ -22,6 +22,13 @@ pub fn get_or<T: FromStr>(key: &str, default: T) -> T {
     }
 }
 
+/// The address shoppers reach the shop at (`https://shop.example`, no trailing slash),
+/// for absolute links in emails: the host's `public_url`, or in development the
+/// address it listens on. `None` on a production host that has not set one.
+pub fn public_url() -> Option<String> {
+    get("kirana.public_url")
+}
+
 pub fn all() -> Vec<(String, String)> {
     wit::get_all()
 }

@@ -8,6 +8,7 @@ use wasmtime::component::{HasData, HasSelf, Linker};
 
 use super::HostState;
 use crate::bindings::kirana::platform as wit_if;
+use crate::capabilities::config::ConfigCap;
 use crate::capabilities::files::Files;
 use crate::capabilities::identity::IdentityService;
 use crate::capabilities::kv::KvBackend;
@@ -24,6 +25,7 @@ pub struct Caps {
     pub mail: Arc<Mail>,
     pub files: Arc<Files>,
     pub services: Services,
+    pub config: Arc<ConfigCap>,
 }
 
 /// The `types` interface holds types only.
@@ -53,7 +55,7 @@ pub fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     link!(linker, realtime, Realtime, Hub, |c| &*c.realtime);
     link!(linker, mail, MailLink, Mail, |c| &*c.mail);
     link!(linker, files, FilesLink, Files, |c| &*c.files);
-    link!(linker, config, Config, (), |_| &());
+    link!(linker, config, Config, ConfigCap, |c| &*c.config);
     link!(linker, log, Log, (), |_| &());
     Ok(())
 }

@@ -478,3 +478,66 @@ fn references_are_found_in_html_and_modules() {
         vec!["/static/js/pages/security.js", "/static/js/x/push.js"]
     );
 }
+
+/// The link in a password-reset email (`[notifications] reset_url` unset): the
+/// storefront's `/reset-password` at the shop's public address.
+async fn reset_link(app: &TestApp) -> String {
+    let c = app.customer().await;
+    let r = app
+        .post(
+            "/api/v1/auth/password/forgot",
+            None,
+            serde_json::json!({ "email": c.email }),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let admin = app.admin_token().await;
+    let body = app
+        .eventually(5, || async {
+            let r = app
+                .get(
+                    &format!("/api/v1/admin/outbox?channel=email&to={}", c.email),
+                    Some(&admin),
+                )
+                .await;
+            r.body["items"].as_array().and_then(|items| {
+                items
+                    .iter()
+                    .filter_map(|m| m["body"].as_str())
+                    .find(|b| b.contains("token="))
+                    .map(str::to_string)
+            })
+        })
+        .await
+        .expect("a reset email");
+    body.split_whitespace()
+        .find(|w| w.contains("/reset-password?token="))
+        .unwrap_or_else(|| panic!("a reset link in {body}"))
+        .to_string()
+}
+
+backend_test!(
+    the_reset_email_links_to_the_address_the_shop_listens_on,
+    |app| {
+        // In development without public_url: the address kirana listens on, whatever port.
+        let link = reset_link(app).await;
+        let prefix = format!("{}/reset-password?token=", app.base);
+        assert!(link.starts_with(&prefix), "{link} starts with {prefix}");
+        let path = link.strip_prefix(&app.base).expect("on this host");
+        let page = app.get(path, None).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(header(&page, "content-type").starts_with("text/html"));
+    }
+);
+
+backend_test!(
+    the_reset_email_links_to_the_public_url,
+    "public_url = \"https://shop.example\"\n",
+    |app| {
+        let link = reset_link(app).await;
+        assert!(
+            link.starts_with("https://shop.example/reset-password?token="),
+            "{link}"
+        );
+    }
+);

@@ -17,8 +17,18 @@ use sha2::{Digest, Sha256};
 use crate::db::{self, OutboxView};
 use crate::templates::{self, RenderedMessage, TemplateError, MASK};
 
-/// Where the password-reset link points when `[notifications] reset_url` is unset.
+/// Where the password-reset link points when `[notifications] reset_url` is unset and
+/// the host knows no public address.
 pub const DEFAULT_RESET_URL: &str = "http://localhost:8080/reset-password";
+
+/// The password-reset page: `[notifications] reset_url`, else the storefront's
+/// `/reset-password` at the shop's public address.
+fn reset_url() -> String {
+    config::get("reset_url")
+        .filter(|u| !u.is_empty())
+        .or_else(|| config::public_url().map(|base| format!("{base}/reset-password")))
+        .unwrap_or_else(|| DEFAULT_RESET_URL.to_string())
+}
 
 /// What `POST /internal/messages` sends on.
 const CHANNELS: &[&str] = &["email", "sms"];
@@ -28,10 +38,7 @@ const OUTBOX_CHANNELS: &[&str] = &["email", "sms", "push"];
 /// The variables every message template gets from configuration.
 pub fn globals() -> Map<String, Json> {
     let mut g = Map::new();
-    g.insert(
-        "reset_url".into(),
-        Json::String(config::get_or("reset_url", DEFAULT_RESET_URL.to_string())),
-    );
+    g.insert("reset_url".into(), Json::String(reset_url()));
     g
 }
 
