@@ -6,6 +6,11 @@ import { h, s, table } from "./ui.js";
 
 let seq = 0;
 
+/** The drawing's width in SVG units: narrower on a phone, so its text stays legible. */
+function width() {
+  return document.documentElement.clientWidth < 600 ? 400 : 640;
+}
+
 /** A "nice" upper bound for an axis: 1, 2 or 5 times a power of ten, at least `max`. */
 function niceMax(max) {
   if (!(max > 0)) return 1;
@@ -22,14 +27,14 @@ function dataTable(caption, labelHead, valueHead, data, fmt) {
  * Vertical bars, one per item (days of sales): `{caption, data: [{label, value}],
  * fmt, labelHead, valueHead}`. Labels under every bar when they fit, else every nth.
  */
-export function columnChart({ caption, data, fmt = String, labelHead = "Label", valueHead = "Value" }) {
+export function columnChart({ caption, data, fmt = String, labelHead = "Label", valueHead = "Value", minMax = 1 }) {
   const id = `chart${++seq}`;
-  const W = 640, H = 240, left = 56, bottom = 36, top = 16, right = 8;
+  const W = width(), H = 240, left = 72, bottom = 36, top = 16, right = 8;
   const plotW = W - left - right, plotH = H - top - bottom;
-  const max = niceMax(Math.max(0, ...data.map((d) => d.value)));
+  const max = niceMax(Math.max(minMax, ...data.map((d) => d.value)));
   const band = plotW / Math.max(1, data.length);
   const barW = Math.max(2, band * 0.7);
-  const every = Math.ceil(data.length / Math.floor(plotW / 48));
+  const every = Math.ceil(data.length / Math.floor(plotW / 64));
   const svg = s(
     "svg",
     { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": `${id}-t` },
@@ -38,7 +43,7 @@ export function columnChart({ caption, data, fmt = String, labelHead = "Label", 
       const y = top + plotH - f * plotH;
       return [
         s("line", { class: "grid-line", x1: left, x2: W - right, y1: y, y2: y }),
-        s("text", { class: "chart-label", x: left - 6, y: y + 4, "text-anchor": "end" }, fmt(max * f)),
+        s("text", { class: "chart-label", x: left - 6, y: y + 5, "text-anchor": "end" }, fmt(max * f)),
       ];
     }),
     data.map((d, i) => {
@@ -57,11 +62,12 @@ export function columnChart({ caption, data, fmt = String, labelHead = "Label", 
 /** Horizontal bars with their label and value beside them (top products, a funnel). */
 export function barChart({ caption, data, fmt = String, labelHead = "Label", valueHead = "Value", alt = false }) {
   const id = `chart${++seq}`;
-  const W = 640, row = 28, labelW = 220, valueW = 90;
+  const W = width(), row = 28, labelW = W < 640 ? 150 : 220, valueW = 90;
   const H = Math.max(row, data.length * row) + 8;
   const plotW = W - labelW - valueW;
   const max = Math.max(0, ...data.map((d) => d.value)) || 1;
-  const clip = (t) => (t.length > 30 ? t.slice(0, 29) + "…" : t);
+  const room = W < 640 ? 18 : 30;
+  const clip = (t) => (t.length > room ? t.slice(0, room - 1) + "…" : t);
   const svg = s(
     "svg",
     { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": `${id}-t` },

@@ -13,7 +13,7 @@ export function h(tag, attrs = {}, ...children) {
     else if (!svg && k in el && typeof v !== "string") el[k] = v;
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : String(c));
   }

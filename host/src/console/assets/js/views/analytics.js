@@ -89,8 +89,8 @@ export async function render(main, query) {
     const points = (sv.points || []).map((p) => ({ label: p.date.slice(5), value: p.revenue, orders: p.orders }));
     sales.replaceChildren(
       h("p", {}, `${sv.from} to ${sv.to}: ${sv.total_orders} counted orders, ${money(sv.total_revenue)}.`),
-      columnChart({ caption: `Revenue by day, ${sv.from} to ${sv.to}`, data: points, fmt: (v) => money(v).replace(/\.00$/, ""), labelHead: "Day", valueHead: "Revenue" }),
-      columnChart({ caption: `Orders by day, ${sv.from} to ${sv.to}`, data: points.map((p) => ({ label: p.label, value: p.orders })), fmt: (v) => String(Math.round(v)), labelHead: "Day", valueHead: "Orders" }),
+      columnChart({ caption: `Revenue by day, ${sv.from} to ${sv.to}`, data: points, fmt: (v) => money(v).replace(/\.00$/, ""), labelHead: "Day", valueHead: "Revenue", minMax: 100000 }),
+      columnChart({ caption: `Orders by day, ${sv.from} to ${sv.to}`, data: points.map((p) => ({ label: p.label, value: p.orders })), fmt: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)), labelHead: "Day", valueHead: "Orders", minMax: 2 }),
     );
   } else {
     sales.replaceChildren(problem(sold.reason, SERVICE));

@@ -131,7 +131,7 @@ export async function render(main) {
       return;
     }
     detail.hidden = false;
-    detail.replaceChildren(...detailView(p));
+    detail.replaceChildren(...detailView(p).filter(Boolean));
     if (focus) detail.querySelector("h2").focus();
   }
 
