@@ -274,3 +274,20 @@ backend_test!(
         assert!(content.get("application/json").is_none(), "{content}");
     }
 );
+
+backend_test!(concurrent_uploads_to_one_product_all_stay, |app| {
+    let admin = app.admin_token().await;
+    let product = new_product(app, &admin, 1000, 5).await;
+    let jpeg = encode(photo(), ImageFormat::Jpeg);
+    let uploads = (0..4).map(|_| upload(app, Some(&admin), &product, jpeg.clone(), "image/jpeg"));
+    for r in futures::future::join_all(uploads).await {
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let p = app.get(&format!("/api/v1/products/{product}"), None).await;
+    let images = p.body["images"].as_array().expect("images");
+    assert_eq!(images.len(), 4, "every upload is kept: {}", p.text);
+    for img in images {
+        let url = img["url"].as_str().expect("url");
+        assert_eq!(fetch(app, url, None).await.status(), 200, "{url}");
+    }
+});

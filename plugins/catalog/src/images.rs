@@ -169,7 +169,8 @@ pub fn jpeg(img: &DynamicImage, max: u32) -> Result<(Vec<u8>, u32, u32), ApiErro
     Ok((out, rgb.width(), rgb.height()))
 }
 
-fn stored_of(product_id: &str) -> Result<Option<Vec<Stored>>, ApiError> {
+/// The product's `images` column as stored ("" for none); `None` for no active product.
+fn column_of(product_id: &str) -> Result<Option<String>, ApiError> {
     let rows = sql::query(
         "SELECT images FROM products WHERE id = $1 AND is_active",
         &params![product_id],
@@ -178,18 +179,41 @@ fn stored_of(product_id: &str) -> Result<Option<Vec<Stored>>, ApiError> {
         return Ok(None);
     };
     let column: Option<String> = row.at(0)?;
-    Ok(Some(parse(column.as_deref())))
+    Ok(Some(column.unwrap_or_default()))
 }
 
-fn save(product_id: &str, images: &[Stored]) -> Result<(), ApiError> {
-    let text = kirana_sdk::serde_json::to_string(images)
-        .map_err(|e| ApiError::internal(format!("images column: {e}")))?;
-    sql::execute(
-        "UPDATE products SET images = $1, updated_at = $2 WHERE id = $3",
-        &params![text, now_rfc3339(), product_id],
-    )?;
-    listing::cache().invalidate();
-    Ok(())
+/// How many times a change to a product's images is tried against concurrent ones.
+const SAVE_ATTEMPTS: usize = 5;
+
+/// Applies `change` to the product's images and stores the result only if nobody
+/// changed them meanwhile (compare and swap on the column), trying again from a fresh
+/// read otherwise, so two uploads at once both stay. `change` returns what it did, or
+/// an error that ends the attempt. `None` when there is no active product.
+fn update<T>(
+    product_id: &str,
+    mut change: impl FnMut(&mut Vec<Stored>) -> Result<T, ApiError>,
+) -> Result<Option<T>, ApiError> {
+    for _ in 0..SAVE_ATTEMPTS {
+        let Some(before) = column_of(product_id)? else {
+            return Ok(None);
+        };
+        let mut images = parse(Some(&before));
+        let done = change(&mut images)?;
+        let text = kirana_sdk::serde_json::to_string(&images)
+            .map_err(|e| ApiError::internal(format!("images column: {e}")))?;
+        let changed = sql::execute(
+            "UPDATE products SET images = $1, updated_at = $2 \
+             WHERE id = $3 AND is_active AND COALESCE(images, '') = $4",
+            &params![text, now_rfc3339(), product_id, before],
+        )?;
+        if changed == 1 {
+            listing::cache().invalidate();
+            return Ok(Some(done));
+        }
+    }
+    Err(ApiError::conflict(
+        "the product's images kept changing under this request; try again",
+    ))
 }
 
 fn files_error(e: CapError) -> ApiError {
@@ -210,13 +234,17 @@ pub fn upload(req: &Request) -> Result<Response, ApiError> {
             format!("an image may be at most {} MB", MAX_UPLOAD / (1024 * 1024)),
         ));
     }
-    let Some(mut images) = stored_of(&product_id)? else {
+    let full = || {
+        ApiError::conflict(format!(
+            "a product keeps at most {MAX_IMAGES} images; delete one first"
+        ))
+    };
+    // Checked before the costly decoding, and again when the image is added.
+    let Some(count) = column_of(&product_id)?.map(|c| parse(Some(&c)).len()) else {
         return Err(ApiError::not_found("product"));
     };
-    if images.len() >= MAX_IMAGES {
-        return Err(ApiError::conflict(format!(
-            "a product keeps at most {MAX_IMAGES} images; delete one first"
-        )));
+    if count >= MAX_IMAGES {
+        return Err(full());
     }
     let format = sniff(body).ok_or_else(|| {
         ApiError::new(
@@ -234,15 +262,26 @@ pub fn upload(req: &Request) -> Result<Response, ApiError> {
         let _ = files::delete(&path(&product_id, &image_id, "large"));
         return Err(files_error(e));
     }
-    images.push(Stored {
-        id: image_id,
+    let stored = Stored {
+        id: image_id.clone(),
         width,
         height,
         thumb_width,
         thumb_height,
         created_at: now_rfc3339(),
+    };
+    let added = update(&product_id, |images| {
+        if images.len() >= MAX_IMAGES {
+            return Err(full());
+        }
+        images.push(stored.clone());
+        Ok(())
     });
-    save(&product_id, &images)?;
+    if !matches!(added, Ok(Some(()))) {
+        // The files were written for an image that is not kept.
+        delete_files(&product_id, &image_id);
+        added?.ok_or_else(|| ApiError::not_found("product"))?;
+    }
     let product = db::any_product(&product_id)?.ok_or_else(|| ApiError::not_found("product"))?;
     Ok(Response::created(&product))
 }
@@ -251,15 +290,15 @@ pub fn upload(req: &Request) -> Result<Response, ApiError> {
 pub fn delete(req: &Request) -> Result<Response, ApiError> {
     let product_id: String = req.param("id")?;
     let image_id: String = req.param("image_id")?;
-    let Some(mut images) = stored_of(&product_id)? else {
-        return Err(ApiError::not_found("product"));
-    };
-    let before = images.len();
-    images.retain(|i| i.id != image_id);
-    if images.len() == before {
-        return Err(ApiError::not_found("image"));
-    }
-    save(&product_id, &images)?;
+    update(&product_id, |images| {
+        let before = images.len();
+        images.retain(|i| i.id != image_id);
+        if images.len() == before {
+            return Err(ApiError::not_found("image"));
+        }
+        Ok(())
+    })?
+    .ok_or_else(|| ApiError::not_found("product"))?;
     delete_files(&product_id, &image_id);
     Ok(Response::no_content())
 }
@@ -285,7 +324,11 @@ pub fn delete_all(product_id: &str, images: &[Stored]) -> Result<(), ApiError> {
     if images.is_empty() {
         return Ok(());
     }
-    save(product_id, &[])?;
+    sql::execute(
+        "UPDATE products SET images = NULL, updated_at = $1 WHERE id = $2",
+        &params![now_rfc3339(), product_id],
+    )?;
+    listing::cache().invalidate();
     for i in images {
         delete_files(product_id, &i.id);
     }
@@ -346,10 +389,10 @@ pub fn serve(req: &Request) -> Result<Response, ApiError> {
             body: svg.into_bytes(),
         });
     }
-    let Some(images) = stored_of(&product_id)? else {
+    let Some(column) = column_of(&product_id)? else {
         return Err(ApiError::not_found("product"));
     };
-    if !images.iter().any(|i| i.id == image_id) {
+    if !parse(Some(&column)).iter().any(|i| i.id == image_id) {
         return Err(ApiError::not_found("image"));
     }
     if not_modified {
