@@ -51,11 +51,13 @@ export function disconnect() {
   stream = null;
 }
 
-function badge(id, linkId, n, label) {
+/** Shows count `n` on a header link; its accessible name starts with what it shows
+ * ("Alerts, 2 unread"), so a speech user can say what they see. */
+function badge(id, linkId, n, label, unit = "") {
   const b = document.getElementById(id);
   const link = document.getElementById(linkId);
   b.textContent = n > 0 ? String(n) : "";
-  link.setAttribute("aria-label", n > 0 ? `${label}, ${n}` : label);
+  link.setAttribute("aria-label", n > 0 ? `${label}, ${n}${unit ? ` ${unit}` : ""}` : label);
 }
 
 /** Sets the header's cart count. */
@@ -76,12 +78,12 @@ export async function refreshCartCount() {
 
 /** Reads the unread notification count into the header. */
 export async function refreshUnread() {
-  if (!session()) return badge("unread", "nav-notes", 0, "Notifications");
+  if (!session()) return badge("unread", "nav-notes", 0, "Alerts");
   try {
     const r = await api("/api/v1/notifications?page_size=1", { auth: true });
-    badge("unread", "nav-notes", r.unread_count, "Notifications, unread");
+    badge("unread", "nav-notes", r.unread_count, "Alerts", "unread");
   } catch {
-    badge("unread", "nav-notes", 0, "Notifications");
+    badge("unread", "nav-notes", 0, "Alerts");
   }
 }
 
