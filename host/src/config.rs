@@ -266,6 +266,62 @@ pub struct MailConfig {
     pub poll_ms: u64,
     /// One SMTP conversation's time limit.
     pub timeout_ms: u64,
+    /// A PEM file of certificate authorities the SMTP server's certificate may chain
+    /// to, trusted besides the public roots: for a relay with a private CA. Empty:
+    /// public roots only. Needs a TLS `smtp_url` (a plain one would never use it).
+    #[serde(default)]
+    pub tls_ca_file: String,
+}
+
+/// How `mail.smtp_url` secures the SMTP connection (lettre's URL forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// `smtp://host`: plain text.
+    None,
+    /// `smtp://host?tls=opportunistic`: STARTTLS when offered, else plain text.
+    Opportunistic,
+    /// `smtp://host?tls=required`: STARTTLS or no delivery.
+    Required,
+    /// `smtps://host`: TLS from the first byte.
+    Wrapper,
+}
+
+impl MailConfig {
+    /// How `smtp_url` secures the connection (`None` also for an unparsable URL, which
+    /// validation refuses).
+    pub fn smtp_tls(&self) -> SmtpTls {
+        let Ok(url) = url::Url::parse(&self.smtp_url) else {
+            return SmtpTls::None;
+        };
+        let tls = url
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.into_owned());
+        match (url.scheme(), tls.as_deref()) {
+            ("smtps", _) => SmtpTls::Wrapper,
+            ("smtp", Some("required")) => SmtpTls::Required,
+            ("smtp", Some("opportunistic")) => SmtpTls::Opportunistic,
+            _ => SmtpTls::None,
+        }
+    }
+
+    /// The certificate authorities of `tls_ca_file` (none when it is empty); an error
+    /// names the file when it cannot be read or holds no PEM certificate.
+    pub fn tls_ca(&self) -> Result<Option<lettre::transport::smtp::client::Certificate>> {
+        if self.tls_ca_file.is_empty() {
+            return Ok(None);
+        }
+        let path = &self.tls_ca_file;
+        let pem = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+        // lettre skips what is not a certificate, so an empty or wrong file would only
+        // show later as an untrusted server.
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            bail!("{path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        }
+        let ca = lettre::transport::smtp::client::Certificate::from_pem(&pem)
+            .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+        Ok(Some(ca))
+    }
 }
 
 /// `[push]`: Web Push delivery (the `push` mail channel). Retries and attempts are
@@ -596,6 +652,15 @@ impl Config {
         }
         if !self.mail.smtp_url.is_empty() {
             check_smtp_url(&self.mail.smtp_url).context("mail.smtp_url")?;
+        }
+        if !self.mail.tls_ca_file.is_empty() {
+            if self.mail.smtp_tls() == SmtpTls::None {
+                bail!(
+                    "mail.tls_ca_file is set but mail.smtp_url does not use TLS: use \
+                     smtp://host:587?tls=required (STARTTLS) or smtps://host:465"
+                );
+            }
+            self.mail.tls_ca().context("mail.tls_ca_file")?;
         }
         if !self.redis_url.is_empty()
             && !["redis://", "rediss://", "redis+unix://", "unix://"]
@@ -1245,6 +1310,56 @@ mod tests {
             ("KIRANA_OIDC_X_CLIENT_ID", "a"),
         ]);
         assert!(Config::load_mode(None, &local, true).is_ok());
+    }
+
+    #[test]
+    fn a_private_smtp_ca_is_checked_at_start() {
+        let ca = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/smtp-tls/ca.pem"
+        );
+        let key = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/smtp-tls/server.key"
+        );
+        let load = |url: &str, file: &str| {
+            Config::load_with_env(
+                None,
+                &env(&[
+                    ("KIRANA_MAIL_SMTP_URL", url),
+                    ("KIRANA_MAIL_TLS_CA_FILE", file),
+                ]),
+            )
+            .map_err(|e| format!("{e:#}"))
+        };
+        for url in [
+            "smtp://relay:587?tls=required",
+            "smtp://relay?tls=opportunistic",
+            "smtps://relay:465",
+        ] {
+            let c = load(url, ca).expect("a TLS URL with a CA file");
+            assert!(c.mail.tls_ca().expect("the CA reads").is_some());
+        }
+        // A plain URL would never use the CA: the operator meant TLS.
+        let err = load("smtp://relay:25", ca).unwrap_err();
+        assert!(
+            err.contains("mail.tls_ca_file") && err.contains("tls=required"),
+            "{err}"
+        );
+        let err = load("smtp://relay:587?tls=required", "/nonexistent/ca.pem").unwrap_err();
+        assert!(
+            err.contains("mail.tls_ca_file") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
+        // A PEM file without a certificate (here a private key) is not a CA.
+        let err = load("smtp://relay:587?tls=required", key).unwrap_err();
+        assert!(
+            err.contains("mail.tls_ca_file") && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        // Unset: public roots only.
+        let c = load("smtp://relay:587?tls=required", "").expect("no CA file");
+        assert!(c.mail.tls_ca().expect("nothing to read").is_none());
     }
 
     #[test]

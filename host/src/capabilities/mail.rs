@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use lettre::message::Mailbox;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sqlx::Row;
 use tokio::sync::{watch, Notify};
@@ -26,7 +27,7 @@ use crate::bindings::kirana::platform::mail::{
 use crate::bindings::wit;
 use crate::capabilities::denied;
 use crate::capabilities::push::{self, Outcome, Push};
-use crate::config::{MailConfig, PushConfig};
+use crate::config::{MailConfig, PushConfig, SmtpTls};
 use crate::core::View;
 use crate::storage::{now_ms, rfc3339_ms, Db};
 
@@ -459,13 +460,31 @@ impl Mail {
     }
 }
 
+/// The SMTP transport of `smtp_url`; with `tls_ca_file`, its TLS (of the URL's kind)
+/// trusts those authorities besides the public roots.
 fn transport(config: &MailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>> {
-    Ok(
-        AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
-            .context("mail.smtp_url")?
-            .timeout(Some(Duration::from_millis(config.timeout_ms)))
-            .build(),
-    )
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
+        .context("mail.smtp_url")?;
+    if let Some(ca) = config.tls_ca().context("mail.tls_ca_file")? {
+        // lettre names the server by the URL's host, as from_url does.
+        let host = url::Url::parse(&config.smtp_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .context("mail.smtp_url has no host")?;
+        let parameters = TlsParameters::builder(host)
+            .add_root_certificate(ca)
+            .build()
+            .context("mail.tls_ca_file")?;
+        builder = builder.tls(match config.smtp_tls() {
+            SmtpTls::Wrapper => Tls::Wrapper(parameters),
+            SmtpTls::Required => Tls::Required(parameters),
+            SmtpTls::Opportunistic => Tls::Opportunistic(parameters),
+            SmtpTls::None => anyhow::bail!("mail.tls_ca_file needs a TLS mail.smtp_url"),
+        });
+    }
+    Ok(builder
+        .timeout(Some(Duration::from_millis(config.timeout_ms)))
+        .build())
 }
 
 async fn deliver_email(
