@@ -53,6 +53,49 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest `return-to` path kept with a flow.
 const MAX_RETURN_TO: usize = 512;
 
+/// Largest answer read from a provider (a discovery document, a key set, a token
+/// answer are a few KiB): a provider, or whatever answers at its address, cannot make
+/// the host buffer an endless body.
+const MAX_PROVIDER_ANSWER: usize = 256 * 1024;
+
+/// The HTTP client the OpenID Connect steps use: reqwest, reading at most
+/// [`MAX_PROVIDER_ANSWER`] bytes of an answer.
+struct ProviderHttp(reqwest::Client);
+
+impl<'c> openidconnect::AsyncHttpClient<'c> for ProviderHttp {
+    type Error = openidconnect::HttpClientError<reqwest::Error>;
+    type Future = std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, Self::Error>>
+                + Send
+                + 'c,
+        >,
+    >;
+
+    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+        use openidconnect::HttpClientError;
+        Box::pin(async move {
+            let request = reqwest::Request::try_from(request).map_err(Box::new)?;
+            let mut response = self.0.execute(request).await.map_err(Box::new)?;
+            let mut builder = openidconnect::http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response.chunk().await.map_err(Box::new)? {
+                if body.len() + chunk.len() > MAX_PROVIDER_ANSWER {
+                    return Err(HttpClientError::Other(format!(
+                        "the provider's answer is larger than {} KiB",
+                        MAX_PROVIDER_ANSWER / 1024
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            builder.body(body).map_err(HttpClientError::Http)
+        })
+    }
+}
+
 /// The configured providers and the flows in progress.
 pub struct Oidc {
     db: Db,
@@ -60,7 +103,7 @@ pub struct Oidc {
     providers: BTreeMap<String, Provider>,
     /// Never follows redirects: discovery and token answers come from the issuer itself
     /// (openidconnect's advice against SSRF through a provider's redirects).
-    http: reqwest::Client,
+    http: ProviderHttp,
 }
 
 struct Provider {
@@ -101,7 +144,7 @@ impl Oidc {
                     (name.clone(), p)
                 })
                 .collect(),
-            http,
+            http: ProviderHttp(http),
         })
     }
 

@@ -696,3 +696,46 @@ backend_test!(a_shop_without_providers_lists_none, |app| {
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["items"], json!([]), "{}", r.text);
 });
+
+/// A provider address that answers discovery with an endless document: the host reads
+/// at most 256 KiB of it and says the provider answered badly (503), and serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_answer_too_large_to_read_is_refused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let issuer = format!("http://{}", listener.local_addr().expect("addr"));
+    let served = issuer.clone();
+    let server = tokio::spawn(async move {
+        let app = axum::Router::new().fallback(move || {
+            let issuer = served.clone();
+            async move {
+                // A valid start, then padding without end (16 MiB here).
+                let head = format!("{{\"issuer\":\"{issuer}\",\"pad\":\"");
+                let chunk = bytes::Bytes::from(vec![b'a'; 64 * 1024]);
+                let pad = std::iter::repeat_n(chunk, 256);
+                let body = futures::stream::iter(
+                    std::iter::once(bytes::Bytes::from(head))
+                        .chain(pad)
+                        .map(Ok::<_, std::io::Error>),
+                );
+                axum::response::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from_stream(body))
+                    .expect("response")
+            }
+        });
+        let _ = axum::serve(listener, app).await;
+    });
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &format!("[oidc.huge]\nissuer = \"{issuer}\"\nclient_id = \"{CLIENT_ID}\"\n"),
+    )
+    .await;
+    let r = app.get("/api/v1/auth/oidc/huge/start", None).await;
+    r.assert_error(503, "plugin_unavailable");
+    assert!(r.text.contains("larger than 256 KiB"), "{}", r.text);
+    assert_eq!(app.get("/health", None).await.status, 200);
+    app.stop().await;
+    server.abort();
+}
