@@ -1205,15 +1205,14 @@ backend_test!(sessions_record_the_user_agent, |app| {
     assert_eq!(s["current"], false);
 });
 
-/// The first admin is created once: a restart (migrate runs again) neither fails nor
-/// duplicates it, and the admin's sessions and password keep working.
-async fn first_admin_survives_restarts(backend: Backend) {
-    let mut app = TestApp::spawn(backend).await;
+// The first admin is created once: a restart (migrate runs again) neither fails nor
+// duplicates it, and the admin's sessions and password keep working.
+backend_test!(first_admin_survives_restarts, |mut app| {
     let before = app.admin_token().await;
     let c = app.customer().await;
     app.restart().await;
     let admin = app.admin_token().await;
-    assert_eq!(me_status(&app, &before).await, 200);
+    assert_eq!(me_status(app, &before).await, 200);
     let r = app
         .get("/api/v1/admin/users?role=admin", Some(&admin))
         .await;
@@ -1226,41 +1225,22 @@ async fn first_admin_survives_restarts(backend: Backend) {
         .collect();
     assert_eq!(admins.len(), 1, "{}", r.text);
     // Data written before the restart is still there.
-    assert_eq!(login(&app, &c.email, &c.password).await.status, 200);
-    app.stop().await;
-}
+    assert_eq!(login(app, &c.email, &c.password).await.status, 200);
+});
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_admin_survives_restarts_sqlite() {
-    first_admin_survives_restarts(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn first_admin_survives_restarts_postgres() {
-    first_admin_survives_restarts(Backend::Postgres).await;
-}
-
-/// Without `admin_password` no admin is made, and the configured email can sign up as
-/// an ordinary customer.
-async fn no_admin_without_a_password(backend: Backend) {
-    let app = TestApp::spawn_with(backend, "[auth]\nadmin_password = \"\"").await;
-    let r = login(&app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    assert_eq!(r.status, 401, "{}", r.text);
-    let r = signup(&app, ADMIN_EMAIL, PASSWORD).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.body["user"]["role"], "customer");
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_admin_without_a_password_sqlite() {
-    no_admin_without_a_password(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_admin_without_a_password_postgres() {
-    no_admin_without_a_password(Backend::Postgres).await;
-}
+// Without `admin_password` no admin is made, and the configured email can sign up as
+// an ordinary customer.
+backend_test!(
+    no_admin_without_a_password,
+    "[auth]\nadmin_password = \"\"",
+    |app| {
+        let r = login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        assert_eq!(r.status, 401, "{}", r.text);
+        let r = signup(app, ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["user"]["role"], "customer");
+    }
+);
 
 /// The newest message on `channel` to `to` in the admin outbox, once it is there.
 async fn last_message(app: &TestApp, channel: &str, to: &str) -> Option<Value> {
@@ -1539,36 +1519,6 @@ backend_test!(password_forgot_never_tells_who_has_an_account, |app| {
 
 // ---------------------------------------------------------------- bootstrap admin
 
-/// Like `backend_test!`, but the body gets `&mut TestApp` so it can restart the host
-/// with another configuration.
-macro_rules! restart_test {
-    ($name:ident, |$app:ident| $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
-            async fn run(backend: Backend) {
-                let mut app = TestApp::spawn(backend).await;
-                {
-                    let $app = &mut app;
-                    $body
-                }
-                app.stop().await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run(Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                run(Backend::Postgres).await;
-            }
-        }
-    };
-}
-
 /// Every admin account, through the admin API.
 async fn admins(app: &TestApp, admin_token: &str) -> Vec<Value> {
     let r = app
@@ -1584,9 +1534,9 @@ async fn admins(app: &TestApp, admin_token: &str) -> Vec<Value> {
 const NEW_ADMIN_EMAIL: &str = "boss@kirana.test";
 const NEW_ADMIN_PASSWORD: &str = "the-operators-own-456";
 
-restart_test!(
+backend_test!(
     a_changed_admin_email_renames_the_one_bootstrap_admin,
-    |app| {
+    |mut app| {
         let before = login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
         assert_eq!(before.status, 200, "{}", before.text);
         let admin_id = before.body["user"]["id"].clone();
@@ -1617,9 +1567,9 @@ restart_test!(
     }
 );
 
-restart_test!(
+backend_test!(
     a_changed_admin_password_replaces_it_and_ends_its_sessions,
-    |app| {
+    |mut app| {
         let before = login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
         let session = token(&before, "access_token");
         let refresh_token = token(&before, "refresh_token");
@@ -1653,9 +1603,9 @@ restart_test!(
     }
 );
 
-restart_test!(
+backend_test!(
     an_unchanged_configured_password_keeps_the_admins_own,
-    |app| {
+    |mut app| {
         let admin = app.admin_token().await;
         let r = app
             .post(
@@ -1693,9 +1643,9 @@ restart_test!(
     }
 );
 
-restart_test!(
+backend_test!(
     an_admin_email_held_by_another_account_is_left_alone,
-    |app| {
+    |mut app| {
         let taken = signup(app, NEW_ADMIN_EMAIL, PASSWORD).await;
         assert_eq!(taken.status, 201, "{}", taken.text);
 
@@ -1717,9 +1667,9 @@ restart_test!(
     }
 );
 
-restart_test!(
+backend_test!(
     an_empty_admin_password_leaves_the_bootstrap_admin_as_it_is,
-    |app| {
+    |mut app| {
         let session = app.admin_token().await;
         app.restart_with(&format!(
             "[auth]\nadmin_password = \"\"\nadmin_email = \"{NEW_ADMIN_EMAIL}\""
@@ -1765,7 +1715,7 @@ async fn auth_db_execute(app: &TestApp, statement: &str) {
     }
 }
 
-restart_test!(an_admin_made_by_an_older_version_is_adopted, |app| {
+backend_test!(an_admin_made_by_an_older_version_is_adopted, |mut app| {
     // Older versions kept no record of the admin they made from configuration.
     let first = login(app, ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let admin_id = first.body["user"]["id"].clone();
@@ -1788,9 +1738,9 @@ restart_test!(an_admin_made_by_an_older_version_is_adopted, |app| {
     assert_eq!(admins(app, &token(&r, "access_token")).await.len(), 1);
 });
 
-restart_test!(
+backend_test!(
     a_second_admin_with_the_published_password_is_locked_at_the_upgrade,
-    |app| {
+    |mut app| {
         // Older versions added a second admin when KIRANA_ADMIN_EMAIL changed, leaving
         // the first one with the published default password.
         let admin = token(
@@ -1821,9 +1771,9 @@ restart_test!(
     }
 );
 
-restart_test!(
+backend_test!(
     phones_of_sms_login_accounts_stay_proven_across_the_upgrade,
-    |app| {
+    |mut app| {
         // An account made by an SMS login before phones were proven: its proof rows are
         // gone, as on a database from an older version.
         let phone = unique_phone();

@@ -20,8 +20,38 @@ pub enum Backend {
 
 /// Runs a test body once on SQLite and once on PostgreSQL, each with a fresh host;
 /// `backend_test!(name, "TOML", |app| ...)` merges TOML into the host's configuration.
+/// With `|mut app|` the body gets `&mut TestApp`, to `restart()` the host (or
+/// `restart_with` another configuration) on the same data directory and database.
 #[macro_export]
 macro_rules! backend_test {
+    ($name:ident, |mut $app:ident| $body:block) => {
+        backend_test!($name, "", |mut $app| $body);
+    };
+    ($name:ident, $toml:expr, |mut $app:ident| $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run(backend: $crate::helpers::Backend) {
+                let mut app = $crate::helpers::TestApp::spawn_with(backend, $toml).await;
+                {
+                    let $app = &mut app;
+                    $body
+                }
+                app.stop().await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                run($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
     ($name:ident, |$app:ident| $body:block) => {
         backend_test!($name, "", |$app| $body);
     };

@@ -528,48 +528,40 @@ backend_test!(
     }
 );
 
-/// A hold taken before a restart is released by its expiry after it (the expiry is a
-/// scheduled event the host keeps), and both plugins' migrations run again cleanly.
-async fn a_hold_expires_across_a_restart(backend: Backend) {
-    let mut app = TestApp::spawn_with(backend, "[catalog]\nhold_ttl_seconds = 2\n").await;
-    let admin = app.admin_token().await;
-    let product = new_product(&app, &admin, 1000, 10).await;
-    let (c, address) = shopper(&app, &product, 1).await;
-    let id = place(&app, &c, &address, "cod").await;
-    let hold = new_hold(&app, json!([{"product_id": product, "quantity": 3}])).await;
-    let hold_id = hold["hold_id"].as_str().expect("hold_id").to_string();
-    assert_eq!(stock_of(&app, &product).await, 6);
+// A hold taken before a restart is released by its expiry after it (the expiry is a
+// scheduled event the host keeps), and both plugins' migrations run again cleanly.
+backend_test!(
+    a_hold_expires_across_a_restart,
+    "[catalog]\nhold_ttl_seconds = 2\n",
+    |mut app| {
+        let admin = app.admin_token().await;
+        let product = new_product(app, &admin, 1000, 10).await;
+        let (c, address) = shopper(app, &product, 1).await;
+        let id = place(app, &c, &address, "cod").await;
+        let hold = new_hold(app, json!([{"product_id": product, "quantity": 3}])).await;
+        let hold_id = hold["hold_id"].as_str().expect("hold_id").to_string();
+        assert_eq!(stock_of(app, &product).await, 6);
 
-    app.restart().await;
-    let admin = app.admin_token().await;
-    wait_for_hold(&app, &admin, "released", with_id(&hold_id, "released")).await;
-    stock_becomes(&app, &product, 9).await;
-    // The order placed before the restart keeps its unit and its hold.
-    wait_for_hold(&app, &admin, "confirmed", of_order(&id, "confirmed")).await;
-    let (status, body) = call_internal(
-        &app,
-        "orders",
-        "GET",
-        "/internal/orders/by-hold/{hold_id}",
-        &[("hold_id", &hold_id)],
-        None,
-    )
-    .await;
-    assert_eq!(status, 404, "{body}");
-    // Checkout still works on the migrated schema.
-    add_to_cart(&app, &c.token, &product, 2).await;
-    let again = place(&app, &c, &address, "cod").await;
-    wait_for_hold(&app, &admin, "confirmed", of_order(&again, "confirmed")).await;
-    assert_eq!(stock_of(&app, &product).await, 7);
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hold_expires_across_a_restart_sqlite() {
-    a_hold_expires_across_a_restart(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hold_expires_across_a_restart_postgres() {
-    a_hold_expires_across_a_restart(Backend::Postgres).await;
-}
+        app.restart().await;
+        let admin = app.admin_token().await;
+        wait_for_hold(app, &admin, "released", with_id(&hold_id, "released")).await;
+        stock_becomes(app, &product, 9).await;
+        // The order placed before the restart keeps its unit and its hold.
+        wait_for_hold(app, &admin, "confirmed", of_order(&id, "confirmed")).await;
+        let (status, body) = call_internal(
+            app,
+            "orders",
+            "GET",
+            "/internal/orders/by-hold/{hold_id}",
+            &[("hold_id", &hold_id)],
+            None,
+        )
+        .await;
+        assert_eq!(status, 404, "{body}");
+        // Checkout still works on the migrated schema.
+        add_to_cart(app, &c.token, &product, 2).await;
+        let again = place(app, &c, &address, "cod").await;
+        wait_for_hold(app, &admin, "confirmed", of_order(&again, "confirmed")).await;
+        assert_eq!(stock_of(app, &product).await, 7);
+    }
+);

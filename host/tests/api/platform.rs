@@ -367,51 +367,42 @@ backend_test!(failing_handlers_are_retried_then_dead_lettered, |app| {
     assert!(seen.text.contains(&format!("seen:{id2}")), "{}", seen.text);
 });
 
-async fn restart_keeps_pending_events(backend: Backend) {
-    // A long first backoff keeps the delivery pending across the restart.
-    let mut app =
-        TestApp::spawn_with(backend, "[events]\nbackoff_ms = 300\nmax_attempts = 20").await;
-    let r = app
-        .post("/api/v1/faulty/publish?n=9", None, json!({}))
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let tried = app
-        .eventually(5, || async {
-            let c = delivery_counts(&app).await;
-            (count(&c, "pending") == 1).then_some(())
-        })
-        .await;
-    assert!(tried.is_some());
-    app.restart().await;
-    // kv is in memory, so the restarted plugin fails again until told otherwise.
-    assert_eq!(
-        app.post("/api/v1/faulty/fail-off", None, json!({}))
-            .await
-            .status,
-        204
-    );
-    let done = app
-        .eventually(15, || async {
-            (count(&delivery_counts(&app).await, "done") == 1).then_some(())
-        })
-        .await;
-    assert!(
-        done.is_some(),
-        "the event was lost across the restart: {:?}",
-        delivery_counts(&app).await
-    );
-    app.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_survive_a_restart_sqlite() {
-    restart_keeps_pending_events(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_survive_a_restart_postgres() {
-    restart_keeps_pending_events(Backend::Postgres).await;
-}
+// A long first backoff keeps the delivery pending across the restart.
+backend_test!(
+    events_survive_a_restart,
+    "[events]\nbackoff_ms = 300\nmax_attempts = 20",
+    |mut app| {
+        let r = app
+            .post("/api/v1/faulty/publish?n=9", None, json!({}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let tried = app
+            .eventually(5, || async {
+                let c = delivery_counts(app).await;
+                (count(&c, "pending") == 1).then_some(())
+            })
+            .await;
+        assert!(tried.is_some());
+        app.restart().await;
+        // kv is in memory, so the restarted plugin fails again until told otherwise.
+        assert_eq!(
+            app.post("/api/v1/faulty/fail-off", None, json!({}))
+                .await
+                .status,
+            204
+        );
+        let done = app
+            .eventually(15, || async {
+                (count(&delivery_counts(app).await, "done") == 1).then_some(())
+            })
+            .await;
+        assert!(
+            done.is_some(),
+            "the event was lost across the restart: {:?}",
+            delivery_counts(app).await
+        );
+    }
+);
 
 backend_test!(
     rate_limits,

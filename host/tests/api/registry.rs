@@ -509,24 +509,22 @@ backend_test!(disable_answers_503_and_holds_events, CONFIG, |app| {
     );
 });
 
-backend_test!(restarts_keep_the_live_versions, CONFIG, |app| {
-    let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
-    live_v1(&app).await;
+backend_test!(restarts_keep_the_live_versions, CONFIG, |mut app| {
+    live_v1(app).await;
     assert_eq!(
         app.upload_component(Some(OPERATOR), build("swap_v2"))
             .await
             .status,
         201
     );
-    assert_eq!(enable(&app, "2.0.0").await.status, 200);
+    assert_eq!(enable(app, "2.0.0").await.status, 200);
     app.restart().await;
-    assert_eq!(served(&app).await, "2.0.0");
+    assert_eq!(served(app).await, "2.0.0");
     // Rollback still knows the version before.
-    assert_eq!(action(&app, "rollback").await.status, 200);
-    assert_eq!(served(&app).await, "1.0.0");
+    assert_eq!(action(app, "rollback").await.status, 200);
+    assert_eq!(served(app).await, "1.0.0");
     app.restart().await;
-    assert_eq!(served(&app).await, "1.0.0");
-    app.stop().await;
+    assert_eq!(served(app).await, "1.0.0");
 });
 
 backend_test!(swapping_under_load_fails_no_request, CONFIG, |app| {
@@ -737,9 +735,8 @@ backend_test!(dead_events_can_be_listed_and_retried, CONFIG, |app| {
 backend_test!(
     events_wait_for_a_plugin_that_failed_to_load,
     CONFIG,
-    |app| {
-        let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
-        live_v1(&app).await;
+    |mut app| {
+        live_v1(app).await;
         // Restarted without its grant, swap cannot load ...
         app.restart_with("[plugins.swap]\ngrants = []").await;
         app.get("/api/v1/swap", None)
@@ -748,8 +745,8 @@ backend_test!(
         // ... yet an event for it is queued, not lost ...
         let r = app.post("/api/v1/faulty/publish", None, json!({})).await;
         assert_eq!(r.status, 201, "{}", r.text);
-        relay(&app).await;
-        assert_eq!(pending_for(&app, "swap").await, 1);
+        relay(app).await;
+        assert_eq!(pending_for(app, "swap").await, 1);
         // ... and handled once the plugin is back.
         app.restart_with(CONFIG).await;
         let seen = app
@@ -759,7 +756,6 @@ backend_test!(
             })
             .await;
         assert!(seen.is_some(), "the queued event reached swap");
-        app.stop().await;
     }
 );
 
@@ -923,16 +919,15 @@ backend_test!(
     }
 );
 
-backend_test!(a_restart_ends_a_canary, CONFIG, |app| {
-    let mut app = TestApp::spawn_with(app.backend, CONFIG).await;
-    live_v1(&app).await;
+backend_test!(a_restart_ends_a_canary, CONFIG, |mut app| {
+    live_v1(app).await;
     assert_eq!(
         app.upload_component(Some(OPERATOR), build("swap_v2"))
             .await
             .status,
         201
     );
-    let r = canary(&app, "2.0.0", 50).await;
+    let r = canary(app, "2.0.0", 50).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["canary"]["version"], "2.0.0");
     app.restart_with(CONFIG).await;
@@ -949,9 +944,8 @@ backend_test!(a_restart_ends_a_canary, CONFIG, |app| {
         r.text
     );
     for _ in 0..20 {
-        assert_eq!(served(&app).await, "1.0.0");
+        assert_eq!(served(app).await, "1.0.0");
     }
-    app.stop().await;
 });
 
 backend_test!(

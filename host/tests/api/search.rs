@@ -575,21 +575,20 @@ backend_test!(
 
 // ---------------------------------------------------------------- migration
 
-/// A catalog written before search existed (no search tables, a product the index
-/// never saw) becomes searchable when the catalog's migration runs at the next start.
-async fn migration_indexes_an_existing_catalog(backend: Backend) {
-    let mut app = TestApp::spawn(backend).await;
-    catalog_sql(&app, "DROP TABLE IF EXISTS product_fts").await;
+// A catalog written before search existed (no search tables, a product the index
+// never saw) becomes searchable when the catalog's migration runs at the next start.
+backend_test!(migration_indexes_an_existing_catalog, |mut app| {
+    catalog_sql(app, "DROP TABLE IF EXISTS product_fts").await;
     for table in [
         "product_search",
         "search_words",
         "search_variants",
         "search_meta",
     ] {
-        catalog_sql(&app, &format!("DROP TABLE {table}")).await;
+        catalog_sql(app, &format!("DROP TABLE {table}")).await;
     }
     catalog_sql(
-        &app,
+        app,
         "INSERT INTO products (id, sku, name, description, category_id, brand, unit, price, \
          mrp, stock, is_active, image_url, created_at, updated_at, created_us) \
          SELECT 'prd_legacyone', 'LEGACY-1', 'Zanzibar Cloves', 'Whole cloves from the old shop', \
@@ -600,30 +599,15 @@ async fn migration_indexes_an_existing_catalog(backend: Backend) {
     .await;
     app.restart().await;
 
-    let r = search(&app, "zanzibar").await;
+    let r = search(app, "zanzibar").await;
     assert_eq!(ids(&r), ["prd_legacyone"], "{}", r.text);
-    let r = search(&app, "clove").await;
+    let r = search(app, "clove").await;
     assert_eq!(ids(&r), ["prd_legacyone"], "plural, prefix: {}", r.text);
-    let r = search(&app, "zanzibat ").await;
+    let r = search(app, "zanzibat ").await;
     assert_eq!(ids(&r), ["prd_legacyone"], "typo: {}", r.text);
-    let r = suggest(&app, "zanz").await;
+    let r = suggest(app, "zanz").await;
     assert_eq!(r.body["items"][0]["id"], "prd_legacyone", "{}", r.text);
     // The seeded products are indexed again too.
-    let r = search(&app, "tomato").await;
+    let r = search(app, "tomato").await;
     assert_eq!(names(&r)[0], "Tomato", "{}", r.text);
-    app.stop().await;
-}
-
-mod migration_indexes_an_existing_catalog {
-    use crate::helpers::Backend;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::migration_indexes_an_existing_catalog(Backend::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::migration_indexes_an_existing_catalog(Backend::Postgres).await;
-    }
-}
+});
