@@ -157,7 +157,7 @@ fn new_plugin_writes_a_ready_crate_and_adds_it_to_the_workspace() {
 /// command builds it into a component, and a running host installs, enables and
 /// serves it.
 #[tokio::test(flavor = "multi_thread")]
-async fn new_plugin_in_python_builds_passes_its_own_test_and_serves() {
+async fn new_plugin_in_python_builds_serves_and_is_canaried_promoted_and_rolled_back() {
     let ws = scratch_workspace();
     let root = ws.path().to_str().expect("utf-8 temp path");
     for shared in ["scripts", "wit", "plugin-sdk-python"] {
@@ -251,6 +251,99 @@ async fn new_plugin_in_python_builds_passes_its_own_test_and_serves() {
     assert_eq!(
         r.body,
         serde_json::json!({"message": "hello from gift_cards"})
+    );
+
+    // A second version, built the same way, goes through the operator's steps as a
+    // Rust plugin does: installed, canaried, promoted, rolled back.
+    let plugin_py = dir.join("gift_cards/plugin.py");
+    let v2 = read(&plugin_py)
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"")
+        .replace("\"hello from \" + NAME", "\"hello again from \" + NAME");
+    assert!(v2.contains("0.2.0") && v2.contains("hello again"), "{v2}");
+    std::fs::write(&plugin_py, v2).expect("writing version 0.2.0");
+    let building = std::time::Instant::now();
+    script(&["gift_cards"]);
+    let build_time = building.elapsed();
+    let v2_path = ws
+        .path()
+        .join("target/wasm32-wasip2/release/gift_cards.wasm");
+    let v2_path = v2_path.to_str().expect("utf-8 temp path");
+    let env = [
+        ("KIRANA_URL", app.base.as_str()),
+        ("KIRANA_TOKEN", OPERATOR_TOKEN),
+    ];
+    let installing = std::time::Instant::now();
+    let run = kirana_async(&["plugins", "install", v2_path], &env).await;
+    run.ok();
+    let install_time = installing.elapsed();
+    assert!(
+        run.stdout
+            .starts_with("installed gift_cards 0.2.0 (sha256 "),
+        "{run:?}"
+    );
+    let answers = |n: usize| {
+        let app = &app;
+        async move {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..n {
+                let r = app.get("/api/v1/gift_cards/hello", None).await;
+                assert_eq!(r.status, 200, "{}", r.text);
+                seen.insert(r.body["message"].as_str().unwrap_or_default().to_string());
+            }
+            seen.into_iter().collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        answers(5).await,
+        ["hello from gift_cards"],
+        "installed is not live"
+    );
+    let run = kirana_async(
+        &["plugins", "enable", "gift_cards@0.2.0", "--canary", "50"],
+        &env,
+    )
+    .await;
+    run.ok();
+    assert!(
+        run.stdout
+            .starts_with("gift_cards: canary 0.2.0 at 50% (stable 0.1.0)"),
+        "{run:?}"
+    );
+    // Half the requests each way: 60 requests all on one side would be a 1 in 2^59 chance.
+    assert_eq!(
+        answers(60).await,
+        ["hello again from gift_cards", "hello from gift_cards"]
+    );
+    let run = kirana_async(&["plugins", "promote", "gift_cards"], &env).await;
+    run.ok();
+    assert_eq!(
+        run.stdout,
+        "gift_cards 0.2.0 is live (was 0.1.0, canary 0.2.0 at 50%)\n"
+    );
+    assert_eq!(answers(10).await, ["hello again from gift_cards"]);
+    let run = kirana_async(&["plugins", "rollback", "gift_cards"], &env).await;
+    run.ok();
+    assert_eq!(run.stdout, "gift_cards rolled back to 0.1.0 (was 0.2.0)\n");
+    assert_eq!(answers(10).await, ["hello from gift_cards"]);
+    // A canary stopped by rollback leaves the stable version answering.
+    kirana_async(
+        &["plugins", "enable", "gift_cards@0.2.0", "--canary", "20"],
+        &env,
+    )
+    .await
+    .ok();
+    let run = kirana_async(&["plugins", "rollback", "gift_cards"], &env).await;
+    run.ok();
+    assert_eq!(
+        run.stdout,
+        "gift_cards: canary 0.2.0 stopped; 0.1.0 stays live\n"
+    );
+    assert_eq!(answers(10).await, ["hello from gift_cards"]);
+    // For the record (shown with --nocapture).
+    eprintln!(
+        "python plugin 0.2.0: built in {:.1} s, installed (uploaded and compiled) in {:.1} s",
+        build_time.as_secs_f64(),
+        install_time.as_secs_f64()
     );
     app.stop().await;
 
