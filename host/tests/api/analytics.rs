@@ -286,10 +286,7 @@ backend_test!(online_order_counts_once_paid_through_payments, |app| {
         .expect("provider_order_id")
         .to_string();
     let pid = format!("pay_{}", app.unique("analytics"));
-    let signature = hmac_hex(
-        "kirana_sandbox_key_secret",
-        format!("{provider_order_id}|{pid}").as_bytes(),
-    );
+    let signature = payment_signature(&provider_order_id, &pid);
     let r = app
         .post(
             "/api/v1/payments/verify",

@@ -27,12 +27,12 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::helpers::*;
-use crate::shop::hmac_hex;
+use crate::shop::payment_signature;
 
-/// The development overlay's admin and payment sandbox key (config/development.toml).
+/// The development overlay's admin (config/development.toml); payments are signed with
+/// its sandbox key by [`payment_signature`].
 const DEV_ADMIN_EMAIL: &str = "admin@kirana.local";
 const DEV_ADMIN_PASSWORD: &str = "kirana-admin-123";
-const DEV_KEY_SECRET: &str = "kirana_sandbox_key_secret";
 
 const CUSTOMERS: usize = 12;
 const KILLS: usize = 8;
@@ -512,10 +512,7 @@ impl Shared {
             return;
         };
         let pid = format!("pay_{}", uuid::Uuid::new_v4().simple());
-        let signature = hmac_hex(
-            DEV_KEY_SECRET,
-            format!("{provider_order_id}|{pid}").as_bytes(),
-        );
+        let signature = payment_signature(provider_order_id, &pid);
         let verified = self
             .http
             .send(

@@ -26,15 +26,6 @@ async fn step(app: &TestApp, agent: &Agent, delivery_id: &str, status: &str) -> 
     .await
 }
 
-async fn order_status(app: &TestApp, admin: &str, order_id: &str, status: &str) -> Resp {
-    app.patch(
-        &format!("/api/v1/orders/{order_id}/status"),
-        Some(admin),
-        json!({ "status": status }),
-    )
-    .await
-}
-
 /// Places a COD order and moves it to `preparing`; its id.
 async fn preparing_order(app: &TestApp, admin: &str, c: &Customer, address: &str) -> String {
     let id = place(app, c, address, "cod").await;

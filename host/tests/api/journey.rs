@@ -10,8 +10,6 @@ use crate::helpers::*;
 use crate::messaging::Sse;
 use crate::shop::*;
 
-const KEY_SECRET: &str = "kirana_sandbox_key_secret";
-
 backend_test!(a_customer_journey_from_signup_to_delivery, |app| {
     let admin = app.admin_token().await;
 
@@ -59,10 +57,7 @@ backend_test!(a_customer_journey_from_signup_to_delivery, |app| {
     let provider_order = r.body["provider_order_id"]
         .as_str()
         .expect("provider order");
-    let signature = hmac_hex(
-        KEY_SECRET,
-        format!("{provider_order}|pay_journey_1").as_bytes(),
-    );
+    let signature = payment_signature(provider_order, "pay_journey_1");
     let r = app
         .post(
             "/api/v1/payments/verify",
@@ -82,14 +77,7 @@ backend_test!(a_customer_journey_from_signup_to_delivery, |app| {
     let agent = new_agent(app, &admin).await;
     locate(app, &agent, (12.9716, 77.5946)).await;
     available(app, &agent).await;
-    let r = app
-        .patch(
-            &format!("/api/v1/orders/{order}/status"),
-            Some(&admin),
-            json!({"status": "preparing"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    move_order(app, &admin, &order, "preparing").await;
     let delivery = app
         .eventually(10, || async {
             let r = app

@@ -459,14 +459,7 @@ backend_test!(order_events_stream_to_their_customer_only, |app| {
         .expect("order.created reaches the customer");
     assert_eq!(created.data["order_id"], order_id.as_str());
 
-    let r = app
-        .patch(
-            &format!("/api/v1/orders/{order_id}/status"),
-            Some(&admin),
-            json!({"status": "preparing"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
+    move_order(app, &admin, &order_id, "preparing").await;
     // The in-app notification is announced just before the event itself.
     let note = asha_stream
         .next_named("notification.created", Duration::from_secs(3))

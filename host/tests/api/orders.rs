@@ -14,15 +14,6 @@ fn ts(s: &Value) -> time::OffsetDateTime {
     .expect("an RFC 3339 timestamp")
 }
 
-async fn patch_status(app: &TestApp, admin: &str, id: &str, status: &str) -> Resp {
-    app.patch(
-        &format!("/api/v1/orders/{id}/status"),
-        Some(admin),
-        json!({ "status": status }),
-    )
-    .await
-}
-
 backend_test!(cod_checkout_places_a_confirmed_order, |app| {
     let admin = app.admin_token().await;
     let product = new_product(app, &admin, 4500, 10).await;
@@ -329,24 +320,8 @@ backend_test!(listing_is_own_newest_first_paged_and_filtered, |app| {
     assert_error(&r, 404, "not_found");
 
     // A delivery agent not assigned to the order gets a 404 too.
-    let agent_email = format!("{}@example.in", app.unique("agent"));
-    let r = app
-        .post(
-            "/api/v1/admin/users",
-            Some(&admin),
-            json!({"email": agent_email, "password": "password123", "name": "Ravi", "role": "delivery_agent"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let login = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": agent_email, "password": "password123"}),
-        )
-        .await;
-    assert_eq!(login.status, 200, "{}", login.text);
-    let agent = login.body["access_token"].as_str().unwrap_or_default();
+    let agent = new_agent(app, &admin).await;
+    let agent = agent.token.as_str();
     let r = app
         .get(&format!("/api/v1/orders/{first}"), Some(agent))
         .await;
@@ -363,10 +338,10 @@ backend_test!(admin_walks_the_state_machine, |app| {
 
     // Skipping a step, going back and staying put are all invalid.
     for bad in ["out_for_delivery", "delivered", "pending", "confirmed"] {
-        let r = patch_status(app, &admin, &id, bad).await;
+        let r = order_status(app, &admin, &id, bad).await;
         assert_error(&r, 409, "invalid_transition");
     }
-    let r = patch_status(app, &admin, &id, "shipped").await;
+    let r = order_status(app, &admin, &id, "shipped").await;
     assert_invalid_field(&r, "status");
     let r = app
         .patch(
@@ -376,12 +351,12 @@ backend_test!(admin_walks_the_state_machine, |app| {
         )
         .await;
     assert_invalid_field(&r, "status");
-    let r = patch_status(app, &admin, "ord_doesnotexist", "preparing").await;
+    let r = order_status(app, &admin, "ord_doesnotexist", "preparing").await;
     assert_error(&r, 404, "not_found");
 
     let mut last = Value::Null;
     for step in ["preparing", "out_for_delivery", "delivered"] {
-        let r = patch_status(app, &admin, &id, step).await;
+        let r = order_status(app, &admin, &id, step).await;
         assert_eq!(r.status, 200, "{step}: {}", r.text);
         assert_eq!(r.body["status"], step);
         last = r.body;
@@ -396,7 +371,7 @@ backend_test!(admin_walks_the_state_machine, |app| {
         vec!["confirmed", "preparing", "out_for_delivery", "delivered"]
     );
     for bad in ["delivered", "cancelled", "preparing"] {
-        let r = patch_status(app, &admin, &id, bad).await;
+        let r = order_status(app, &admin, &id, bad).await;
         assert_error(&r, 409, "invalid_transition");
     }
     let r = cancel_order(app, &c.token, &id).await;
@@ -405,7 +380,7 @@ backend_test!(admin_walks_the_state_machine, |app| {
     assert_eq!(stock_of(app, &product).await, 49);
 
     // Roles: customers cannot PATCH; no token is 401.
-    let r = patch_status(app, &c.token, &id, "preparing").await;
+    let r = order_status(app, &c.token, &id, "preparing").await;
     assert_error(&r, 403, "forbidden");
     let r = app
         .patch(
@@ -419,7 +394,7 @@ backend_test!(admin_walks_the_state_machine, |app| {
     // An online order goes pending → confirmed via PATCH too.
     add_to_cart(app, &c.token, &product, 1).await;
     let online = place(app, &c, &address, "online").await;
-    let r = patch_status(app, &admin, &online, "confirmed").await;
+    let r = order_status(app, &admin, &online, "confirmed").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "confirmed");
 });
@@ -492,9 +467,9 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
     add_to_cart(app, &c.token, &product, 4).await;
     let id3 = place(app, &c, &address, "cod").await;
     assert_eq!(stock_of(app, &product).await, 6);
-    let r = patch_status(app, &admin, &id3, "preparing").await;
+    let r = order_status(app, &admin, &id3, "preparing").await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let r = patch_status(app, &admin, &id3, "cancelled").await;
+    let r = order_status(app, &admin, &id3, "cancelled").await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["status"], "cancelled");
     stock_becomes(app, &product, 10).await;
@@ -510,7 +485,7 @@ backend_test!(cancelling_gives_the_stock_back, |app| {
     add_to_cart(app, &c.token, &product, 1).await;
     let id5 = place(app, &c, &address, "cod").await;
     for step in ["preparing", "out_for_delivery"] {
-        let r = patch_status(app, &admin, &id5, step).await;
+        let r = order_status(app, &admin, &id5, step).await;
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let r = cancel_order(app, &c.token, &id5).await;
@@ -699,7 +674,7 @@ backend_test!(events_describe_every_change, |app| {
     let product = new_product(app, &admin, 1500, 10).await;
     let (c, address) = shopper(app, &product, 2).await;
     let id = place(app, &c, &address, "cod").await;
-    let r = patch_status(app, &admin, &id, "preparing").await;
+    let r = order_status(app, &admin, &id, "preparing").await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app
         .post(
@@ -879,27 +854,11 @@ backend_test!(internal_routes_for_payments_and_delivery, |app| {
     assert_eq!(status, 409, "{body}");
 
     // Delivery: the assigned agent may read the order; moves through the state machine.
-    let agent_email = format!("{}@example.in", app.unique("agent"));
-    let r = app
-        .post(
-            "/api/v1/admin/users",
-            Some(&admin),
-            json!({"email": agent_email, "password": "password123", "name": "Ravi", "role": "delivery_agent"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let agent_id = r.body["id"].as_str().unwrap_or_default().to_string();
-    let login = app
-        .post(
-            "/api/v1/auth/login",
-            None,
-            json!({"email": agent_email, "password": "password123"}),
-        )
-        .await;
-    let agent = login.body["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let Agent {
+        token: agent,
+        user_id: agent_id,
+        ..
+    } = new_agent(app, &admin).await;
     let path = format!("/api/v1/orders/{cod}");
     assert_eq!(app.get(&path, Some(&agent)).await.status, 404);
     let (status, body) = internal(

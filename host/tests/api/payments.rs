@@ -11,7 +11,7 @@ use crate::shop::*;
 
 /// The sandbox secrets of the development configuration (config/development.toml,
 /// which test hosts run with).
-const KEY_SECRET: &str = "kirana_sandbox_key_secret";
+const KEY_SECRET: &str = SANDBOX_KEY_SECRET;
 const WEBHOOK_SECRET: &str = "kirana_sandbox_webhook_secret";
 
 /// A customer with a placed online order of one product at `price` (≥ 19900: no fee).
@@ -38,10 +38,6 @@ async fn new_intent(app: &TestApp, token: &str, order_id: &str) -> Value {
     r.body
 }
 
-fn signature(provider_order_id: &str, pid: &str) -> String {
-    hmac_hex(KEY_SECRET, format!("{provider_order_id}|{pid}").as_bytes())
-}
-
 async fn verify_with(app: &TestApp, token: &str, order_id: &str, pid: &str, sig: &str) -> Resp {
     app.post(
         "/api/v1/payments/verify",
@@ -53,7 +49,7 @@ async fn verify_with(app: &TestApp, token: &str, order_id: &str, pid: &str, sig:
 
 /// Verifies `intent` with a correct signature for `pid`.
 async fn verify(app: &TestApp, token: &str, intent: &Value, pid: &str) -> Resp {
-    let sig = signature(str_of(&intent["provider_order_id"]), pid);
+    let sig = payment_signature(str_of(&intent["provider_order_id"]), pid);
     verify_with(app, token, str_of(&intent["order_id"]), pid, &sig).await
 }
 
@@ -269,7 +265,7 @@ backend_test!(verify_checks_the_signature_and_confirms_the_order, |app| {
     verify_with(app, &c.token, &order_id, "pay_1", &wrong)
         .await
         .assert_error(400, "invalid_signature");
-    let for_other_pid = signature(&provider_order_id, "pay_2");
+    let for_other_pid = payment_signature(&provider_order_id, "pay_2");
     verify_with(app, &c.token, &order_id, "pay_1", &for_other_pid)
         .await
         .assert_error(400, "invalid_signature");
@@ -1255,7 +1251,7 @@ backend_test!(razorpay_checkout_signature_and_failed_payments, |app| {
     // The checkout's retry succeeds: signed as Razorpay's checkout signs
     // (order_id|payment_id under the key secret), which the SDK confirms.
     let pay = format!("pay_{}", app.word("retry"));
-    let sig = signature(&rzp_order, &pay);
+    let sig = payment_signature(&rzp_order, &pay);
     assert!(sdk_verifies_payment(&rzp_order, &pay, &sig, KEY_SECRET));
     assert!(!sdk_verifies_payment(
         &rzp_order,

@@ -110,15 +110,19 @@ pub async fn cancel_order(app: &TestApp, token: &str, id: &str) -> Resp {
     .await
 }
 
+/// `PATCH /api/v1/orders/{id}/status` to `status` as `token` (an admin's, or not).
+pub async fn order_status(app: &TestApp, token: &str, id: &str, status: &str) -> Resp {
+    app.patch(
+        &format!("/api/v1/orders/{id}/status"),
+        Some(token),
+        json!({ "status": status }),
+    )
+    .await
+}
+
 /// An admin moves order `id` to `status` (asserting 200).
 pub async fn move_order(app: &TestApp, admin: &str, id: &str, status: &str) {
-    let r = app
-        .patch(
-            &format!("/api/v1/orders/{id}/status"),
-            Some(admin),
-            json!({ "status": status }),
-        )
-        .await;
+    let r = order_status(app, admin, id, status).await;
     assert_eq!(r.status, 200, "{id} → {status}: {}", r.text);
 }
 
@@ -164,6 +168,20 @@ pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
         hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
     mac.update(message);
     hex::encode(mac.finalize().into_bytes())
+}
+
+/// The sandbox payment provider's key secret (config/development.toml, which every
+/// test host runs with).
+pub const SANDBOX_KEY_SECRET: &str = "kirana_sandbox_key_secret";
+
+/// The signature the sandbox provider returns for payment `payment_id` of its order
+/// `provider_order_id`: HMAC-SHA256 of `provider_order_id|payment_id` under the key
+/// secret, as `POST /api/v1/payments/verify` checks it.
+pub fn payment_signature(provider_order_id: &str, payment_id: &str) -> String {
+    hmac_hex(
+        SANDBOX_KEY_SECRET,
+        format!("{provider_order_id}|{payment_id}").as_bytes(),
+    )
 }
 
 /// A delivery agent made by the admin.
