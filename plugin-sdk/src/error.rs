@@ -18,8 +18,9 @@ pub struct FieldError {
 /// An error a handler returns; rendered as
 /// `{"error": {"code", "message", "details"}, "request_id"}` with its status.
 ///
-/// The constructors cover the whole list of codes in API.md; a more specific situation
-/// goes in the message and details, never in a new code.
+/// The constructors cover the codes every plugin shares; a plugin's own codes (a shop's
+/// `insufficient_stock`, say) are built with [`ApiError::new`] in that plugin or a crate
+/// its siblings share. A more specific situation goes in the message and details.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: u16,
@@ -88,14 +89,6 @@ impl ApiError {
 
     pub fn already_exists(message: impl Into<String>) -> Self {
         Self::new(409, "already_exists", message)
-    }
-
-    pub fn insufficient_stock(message: impl Into<String>) -> Self {
-        Self::new(409, "insufficient_stock", message)
-    }
-
-    pub fn invalid_transition(message: impl Into<String>) -> Self {
-        Self::new(409, "invalid_transition", message)
     }
 
     pub fn unsupported_media_type() -> Self {

@@ -15,18 +15,14 @@ pub enum Access {
     Public,
     /// Any valid token.
     Authenticated,
-    /// A valid token with one of these roles.
+    /// A valid token with one of these roles. Role names are the application's (its
+    /// auth plugin issues them); the SDK and the host know none by name.
     Roles(&'static [&'static str]),
     /// Only other plugins, through `services.call`.
     Internal,
 }
 
 impl Access {
-    /// Shorthand for one role.
-    pub const CUSTOMER: Access = Access::Roles(&["customer"]);
-    pub const ADMIN: Access = Access::Roles(&["admin"]);
-    pub const DELIVERY_AGENT: Access = Access::Roles(&["delivery_agent"]);
-
     fn to_wit(&self) -> wit::Access {
         match self {
             Access::Public => wit::Access::Public,

@@ -93,7 +93,7 @@ impl Plugin for Swap {
             Router::new()
         };
         let whoami_access = if BUILD == "greedy" {
-            Access::ADMIN
+            Access::Roles(&["admin"])
         } else {
             Access::Public
         };

@@ -109,9 +109,17 @@ impl Plugin for Hello {
                 wave,
             )
             .summary("Pushes a live hello.wave event to another user")
-            .post("/api/v1/hello/postcards", Access::ADMIN, send_postcard)
+            .post(
+                "/api/v1/hello/postcards",
+                Access::Roles(&["admin"]),
+                send_postcard,
+            )
             .summary("Emails a postcard through the host's outbox")
-            .get("/api/v1/hello/postcards", Access::ADMIN, postcards)
+            .get(
+                "/api/v1/hello/postcards",
+                Access::Roles(&["admin"]),
+                postcards,
+            )
             .summary("The postcards sent, newest first")
     }
 

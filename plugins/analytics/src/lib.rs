@@ -6,6 +6,7 @@
 //! choices: docs/plugins/analytics.md.
 
 use kirana_sdk::prelude::*;
+use kirana_shop::access;
 
 mod events;
 mod handlers;
@@ -28,7 +29,7 @@ impl Plugin for Analytics {
         Router::new()
             .get(
                 "/api/v1/analytics/dashboard",
-                Access::ADMIN,
+                access::ADMIN,
                 handlers::dashboard,
             )
             .summary("Today's orders, revenue, average order value, active deliveries and signups (UTC day)")
@@ -41,7 +42,7 @@ impl Plugin for Analytics {
                     "currency": {"type": "string", "const": "INR"}
                 }
             }))
-            .get("/api/v1/analytics/sales", Access::ADMIN, handlers::sales)
+            .get("/api/v1/analytics/sales", access::ADMIN, handlers::sales)
             .summary("Counted orders and revenue per UTC day, from..to inclusive (default: the last 7 days)")
             .response_schema(json!({
                 "type": "object",
@@ -57,7 +58,7 @@ impl Plugin for Analytics {
             }))
             .get(
                 "/api/v1/analytics/products/top",
-                Access::ADMIN,
+                access::ADMIN,
                 handlers::top_products,
             )
             .summary("Best-selling products of counted orders, by units (limit 1..100, default 10)")
@@ -67,7 +68,7 @@ impl Plugin for Analytics {
                     "product_id": {"type": "string"}, "name": {"type": "string"},
                     "units": int, "revenue": int}}}}
             }))
-            .get("/api/v1/analytics/users", Access::ADMIN, handlers::users)
+            .get("/api/v1/analytics/users", access::ADMIN, handlers::users)
             .summary("Customers in total, new in from..to (default today), and repeat customers")
             .response_schema(json!({
                 "type": "object",

@@ -544,3 +544,44 @@ pub fn delete_address(user_id: &str, id: &str) -> Result<bool, CapError> {
     tx.commit()?;
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kirana_sdk::serde_json;
+
+    /// `kirana_shop::auth::{User, Address}` are how delivery and orders parse the
+    /// internal routes' answers: a field renamed or added here fails this test.
+    #[test]
+    fn internal_answers_are_the_shared_shapes() {
+        let user = User {
+            id: "usr_1".into(),
+            email: Some("asha@example.com".into()),
+            phone: None,
+            phone_verified: false,
+            name: "Asha".into(),
+            role: "delivery_agent".into(),
+            password_hash: Some("secret".into()),
+            created_at: "2026-12-06T10:00:00Z".into(),
+        };
+        let json = serde_json::to_value(&user).unwrap();
+        let seen: kirana_shop::auth::User = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&seen).unwrap(), json);
+        assert!(json.get("password_hash").is_none());
+
+        let address = Address {
+            id: "adr_1".into(),
+            label: "Home".into(),
+            line1: "12 MG Road".into(),
+            line2: None,
+            city: "Bengaluru".into(),
+            pincode: "560001".into(),
+            lat: 12.9716,
+            lon: 77.5946,
+            is_default: true,
+        };
+        let json = serde_json::to_value(&address).unwrap();
+        let seen: kirana_shop::auth::Address = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&seen).unwrap(), json);
+    }
+}

@@ -10,6 +10,7 @@
 //! (sign-in with OpenID Connect providers and the linked identities).
 
 use kirana_sdk::prelude::*;
+use kirana_shop::access;
 
 mod account;
 mod addresses;
@@ -135,16 +136,16 @@ impl Plugin for Auth {
             .summary("Proves the caller's phone with the code; then it logs in by SMS")
             .request_schema(schema::phone_proof())
             .response_schema(schema::user())
-            .get("/api/v1/addresses", Access::CUSTOMER, addresses::list)
+            .get("/api/v1/addresses", access::CUSTOMER, addresses::list)
             .summary("The customer's addresses")
             .response_schema(schema::address_list())
-            .post("/api/v1/addresses", Access::CUSTOMER, addresses::create)
+            .post("/api/v1/addresses", access::CUSTOMER, addresses::create)
             .summary("Add an address")
             .request_schema(schema::address())
             .response_schema(schema::stored_address())
             .put(
                 "/api/v1/addresses/{id}",
-                Access::CUSTOMER,
+                access::CUSTOMER,
                 addresses::replace,
             )
             .summary("Replace an address")
@@ -152,15 +153,15 @@ impl Plugin for Auth {
             .response_schema(schema::stored_address())
             .delete(
                 "/api/v1/addresses/{id}",
-                Access::CUSTOMER,
+                access::CUSTOMER,
                 addresses::delete,
             )
             .summary("Delete an address")
-            .post("/api/v1/admin/users", Access::ADMIN, admin::create_user)
+            .post("/api/v1/admin/users", access::ADMIN, admin::create_user)
             .summary("Create a user with any role")
             .request_schema(schema::admin_user())
             .response_schema(schema::user())
-            .get("/api/v1/admin/users", Access::ADMIN, admin::list_users)
+            .get("/api/v1/admin/users", access::ADMIN, admin::list_users)
             .summary("All users, newest first, filter role")
             .response_schema(schema::user_page())
             .get("/internal/users/{id}", Access::Internal, internal::user)

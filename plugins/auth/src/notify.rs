@@ -2,8 +2,6 @@
 //! the outbox (`POST /internal/messages`).
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::services;
-use kirana_sdk::Method;
 
 /// Renders `template` with `vars` and sends it on `channel` to `to`.
 pub fn send(
@@ -12,16 +10,5 @@ pub fn send(
     template: &str,
     vars: kirana_sdk::serde_json::Value,
 ) -> Result<(), ApiError> {
-    let reply = services::call(
-        "notifications",
-        Method::Post,
-        "/internal/messages",
-        "",
-        Some(&json!({"channel": channel, "to": to, "template": template, "vars": vars})),
-    )?;
-    if reply.is_success() {
-        Ok(())
-    } else {
-        Err(reply.into_error())
-    }
+    kirana_shop::notifications::send_message(channel, to, template, vars).map(|_| ())
 }

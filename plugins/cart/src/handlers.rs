@@ -171,7 +171,7 @@ pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
     if snap.stored.lines.is_empty() {
         return Err(ApiError::new(
             400,
-            "cart_empty",
+            kirana_shop::errors::CART_EMPTY,
             "add something to the cart before applying a coupon",
         ));
     }

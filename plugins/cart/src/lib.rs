@@ -9,6 +9,7 @@
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json;
+use kirana_shop::access;
 
 mod catalog;
 mod handlers;
@@ -92,18 +93,18 @@ impl Plugin for Cart {
 
     fn router() -> Router {
         Router::new()
-            .get("/api/v1/cart", Access::CUSTOMER, handlers::get_cart)
+            .get("/api/v1/cart", access::CUSTOMER, handlers::get_cart)
             .summary("The caller's cart, priced with current catalog prices")
             .response_schema(cart_schema())
-            .delete("/api/v1/cart", Access::CUSTOMER, handlers::clear_cart)
+            .delete("/api/v1/cart", access::CUSTOMER, handlers::clear_cart)
             .summary("Empties the caller's cart")
-            .post("/api/v1/cart/items", Access::CUSTOMER, handlers::add_item)
+            .post("/api/v1/cart/items", access::CUSTOMER, handlers::add_item)
             .summary("Adds a product (adds to its quantity when already in the cart)")
             .request_schema(add_schema())
             .response_schema(cart_schema())
             .put(
                 "/api/v1/cart/items/{product_id}",
-                Access::CUSTOMER,
+                access::CUSTOMER,
                 handlers::set_item,
             )
             .summary("Sets a line's quantity; 0 removes the line")
@@ -111,14 +112,14 @@ impl Plugin for Cart {
             .response_schema(cart_schema())
             .delete(
                 "/api/v1/cart/items/{product_id}",
-                Access::CUSTOMER,
+                access::CUSTOMER,
                 handlers::delete_item,
             )
             .summary("Removes a line from the cart")
             .response_schema(cart_schema())
             .post(
                 "/api/v1/cart/coupon",
-                Access::CUSTOMER,
+                access::CUSTOMER,
                 handlers::apply_coupon,
             )
             .summary("Applies a coupon to the cart (replacing any other), quoted by promotions")
@@ -126,7 +127,7 @@ impl Plugin for Cart {
             .response_schema(cart_schema())
             .delete(
                 "/api/v1/cart/coupon",
-                Access::CUSTOMER,
+                access::CUSTOMER,
                 handlers::remove_coupon,
             )
             .summary("Removes the cart's coupon")

@@ -4,16 +4,10 @@
 //! coupon's uses.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::services;
-use kirana_sdk::Method;
 
 /// Promotions' answer to a quote: the code as promotions spells it and what it takes
 /// off this subtotal.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Quoted {
-    pub code: String,
-    pub discount: i64,
-}
+pub use kirana_shop::promotions::Quote as Quoted;
 
 /// Why there is no quote.
 #[derive(Debug)]
@@ -37,20 +31,13 @@ impl NoQuote {
 
 /// `POST promotions /internal/promotions/quote {code, user_id, subtotal}`.
 pub fn quote(code: &str, user_id: &str, subtotal: i64) -> Result<Quoted, NoQuote> {
-    let reply = services::call(
-        "promotions",
-        Method::Post,
-        "/internal/promotions/quote",
-        "",
-        Some(&json!({ "code": code, "user_id": user_id, "subtotal": subtotal })),
-    )
-    .map_err(|e| NoQuote::Unavailable(e.into()))?;
-    match reply.status {
-        200 => reply.json().map_err(NoQuote::Unavailable),
-        400 | 404 => Err(NoQuote::Refused(reply.into_error())),
-        _ => {
-            let e = reply.into_error();
-            kirana_sdk::log::warn(&format!("promotions answered a quote with {e}"), &[]);
+    match kirana_shop::promotions::quote(code, user_id, subtotal) {
+        Ok(q) => Ok(q),
+        Err(e) if matches!(e.status, 400 | 404) => Err(NoQuote::Refused(e)),
+        Err(e) => {
+            if e.status != 503 && e.status != 504 {
+                kirana_sdk::log::warn(&format!("promotions answered a quote with {e}"), &[]);
+            }
             Err(NoQuote::Unavailable(e))
         }
     }

@@ -117,7 +117,7 @@ pub fn merge_quantity(existing: i64, added: i64) -> Result<i64, ApiError> {
 /// `409 insufficient_stock` naming the short product, when `quantity` exceeds `stock`.
 pub fn check_stock(product: &Product, quantity: i64) -> Result<(), ApiError> {
     if quantity > product.stock {
-        return Err(ApiError::insufficient_stock(format!(
+        return Err(kirana_shop::errors::insufficient_stock(format!(
             "only {} of {} in stock",
             product.stock.max(0),
             product.name
@@ -127,20 +127,9 @@ pub fn check_stock(product: &Product, quantity: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The catalog's product as the lookup returns it; only the fields a cart needs.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Product {
-    pub id: String,
-    pub name: String,
-    #[serde(default)]
-    pub unit: String,
-    #[serde(default)]
-    pub image_url: Option<String>,
-    pub price: i64,
-    pub mrp: i64,
-    pub stock: i64,
-    pub is_active: bool,
-}
+/// The catalog's product as the lookup returns it; only the fields a cart needs. The
+/// type is the catalog's contract, defined once in `kirana_shop`.
+pub use kirana_shop::catalog::ProductSummary as Product;
 
 /// One stored line: what the customer asked for, never a price.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -163,6 +163,23 @@ mod tests {
     }
 
     #[test]
+    fn the_lookup_answers_the_shape_its_callers_read() {
+        // `kirana_shop::catalog::ProductSummary` is what the cart parses each item as:
+        // a field renamed here fails this test rather than every cart read.
+        for active in [true, false] {
+            let json = kirana_sdk::serde_json::to_value(product(active)).unwrap();
+            let summary: kirana_shop::catalog::ProductSummary =
+                kirana_sdk::serde_json::from_value(json).unwrap();
+            assert_eq!(
+                (summary.id.as_str(), summary.price, summary.stock),
+                ("prd_1", 28900, 3)
+            );
+            assert_eq!(summary.is_active, active);
+            assert_eq!(summary.unit, "5 kg");
+        }
+    }
+
+    #[test]
     fn the_lookup_body_lists_the_products_in_order() {
         let a = kirana_sdk::serde_json::to_vec(&product(true)).unwrap();
         let b = b"{\"id\":\"prd_2\"}".to_vec();

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{Map, Value};
-use kirana_sdk::services;
 use kirana_sdk::sql::{self, Tx};
 use kirana_sdk::{config, CapError};
+// The answers' shapes: the contract orders reads them with, defined once.
+use kirana_shop::catalog::{HeldLine, Hold, HoldState};
 
 use crate::hold_machine::{step, HoldStatus, Trigger, Units};
 use crate::input::{parse_lines, Line};
@@ -32,16 +33,6 @@ const SWEEP: i64 = 10;
 /// `[catalog] hold_ttl_seconds`, at least one second.
 pub fn ttl() -> Duration {
     Duration::from_secs(config::get_or("hold_ttl_seconds", DEFAULT_TTL_SECS).max(1))
-}
-
-/// One held line as orders snapshot it: the product as it was when the units were taken.
-#[derive(Debug, Serialize)]
-struct HeldLine {
-    product_id: String,
-    name: String,
-    unit: String,
-    unit_price: i64,
-    quantity: i64,
 }
 
 /// `[(product_id, units)]` of `lines`, one entry per product, in product-id order
@@ -111,7 +102,7 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
                 items.push(&line.product_id);
             }
         }
-        return Err(ApiError::insufficient_stock(format!(
+        return Err(kirana_shop::errors::insufficient_stock(format!(
             "not enough stock for {} product(s)",
             items.len()
         ))
@@ -149,9 +140,11 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
             quantity: line.quantity,
         });
     }
-    Ok(Response::created(&json!({
-        "hold_id": hold_id, "expires_at": expires_at, "items": items,
-    })))
+    Ok(Response::created(&Hold {
+        hold_id,
+        expires_at,
+        items,
+    }))
 }
 
 /// The hold's lines, in one statement (a checkout pays for every round trip).
@@ -182,9 +175,10 @@ fn insert_items(tx: &Tx, hold_id: &str, lines: &[(String, i64)]) -> Result<(), C
 pub fn release(req: &Request) -> Result<Response, ApiError> {
     let id: String = req.param("id")?;
     let status = apply(&id, Trigger::Release, None)?.ok_or_else(|| ApiError::not_found("hold"))?;
-    Ok(Response::ok(
-        &json!({ "hold_id": id, "status": status.as_str() }),
-    ))
+    Ok(Response::ok(&HoldState {
+        hold_id: id,
+        status: status.as_str().to_string(),
+    }))
 }
 
 fn read_status(tx: &Tx, id: &str) -> Result<Option<HoldStatus>, ApiError> {
@@ -474,20 +468,11 @@ fn order_cancelled(o: &OrderEvent) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Hold ids are ours (`hld_…`); anything else in a path is refused before it is sent.
-fn plausible_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// `catalog.hold_expired`: a hold still `held` at its expiry asks orders whether its
 /// order exists. Yes → `confirmed` (expiry never releases a committed order's stock);
 /// no → `released`, units back; anything else → `Err`, and the bus retries.
 fn expire(hold_id: &str) -> Result<(), ApiError> {
-    if !plausible_id(hold_id) {
+    if !kirana_shop::plausible_id(hold_id) {
         kirana_sdk::log::error(&format!("no hold can be called {hold_id:?}"), &[]);
         return Ok(());
     }
@@ -501,19 +486,16 @@ fn expire(hold_id: &str) -> Result<(), ApiError> {
     if status.as_deref() != Some(HoldStatus::Held.as_str()) {
         return Ok(());
     }
-    let reply = services::get("orders", &format!("/internal/orders/by-hold/{hold_id}"), "")?;
-    match reply.status {
-        200 => {
-            let order: Value = reply.json()?;
-            let order_id = order["id"].as_str();
-            apply(hold_id, Trigger::ExpiredWithOrder, order_id)?;
+    match kirana_shop::orders::by_hold(hold_id) {
+        Ok(Some(order)) => {
+            apply(hold_id, Trigger::ExpiredWithOrder, Some(&order.id))?;
         }
-        404 => {
+        Ok(None) => {
             apply(hold_id, Trigger::ExpiredWithoutOrder, None)?;
         }
-        other => {
+        Err(e) => {
             return Err(ApiError::unavailable(format!(
-                "orders answered {other} for hold {hold_id}; retrying the expiry"
+                "orders answered {e} for hold {hold_id}; retrying the expiry"
             )))
         }
     }
@@ -665,14 +647,6 @@ mod tests {
             per_product(&lines),
             vec![("prd_a".to_string(), 1), ("prd_b".to_string(), 5)]
         );
-    }
-
-    #[test]
-    fn only_hold_like_ids_reach_a_path() {
-        assert!(plausible_id("hld_0190aa"));
-        for bad in ["", "../x", "hld/1", "a b", "hld?x=1", &"h".repeat(129)] {
-            assert!(!plausible_id(bad), "{bad}");
-        }
     }
 
     #[test]

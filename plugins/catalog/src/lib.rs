@@ -8,6 +8,7 @@
 //! demo catalog ([`seed`]). See docs/plugins/catalog.md.
 
 use kirana_sdk::prelude::*;
+use kirana_shop::access;
 
 mod batch;
 mod categories;
@@ -38,7 +39,7 @@ impl Plugin for Catalog {
             .get("/api/v1/categories", Access::Public, categories::list)
             .summary("List categories with their count of active products")
             .response_schema(schemas::categories())
-            .post("/api/v1/categories", Access::ADMIN, categories::create)
+            .post("/api/v1/categories", access::ADMIN, categories::create)
             .summary("Create a category (slug derived from the name when absent)")
             .request_schema(schemas::category_input())
             .response_schema(schemas::category())
@@ -55,22 +56,22 @@ impl Plugin for Catalog {
             )
             .summary("Up to 8 products whose name completes q (search-as-you-type)")
             .response_schema(schemas::suggestions())
-            .post("/api/v1/products", Access::ADMIN, products::create)
+            .post("/api/v1/products", access::ADMIN, products::create)
             .summary("Create a product")
             .request_schema(schemas::product_input())
             .response_schema(schemas::product())
             .get("/api/v1/products/{id}", Access::Public, products::get)
             .summary("Show an active product")
             .response_schema(schemas::product())
-            .put("/api/v1/products/{id}", Access::ADMIN, products::update)
+            .put("/api/v1/products/{id}", access::ADMIN, products::update)
             .summary("Replace a product (full body)")
             .request_schema(schemas::product_input())
             .response_schema(schemas::product())
-            .delete("/api/v1/products/{id}", Access::ADMIN, products::delete)
+            .delete("/api/v1/products/{id}", access::ADMIN, products::delete)
             .summary("Soft-delete a product (it becomes inactive and disappears)")
             .post(
                 "/api/v1/products/{id}/images",
-                Access::ADMIN,
+                access::ADMIN,
                 images::upload,
             )
             .summary("Upload a JPEG, PNG or WebP photo (≤ 5 MB, raw body); 201 product")
@@ -78,7 +79,7 @@ impl Plugin for Catalog {
             .response_schema(schemas::product())
             .delete(
                 "/api/v1/products/{id}/images/{image_id}",
-                Access::ADMIN,
+                access::ADMIN,
                 images::delete,
             )
             .summary("Delete a product image and its files")
@@ -91,7 +92,7 @@ impl Plugin for Catalog {
             .file_response(&["image/jpeg", "image/svg+xml"])
             .patch(
                 "/api/v1/products/{id}/stock",
-                Access::ADMIN,
+                access::ADMIN,
                 products::patch_stock,
             )
             .summary("Change a product's stock by {delta} or to {set}, atomically")
@@ -116,7 +117,7 @@ impl Plugin for Catalog {
             )
             .summary("Give a held hold's units back (a checkout that failed)")
             .response_schema(schemas::hold_status())
-            .get("/api/v1/admin/stock-holds", Access::ADMIN, holds::list)
+            .get("/api/v1/admin/stock-holds", access::ADMIN, holds::list)
             .summary("Stock holds, newest first: paged; filter status")
             .response_schema(schemas::paged_holds())
     }

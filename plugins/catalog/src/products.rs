@@ -234,7 +234,7 @@ fn apply_delta(id: &str, delta: i64) -> Result<(), ApiError> {
         let current = db::active_product(id)?.ok_or_else(|| ApiError::not_found("product"))?;
         let result = current.stock + delta;
         if result < 0 {
-            return Err(ApiError::insufficient_stock(format!(
+            return Err(kirana_shop::errors::insufficient_stock(format!(
                 "only {} in stock; cannot change by {delta}",
                 current.stock
             ))

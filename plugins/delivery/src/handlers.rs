@@ -48,10 +48,10 @@ pub fn step(req: &Request) -> Result<Response, ApiError> {
     let tx = sql::begin()?;
     if db::move_delivery(&tx, &d.id, from, to, Some(&agent.id), &now)? != 1 {
         tx.rollback()?;
-        return Err(
-            ApiError::invalid_transition("the delivery changed meanwhile; read it again")
-                .with_details(json!({"from": from.as_str(), "to": to.as_str()})),
-        );
+        return Err(kirana_shop::errors::invalid_transition(
+            "the delivery changed meanwhile; read it again",
+        )
+        .with_details(json!({"from": from.as_str(), "to": to.as_str()})));
     }
     if to == Status::Delivered {
         db::free_agent(&tx, &agent.id, &now)?;
@@ -148,7 +148,7 @@ pub fn reassign(req: &Request) -> Result<Response, ApiError> {
     let d = load(&id)?;
     let from = d.state()?;
     if !matches!(from, Status::Unassigned | Status::Assigned) {
-        return Err(ApiError::invalid_transition(format!(
+        return Err(kirana_shop::errors::invalid_transition(format!(
             "a delivery that is {} cannot be reassigned",
             from.as_str()
         ))
@@ -183,7 +183,7 @@ pub fn reassign(req: &Request) -> Result<Response, ApiError> {
     let previous = d.agent_id.as_deref();
     if db::assign_delivery(&tx, &d.id, from, previous, &target.id, &now)? != 1 {
         tx.rollback()?;
-        return Err(ApiError::invalid_transition(
+        return Err(kirana_shop::errors::invalid_transition(
             "the delivery changed meanwhile; read it again",
         ));
     }

@@ -10,6 +10,7 @@
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::Value as Json;
+use kirana_shop::access;
 
 mod agents;
 mod db;
@@ -88,12 +89,12 @@ impl Plugin for DeliveryPlugin {
 
     fn router() -> Router {
         Router::new()
-            .get("/api/v1/delivery/me", Access::DELIVERY_AGENT, agents::me)
+            .get("/api/v1/delivery/me", access::DELIVERY_AGENT, agents::me)
             .summary("The calling agent's profile (made on first use)")
             .response_schema(agent_schema())
             .put(
                 "/api/v1/delivery/me/status",
-                Access::DELIVERY_AGENT,
+                access::DELIVERY_AGENT,
                 agents::set_status,
             )
             .summary("Goes available or offline (busy is set by the system)")
@@ -104,7 +105,7 @@ impl Plugin for DeliveryPlugin {
             .response_schema(agent_schema())
             .post(
                 "/api/v1/delivery/me/location",
-                Access::DELIVERY_AGENT,
+                access::DELIVERY_AGENT,
                 agents::location,
             )
             .summary("Reports the agent's position; appended to the active delivery's path")
@@ -115,7 +116,7 @@ impl Plugin for DeliveryPlugin {
             )
             .get(
                 "/api/v1/delivery/assignments",
-                Access::DELIVERY_AGENT,
+                access::DELIVERY_AGENT,
                 handlers::assignments,
             )
             .summary("The calling agent's active deliveries with address and items")
@@ -123,7 +124,7 @@ impl Plugin for DeliveryPlugin {
                 "items": {"type": "array", "items": delivery_schema()}}}))
             .put(
                 "/api/v1/delivery/{id}/status",
-                Access::DELIVERY_AGENT,
+                access::DELIVERY_AGENT,
                 handlers::step,
             )
             .summary("The assigned agent's next step: picked_up, in_transit, delivered")
@@ -134,17 +135,17 @@ impl Plugin for DeliveryPlugin {
             .response_schema(delivery_schema())
             .get(
                 "/api/v1/delivery/track/{order_id}",
-                Access::Roles(&["customer", "admin"]),
+                access::CUSTOMER_OR_ADMIN,
                 handlers::track,
             )
             .summary("Live tracking of an order's delivery (its customer or an admin)")
             .response_schema(track_schema())
-            .get("/api/v1/admin/deliveries", Access::ADMIN, handlers::list)
+            .get("/api/v1/admin/deliveries", access::ADMIN, handlers::list)
             .summary("Every delivery, newest first; filter status")
             .response_schema(page_of(delivery_schema()))
             .put(
                 "/api/v1/admin/deliveries/{id}/reassign",
-                Access::ADMIN,
+                access::ADMIN,
                 handlers::reassign,
             )
             .summary("Gives a not yet picked up delivery to another available agent")
@@ -153,7 +154,7 @@ impl Plugin for DeliveryPlugin {
                 "agent_id": {"type": "string"}}}),
             )
             .response_schema(delivery_schema())
-            .get("/api/v1/admin/delivery-agents", Access::ADMIN, agents::list)
+            .get("/api/v1/admin/delivery-agents", access::ADMIN, agents::list)
             .summary("Every agent profile, oldest first; filter status")
             .response_schema(page_of(agent_schema()))
     }

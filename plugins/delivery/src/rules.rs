@@ -91,7 +91,7 @@ impl Status {
         if to.step_from() == Some(self) {
             Ok(())
         } else {
-            Err(ApiError::invalid_transition(format!(
+            Err(kirana_shop::errors::invalid_transition(format!(
                 "a delivery cannot go from {} to {}",
                 self.as_str(),
                 to.as_str()

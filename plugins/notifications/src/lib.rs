@@ -11,6 +11,7 @@
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::Value as Json;
+use kirana_shop::access;
 
 mod db;
 mod events;
@@ -113,7 +114,7 @@ impl Plugin for Notifications {
                 push::unsubscribe,
             )
             .summary("Deletes one of the caller's push subscriptions")
-            .get("/api/v1/admin/outbox", Access::ADMIN, messages::outbox)
+            .get("/api/v1/admin/outbox", access::ADMIN, messages::outbox)
             .summary("Email, SMS and push messages sent, newest first; filters channel, to")
             .response_schema(outbox_schema())
             .post("/internal/messages", Access::Internal, messages::create)

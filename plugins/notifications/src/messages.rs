@@ -10,8 +10,10 @@
 
 use kirana_sdk::mail;
 use kirana_sdk::prelude::*;
+// The body is the contract auth sends it with, defined once.
 use kirana_sdk::serde_json::{Map, Value as Json};
 use kirana_sdk::{config, CapError};
+use kirana_shop::notifications::{Accepted, MessageRequest as MessageBody};
 use sha2::{Digest, Sha256};
 
 use crate::db::{self, OutboxView};
@@ -87,15 +89,6 @@ pub fn send(channel: &str, to: &str, m: &RenderedMessage) -> Result<String, CapE
     mail::send(channel, to, &r.subject, &r.body)
 }
 
-#[derive(Debug, Deserialize)]
-struct MessageBody {
-    channel: String,
-    to: String,
-    template: String,
-    #[serde(default)]
-    vars: Option<Json>,
-}
-
 /// `POST /internal/messages {channel, to, template, vars}` → 202 `{id}`.
 pub fn create(req: &Request) -> Result<Response, ApiError> {
     let body: MessageBody = req.json()?;
@@ -154,7 +147,7 @@ pub fn create(req: &Request) -> Result<Response, ApiError> {
         TemplateError::Render(m) => ApiError::invalid_field("vars", m),
     })?;
     let id = send(channel, to, &rendered).map_err(refused)?;
-    Ok(Response::accepted(&json!({ "id": id })))
+    Ok(Response::accepted(&Accepted { id }))
 }
 
 /// One outbox entry as the admin sees it.

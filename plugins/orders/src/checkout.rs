@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::Value as Json;
-use kirana_sdk::services::{self, Reply};
-use kirana_sdk::{sql, Method};
+use kirana_sdk::sql;
+use kirana_shop::cart::Cart;
+use kirana_shop::catalog::HoldLine;
+// Promotions' answer to a redemption: the code as it spells it and the discount.
+use kirana_shop::promotions::Redemption as Redeemed;
 
 use crate::db::{self, HistoryEntry, Item, Order};
 use crate::lifecycle::{release_hold, release_redemption};
@@ -62,67 +65,10 @@ fn parse_body(req: &Request) -> Result<CheckoutBody, ApiError> {
     Ok(body)
 }
 
-/// A peer's JSON answer with status `want`, or its error passed on.
-fn expect<T: for<'de> Deserialize<'de>>(reply: Reply, want: u16) -> Result<T, ApiError> {
-    if reply.status == want {
-        reply.json()
-    } else {
-        Err(reply.into_error())
-    }
-}
-
-fn expect_ok<T: for<'de> Deserialize<'de>>(reply: Reply) -> Result<T, ApiError> {
-    expect(reply, 200)
-}
-
-#[derive(Debug, Deserialize)]
-struct CartLine {
-    product_id: String,
-    quantity: i64,
-}
-
-/// The cart's coupon as the internal read gives it: only the code (checkout's
-/// redemption prices it).
-#[derive(Debug, Deserialize)]
-struct CartCoupon {
-    code: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct Cart {
-    items: Vec<CartLine>,
-    #[serde(default)]
-    coupon: Option<CartCoupon>,
-}
-
-/// Promotions' answer to a redemption: the code as it spells it and the discount.
-#[derive(Debug, Clone, Deserialize)]
-struct Redeemed {
-    code: String,
-    discount: i64,
-}
-
-/// The catalog's answer to a hold: the priced lines and the hold that keeps them.
-#[derive(Debug, Deserialize)]
-struct Hold {
-    hold_id: String,
-    items: Vec<ReservedLine>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ReservedLine {
-    product_id: String,
-    name: String,
-    unit: String,
-    unit_price: i64,
-    quantity: i64,
-}
-
 fn read_cart(user_id: &str) -> Result<Cart, ApiError> {
-    let path = format!("/internal/carts/{user_id}");
-    let cart: Cart = expect_ok(services::call("cart", Method::Get, &path, "", None::<&()>)?)?;
+    let cart = kirana_shop::cart::get(user_id)?;
     if cart.items.is_empty() {
-        return Err(ApiError::new(400, "cart_empty", "the cart is empty"));
+        return Err(kirana_shop::errors::cart_empty());
     }
     Ok(cart)
 }
@@ -136,33 +82,25 @@ fn read_address(user_id: &str, address_id: &str) -> Result<Json, ApiError> {
     if !plausible {
         return Err(ApiError::not_found("address"));
     }
-    let path = format!("/internal/users/{user_id}/addresses/{address_id}");
-    let reply = services::call("auth", Method::Get, &path, "", None::<&()>)?;
-    if reply.status == 404 {
-        return Err(ApiError::not_found("address"));
-    }
-    let a: Json = expect_ok(reply)?;
+    let a = kirana_shop::auth::address(user_id, address_id)?
+        .ok_or_else(|| ApiError::not_found("address"))?;
     Ok(json!({
-        "id": a["id"], "label": a["label"], "line1": a["line1"], "line2": a["line2"],
-        "city": a["city"], "pincode": a["pincode"], "lat": a["lat"], "lon": a["lon"],
+        "id": a.id, "label": a.label, "line1": a.line1, "line2": a.line2,
+        "city": a.city, "pincode": a.pincode, "lat": a.lat, "lon": a.lon,
     }))
 }
 
 /// Takes the cart's stock under a catalog hold: its id and the priced lines.
 fn hold(cart: &Cart) -> Result<(String, Vec<Item>), ApiError> {
-    let lines: Vec<_> = cart
+    let lines = cart
         .items
         .iter()
-        .map(|l| json!({"product_id": l.product_id, "quantity": l.quantity}))
+        .map(|l| HoldLine {
+            product_id: l.product_id.clone(),
+            quantity: l.quantity,
+        })
         .collect();
-    let reply = services::call(
-        "catalog",
-        Method::Post,
-        "/internal/stock/holds",
-        "",
-        Some(&json!({ "items": lines })),
-    )?;
-    let hold: Hold = expect(reply, 201)?;
+    let hold = kirana_shop::catalog::hold(lines)?;
     let items = hold
         .items
         .into_iter()
@@ -208,52 +146,32 @@ fn give_back(hold_id: &str, redemption: bool) {
 /// subtotal now below its minimum) is `400 validation_failed` on `code`; promotions
 /// unreachable is its 503/504.
 fn redeem(code: &str, user_id: &str, subtotal: i64, hold_id: &str) -> Result<Redeemed, ApiError> {
-    let body = json!({"code": code, "user_id": user_id, "subtotal": subtotal, "hold_id": hold_id});
-    let outcome = services::call(
-        "promotions",
-        Method::Post,
-        "/internal/promotions/redemptions",
-        "",
-        Some(&body),
-    );
-    let reply = match outcome {
-        Ok(reply) => reply,
-        Err(e) => {
-            // A timeout may have redeemed it all the same: give that back too.
-            give_back(hold_id, true);
-            return Err(e.into());
-        }
-    };
-    match reply.status {
-        201 => match reply.json::<Redeemed>() {
-            Ok(r) => Ok(r),
-            Err(e) => {
-                give_back(hold_id, true);
-                Err(e)
-            }
-        },
-        409 => {
+    match kirana_shop::promotions::redeem(code, user_id, subtotal, hold_id) {
+        Ok(r) => Ok(r),
+        // Promotions refused: it took nothing.
+        Err(mut e) if e.status == 409 => {
             give_back(hold_id, false);
-            let mut e = reply.into_error();
             if let Some(details) = e.details.as_object_mut() {
                 details.insert("code".to_string(), json!(code));
             }
             Err(e)
         }
-        404 => {
+        Err(e) if e.status == 404 => {
             give_back(hold_id, false);
             Err(ApiError::invalid_field(
                 "code",
                 format!("coupon {code} no longer exists or is inactive; remove it from the cart"),
             ))
         }
-        400 => {
+        Err(e) if e.status == 400 => {
             give_back(hold_id, false);
-            Err(reply.into_error())
+            Err(e)
         }
-        _ => {
+        // Unreachable, slow, failing or an unexpected answer: a timeout may have
+        // redeemed it all the same, so that goes back too.
+        Err(e) => {
             give_back(hold_id, true);
-            Err(reply.into_error())
+            Err(e)
         }
     }
 }
@@ -359,14 +277,8 @@ fn created_event(order: &Order) -> Json {
 /// the orders database's write lock (SQLite) out of the cart's call. A failure is
 /// logged, not returned: the lines are held and the order is about to exist.
 fn empty_cart(user_id: &str) {
-    let path = format!("/internal/carts/{user_id}");
-    let outcome = services::call("cart", Method::Delete, &path, "", None::<&()>);
-    let failed = match &outcome {
-        Ok(r) => !r.is_success(),
-        Err(_) => true,
-    };
-    if failed {
-        kirana_sdk::log::warn(&format!("emptying the cart of {user_id} failed"), &[]);
+    if let Err(e) = kirana_shop::cart::clear(user_id) {
+        kirana_sdk::log::warn(&format!("emptying the cart of {user_id} failed: {e}"), &[]);
     }
 }
 
@@ -452,10 +364,35 @@ mod tests {
     }
 
     #[test]
+    fn an_order_answers_the_shape_its_peers_read() {
+        // `kirana_shop::orders::Order` is how payments and delivery parse
+        // `GET /internal/orders/{id}`: a field renamed here fails this test.
+        let order = order_of("online", 2, None);
+        let json = kirana_sdk::serde_json::to_value(&order).unwrap();
+        let seen: kirana_shop::orders::Order = kirana_sdk::serde_json::from_value(json).unwrap();
+        assert_eq!(
+            (seen.id.as_str(), seen.user_id.as_str(), seen.total),
+            (order.id.as_str(), order.user_id.as_str(), order.total)
+        );
+        assert_eq!(
+            (seen.status, seen.payment_method, seen.payment_status),
+            (order.status, order.payment_method, order.payment_status)
+        );
+        assert_eq!(seen.items[0]["product_id"], order.items[0].product_id);
+        assert_eq!(
+            seen.estimated_delivery_at,
+            Some(order.estimated_delivery_at)
+        );
+    }
+
+    #[test]
     fn a_redeemed_coupon_is_on_the_order_and_its_events() {
         let coupon = Redeemed {
+            hold_id: "hld_1".into(),
+            coupon_id: "cpn_1".into(),
             code: "SAVE10".into(),
             discount: 300,
+            status: "held".into(),
         };
         let order = order_of("online", 3, Some(coupon));
         assert_eq!(order.coupon_code.as_deref(), Some("SAVE10"));

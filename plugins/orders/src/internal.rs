@@ -2,6 +2,8 @@
 //! `services::call`. Their shapes are a contract: see docs/plugins/orders.md.
 
 use kirana_sdk::prelude::*;
+// The bodies and answers are the contract peers call with, defined once.
+use kirana_shop::orders::{AgentRequest, OrderRef, PaymentStatusRequest};
 
 use crate::handlers::target_status;
 use crate::lifecycle::{load, set_agent, set_payment_status, transition};
@@ -30,18 +32,13 @@ pub fn by_hold(req: &Request) -> Result<Response, ApiError> {
     let hold_id: String = req.param("hold_id")?;
     let (id, status) =
         crate::db::find_by_hold(&hold_id)?.ok_or_else(|| ApiError::not_found("order"))?;
-    Ok(Response::ok(&json!({ "id": id, "status": status })))
-}
-
-#[derive(Debug, Deserialize)]
-struct PaymentStatusBody {
-    payment_status: String,
+    Ok(Response::ok(&OrderRef { id, status }))
 }
 
 /// `POST /internal/orders/{id}/payment-status {payment_status: "paid"|"refunded"}`.
 pub fn payment_status(req: &Request) -> Result<Response, ApiError> {
     let id: String = req.param("id")?;
-    let body: PaymentStatusBody = req.json()?;
+    let body: PaymentStatusRequest = req.json()?;
     let to = body.payment_status.trim();
     if !PAYMENT_STATUSES.contains(&to) || !matches!(to, "paid" | "refunded") {
         return Err(ApiError::invalid_field(
@@ -53,16 +50,10 @@ pub fn payment_status(req: &Request) -> Result<Response, ApiError> {
     Ok(Response::ok(&set_payment_status(&order, to)?))
 }
 
-#[derive(Debug, Deserialize)]
-struct AgentBody {
-    #[serde(default)]
-    agent_user_id: Option<String>,
-}
-
 /// `PUT /internal/orders/{id}/agent {agent_user_id: string|null}`: who may read it.
 pub fn agent(req: &Request) -> Result<Response, ApiError> {
     let id: String = req.param("id")?;
-    let body: AgentBody = req.json()?;
+    let body: AgentRequest = req.json()?;
     let agent = body
         .agent_user_id
         .map(|a| a.trim().to_string())

@@ -7,6 +7,7 @@
 //! configuration). Behaviour and choices: docs/plugins/orders.md.
 
 use kirana_sdk::prelude::*;
+use kirana_shop::access;
 
 mod checkout;
 mod db;
@@ -66,7 +67,7 @@ impl Plugin for Orders {
 
     fn router() -> Router {
         Router::new()
-            .post("/api/v1/orders", Access::CUSTOMER, checkout::create)
+            .post("/api/v1/orders", access::CUSTOMER, checkout::create)
             .summary("Places an order from the cart (Idempotency-Key supported)")
             .request_schema(json!({
                 "type": "object", "required": ["address_id", "payment_method"],
@@ -75,19 +76,15 @@ impl Plugin for Orders {
                     "notes": {"type": ["string", "null"], "maxLength": 500}}
             }))
             .response_schema(order_schema())
-            .get("/api/v1/orders", Access::CUSTOMER, handlers::list_own)
+            .get("/api/v1/orders", access::CUSTOMER, handlers::list_own)
             .summary("The caller's orders, newest first; filter status")
             .response_schema(page_schema())
-            .get(
-                "/api/v1/orders/{id}",
-                Access::Roles(&["customer", "admin", "delivery_agent"]),
-                handlers::get,
-            )
+            .get("/api/v1/orders/{id}", access::ANY_ROLE, handlers::get)
             .summary("One order (its customer, an admin, or the assigned agent)")
             .response_schema(order_schema())
             .post(
                 "/api/v1/orders/{id}/cancel",
-                Access::Roles(&["customer", "admin"]),
+                access::CUSTOMER_OR_ADMIN,
                 handlers::cancel,
             )
             .summary(
@@ -97,13 +94,13 @@ impl Plugin for Orders {
             .response_schema(order_schema())
             .patch(
                 "/api/v1/orders/{id}/status",
-                Access::ADMIN,
+                access::ADMIN,
                 handlers::set_status,
             )
             .summary("Moves an order one step through the state machine")
             .request_schema(status_schema())
             .response_schema(order_schema())
-            .get("/api/v1/admin/orders", Access::ADMIN, handlers::list_all)
+            .get("/api/v1/admin/orders", access::ADMIN, handlers::list_all)
             .summary("Every order, newest first; filter status")
             .response_schema(page_schema())
             .get("/internal/orders/{id}", Access::Internal, internal::get)

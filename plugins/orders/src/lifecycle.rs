@@ -7,9 +7,8 @@
 //! a call made before the change committed.
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::services;
 use kirana_sdk::sql::{self, Tx};
-use kirana_sdk::{CapError, Method};
+use kirana_sdk::CapError;
 
 use crate::db::{self, Order};
 use crate::rules::Status;
@@ -17,17 +16,9 @@ use crate::rules::Status;
 /// Gives a catalog hold back at once (a checkout whose order was not written); the
 /// catalog answers 200 whatever the hold's status, and changes only a `held` one.
 pub fn release_hold(hold_id: &str) -> Result<(), ApiError> {
-    let reply = services::call(
-        "catalog",
-        Method::Post,
-        &format!("/internal/stock/holds/{hold_id}/release"),
-        "",
-        None::<&()>,
-    )?;
-    if reply.is_success() {
-        Ok(())
-    } else {
-        Err(reply.into_error())
+    match kirana_shop::catalog::release_hold(hold_id)? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found("hold")),
     }
 }
 
@@ -35,18 +26,7 @@ pub fn release_hold(hold_id: &str) -> Result<(), ApiError> {
 /// promotions gives the use back once, whatever the redemption's state. A hold it
 /// never redeemed (`404`) has nothing to give back.
 pub fn release_redemption(hold_id: &str) -> Result<(), ApiError> {
-    let reply = services::call(
-        "promotions",
-        Method::Post,
-        &format!("/internal/promotions/redemptions/{hold_id}/release"),
-        "",
-        None::<&()>,
-    )?;
-    if reply.is_success() || reply.status == 404 {
-        Ok(())
-    } else {
-        Err(reply.into_error())
-    }
+    kirana_shop::promotions::release_redemption(hold_id).map(|_| ())
 }
 
 /// The order or `404 not_found`.
@@ -67,7 +47,7 @@ pub fn transition(order: &Order, to: Status, reason: Option<&str>) -> Result<Ord
     let changed = update_status(&tx, order, from, to, reason, &now)?;
     if changed != 1 {
         tx.rollback()?;
-        return Err(ApiError::invalid_transition(
+        return Err(kirana_shop::errors::invalid_transition(
             "the order changed meanwhile; read it again",
         ));
     }
@@ -163,7 +143,7 @@ pub fn set_payment_status(order: &Order, to: &str) -> Result<Order, ApiError> {
     };
     let cancelled = order.status == Status::Cancelled.as_str();
     if order.payment_status != expected || (to == "paid" && cancelled) {
-        return Err(ApiError::invalid_transition(format!(
+        return Err(kirana_shop::errors::invalid_transition(format!(
             "payment_status cannot go from {} to {to} (order {})",
             order.payment_status, order.status
         )));
@@ -185,7 +165,7 @@ pub fn set_payment_status(order: &Order, to: &str) -> Result<Order, ApiError> {
     )?;
     if changed != 1 {
         tx.rollback()?;
-        return Err(ApiError::invalid_transition(
+        return Err(kirana_shop::errors::invalid_transition(
             "the order changed meanwhile; read it again",
         ));
     }
@@ -222,7 +202,7 @@ pub fn payment_timeout(order_id: &str) -> Result<(), ApiError> {
     match transition(&order, Status::Cancelled, Some("payment_timeout")) {
         Ok(_) => Ok(()),
         // Someone else moved it first (payment, admin); nothing left to do.
-        Err(e) if e.code == "invalid_transition" => Ok(()),
+        Err(e) if e.code == kirana_shop::errors::INVALID_TRANSITION => Ok(()),
         Err(e) => Err(e),
     }
 }

@@ -71,7 +71,7 @@ impl Status {
         if self.can_become(to) {
             Ok(())
         } else {
-            Err(ApiError::invalid_transition(format!(
+            Err(kirana_shop::errors::invalid_transition(format!(
                 "an order cannot go from {} to {}",
                 self.as_str(),
                 to.as_str()

@@ -304,7 +304,7 @@ fn settle_into(order_id: &str, refunded: &mut Vec<(String, RefundReason)>) -> Re
         );
         return Ok(());
     };
-    let mut order = order.state();
+    let mut order = orders::state(&order);
     let payer = db::order_payer(order_id)?;
     for p in payments {
         let holds_order = payer.as_deref() == Some(p.id.as_str());
@@ -312,7 +312,7 @@ fn settle_into(order_id: &str, refunded: &mut Vec<(String, RefundReason)>) -> Re
             Settle::Nothing => {}
             Settle::Refund(reason) => refund_rest(&p, reason, refunded)?,
             Settle::MarkPaid => match orders::set_payment_status(order_id, "paid")? {
-                Answer::Accepted(o) => order = o.state(),
+                Answer::Accepted(o) => order = orders::state(&o),
                 Answer::Refused(why) => {
                     // Cancelled meanwhile (e.g. the payment timeout won the race).
                     kirana_sdk::log::info(
@@ -323,7 +323,7 @@ fn settle_into(order_id: &str, refunded: &mut Vec<(String, RefundReason)>) -> Re
                 }
             },
             Settle::MarkRefunded => match orders::set_payment_status(order_id, "refunded")? {
-                Answer::Accepted(o) => order = o.state(),
+                Answer::Accepted(o) => order = orders::state(&o),
                 Answer::Refused(why) => kirana_sdk::log::warn(
                     &format!("order {order_id} refused payment_status refunded: {why}"),
                     &[("payment_id", &p.id)],

@@ -63,7 +63,7 @@ fn intent(req: &Request, config: &PaymentsConfig) -> Result<Response, ApiError> 
     let order_id = require(&mut v, &body, "order_id");
     v.finish()?;
     let order = orders::get(&order_id)?.ok_or_else(|| ApiError::not_found("order"))?;
-    rules::intent_allowed(&order.state(), &caller)?;
+    rules::intent_allowed(&crate::orders::state(&order), &caller)?;
     // Orders learns of a capture a moment after it happens; a captured payment already
     // paying this order settles the question.
     if db::order_payer(&order.id)?.is_some() {

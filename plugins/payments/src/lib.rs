@@ -10,6 +10,7 @@
 //! docs/plugins/payments.md.
 
 use kirana_sdk::prelude::*;
+use kirana_shop::access;
 
 mod db;
 mod flow;
@@ -57,14 +58,14 @@ impl Plugin for Payments {
         Router::new()
             .post(
                 "/api/v1/payments/intents",
-                Access::CUSTOMER,
+                access::CUSTOMER,
                 handlers::create_intent,
             )
             .summary("Opens a payment intent for the caller's pending online order (Idempotency-Key supported)")
             .request_schema(json!({"type": "object", "required": ["order_id"],
                 "properties": {"order_id": {"type": "string"}}}))
             .response_schema(payment_schema())
-            .post("/api/v1/payments/verify", Access::CUSTOMER, handlers::verify)
+            .post("/api/v1/payments/verify", access::CUSTOMER, handlers::verify)
             .summary("Verifies the checkout's signature and captures the payment")
             .request_schema(json!({"type": "object",
                 "required": ["order_id", "provider_payment_id", "signature"],
@@ -97,7 +98,7 @@ impl Plugin for Payments {
                 "status": {"type": "string", "enum": ["processed", "duplicate", "ignored"]}}}))
             .get(
                 "/api/v1/payments",
-                Access::Roles(&["customer", "admin"]),
+                access::CUSTOMER_OR_ADMIN,
                 handlers::list,
             )
             .summary("The payments of one order (?order_id=), newest first")
@@ -105,7 +106,7 @@ impl Plugin for Payments {
                 "items": {"type": "array", "items": payment_schema()}}}))
             .post(
                 "/api/v1/payments/{id}/refund",
-                Access::ADMIN,
+                access::ADMIN,
                 handlers::refund,
             )
             .summary("Refunds part or all of a captured payment (Idempotency-Key supported)")

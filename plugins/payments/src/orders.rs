@@ -1,44 +1,27 @@
-//! Calls to the orders plugin's internal routes (docs/plugins/orders.md).
+//! The orders plugin's internal routes, through `kirana_shop::orders` (the contract in
+//! docs/plugins/orders.md).
 
 use kirana_sdk::prelude::*;
-use kirana_sdk::services;
-use kirana_sdk::Method;
+use kirana_shop::roles;
 
-use crate::rules::{plausible_id, OrderState};
+use crate::rules::OrderState;
 
-/// The fields of an order payments uses.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Order {
-    pub id: String,
-    pub user_id: String,
-    pub status: String,
-    pub payment_method: String,
-    pub payment_status: String,
-    pub total: i64,
-}
+/// The fields of an order payments uses, as orders answers them.
+pub use kirana_shop::orders::Order;
 
-impl Order {
-    pub fn state(&self) -> OrderState {
-        OrderState {
-            user_id: self.user_id.clone(),
-            status: self.status.clone(),
-            payment_method: self.payment_method.clone(),
-            payment_status: self.payment_status.clone(),
-        }
+/// The order's payment state, for the rules.
+pub fn state(order: &Order) -> OrderState {
+    OrderState {
+        user_id: order.user_id.clone(),
+        status: order.status.clone(),
+        payment_method: order.payment_method.clone(),
+        payment_status: order.payment_status.clone(),
     }
 }
 
 /// `GET /internal/orders/{id}`: `None` when there is no such order.
 pub fn get(order_id: &str) -> Result<Option<Order>, ApiError> {
-    if !plausible_id(order_id) {
-        return Ok(None);
-    }
-    let reply = services::get("orders", &format!("/internal/orders/{order_id}"), "")?;
-    match reply.status {
-        200 => reply.json().map(Some),
-        404 => Ok(None),
-        _ => Err(reply.into_error()),
-    }
+    kirana_shop::orders::get(order_id)
 }
 
 /// The order, visible to `caller`: its customer or an admin; anyone else gets the
@@ -46,7 +29,7 @@ pub fn get(order_id: &str) -> Result<Option<Order>, ApiError> {
 pub fn visible(order_id: &str, req: &Request) -> Result<Order, ApiError> {
     let caller = req.user()?;
     let order = get(order_id)?.ok_or_else(|| ApiError::not_found("order"))?;
-    if caller.role == "admin" || order.user_id == caller.user_id {
+    if caller.role == roles::ADMIN || order.user_id == caller.user_id {
         Ok(order)
     } else {
         Err(ApiError::not_found("order"))
@@ -63,16 +46,9 @@ pub enum Answer {
 
 /// `POST /internal/orders/{id}/payment-status {payment_status}`.
 pub fn set_payment_status(order_id: &str, to: &str) -> Result<Answer, ApiError> {
-    let reply = services::call(
-        "orders",
-        Method::Post,
-        &format!("/internal/orders/{order_id}/payment-status"),
-        "",
-        Some(&json!({ "payment_status": to })),
-    )?;
-    match reply.status {
-        200 => reply.json().map(Answer::Accepted),
-        404 | 409 => Ok(Answer::Refused(reply.into_error().message)),
-        _ => Err(reply.into_error()),
+    match kirana_shop::orders::set_payment_status(order_id, to) {
+        Ok(order) => Ok(Answer::Accepted(order)),
+        Err(e) if matches!(e.status, 404 | 409) => Ok(Answer::Refused(e.message)),
+        Err(e) => Err(e),
     }
 }
