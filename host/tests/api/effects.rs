@@ -90,7 +90,8 @@ backend_test!(a_redelivered_event_changes_nothing, |app| {
         .await;
     assert!(once.is_some(), "the order's notification arrived");
     // The host forgets it delivered the event (as after a crash between the
-    // subscriber's commit and the delivery's), and delivers it again.
+    // subscriber's commit and the delivery's), and delivers it again. This writes the
+    // host's table: no API forgets that a delivery was done.
     let before = metric(app, "kirana_events_duplicates_total").await;
     let pool = &app.app().platform.db.pool;
     let again = sqlx::query(
