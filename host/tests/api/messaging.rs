@@ -271,67 +271,194 @@ backend_test!(realtime_pushes_are_checked, |app| {
     wave(app, &c.token, "usr_nobody_listens", "hello?").await;
 });
 
-/// A minimal SMTP server that accepts every message and keeps its raw DATA.
+/// One message an [`SmtpSink`] accepted: its raw DATA and whether it came over TLS.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub data: String,
+    pub over_tls: bool,
+}
+
+/// A minimal SMTP server that accepts every message and keeps its raw DATA. Made by
+/// [`SmtpSink::start_tls`], it offers STARTTLS and upgrades with the test certificate
+/// of `host/tests/fixtures/smtp-tls` (signed by its `ca.pem`).
 pub struct SmtpSink {
     pub port: u16,
-    pub messages: Arc<Mutex<Vec<String>>>,
+    messages: Arc<Mutex<Vec<Received>>>,
+    /// Every command line the sink read (DATA excluded), and whether over TLS.
+    commands: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+/// The test certificate authority the STARTTLS sink's certificate chains to.
+pub fn smtp_test_ca() -> std::path::PathBuf {
+    workspace().join("host/tests/fixtures/smtp-tls/ca.pem")
+}
+
+/// A TLS acceptor with the fixture's server certificate (names localhost and 127.0.0.1).
+fn fixture_acceptor() -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = workspace().join("host/tests/fixtures/smtp-tls");
+    let chain = CertificateDer::pem_file_iter(dir.join("server.pem"))
+        .expect("server.pem")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("server.pem's certificates");
+    let key = PrivateKeyDer::from_pem_file(dir.join("server.key")).expect("server.key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .expect("the fixture certificate and key match");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 impl SmtpSink {
+    /// A plain-text sink (no STARTTLS offered).
     pub async fn start() -> Self {
+        Self::listen(None).await
+    }
+
+    /// A sink that offers STARTTLS and upgrades with the fixture certificate.
+    pub async fn start_tls() -> Self {
+        Self::listen(Some(fixture_acceptor())).await
+    }
+
+    async fn listen(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("sink binds");
         let port = listener.local_addr().expect("sink addr").port();
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let store = messages.clone();
+        let sink = Self {
+            port,
+            messages: Arc::default(),
+            commands: Arc::default(),
+        };
+        let (messages, commands) = (sink.messages.clone(), sink.commands.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = listener.accept().await {
-                tokio::spawn(serve_smtp(socket, store.clone()));
+                let (tls, messages, commands) = (tls.clone(), messages.clone(), commands.clone());
+                tokio::spawn(async move {
+                    let mut socket = socket;
+                    if socket.write_all(b"220 sink ESMTP\r\n").await.is_err() {
+                        return;
+                    }
+                    let Upgrade::StartTls(socket) =
+                        converse(socket, tls.is_some(), false, &messages, &commands).await
+                    else {
+                        return;
+                    };
+                    let Some(acceptor) = tls else { return };
+                    // A client that gives up on the handshake just ends the conversation.
+                    if let Ok(secure) = acceptor.accept(socket).await {
+                        converse(secure, false, true, &messages, &commands).await;
+                    }
+                });
             }
         });
-        Self { port, messages }
+        sink
     }
 
+    /// The raw DATA of every accepted message.
     pub fn received(&self) -> Vec<String> {
+        self.received_with_tls()
+            .into_iter()
+            .map(|m| m.data)
+            .collect()
+    }
+
+    /// Every accepted message with whether it came over TLS.
+    pub fn received_with_tls(&self) -> Vec<Received> {
         self.messages.lock().expect("sink lock").clone()
+    }
+
+    /// Every command line read (DATA excluded), with whether it came over TLS.
+    pub fn commands(&self) -> Vec<(String, bool)> {
+        self.commands.lock().expect("sink lock").clone()
     }
 }
 
-async fn serve_smtp(socket: tokio::net::TcpStream, store: Arc<Mutex<Vec<String>>>) {
-    let (read, mut write) = socket.into_split();
-    let mut lines = BufReader::new(read).lines();
-    if write.write_all(b"220 sink ESMTP\r\n").await.is_err() {
-        return;
-    }
+/// How one SMTP conversation ended.
+enum Upgrade<S> {
+    Closed,
+    /// The client asked for STARTTLS and was told to go ahead: the bare stream.
+    StartTls(S),
+}
+
+/// Answers SMTP commands on `stream` (the greeting already sent) until QUIT, a closed
+/// connection or an accepted STARTTLS (only when `offer_starttls`).
+async fn converse<S>(
+    stream: S,
+    offer_starttls: bool,
+    over_tls: bool,
+    messages: &Mutex<Vec<Received>>,
+    commands: &Mutex<Vec<(String, bool)>>,
+) -> Upgrade<S>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut stream = BufReader::new(stream);
     let mut data: Option<String> = None;
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match stream.read_line(&mut line).await {
+            Ok(0) | Err(_) => return Upgrade::Closed,
+            Ok(_) => {}
+        }
+        let line = line.trim_end_matches(['\r', '\n']);
         if let Some(body) = data.as_mut() {
             if line == "." {
-                store.lock().expect("sink lock").push(std::mem::take(body));
+                messages.lock().expect("sink lock").push(Received {
+                    data: std::mem::take(body),
+                    over_tls,
+                });
                 data = None;
-                let _ = write.write_all(b"250 queued\r\n").await;
+                if stream.get_mut().write_all(b"250 queued\r\n").await.is_err() {
+                    return Upgrade::Closed;
+                }
             } else {
-                body.push_str(&line);
+                body.push_str(line);
                 body.push('\n');
             }
             continue;
         }
-        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        commands
+            .lock()
+            .expect("sink lock")
+            .push((line.to_string(), over_tls));
+        let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
+            "EHLO" if offer_starttls => b"250-sink\r\n250 STARTTLS\r\n",
             "EHLO" | "HELO" => b"250 sink\r\n",
+            "STARTTLS" if offer_starttls => {
+                if stream
+                    .get_mut()
+                    .write_all(b"220 go ahead\r\n")
+                    .await
+                    .is_err()
+                {
+                    return Upgrade::Closed;
+                }
+                // The client says nothing more until the handshake, so nothing is
+                // left in the buffer.
+                return Upgrade::StartTls(stream.into_inner());
+            }
+            "STARTTLS" => b"502 not offered\r\n",
             "DATA" => {
                 data = Some(String::new());
                 b"354 end with .\r\n"
             }
             "QUIT" => {
-                let _ = write.write_all(b"221 bye\r\n").await;
-                return;
+                let _ = stream.get_mut().write_all(b"221 bye\r\n").await;
+                return Upgrade::Closed;
             }
             _ => b"250 ok\r\n",
         };
-        if write.write_all(reply).await.is_err() {
-            return;
+        if stream.get_mut().write_all(reply).await.is_err() {
+            return Upgrade::Closed;
         }
     }
 }
@@ -423,6 +550,127 @@ async fn undeliverable_email_is_retried_then_failed_but_recorded() {
         })
         .await;
     assert_eq!(status.as_deref(), Some("failed"));
+    app.stop().await;
+}
+
+/// `[mail]` for a STARTTLS-only relay on `port` that trusts the fixture's CA.
+fn starttls_config(port: u16, extra: &str) -> String {
+    format!(
+        "[mail]\nsmtp_url = \"smtp://127.0.0.1:{port}?tls=required\"\ntls_ca_file = \"{}\"\n\
+         poll_ms = 20\n{extra}",
+        smtp_test_ca().display()
+    )
+}
+
+/// What the outbox row of the message to `to` says about its delivery:
+/// `(status, attempts, last_error)`.
+async fn delivery_record(app: &TestApp, to: &str) -> (String, i64, Option<String>) {
+    // Read from the host's table: the admin outbox shows a message's status but not
+    // its attempts or last_error, which are what this check is about.
+    let row: (String, i64, Option<String>) = sqlx::query_as(
+        "SELECT status, CAST(attempts AS BIGINT), last_error FROM mail_outbox \
+         WHERE recipient = $1",
+    )
+    .bind(to)
+    .fetch_one(&app.app().platform.db.pool)
+    .await
+    .expect("the message's outbox row");
+    row
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_goes_out_over_starttls_to_a_private_ca_relay() {
+    let sink = SmtpSink::start_tls().await;
+    let app = TestApp::spawn_with(Backend::Sqlite, &starttls_config(sink.port, "")).await;
+    let admin = app.admin_token().await;
+    let to = format!("{}@example.in", app.word("sealed"));
+    let r = postcard(&app, &admin, &to, "Sealed in Mysuru").await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let status = app
+        .eventually(10, || async {
+            postcard_status(&app, &admin, &to)
+                .await
+                .filter(|s| s == "sent")
+        })
+        .await;
+    assert_eq!(status.as_deref(), Some("sent"), "{:?}", sink.commands());
+    let received = sink.received_with_tls();
+    let mail = received
+        .iter()
+        .find(|m| m.data.contains(&to))
+        .expect("the sink got the email");
+    assert!(mail.over_tls, "the message came in clear text");
+    assert!(mail.data.contains("Sealed in Mysuru"), "{}", mail.data);
+    // In clear text only the greeting and the upgrade: the envelope, recipient and
+    // message all came after STARTTLS.
+    let commands = sink.commands();
+    let clear: Vec<&str> = commands
+        .iter()
+        .filter(|(_, tls)| !tls)
+        .map(|(c, _)| c.as_str())
+        .collect();
+    assert!(
+        clear
+            .iter()
+            .all(|c| c.starts_with("EHLO") || *c == "STARTTLS"),
+        "commands in clear text: {clear:?}"
+    );
+    assert!(clear.contains(&"STARTTLS"), "{commands:?}");
+    for verb in ["MAIL FROM", "RCPT TO", "DATA"] {
+        assert!(
+            commands.iter().any(|(c, tls)| *tls && c.starts_with(verb)),
+            "no {verb} over TLS: {commands:?}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_without_starttls_never_gets_the_email_in_clear_text() {
+    // The relay speaks SMTP but does not offer STARTTLS, which the URL requires.
+    let sink = SmtpSink::start().await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &starttls_config(sink.port, "backoff_ms = 20\nmax_attempts = 3\n"),
+    )
+    .await;
+    let admin = app.admin_token().await;
+    let to = format!("{}@example.in", app.word("clear"));
+    let r = postcard(&app, &admin, &to, "Not for prying eyes").await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    // Retried (each attempt reaches the relay) and failed after max_attempts.
+    let status = app
+        .eventually(10, || async {
+            postcard_status(&app, &admin, &to)
+                .await
+                .filter(|s| s == "failed")
+        })
+        .await;
+    assert_eq!(status.as_deref(), Some("failed"), "{:?}", sink.commands());
+    let (status, attempts, last_error) = delivery_record(&app, &to).await;
+    assert_eq!((status.as_str(), attempts), ("failed", 3));
+    let last_error = last_error.expect("last_error");
+    assert!(
+        last_error.to_lowercase().contains("tls"),
+        "last_error does not say why: {last_error}"
+    );
+    let commands = sink.commands();
+    let greetings = commands
+        .iter()
+        .filter(|(c, _)| c.starts_with("EHLO"))
+        .count();
+    assert!(
+        greetings >= 3,
+        "three attempts reached the relay: {commands:?}"
+    );
+    // Nothing beyond the greeting was said: no envelope, no message.
+    assert!(
+        commands
+            .iter()
+            .all(|(c, _)| c.starts_with("EHLO") || c == "QUIT"),
+        "{commands:?}"
+    );
+    assert!(sink.received().is_empty(), "{:?}", sink.received());
     app.stop().await;
 }
 
