@@ -157,27 +157,35 @@ fn build_plugins(names: &[String]) -> Result<()> {
                 .exists()
         })
         .collect();
-    if crates.is_empty() {
-        bail!("no plugin crates found under {}/plugins", root.display());
+    if crates.is_empty() && cli::python_plugins(&root, names).is_empty() {
+        bail!("no plugins found under {}/plugins", root.display());
     }
-    eprintln!(
-        "==> building {} plugin(s) for wasm32-wasip2: {}",
-        crates.len(),
-        crates
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(&root)
-        .args(["build", "--release", "--target", "wasm32-wasip2"]);
-    for c in &crates {
-        cmd.args(["-p", c.as_str()]);
-    }
-    let status = cmd.status().context("running cargo (is Rust installed?)")?;
-    if !status.success() {
-        bail!("building the plugins failed (see cargo's output above)");
+    // A shop of Python plugins only has no cargo step.
+    if !crates.is_empty() {
+        let step = cli::progress::Step::start(format!(
+            "building {} plugin(s) for wasm32-wasip2: {}",
+            crates.len(),
+            crates
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.current_dir(&root)
+            .args(["build", "--release", "--target", "wasm32-wasip2"]);
+        for c in &crates {
+            cmd.args(["-p", c.as_str()]);
+        }
+        let status = step
+            .run(&mut cmd)
+            .context("running cargo (is Rust installed?)")?;
+        if !status.success() {
+            step.finish("the build failed");
+            bail!("building the plugins failed (see cargo's output above)");
+        }
+        let took = cli::progress::seconds(step.elapsed());
+        step.finish(format!("plugin crates built in {took}"));
     }
     cli::build_python_plugins(&root, names)?;
     eprintln!("==> plugins are up to date");

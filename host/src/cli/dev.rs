@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use notify::{RecursiveMode, Watcher};
@@ -17,6 +17,8 @@ use notify::{RecursiveMode, Watcher};
 use kirana::config::Config;
 use kirana::registry::ops;
 use kirana::registry::Platform;
+
+use super::progress::{seconds, Step};
 
 /// How long the watcher waits for more changes before it builds (an editor's save is
 /// several events: write, rename, chmod).
@@ -91,20 +93,25 @@ fn owners<'a>(sources: &'a [Source], path: &'a Path) -> impl Iterator<Item = &'a
     })
 }
 
-/// Builds one plugin with its toolchain, its output on this terminal; whether it built.
-fn build(root: &Path, source: &Source) -> Result<bool> {
+/// Builds one plugin with its toolchain, its output on this terminal (above the
+/// step's spinner); whether it built.
+fn build(root: &Path, source: &Source, step: &Step) -> Result<bool> {
     let status = match source.kind {
-        Kind::Rust => Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
-            .arg(&source.package)
-            .current_dir(root)
-            .status()
+        Kind::Rust => step
+            .run(
+                Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+                    .args(["build", "--release", "--target", "wasm32-wasip2", "-p"])
+                    .arg(&source.package)
+                    .current_dir(root),
+            )
             .context("running cargo")?,
-        Kind::Python => Command::new("bash")
-            .arg(root.join("scripts/build-python"))
-            .arg(&source.package)
-            .current_dir(root)
-            .status()
+        Kind::Python => step
+            .run(
+                Command::new("bash")
+                    .arg(root.join("scripts/build-python"))
+                    .arg(&source.package)
+                    .current_dir(root),
+            )
             .context("running scripts/build-python")?,
     };
     Ok(status.success())
@@ -159,30 +166,47 @@ pub async fn watch(root: PathBuf, platform: Arc<Platform>, sources: Vec<Source>)
 
 /// Rebuilds one plugin and swaps it in, saying how long each step took.
 async fn rebuild(root: &Path, platform: &Arc<Platform>, source: &Source) {
-    let name = &source.plugin;
-    eprintln!("==> {name}: sources changed, building");
-    let started = Instant::now();
+    let name = source.plugin.clone();
+    let tool = match source.kind {
+        Kind::Rust => "cargo",
+        Kind::Python => "componentize-py",
+    };
     let built = {
         let (root, source) = (root.to_path_buf(), source.clone());
-        tokio::task::spawn_blocking(move || build(&root, &source)).await
+        tokio::task::spawn_blocking(move || {
+            let step = Step::start(format!(
+                "{}: sources changed, building ({tool})",
+                source.plugin
+            ));
+            let built = build(&root, &source, &step);
+            (step, built)
+        })
+        .await
     };
-    let build_time = started.elapsed();
-    match built {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
-            eprintln!("==> {name}: the build failed (above); the running build stays live");
-            return;
-        }
-        Ok(Err(e)) => {
-            eprintln!("==> {name}: could not build: {e:#}; the running build stays live");
-            return;
-        }
+    let (step, built) = match built {
+        Ok(done) => done,
         Err(e) => {
             eprintln!("==> {name}: the build task failed: {e}; the running build stays live");
             return;
         }
+    };
+    let build_time = step.elapsed();
+    match built {
+        Ok(true) => step.finish(format!("{name}: built in {}", seconds(build_time))),
+        Ok(false) => {
+            step.finish(format!(
+                "{name}: the build failed (above); the running build stays live"
+            ));
+            return;
+        }
+        Err(e) => {
+            step.finish(format!(
+                "{name}: could not build: {e:#}; the running build stays live"
+            ));
+            return;
+        }
     }
-    let Some(pc) = platform.config.plugins.get(name) else {
+    let Some(pc) = platform.config.plugins.get(&name) else {
         return;
     };
     let path = platform.config.plugin_path(pc);
@@ -200,14 +224,21 @@ async fn rebuild(root: &Path, platform: &Arc<Platform>, source: &Source) {
             return;
         }
     };
-    let swapping = Instant::now();
-    match ops::reload(platform, name, bytes, "kirana dev").await {
-        Ok(version) => eprintln!(
-            "==> {name} {version} is live: built in {:.1} s, swapped in {} ms",
-            build_time.as_secs_f64(),
-            swapping.elapsed().as_millis()
-        ),
-        Err(e) => eprintln!("==> {name}: not swapped in: {e}; the running build stays live"),
+    let swap = Step::start(format!(
+        "{name}: compiling the component and swapping it in"
+    ));
+    match ops::reload(platform, &name, bytes, "kirana dev").await {
+        Ok(version) => {
+            let swap_time = swap.elapsed();
+            swap.finish(format!(
+                "{name} {version} is live: built in {}, swapped in {} ms",
+                seconds(build_time),
+                swap_time.as_millis()
+            ))
+        }
+        Err(e) => swap.finish(format!(
+            "{name}: not swapped in: {e}; the running build stays live"
+        )),
     }
 }
 

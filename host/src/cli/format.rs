@@ -406,65 +406,13 @@ pub fn installed_line(status: u16, i: &Installed) -> String {
     out
 }
 
-/// Re-indents JSON text two spaces per level, keeping the host's key order and number
-/// spelling (parsing into a map would sort keys). `None` when `raw` is not JSON.
+/// Re-indents JSON text two spaces per level, keeping the host's key order (serde_json's
+/// `preserve_order`: a parsed object keeps its keys as they came). Numbers are written
+/// as serde_json writes them, which is how the host wrote them. `None` when `raw` is
+/// not JSON.
 pub fn pretty_json(raw: &str) -> Option<String> {
-    serde_json::from_str::<serde::de::IgnoredAny>(raw).ok()?;
-    let mut out = String::with_capacity(raw.len() * 2);
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    let newline = |out: &mut String, depth: usize| {
-        out.push('\n');
-        out.push_str(&"  ".repeat(depth));
-    };
-    let mut chars = raw.chars().peekable();
-    while let Some(c) = chars.next() {
-        if in_string {
-            out.push(c);
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == '"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            '"' => {
-                in_string = true;
-                out.push(c);
-            }
-            '{' | '[' => {
-                while chars.peek().is_some_and(|n| n.is_whitespace()) {
-                    chars.next();
-                }
-                out.push(c);
-                let close = if c == '{' { '}' } else { ']' };
-                if chars.peek() == Some(&close) {
-                    chars.next();
-                    out.push(close);
-                } else {
-                    depth += 1;
-                    newline(&mut out, depth);
-                }
-            }
-            '}' | ']' => {
-                depth = depth.saturating_sub(1);
-                newline(&mut out, depth);
-                out.push(c);
-            }
-            ',' => {
-                out.push(',');
-                newline(&mut out, depth);
-            }
-            ':' => out.push_str(": "),
-            c if c.is_whitespace() => {}
-            c => out.push(c),
-        }
-    }
-    Some(out)
+    let value: serde_json::Value = serde_json::from_str(raw).ok()?;
+    serde_json::to_string_pretty(&value).ok()
 }
 
 #[cfg(test)]
@@ -693,10 +641,10 @@ mod tests {
 
     #[test]
     fn json_is_reindented_in_order() {
-        let raw = r#"{"z":1,"a":[],"m":{"k":"a,b:{c}\"[","n":[1.50,{}]},"e":null}"#;
+        let raw = r#"{"z":1,"a":[],"m":{"k":"a,b:{c}\"[","n":[1.5,{},-3,18446744073709551615]},"e":null}"#;
         assert_eq!(
             pretty_json(raw).unwrap(),
-            "{\n  \"z\": 1,\n  \"a\": [],\n  \"m\": {\n    \"k\": \"a,b:{c}\\\"[\",\n    \"n\": [\n      1.50,\n      {}\n    ]\n  },\n  \"e\": null\n}"
+            "{\n  \"z\": 1,\n  \"a\": [],\n  \"m\": {\n    \"k\": \"a,b:{c}\\\"[\",\n    \"n\": [\n      1.5,\n      {},\n      -3,\n      18446744073709551615\n    ]\n  },\n  \"e\": null\n}"
         );
         assert_eq!(pretty_json(" [ ] ").unwrap(), "[]");
         assert!(pretty_json("{nope").is_none());

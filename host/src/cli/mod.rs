@@ -8,6 +8,7 @@ pub mod dev;
 mod errors;
 mod format;
 mod plugins;
+pub mod progress;
 mod python;
 mod scaffold;
 mod table;
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-pub use python::build_python_plugins;
+pub use python::{build_python_plugins, python_plugins};
 
 /// Where `kirana serve` listens by default.
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";

@@ -64,20 +64,25 @@ pub fn build_python_plugins(root: &Path, names: &[String]) -> Result<()> {
             return Ok(());
         }
     }
-    eprintln!(
-        "==> building {} Python plugin(s) with componentize-py: {}",
+    let step = super::progress::Step::start(format!(
+        "building {} Python plugin(s) with componentize-py: {}",
         python.len(),
         python.join(", ")
-    );
-    let status = Command::new("bash")
-        .arg(root.join("scripts/build-python"))
-        .args(&python)
-        .current_dir(root)
-        .status()
+    ));
+    let status = step
+        .run(
+            Command::new("bash")
+                .arg(root.join("scripts/build-python"))
+                .args(&python)
+                .current_dir(root),
+        )
         .context("running scripts/build-python (is bash installed?)")?;
     if !status.success() {
+        step.finish("building the Python plugins failed");
         bail!("building the Python plugins failed (see componentize-py's output above)");
     }
+    let took = super::progress::seconds(step.elapsed());
+    step.finish(format!("Python plugins ready in {took}"));
     Ok(())
 }
 

@@ -1,26 +1,40 @@
-//! A plain-text table: columns padded to their widest cell, two spaces apart.
+//! The CLI's tables, drawn by `comfy-table`: no borders, columns padded to their widest
+//! cell (display width, so `é` and `…` count one) and two spaces apart, no trailing
+//! blanks. The look is `kirana plugins list`'s since its first release, which scripts
+//! that cut columns by whitespace rely on.
+
+use comfy_table::{presets::NOTHING, CellAlignment, ContentArrangement};
 
 /// A table under construction; cells are plain strings.
 pub struct Table {
-    headers: Vec<String>,
-    right: Vec<bool>,
-    rows: Vec<Vec<String>>,
+    inner: comfy_table::Table,
+    columns: usize,
 }
 
 impl Table {
     pub fn new(headers: &[&str]) -> Self {
+        let mut inner = comfy_table::Table::new();
+        inner
+            .load_style(NOTHING)
+            // Never wrap: a long path or detail stays on its line, as a pipe expects.
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(headers.iter().copied());
+        let last = headers.len().saturating_sub(1);
+        for (i, column) in inner.column_iter_mut().enumerate() {
+            // Two spaces between columns, none before the first or after the last.
+            column.set_padding((u16::from(i > 0), u16::from(i < last)));
+        }
         Self {
-            headers: headers.iter().map(|h| h.to_string()).collect(),
-            right: vec![false; headers.len()],
-            rows: Vec::new(),
+            inner,
+            columns: headers.len(),
         }
     }
 
     /// Right-aligns the given columns (numbers read better that way).
     pub fn right(mut self, columns: &[usize]) -> Self {
         for &c in columns {
-            if let Some(r) = self.right.get_mut(c) {
-                *r = true;
+            if let Some(column) = self.inner.column_mut(c) {
+                column.set_cell_alignment(CellAlignment::Right);
             }
         }
         self
@@ -28,39 +42,16 @@ impl Table {
 
     /// Adds a row; missing cells are empty, extra cells are dropped.
     pub fn row(&mut self, mut cells: Vec<String>) {
-        cells.resize(self.headers.len(), String::new());
-        self.rows.push(cells);
+        cells.resize(self.columns, String::new());
+        self.inner.add_row(cells);
     }
 
     /// The table, one line per row after the header, each line ending in `\n`.
     pub fn render(&self) -> String {
-        let width = |s: &str| s.chars().count();
-        let mut widths: Vec<usize> = self.headers.iter().map(|h| width(h)).collect();
-        for row in &self.rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(width(cell));
-            }
-        }
-        let mut out = String::new();
-        for line in std::iter::once(&self.headers).chain(&self.rows) {
-            let mut text = String::new();
-            for (i, cell) in line.iter().enumerate() {
-                if i > 0 {
-                    text.push_str("  ");
-                }
-                let pad = " ".repeat(widths[i] - width(cell));
-                if self.right[i] {
-                    text.push_str(&pad);
-                    text.push_str(cell);
-                } else {
-                    text.push_str(cell);
-                    text.push_str(&pad);
-                }
-            }
-            out.push_str(text.trim_end());
-            out.push('\n');
-        }
-        out
+        self.inner
+            .lines()
+            .map(|l| l.trim_end().to_string() + "\n")
+            .collect()
     }
 }
 
@@ -93,5 +84,20 @@ mod tests {
         let mut t = Table::new(&["A", "B"]);
         t.row(vec!["1".into()]);
         assert_eq!(t.render(), "A  B\n1\n");
+    }
+
+    #[test]
+    fn long_cells_are_never_wrapped() {
+        let long = "x".repeat(300);
+        let mut t = Table::new(&["A", "DETAIL"]);
+        t.row(vec!["1".into(), long.clone()]);
+        assert_eq!(t.render(), format!("A  DETAIL\n1  {long}\n"));
+    }
+
+    #[test]
+    fn a_lone_column_has_no_padding() {
+        let mut t = Table::new(&["A"]).right(&[0]);
+        t.row(vec!["long".into()]);
+        assert_eq!(t.render(), "   A\nlong\n");
     }
 }

@@ -1,13 +1,15 @@
 //! `kirana dev` on a scratch workspace holding a copy of `examples/hello` (as the
 //! package `hello_dev`, so its build never replaces the `hello.wasm` other tests load):
 //! an edit is rebuilt and swapped in while a client keeps calling, with no failed
-//! request, and a build that fails leaves the running build live.
+//! request, while a signed-in user's session and live stream stay up across the swap;
+//! a build that fails leaves the running build live.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::*;
@@ -44,6 +46,49 @@ impl Output {
                 self.text()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// An open `GET /api/v1/realtime` stream, read as raw text.
+struct Stream {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    text: String,
+}
+
+impl Stream {
+    async fn open(http: &reqwest::Client, base: &str, token: &str) -> Self {
+        let r = http
+            .get(format!("{base}/api/v1/realtime"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("opening the realtime stream");
+        assert_eq!(r.status(), 200, "the realtime stream was refused");
+        let mut stream = Self {
+            body: Box::pin(r.bytes_stream()),
+            text: String::new(),
+        };
+        stream
+            .wait_for("event: ready", Duration::from_secs(10))
+            .await;
+        stream
+    }
+
+    /// Reads until what the stream sent contains `needle`; panics when the stream ends
+    /// or `limit` passes first.
+    async fn wait_for(&mut self, needle: &str, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.text.contains(needle) {
+            match tokio::time::timeout_at(deadline, self.body.next()).await {
+                Ok(Some(Ok(chunk))) => self.text.push_str(&String::from_utf8_lossy(&chunk)),
+                Ok(Some(Err(e))) => panic!("the stream broke: {e}; it sent:\n{}", self.text),
+                Ok(None) => panic!("the stream ended; it sent:\n{}", self.text),
+                Err(_) => panic!(
+                    "no {needle:?} within {limit:?}; the stream sent:\n{}",
+                    self.text
+                ),
+            }
         }
     }
 }
@@ -95,8 +140,42 @@ fn edit(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replace(from, to)).expect("writing the source");
 }
 
+/// Starts `kirana dev --config kirana.toml` in `root` and waits (up to 300 s) until it
+/// watches `watching`; its process, its output and the address it serves on.
+async fn start_dev(root: &Path, watching: &str) -> (tokio::process::Child, Output, String) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kirana"))
+        .args(["dev", "--config", "kirana.toml"])
+        .current_dir(root)
+        .env("CARGO_TARGET_DIR", workspace().join("target"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env_remove("KIRANA_CONFIG")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("running kirana dev");
+    let out = Output::default();
+    out.follow(child.stdout.take().expect("stdout"));
+    out.follow(child.stderr.take().expect("stderr"));
+    out.wait_for(
+        &format!("kirana dev: watching {watching}"),
+        Duration::from_secs(300),
+    )
+    .await;
+    let text = out.text();
+    let base = text
+        .split("kirana is serving on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address kirana dev serves on")
+        .to_string();
+    (child, out, base)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kirana_dev_swaps_an_edit_in_place_with_no_failed_request() {
+async fn kirana_dev_swaps_an_edit_in_place_keeping_requests_sessions_and_streams() {
     let ws = scratch_workspace();
     let root = ws.path();
     let data = root.join("data");
@@ -129,33 +208,7 @@ grants = ["kv", "realtime", "mail"]
     )
     .expect("writing kirana.toml");
 
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kirana"))
-        .args(["dev", "--config", "kirana.toml"])
-        .current_dir(root)
-        .env("CARGO_TARGET_DIR", workspace().join("target"))
-        .env_remove("KIRANA_CONFIG")
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("running kirana dev");
-    let out = Output::default();
-    out.follow(child.stdout.take().expect("stdout"));
-    out.follow(child.stderr.take().expect("stderr"));
-    out.wait_for(
-        "kirana dev: watching hello (plugins/hello_dev)",
-        Duration::from_secs(300),
-    )
-    .await;
-    let text = out.text();
-    let base = text
-        .split("kirana is serving on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the address kirana dev serves on")
-        .to_string();
+    let (mut child, out, base) = start_dev(root, "hello (plugins/hello_dev)").await;
     let http = reqwest::Client::new();
     // The greeting, or what came back instead.
     let greet = |http: reqwest::Client, base: String| async move {
@@ -176,6 +229,43 @@ grants = ["kv", "realtime", "mail"]
         greet(http.clone(), base.clone()).await.as_deref(),
         Ok("Namaste, Asha!")
     );
+
+    // A signed-in customer with a live stream open, both kept through the swap.
+    let r = http
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&serde_json::json!({
+            "email": "dev-loop@example.in", "password": "password123", "name": "Dev Loop"
+        }))
+        .send()
+        .await
+        .expect("signing up");
+    assert_eq!(r.status(), 201, "signup failed");
+    let account: serde_json::Value = r.json().await.expect("the signup answer");
+    let token = account["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string();
+    let user_id = account["user"]["id"].as_str().expect("user.id").to_string();
+    let mut stream = Stream::open(&http, &base, &token).await;
+    // hello pushes `hello.wave` to a user's streams: to this customer's own, here.
+    let wave = |message: &'static str| {
+        let (http, base, token, user_id) =
+            (http.clone(), base.clone(), token.clone(), user_id.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/api/v1/hello/wave"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({"user_id": user_id, "message": message}))
+                .send()
+                .await
+                .expect("waving");
+            r.status().as_u16()
+        }
+    };
+    assert_eq!(wave("before the swap").await, 204);
+    stream
+        .wait_for("before the swap", Duration::from_secs(10))
+        .await;
 
     // A client calling back to back through the whole swap.
     let stop = Arc::new(AtomicBool::new(false));
@@ -199,17 +289,55 @@ grants = ["kv", "realtime", "mail"]
     };
 
     let lib = root.join("plugins/hello_dev/src/lib.rs");
+    let edited = Instant::now();
     edit(
         &lib,
         "format!(\"Namaste, {name}!\")",
         "format!(\"Vanakkam, {name}!\")",
     );
-    out.wait_for("hello 0.1.0 is live: built in", Duration::from_secs(300))
+    // The new answer, within a bounded time (the build is incremental: one crate).
+    loop {
+        if greet(http.clone(), base.clone()).await.as_deref() == Ok("Vanakkam, Asha!") {
+            break;
+        }
+        assert!(
+            edited.elapsed() < Duration::from_secs(300),
+            "the edit was not live within 300 s; kirana dev printed:\n{}",
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let edit_to_live = edited.elapsed();
+    out.wait_for("hello 0.1.0 is live: built in", Duration::from_secs(10))
         .await;
-    assert_eq!(
-        greet(http.clone(), base.clone()).await.as_deref(),
-        Ok("Vanakkam, Asha!")
-    );
+    // Each long step said when it started and how it ended, in order (plain lines:
+    // the output is not a terminal).
+    let text = out.text();
+    let mut at = 0;
+    for step in [
+        "==> hello: sources changed, building (cargo)\n",
+        "==> hello: built in ",
+        "==> hello: compiling the component and swapping it in\n",
+        "==> hello 0.1.0 is live: built in ",
+    ] {
+        at += text[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("no {step:?} after the edit; kirana dev printed:\n{text}"));
+    }
+
+    // The session and the stream opened before the swap outlived it: the same token
+    // is still accepted, and the same connection carries the new build's push.
+    assert_eq!(wave("after the swap").await, 204);
+    stream
+        .wait_for("after the swap", Duration::from_secs(10))
+        .await;
+    let r = http
+        .get(format!("{base}/api/v1/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("reading the account");
+    assert_eq!(r.status(), 200, "the session ended with the swap");
 
     // A change that does not compile: the build fails, the running build stays live.
     edit(
@@ -238,7 +366,159 @@ grants = ["kv", "realtime", "mail"]
     // For the record (shown with --nocapture): the edit-to-live figures.
     for line in out.text().lines().filter(|l| l.contains("is live:")) {
         eprintln!(
-            "{line} ({} requests, none failed)",
+            "{line}; edit to live {:.1} s ({} requests, none failed)",
+            edit_to_live.as_secs_f64(),
+            sent.load(Ordering::Relaxed)
+        );
+    }
+    child.kill().await.expect("stopping kirana dev");
+}
+
+/// A Python plugin under `kirana dev`: built at start without any crate in the
+/// workspace, then an edit is rebuilt with componentize-py and swapped in while a
+/// client keeps calling, with no failed request. (One test, SQLite: a Python build
+/// takes 20-35 s and its first compile about as long.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kirana_dev_swaps_a_python_plugin_in_place() {
+    let ws = tempfile::tempdir().expect("temp dir");
+    let root = ws.path();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        "[workspace]\nresolver = \"2\"\nmembers = []\n",
+    )
+    .expect("writing Cargo.toml");
+    for shared in ["scripts", "wit", "plugin-sdk-python"] {
+        std::os::unix::fs::symlink(workspace().join(shared), root.join(shared))
+            .expect("linking the workspace's build inputs");
+    }
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_kirana"))
+        .args(["new", "plugin", "greeter", "--lang", "python", "--root"])
+        .arg(root)
+        .output()
+        .expect("running kirana new");
+    assert!(made.status.success(), "kirana new failed: {made:?}");
+    let data = root.join("data");
+    // Only the greeter: the shop's plugins are switched off, so nothing else loads.
+    let mut config = format!(
+        r#"listen = "127.0.0.1:0"
+data_dir = "{data}"
+plugin_dir = "{plugins}"
+cache_dir = "{cache}"
+log_level = "warn"
+
+[identity]
+argon2_memory_kib = 1024
+argon2_iterations = 1
+
+[rate_limit]
+enabled = false
+
+[plugins.greeter]
+file = "greeter.wasm"
+instances = "reuse"
+"#,
+        data = data.display(),
+        plugins = root.join("target/wasm32-wasip2/release").display(),
+        cache = workspace().join("target/kirana-test-cache").display(),
+    );
+    let defaults = std::fs::read_to_string(workspace().join("config/kirana.toml"))
+        .expect("the embedded defaults");
+    for line in defaults.lines() {
+        if let Some(name) = line
+            .strip_prefix("[plugins.")
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
+            config.push_str(&format!("\n[plugins.{name}]\nenabled = false\n"));
+        }
+    }
+    std::fs::write(root.join("kirana.toml"), config).expect("writing kirana.toml");
+
+    let (mut child, out, base) = start_dev(root, "greeter (plugins/greeter)").await;
+    let http = reqwest::Client::new();
+    let hello = |http: reqwest::Client, base: String| async move {
+        let r = http
+            .get(format!("{base}/api/v1/greeter/hello"))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        let text = r.text().await.map_err(|e| e.to_string())?;
+        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        match (status, body["message"].as_str()) {
+            (200, Some(m)) => Ok(m.to_string()),
+            _ => Err(format!("{status} {text}")),
+        }
+    };
+    assert_eq!(
+        hello(http.clone(), base.clone()).await.as_deref(),
+        Ok("hello from greeter"),
+        "kirana dev printed:\n{}",
+        out.text()
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let client = {
+        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+        let first_failure = first_failure.clone();
+        let (http, base) = (http.clone(), base.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                sent.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = hello(http.clone(), base.clone()).await {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut first) = first_failure.lock() {
+                        first.get_or_insert(e);
+                    }
+                }
+                // A Python instance answers in a few ms; no need to flood it.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+
+    let edited = Instant::now();
+    edit(
+        &root.join("plugins/greeter/greeter/plugin.py"),
+        "\"hello from \" + NAME",
+        "\"namaste from \" + NAME",
+    );
+    loop {
+        if hello(http.clone(), base.clone()).await.as_deref() == Ok("namaste from greeter") {
+            break;
+        }
+        assert!(
+            edited.elapsed() < Duration::from_secs(400),
+            "the edit was not live within 400 s; kirana dev printed:\n{}",
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let edit_to_live = edited.elapsed();
+    out.wait_for("greeter 0.1.0 is live: built in", Duration::from_secs(10))
+        .await;
+    assert!(
+        out.text()
+            .contains("==> greeter: sources changed, building (componentize-py)\n"),
+        "{}",
+        out.text()
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    client.await.expect("the client task");
+    assert!(sent.load(Ordering::Relaxed) > 0);
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the swap, the first: {:?}; kirana dev printed:\n{}",
+        first_failure.lock().map(|f| f.clone()).unwrap_or_default(),
+        out.text()
+    );
+    for line in out.text().lines().filter(|l| l.contains("is live:")) {
+        eprintln!(
+            "{line}; edit to live {:.1} s ({} requests, none failed)",
+            edit_to_live.as_secs_f64(),
             sent.load(Ordering::Relaxed)
         );
     }
