@@ -1436,28 +1436,9 @@ async fn reset(app: &TestApp, token: &str, password: &str) -> Resp {
     .await
 }
 
-/// The token of the newest reset email to `email` (the welcome email may arrive around
-/// it, so the newest message carrying `token=` is taken).
+/// The token of the newest reset email to `email`.
 async fn reset_token(app: &TestApp, email: &str) -> String {
-    let admin = app.admin_token().await;
-    let body = app
-        .eventually(5, || async {
-            let r = app
-                .get(
-                    &format!("/api/v1/admin/outbox?channel=email&to={email}"),
-                    Some(&admin),
-                )
-                .await;
-            r.body["items"].as_array().and_then(|items| {
-                items
-                    .iter()
-                    .filter_map(|m| m["body"].as_str())
-                    .find(|b| b.contains("token="))
-                    .map(str::to_string)
-            })
-        })
-        .await
-        .expect("a reset email");
+    let body = crate::shop::reset_email(app, email).await;
     let at = body.find("token=").expect("token= in the email") + "token=".len();
     body[at..]
         .chars()

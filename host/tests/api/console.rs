@@ -32,55 +32,6 @@ fn assert_console_headers(r: &Resp, path: &str) {
     assert_eq!(etag.len(), 66, "the SHA-256 in quotes: {etag}");
 }
 
-/// The `src=`/`href=` values of the page that name files of this origin.
-fn html_references(html: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for attr in ["src=\"", "href=\""] {
-        let mut rest = html;
-        while let Some(at) = rest.find(attr) {
-            rest = &rest[at + attr.len()..];
-            let Some(end) = rest.find('"') else { break };
-            let url = &rest[..end];
-            if url.starts_with('/') && !url.starts_with("//") {
-                out.push(url.to_string());
-            }
-        }
-    }
-    out
-}
-
-/// The modules a script imports statically, resolved against the script's URL.
-fn js_imports(base: &str, js: &str) -> Vec<String> {
-    let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(0)];
-    let mut out = Vec::new();
-    for line in js.lines() {
-        let line = line.trim();
-        let is_import = line.starts_with("import ") || line.starts_with("import\"");
-        let is_reexport = line.starts_with("export ") && line.contains(" from ");
-        if !(is_import || is_reexport) {
-            continue;
-        }
-        if let Some(spec) = line
-            .rsplit(['"', '\''])
-            .nth(1)
-            .filter(|s| s.starts_with("./") || s.starts_with("../"))
-        {
-            let mut parts: Vec<&str> = dir.trim_end_matches('/').split('/').collect();
-            for seg in spec.split('/') {
-                match seg {
-                    "." => {}
-                    ".." => {
-                        parts.pop();
-                    }
-                    s => parts.push(s),
-                }
-            }
-            out.push(parts.join("/"));
-        }
-    }
-    out
-}
-
 /// The media type a console file must be served with, from its extension.
 fn expected_type(path: &str) -> &'static str {
     match path.rsplit('.').next() {

@@ -790,3 +790,61 @@ fn merge_toml(base: &str, extra: &str) -> String {
 pub async fn new_postgres_database() -> (String, String) {
     fresh_postgres_database().await
 }
+
+/// The `src=`/`href=` values of an HTML page that name files of this origin.
+pub fn html_references(html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        let mut rest = html;
+        while let Some(at) = rest.find(attr) {
+            rest = &rest[at + attr.len()..];
+            let Some(end) = rest.find('"') else { break };
+            let url = &rest[..end];
+            if url.starts_with('/') && !url.starts_with("//") {
+                out.push(url.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The modules a script imports statically (`import … from "x"`, `import "x"`,
+/// `export … from "x"`), resolved against the script's own URL.
+pub fn js_imports(base: &str, js: &str) -> Vec<String> {
+    let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(0)];
+    let mut out = Vec::new();
+    for line in js.lines() {
+        let line = line.trim();
+        let is_import = line.starts_with("import ") || line.starts_with("import\"");
+        let is_reexport = line.starts_with("export ") && line.contains(" from ");
+        if !(is_import || is_reexport) || line.starts_with("import(") {
+            continue;
+        }
+        let quoted = line
+            .rsplit(['"', '\''])
+            .nth(1)
+            .filter(|s| s.starts_with("./") || s.starts_with("../") || s.starts_with('/'));
+        if let Some(spec) = quoted {
+            out.push(resolve(dir, spec));
+        }
+    }
+    out
+}
+
+/// `spec` (a module path) resolved against the directory URL `dir`.
+pub fn resolve(dir: &str, spec: &str) -> String {
+    if spec.starts_with('/') {
+        return spec.to_string();
+    }
+    let mut parts: Vec<&str> = dir.trim_end_matches('/').split('/').collect();
+    for seg in spec.split('/') {
+        match seg {
+            "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
+}

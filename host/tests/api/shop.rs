@@ -323,3 +323,26 @@ pub async fn events_from(app: &TestApp, source: &str) -> Vec<(String, Value)> {
         })
         .collect()
 }
+
+/// The body of the newest password-reset email to `email`, from the admin outbox (the
+/// welcome email may arrive around it, so the newest message carrying `token=` is it).
+pub async fn reset_email(app: &TestApp, email: &str) -> String {
+    let admin = app.admin_token().await;
+    app.eventually(5, || async {
+        let r = app
+            .get(
+                &format!("/api/v1/admin/outbox?channel=email&to={email}"),
+                Some(&admin),
+            )
+            .await;
+        r.body["items"].as_array().and_then(|items| {
+            items
+                .iter()
+                .filter_map(|m| m["body"].as_str())
+                .find(|b| b.contains("token="))
+                .map(str::to_string)
+        })
+    })
+    .await
+    .expect("a reset email")
+}

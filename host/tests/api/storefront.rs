@@ -12,46 +12,6 @@ use crate::helpers::*;
 /// The most a first visit may transfer before product images (the issue's budget).
 const FIRST_LOAD_BUDGET: usize = 150 * 1024;
 
-/// The `src=`/`href=` values of an HTML page that name files of this origin.
-fn html_references(html: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for attr in ["src=\"", "href=\""] {
-        let mut rest = html;
-        while let Some(at) = rest.find(attr) {
-            rest = &rest[at + attr.len()..];
-            let Some(end) = rest.find('"') else { break };
-            let url = &rest[..end];
-            if url.starts_with('/') && !url.starts_with("//") {
-                out.push(url.to_string());
-            }
-        }
-    }
-    out
-}
-
-/// The modules a script imports statically (`import … from "x"`, `import "x"`,
-/// `export … from "x"`), resolved against the script's own URL.
-fn js_imports(base: &str, js: &str) -> Vec<String> {
-    let dir = &base[..base.rfind('/').map(|i| i + 1).unwrap_or(0)];
-    let mut out = Vec::new();
-    for line in js.lines() {
-        let line = line.trim();
-        let is_import = line.starts_with("import ") || line.starts_with("import\"");
-        let is_reexport = line.starts_with("export ") && line.contains(" from ");
-        if !(is_import || is_reexport) || line.starts_with("import(") {
-            continue;
-        }
-        let quoted = line
-            .rsplit(['"', '\''])
-            .nth(1)
-            .filter(|s| s.starts_with("./") || s.starts_with("../") || s.starts_with('/'));
-        if let Some(spec) = quoted {
-            out.push(resolve(dir, spec));
-        }
-    }
-    out
-}
-
 /// The modules a script loads on demand (`import("./x.js")` anywhere on a line), resolved
 /// against the script's own URL: pages the first load does not carry.
 fn js_dynamic_imports(base: &str, js: &str) -> Vec<String> {
@@ -71,23 +31,6 @@ fn js_dynamic_imports(base: &str, js: &str) -> Vec<String> {
         }
     }
     out
-}
-
-fn resolve(dir: &str, spec: &str) -> String {
-    if spec.starts_with('/') {
-        return spec.to_string();
-    }
-    let mut parts: Vec<&str> = dir.trim_end_matches('/').split('/').collect();
-    for seg in spec.split('/') {
-        match seg {
-            "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
-    parts.join("/")
 }
 
 async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -491,25 +434,7 @@ async fn reset_link(app: &TestApp) -> String {
         )
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let admin = app.admin_token().await;
-    let body = app
-        .eventually(5, || async {
-            let r = app
-                .get(
-                    &format!("/api/v1/admin/outbox?channel=email&to={}", c.email),
-                    Some(&admin),
-                )
-                .await;
-            r.body["items"].as_array().and_then(|items| {
-                items
-                    .iter()
-                    .filter_map(|m| m["body"].as_str())
-                    .find(|b| b.contains("token="))
-                    .map(str::to_string)
-            })
-        })
-        .await
-        .expect("a reset email");
+    let body = crate::shop::reset_email(app, &c.email).await;
     body.split_whitespace()
         .find(|w| w.contains("/reset-password?token="))
         .unwrap_or_else(|| panic!("a reset link in {body}"))

@@ -265,14 +265,9 @@ pub fn rank(candidates: &[Candidate], store: (f64, f64)) -> Vec<usize> {
     order.into_iter().map(|(i, _)| i).collect()
 }
 
-/// An id that could have been issued by a plugin: 1..=128 letters, digits, `_`, `-`.
-/// Anything else cannot exist (404) and is never put into a peer's path.
-pub fn plausible_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+/// An id that could have been issued by a plugin: anything else cannot exist (404) and
+/// is never put into a peer's path.
+pub use kirana_shop::plausible_id;
 
 #[cfg(test)]
 mod tests {
