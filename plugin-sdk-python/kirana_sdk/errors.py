@@ -93,10 +93,6 @@ class ApiError(Exception):
     def already_exists(cls, message: str) -> "ApiError":
         return cls(409, "already_exists", message)
 
-    @classmethod
-    def invalid_transition(cls, message: str) -> "ApiError":
-        return cls(409, "invalid_transition", message)
-
     # --- others ---
     @classmethod
     def unsupported_media_type(cls) -> "ApiError":

@@ -17,9 +17,9 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 class Access:
     """Who may call a route; the host enforces it before any plugin code runs.
 
-    ``Access.PUBLIC``, ``Access.AUTHENTICATED``, ``Access.CUSTOMER`` / ``ADMIN`` /
-    ``DELIVERY_AGENT``, ``Access.roles("customer", "admin")``, and ``Access.INTERNAL``
-    for routes only other plugins reach through ``services.call``.
+    ``Access.PUBLIC``, ``Access.AUTHENTICATED``, ``Access.roles("customer", "admin")``,
+    and ``Access.INTERNAL`` for routes only other plugins reach through
+    ``services.call``. The shop's roles as values are ``kirana_shop.access``.
     """
 
     kind: str
@@ -33,9 +33,6 @@ class Access:
 Access.PUBLIC = Access("public")
 Access.AUTHENTICATED = Access("authenticated")
 Access.INTERNAL = Access("internal")
-Access.CUSTOMER = Access.roles("customer")
-Access.ADMIN = Access.roles("admin")
-Access.DELIVERY_AGENT = Access.roles("delivery_agent")
 
 
 @dataclass

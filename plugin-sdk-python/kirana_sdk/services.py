@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Optional
 
 from componentize_py_types import Err
@@ -12,15 +13,9 @@ from wit_world.imports import types
 from .errors import ApiError, CapError
 from .http import parse_json
 
-# The closed list of API error codes; a peer's unknown code becomes ``internal``.
-CODES = frozenset(
-    (
-        "invalid_json validation_failed cart_empty invalid_signature unauthorized "
-        "invalid_credentials forbidden not_found conflict insufficient_stock "
-        "invalid_transition already_exists payload_too_large method_not_allowed "
-        "unsupported_media_type rate_limited plugin_unavailable plugin_timeout internal"
-    ).split()
-)
+# A peer's error code passes on as it is when it is well formed (plugins define their
+# own codes); anything else becomes ``internal``.
+CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class Reply:
@@ -47,10 +42,10 @@ class Reply:
             err = parse_json(self.body).get("error") or {}
         except (ValueError, UnicodeDecodeError, AttributeError):
             err = {}
-        code = err.get("code") if isinstance(err.get("code"), str) else None
+        code = err.get("code") if isinstance(err.get("code"), str) else ""
         message = err.get("message") if isinstance(err.get("message"), str) else "a peer service failed"
         details = err.get("details") if isinstance(err.get("details"), dict) else {}
-        return ApiError(self.status, code if code in CODES else "internal", message, details)
+        return ApiError(self.status, code if CODE.fullmatch(code) else "internal", message, details)
 
 
 def call(

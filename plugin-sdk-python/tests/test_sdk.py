@@ -9,6 +9,7 @@ from kirana_sdk import Access, ApiError, Paging, Request, Response, Router, Vali
 from kirana_sdk.errors import CapError
 from kirana_sdk.plugin import Plugin, dispatch
 from kirana_sdk.services import Reply
+from kirana_shop import access, errors
 
 
 def json_request(body, content_type="application/json; charset=utf-8", query=""):
@@ -24,7 +25,7 @@ def get_thing(req):
     return Response.ok({"id": req.param("id")})
 
 
-@router.post("/api/v1/things", Access.ADMIN)
+@router.post("/api/v1/things", access.ADMIN)
 def boom(req):
     raise ZeroDivisionError("nope")
 
@@ -62,7 +63,8 @@ class RouterTest(unittest.TestCase):
             router.get("/api/v1/things/{id}", Access.PUBLIC)(get_thing)
 
     def test_access_levels(self):
-        self.assertEqual(Access.ADMIN, Access.roles("admin"))
+        self.assertEqual(access.ADMIN, Access.roles("admin"))
+        self.assertFalse(hasattr(Access, "ADMIN"), "the SDK knows no shop roles")
         self.assertEqual(Access.INTERNAL.kind, "internal")
         self.assertEqual(Access.roles("customer", "admin").role_list, ("customer", "admin"))
 
@@ -163,6 +165,13 @@ class UtilTest(unittest.TestCase):
         self.assertEqual((e.status, e.code, e.details), (409, "insufficient_stock", {"items": ["p"]}))
         e = Reply(502, [], b"gateway").into_error()
         self.assertEqual(e.code, "internal")
+        # A code of the peer's own passes on; a malformed one does not.
+        body = json.dumps({"error": {"code": "coupon_expired", "message": "x"}})
+        self.assertEqual(Reply(400, [], body.encode()).into_error().code, "coupon_expired")
+        body = json.dumps({"error": {"code": "Not A Code!", "message": "x"}})
+        self.assertEqual(Reply(400, [], body.encode()).into_error().code, "internal")
+        e = errors.insufficient_stock("short")
+        self.assertEqual((e.status, e.code), (409, "insufficient_stock"))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from kirana_sdk import Access, ApiError, CapError, Paging, Request, Response, Validator, new_id, now_rfc3339, parse_rfc3339, rfc3339, sql
+from kirana_sdk import ApiError, CapError, Paging, Request, Response, Validator, new_id, now_rfc3339, parse_rfc3339, rfc3339, sql
+from kirana_shop import access
 
 from . import rules
 from .api import router
@@ -177,7 +178,7 @@ def _taken(code: str) -> ApiError:
 
 @router.post(
     "/api/v1/admin/promotions",
-    Access.ADMIN,
+    access.ADMIN,
     summary="Creates a coupon (code 3..20 letters/digits, case-insensitive)",
     request_schema=CREATE_SCHEMA,
     response_schema=COUPON_SCHEMA,
@@ -218,7 +219,7 @@ def create(req: Request) -> Response:
 
 @router.get(
     "/api/v1/admin/promotions",
-    Access.ADMIN,
+    access.ADMIN,
     summary="Coupons, newest first; filter is_active",
     response_schema=PAGE_SCHEMA,
 )
@@ -251,7 +252,7 @@ def list_coupons(req: Request) -> Response:
 
 @router.get(
     "/api/v1/admin/promotions/{id}",
-    Access.ADMIN,
+    access.ADMIN,
     summary="One coupon",
     response_schema=COUPON_SCHEMA,
 )
@@ -261,7 +262,7 @@ def get(req: Request) -> Response:
 
 @router.patch(
     "/api/v1/admin/promotions/{id}",
-    Access.ADMIN,
+    access.ADMIN,
     summary="Updates a coupon's fields (null clears an optional one)",
     request_schema=PATCH_SCHEMA,
     response_schema=COUPON_SCHEMA,
@@ -299,7 +300,7 @@ def update(req: Request) -> Response:
 
 @router.delete(
     "/api/v1/admin/promotions/{id}",
-    Access.ADMIN,
+    access.ADMIN,
     summary="Deactivates a coupon (kept for its redemptions; PATCH is_active re-enables it)",
 )
 def deactivate(req: Request) -> Response:
