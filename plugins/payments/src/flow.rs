@@ -111,7 +111,7 @@ pub fn capture(p: &Payment, provider_payment_id: &str) -> Result<Captured, ApiEr
         }
         Err(f) => {
             retry_settle(&p.order_id, &f.error);
-            Ok(Captured::Pending(reload(&p.id)?, f.error))
+            Ok(Captured::Pending(reload(&p.id)?, *f.error))
         }
     }
 }
@@ -271,7 +271,7 @@ fn refund_with(
 /// A settlement that stopped on an error; `changed` says whether it had already
 /// changed something (then its events must still be committed).
 pub struct SettleFailure {
-    pub error: ApiError,
+    pub error: Box<ApiError>,
     pub changed: bool,
 }
 
@@ -286,7 +286,7 @@ pub fn settle_order(order_id: &str) -> Result<Vec<(String, RefundReason)>, Settl
     match outcome {
         Ok(()) => Ok(refunded),
         Err(error) => Err(SettleFailure {
-            error,
+            error: Box::new(error),
             changed: !refunded.is_empty(),
         }),
     }

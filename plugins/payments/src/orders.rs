@@ -38,7 +38,7 @@ pub fn visible(order_id: &str, req: &Request) -> Result<Order, ApiError> {
 
 /// How orders answered a payment-status change.
 pub enum Answer {
-    Accepted(Order),
+    Accepted(Box<Order>),
     /// The order refused (`409`: cancelled, COD, or not in the right payment state; or
     /// `404`): the message says why.
     Refused(String),
@@ -47,7 +47,7 @@ pub enum Answer {
 /// `POST /internal/orders/{id}/payment-status {payment_status}`.
 pub fn set_payment_status(order_id: &str, to: &str) -> Result<Answer, ApiError> {
     match kirana_shop::orders::set_payment_status(order_id, to) {
-        Ok(order) => Ok(Answer::Accepted(order)),
+        Ok(order) => Ok(Answer::Accepted(Box::new(order))),
         Err(e) if matches!(e.status, 404 | 409) => Ok(Answer::Refused(e.message)),
         Err(e) => Err(e),
     }
