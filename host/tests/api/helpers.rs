@@ -513,6 +513,32 @@ grants = ["sql", "kv", "publish:faulty.flaky", "call:faulty", "subscribe:faulty.
         into_resp(rb.send().await.expect("request sent")).await
     }
 
+    /// A JSON route refuses, before any of its logic, a body that is not JSON (`400
+    /// invalid_json`) and the good body `good` sent with no Content-Type or as
+    /// `text/plain` (`415 unsupported_media_type`).
+    pub async fn assert_rejects_bad_bodies(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        good: &[u8],
+    ) {
+        self.raw(
+            method,
+            path,
+            token,
+            Some("application/json"),
+            b"{nope".to_vec(),
+        )
+        .await
+        .assert_error(400, "invalid_json");
+        for content_type in [None, Some("text/plain")] {
+            self.raw(method, path, token, content_type, good.to_vec())
+                .await
+                .assert_error(415, "unsupported_media_type");
+        }
+    }
+
     /// Uploads component bytes to the operator API (`POST /admin/plugins`), as
     /// `kirana plugins install` does.
     pub async fn upload_component(&self, token: Option<&str>, bytes: Vec<u8>) -> Resp {
