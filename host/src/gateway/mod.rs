@@ -305,11 +305,14 @@ async fn dispatch(
         .map(|i| i.user_id.clone());
     let ip = client_ip(&g.limiter, &req);
     let path = req.uri().path().to_string();
-    let file = !is_realtime
-        && matches!(
-            g.platform.registry.snapshot().routes.find(req.method().as_str(), &path),
-            Match::Found(t, _) if t.file
-        );
+    // The route is looked up once, here: the rate limit's budget depends on it.
+    let snap = g.platform.registry.snapshot();
+    let found = if is_realtime {
+        Match::NotFound
+    } else {
+        snap.routes.find(req.method().as_str(), &path)
+    };
+    let file = matches!(found, Match::Found(t, _) if t.file);
     let decision = match limit(&g.limiter, ip, &path, user.as_deref(), file, &rid).await {
         Ok(d) => d,
         Err(refused) => return *refused,
@@ -317,7 +320,7 @@ async fn dispatch(
     let mut resp = if is_realtime {
         realtime::serve(&g.platform, &rid, req.method(), token, verified)
     } else {
-        route(&g.platform, rid, verified, req).await
+        route(&g.platform, &snap, found, rid, verified, req).await
     };
     if let Some(d) = decision {
         rate_headers(&mut resp, &d);
@@ -402,17 +405,19 @@ async fn limit_admin(
 }
 
 /// Routes, authorises, checks and runs one request (after the rate limit).
+/// Serves `req` by the route `found` in `snap` (both read once by [`dispatch`]).
 async fn route(
     p: &Arc<Platform>,
+    snap: &crate::registry::Snapshot,
+    found: Match<'_>,
     rid: String,
     verified: Option<Result<wit::Identity, crate::capabilities::identity::TokenError>>,
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
     let (method, path) = (parts.method.as_str(), parts.uri.path());
-    let snap = p.registry.snapshot();
 
-    let (target, params) = match snap.routes.find(method, path) {
+    let (target, params) = match found {
         Match::Found(t, params) => (t.clone(), params),
         Match::MethodNotAllowed(allowed) => {
             let mut resp = error(
