@@ -73,38 +73,17 @@ async fn raw_get(app: &TestApp, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// Every file of the first load: the page's references and the modules they import.
+/// Every file of the console's first load, each checked for its type and headers.
 async fn first_load(app: &TestApp) -> (usize, Vec<String>) {
-    let page = app.get("/console", None).await;
-    assert_eq!(page.status, 200, "{}", page.text);
-    let mut total = page.text.len();
-    let mut seen = std::collections::BTreeSet::new();
-    let mut queue = html_references(&page.text);
-    assert!(
-        queue.iter().any(|u| u.ends_with(".js")) && queue.iter().any(|u| u.ends_with(".css")),
-        "the page references its script and stylesheet: {queue:?}"
-    );
-    while let Some(url) = queue.pop() {
-        if !seen.insert(url.clone()) {
-            continue;
-        }
-        let r = app.get(&url, None).await;
-        assert_eq!(
-            r.status, 200,
-            "{url} is referenced but answers {}",
-            r.status
-        );
+    let (total, seen) = crate::helpers::first_load(app, "/console", |url, r| {
         assert!(
-            header(&r, "content-type").starts_with(expected_type(&url)),
+            header(r, "content-type").starts_with(expected_type(url)),
             "{url}: {:?}",
             r.header("content-type")
         );
-        assert_console_headers(&r, &url);
-        total += r.text.len();
-        if url.ends_with(".js") {
-            queue.extend(js_imports(&url, &r.text));
-        }
-    }
+        assert_console_headers(r, url);
+    })
+    .await;
     (total, seen.into_iter().collect())
 }
 

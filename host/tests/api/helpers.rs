@@ -874,3 +874,39 @@ pub fn resolve(dir: &str, spec: &str) -> String {
     }
     parts.join("/")
 }
+
+/// Walks a page's first load: the page at `path`, the files it references and the
+/// modules they import, each asserted to answer 200 and handed to `check`. Returns the
+/// bytes of them all and the files' URLs (the page itself not among them).
+pub async fn first_load(
+    app: &TestApp,
+    path: &str,
+    check: impl Fn(&str, &Resp),
+) -> (usize, std::collections::BTreeSet<String>) {
+    let page = app.get(path, None).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let mut total = page.text.len();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut queue = html_references(&page.text);
+    assert!(
+        queue.iter().any(|u| u.ends_with(".js")) && queue.iter().any(|u| u.ends_with(".css")),
+        "the page references its script and stylesheet: {queue:?}"
+    );
+    while let Some(url) = queue.pop() {
+        if !seen.insert(url.clone()) {
+            continue;
+        }
+        let r = app.get(&url, None).await;
+        assert_eq!(
+            r.status, 200,
+            "{url} is referenced but answers {}",
+            r.status
+        );
+        check(&url, &r);
+        total += r.text.len();
+        if url.ends_with(".js") {
+            queue.extend(js_imports(&url, &r.text));
+        }
+    }
+    (total, seen)
+}

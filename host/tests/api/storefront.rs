@@ -177,30 +177,7 @@ backend_test!(
 backend_test!(
     the_first_load_is_small_and_every_referenced_file_exists,
     |app| {
-        let page = app.get("/", None).await;
-        assert_eq!(page.status, 200);
-        let mut total = page.text.len();
-        let mut seen = std::collections::BTreeSet::new();
-        let mut queue = html_references(&page.text);
-        assert!(
-            queue.iter().any(|u| u.ends_with(".js")) && queue.iter().any(|u| u.ends_with(".css")),
-            "the page references its script and stylesheet: {queue:?}"
-        );
-        while let Some(url) = queue.pop() {
-            if !seen.insert(url.clone()) {
-                continue;
-            }
-            let r = app.get(&url, None).await;
-            assert_eq!(
-                r.status, 200,
-                "{url} is referenced but answers {}",
-                r.status
-            );
-            total += r.text.len();
-            if url.ends_with(".js") {
-                queue.extend(js_imports(&url, &r.text));
-            }
-        }
+        let (total, seen) = crate::helpers::first_load(app, "/", |_, _| {}).await;
         eprintln!(
             "storefront first load: {total} bytes in {} files",
             seen.len() + 1
