@@ -472,6 +472,20 @@ async fn postcard(app: &TestApp, admin: &str, to: &str, message: &str) -> Resp {
     .await
 }
 
+/// The postcard's status once it is `want` (waiting up to `secs`), else `None`.
+async fn postcard_becomes(
+    app: &TestApp,
+    admin: &str,
+    to: &str,
+    want: &str,
+    secs: u64,
+) -> Option<String> {
+    app.eventually(secs, || async {
+        postcard_status(app, admin, to).await.filter(|s| s == want)
+    })
+    .await
+}
+
 async fn postcard_status(app: &TestApp, admin: &str, to: &str) -> Option<String> {
     let r = app
         .get(&format!("/api/v1/hello/postcards?to={to}"), Some(admin))
@@ -495,13 +509,7 @@ async fn email_goes_out_over_smtp_and_stays_in_the_outbox() {
     let to = format!("{}@example.in", app.word("postcard"));
     let r = postcard(&app, &admin, &to, "Greetings from Bengaluru").await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let status = app
-        .eventually(5, || async {
-            postcard_status(&app, &admin, &to)
-                .await
-                .filter(|s| s == "sent")
-        })
-        .await;
+    let status = postcard_becomes(&app, &admin, &to, "sent", 5).await;
     assert_eq!(status.as_deref(), Some("sent"));
     let received = sink.received();
     let mail = received
@@ -542,13 +550,7 @@ async fn undeliverable_email_is_retried_then_failed_but_recorded() {
     let to = format!("{}@example.in", app.word("lost"));
     let r = postcard(&app, &admin, &to, "Into the void").await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let status = app
-        .eventually(10, || async {
-            postcard_status(&app, &admin, &to)
-                .await
-                .filter(|s| s == "failed")
-        })
-        .await;
+    let status = postcard_becomes(&app, &admin, &to, "failed", 10).await;
     assert_eq!(status.as_deref(), Some("failed"));
     app.stop().await;
 }
@@ -586,13 +588,7 @@ async fn email_goes_out_over_starttls_to_a_private_ca_relay() {
     let to = format!("{}@example.in", app.word("sealed"));
     let r = postcard(&app, &admin, &to, "Sealed in Mysuru").await;
     assert_eq!(r.status, 202, "{}", r.text);
-    let status = app
-        .eventually(10, || async {
-            postcard_status(&app, &admin, &to)
-                .await
-                .filter(|s| s == "sent")
-        })
-        .await;
+    let status = postcard_becomes(&app, &admin, &to, "sent", 10).await;
     assert_eq!(status.as_deref(), Some("sent"), "{:?}", sink.commands());
     let received = sink.received_with_tls();
     let mail = received
@@ -639,13 +635,7 @@ async fn a_relay_without_starttls_never_gets_the_email_in_clear_text() {
     let r = postcard(&app, &admin, &to, "Not for prying eyes").await;
     assert_eq!(r.status, 202, "{}", r.text);
     // Retried (each attempt reaches the relay) and failed after max_attempts.
-    let status = app
-        .eventually(10, || async {
-            postcard_status(&app, &admin, &to)
-                .await
-                .filter(|s| s == "failed")
-        })
-        .await;
+    let status = postcard_becomes(&app, &admin, &to, "failed", 10).await;
     assert_eq!(status.as_deref(), Some("failed"), "{:?}", sink.commands());
     let (status, attempts, last_error) = delivery_record(&app, &to).await;
     assert_eq!((status.as_str(), attempts), ("failed", 3));
