@@ -1,6 +1,7 @@
 //! The operator API under `/admin` (used by `kirana plugins ...`): list and inspect
 //! plugins, upload components, enable (or canary), promote, disable, roll back and
-//! delete versions, and look at and retry dead-lettered events.
+//! delete versions, look at and retry dead-lettered events, and see how outgoing mail
+//! is faring (attempts and the last error, which the shop's admin outbox leaves out).
 //!
 //! Every route needs `Authorization: Bearer` with the operator token from
 //! `[admin] operator_token`; a shop admin's access token is 403. Errors use the API
@@ -44,6 +45,7 @@ pub fn router(platform: Arc<Platform>) -> Router {
         .route("/plugins/{name}/versions/{version}", delete(delete_version))
         .route("/events", get(events))
         .route("/events/{id}/retry", post(retry_event))
+        .route("/mail", get(mail))
         // Checked before any handler reads a body (uploads are large).
         .route_layer(auth)
         .method_not_allowed_fallback(wrong_method)
@@ -562,6 +564,68 @@ async fn retry_event(
             format!("no dead delivery of event {id}"),
             &rid,
         ),
+        Err(e) => internal(e.into(), &rid),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MailQuery {
+    status: Option<String>,
+}
+
+/// `GET /admin/mail?status=pending|failed|sent|recorded` (default pending): outgoing
+/// messages with how their delivery went. Bodies are left out: they may hold one-time
+/// codes and reset tokens, and an operator judging delivery needs only the envelope.
+async fn mail(
+    State(p): State<Arc<Platform>>,
+    Extension(RequestId(rid)): Extension<RequestId>,
+    Query(q): Query<MailQuery>,
+) -> Response {
+    let status = q.status.unwrap_or_else(|| "pending".into());
+    if !matches!(status.as_str(), "pending" | "failed" | "sent" | "recorded") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "validation_failed",
+            "status must be pending, failed, sent or recorded",
+            &rid,
+        );
+    }
+    let rows = sqlx::query(
+        "SELECT id, plugin, channel, recipient, subject, CAST(attempts AS BIGINT), \
+         last_error, created_at, next_attempt_at, sent_at FROM mail_outbox \
+         WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT 500",
+    )
+    .bind(&status)
+    .fetch_all(&p.db.pool)
+    .await;
+    let rows = match rows {
+        Ok(r) => r,
+        Err(e) => return internal(e.into(), &rid),
+    };
+    let items: Result<Vec<Value>, sqlx::Error> = rows
+        .iter()
+        .map(|r| {
+            let pending = status == "pending";
+            Ok(json!({
+                "id": r.try_get::<String, _>(0)?,
+                "plugin": r.try_get::<String, _>(1)?,
+                "channel": r.try_get::<String, _>(2)?,
+                "to": r.try_get::<String, _>(3)?,
+                "subject": r.try_get::<String, _>(4)?,
+                "status": status,
+                "attempts": r.try_get::<i64, _>(5)?,
+                "last_error": r.try_get::<Option<String>, _>(6)?,
+                "created_at": rfc3339_ms(r.try_get(7)?),
+                // When a pending message is tried next; null once it is settled.
+                "next_attempt_at": pending
+                    .then(|| r.try_get::<i64, _>(8).map(rfc3339_ms))
+                    .transpose()?,
+                "sent_at": r.try_get::<Option<i64>, _>(9)?.map(rfc3339_ms),
+            }))
+        })
+        .collect();
+    match items {
+        Ok(items) => Json(json!({ "items": items })).into_response(),
         Err(e) => internal(e.into(), &rid),
     }
 }
