@@ -549,11 +549,11 @@ backend_test!(
     |app| {
         let admin = app.admin_token().await;
         let to = format!("{}@example.in", app.word("lost"));
-        let r = postcard(&app, &admin, &to, "Into the void").await;
+        let r = postcard(app, &admin, &to, "Into the void").await;
         assert_eq!(r.status, 202, "{}", r.text);
-        let status = postcard_becomes(&app, &admin, &to, "failed", 10).await;
+        let status = postcard_becomes(app, &admin, &to, "failed", 10).await;
         assert_eq!(status.as_deref(), Some("failed"));
-        let (attempts, last_error) = delivery_record(&app, "failed", &to).await;
+        let (attempts, last_error) = delivery_record(app, "failed", &to).await;
         assert_eq!(attempts, 2, "max_attempts = 2");
         assert!(
             last_error.is_some_and(|e| !e.is_empty()),
