@@ -37,7 +37,6 @@ async fn action(app: &TestApp, what: &str) -> Resp {
     .await
 }
 
-/// Which version answers `GET /api/v1/swap` (panics on anything but 200).
 /// Starts `version` of swap as a canary with `percent` of the traffic.
 async fn canary(app: &TestApp, version: &str, percent: u8) -> Resp {
     app.post(
@@ -48,13 +47,13 @@ async fn canary(app: &TestApp, version: &str, percent: u8) -> Resp {
     .await
 }
 
+/// Which version answers `GET /api/v1/swap` (panics on anything but 200).
 async fn served(app: &TestApp) -> String {
     let r = app.get("/api/v1/swap", None).await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.body["version"].as_str().expect("version").to_string()
 }
 
-/// Uploads and enables swap 1.0.0.
 /// Deliveries waiting for `subscriber`, as the operator API lists them.
 async fn pending_for(app: &TestApp, subscriber: &str) -> usize {
     let r = app
@@ -69,6 +68,7 @@ async fn pending_for(app: &TestApp, subscriber: &str) -> usize {
         .count()
 }
 
+/// Uploads and enables swap 1.0.0.
 async fn live_v1(app: &TestApp) {
     assert_eq!(
         app.upload_component(Some(OPERATOR), build("swap_v1"))
@@ -659,6 +659,67 @@ backend_test!(a_canary_is_promoted_or_rolls_itself_back, CONFIG, |app| {
         assert_eq!(served(app).await, "2.0.0");
     }
 });
+
+/// Sends up to 400 requests, stopping once the flaky candidate (which fails every one)
+/// has answered `n` with 500; gives how many it answered and whether the canary is
+/// still running after them.
+async fn flaky_canary(app: &TestApp, n: usize) -> (usize, bool) {
+    let mut errors = 0;
+    for _ in 0..400 {
+        if app.get("/api/v1/swap", None).await.status == 500 {
+            errors += 1;
+            if errors == n {
+                break;
+            }
+        }
+    }
+    let r = app.get("/admin/plugins/swap", Some(OPERATOR)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    (errors, r.body["canary"]["version"] == "4.0.0")
+}
+
+backend_test!(
+    a_canary_rolls_itself_back_only_past_its_threshold_and_within_its_window,
+    &format!("{CONFIG}\ncanary_max_error_rate = 1.0"),
+    |mut app| {
+        live_v1(app).await;
+        let flaky = app
+            .upload_component(Some(OPERATOR), build("swap_flaky"))
+            .await;
+        assert_eq!(flaky.status, 201, "{}", flaky.text);
+        // Every candidate request fails, but a rate of 100 % does not pass a bound of 100 %.
+        let r = canary(app, "4.0.0", 50).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            flaky_canary(app, 15).await,
+            (15, true),
+            "rolled back under canary_max_error_rate = 1.0"
+        );
+        // The default bound (5 %), but a one-second window that has passed: the
+        // candidate's failures come too late to roll it back.
+        app.restart_with(&format!("{CONFIG}\ncanary_window_secs = 1"))
+            .await;
+        let r = canary(app, "4.0.0", 50).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        assert_eq!(
+            flaky_canary(app, 15).await,
+            (15, true),
+            "rolled back after canary_window_secs"
+        );
+        // Within the window, the same failures roll it back (the restart ends the
+        // canary above; the default window is 600 s).
+        app.restart_with(CONFIG).await;
+        let r = canary(app, "4.0.0", 50).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let (errors, alive) = flaky_canary(app, 15).await;
+        assert!(
+            !alive && errors >= 10,
+            "rolled back within the window after canary_min_requests (10) failures: \
+             {errors} failures, canary alive: {alive}"
+        );
+    }
+);
 
 backend_test!(
     a_plugin_that_cannot_load_is_left_out_and_named_by_ready,
