@@ -71,7 +71,7 @@ pub fn with_key(
     if let Some(stored) = stored(&user_id, key, &request_body, &cutoff)? {
         return Ok(stored.replay(req.id()));
     }
-    match claim_in_kv(&user_id, key) {
+    match claim_in_kv(&user_id, key, window) {
         Ok(true) => {}
         // Another request with this key is running (or just answered).
         Ok(false) => {
@@ -134,9 +134,12 @@ fn kv_lock(user_id: &str, key: &str) -> String {
 
 /// Claims `(user, key)` in the plugin's KV space; false when another request holds it.
 /// A short lock outside the database, so the database's write lock is not held while
-/// the handler waits for other plugins (SQLite has one writer per database).
-fn claim_in_kv(user_id: &str, key: &str) -> Result<bool, CapError> {
-    crate::kv::compare_and_swap(&kv_lock(user_id, key), None, Some(b"1"), Some(KV_CLAIM))
+/// the handler waits for other plugins (SQLite has one writer per database). It outlives
+/// the answer (which then replays from the database), but never the key's `window`: past
+/// that, the key is a new request.
+fn claim_in_kv(user_id: &str, key: &str, window: Duration) -> Result<bool, CapError> {
+    let ttl = KV_CLAIM.min(window);
+    crate::kv::compare_and_swap(&kv_lock(user_id, key), None, Some(b"1"), Some(ttl))
 }
 
 /// Without the `kv` capability: the claim is the call's first write, so the claim, the

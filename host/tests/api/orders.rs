@@ -243,6 +243,33 @@ backend_test!(idempotency_key_replays_the_first_answer, |app| {
     assert_invalid_field(&r, "Idempotency-Key");
 });
 
+backend_test!(
+    a_key_is_forgotten_once_its_window_has_passed,
+    "[orders]\nidempotency_seconds = 3",
+    |app| {
+        let admin = app.admin_token().await;
+        let product = new_product(app, &admin, 4500, 10).await;
+        let (c, address) = shopper(app, &product, 1).await;
+        let body = json!({"address_id": address, "payment_method": "cod"});
+        let key = app.unique("key-");
+        let first = checkout_with_key(app, &c.token, &key, body.clone()).await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        let again = checkout_with_key(app, &c.token, &key, body.clone()).await;
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.body["id"], first.body["id"]);
+        // Past the window the key is a new request: a second order from a new cart.
+        // (Stored times have second precision: wait the window and a second and a half.)
+        tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+        add_to_cart(app, &c.token, &product, 1).await;
+        let later = checkout_with_key(app, &c.token, &key, body).await;
+        assert_eq!(later.status, 201, "{}", later.text);
+        assert!(later.header("idempotent-replayed").is_none());
+        assert_ne!(later.body["id"], first.body["id"]);
+        let list = app.get("/api/v1/orders", Some(&c.token)).await;
+        assert_eq!(list.body["total"], 2, "{}", list.text);
+    }
+);
+
 backend_test!(listing_is_own_newest_first_paged_and_filtered, |app| {
     let admin = app.admin_token().await;
     let product = new_product(app, &admin, 1000, 50).await;

@@ -36,7 +36,7 @@ struct CheckoutBody {
 
 /// The handler: with an `Idempotency-Key`, the first answer is stored and replayed.
 pub fn create(req: &Request) -> Result<Response, ApiError> {
-    let window = Duration::from_secs(OrdersConfig::load().idempotency_secs());
+    let window = Duration::from_secs(OrdersConfig::load().idempotency_secs);
     kirana_sdk::idempotency::with_key(req, window, |req| {
         let user_id = req.user()?.user_id.clone();
         checkout(req, &user_id)

@@ -107,8 +107,8 @@ pub struct OrdersConfig {
     pub eta_minutes: i64,
     /// Seconds an online order may stay unpaid before it is cancelled.
     pub payment_timeout_secs: u64,
-    /// Hours an `Idempotency-Key` is remembered.
-    pub idempotency_hours: i64,
+    /// Seconds an `Idempotency-Key` is remembered.
+    pub idempotency_secs: u64,
 }
 
 impl Default for OrdersConfig {
@@ -118,14 +118,14 @@ impl Default for OrdersConfig {
             free_delivery_threshold: 19900,
             eta_minutes: 20,
             payment_timeout_secs: 15 * 60,
-            idempotency_hours: 24,
+            idempotency_secs: 24 * 3600,
         }
     }
 }
 
 impl OrdersConfig {
-    /// Reads `[orders]`; `payment_timeout_seconds`, when set, overrides
-    /// `payment_timeout_minutes` (for tests and demos).
+    /// Reads `[orders]`; `payment_timeout_seconds` and `idempotency_seconds`, when set,
+    /// override `payment_timeout_minutes` and `idempotency_hours` (for tests and demos).
     pub fn load() -> Self {
         use kirana_sdk::config::{get, get_or};
         let d = Self::default();
@@ -143,13 +143,14 @@ impl OrdersConfig {
             ),
             eta_minutes: clamp_eta(get_or("eta_minutes", d.eta_minutes)),
             payment_timeout_secs,
-            idempotency_hours: get_or("idempotency_hours", d.idempotency_hours).max(1),
+            idempotency_secs: match get("idempotency_seconds") {
+                Some(raw) => raw.trim().parse::<u64>().unwrap_or(d.idempotency_secs),
+                None => get_or::<u64>("idempotency_hours", 24)
+                    .max(1)
+                    .saturating_mul(3600),
+            }
+            .max(1),
         }
-    }
-
-    /// How long an `Idempotency-Key`'s first answer is replayed.
-    pub fn idempotency_secs(&self) -> u64 {
-        u64::try_from(self.idempotency_hours).unwrap_or(24) * 3600
     }
 
     /// The delivery fee for `subtotal` (same rule as the cart).
