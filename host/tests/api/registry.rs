@@ -1004,6 +1004,15 @@ backend_test!(a_restart_ends_a_canary, CONFIG, |mut app| {
         "{}",
         r.text
     );
+    // The database agrees: the check every replica runs against it (run here at once,
+    // as `reconcile_secs` would) finds no canary to bring back.
+    let changed = kirana::registry::reconcile::reconcile(
+        &app.app().platform,
+        kirana::registry::reconcile::Scope::All,
+    )
+    .await
+    .expect("reconcile");
+    assert!(changed.is_empty(), "a canary came back: {changed:?}");
     for _ in 0..20 {
         assert_eq!(served(app).await, "1.0.0");
     }
