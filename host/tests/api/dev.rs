@@ -174,6 +174,107 @@ async fn start_dev(root: &Path, watching: &str) -> (tokio::process::Child, Outpu
     (child, out, base)
 }
 
+/// The `message` a GET of `url` answers with, or what came back instead.
+async fn message_at(http: &reqwest::Client, url: &str) -> Result<String, String> {
+    let r = http.get(url).send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let text = r.text().await.map_err(|e| e.to_string())?;
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    match (status, body["message"].as_str()) {
+        (200, Some(m)) => Ok(m.to_string()),
+        _ => Err(format!("{status} {text}")),
+    }
+}
+
+/// A client calling `url` through the whole swap, `pause` between calls, counting what
+/// it sent and what failed.
+struct Caller {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    first_failure: Arc<Mutex<Option<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Caller {
+    fn start(http: &reqwest::Client, url: String, pause: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
+        let task = {
+            let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
+            let first_failure = first_failure.clone();
+            let http = http.clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    if let Err(e) = message_at(&http, &url).await {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut first) = first_failure.lock() {
+                            first.get_or_insert(e);
+                        }
+                    }
+                    tokio::time::sleep(pause).await;
+                }
+            })
+        };
+        Self {
+            stop,
+            sent,
+            failed,
+            first_failure,
+            task,
+        }
+    }
+
+    /// Stops calling; none of the calls may have failed. Prints (with --nocapture) the
+    /// edit-to-live figures for the record.
+    async fn finish(self, out: &Output, edit_to_live: Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("the client task");
+        let sent = self.sent.load(Ordering::Relaxed);
+        assert!(sent > 0);
+        assert_eq!(
+            self.failed.load(Ordering::Relaxed),
+            0,
+            "requests failed during the swap, the first: {:?}; kirana dev printed:\n{}",
+            self.first_failure
+                .lock()
+                .map(|f| f.clone())
+                .unwrap_or_default(),
+            out.text()
+        );
+        for line in out.text().lines().filter(|l| l.contains("is live:")) {
+            eprintln!(
+                "{line}; edit to live {:.1} s ({sent} requests, none failed)",
+                edit_to_live.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// Waits (at most `limit` from `edited`) until `url` answers `want`; how long it took.
+async fn live_after_edit(
+    http: &reqwest::Client,
+    url: &str,
+    want: &str,
+    edited: Instant,
+    limit: Duration,
+    out: &Output,
+) -> Duration {
+    loop {
+        if message_at(http, url).await.as_deref() == Ok(want) {
+            return edited.elapsed();
+        }
+        assert!(
+            edited.elapsed() < limit,
+            "the edit was not live within {limit:?}; kirana dev printed:\n{}",
+            out.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kirana_dev_swaps_an_edit_in_place_keeping_requests_sessions_and_streams() {
     let ws = scratch_workspace();
@@ -210,23 +311,9 @@ grants = ["kv", "realtime", "mail"]
 
     let (mut child, out, base) = start_dev(root, "hello (plugins/hello_dev)").await;
     let http = reqwest::Client::new();
-    // The greeting, or what came back instead.
-    let greet = |http: reqwest::Client, base: String| async move {
-        let r = http
-            .get(format!("{base}/api/v1/hello?name=Asha"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = r.status().as_u16();
-        let text = r.text().await.map_err(|e| e.to_string())?;
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        match (status, body["message"].as_str()) {
-            (200, Some(m)) => Ok(m.to_string()),
-            _ => Err(format!("{status} {text}")),
-        }
-    };
+    let greet_url = format!("{base}/api/v1/hello?name=Asha");
     assert_eq!(
-        greet(http.clone(), base.clone()).await.as_deref(),
+        message_at(&http, &greet_url).await.as_deref(),
         Ok("Namaste, Asha!")
     );
 
@@ -268,25 +355,7 @@ grants = ["kv", "realtime", "mail"]
         .await;
 
     // A client calling back to back through the whole swap.
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
-    let client = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        let first_failure = first_failure.clone();
-        let (http, base) = (http.clone(), base.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = greet(http.clone(), base.clone()).await {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut first) = first_failure.lock() {
-                        first.get_or_insert(e);
-                    }
-                }
-            }
-        })
-    };
+    let caller = Caller::start(&http, greet_url.clone(), Duration::ZERO);
 
     let lib = root.join("plugins/hello_dev/src/lib.rs");
     let edited = Instant::now();
@@ -296,18 +365,15 @@ grants = ["kv", "realtime", "mail"]
         "format!(\"Vanakkam, {name}!\")",
     );
     // The new answer, within a bounded time (the build is incremental: one crate).
-    loop {
-        if greet(http.clone(), base.clone()).await.as_deref() == Ok("Vanakkam, Asha!") {
-            break;
-        }
-        assert!(
-            edited.elapsed() < Duration::from_secs(300),
-            "the edit was not live within 300 s; kirana dev printed:\n{}",
-            out.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let edit_to_live = edited.elapsed();
+    let edit_to_live = live_after_edit(
+        &http,
+        &greet_url,
+        "Vanakkam, Asha!",
+        edited,
+        Duration::from_secs(300),
+        &out,
+    )
+    .await;
     out.wait_for("hello 0.1.0 is live: built in", Duration::from_secs(10))
         .await;
     // Each long step said when it started and how it ended, in order (plain lines:
@@ -349,28 +415,11 @@ grants = ["kv", "realtime", "mail"]
         .await;
     assert!(out.text().contains("error"), "{}", out.text());
     assert_eq!(
-        greet(http.clone(), base.clone()).await.as_deref(),
+        message_at(&http, &greet_url).await.as_deref(),
         Ok("Vanakkam, Asha!")
     );
 
-    stop.store(true, Ordering::Relaxed);
-    client.await.expect("the client task");
-    assert!(sent.load(Ordering::Relaxed) > 0);
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during the swap, the first: {:?}; kirana dev printed:\n{}",
-        first_failure.lock().map(|f| f.clone()).unwrap_or_default(),
-        out.text()
-    );
-    // For the record (shown with --nocapture): the edit-to-live figures.
-    for line in out.text().lines().filter(|l| l.contains("is live:")) {
-        eprintln!(
-            "{line}; edit to live {:.1} s ({} requests, none failed)",
-            edit_to_live.as_secs_f64(),
-            sent.load(Ordering::Relaxed)
-        );
-    }
+    caller.finish(&out, edit_to_live).await;
     child.kill().await.expect("stopping kirana dev");
 }
 
@@ -435,48 +484,16 @@ instances = "reuse"
 
     let (mut child, out, base) = start_dev(root, "greeter (plugins/greeter)").await;
     let http = reqwest::Client::new();
-    let hello = |http: reqwest::Client, base: String| async move {
-        let r = http
-            .get(format!("{base}/api/v1/greeter/hello"))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = r.status().as_u16();
-        let text = r.text().await.map_err(|e| e.to_string())?;
-        let body: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-        match (status, body["message"].as_str()) {
-            (200, Some(m)) => Ok(m.to_string()),
-            _ => Err(format!("{status} {text}")),
-        }
-    };
+    let hello_url = format!("{base}/api/v1/greeter/hello");
     assert_eq!(
-        hello(http.clone(), base.clone()).await.as_deref(),
+        message_at(&http, &hello_url).await.as_deref(),
         Ok("hello from greeter"),
         "kirana dev printed:\n{}",
         out.text()
     );
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (sent, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let first_failure: Arc<Mutex<Option<String>>> = Arc::default();
-    let client = {
-        let (stop, sent, failed) = (stop.clone(), sent.clone(), failed.clone());
-        let first_failure = first_failure.clone();
-        let (http, base) = (http.clone(), base.clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                sent.fetch_add(1, Ordering::Relaxed);
-                if let Err(e) = hello(http.clone(), base.clone()).await {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut first) = first_failure.lock() {
-                        first.get_or_insert(e);
-                    }
-                }
-                // A Python instance answers in a few ms; no need to flood it.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        })
-    };
+    // A Python instance answers in a few ms; no need to flood it.
+    let caller = Caller::start(&http, hello_url.clone(), Duration::from_millis(5));
 
     let edited = Instant::now();
     edit(
@@ -484,18 +501,15 @@ instances = "reuse"
         "\"hello from \" + NAME",
         "\"namaste from \" + NAME",
     );
-    loop {
-        if hello(http.clone(), base.clone()).await.as_deref() == Ok("namaste from greeter") {
-            break;
-        }
-        assert!(
-            edited.elapsed() < Duration::from_secs(400),
-            "the edit was not live within 400 s; kirana dev printed:\n{}",
-            out.text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let edit_to_live = edited.elapsed();
+    let edit_to_live = live_after_edit(
+        &http,
+        &hello_url,
+        "namaste from greeter",
+        edited,
+        Duration::from_secs(400),
+        &out,
+    )
+    .await;
     out.wait_for("greeter 0.1.0 is live: built in", Duration::from_secs(10))
         .await;
     assert!(
@@ -505,22 +519,6 @@ instances = "reuse"
         out.text()
     );
 
-    stop.store(true, Ordering::Relaxed);
-    client.await.expect("the client task");
-    assert!(sent.load(Ordering::Relaxed) > 0);
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during the swap, the first: {:?}; kirana dev printed:\n{}",
-        first_failure.lock().map(|f| f.clone()).unwrap_or_default(),
-        out.text()
-    );
-    for line in out.text().lines().filter(|l| l.contains("is live:")) {
-        eprintln!(
-            "{line}; edit to live {:.1} s ({} requests, none failed)",
-            edit_to_live.as_secs_f64(),
-            sent.load(Ordering::Relaxed)
-        );
-    }
+    caller.finish(&out, edit_to_live).await;
     child.kill().await.expect("stopping kirana dev");
 }
