@@ -633,12 +633,17 @@ async fn serve(
         0,
         plugin.ctx.timeout,
     );
-    let browser = Arc::new(Browser {
-        cookie: host_cookie(&parts.headers, crate::capabilities::oidc::BROWSER_COOKIE),
-        ..Browser::default()
+    // The host's browser cookie serves only OpenID Connect sign-ins, which go through
+    // the identity capability: other plugins' requests skip it.
+    let browser = plugin.ctx.grants.identity.then(|| {
+        Arc::new(Browser {
+            cookie: host_cookie(&parts.headers, crate::capabilities::oidc::BROWSER_COOKIE),
+            ..Browser::default()
+        })
     });
-    call.browser = Some(browser.clone());
-    match p.handle(plugin, call, request).await {
+    call.browser = browser.clone();
+    // Boxed so the request's future stays small (see `Platform::handle`).
+    match Box::pin(p.handle(plugin, call, request)).await {
         Ok(resp) => {
             let mut out = plugin_response(resp, rid);
             if !plugin.ctx.grants.pages {
@@ -647,7 +652,7 @@ async fn serve(
                 out.headers_mut().remove("referrer-policy");
             }
             if let Some(v) = browser
-                .take_set_cookie()
+                .and_then(|b| b.take_set_cookie())
                 .and_then(|c| HeaderValue::from_str(&c).ok())
             {
                 out.headers_mut().append(header::SET_COOKIE, v);

@@ -45,10 +45,12 @@ impl Platform {
         call: CallCtx,
         request: wit::Request,
     ) -> Result<wit::Response, HandleError> {
-        match self.run(plugin, call, Op::Handle(request)).await {
+        // Both futures are boxed: held inline (sqlx's commit, the instance's call) they
+        // made the gateway's request future about 15 KB, copied several times a request.
+        match Box::pin(self.run(plugin, call, Op::Handle(request))).await {
             Ok((OpResult::Response(resp), mut call)) => {
                 let outcome = outbox::outcome_of(resp.status);
-                match outbox::finish(self, &plugin.ctx, &mut call, outcome).await {
+                match Box::pin(outbox::finish(self, &plugin.ctx, &mut call, outcome)).await {
                     Ok(_) => Ok(resp),
                     Err(e) => Err(HandleError::NotCommitted(e)),
                 }

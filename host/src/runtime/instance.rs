@@ -160,13 +160,16 @@ impl LoadedPlugin {
             }
             None => {
                 counters.instantiations.inc();
-                match self.instantiate(runtime, call.deadline).await {
+                // Boxed, as is the call below: wasmtime's instantiation and call futures
+                // are large, and held inline they made every future above this one
+                // (the gateway's whole request) as large, copied at each await.
+                match Box::pin(self.instantiate(runtime, call.deadline)).await {
                     Err(InvokeError::Instantiate(reason)) => {
                         // Most likely the pool is full of idle warm instances: free them
                         // and try once more.
                         tracing::warn!(plugin = %self.ctx.name, %reason, "instantiation failed; evicting warm instances and retrying");
                         runtime.free_warm_instances();
-                        self.instantiate(runtime, call.deadline).await?
+                        Box::pin(self.instantiate(runtime, call.deadline)).await?
                     }
                     other => other?,
                 }
@@ -183,7 +186,7 @@ impl LoadedPlugin {
             }
         }
 
-        let outcome = tokio::time::timeout(backstop, call_export(&mut warm, op)).await;
+        let outcome = tokio::time::timeout(backstop, Box::pin(call_export(&mut warm, op))).await;
         let result = match outcome {
             Err(_) => Err(InvokeError::Timeout(Limit::Time)),
             Ok(Err(e)) => Err(classify(e, warm.store.data().stderr_text())),
