@@ -21,8 +21,8 @@ pub struct LookupReply {
     pub items: Vec<ProductSummary>,
 }
 
-/// A product as the lookup answers it, with the fields a peer prices and shows a line
-/// with (the catalog sends the whole public Product; the rest is ignored).
+/// A product as the lookup answers it: the fields of the public Product a peer prices
+/// and shows a line with (no description or image set, which a cart never shows).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductSummary {
     pub id: String,

@@ -18,6 +18,7 @@ use kirana_sdk::prelude::*;
 use crate::db;
 use crate::listing;
 use crate::model::Product;
+use kirana_shop::catalog::ProductSummary;
 
 /// Seconds a cached product may live when no write invalidates it first
 /// (`[catalog] product_cache_secs`; 0 turns the cache off). It bounds staleness only
@@ -44,15 +45,44 @@ pub fn cache() -> Cache {
         .with_settle(Duration::from_millis(settle))
 }
 
-fn key(id: &str) -> String {
-    format!("product:{id}")
+/// What is cached of a product: its public JSON (the product page), or the summary
+/// the batch lookup answers with (what a cart line needs: no description, no image
+/// set, which made every cart read parse and skip kilobytes). Each has its own entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Full,
+    Summary,
 }
 
-/// A product as it is cached: whether it is active, then its JSON.
-fn encode(p: &Product) -> Result<Vec<u8>, ApiError> {
+fn key(form: Form, id: &str) -> String {
+    match form {
+        Form::Full => format!("product:{id}"),
+        Form::Summary => format!("summary:{id}"),
+    }
+}
+
+/// What the lookup's callers read of a product (`kirana_shop`'s one definition).
+fn summary(p: &Product) -> ProductSummary {
+    ProductSummary {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        unit: p.unit.clone(),
+        image_url: p.image_url.clone(),
+        price: p.price,
+        mrp: p.mrp,
+        stock: p.stock,
+        is_active: p.is_active,
+    }
+}
+
+/// A product as it is cached: whether it is active, then its JSON in `form`.
+fn encode(form: Form, p: &Product) -> Result<Vec<u8>, ApiError> {
     let mut out = vec![if p.is_active { ACTIVE } else { INACTIVE }];
-    kirana_sdk::serde_json::to_writer(&mut out, p)
-        .map_err(|e| ApiError::internal(format!("serialising a product: {e}")))?;
+    let written = match form {
+        Form::Full => kirana_sdk::serde_json::to_writer(&mut out, p),
+        Form::Summary => kirana_sdk::serde_json::to_writer(&mut out, &summary(p)),
+    };
+    written.map_err(|e| ApiError::internal(format!("serialising a product: {e}")))?;
     Ok(out)
 }
 
@@ -71,10 +101,10 @@ fn decode(mut entry: Vec<u8>) -> Option<Found> {
     Some((active, entry))
 }
 
-/// For each id (in order): the product, or `None` when there is no such product.
-/// Products not cached are read in one query.
-pub fn by_ids(ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
-    let keys: Vec<String> = ids.iter().map(|id| key(id)).collect();
+/// For each id (in order): the product in `form`, or `None` when there is no such
+/// product. Products not cached are read in one query.
+fn by_ids(form: Form, ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
+    let keys: Vec<String> = ids.iter().map(|id| key(form, id)).collect();
     let entries = cache().get_many(
         &keys,
         |missing| {
@@ -83,7 +113,7 @@ pub fn by_ids(ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
             wanted
                 .iter()
                 .map(|id| match found.iter().find(|p| &p.id == id) {
-                    Some(p) => encode(p).map(Computed::Keep),
+                    Some(p) => encode(form, p).map(Computed::Keep),
                     // An unknown id is not kept: any client could fill the store.
                     None => Ok(Computed::Pass(Vec::new())),
                 })
@@ -108,16 +138,16 @@ fn items_body<'a>(products: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
 }
 
 /// The answer of `POST /internal/products/lookup` for these (validated, distinct) ids:
-/// `{"items": [Product]}` for those that exist, active or not, in the order asked.
+/// `{"items": [ProductSummary]}` for those that exist, active or not, in the order asked.
 pub fn lookup(ids: &[String]) -> Result<Response, ApiError> {
-    let found = by_ids(ids)?;
+    let found = by_ids(Form::Summary, ids)?;
     let body = items_body(found.iter().flatten().map(|(_, json)| json.as_slice()));
     Ok(Response::json_bytes(200, body))
 }
 
 /// `GET /api/v1/products/{id}`: 404 for unknown and inactive alike, whoever asks.
 pub fn page(id: String) -> Result<Response, ApiError> {
-    match by_ids(&[id])?.pop().flatten() {
+    match by_ids(Form::Full, &[id])?.pop().flatten() {
         Some((true, json)) => Ok(Response::json_bytes(200, json)),
         _ => Err(ApiError::not_found("product")),
     }
@@ -154,9 +184,12 @@ mod tests {
     fn entries_keep_the_state_and_the_exact_json() {
         for active in [true, false] {
             let p = product(active);
-            let (state, json) = decode(encode(&p).unwrap()).unwrap();
+            let (state, json) = decode(encode(Form::Full, &p).unwrap()).unwrap();
             assert_eq!(state, active);
             assert_eq!(json, kirana_sdk::serde_json::to_vec(&p).unwrap());
+            let (state, json) = decode(encode(Form::Summary, &p).unwrap()).unwrap();
+            assert_eq!(state, active);
+            assert_eq!(json, kirana_sdk::serde_json::to_vec(&summary(&p)).unwrap());
         }
         assert_eq!(decode(Vec::new()), None, "an unknown id");
         assert_eq!(decode(b"{}".to_vec()), None, "not an entry of this version");
@@ -164,10 +197,11 @@ mod tests {
 
     #[test]
     fn the_lookup_answers_the_shape_its_callers_read() {
-        // `kirana_shop::catalog::ProductSummary` is what the cart parses each item as:
-        // a field renamed here fails this test rather than every cart read.
+        // `kirana_shop::catalog::ProductSummary` is what the cart parses each item as.
         for active in [true, false] {
-            let json = kirana_sdk::serde_json::to_value(product(active)).unwrap();
+            let (_, entry) = decode(encode(Form::Summary, &product(active)).unwrap()).unwrap();
+            let json: Value = kirana_sdk::serde_json::from_slice(&entry).unwrap();
+            assert!(json.get("description").is_none() && json.get("images").is_none());
             let summary: kirana_shop::catalog::ProductSummary =
                 kirana_sdk::serde_json::from_value(json).unwrap();
             assert_eq!(

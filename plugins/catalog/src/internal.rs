@@ -7,7 +7,7 @@ use kirana_sdk::serde_json::{Map, Value};
 
 use crate::input::parse_ids;
 
-/// `POST /internal/products/lookup {"ids": [..]}` → `{"items": [Product]}` for the ids
+/// `POST /internal/products/lookup {"ids": [..]}` → `{"items": [ProductSummary]}` for the ids
 /// that exist, active or not, in the order asked (duplicates once); unknown ids are
 /// absent; more than 100 ids is 400. Served from the product cache ([`crate::batch`]).
 pub fn lookup(req: &Request) -> Result<Response, ApiError> {
