@@ -480,15 +480,10 @@ async fn events(
     Extension(RequestId(rid)): Extension<RequestId>,
     Query(q): Query<EventsQuery>,
 ) -> Response {
-    let status = q.status.unwrap_or_else(|| "dead".into());
-    if !matches!(status.as_str(), "dead" | "pending" | "done") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-            "status must be dead, pending or done",
-            &rid,
-        );
-    }
+    let status = match status_filter(q.status, &["dead", "pending", "done"], &rid) {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
     let rows = sqlx::query(
         "SELECT d.event_id, e.topic, e.source, d.subscriber, d.attempts, d.last_error, \
          e.created_at, d.updated_at, e.source_version, d.next_attempt_at, d.locked_until, \
@@ -527,9 +522,33 @@ async fn events(
             }))
         })
         .collect();
+    items_page(items, &rid)
+}
+
+/// The `status` filter of a listing: one of `allowed` (the first when absent), else 400.
+fn status_filter(
+    given: Option<String>,
+    allowed: &[&str],
+    rid: &str,
+) -> Result<String, Box<Response>> {
+    let status = given.unwrap_or_else(|| allowed[0].to_string());
+    if allowed.contains(&status.as_str()) {
+        return Ok(status);
+    }
+    let (last, rest) = allowed.split_last().unwrap_or((&"", &[]));
+    Err(Box::new(error(
+        StatusCode::BAD_REQUEST,
+        "validation_failed",
+        format!("status must be {} or {last}", rest.join(", ")),
+        rid,
+    )))
+}
+
+/// `{"items": [...]}`, or 500 when a row could not be read.
+fn items_page(items: Result<Vec<Value>, sqlx::Error>, rid: &str) -> Response {
     match items {
         Ok(items) => Json(json!({ "items": items })).into_response(),
-        Err(e) => internal(e.into(), &rid),
+        Err(e) => internal(e.into(), rid),
     }
 }
 
@@ -581,15 +600,10 @@ async fn mail(
     Extension(RequestId(rid)): Extension<RequestId>,
     Query(q): Query<MailQuery>,
 ) -> Response {
-    let status = q.status.unwrap_or_else(|| "pending".into());
-    if !matches!(status.as_str(), "pending" | "failed" | "sent" | "recorded") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "validation_failed",
-            "status must be pending, failed, sent or recorded",
-            &rid,
-        );
-    }
+    let status = match status_filter(q.status, &["pending", "failed", "sent", "recorded"], &rid) {
+        Ok(s) => s,
+        Err(refused) => return *refused,
+    };
     let rows = sqlx::query(
         "SELECT id, plugin, channel, recipient, subject, CAST(attempts AS BIGINT), \
          last_error, created_at, next_attempt_at, sent_at FROM mail_outbox \
@@ -624,8 +638,5 @@ async fn mail(
             }))
         })
         .collect();
-    match items {
-        Ok(items) => Json(json!({ "items": items })).into_response(),
-        Err(e) => internal(e.into(), &rid),
-    }
+    items_page(items, &rid)
 }
