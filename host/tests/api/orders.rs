@@ -196,12 +196,38 @@ backend_test!(insufficient_stock_changes_nothing, |app| {
     assert_eq!(list.body["total"], 0, "{}", list.text);
 });
 
-backend_test!(idempotency_key_replays_the_first_answer, |app| {
+/// A customer with one unit of a new product (stock 10) in the cart, a COD checkout
+/// body for their address, and a fresh Idempotency-Key.
+struct Keyed {
+    c: Customer,
+    product: String,
+    address: String,
+    body: Value,
+    key: String,
+}
+
+async fn keyed(app: &TestApp) -> Keyed {
     let admin = app.admin_token().await;
     let product = new_product(app, &admin, 4500, 10).await;
     let (c, address) = shopper(app, &product, 1).await;
     let body = json!({"address_id": address, "payment_method": "cod"});
-    let key = app.unique("key-");
+    Keyed {
+        c,
+        product,
+        address,
+        body,
+        key: app.unique("key-"),
+    }
+}
+
+backend_test!(idempotency_key_replays_the_first_answer, |app| {
+    let Keyed {
+        c,
+        product,
+        address,
+        body,
+        key,
+    } = keyed(app).await;
 
     let first = checkout_with_key(app, &c.token, &key, body.clone()).await;
     assert_eq!(first.status, 201, "{}", first.text);
@@ -247,11 +273,13 @@ backend_test!(
     a_key_is_forgotten_once_its_window_has_passed,
     "[orders]\nidempotency_seconds = 3",
     |app| {
-        let admin = app.admin_token().await;
-        let product = new_product(app, &admin, 4500, 10).await;
-        let (c, address) = shopper(app, &product, 1).await;
-        let body = json!({"address_id": address, "payment_method": "cod"});
-        let key = app.unique("key-");
+        let Keyed {
+            c,
+            product,
+            body,
+            key,
+            ..
+        } = keyed(app).await;
         let first = checkout_with_key(app, &c.token, &key, body.clone()).await;
         assert_eq!(first.status, 201, "{}", first.text);
         let again = checkout_with_key(app, &c.token, &key, body.clone()).await;
