@@ -46,6 +46,13 @@ def compare_and_swap(
     return _call(wit.compare_and_swap, key, expected, new, to_ms(ttl))
 
 
+def incr_after_commit(key: str, delta: int = 1, ttl: Optional[Duration] = None) -> None:
+    """``incr``, applied only once the call's writes have committed (before its answer
+    leaves the host) and dropped when they roll back: for a version that readers of a
+    cache compare against."""
+    _call(wit.incr_after_commit, key, delta, to_ms(ttl))
+
+
 def scan(prefix: str, limit: int = 100) -> list[tuple[str, bytes]]:
     """Live keys starting with ``prefix``, in key order, at most ``limit``."""
     return _call(wit.scan, prefix, limit)

@@ -39,6 +39,13 @@ pub fn compare_and_swap(
     wit::compare_and_swap(key, expected, new, ttl_ms(ttl))
 }
 
+/// [`incr`], applied only once the call's writes have committed (before its answer
+/// leaves the host) and dropped when they roll back: for a version that readers of a
+/// cache compare against (see [`crate::cache::Versioned`]).
+pub fn incr_after_commit(key: &str, delta: i64, ttl: Option<Duration>) -> Result<(), CapError> {
+    wit::incr_after_commit(key, delta, ttl_ms(ttl))
+}
+
 pub fn scan(prefix: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>, CapError> {
     wit::scan(prefix, limit)
 }

@@ -235,7 +235,7 @@ impl HostTransaction for View<'_, ()> {
                 // An earlier statement failed inside it (PostgreSQL then refuses the
                 // release): undo it, as a failed COMMIT would.
                 let _ = unit.rollback_to(sp, deadline).await;
-                self.call.drop_events_from(sp);
+                self.call.drop_effects_from(sp);
                 Ok(Err(wit::Error::Failed(format!(
                     "the transaction could not commit and was rolled back: {}",
                     crate::capabilities::error_text(&e)
@@ -276,7 +276,7 @@ impl View<'_, ()> {
             return Err(wit::Error::Invalid(CLOSED.into()));
         };
         let out = unit.rollback_to(sp, deadline).await;
-        self.call.drop_events_from(sp);
+        self.call.drop_effects_from(sp);
         out
     }
 }

@@ -64,6 +64,16 @@ pub struct PendingEvent {
 }
 
 /// The state of one call (a request, an event delivery, a migration).
+/// A KV increment held until the call's writes commit (`kv.incr-after-commit`).
+#[derive(Debug, Clone)]
+pub struct PendingIncr {
+    pub key: String,
+    pub delta: i64,
+    pub ttl_ms: Option<u64>,
+    /// As for [`PendingEvent::savepoint`].
+    pub savepoint: Option<u32>,
+}
+
 pub struct CallCtx {
     pub request_id: String,
     pub caller: Option<wit::Identity>,
@@ -72,6 +82,8 @@ pub struct CallCtx {
     pub deadline: Instant,
     /// Events published so far; committed only if the call succeeds.
     pub pending: Vec<PendingEvent>,
+    /// KV increments to apply once the call's writes have committed.
+    pub after_commit: Vec<PendingIncr>,
     /// During `migrate`, every SQL statement runs in this transaction.
     pub migration_tx: Option<Tx>,
     /// The call's own transaction (see [`Unit`]), from its first write on.
@@ -112,6 +124,7 @@ impl CallCtx {
             depth,
             deadline: Instant::now() + timeout,
             pending: Vec::new(),
+            after_commit: Vec::new(),
             migration_tx: None,
             unit: None,
             unit_lost: false,
@@ -119,10 +132,12 @@ impl CallCtx {
         }
     }
 
-    /// Drops the events published since savepoint `sp` began (it was rolled back).
-    pub fn drop_events_from(&mut self, sp: u32) {
-        self.pending
-            .retain(|e| e.savepoint.is_none_or(|published_in| published_in < sp));
+    /// Drops the events published and the increments asked for since savepoint `sp`
+    /// began (it was rolled back).
+    pub fn drop_effects_from(&mut self, sp: u32) {
+        let kept = |savepoint: Option<u32>| savepoint.is_none_or(|made_in| made_in < sp);
+        self.pending.retain(|e| kept(e.savepoint));
+        self.after_commit.retain(|i| kept(i.savepoint));
     }
 
     /// Time left before the deadline.

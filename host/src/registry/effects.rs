@@ -25,7 +25,7 @@ use super::Platform;
 use crate::bindings::kirana::platform::sql::Value;
 use crate::bindings::wit;
 use crate::capabilities::events::NewEvent;
-use crate::core::{CallCtx, PendingEvent, PluginCtx};
+use crate::core::{CallCtx, PendingEvent, PendingIncr, PluginCtx};
 use crate::metrics::TopicLabels;
 use crate::runtime::LoadedPlugin;
 use crate::storage::statements::{self as sql, Unit};
@@ -103,7 +103,13 @@ pub async fn finish(
     call: &mut CallCtx,
     outcome: Outcome<'_>,
 ) -> Result<Finished, wit::Error> {
-    let (finished, published) = commit(&plugin.db, &plugin.version, call, outcome).await?;
+    let commits = matches!(outcome, Outcome::Commit { .. });
+    let done = commit(&plugin.db, &plugin.version, call, outcome).await;
+    let incrs = std::mem::take(&mut call.after_commit);
+    let (finished, published) = done?;
+    if commits && finished == Finished::Committed {
+        apply_incrs(platform, plugin, incrs).await;
+    }
     if !published.is_empty() {
         for topic in published {
             platform
@@ -115,6 +121,25 @@ pub async fn finish(
         platform.relay.mark(&plugin.name);
     }
     Ok(finished)
+}
+
+/// Applies the `kv.incr-after-commit` increments of a call whose writes committed. A
+/// failure is logged: the plugin's cache entries then live out their TTL.
+async fn apply_incrs(platform: &Platform, plugin: &PluginCtx, incrs: Vec<PendingIncr>) {
+    for incr in incrs {
+        if let Err(e) = platform
+            .kv
+            .incr(&plugin.name, &incr.key, incr.delta, incr.ttl_ms)
+            .await
+        {
+            tracing::warn!(
+                plugin = %plugin.name,
+                key = %incr.key,
+                error = %crate::capabilities::error_text(&e),
+                "an increment after commit failed; values keyed by it may be stale until they expire"
+            );
+        }
+    }
 }
 
 /// The database half of [`finish`]: also returns the topics of the events committed.
@@ -162,6 +187,8 @@ async fn commit(
     };
     if let Some(first) = unit.close_open(deadline).await? {
         events.retain(|e| e.savepoint.is_none_or(|sp| sp < first));
+        call.after_commit
+            .retain(|i| i.savepoint.is_none_or(|sp| sp < first));
     }
     let now = now_ms();
     for chunk in events.chunks(BATCH) {

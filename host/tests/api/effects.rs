@@ -116,3 +116,50 @@ backend_test!(a_redelivered_event_changes_nothing, |app| {
     assert!(skipped.is_some(), "the inbox recognised the event");
     assert_eq!(notified().await, 1, "still one notification");
 });
+
+// `kv.incr-after-commit` (through the `faulty` test plugin): applied once the call's
+// writes commit and before the answer leaves, never seen during the call, dropped with
+// a 5xx answer's rollback and with a rolled-back transaction, kept with a 4xx answer
+// (whose writes commit).
+backend_test!(
+    an_increment_after_commit_follows_the_writes_it_stands_for,
+    |app| {
+        let now = || async {
+            let r = app.get("/api/v1/faulty/after-commit", None).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            (r.body["value"].as_i64(), r.body["rows"].as_i64())
+        };
+        let post = |query: &'static str| async move {
+            app.post(
+                &format!("/api/v1/faulty/after-commit{query}"),
+                None,
+                json!({}),
+            )
+            .await
+        };
+        let r = post("").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            r.body["during_call"], 0,
+            "applied before the commit: {}",
+            r.text
+        );
+        assert_eq!(now().await, (Some(1), Some(1)), "committed with its row");
+
+        let r = post("?status=503").await;
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert_eq!(now().await, (Some(1), Some(1)), "a 5xx rolls both back");
+
+        let r = post("?status=409").await;
+        assert_eq!(r.status, 409, "{}", r.text);
+        assert_eq!(now().await, (Some(2), Some(2)), "a 4xx keeps its writes");
+
+        let r = post("?inner=rollback").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(
+            now().await,
+            (Some(3), Some(3)),
+            "what a rolled-back transaction asked for is dropped"
+        );
+    }
+);

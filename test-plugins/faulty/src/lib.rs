@@ -112,6 +112,53 @@ fn forge(req: &Request) -> Result<Response, ApiError> {
     Ok(Response::ok(&json!({ "outcome": outcome })))
 }
 
+/// Writes a row and asks for `after_commit` to go up by 1 once the call commits (and,
+/// with `?inner=rollback`, by 100 inside a transaction it rolls back), then answers
+/// `?status=` (200 by default). The answer carries the value as the call saw it.
+fn after_commit(req: &Request) -> Result<Response, ApiError> {
+    let status: u16 = req
+        .query("status")
+        .unwrap_or("200")
+        .parse()
+        .map_err(|_| ApiError::invalid_field("status", "an HTTP status"))?;
+    sql::execute(
+        "CREATE TABLE IF NOT EXISTS after_commit_writes (n INTEGER)",
+        &[],
+    )?;
+    sql::execute("INSERT INTO after_commit_writes (n) VALUES (1)", &[])?;
+    if req.query("inner") == Some("rollback") {
+        let tx = sql::begin()?;
+        kv::incr_after_commit("after_commit", 100, None)?;
+        tx.rollback()?;
+    }
+    kv::incr_after_commit("after_commit", 1, None)?;
+    let during = after_commit_now()?;
+    if status >= 400 {
+        return Err(ApiError::new(status, "test_failure", "failing on purpose")
+            .with_details(json!({ "during_call": during })));
+    }
+    Ok(Response::ok(&json!({ "during_call": during })))
+}
+
+fn after_commit_now() -> Result<i64, ApiError> {
+    Ok(match kv::get("after_commit")? {
+        None => 0,
+        Some(raw) => String::from_utf8_lossy(&raw).parse().unwrap_or(-1),
+    })
+}
+
+/// `after_commit` now, and how many rows the route has committed.
+fn after_commit_value(_req: &Request) -> Result<Response, ApiError> {
+    sql::execute(
+        "CREATE TABLE IF NOT EXISTS after_commit_writes (n INTEGER)",
+        &[],
+    )?;
+    let rows: i64 = sql::query("SELECT COUNT(*) AS n FROM after_commit_writes", &[])?.scalar()?;
+    Ok(Response::ok(
+        &json!({ "value": after_commit_now()?, "rows": rows }),
+    ))
+}
+
 fn fail_off(_req: &Request) -> Result<Response, ApiError> {
     kv::set("healthy", b"1", None)?;
     Ok(Response::no_content())
@@ -308,6 +355,12 @@ impl Plugin for Faulty {
             .post("/api/v1/faulty/publish", Access::Public, publish)
             .post("/api/v1/faulty/forge", Access::Public, forge)
             .post("/api/v1/faulty/fail-off", Access::Public, fail_off)
+            .post("/api/v1/faulty/after-commit", Access::Public, after_commit)
+            .get(
+                "/api/v1/faulty/after-commit",
+                Access::Public,
+                after_commit_value,
+            )
             .get("/api/v1/faulty/seen", Access::Public, seen)
             .get("/api/v1/faulty/snoop", Access::Public, snoop)
             .get("/api/v1/faulty/relay", Access::Public, relay)

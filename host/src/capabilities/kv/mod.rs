@@ -20,7 +20,7 @@ use dashmap::DashMap;
 use crate::bindings::kirana::platform::kv::Host;
 use crate::bindings::wit;
 use crate::capabilities::denied;
-use crate::core::View;
+use crate::core::{PendingIncr, View};
 
 /// Longest key accepted.
 pub const MAX_KEY: usize = 512;
@@ -86,6 +86,9 @@ pub trait KvBackend: Send + Sync {
     /// `embedded` or `redis`.
     fn kind(&self) -> &'static str;
 }
+
+/// Most `incr-after-commit`s one call may hold: each is kept until the call ends.
+pub const MAX_AFTER_COMMIT: usize = 256;
 
 /// Most keys one scan returns.
 pub const MAX_SCAN: usize = 10_000;
@@ -420,6 +423,30 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         checked!(self.space(None, None), |ns: String| async move {
             kv.scan(&ns, &prefix, limit).await
         })
+    }
+
+    async fn incr_after_commit(
+        &mut self,
+        key: String,
+        delta: i64,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
+        if let Err(e) = self.space(Some(&key), None) {
+            return Ok(Err(e));
+        }
+        if self.call.after_commit.len() >= MAX_AFTER_COMMIT {
+            return Ok(Err(wit::Error::Invalid(format!(
+                "at most {MAX_AFTER_COMMIT} increments after commit per call"
+            ))));
+        }
+        let savepoint = self.call.unit.as_ref().and_then(|u| u.innermost());
+        self.call.after_commit.push(PendingIncr {
+            key,
+            delta,
+            ttl_ms,
+            savepoint,
+        });
+        Ok(Ok(()))
     }
 }
 
