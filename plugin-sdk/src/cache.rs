@@ -299,6 +299,150 @@ fn current(mut stored: Vec<u8>, generation: i64) -> Option<Vec<u8>> {
     Some(stored)
 }
 
+/// An exact cache of one answer per key (one user's cart): each key has its own
+/// version, which every write of the data behind the key moves on with
+/// [`Versioned::invalidate`] only once that write has committed
+/// (`kv.incr-after-commit`, applied before the writer's answer leaves the host). An
+/// entry carries the version read *before* its answer was computed and is served only
+/// while that is still the key's version, so no settle time is needed: an answer
+/// computed before a write committed is never served after that write's answer.
+///
+/// A version key lives [`VERSION_TTL_FACTOR`] times an entry's TTL, renewed by a
+/// compare-and-swap (which also checks that no write came in) before each entry is
+/// stored: a version therefore never starts over from 0 while an entry of it lives.
+/// When an increment after commit is lost (the KV store unreachable just then), entries
+/// may be stale for at most their TTL. The plugin must ask for the `kv` capability.
+#[derive(Debug, Clone, Copy)]
+pub struct Versioned {
+    name: &'static str,
+    version: &'static str,
+    ttl: Duration,
+}
+
+/// How many entry TTLs a version key outlives the last entry stored under it.
+pub const VERSION_TTL_FACTOR: u32 = 4;
+
+impl Versioned {
+    /// A cache whose entries live at most `ttl` (zero turns it off); `version` (the
+    /// plugin's) keeps one version's answers from another's, as their shape may differ.
+    /// The key versions are shared by every plugin version (a canary's write
+    /// invalidates the stable version's entries too).
+    pub const fn new(name: &'static str, version: &'static str, ttl: Duration) -> Self {
+        Self { name, version, ttl }
+    }
+
+    fn off(&self) -> bool {
+        self.ttl.is_zero() || DENIED.load(Ordering::Relaxed)
+    }
+
+    fn version_key(&self, key: &str) -> String {
+        format!("vcache:{}:v:{key}", self.name)
+    }
+
+    fn entry_key(&self, key: &str) -> String {
+        format!("vcache:{}:{}:e:{key}", self.name, self.version)
+    }
+
+    fn version_ttl(&self) -> Duration {
+        self.ttl.saturating_mul(VERSION_TTL_FACTOR)
+    }
+
+    /// The answer for `key`: the stored one while no write to it committed since it
+    /// was computed, else `compute`'s (stored for the next reader). `key` is used as
+    /// it is (at most a few hundred bytes: a user id, say).
+    pub fn get_or_compute<E>(
+        &self,
+        key: &str,
+        compute: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Vec<u8>, E> {
+        if self.off() {
+            return compute();
+        }
+        let version_key = self.version_key(key);
+        let seen = match kv::get(&version_key) {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed("reading a version", &e);
+                return compute();
+            }
+        };
+        let entry_key = self.entry_key(key);
+        if let Some(seen) = &seen {
+            match kv::get(&entry_key) {
+                Ok(Some(stored)) => {
+                    if let Some(answer) = tagged(stored, seen) {
+                        return Ok(answer);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => self.failed("reading an entry", &e),
+            }
+        }
+        let fresh = compute()?;
+        // The version as read, renewed for longer than the entry will live: only if no
+        // write came in meanwhile (then the answer may predate it, and is not kept).
+        let tag = seen.clone().unwrap_or_else(|| b"0".to_vec());
+        match kv::compare_and_swap(
+            &version_key,
+            seen.as_deref(),
+            Some(&tag),
+            Some(self.version_ttl()),
+        ) {
+            Ok(true) => {
+                let mut stored = Vec::with_capacity(fresh.len() + tag.len() + 1);
+                stored.extend_from_slice(&fresh);
+                stored.extend_from_slice(&tag);
+                stored.push(u8::try_from(tag.len()).unwrap_or(u8::MAX));
+                if let Err(e) = kv::set(&entry_key, &stored, Some(self.ttl)) {
+                    self.failed("storing an entry", &e);
+                }
+            }
+            Ok(false) => {}
+            Err(e) => self.failed("renewing a version", &e),
+        }
+        Ok(fresh)
+    }
+
+    /// Forgets `key`'s answer once this call's writes commit: call with every write of
+    /// the data behind it. A failure is logged; the entry then lives out its TTL.
+    pub fn invalidate(&self, key: &str) {
+        if self.off() {
+            return;
+        }
+        if let Err(e) = kv::incr_after_commit(&self.version_key(key), 1, Some(self.version_ttl())) {
+            self.failed("invalidating", &e);
+        }
+    }
+
+    fn failed(&self, what: &str, e: &CapError) {
+        if matches!(e, CapError::Denied(_)) {
+            DENIED.store(true, Ordering::Relaxed);
+        }
+        crate::log::warn(
+            &format!(
+                "cache {}: {what} failed ({}); answers are computed, and entries may live \
+                 out their {} s",
+                self.name,
+                crate::cap_error_message(e),
+                self.ttl.as_secs()
+            ),
+            &[],
+        );
+    }
+}
+
+/// The answer of a stored versioned entry (the answer, the version's bytes, their
+/// length in one byte) when it was computed under `version`; taken apart in place.
+fn tagged(mut stored: Vec<u8>, version: &[u8]) -> Option<Vec<u8>> {
+    let (&len, rest) = stored.split_last()?;
+    let answer_len = rest.len().checked_sub(usize::from(len))?;
+    if &rest[answer_len..] != version {
+        return None;
+    }
+    stored.truncate(answer_len);
+    Some(stored)
+}
+
 /// A 128-bit digest of `key` (two independently seeded SipHash passes): short keys of
 /// fixed length whatever the text, with collisions out of reach for a cache's size.
 fn digest(key: &str) -> String {
@@ -358,6 +502,26 @@ mod tests {
         assert_ne!(products.entry_key("product:a"), listing.entry_key("SELECT"));
         assert_eq!(products.ttl, Duration::from_secs(60));
         assert_eq!(listing.settle, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_versioned_entry_is_served_only_under_its_own_version() {
+        let mut stored = b"{\"lines\":[]}".to_vec();
+        stored.extend_from_slice(b"12");
+        stored.push(2);
+        assert_eq!(
+            tagged(stored.clone(), b"12"),
+            Some(b"{\"lines\":[]}".to_vec())
+        );
+        assert_eq!(tagged(stored.clone(), b"13"), None);
+        assert_eq!(tagged(stored.clone(), b"2"), None);
+        // Truncated or empty entries are misses, never a panic.
+        assert_eq!(tagged(vec![5], b"12"), None);
+        assert_eq!(tagged(Vec::new(), b"12"), None);
+        assert_eq!(tagged(vec![b'0', 1], b"0"), Some(Vec::new()));
+        let c = Versioned::new("cart", "1.0.0", Duration::from_secs(60));
+        assert_ne!(c.version_key("u1"), c.entry_key("u1"));
+        assert_eq!(c.version_ttl(), Duration::from_secs(240));
     }
 
     #[test]

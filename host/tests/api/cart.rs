@@ -24,6 +24,38 @@ async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
     .await
     .expect("ageing the cart");
     db.close().await;
+    forget_cached_cart(app, user_id).await;
+}
+
+/// A change made behind the plugin's back must also move the cart's cache version
+/// (`kirana_sdk::cache::Versioned`), as every change through the plugin does.
+async fn forget_cached_cart(app: &TestApp, user_id: &str) {
+    app.app()
+        .platform
+        .kv
+        .incr("cart", &format!("vcache:carts:v:{user_id}"), 1, None)
+        .await
+        .expect("moving the cart's cache version");
+}
+
+/// Sets a line's quantity straight in the cart's database, leaving its cache alone.
+async fn quantity_behind_the_back(app: &TestApp, user_id: &str, product_id: &str, q: i64) {
+    let db =
+        kirana::storage::open_plugin(&app.app().platform.config, "cart", &app.app().platform.db)
+            .await
+            .expect("the cart database");
+    let ok = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    assert!(ok(user_id) && ok(product_id));
+    kirana::capabilities::sql::execute_raw(
+        &db,
+        &format!(
+            "UPDATE cart_items SET quantity = {q} \
+             WHERE user_id = '{user_id}' AND product_id = '{product_id}'"
+        ),
+    )
+    .await
+    .expect("changing the line");
+    db.close().await;
 }
 
 async fn add(app: &TestApp, token: &str, product_id: &str, quantity: i64) -> Resp {
@@ -1186,4 +1218,73 @@ backend_test!(every_cart_route_says_the_catalog_is_down, |app| {
         .map(|i| i["quantity"].as_i64().unwrap())
         .collect();
     assert_eq!(quantities, [1, 1], "nothing refused was half done: {body}");
+});
+
+// A cart read is served from KV until the cart changes: a change made behind the
+// plugin's back stays unseen (so the read really is cached), and every change through
+// the API (add, set, delete, empty, checkout's empty) is seen by the next read.
+backend_test!(a_cached_cart_is_replaced_by_every_change, |app| {
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let a = new_product(app, &admin, 1000, 50).await;
+    let b = new_product(app, &admin, 2000, 50).await;
+    let quantities = |body: &Value| -> Vec<(String, i64)> {
+        body["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i["product_id"].as_str().unwrap_or("").to_string(),
+                            i["quantity"].as_i64().unwrap_or(-1),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(quantities(&cart(app, &c.token).await), vec![]);
+    assert_eq!(add(app, &c.token, &a, 2).await.status, 200);
+    assert_eq!(quantities(&cart(app, &c.token).await), vec![(a.clone(), 2)]);
+
+    // Cached: the database says 7, the read still says 2.
+    quantity_behind_the_back(app, &c.user_id, &a, 7).await;
+    assert_eq!(
+        quantities(&cart(app, &c.token).await),
+        vec![(a.clone(), 2)],
+        "the second read came from the cache"
+    );
+    // A change through the API is made on the database's 7 and read back at once.
+    let r = add(app, &c.token, &a, 1).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(quantities(&r.body), vec![(a.clone(), 8)]);
+    assert_eq!(quantities(&cart(app, &c.token).await), vec![(a.clone(), 8)]);
+
+    assert_eq!(add(app, &c.token, &b, 1).await.status, 200);
+    assert_eq!(
+        quantities(&cart(app, &c.token).await),
+        vec![(a.clone(), 8), (b.clone(), 1)]
+    );
+    assert_eq!(set(app, &c.token, &a, json!(3)).await.status, 200);
+    assert_eq!(
+        quantities(&cart(app, &c.token).await),
+        vec![(a.clone(), 3), (b.clone(), 1)]
+    );
+    let r = app
+        .delete(&format!("/api/v1/cart/items/{a}"), Some(&c.token))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(quantities(&cart(app, &c.token).await), vec![(b.clone(), 1)]);
+    let r = app.delete("/api/v1/cart", Some(&c.token)).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(quantities(&cart(app, &c.token).await), vec![]);
+
+    // Checkout empties the cart through the internal route.
+    assert_eq!(add(app, &c.token, &a, 1).await.status, 200);
+    assert_eq!(quantities(&cart(app, &c.token).await), vec![(a.clone(), 1)]);
+    let address = new_address(app, &c.token).await;
+    let r = checkout(app, &c.token, &address, "cod").await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(quantities(&cart(app, &c.token).await), vec![]);
 });

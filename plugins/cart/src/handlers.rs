@@ -352,7 +352,7 @@ fn empty(user_id: &str) -> Result<Response, ApiError> {
 pub fn internal_get(req: &Request) -> Result<Response, ApiError> {
     let user_id: String = req.param("user_id")?;
     let config = CartConfig::load();
-    let snap = snapshot(&user_id, &config, None)?;
+    let snap = priced(&user_id, store::load_stored(&user_id, &config)?, None)?;
     let view = snap.view(&config);
     let view = match snap.stored.coupon_code {
         Some(code) => view.with_coupon(CouponState::Unquoted { code }),

@@ -148,7 +148,10 @@ impl Plugin for Cart {
     }
 
     fn capabilities() -> Capabilities {
-        Capabilities::new().sql().call(&["catalog", "promotions"])
+        Capabilities::new()
+            .sql()
+            .kv()
+            .call(&["catalog", "promotions"])
     }
 
     fn migrate(_from: Option<&str>) -> Result<(), String> {

@@ -132,7 +132,7 @@ pub fn check_stock(product: &Product, quantity: i64) -> Result<(), ApiError> {
 pub use kirana_shop::catalog::ProductSummary as Product;
 
 /// One stored line: what the customer asked for, never a price.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     pub product_id: String,
     pub quantity: i64,

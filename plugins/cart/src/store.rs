@@ -7,11 +7,35 @@
 //! `carts.coupon_code` is the coupon the customer applied (the code as the `promotions`
 //! plugin spells it), `NULL` for none: never a discount, which is quoted when read.
 
+use std::time::Duration;
+
+use kirana_sdk::cache::Versioned;
 use kirana_sdk::prelude::*;
 use kirana_sdk::sql::{self, Dialect};
-use kirana_sdk::CapError;
+use kirana_sdk::{serde_json, CapError};
 
 use crate::rules::{CartConfig, Line};
+
+/// How long a cart read is kept in KV (`[cart] cache_seconds`; 0 turns it off). The
+/// cache is exact (every change below moves the cart's version once it commits); the
+/// TTL only bounds how long an entry can outlive a version change the KV store missed.
+const DEFAULT_CACHE_SECS: u64 = 60;
+
+/// Carts as last read from the database, one entry per user (see [`Versioned`]).
+fn carts() -> Versioned {
+    let secs = kirana_sdk::config::get_or("cache_seconds", DEFAULT_CACHE_SECS);
+    Versioned::new(
+        "carts",
+        env!("CARGO_PKG_VERSION"),
+        Duration::from_secs(secs),
+    )
+}
+
+/// Every change of a user's cart calls this, so the cart's cached read is dropped once
+/// the change commits.
+fn changed(user_id: &str) {
+    carts().invalidate(user_id);
+}
 
 const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS carts (
@@ -71,11 +95,14 @@ pub fn now_stamp() -> (String, i64) {
 }
 
 /// A user's stored cart: its lines in the order they were added, when it last changed
-/// (`None` for a cart never used, or one that just expired) and its coupon code.
-#[derive(Debug, Clone, Default)]
+/// (`None` for a cart never used, or one that just expired; `updated_us` is the same
+/// instant, for expiry) and its coupon code.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StoredCart {
     pub lines: Vec<Line>,
     pub updated_at: Option<String>,
+    #[serde(default)]
+    pub updated_us: Option<i64>,
     pub coupon_code: Option<String>,
 }
 
@@ -89,12 +116,36 @@ impl StoredCart {
     }
 }
 
-/// Reads `user_id`'s cart in ONE statement (the cart row with its lines), emptying it
-/// first when it has expired (lazy expiry: there is no sweeper; an expired cart is wiped
-/// the next time anyone reads or changes it). The wipe's writes run only for a cart
-/// found stale, so reading a live cart takes no write lock. Lines without a cart row
-/// cannot exist: every change touches the cart row in the same transaction.
+/// `user_id`'s cart: the cached read while the cart has not changed since, else
+/// [`load_stored`]'s. A cached cart past its expiry is read again, which wipes it.
 pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
+    let raw = carts().get_or_compute(user_id, || {
+        let cart = load_stored(user_id, config)?;
+        serde_json::to_vec(&cart).map_err(|e| CapError::Invalid(e.to_string()))
+    })?;
+    let cart: StoredCart = match serde_json::from_slice(&raw) {
+        Ok(cart) => cart,
+        // An entry this version cannot read (never expected: entries are per version).
+        Err(_) => return load_stored(user_id, config),
+    };
+    let expired = |us: i64| {
+        config
+            .expiry_cutoff_us(now_stamp().1)
+            .is_some_and(|cutoff| us < cutoff)
+    };
+    if cart.updated_us.is_some_and(expired) {
+        return load_stored(user_id, config);
+    }
+    Ok(cart)
+}
+
+/// Reads `user_id`'s cart from the database in ONE statement (the cart row with its
+/// lines), emptying it first when it has expired (lazy expiry: there is no sweeper; an
+/// expired cart is wiped the next time anyone reads or changes it). The wipe's writes
+/// run only for a cart found stale, so reading a live cart takes no write lock. Lines
+/// without a cart row cannot exist: every change touches the cart row in the same
+/// transaction. Checkout reads this way, never from the cache.
+pub fn load_stored(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
     let rows = sql::query(
         "SELECT c.updated_at, c.updated_us, c.coupon_code, i.product_id, i.quantity
          FROM carts c LEFT JOIN cart_items i ON i.user_id = c.user_id
@@ -114,6 +165,7 @@ pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> 
                 return Ok(StoredCart::default());
             }
             cart.updated_at = Some(row.get("updated_at")?);
+            cart.updated_us = Some(changed_us);
             cart.coupon_code = row.get("coupon_code")?;
         }
         let product_id: Option<String> = row.get("product_id")?;
@@ -134,6 +186,7 @@ pub fn expire(user_id: &str, config: &CartConfig) -> Result<(), CapError> {
     let Some(cutoff) = config.expiry_cutoff_us(now_stamp().1) else {
         return Ok(());
     };
+    changed(user_id);
     sql::execute(
         "DELETE FROM cart_items WHERE user_id = $1 AND EXISTS (
              SELECT 1 FROM carts WHERE carts.user_id = $1 AND carts.updated_us < $2)",
@@ -154,6 +207,7 @@ const TOUCH: &str = "INSERT INTO carts (user_id, updated_at, updated_us) VALUES 
 /// Records that the cart changed now; returns the new `updated_at`.
 pub fn touch(user_id: &str) -> Result<String, CapError> {
     let (at, us) = now_stamp();
+    changed(user_id);
     sql::execute(TOUCH, &params![user_id, at, us])?;
     Ok(at)
 }
@@ -162,6 +216,7 @@ pub fn touch(user_id: &str) -> Result<String, CapError> {
 /// the new `updated_at`. One statement: the cart row is the first row a change writes.
 pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<String, CapError> {
     let (at, us) = now_stamp();
+    changed(user_id);
     // Text even for "none": a NULL parameter has no text type on PostgreSQL.
     sql::execute(
         "INSERT INTO carts (user_id, updated_at, updated_us, coupon_code)
@@ -193,6 +248,7 @@ pub fn add_to_line(
          WHERE cart_items.quantity + excluded.quantity <= $6
          RETURNING quantity";
     let (at, us) = now_stamp();
+    changed(user_id);
     let params = params![user_id, at, us, product_id, quantity, bound];
     let rows = match sql::dialect() {
         Dialect::Postgres => sql::query(
@@ -222,6 +278,7 @@ pub fn line_quantity(user_id: &str, product_id: &str) -> Result<Option<i64>, Cap
 
 /// Sets a line's quantity; `false` when the line is not in the cart.
 pub fn set_quantity(user_id: &str, product_id: &str, quantity: i64) -> Result<bool, CapError> {
+    changed(user_id);
     let n = sql::execute(
         "UPDATE cart_items SET quantity = $3 WHERE user_id = $1 AND product_id = $2",
         &params![user_id, product_id, quantity],
@@ -231,6 +288,7 @@ pub fn set_quantity(user_id: &str, product_id: &str, quantity: i64) -> Result<bo
 
 /// Removes a line; `false` when it was not in the cart.
 pub fn remove_line(user_id: &str, product_id: &str) -> Result<bool, CapError> {
+    changed(user_id);
     let n = sql::execute(
         "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2",
         &params![user_id, product_id],
@@ -240,6 +298,7 @@ pub fn remove_line(user_id: &str, product_id: &str) -> Result<bool, CapError> {
 
 /// Removes every line of the cart.
 pub fn clear(user_id: &str) -> Result<(), CapError> {
+    changed(user_id);
     sql::execute(
         "DELETE FROM cart_items WHERE user_id = $1",
         &params![user_id],
