@@ -221,6 +221,7 @@ pub async fn routes(
         ))
     });
     load::run_for(addr, ctx.conns, ctx.warmup(), list.clone(), 200).await?;
+    eprintln!("==> {db}: pages");
     let s = timed(list).await?;
     rows.push(row(
         format!("{db}: GET /products?page_size=20 (pages 1-{BROWSED_PAGES})"),
@@ -234,6 +235,7 @@ pub async fn routes(
         let word = SEARCH_WORDS[(conn + i as usize) % SEARCH_WORDS.len()];
         Req::get(format!("/api/v1/products?page_size=20&q={word}"))
     });
+    eprintln!("==> {db}: search");
     let s = timed(search).await?;
     rows.push(row(
         format!("{db}: GET /products?q=word (search)"),
@@ -246,6 +248,7 @@ pub async fn routes(
         let id = &products[(conn * 7919 + i as usize) % products.len()];
         Req::get(format!("/api/v1/products/{id}"))
     });
+    eprintln!("==> {db}: product");
     let s = timed(one).await?;
     let page_target = if db == "PostgreSQL" {
         20_000.0
@@ -277,6 +280,7 @@ pub async fn routes(
         )
         .token(&shoppers[user].token)
     });
+    eprintln!("==> {db}: add");
     let mut s = Stats::default();
     let mut left = ctx.duration();
     while !left.is_zero() {
@@ -305,6 +309,7 @@ pub async fn routes(
         let user = (conn + conns * i as usize) % shoppers.len();
         Req::get("/api/v1/cart").token(&shoppers[user].token)
     });
+    eprintln!("==> {db}: cart");
     let s = timed(cart).await?;
     rows.push(row(
         format!("{db}: GET /cart (3 lines)"),
