@@ -347,6 +347,29 @@ impl Versioned {
         self.ttl.saturating_mul(VERSION_TTL_FACTOR)
     }
 
+    /// The stored answer for `key` while no write to it committed since it was
+    /// computed; `None` otherwise. Stores nothing: for a reader about to write the key
+    /// (its write replaces the entry at once, so storing one would be wasted work).
+    pub fn peek(&self, key: &str) -> Option<Vec<u8>> {
+        if self.off() {
+            return None;
+        }
+        let seen = match kv::get(&self.version_key(key)) {
+            Ok(v) => v?,
+            Err(e) => {
+                self.failed("reading a version", &e);
+                return None;
+            }
+        };
+        match kv::get(&self.entry_key(key)) {
+            Ok(stored) => tagged(stored?, &seen),
+            Err(e) => {
+                self.failed("reading an entry", &e);
+                None
+            }
+        }
+    }
+
     /// The answer for `key`: the stored one while no write to it committed since it
     /// was computed, else `compute`'s (stored for the next reader). `key` is used as
     /// it is (at most a few hundred bytes: a user id, say).

@@ -104,16 +104,10 @@ fn owner(req: &Request) -> Result<String, ApiError> {
     Ok(req.user()?.user_id.clone())
 }
 
-/// Reads the cart (after lazy expiry; one SQL statement) with ONE catalog lookup
-/// covering its lines and `extra`, and deletes lines whose product is gone or inactive:
-/// a cart must not offer what cannot be bought. `extra` is left out of a full cart, so
-/// one lookup never carries more than `MAX_LINES` ids (the catalog's batch limit).
-fn snapshot(user_id: &str, config: &CartConfig, extra: Option<&str>) -> Result<Snapshot, ApiError> {
-    let stored = store::load(user_id, config)?;
-    priced(user_id, stored, extra)
-}
-
-/// [`snapshot`] of a cart already read.
+/// Prices a cart already read with ONE catalog lookup covering its lines and `extra`,
+/// and deletes lines whose product is gone or inactive: a cart must not offer what
+/// cannot be bought. `extra` is left out of a full cart, so one lookup never carries
+/// more than `MAX_LINES` ids (the catalog's batch limit).
 fn priced(
     user_id: &str,
     mut stored: StoredCart,
@@ -153,7 +147,8 @@ fn priced(
 pub fn get_cart(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
     let config = CartConfig::load();
-    Ok(snapshot(&user_id, &config, None)?.render(&user_id, &config))
+    let stored = store::load(&user_id, &config)?;
+    Ok(priced(&user_id, stored, None)?.render(&user_id, &config))
 }
 
 /// `POST /api/v1/cart/coupon {code}`: asks promotions for a quote on the cart as it is
@@ -167,7 +162,7 @@ pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
     let body: ApplyCoupon = req.json()?;
     let code = validate_coupon_code(&body.code)?;
     let config = CartConfig::load();
-    let mut snap = snapshot(&user_id, &config, None)?;
+    let mut snap = priced(&user_id, store::load_for_change(&user_id, &config)?, None)?;
     if snap.stored.lines.is_empty() {
         return Err(ApiError::new(
             400,
@@ -190,7 +185,7 @@ pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
 pub fn remove_coupon(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
     let config = CartConfig::load();
-    let mut stored = store::load(&user_id, &config)?;
+    let mut stored = store::load_for_change(&user_id, &config)?;
     if stored.coupon_code.take().is_some() {
         stored.updated_at = Some(store::set_coupon(&user_id, None)?);
     }
@@ -205,8 +200,15 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
     let body: AddItem = req.json()?;
     validate_add(&body.product_id, body.quantity)?;
     let config = CartConfig::load();
-    for _ in 0..ADD_ATTEMPTS {
-        let mut snap = snapshot(&user_id, &config, Some(&body.product_id))?;
+    for attempt in 0..ADD_ATTEMPTS {
+        // A retry reads the database: this call's own writes (dead lines dropped) are
+        // not in the cached read until the call commits.
+        let stored = if attempt == 0 {
+            store::load_for_change(&user_id, &config)?
+        } else {
+            store::load_stored(&user_id, &config)?
+        };
+        let mut snap = priced(&user_id, stored, Some(&body.product_id))?;
         let existing = snap.stored.quantity_of(&body.product_id);
         if existing.is_none() && snap.stored.lines.len() >= MAX_LINES {
             return Err(ApiError::invalid_field(
@@ -284,7 +286,7 @@ pub fn set_item(req: &Request) -> Result<Response, ApiError> {
     if body.quantity == 0 {
         return remove(&user_id, &product_id, &config);
     }
-    let mut snap = snapshot(&user_id, &config, None)?;
+    let mut snap = priced(&user_id, store::load_for_change(&user_id, &config)?, None)?;
     if snap.stored.quantity_of(&product_id).is_none() {
         return Err(ApiError::not_found("cart item"));
     }
@@ -315,7 +317,7 @@ pub fn delete_item(req: &Request) -> Result<Response, ApiError> {
 /// Removes one line (404 when it is not in the cart) and answers the cart, priced
 /// without the removed product.
 fn remove(user_id: &str, product_id: &str, config: &CartConfig) -> Result<Response, ApiError> {
-    let mut stored = store::load(user_id, config)?;
+    let mut stored = store::load_for_change(user_id, config)?;
     if stored.quantity_of(product_id).is_none() {
         return Err(ApiError::not_found("cart item"));
     }

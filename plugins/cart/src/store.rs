@@ -117,16 +117,30 @@ impl StoredCart {
 }
 
 /// `user_id`'s cart: the cached read while the cart has not changed since, else
-/// [`load_stored`]'s. A cached cart past its expiry is read again, which wipes it.
+/// [`load_stored`]'s, kept for the next read. A cached cart past its expiry is read
+/// again, which wipes it.
 pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
     let raw = carts().get_or_compute(user_id, || {
         let cart = load_stored(user_id, config)?;
         serde_json::to_vec(&cart).map_err(|e| CapError::Invalid(e.to_string()))
     })?;
-    let cart: StoredCart = match serde_json::from_slice(&raw) {
-        Ok(cart) => cart,
-        // An entry this version cannot read (never expected: entries are per version).
-        Err(_) => return load_stored(user_id, config),
+    current(user_id, config, &raw)
+}
+
+/// [`load`] for a request about to change the cart: the cached read if there is one,
+/// else the database's, not kept (the change replaces it at once).
+pub fn load_for_change(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
+    match carts().peek(user_id) {
+        Some(raw) => current(user_id, config, &raw),
+        None => load_stored(user_id, config),
+    }
+}
+
+/// A cached read as a cart, read again from the database when it has expired (which
+/// wipes it) or cannot be decoded (never expected: entries are per plugin version).
+fn current(user_id: &str, config: &CartConfig, raw: &[u8]) -> Result<StoredCart, CapError> {
+    let Ok(cart) = serde_json::from_slice::<StoredCart>(raw) else {
+        return load_stored(user_id, config);
     };
     let expired = |us: i64| {
         config
