@@ -50,6 +50,9 @@ impl Computed {
     }
 }
 
+/// Longest key stored as it is rather than by its digest.
+const RAW_KEY_MAX: usize = 96;
+
 /// A named cache of one plugin version's answers.
 #[derive(Debug, Clone, Copy)]
 pub struct Cache {
@@ -99,8 +102,15 @@ impl Cache {
         format!("cache:{}:invalidated_us", self.name)
     }
 
+    /// A short key is used as it is (`=` marks it); a long one (a statement and its
+    /// parameters) by its digest, which hashing in wasm makes dear for every key of a
+    /// batch.
     fn entry_key(&self, key: &str) -> String {
-        format!("cache:{}:{}:{}", self.name, self.version, digest(key))
+        if key.len() <= RAW_KEY_MAX {
+            format!("cache:{}:{}:={key}", self.name, self.version)
+        } else {
+            format!("cache:{}:{}:{}", self.name, self.version, digest(key))
+        }
     }
 
     /// Whether an answer computed now may be stored: no settle time, or the last
@@ -132,7 +142,7 @@ impl Cache {
 
     /// The cached answer for `key`, or `compute`'s (stored for the next caller when it
     /// says [`Computed::Keep`]). `key` may be any text that determines the answer, such
-    /// as the statement and parameters that produce it; it is hashed.
+    /// as the statement and parameters that produce it; one longer than 96 bytes is hashed.
     pub fn get_or_compute<E>(
         &self,
         key: &str,
@@ -523,6 +533,12 @@ mod tests {
         assert_eq!(products.generation_key(), listing.generation_key());
         assert_eq!(products.invalidated_key(), listing.invalidated_key());
         assert_ne!(products.entry_key("product:a"), listing.entry_key("SELECT"));
+        // Short keys as they are, long ones by digest: the two never meet (a digest
+        // has no `=`).
+        assert!(products.entry_key("summary:p1").ends_with(":=summary:p1"));
+        let long = "x".repeat(RAW_KEY_MAX + 1);
+        assert!(!products.entry_key(&long).contains('='));
+        assert!(products.entry_key(&long).len() < long.len());
         assert_eq!(products.ttl, Duration::from_secs(60));
         assert_eq!(listing.settle, Duration::ZERO);
     }
