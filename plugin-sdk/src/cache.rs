@@ -258,20 +258,25 @@ impl Cache {
     }
 
     fn failed(&self, what: &str, e: &CapError) {
-        if matches!(e, CapError::Denied(_)) {
-            DENIED.store(true, Ordering::Relaxed);
-        }
-        crate::log::warn(
-            &format!(
-                "cache {}: {what} failed ({}); answers are computed, and entries may live \
-                 out their {} s",
-                self.name,
-                crate::cap_error_message(e),
-                self.ttl.as_secs()
-            ),
-            &[],
-        );
+        failed(self.name, self.ttl, what, e);
     }
+}
+
+/// Logs a KV failure of cache `name` (whose entries live `ttl`); a denied capability
+/// turns every cache off, so it is logged once.
+fn failed(name: &str, ttl: Duration, what: &str, e: &CapError) {
+    if matches!(e, CapError::Denied(_)) {
+        DENIED.store(true, Ordering::Relaxed);
+    }
+    crate::log::warn(
+        &format!(
+            "cache {name}: {what} failed ({}); answers are computed, and entries may live \
+             out their {} s",
+            crate::cap_error_message(e),
+            ttl.as_secs()
+        ),
+        &[],
+    );
 }
 
 /// `computed` as answers, when there is one per key.
@@ -448,19 +453,7 @@ impl Versioned {
     }
 
     fn failed(&self, what: &str, e: &CapError) {
-        if matches!(e, CapError::Denied(_)) {
-            DENIED.store(true, Ordering::Relaxed);
-        }
-        crate::log::warn(
-            &format!(
-                "cache {}: {what} failed ({}); answers are computed, and entries may live \
-                 out their {} s",
-                self.name,
-                crate::cap_error_message(e),
-                self.ttl.as_secs()
-            ),
-            &[],
-        );
+        failed(self.name, self.ttl, what, e);
     }
 }
 
