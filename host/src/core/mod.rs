@@ -63,7 +63,6 @@ pub struct PendingEvent {
     pub savepoint: Option<u32>,
 }
 
-/// The state of one call (a request, an event delivery, a migration).
 /// A KV increment held until the call's writes commit (`kv.incr-after-commit`).
 #[derive(Debug, Clone)]
 pub struct PendingIncr {
@@ -74,6 +73,7 @@ pub struct PendingIncr {
     pub savepoint: Option<u32>,
 }
 
+/// The state of one call (a request, an event delivery, a migration).
 pub struct CallCtx {
     pub request_id: String,
     pub caller: Option<wit::Identity>,

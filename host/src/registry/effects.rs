@@ -123,21 +123,30 @@ pub async fn finish(
     Ok(finished)
 }
 
-/// Applies the `kv.incr-after-commit` increments of a call whose writes committed. A
-/// failure is logged: the plugin's cache entries then live out their TTL.
+/// Applies the `kv.incr-after-commit` increments of a call whose writes committed.
+/// Failures are logged (the plugin's cache entries then live out their TTL). The answer
+/// waits for them, so a store that did not answer ends the work: a shared store that is
+/// down would otherwise hold the answer for its timeout once per increment.
 async fn apply_incrs(platform: &Platform, plugin: &PluginCtx, incrs: Vec<PendingIncr>) {
-    for incr in incrs {
-        if let Err(e) = platform
+    let total = incrs.len();
+    for (done, incr) in incrs.into_iter().enumerate() {
+        let Err(e) = platform
             .kv
             .incr(&plugin.name, &incr.key, incr.delta, incr.ttl_ms)
             .await
-        {
-            tracing::warn!(
-                plugin = %plugin.name,
-                key = %incr.key,
-                error = %crate::capabilities::error_text(&e),
-                "an increment after commit failed; values keyed by it may be stale until they expire"
-            );
+        else {
+            continue;
+        };
+        let store_down = matches!(e, wit::Error::Unavailable(_) | wit::Error::Timeout(_));
+        tracing::warn!(
+            plugin = %plugin.name,
+            key = %incr.key,
+            skipped = if store_down { total - done - 1 } else { 0 },
+            error = %crate::capabilities::error_text(&e),
+            "an increment after commit failed; values keyed by it may be stale until they expire"
+        );
+        if store_down {
+            return;
         }
     }
 }

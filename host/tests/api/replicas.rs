@@ -243,6 +243,22 @@ async fn two_replicas_with_redis_are_one_shop() {
         .expect("count");
     assert_eq!(second, first + 1, "B counts on from A's count");
 
+    // 6: a cart's cached read lives in that one store too, so a change made on B is
+    // what A reads next (B moved the cart's version before it answered).
+    let rice = new_product(&a, &admin, 700, 20).await;
+    let cook = a.customer().await;
+    add_to_cart(&a, &cook.token, &rice, 1).await;
+    for _ in 0..2 {
+        let read = cart(&a, &cook.token).await;
+        assert_eq!(read["items"][0]["quantity"], 1, "{read}");
+    }
+    add_to_cart(&b, &cook.token, &rice, 2).await;
+    let read = cart(&a, &cook.token).await;
+    assert_eq!(
+        read["items"][0]["quantity"], 3,
+        "A served its cached cart after B changed it: {read}"
+    );
+
     // 7: each event is handled once per subscriber, whichever replica runs the
     // dispatcher: orders placed on both replicas are each counted once by analytics.
     let mut placed = 0;
@@ -317,6 +333,11 @@ async fn redis_stopped_and_started_again_under_load() {
         }));
     }
     assert_eq!(b.get("/api/v1/auth/me", Some(&c.token)).await.status, 200);
+    let admin = a.admin_token().await;
+    let rice = new_product(&a, &admin, 700, 20).await;
+    add_to_cart(&a, &c.token, &rice, 1).await;
+    let read = cart(&b, &c.token).await;
+    assert_eq!(read["items"][0]["quantity"], 1, "{read}");
 
     redis.kill();
     // /ready turns degraded (still 200: the replica serves) once the pinger notices.
@@ -336,6 +357,16 @@ async fn redis_stopped_and_started_again_under_load() {
         r.text
     );
     assert!(r.body["error"]["code"].is_string(), "{}", r.text);
+    // The cart works without its cached reads: the database answers, and the change's
+    // increment after commit fails (logged) without failing the change.
+    let started = Instant::now();
+    add_to_cart(&a, &c.token, &rice, 2).await;
+    let read = cart(&b, &c.token).await;
+    assert_eq!(read["items"][0]["quantity"], 3, "{read}");
+    eprintln!(
+        "a cart change and read with Redis down: {:?}",
+        started.elapsed()
+    );
     // Revocation falls back to the database: a logout on A is refused on B at once.
     let r = a
         .post("/api/v1/auth/logout", Some(&c.token), json!({}))

@@ -26,7 +26,7 @@ fn carts() -> Versioned {
     let secs = kirana_sdk::config::get_or("cache_seconds", DEFAULT_CACHE_SECS);
     Versioned::new(
         "carts",
-        env!("CARGO_PKG_VERSION"),
+        <crate::Cart as Plugin>::VERSION,
         Duration::from_secs(secs),
     )
 }

@@ -22,6 +22,18 @@ impl RedisKv {
         Self { redis }
     }
 
+    /// The connection, or at once `unavailable` while the pinger finds Redis down: a
+    /// command would otherwise wait for its timeout (a second) on every call, which a
+    /// plugin that only caches in KV (the cart) would add to every request.
+    fn conn(&self) -> Result<redis::aio::ConnectionManager, wit::Error> {
+        if !self.redis.is_up() {
+            return Err(wit::Error::Unavailable(
+                "the shared KV store (Redis) is down; retry later".into(),
+            ));
+        }
+        Ok(self.redis.conn())
+    }
+
     fn err(&self, what: &str, e: redis::RedisError) -> wit::Error {
         if e.kind() == ErrorKind::Server(redis::ServerErrorKind::ResponseError)
             || e.kind() == ErrorKind::UnexpectedReturnType
@@ -100,7 +112,7 @@ fn glob_escape(prefix: &str) -> String {
 #[async_trait]
 impl KvBackend for RedisKv {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, wit::Error> {
-        let mut c = self.redis.conn();
+        let mut c = self.conn()?;
         c.get(full_key(ns, key))
             .await
             .map_err(|e| self.err("get", e))
@@ -113,7 +125,7 @@ impl KvBackend for RedisKv {
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     ) -> Result<(), wit::Error> {
-        let mut c = self.redis.conn();
+        let mut c = self.conn()?;
         let mut cmd = redis::cmd("SET");
         cmd.arg(full_key(ns, key)).arg(value);
         if ttl_ms.is_some() {
@@ -125,7 +137,7 @@ impl KvBackend for RedisKv {
     }
 
     async fn delete(&self, ns: &str, key: &str) -> Result<bool, wit::Error> {
-        let mut c = self.redis.conn();
+        let mut c = self.conn()?;
         let n: i64 = c
             .del(full_key(ns, key))
             .await
@@ -140,7 +152,7 @@ impl KvBackend for RedisKv {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> Result<i64, wit::Error> {
-        let mut c = self.redis.conn();
+        let mut c = self.conn()?;
         INCR.key(full_key(ns, key))
             .arg(delta)
             .arg(ttl_arg(ttl_ms))
@@ -157,7 +169,7 @@ impl KvBackend for RedisKv {
         new: Option<Vec<u8>>,
         ttl_ms: Option<u64>,
     ) -> Result<bool, wit::Error> {
-        let mut c = self.redis.conn();
+        let mut c = self.conn()?;
         let swapped: i64 = CAS
             .key(full_key(ns, key))
             .arg(if expected.is_some() { "1" } else { "0" })
@@ -182,7 +194,7 @@ impl KvBackend for RedisKv {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(MAX_SCAN);
         let space = full_key(ns, "");
         let pattern = format!("{}*", glob_escape(&full_key(ns, prefix)));
-        let mut c = self.redis.conn();
+        let mut c = self.conn()?;
         let mut keys: Vec<String> = Vec::new();
         let mut cursor: u64 = 0;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
