@@ -334,6 +334,10 @@ pub struct Versioned {
     ttl: Duration,
 }
 
+/// What [`Versioned`] found for a key: its version (absent for a key never written
+/// nor read) and the current entry's answer.
+type Read = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// How many entry TTLs a version key outlives the last entry stored under it.
 pub const VERSION_TTL_FACTOR: u32 = 4;
 
@@ -369,20 +373,30 @@ impl Versioned {
         if self.off() {
             return None;
         }
+        self.read(key)?.1
+    }
+
+    /// The key's version as stored and, when its entry was computed under that
+    /// version, the entry's answer; `None` when the version could not be read.
+    fn read(&self, key: &str) -> Option<Read> {
         let seen = match kv::get(&self.version_key(key)) {
-            Ok(v) => v?,
+            Ok(v) => v,
             Err(e) => {
                 self.failed("reading a version", &e);
                 return None;
             }
         };
-        match kv::get(&self.entry_key(key)) {
-            Ok(stored) => tagged(stored?, &seen),
+        let Some(version) = &seen else {
+            return Some((None, None));
+        };
+        let answer = match kv::get(&self.entry_key(key)) {
+            Ok(stored) => stored.and_then(|s| tagged(s, version)),
             Err(e) => {
                 self.failed("reading an entry", &e);
                 None
             }
-        }
+        };
+        Some((seen, answer))
     }
 
     /// The answer for `key`: the stored one while no write to it committed since it
@@ -396,32 +410,17 @@ impl Versioned {
         if self.off() {
             return compute();
         }
-        let version_key = self.version_key(key);
-        let seen = match kv::get(&version_key) {
-            Ok(v) => v,
-            Err(e) => {
-                self.failed("reading a version", &e);
-                return compute();
-            }
+        let seen = match self.read(key) {
+            None => return compute(),
+            Some((_, Some(answer))) => return Ok(answer),
+            Some((seen, None)) => seen,
         };
-        let entry_key = self.entry_key(key);
-        if let Some(seen) = &seen {
-            match kv::get(&entry_key) {
-                Ok(Some(stored)) => {
-                    if let Some(answer) = tagged(stored, seen) {
-                        return Ok(answer);
-                    }
-                }
-                Ok(None) => {}
-                Err(e) => self.failed("reading an entry", &e),
-            }
-        }
         let fresh = compute()?;
         // The version as read, renewed for longer than the entry will live: only if no
         // write came in meanwhile (then the answer may predate it, and is not kept).
         let tag = seen.clone().unwrap_or_else(|| b"0".to_vec());
         match kv::compare_and_swap(
-            &version_key,
+            &self.version_key(key),
             seen.as_deref(),
             Some(&tag),
             Some(self.version_ttl()),
@@ -431,7 +430,7 @@ impl Versioned {
                 stored.extend_from_slice(&fresh);
                 stored.extend_from_slice(&tag);
                 stored.push(u8::try_from(tag.len()).unwrap_or(u8::MAX));
-                if let Err(e) = kv::set(&entry_key, &stored, Some(self.ttl)) {
+                if let Err(e) = kv::set(&self.entry_key(key), &stored, Some(self.ttl)) {
                     self.failed("storing an entry", &e);
                 }
             }

@@ -110,6 +110,12 @@ impl Redis {
         self.conn.clone()
     }
 
+    /// [`Redis::conn`], or `None` at once while the pinger finds Redis down: a command
+    /// would otherwise wait out its timeout (a second) on every request of an outage.
+    pub fn conn_if_up(&self) -> Option<ConnectionManager> {
+        self.is_up().then(|| self.conn.clone())
+    }
+
     /// Counts a failed command (`kirana_backend_errors_total{backend="redis"}`).
     pub fn failed(&self, what: &str, e: &redis::RedisError) {
         self.errors.inc();

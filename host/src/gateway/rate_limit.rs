@@ -151,12 +151,10 @@ impl RedisRateLimiter {
 #[async_trait]
 impl RateLimitBackend for RedisRateLimiter {
     async fn hit(&self, key: &str, limit: u32) -> Result<Decision, String> {
-        // While the pinger finds Redis down, fail at once rather than after the
-        // command's timeout on every request (the caller then lets it through).
-        if !self.redis.is_up() {
+        // Redis down: fail at once (the caller then lets the request through or not).
+        let Some(mut c) = self.redis.conn_if_up() else {
             return Err("Redis is down".into());
-        }
-        let mut c = self.redis.conn();
+        };
         let member = uuid::Uuid::new_v4().simple().to_string();
         let (allowed, used, left_ms): (i64, i64, i64) = SLIDING
             .key(format!("kirana:rate:{key}"))

@@ -196,8 +196,7 @@ async fn commit(
     };
     if let Some(first) = unit.close_open(deadline).await? {
         events.retain(|e| e.savepoint.is_none_or(|sp| sp < first));
-        call.after_commit
-            .retain(|i| i.savepoint.is_none_or(|sp| sp < first));
+        call.drop_effects_from(first);
     }
     let now = now_ms();
     for chunk in events.chunks(BATCH) {

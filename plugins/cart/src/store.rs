@@ -120,11 +120,18 @@ impl StoredCart {
 /// [`load_stored`]'s, kept for the next read. A cached cart past its expiry is read
 /// again, which wipes it.
 pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
+    let mut read = None;
     let raw = carts().get_or_compute(user_id, || {
         let cart = load_stored(user_id, config)?;
-        serde_json::to_vec(&cart).map_err(|e| CapError::Invalid(e.to_string()))
+        let bytes = serde_json::to_vec(&cart).map_err(|e| CapError::Invalid(e.to_string()));
+        read = Some(cart);
+        bytes
     })?;
-    current(user_id, config, &raw)
+    match read {
+        // Just read from the database (expired carts already wiped): not parsed back.
+        Some(cart) => Ok(cart),
+        None => current(user_id, config, &raw),
+    }
 }
 
 /// [`load`] for a request about to change the cart: the cached read if there is one,

@@ -434,12 +434,28 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         if let Err(e) = self.space(Some(&key), None) {
             return Ok(Err(e));
         }
+        let savepoint = self.call.unit.as_ref().and_then(|u| u.innermost());
+        // A key asked for again in the same savepoint (each write of one cart) is one
+        // increment after commit, not one per write.
+        if let Some(same) = self
+            .call
+            .after_commit
+            .iter_mut()
+            .find(|i| i.key == key && i.savepoint == savepoint)
+        {
+            return Ok(match same.delta.checked_add(delta) {
+                Some(sum) => {
+                    same.delta = sum;
+                    Ok(())
+                }
+                None => Err(wit::Error::Invalid(format!("incrementing {key} overflows"))),
+            });
+        }
         if self.call.after_commit.len() >= MAX_AFTER_COMMIT {
             return Ok(Err(wit::Error::Invalid(format!(
                 "at most {MAX_AFTER_COMMIT} increments after commit per call"
             ))));
         }
-        let savepoint = self.call.unit.as_ref().and_then(|u| u.innermost());
         self.call.after_commit.push(PendingIncr {
             key,
             delta,

@@ -22,16 +22,12 @@ impl RedisKv {
         Self { redis }
     }
 
-    /// The connection, or at once `unavailable` while the pinger finds Redis down: a
-    /// command would otherwise wait for its timeout (a second) on every call, which a
-    /// plugin that only caches in KV (the cart) would add to every request.
+    /// The connection, or at once `unavailable` while Redis is down (a plugin that
+    /// only caches in KV, the cart, would otherwise wait a second per call).
     fn conn(&self) -> Result<redis::aio::ConnectionManager, wit::Error> {
-        if !self.redis.is_up() {
-            return Err(wit::Error::Unavailable(
-                "the shared KV store (Redis) is down; retry later".into(),
-            ));
-        }
-        Ok(self.redis.conn())
+        self.redis.conn_if_up().ok_or_else(|| {
+            wit::Error::Unavailable("the shared KV store (Redis) is down; retry later".into())
+        })
     }
 
     fn err(&self, what: &str, e: redis::RedisError) -> wit::Error {
