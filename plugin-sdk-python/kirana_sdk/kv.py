@@ -53,6 +53,28 @@ def incr_after_commit(key: str, delta: int = 1, ttl: Optional[Duration] = None) 
     _call(wit.incr_after_commit, key, delta, to_ms(ttl))
 
 
+def put_revision(key: str, revision: int, value: bytes, ttl: Optional[Duration] = None) -> bool:
+    """Stores ``value`` tagged ``revision`` unless the key holds a newer revision, or the
+    same one with a value (an empty ``value`` marks a revision whose value is not
+    known); true when it wrote. For data whose every write bumps a revision number in
+    its own transaction."""
+    return _call(wit.put_revision, key, revision, value, to_ms(ttl))
+
+
+def put_revision_after_commit(
+    key: str, revision: int, value: bytes, ttl: Optional[Duration] = None
+) -> None:
+    """``put_revision``, applied only once the call's writes have committed and dropped
+    when they roll back, like ``incr_after_commit``."""
+    _call(wit.put_revision_after_commit, key, revision, value, to_ms(ttl))
+
+
+def get_revision(key: str) -> Optional[tuple[int, bytes]]:
+    """The revision and value of a key written by ``put_revision`` (the value is empty
+    when that revision's value is not known), ``None`` when absent."""
+    return _call(wit.get_revision, key)
+
+
 def scan(prefix: str, limit: int = 100) -> list[tuple[str, bytes]]:
     """Live keys starting with ``prefix``, in key order, at most ``limit``."""
     return _call(wit.scan, prefix, limit)

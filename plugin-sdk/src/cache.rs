@@ -314,38 +314,45 @@ fn current(mut stored: Vec<u8>, generation: i64) -> Option<Vec<u8>> {
     Some(stored)
 }
 
-/// An exact cache of one answer per key (one user's cart): each key has its own
-/// version, which every write of the data behind the key moves on with
-/// [`Versioned::invalidate`] only once that write has committed
-/// (`kv.incr-after-commit`, applied before the writer's answer leaves the host). An
-/// entry carries the version read *before* its answer was computed and is served only
-/// while that is still the key's version, so no settle time is needed: an answer
-/// computed before a write committed is never served after that write's answer.
+/// An exact cache of one value per key (one user's cart) for data that carries a
+/// revision: a number every write of the data bumps in the write's own transaction (a
+/// counter column), so revisions grow in commit order.
 ///
-/// A version key lives [`VERSION_TTL_FACTOR`] times an entry's TTL, renewed by a
-/// compare-and-swap (which also checks that no write came in) before each entry is
-/// stored: a version therefore never starts over from 0 while an entry of it lives.
-/// When an increment after commit is lost (the KV store unreachable just then), entries
-/// may be stale for at most their TTL. The plugin must ask for the `kv` capability.
+/// The key holds the newest revision anyone stored (`kv.put-revision`: an older one
+/// never replaces a newer one), with its value when known. After every write the
+/// writer calls [`Revisioned::wrote`] with the revision its write made, and the value
+/// after it when it knows it: applied once the write commits and before the writer's
+/// answer leaves, so the entry is never older than any write already answered. A
+/// reader serves a known value at once ([`Revisioned::get`]); else it reads the data
+/// with its revision and offers it ([`Revisioned::offer`]), which stores it unless a
+/// newer revision is there already. A writer may also start from the cached value
+/// without a read, if its write's revision shows that nobody wrote in between (the
+/// revision it made is the cached one plus one).
+///
+/// The TTL bounds staleness only when a write after commit is lost (the KV store
+/// unreachable just then) or the data changes behind the plugin's back. Values are
+/// tagged with the plugin's version; one version does not serve another's (a canary
+/// reads the database while the stable version's value is there). The plugin must ask
+/// for the `kv` capability.
 #[derive(Debug, Clone, Copy)]
-pub struct Versioned {
+pub struct Revisioned {
     name: &'static str,
     version: &'static str,
     ttl: Duration,
 }
 
-/// What [`Versioned`] found for a key: its version (absent for a key never written
-/// nor read) and the current entry's answer.
-type Read = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// What [`Revisioned::get`] found for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub revision: u64,
+    /// The value at that revision; `None` when its writer did not know it, or it was
+    /// stored by another version of the plugin.
+    pub value: Option<Vec<u8>>,
+}
 
-/// How many entry TTLs a version key outlives the last entry stored under it.
-pub const VERSION_TTL_FACTOR: u32 = 4;
-
-impl Versioned {
+impl Revisioned {
     /// A cache whose entries live at most `ttl` (zero turns it off); `version` (the
-    /// plugin's) keeps one version's answers from another's, as their shape may differ.
-    /// The key versions are shared by every plugin version (a canary's write
-    /// invalidates the stable version's entries too).
+    /// plugin's) keeps one version's values from another's, as their shape may differ.
     pub const fn new(name: &'static str, version: &'static str, ttl: Duration) -> Self {
         Self { name, version, ttl }
     }
@@ -354,100 +361,64 @@ impl Versioned {
         self.ttl.is_zero() || DENIED.load(Ordering::Relaxed)
     }
 
-    fn version_key(&self, key: &str) -> String {
-        format!("vcache:{}:v:{key}", self.name)
+    fn key(&self, key: &str) -> String {
+        format!("rcache:{}:{key}", self.name)
     }
 
-    fn entry_key(&self, key: &str) -> String {
-        format!("vcache:{}:{}:e:{key}", self.name, self.version)
+    /// The value stored: this version's tag, a newline, the value.
+    fn tagged(&self, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.version.len() + 1 + value.len());
+        out.extend_from_slice(self.version.as_bytes());
+        out.push(b'\n');
+        out.extend_from_slice(value);
+        out
     }
 
-    fn version_ttl(&self) -> Duration {
-        self.ttl.saturating_mul(VERSION_TTL_FACTOR)
-    }
-
-    /// The stored answer for `key` while no write to it committed since it was
-    /// computed; `None` otherwise. Stores nothing: for a reader about to write the key
-    /// (its write replaces the entry at once, so storing one would be wasted work).
-    pub fn peek(&self, key: &str) -> Option<Vec<u8>> {
+    /// The newest revision stored for `key`, with its value when known; `None` when
+    /// nothing is stored (or the cache is off or failing).
+    pub fn get(&self, key: &str) -> Option<Held> {
         if self.off() {
             return None;
         }
-        self.read(key)?.1
-    }
-
-    /// The key's version as stored and, when its entry was computed under that
-    /// version, the entry's answer; `None` when the version could not be read.
-    fn read(&self, key: &str) -> Option<Read> {
-        let seen = match kv::get(&self.version_key(key)) {
-            Ok(v) => v,
+        let (revision, stored) = match kv::get_revision(&self.key(key)) {
+            Ok(found) => found?,
             Err(e) => {
-                self.failed("reading a version", &e);
+                self.failed("reading an entry", &e);
                 return None;
             }
         };
-        let Some(version) = &seen else {
-            return Some((None, None));
-        };
-        let answer = match kv::get(&self.entry_key(key)) {
-            Ok(stored) => stored.and_then(|s| tagged(s, version)),
-            Err(e) => {
-                self.failed("reading an entry", &e);
-                None
-            }
-        };
-        Some((seen, answer))
+        Some(Held {
+            revision,
+            value: untag(stored, self.version),
+        })
     }
 
-    /// The answer for `key`: the stored one while no write to it committed since it
-    /// was computed, else `compute`'s (stored for the next reader). `key` is used as
-    /// it is (at most a few hundred bytes: a user id, say).
-    pub fn get_or_compute<E>(
-        &self,
-        key: &str,
-        compute: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Vec<u8>, E> {
-        if self.off() {
-            return compute();
-        }
-        let seen = match self.read(key) {
-            None => return compute(),
-            Some((_, Some(answer))) => return Ok(answer),
-            Some((seen, None)) => seen,
-        };
-        let fresh = compute()?;
-        // The version as read, renewed for longer than the entry will live: only if no
-        // write came in meanwhile (then the answer may predate it, and is not kept).
-        let tag = seen.clone().unwrap_or_else(|| b"0".to_vec());
-        match kv::compare_and_swap(
-            &self.version_key(key),
-            seen.as_deref(),
-            Some(&tag),
-            Some(self.version_ttl()),
-        ) {
-            Ok(true) => {
-                let mut stored = Vec::with_capacity(fresh.len() + tag.len() + 1);
-                stored.extend_from_slice(&fresh);
-                stored.extend_from_slice(&tag);
-                stored.push(u8::try_from(tag.len()).unwrap_or(u8::MAX));
-                if let Err(e) = kv::set(&self.entry_key(key), &stored, Some(self.ttl)) {
-                    self.failed("storing an entry", &e);
-                }
-            }
-            Ok(false) => {}
-            Err(e) => self.failed("renewing a version", &e),
-        }
-        Ok(fresh)
-    }
-
-    /// Forgets `key`'s answer once this call's writes commit: call with every write of
-    /// the data behind it. A failure is logged; the entry then lives out its TTL.
-    pub fn invalidate(&self, key: &str) {
+    /// Stores `value`, read together with its `revision` outside any write of this
+    /// call (a read that saw the call's own uncommitted writes must use
+    /// [`Revisioned::wrote`] instead), unless a newer revision is stored.
+    pub fn offer(&self, key: &str, revision: u64, value: &[u8]) {
         if self.off() {
             return;
         }
-        if let Err(e) = kv::incr_after_commit(&self.version_key(key), 1, Some(self.version_ttl())) {
-            self.failed("invalidating", &e);
+        let stored = self.tagged(value);
+        if let Err(e) = kv::put_revision(&self.key(key), revision, &stored, Some(self.ttl)) {
+            self.failed("storing an entry", &e);
+        }
+    }
+
+    /// Records, once this call's writes commit, that a write made `revision`, with the
+    /// value after it when known (`None`: readers read the data again). Call it after
+    /// every write of the data, with the revision that write returned. A failure is
+    /// logged; the entry then lives out its TTL.
+    pub fn wrote(&self, key: &str, revision: u64, value: Option<&[u8]>) {
+        if self.off() {
+            return;
+        }
+        let stored = value.map(|v| self.tagged(v)).unwrap_or_default();
+        if let Err(e) =
+            kv::put_revision_after_commit(&self.key(key), revision, &stored, Some(self.ttl))
+        {
+            self.failed("recording a write", &e);
         }
     }
 
@@ -456,15 +427,13 @@ impl Versioned {
     }
 }
 
-/// The answer of a stored versioned entry (the answer, the version's bytes, their
-/// length in one byte) when it was computed under `version`; taken apart in place.
-fn tagged(mut stored: Vec<u8>, version: &[u8]) -> Option<Vec<u8>> {
-    let (&len, rest) = stored.split_last()?;
-    let answer_len = rest.len().checked_sub(usize::from(len))?;
-    if &rest[answer_len..] != version {
+/// The value of a stored entry when `version` stored it (empty: not known).
+fn untag(mut stored: Vec<u8>, version: &str) -> Option<Vec<u8>> {
+    let tag = version.len();
+    if stored.len() <= tag || !stored.starts_with(version.as_bytes()) || stored[tag] != b'\n' {
         return None;
     }
-    stored.truncate(answer_len);
+    stored.drain(..=tag);
     Some(stored)
 }
 
@@ -536,23 +505,20 @@ mod tests {
     }
 
     #[test]
-    fn a_versioned_entry_is_served_only_under_its_own_version() {
-        let mut stored = b"{\"lines\":[]}".to_vec();
-        stored.extend_from_slice(b"12");
-        stored.push(2);
+    fn a_revisioned_value_is_served_only_to_the_version_that_stored_it() {
+        let c = Revisioned::new("cart", "1.2.0", Duration::from_secs(60));
+        let stored = c.tagged(b"{\"lines\":[]}");
         assert_eq!(
-            tagged(stored.clone(), b"12"),
+            untag(stored.clone(), "1.2.0"),
             Some(b"{\"lines\":[]}".to_vec())
         );
-        assert_eq!(tagged(stored.clone(), b"13"), None);
-        assert_eq!(tagged(stored.clone(), b"2"), None);
-        // Truncated or empty entries are misses, never a panic.
-        assert_eq!(tagged(vec![5], b"12"), None);
-        assert_eq!(tagged(Vec::new(), b"12"), None);
-        assert_eq!(tagged(vec![b'0', 1], b"0"), Some(Vec::new()));
-        let c = Versioned::new("cart", "1.0.0", Duration::from_secs(60));
-        assert_ne!(c.version_key("u1"), c.entry_key("u1"));
-        assert_eq!(c.version_ttl(), Duration::from_secs(240));
+        assert_eq!(untag(stored.clone(), "1.2.1"), None);
+        assert_eq!(untag(stored.clone(), "1.2"), None);
+        // An unknown value (empty), a truncated one: misses, never a panic.
+        assert_eq!(untag(Vec::new(), "1.2.0"), None);
+        assert_eq!(untag(b"1.2.0".to_vec(), "1.2.0"), None);
+        assert_eq!(untag(c.tagged(b""), "1.2.0"), Some(Vec::new()));
+        assert_eq!(c.key("u1"), "rcache:cart:u1");
     }
 
     #[test]

@@ -41,9 +41,38 @@ pub fn compare_and_swap(
 
 /// [`incr`], applied only once the call's writes have committed (before its answer
 /// leaves the host) and dropped when they roll back: for a version that readers of a
-/// cache compare against (see [`crate::cache::Versioned`]).
+/// cache compare against.
 pub fn incr_after_commit(key: &str, delta: i64, ttl: Option<Duration>) -> Result<(), CapError> {
     wit::incr_after_commit(key, delta, ttl_ms(ttl))
+}
+
+/// Stores `value` tagged `revision` unless the key holds a newer revision, or the same
+/// one with a value (an empty `value` marks a revision whose value is not known); true
+/// when it wrote. See [`crate::cache::Revisioned`].
+pub fn put_revision(
+    key: &str,
+    revision: u64,
+    value: &[u8],
+    ttl: Option<Duration>,
+) -> Result<bool, CapError> {
+    wit::put_revision(key, revision, value, ttl_ms(ttl))
+}
+
+/// [`put_revision`], applied only once the call's writes have committed and dropped
+/// when they roll back, like [`incr_after_commit`].
+pub fn put_revision_after_commit(
+    key: &str,
+    revision: u64,
+    value: &[u8],
+    ttl: Option<Duration>,
+) -> Result<(), CapError> {
+    wit::put_revision_after_commit(key, revision, value, ttl_ms(ttl))
+}
+
+/// The revision and value of a key written by [`put_revision`] (the value is empty
+/// when that revision's value is not known).
+pub fn get_revision(key: &str) -> Result<Option<(u64, Vec<u8>)>, CapError> {
+    wit::get_revision(key)
 }
 
 pub fn scan(prefix: &str, limit: u32) -> Result<Vec<(String, Vec<u8>)>, CapError> {

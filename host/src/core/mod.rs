@@ -63,14 +63,22 @@ pub struct PendingEvent {
     pub savepoint: Option<u32>,
 }
 
-/// A KV increment held until the call's writes commit (`kv.incr-after-commit`).
+/// A KV write held until the call's writes commit (`kv.incr-after-commit`,
+/// `kv.put-revision-after-commit`).
 #[derive(Debug, Clone)]
-pub struct PendingIncr {
+pub struct PendingKv {
     pub key: String,
-    pub delta: i64,
+    pub op: KvAfterCommit,
     pub ttl_ms: Option<u64>,
     /// As for [`PendingEvent::savepoint`].
     pub savepoint: Option<u32>,
+}
+
+/// What a [`PendingKv`] does once applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvAfterCommit {
+    Incr(i64),
+    PutRevision { revision: u64, value: Vec<u8> },
 }
 
 /// The state of one call (a request, an event delivery, a migration).
@@ -82,8 +90,8 @@ pub struct CallCtx {
     pub deadline: Instant,
     /// Events published so far; committed only if the call succeeds.
     pub pending: Vec<PendingEvent>,
-    /// KV increments to apply once the call's writes have committed.
-    pub after_commit: Vec<PendingIncr>,
+    /// KV writes to apply once the call's writes have committed.
+    pub after_commit: Vec<PendingKv>,
     /// During `migrate`, every SQL statement runs in this transaction.
     pub migration_tx: Option<Tx>,
     /// The call's own transaction (see [`Unit`]), from its first write on.
@@ -132,7 +140,7 @@ impl CallCtx {
         }
     }
 
-    /// Drops the events published and the increments asked for since savepoint `sp`
+    /// Drops the events published and the KV writes asked for since savepoint `sp`
     /// began (it was rolled back).
     pub fn drop_effects_from(&mut self, sp: u32) {
         let kept = |savepoint: Option<u32>| savepoint.is_none_or(|made_in| made_in < sp);

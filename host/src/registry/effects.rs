@@ -25,7 +25,7 @@ use super::Platform;
 use crate::bindings::kirana::platform::sql::Value;
 use crate::bindings::wit;
 use crate::capabilities::events::NewEvent;
-use crate::core::{CallCtx, PendingEvent, PendingIncr, PluginCtx};
+use crate::core::{CallCtx, KvAfterCommit, PendingEvent, PendingKv, PluginCtx};
 use crate::metrics::TopicLabels;
 use crate::runtime::LoadedPlugin;
 use crate::storage::statements::{self as sql, Unit};
@@ -105,10 +105,10 @@ pub async fn finish(
 ) -> Result<Finished, wit::Error> {
     let commits = matches!(outcome, Outcome::Commit { .. });
     let done = commit(&plugin.db, &plugin.version, call, outcome).await;
-    let incrs = std::mem::take(&mut call.after_commit);
+    let held = std::mem::take(&mut call.after_commit);
     let (finished, published) = done?;
     if commits && finished == Finished::Committed {
-        apply_incrs(platform, plugin, incrs).await;
+        apply_after_commit(platform, plugin, held).await;
     }
     if !published.is_empty() {
         for topic in published {
@@ -123,27 +123,31 @@ pub async fn finish(
     Ok(finished)
 }
 
-/// Applies the `kv.incr-after-commit` increments of a call whose writes committed.
-/// Failures are logged (the plugin's cache entries then live out their TTL). The answer
-/// waits for them, so a store that did not answer ends the work: a shared store that is
-/// down would otherwise hold the answer for its timeout once per increment.
-async fn apply_incrs(platform: &Platform, plugin: &PluginCtx, incrs: Vec<PendingIncr>) {
-    let total = incrs.len();
-    for (done, incr) in incrs.into_iter().enumerate() {
-        let Err(e) = platform
-            .kv
-            .incr(&plugin.name, &incr.key, incr.delta, incr.ttl_ms)
-            .await
-        else {
-            continue;
+/// Applies the KV writes a call held until its writes committed (`kv.incr-after-commit`,
+/// `kv.put-revision-after-commit`). Failures are logged (the plugin's cache entries
+/// then live out their TTL). The answer waits for them, so a store that did not answer
+/// ends the work: a shared store that is down would otherwise hold the answer for its
+/// timeout once per write.
+async fn apply_after_commit(platform: &Platform, plugin: &PluginCtx, held: Vec<PendingKv>) {
+    let total = held.len();
+    for (done, write) in held.into_iter().enumerate() {
+        let (ns, key, ttl) = (&plugin.name, &write.key, write.ttl_ms);
+        let result = match write.op {
+            KvAfterCommit::Incr(delta) => platform.kv.incr(ns, key, delta, ttl).await.map(drop),
+            KvAfterCommit::PutRevision { revision, value } => platform
+                .kv
+                .put_revision(ns, key, revision, value, ttl)
+                .await
+                .map(drop),
         };
+        let Err(e) = result else { continue };
         let store_down = matches!(e, wit::Error::Unavailable(_) | wit::Error::Timeout(_));
         tracing::warn!(
             plugin = %plugin.name,
-            key = %incr.key,
+            key = %write.key,
             skipped = if store_down { total - done - 1 } else { 0 },
             error = %crate::capabilities::error_text(&e),
-            "an increment after commit failed; values keyed by it may be stale until they expire"
+            "a KV write after commit failed; values keyed by it may be stale until they expire"
         );
         if store_down {
             return;

@@ -27,15 +27,15 @@ async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
     forget_cached_cart(app, user_id).await;
 }
 
-/// A change made behind the plugin's back must also move the cart's cache version
-/// (`kirana_sdk::cache::Versioned`), as every change through the plugin does.
+/// A change made behind the plugin's back must also drop the cart's cached read
+/// (`kirana_sdk::cache::Revisioned`), as every change through the plugin replaces it.
 async fn forget_cached_cart(app: &TestApp, user_id: &str) {
     app.app()
         .platform
         .kv
-        .incr("cart", &format!("vcache:carts:v:{user_id}"), 1, None)
+        .delete("cart", &format!("rcache:carts:{user_id}"))
         .await
-        .expect("moving the cart's cache version");
+        .expect("dropping the cart's cached read");
 }
 
 /// Sets a line's quantity straight in the cart's database, leaving its cache alone.

@@ -41,6 +41,8 @@ struct Snapshot {
     products: HashMap<String, Product>,
     /// False when the extra id was left out because the cart was full.
     extra_looked_up: bool,
+    /// Lines of products that can no longer be bought were dropped (a change).
+    dropped: bool,
 }
 
 impl Snapshot {
@@ -132,15 +134,30 @@ fn priced(
         .filter(|l| !is_buyable(products.get(&l.product_id)))
         .map(|l| l.product_id.clone())
         .collect();
-    for product_id in &dead {
-        store::remove_line(user_id, product_id)?;
+    if !dead.is_empty() {
+        let rev = store::drop_lines(user_id, &dead)?;
+        stored.advance(rev);
+        stored.lines.retain(|l| !dead.contains(&l.product_id));
     }
-    stored.lines.retain(|l| !dead.contains(&l.product_id));
     Ok(Snapshot {
         stored,
         products,
         extra_looked_up,
+        dropped: !dead.is_empty(),
     })
+}
+
+/// The cart as this call's changes left it, published for the next reader: the copy
+/// changed in step, when nobody else changed the cart in between; else the cart read
+/// again (this call's change holds it until the call commits).
+fn settle(user_id: &str, snap: Snapshot, config: &CartConfig) -> Result<Snapshot, ApiError> {
+    let snap = if snap.stored.inexact {
+        priced(user_id, store::load_stored(user_id, config)?, None)?
+    } else {
+        snap
+    };
+    store::publish(user_id, &snap.stored);
+    Ok(snap)
 }
 
 /// `GET /api/v1/cart`.
@@ -148,7 +165,13 @@ pub fn get_cart(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
     let config = CartConfig::load();
     let stored = store::load(&user_id, &config)?;
-    Ok(priced(&user_id, stored, None)?.render(&user_id, &config))
+    let snap = priced(&user_id, stored, None)?;
+    let snap = if snap.dropped {
+        settle(&user_id, snap, &config)?
+    } else {
+        snap
+    };
+    Ok(snap.render(&user_id, &config))
 }
 
 /// `POST /api/v1/cart/coupon {code}`: asks promotions for a quote on the cart as it is
@@ -172,7 +195,10 @@ pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
     }
     let subtotal = snap.view(&config).subtotal;
     let quoted = promotions::quote(&code, &user_id, subtotal).map_err(NoQuote::into_error)?;
-    snap.stored.updated_at = Some(store::set_coupon(&user_id, Some(&quoted.code))?);
+    snap.stored
+        .apply(&store::set_coupon(&user_id, Some(&quoted.code))?);
+    snap.stored.coupon_code = Some(quoted.code.clone());
+    let snap = settle(&user_id, snap, &config)?;
     let view = snap.view(&config).with_coupon(CouponState::Applied {
         code: quoted.code.clone(),
         discount: quoted.discount,
@@ -186,10 +212,12 @@ pub fn remove_coupon(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
     let config = CartConfig::load();
     let mut stored = store::load_for_change(&user_id, &config)?;
-    if stored.coupon_code.take().is_some() {
-        stored.updated_at = Some(store::set_coupon(&user_id, None)?);
+    if stored.coupon_code.take().is_none() {
+        return Ok(priced(&user_id, stored, None)?.render(&user_id, &config));
     }
-    Ok(priced(&user_id, stored, None)?.render(&user_id, &config))
+    stored.apply(&store::set_coupon(&user_id, None)?);
+    let snap = settle(&user_id, priced(&user_id, stored, None)?, &config)?;
+    Ok(snap.render(&user_id, &config))
 }
 
 /// `POST /api/v1/cart/items`: adds to the line (creating it when needed). Checks run
@@ -224,7 +252,9 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
             .ok_or_else(|| ApiError::not_found("product"))?
             .clone();
         check_add(&product, existing.unwrap_or(0), body.quantity)?;
-        let Some((quantity, updated_at)) = write_add(&user_id, &product, body.quantity)? else {
+        let (change, quantity) = write_add(&user_id, &product, body.quantity)?;
+        snap.stored.apply(&change);
+        let Some(quantity) = quantity else {
             continue; // the line lost its room and got it back meanwhile: start over
         };
         match snap
@@ -239,8 +269,7 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
                 quantity,
             }),
         }
-        snap.stored.updated_at = Some(updated_at);
-        return Ok(snap.render(&user_id, &config));
+        return Ok(settle(&user_id, snap, &config)?.render(&user_id, &config));
     }
     Err(ApiError::conflict(
         "the cart changed while this item was being added; try again",
@@ -254,26 +283,24 @@ fn check_add(product: &Product, existing: i64, added: i64) -> Result<(), ApiErro
 }
 
 /// Writes an add atomically with the cart's change, bounded by 20 and the product's
-/// stock: adds to the line, or creates it; the new quantity and `updated_at`. A
-/// concurrent add that took the room first gets the same errors as a sequential one
-/// would. `None` when the line changed meanwhile so that it has room again (retry).
+/// stock: adds to the line, or creates it. Returns the change and the line's new
+/// quantity. A concurrent add that took the room first gets the same errors as a
+/// sequential one would; `None` when the line changed meanwhile so that it has room
+/// again (retry).
 fn write_add(
     user_id: &str,
     product: &Product,
     added: i64,
-) -> Result<Option<(i64, String)>, ApiError> {
+) -> Result<(store::Touched, Option<i64>), ApiError> {
     let bound = MAX_LINE_QUANTITY.min(product.stock);
-    if let Some(written) = store::add_to_line(user_id, &product.id, added, bound)? {
-        return Ok(Some(written));
-    }
-    // The line exists but has no room for `added` any more.
-    match store::line_quantity(user_id, &product.id)? {
-        Some(now) => {
+    let (change, quantity) = store::add_to_line(user_id, &product.id, added, bound)?;
+    if quantity.is_none() {
+        // The line exists but has no room for `added` any more.
+        if let Some(now) = store::line_quantity(user_id, &product.id)? {
             check_add(product, now, added)?;
-            Ok(None)
         }
-        None => Ok(None),
     }
+    Ok((change, quantity))
 }
 
 /// `PUT /api/v1/cart/items/{product_id}`: sets the quantity; 0 removes the line.
@@ -294,17 +321,17 @@ pub fn set_item(req: &Request) -> Result<Response, ApiError> {
         .product(&product_id)
         .ok_or_else(|| ApiError::not_found("cart item"))?;
     check_stock(product, body.quantity)?;
-    let updated_at = store::touch(&user_id)?;
+    let change = store::touch(&user_id)?;
     if !store::set_quantity(&user_id, &product_id, body.quantity)? {
         return Err(ApiError::not_found("cart item")); // removed meanwhile
     }
+    snap.stored.apply(&change);
     for line in snap.stored.lines.iter_mut() {
         if line.product_id == product_id {
             line.quantity = body.quantity;
         }
     }
-    snap.stored.updated_at = Some(updated_at);
-    Ok(snap.render(&user_id, &config))
+    Ok(settle(&user_id, snap, &config)?.render(&user_id, &config))
 }
 
 /// `DELETE /api/v1/cart/items/{product_id}`.
@@ -324,12 +351,13 @@ fn remove(user_id: &str, product_id: &str, config: &CartConfig) -> Result<Respon
     // The cart row before the line, as every change does: PostgreSQL locks rows in the
     // order they are written, and one order for all keeps two changes of one cart from
     // deadlocking.
-    stored.updated_at = Some(store::touch(user_id)?);
+    let change = store::touch(user_id)?;
     if !store::remove_line(user_id, product_id)? {
         return Err(ApiError::not_found("cart item")); // removed meanwhile
     }
+    stored.apply(&change);
     stored.lines.retain(|l| l.product_id != product_id);
-    Ok(priced(user_id, stored, None)?.render(user_id, config))
+    Ok(settle(user_id, priced(user_id, stored, None)?, config)?.render(user_id, config))
 }
 
 /// `DELETE /api/v1/cart`.
@@ -342,8 +370,15 @@ pub fn clear_cart(req: &Request) -> Result<Response, ApiError> {
 /// as a change, so `updated_at` moves to now. The cart row is written before the lines,
 /// as every change does.
 fn empty(user_id: &str) -> Result<Response, ApiError> {
-    store::set_coupon(user_id, None)?;
+    let change = store::set_coupon(user_id, None)?;
     store::clear(user_id)?;
+    // Whatever the cart held, it is now known exactly: empty since this change.
+    let mut emptied = StoredCart {
+        rev: change.rev.saturating_sub(1),
+        ..StoredCart::default()
+    };
+    emptied.apply(&change);
+    store::publish(user_id, &emptied);
     Ok(Response::no_content())
 }
 
@@ -355,6 +390,9 @@ pub fn internal_get(req: &Request) -> Result<Response, ApiError> {
     let user_id: String = req.param("user_id")?;
     let config = CartConfig::load();
     let snap = priced(&user_id, store::load_stored(&user_id, &config)?, None)?;
+    if snap.dropped {
+        store::publish(&user_id, &snap.stored);
+    }
     let view = snap.view(&config);
     let view = match snap.stored.coupon_code {
         Some(code) => view.with_coupon(CouponState::Unquoted { code }),

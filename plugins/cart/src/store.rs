@@ -6,10 +6,15 @@
 //! `cart_items.added_us` keeps the lines in the order they were first added.
 //! `carts.coupon_code` is the coupon the customer applied (the code as the `promotions`
 //! plugin spells it), `NULL` for none: never a discount, which is quoted when read.
+//! `carts.rev` counts the cart's changes: every change bumps it first, in its own
+//! transaction (which also locks the cart against other changes until it commits), so
+//! revisions grow in commit order and key the cached reads ([`Revisioned`]). A row is
+//! never deleted, or its count would start over: an expired cart keeps its row with
+//! `updated_us = 0`, which reads as no cart.
 
 use std::time::Duration;
 
-use kirana_sdk::cache::Versioned;
+use kirana_sdk::cache::Revisioned;
 use kirana_sdk::prelude::*;
 use kirana_sdk::sql::{self, Dialect};
 use kirana_sdk::{serde_json, CapError};
@@ -21,20 +26,32 @@ use crate::rules::{CartConfig, Line};
 /// TTL only bounds how long an entry can outlive a version change the KV store missed.
 const DEFAULT_CACHE_SECS: u64 = 60;
 
-/// Carts as last read from the database, one entry per user (see [`Versioned`]).
-fn carts() -> Versioned {
+/// Carts as last read or written, one entry per user (see [`Revisioned`]).
+fn carts() -> Revisioned {
     let secs = kirana_sdk::config::get_or("cache_seconds", DEFAULT_CACHE_SECS);
-    Versioned::new(
+    Revisioned::new(
         "carts",
         <crate::Cart as Plugin>::VERSION,
         Duration::from_secs(secs),
     )
 }
 
-/// Every change of a user's cart calls this, so the cart's cached read is dropped once
-/// the change commits.
-fn changed(user_id: &str) {
-    carts().invalidate(user_id);
+/// Every change of a user's cart calls this with the revision it made: once the change
+/// commits, readers no longer get an older cart (they read the database until
+/// [`publish`] gives the cart at that revision).
+fn changed(user_id: &str, rev: u64) {
+    carts().wrote(user_id, rev, None);
+}
+
+/// Records the cart as this call leaves it, once the call commits, when it is known
+/// exactly (see [`StoredCart::advance`]); readers then get it without a read.
+pub fn publish(user_id: &str, cart: &StoredCart) {
+    if cart.inexact {
+        return;
+    }
+    if let Ok(bytes) = serde_json::to_vec(cart) {
+        carts().wrote(user_id, cart.rev, Some(&bytes));
+    }
 }
 
 const SCHEMA: &[&str] = &[
@@ -56,27 +73,31 @@ const SCHEMA: &[&str] = &[
 /// Creates the tables; idempotent, as `migrate` runs at every load.
 pub fn migrate() -> Result<(), CapError> {
     sql::execute_batch(SCHEMA)?;
-    add_coupon_code()
+    add_column("coupon_code", "TEXT")?;
+    add_column("rev", "BIGINT NOT NULL DEFAULT 0")
 }
 
-/// `carts.coupon_code`, added once to carts made before coupons existed. SQLite has no
-/// `ADD COLUMN IF NOT EXISTS`, so there the schema is asked first.
-fn add_coupon_code() -> Result<(), CapError> {
+/// Adds a column to `carts` made before it existed. SQLite has no `ADD COLUMN IF NOT
+/// EXISTS`, so there the schema is asked first.
+fn add_column(name: &str, definition: &str) -> Result<(), CapError> {
     match sql::dialect() {
         Dialect::Postgres => {
             sql::execute(
-                "ALTER TABLE carts ADD COLUMN IF NOT EXISTS coupon_code TEXT",
+                &format!("ALTER TABLE carts ADD COLUMN IF NOT EXISTS {name} {definition}"),
                 &[],
             )?;
         }
         Dialect::Sqlite => {
             let present: i64 = sql::query(
-                "SELECT COUNT(*) AS n FROM pragma_table_info('carts') WHERE name = 'coupon_code'",
-                &[],
+                "SELECT COUNT(*) AS n FROM pragma_table_info('carts') WHERE name = $1",
+                &params![name],
             )?
             .scalar()?;
             if present == 0 {
-                sql::execute("ALTER TABLE carts ADD COLUMN coupon_code TEXT", &[])?;
+                sql::execute(
+                    &format!("ALTER TABLE carts ADD COLUMN {name} {definition}"),
+                    &[],
+                )?;
             }
         }
     }
@@ -95,8 +116,8 @@ pub fn now_stamp() -> (String, i64) {
 }
 
 /// A user's stored cart: its lines in the order they were added, when it last changed
-/// (`None` for a cart never used, or one that just expired; `updated_us` is the same
-/// instant, for expiry) and its coupon code.
+/// (`None` for a cart never used, or one that expired; `updated_us` is the same
+/// instant, for expiry), its coupon code, and the revision it is at.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StoredCart {
     pub lines: Vec<Line>,
@@ -104,6 +125,15 @@ pub struct StoredCart {
     #[serde(default)]
     pub updated_us: Option<i64>,
     pub coupon_code: Option<String>,
+    #[serde(default)]
+    pub rev: u64,
+    /// Someone else changed the cart between our read and our change: this copy is not
+    /// the cart at `rev`, and is not published.
+    #[serde(skip)]
+    pub inexact: bool,
+    /// Reading it wiped an expired cart (a write of this call, not yet committed).
+    #[serde(skip)]
+    pub wiped: bool,
 }
 
 impl StoredCart {
@@ -114,50 +144,65 @@ impl StoredCart {
             .find(|l| l.product_id == product_id)
             .map(|l| l.quantity)
     }
-}
 
-/// `user_id`'s cart: the cached read while the cart has not changed since, else
-/// [`load_stored`]'s, kept for the next read. A cached cart past its expiry is read
-/// again, which wipes it.
-pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
-    let mut read = None;
-    let raw = carts().get_or_compute(user_id, || {
-        let cart = load_stored(user_id, config)?;
-        let bytes = serde_json::to_vec(&cart).map_err(|e| CapError::Invalid(e.to_string()));
-        read = Some(cart);
-        bytes
-    })?;
-    match read {
-        // Just read from the database (expired carts already wiped): not parsed back.
-        Some(cart) => Ok(cart),
-        None => current(user_id, config, &raw),
+    /// Moves this copy to the revision a change of it made; the caller applies the same
+    /// change to it. True while the copy is still exact: the change came right after the
+    /// revision this copy was at, so nobody else changed the cart in between (every
+    /// change bumps the revision first, and holds the cart until it commits).
+    pub fn advance(&mut self, rev: u64) -> bool {
+        self.inexact |= rev != self.rev.saturating_add(1);
+        self.rev = rev;
+        !self.inexact
+    }
+
+    /// [`StoredCart::advance`] for a change the customer made: it also moves the
+    /// cart's change time.
+    pub fn apply(&mut self, change: &Touched) -> bool {
+        self.updated_at = Some(change.updated_at.clone());
+        self.updated_us = Some(change.updated_us);
+        self.advance(change.rev)
     }
 }
 
-/// [`load`] for a request about to change the cart: the cached read if there is one,
-/// else the database's, not kept (the change replaces it at once).
+/// `user_id`'s cart for a reader: the cached one when known, else [`load_stored`]'s,
+/// offered to the cache. A cached cart past its expiry is read again, which wipes it.
+pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
+    if let Some(cart) = cached(user_id, config) {
+        return Ok(cart);
+    }
+    let cart = load_stored(user_id, config)?;
+    if !cart.wiped {
+        if let Ok(bytes) = serde_json::to_vec(&cart) {
+            carts().offer(user_id, cart.rev, &bytes);
+        }
+    }
+    Ok(cart)
+}
+
+/// [`load`] for a request about to change the cart: the cached cart, else the
+/// database's. The cached one may be behind the database (a change the cache missed);
+/// the change's [`StoredCart::advance`] tells, and the caller then reads again.
 pub fn load_for_change(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
-    match carts().peek(user_id) {
-        Some(raw) => current(user_id, config, &raw),
+    match cached(user_id, config) {
+        Some(cart) => Ok(cart),
         None => load_stored(user_id, config),
     }
 }
 
-/// A cached read as a cart, read again from the database when it has expired (which
-/// wipes it) or cannot be decoded (never expected: entries are per plugin version).
-fn current(user_id: &str, config: &CartConfig, raw: &[u8]) -> Result<StoredCart, CapError> {
-    let Ok(cart) = serde_json::from_slice::<StoredCart>(raw) else {
-        return load_stored(user_id, config);
-    };
-    let expired = |us: i64| {
-        config
-            .expiry_cutoff_us(now_stamp().1)
-            .is_some_and(|cutoff| us < cutoff)
-    };
-    if cart.updated_us.is_some_and(expired) {
-        return load_stored(user_id, config);
+/// The cached cart at its revision, unless it is unknown, cannot be decoded (never
+/// expected: values are per plugin version) or has expired.
+fn cached(user_id: &str, config: &CartConfig) -> Option<StoredCart> {
+    let held = carts().get(user_id)?;
+    let mut cart: StoredCart = serde_json::from_slice(&held.value?).ok()?;
+    let cutoff = config.expiry_cutoff_us(now_stamp().1);
+    if cart
+        .updated_us
+        .is_some_and(|us| cutoff.is_some_and(|c| us < c))
+    {
+        return None;
     }
-    Ok(cart)
+    cart.rev = held.revision;
+    Some(cart)
 }
 
 /// Reads `user_id`'s cart from the database in ONE statement (the cart row with its
@@ -168,22 +213,25 @@ fn current(user_id: &str, config: &CartConfig, raw: &[u8]) -> Result<StoredCart,
 /// transaction. Checkout reads this way, never from the cache.
 pub fn load_stored(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> {
     let rows = sql::query(
-        "SELECT c.updated_at, c.updated_us, c.coupon_code, i.product_id, i.quantity
+        "SELECT c.updated_at, c.updated_us, c.coupon_code, c.rev, i.product_id, i.quantity
          FROM carts c LEFT JOIN cart_items i ON i.user_id = c.user_id
          WHERE c.user_id = $1
          ORDER BY i.added_us, i.product_id",
         &params![user_id],
     )?;
     let mut cart = StoredCart::default();
-    for row in rows.iter() {
-        if cart.updated_at.is_none() {
+    for (n, row) in rows.iter().enumerate() {
+        if n == 0 {
+            cart.rev = u64::try_from(row.get::<i64>("rev")?).unwrap_or(0);
             let changed_us: i64 = row.get("updated_us")?;
+            if changed_us == 0 {
+                return Ok(cart); // wiped: no cart
+            }
             if config
                 .expiry_cutoff_us(now_stamp().1)
                 .is_some_and(|cutoff| changed_us < cutoff)
             {
-                expire(user_id, config)?;
-                return Ok(StoredCart::default());
+                return expire(user_id, config, cart.rev);
             }
             cart.updated_at = Some(row.get("updated_at")?);
             cart.updated_us = Some(changed_us);
@@ -200,67 +248,107 @@ pub fn load_stored(user_id: &str, config: &CartConfig) -> Result<StoredCart, Cap
     Ok(cart)
 }
 
-/// Wipes the cart when it last changed before the TTL. The items go first and only
-/// while the cart row is still stale, so a concurrent change (which touches the cart
-/// row before writing its line) is never lost.
-pub fn expire(user_id: &str, config: &CartConfig) -> Result<(), CapError> {
-    let Some(cutoff) = config.expiry_cutoff_us(now_stamp().1) else {
-        return Ok(());
+/// Wipes the cart, read at `rev`, when it last changed before the TTL: the cart row
+/// first (marked wiped, its coupon dropped), only while it is still stale, so a
+/// concurrent change (which touches the cart row before writing its line) is never
+/// lost; then its lines. Returns the empty cart.
+fn expire(user_id: &str, config: &CartConfig, rev: u64) -> Result<StoredCart, CapError> {
+    let mut cart = StoredCart {
+        rev,
+        ..StoredCart::default()
     };
-    changed(user_id);
-    sql::execute(
-        "DELETE FROM cart_items WHERE user_id = $1 AND EXISTS (
-             SELECT 1 FROM carts WHERE carts.user_id = $1 AND carts.updated_us < $2)",
+    let Some(cutoff) = config.expiry_cutoff_us(now_stamp().1) else {
+        return Ok(cart);
+    };
+    let wiped = sql::query(
+        "UPDATE carts SET rev = rev + 1, updated_us = 0, updated_at = '', coupon_code = NULL
+         WHERE user_id = $1 AND updated_us > 0 AND updated_us < $2
+         RETURNING rev",
         &params![user_id, cutoff],
     )?;
+    let Some(row) = wiped.first() else {
+        // Changed meanwhile: read it as it is now.
+        return load_stored(user_id, config);
+    };
+    let new_rev = revision(row)?;
+    changed(user_id, new_rev);
     sql::execute(
-        "DELETE FROM carts WHERE user_id = $1 AND updated_us < $2",
-        &params![user_id, cutoff],
+        "DELETE FROM cart_items WHERE user_id = $1",
+        &params![user_id],
     )?;
-    Ok(())
+    cart.advance(new_rev);
+    cart.wiped = true;
+    Ok(cart)
 }
 
-/// Records that a cart changed: `$1` user, `$2` `updated_at`, `$3` `updated_us`.
-const TOUCH: &str = "INSERT INTO carts (user_id, updated_at, updated_us) VALUES ($1, $2, $3)
-         ON CONFLICT (user_id) DO UPDATE
-         SET updated_at = excluded.updated_at, updated_us = excluded.updated_us";
-
-/// Records that the cart changed now; returns the new `updated_at`.
-pub fn touch(user_id: &str) -> Result<String, CapError> {
-    let (at, us) = now_stamp();
-    changed(user_id);
-    sql::execute(TOUCH, &params![user_id, at, us])?;
-    Ok(at)
+fn revision(row: sql::Row<'_>) -> Result<u64, CapError> {
+    let rev: i64 = row.get("rev")?;
+    u64::try_from(rev).map_err(|_| CapError::Invalid(format!("a cart revision of {rev}")))
 }
 
-/// Records that the cart changed now and sets its coupon (`None` removes it); returns
-/// the new `updated_at`. One statement: the cart row is the first row a change writes.
-pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<String, CapError> {
-    let (at, us) = now_stamp();
-    changed(user_id);
-    // Text even for "none": a NULL parameter has no text type on PostgreSQL.
-    sql::execute(
-        "INSERT INTO carts (user_id, updated_at, updated_us, coupon_code)
-         VALUES ($1, $2, $3, NULLIF($4, ''))
+/// Records that a cart changed: `$1` user, `$2` `updated_at`, `$3` `updated_us`; the
+/// new revision comes back as `rev`.
+const TOUCH: &str =
+    "INSERT INTO carts (user_id, updated_at, updated_us, rev) VALUES ($1, $2, $3, 1)
          ON CONFLICT (user_id) DO UPDATE
          SET updated_at = excluded.updated_at, updated_us = excluded.updated_us,
-             coupon_code = excluded.coupon_code",
+             rev = carts.rev + 1
+         RETURNING rev";
+
+/// A change's new `updated_at` (and `updated_us`) and revision.
+pub struct Touched {
+    pub updated_at: String,
+    pub updated_us: i64,
+    pub rev: u64,
+}
+
+/// Records that the cart changed now: its new `updated_at` and revision.
+pub fn touch(user_id: &str) -> Result<Touched, CapError> {
+    let (at, us) = now_stamp();
+    let rows = sql::query(TOUCH, &params![user_id, at, us])?;
+    let rev = rows.first().map(revision).transpose()?.unwrap_or(0);
+    changed(user_id, rev);
+    Ok(Touched {
+        updated_at: at,
+        updated_us: us,
+        rev,
+    })
+}
+
+/// Records that the cart changed now and sets its coupon (`None` removes it). One
+/// statement: the cart row is the first row a change writes.
+pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<Touched, CapError> {
+    let (at, us) = now_stamp();
+    // Text even for "none": a NULL parameter has no text type on PostgreSQL.
+    let rows = sql::query(
+        "INSERT INTO carts (user_id, updated_at, updated_us, coupon_code, rev)
+         VALUES ($1, $2, $3, NULLIF($4, ''), 1)
+         ON CONFLICT (user_id) DO UPDATE
+         SET updated_at = excluded.updated_at, updated_us = excluded.updated_us,
+             coupon_code = excluded.coupon_code, rev = carts.rev + 1
+         RETURNING rev",
         &params![user_id, at, us, code.unwrap_or("")],
     )?;
-    Ok(at)
+    let rev = rows.first().map(revision).transpose()?.unwrap_or(0);
+    changed(user_id, rev);
+    Ok(Touched {
+        updated_at: at,
+        updated_us: us,
+        rev,
+    })
 }
 
 /// Records the change and adds `quantity` to the line (creating it), only while an
-/// existing line stays within `bound`: the line's new quantity and the cart's new
-/// `updated_at`, or `None` when the line exists and has no room. One atomic statement
-/// for the line, so concurrent adds (a double tap) never lose units. On PostgreSQL the
-/// cart row and the line are written by one statement (one round trip, no savepoint).
+/// existing line stays within `bound`: the change, and the line's new quantity (`None`
+/// when the line exists and has no room). One atomic statement for the line, so
+/// concurrent adds (a double tap) never lose units. On PostgreSQL the cart row and the
+/// line are written by one statement (one round trip, no savepoint).
 pub fn add_to_line(
     user_id: &str,
     product_id: &str,
     quantity: i64,
     bound: i64,
-) -> Result<Option<(i64, String)>, CapError> {
+) -> Result<(Touched, Option<i64>), CapError> {
     const UPSERT: &str =
         "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us)
          VALUES ($1, $4, $5, $2, $3)
@@ -268,22 +356,46 @@ pub fn add_to_line(
          SET quantity = cart_items.quantity + excluded.quantity
          WHERE cart_items.quantity + excluded.quantity <= $6
          RETURNING quantity";
-    let (at, us) = now_stamp();
-    changed(user_id);
-    let params = params![user_id, at, us, product_id, quantity, bound];
-    let rows = match sql::dialect() {
-        Dialect::Postgres => sql::query(
-            &format!("WITH touched AS ({TOUCH} RETURNING 1) {UPSERT}"),
-            &params,
-        )?,
-        Dialect::Sqlite => {
-            sql::execute(TOUCH, &params[..3])?;
-            sql::query(UPSERT, &params)?
+    match sql::dialect() {
+        Dialect::Postgres => {
+            let (at, us) = now_stamp();
+            let params = params![user_id, at, us, product_id, quantity, bound];
+            // Both run whether or not the line had room; the row says which.
+            let rows = sql::query(
+                &format!(
+                    "WITH touched AS ({TOUCH}), added AS ({UPSERT})
+                     SELECT t.rev, a.quantity FROM touched t LEFT JOIN added a ON true"
+                ),
+                &params,
+            )?;
+            let row = rows
+                .first()
+                .ok_or_else(|| CapError::Failed("the cart change returned no row".into()))?;
+            let quantity: Option<i64> = row.get("quantity")?;
+            let rev = revision(row)?;
+            changed(user_id, rev);
+            let touched = Touched {
+                updated_at: at,
+                updated_us: us,
+                rev,
+            };
+            Ok((touched, quantity))
         }
-    };
-    rows.first()
-        .map(|r| Ok((r.get::<i64>("quantity")?, at)))
-        .transpose()
+        Dialect::Sqlite => {
+            let touched = touch(user_id)?;
+            let params = params![
+                user_id,
+                touched.updated_at.clone(),
+                touched.updated_us,
+                product_id,
+                quantity,
+                bound
+            ];
+            let rows = sql::query(UPSERT, &params)?;
+            let added = rows.first().map(|r| r.get::<i64>("quantity")).transpose()?;
+            Ok((touched, added))
+        }
+    }
 }
 
 /// The stored quantity of one line, if it is in the cart.
@@ -297,9 +409,8 @@ pub fn line_quantity(user_id: &str, product_id: &str) -> Result<Option<i64>, Cap
     .transpose()
 }
 
-/// Sets a line's quantity; `false` when the line is not in the cart.
+/// Sets a line's quantity (after [`touch`]); `false` when the line is not in the cart.
 pub fn set_quantity(user_id: &str, product_id: &str, quantity: i64) -> Result<bool, CapError> {
-    changed(user_id);
     let n = sql::execute(
         "UPDATE cart_items SET quantity = $3 WHERE user_id = $1 AND product_id = $2",
         &params![user_id, product_id, quantity],
@@ -307,9 +418,8 @@ pub fn set_quantity(user_id: &str, product_id: &str, quantity: i64) -> Result<bo
     Ok(n == 1)
 }
 
-/// Removes a line; `false` when it was not in the cart.
+/// Removes a line (after [`touch`]); `false` when it was not in the cart.
 pub fn remove_line(user_id: &str, product_id: &str) -> Result<bool, CapError> {
-    changed(user_id);
     let n = sql::execute(
         "DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2",
         &params![user_id, product_id],
@@ -317,9 +427,23 @@ pub fn remove_line(user_id: &str, product_id: &str) -> Result<bool, CapError> {
     Ok(n > 0)
 }
 
-/// Removes every line of the cart.
+/// Removes lines whose product can no longer be bought, as a change of its own that
+/// leaves `updated_at` alone (the customer did nothing): its new revision.
+pub fn drop_lines(user_id: &str, product_ids: &[String]) -> Result<u64, CapError> {
+    let rows = sql::query(
+        "UPDATE carts SET rev = rev + 1 WHERE user_id = $1 RETURNING rev",
+        &params![user_id],
+    )?;
+    let rev = rows.first().map(revision).transpose()?.unwrap_or(0);
+    changed(user_id, rev);
+    for product_id in product_ids {
+        remove_line(user_id, product_id)?;
+    }
+    Ok(rev)
+}
+
+/// Removes every line of the cart (after [`touch`] or [`set_coupon`]).
 pub fn clear(user_id: &str) -> Result<(), CapError> {
-    changed(user_id);
     sql::execute(
         "DELETE FROM cart_items WHERE user_id = $1",
         &params![user_id],

@@ -20,7 +20,7 @@ use dashmap::DashMap;
 use crate::bindings::kirana::platform::kv::Host;
 use crate::bindings::wit;
 use crate::capabilities::denied;
-use crate::core::{PendingIncr, View};
+use crate::core::{KvAfterCommit, PendingKv, View};
 
 /// Longest key accepted.
 pub const MAX_KEY: usize = 512;
@@ -79,6 +79,16 @@ pub trait KvBackend: Send + Sync {
         prefix: &str,
         limit: u32,
     ) -> Result<Vec<(String, Vec<u8>)>, wit::Error>;
+    /// Stores `value` tagged `revision` (see [`Revisioned`]) unless the live value
+    /// there is of a later revision, or of the same one and known. True when it wrote.
+    async fn put_revision(
+        &self,
+        ns: &str,
+        key: &str,
+        revision: u64,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, wit::Error>;
     /// Drops expired entries the backend keeps itself; returns how many.
     fn sweep(&self) -> usize {
         0
@@ -87,8 +97,51 @@ pub trait KvBackend: Send + Sync {
     fn kind(&self) -> &'static str;
 }
 
-/// Most `incr-after-commit`s one call may hold: each is kept until the call ends.
+/// Most KV writes after commit one call may hold: each is kept until the call ends.
 pub const MAX_AFTER_COMMIT: usize = 256;
+
+/// How a value written by `put-revision` is stored: its revision as 16 lowercase hex
+/// digits (so revisions compare as bytes, in Redis's scripts too), then the value.
+pub struct Revisioned;
+
+impl Revisioned {
+    /// Length of the revision prefix.
+    pub const PREFIX: usize = 16;
+
+    pub fn encode(revision: u64, value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::PREFIX + value.len());
+        out.extend_from_slice(format!("{revision:016x}").as_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+
+    /// The revision and value of a stored `put-revision` value.
+    pub fn decode(key: &str, mut stored: Vec<u8>) -> Result<(u64, Vec<u8>), wit::Error> {
+        let revision = stored
+            .get(..Self::PREFIX)
+            .filter(|p| p.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .and_then(|p| std::str::from_utf8(p).ok())
+            .and_then(|p| u64::from_str_radix(p, 16).ok())
+            .ok_or_else(|| {
+                wit::Error::Invalid(format!("value at {key} was not written by put-revision"))
+            })?;
+        stored.drain(..Self::PREFIX);
+        Ok((revision, stored))
+    }
+
+    /// Whether `revision` with `value` replaces what is stored (`None`: nothing live).
+    /// The stored prefix is compared as bytes, as Redis's script does.
+    pub fn replaces(stored: Option<&[u8]>, revision: u64, value: &[u8]) -> bool {
+        let Some(stored) = stored else { return true };
+        let new = format!("{revision:016x}");
+        let old = &stored[..stored.len().min(Self::PREFIX)];
+        match old.cmp(new.as_bytes()) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal => stored.len() == Self::PREFIX && !value.is_empty(),
+            std::cmp::Ordering::Greater => false,
+        }
+    }
+}
 
 /// Most keys one scan returns.
 pub const MAX_SCAN: usize = 10_000;
@@ -249,6 +302,32 @@ impl MemoryKv {
         })
     }
 
+    pub fn put_revision(
+        &self,
+        ns: &str,
+        key: &str,
+        revision: u64,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, wit::Error> {
+        check_key(key)?;
+        check_value(&value)?;
+        let now = Instant::now();
+        let expires_at = expiry(ttl_ms);
+        self.with_space(ns, |m| {
+            let current = m
+                .get(key)
+                .filter(|e| e.live(now))
+                .map(|e| e.value.as_slice());
+            if !Revisioned::replaces(current, revision, &value) {
+                return false;
+            }
+            let value = Revisioned::encode(revision, &value);
+            m.insert(key.to_string(), Entry { value, expires_at });
+            true
+        })
+    }
+
     pub fn scan(
         &self,
         ns: &str,
@@ -325,6 +404,16 @@ impl KvBackend for MemoryKv {
         limit: u32,
     ) -> Result<Vec<(String, Vec<u8>)>, wit::Error> {
         MemoryKv::scan(self, ns, prefix, limit)
+    }
+    async fn put_revision(
+        &self,
+        ns: &str,
+        key: &str,
+        revision: u64,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, wit::Error> {
+        MemoryKv::put_revision(self, ns, key, revision, value, ttl_ms)
     }
     fn sweep(&self) -> usize {
         MemoryKv::sweep(self)
@@ -431,44 +520,182 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         delta: i64,
         ttl_ms: Option<u64>,
     ) -> wasmtime::Result<Result<(), wit::Error>> {
-        if let Err(e) = self.space(Some(&key), None) {
+        Ok(self.after_commit(key, KvAfterCommit::Incr(delta), ttl_ms))
+    }
+
+    async fn put_revision(
+        &mut self,
+        key: String,
+        revision: u64,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<bool, wit::Error>> {
+        let kv = self.state;
+        checked!(
+            self.space(Some(&key), Some(&value)),
+            |ns: String| async move { kv.put_revision(&ns, &key, revision, value, ttl_ms).await }
+        )
+    }
+
+    async fn put_revision_after_commit(
+        &mut self,
+        key: String,
+        revision: u64,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> wasmtime::Result<Result<(), wit::Error>> {
+        if let Err(e) = check_value(&value) {
             return Ok(Err(e));
         }
+        let op = KvAfterCommit::PutRevision { revision, value };
+        Ok(self.after_commit(key, op, ttl_ms))
+    }
+
+    async fn get_revision(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<(u64, Vec<u8>)>, wit::Error>> {
+        let kv = self.state;
+        checked!(self.space(Some(&key), None), |ns: String| async move {
+            match kv.get(&ns, &key).await {
+                Ok(Some(stored)) => Revisioned::decode(&key, stored).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+    }
+}
+
+impl View<'_, Arc<dyn KvBackend>> {
+    /// Holds a KV write until the call's writes commit. One asked for again for the
+    /// same key in the same savepoint (each write of one cart) is merged into the one
+    /// held: increments add up, and the newest revision is kept.
+    fn after_commit(
+        &mut self,
+        key: String,
+        op: KvAfterCommit,
+        ttl_ms: Option<u64>,
+    ) -> Result<(), wit::Error> {
+        self.space(Some(&key), None)?;
         let savepoint = self.call.unit.as_ref().and_then(|u| u.innermost());
-        // A key asked for again in the same savepoint (each write of one cart) is one
-        // increment after commit, not one per write.
-        if let Some(same) = self
+        let same = self
             .call
             .after_commit
             .iter_mut()
-            .find(|i| i.key == key && i.savepoint == savepoint)
-        {
-            return Ok(match same.delta.checked_add(delta) {
-                Some(sum) => {
-                    same.delta = sum;
-                    Ok(())
+            .find(|p| p.key == key && p.savepoint == savepoint);
+        if let Some(held) = same {
+            match (&mut held.op, op) {
+                (KvAfterCommit::Incr(sum), KvAfterCommit::Incr(delta)) => {
+                    *sum = sum.checked_add(delta).ok_or_else(|| {
+                        wit::Error::Invalid(format!("incrementing {key} overflows"))
+                    })?;
+                    return Ok(());
                 }
-                None => Err(wit::Error::Invalid(format!("incrementing {key} overflows"))),
-            });
+                (
+                    KvAfterCommit::PutRevision { revision, value },
+                    KvAfterCommit::PutRevision {
+                        revision: newer,
+                        value: known,
+                    },
+                ) => {
+                    let held = Revisioned::encode(*revision, value);
+                    if Revisioned::replaces(Some(&held), newer, &known) {
+                        *revision = newer;
+                        *value = known;
+                    }
+                    return Ok(());
+                }
+                // Two kinds of write for one key: a plugin's mistake, applied as asked.
+                (_, op) => return self.hold(key, op, ttl_ms, savepoint),
+            }
         }
+        self.hold(key, op, ttl_ms, savepoint)
+    }
+
+    fn hold(
+        &mut self,
+        key: String,
+        op: KvAfterCommit,
+        ttl_ms: Option<u64>,
+        savepoint: Option<u32>,
+    ) -> Result<(), wit::Error> {
         if self.call.after_commit.len() >= MAX_AFTER_COMMIT {
-            return Ok(Err(wit::Error::Invalid(format!(
-                "at most {MAX_AFTER_COMMIT} increments after commit per call"
-            ))));
+            return Err(wit::Error::Invalid(format!(
+                "at most {MAX_AFTER_COMMIT} KV writes after commit per call"
+            )));
         }
-        self.call.after_commit.push(PendingIncr {
+        self.call.after_commit.push(PendingKv {
             key,
-            delta,
+            op,
             ttl_ms,
             savepoint,
         });
-        Ok(Ok(()))
+        Ok(())
     }
+}
+
+/// What every backend's `put_revision` must do; each backend's tests run it.
+#[cfg(test)]
+pub(crate) async fn check_put_revision(kv: &dyn KvBackend) {
+    let put = |rev: u64, value: &'static str| kv.put_revision("a", "r", rev, value.into(), None);
+    let held = || async {
+        let stored = kv.get("a", "r").await.unwrap().unwrap();
+        Revisioned::decode("r", stored).unwrap()
+    };
+    assert!(
+        put(5, "five").await.unwrap(),
+        "an absent key takes any revision"
+    );
+    assert!(
+        !put(4, "four").await.unwrap(),
+        "an older revision never replaces"
+    );
+    assert!(!put(5, "again").await.unwrap(), "a known revision is kept");
+    assert_eq!(held().await, (5, b"five".to_vec()));
+    assert!(
+        put(6, "").await.unwrap(),
+        "a newer revision, even unknown, replaces"
+    );
+    assert!(!put(5, "five").await.unwrap());
+    assert!(!put(6, "").await.unwrap());
+    assert!(
+        put(6, "six").await.unwrap(),
+        "an unknown revision takes its value"
+    );
+    assert_eq!(held().await, (6, b"six".to_vec()));
+    // Revisions compare as numbers across digit counts and up to the largest.
+    assert!(put(0x10, "sixteen").await.unwrap());
+    assert!(put(u64::MAX, "max").await.unwrap());
+    assert!(!put(u64::MAX - 1, "less").await.unwrap());
+    assert_eq!(held().await, (u64::MAX, b"max".to_vec()));
+    // With a TTL the entry goes, and any revision is taken again.
+    assert!(kv
+        .put_revision("a", "t", 9, b"x".to_vec(), Some(40))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(kv.get("a", "t").await.unwrap(), None);
+    assert!(kv
+        .put_revision("a", "t", 1, b"y".to_vec(), None)
+        .await
+        .unwrap());
+    // A value not written by put-revision is refused when read as one.
+    kv.set("a", "plain", b"hello".to_vec(), None).await.unwrap();
+    let plain = kv.get("a", "plain").await.unwrap().unwrap();
+    assert!(matches!(
+        Revisioned::decode("plain", plain),
+        Err(wit::Error::Invalid(_))
+    ));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn revisions_keep_the_newest_known_value() {
+        check_put_revision(&MemoryKv::default()).await;
+    }
 
     #[test]
     fn namespaces_are_separate() {

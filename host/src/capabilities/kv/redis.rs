@@ -93,6 +93,27 @@ return 1
     )
 });
 
+/// `KEYS[1]` the key; `ARGV`: the revision as 16 hex digits, the value, TTL ("" =
+/// none). The rule is [`super::Revisioned::replaces`]'s.
+static PUT_REVISION: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local held = string.sub(cur, 1, 16)
+  if held > ARGV[1] then return 0 end
+  if held == ARGV[1] and (#cur > 16 or #ARGV[2] == 0) then return 0 end
+end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[1] .. ARGV[2], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1] .. ARGV[2])
+end
+return 1
+",
+    )
+});
+
 /// `prefix` with Redis glob characters escaped.
 fn glob_escape(prefix: &str) -> String {
     let mut out = String::with_capacity(prefix.len() + 2);
@@ -177,6 +198,26 @@ impl KvBackend for RedisKv {
             .await
             .map_err(|e| self.err("compare-and-swap", e))?;
         Ok(swapped == 1)
+    }
+
+    async fn put_revision(
+        &self,
+        ns: &str,
+        key: &str,
+        revision: u64,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    ) -> Result<bool, wit::Error> {
+        let mut c = self.conn()?;
+        let wrote: i64 = PUT_REVISION
+            .key(full_key(ns, key))
+            .arg(format!("{revision:016x}"))
+            .arg(value)
+            .arg(ttl_arg(ttl_ms))
+            .invoke_async(&mut c)
+            .await
+            .map_err(|e| self.err("put-revision", e))?;
+        Ok(wrote == 1)
     }
 
     /// Walks the plugin's keys with `SCAN` (cost grows with the whole keyspace; the
@@ -337,6 +378,7 @@ mod tests {
             .map(|(k, _)| k)
             .collect();
         assert_eq!(keys, ["p:1", "p:2"]);
+        super::super::check_put_revision(&kv).await;
         assert_eq!(kv.scan("a", "p*", 10).await.unwrap().len(), 1);
         assert!(kv.delete("a", "p:1").await.unwrap());
         assert!(!kv.delete("a", "p:1").await.unwrap());
