@@ -1288,3 +1288,79 @@ backend_test!(a_cached_cart_is_replaced_by_every_change, |app| {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(quantities(&cart(app, &c.token).await), vec![]);
 });
+
+/// Adds a line straight in the cart's database as a change through the plugin would
+/// (bumping the cart's revision) but without the cache hearing of it: a change whose
+/// write after commit was lost.
+async fn change_the_cache_missed(app: &TestApp, user_id: &str, product_id: &str) {
+    let db =
+        kirana::storage::open_plugin(&app.app().platform.config, "cart", &app.app().platform.db)
+            .await
+            .expect("the cart database");
+    let ok = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    assert!(ok(user_id) && ok(product_id));
+    for statement in [
+        format!("UPDATE carts SET rev = rev + 1 WHERE user_id = '{user_id}'"),
+        format!(
+            "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us) \
+             VALUES ('{user_id}', '{product_id}', 4, '2026-01-01T00:00:00Z', 1) \
+             ON CONFLICT (user_id, product_id) DO NOTHING"
+        ),
+    ] {
+        kirana::capabilities::sql::execute_raw(&db, &statement)
+            .await
+            .expect("changing the cart");
+    }
+    db.close().await;
+}
+
+backend_test!(
+    a_change_started_from_a_cached_cart_the_database_moved_past_reads_it_again,
+    |app| {
+        let admin = app.admin_token().await;
+        let c = app.customer().await;
+        let a = new_product(app, &admin, 1000, 50).await;
+        let b = new_product(app, &admin, 2000, 50).await;
+        let d = new_product(app, &admin, 3000, 50).await;
+        let ids = |body: &Value| -> Vec<(String, i64)> {
+            body["items"]
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map(|i| {
+                            (
+                                i["product_id"].as_str().unwrap_or("").to_string(),
+                                i["quantity"].as_i64().unwrap_or(-1),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert_eq!(add(app, &c.token, &a, 1).await.status, 200);
+        // The add recorded the cart it left: B, added behind its back, is not seen.
+        change_the_cache_missed(app, &c.user_id, &b).await;
+        assert_eq!(ids(&cart(app, &c.token).await), vec![(a.clone(), 1)]);
+        // The next change starts from that cached cart, finds from its revision that the
+        // database moved on, and answers (and records) the cart as it now is.
+        let r = add(app, &c.token, &d, 2).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let all = vec![(b.clone(), 4), (a.clone(), 1), (d.clone(), 2)];
+        assert_eq!(
+            ids(&r.body),
+            all,
+            "the add answered a cart the database had left"
+        );
+        assert_eq!(r.body["item_count"], 7);
+        assert_eq!(ids(&cart(app, &c.token).await), all);
+        // The same for a set.
+        // A's line exists: only the bump counts.
+        change_the_cache_missed(app, &c.user_id, &a).await;
+        let r = set(app, &c.token, &d, json!(3)).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let all = vec![(b.clone(), 4), (a.clone(), 1), (d.clone(), 3)];
+        assert_eq!(ids(&r.body), all);
+        assert_eq!(ids(&cart(app, &c.token).await), all);
+    }
+);
