@@ -24,6 +24,12 @@ def get(key: str) -> Optional[bytes]:
     return _call(wit.get, key)
 
 
+def get_many(keys: list[str]) -> list[Optional[bytes]]:
+    """``get`` of each key, in order, in one call (one round trip to a shared store);
+    at most 1,024 keys."""
+    return _call(wit.get_many, keys)
+
+
 def set(key: str, value: bytes, ttl: Optional[Duration] = None) -> None:  # noqa: A001
     _call(wit.set, key, bytes(value), to_ms(ttl))
 

@@ -131,13 +131,7 @@ impl Cache {
     }
 
     fn generation(&self) -> Result<i64, CapError> {
-        let Some(raw) = kv::get(&self.generation_key())? else {
-            return Ok(0);
-        };
-        std::str::from_utf8(&raw)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| CapError::Invalid("the cache generation is not an integer".into()))
+        parse_generation(kv::get(&self.generation_key())?)
     }
 
     /// The cached answer for `key`, or `compute`'s (stored for the next caller when it
@@ -187,29 +181,36 @@ impl Cache {
         if self.off() || keys.is_empty() {
             return answers(compute(&all)?, keys.len(), too_few);
         }
-        let generation = match self.generation() {
-            Ok(g) => g,
+        // The generation and every entry in one KV call.
+        let mut wanted = Vec::with_capacity(keys.len() + 1);
+        wanted.push(self.generation_key());
+        wanted.extend(keys.iter().map(|k| self.entry_key(k)));
+        let read = kv::get_many(&wanted).and_then(|mut stored| {
+            if stored.len() != wanted.len() {
+                return Err(CapError::Failed("kv get-many answered too few keys".into()));
+            }
+            let generation = parse_generation(stored.remove(0))?;
+            Ok((generation, stored))
+        });
+        let (generation, stored) = match read {
+            Ok(read) => read,
             Err(e) => {
-                self.failed("reading the generation", &e);
+                self.failed("reading the generation and entries", &e);
                 return answers(compute(&all)?, keys.len(), too_few);
             }
         };
-        let mut found: Vec<Option<Vec<u8>>> = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
-        for (i, key) in keys.iter().enumerate() {
-            let hit = match kv::get(&self.entry_key(key)) {
-                Ok(Some(stored)) => current(stored, generation),
-                Ok(None) => None,
-                Err(e) => {
-                    self.failed("reading an entry", &e);
-                    None
+        let mut found: Vec<Option<Vec<u8>>> = stored
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let hit = s.and_then(|s| current(s, generation));
+                if hit.is_none() {
+                    missing.push(i);
                 }
-            };
-            if hit.is_none() {
-                missing.push(i);
-            }
-            found.push(hit);
-        }
+                hit
+            })
+            .collect();
         if !missing.is_empty() {
             let computed = compute(&missing)?;
             if computed.len() != missing.len() {
@@ -289,6 +290,15 @@ fn answers<E>(
         return Err(too_few());
     }
     Ok(computed.into_iter().map(Computed::into_bytes).collect())
+}
+
+/// A stored generation (absent counts as 0).
+fn parse_generation(raw: Option<Vec<u8>>) -> Result<i64, CapError> {
+    let Some(raw) = raw else { return Ok(0) };
+    std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CapError::Invalid("the cache generation is not an integer".into()))
 }
 
 /// Microseconds since the Unix epoch, now.

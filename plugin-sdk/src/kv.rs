@@ -16,6 +16,12 @@ pub fn get(key: &str) -> Result<Option<Vec<u8>>, CapError> {
     wit::get(key)
 }
 
+/// [`get`] of each key, in order, in one call (one round trip to a shared store); at
+/// most 1,024 keys.
+pub fn get_many(keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, CapError> {
+    wit::get_many(keys)
+}
+
 pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CapError> {
     wit::set(key, value, ttl_ms(ttl))
 }

@@ -1228,65 +1228,49 @@ backend_test!(a_cached_cart_is_replaced_by_every_change, |app| {
     let c = app.customer().await;
     let a = new_product(app, &admin, 1000, 50).await;
     let b = new_product(app, &admin, 2000, 50).await;
-    let quantities = |body: &Value| -> Vec<(String, i64)> {
-        body["items"]
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| {
-                        (
-                            i["product_id"].as_str().unwrap_or("").to_string(),
-                            i["quantity"].as_i64().unwrap_or(-1),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    assert_eq!(quantities(&cart(app, &c.token).await), vec![]);
+    assert_eq!(lines_of(&cart(app, &c.token).await), vec![]);
     assert_eq!(add(app, &c.token, &a, 2).await.status, 200);
-    assert_eq!(quantities(&cart(app, &c.token).await), vec![(a.clone(), 2)]);
+    assert_eq!(lines_of(&cart(app, &c.token).await), vec![(a.clone(), 2)]);
 
     // Cached: the database says 7, the read still says 2.
     quantity_behind_the_back(app, &c.user_id, &a, 7).await;
     assert_eq!(
-        quantities(&cart(app, &c.token).await),
+        lines_of(&cart(app, &c.token).await),
         vec![(a.clone(), 2)],
         "the second read came from the cache"
     );
     // A change through the API is made on the database's 7 and read back at once.
     let r = add(app, &c.token, &a, 1).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(quantities(&r.body), vec![(a.clone(), 8)]);
-    assert_eq!(quantities(&cart(app, &c.token).await), vec![(a.clone(), 8)]);
+    assert_eq!(lines_of(&r.body), vec![(a.clone(), 8)]);
+    assert_eq!(lines_of(&cart(app, &c.token).await), vec![(a.clone(), 8)]);
 
     assert_eq!(add(app, &c.token, &b, 1).await.status, 200);
     assert_eq!(
-        quantities(&cart(app, &c.token).await),
+        lines_of(&cart(app, &c.token).await),
         vec![(a.clone(), 8), (b.clone(), 1)]
     );
     assert_eq!(set(app, &c.token, &a, json!(3)).await.status, 200);
     assert_eq!(
-        quantities(&cart(app, &c.token).await),
+        lines_of(&cart(app, &c.token).await),
         vec![(a.clone(), 3), (b.clone(), 1)]
     );
     let r = app
         .delete(&format!("/api/v1/cart/items/{a}"), Some(&c.token))
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(quantities(&cart(app, &c.token).await), vec![(b.clone(), 1)]);
+    assert_eq!(lines_of(&cart(app, &c.token).await), vec![(b.clone(), 1)]);
     let r = app.delete("/api/v1/cart", Some(&c.token)).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    assert_eq!(quantities(&cart(app, &c.token).await), vec![]);
+    assert_eq!(lines_of(&cart(app, &c.token).await), vec![]);
 
     // Checkout empties the cart through the internal route.
     assert_eq!(add(app, &c.token, &a, 1).await.status, 200);
-    assert_eq!(quantities(&cart(app, &c.token).await), vec![(a.clone(), 1)]);
+    assert_eq!(lines_of(&cart(app, &c.token).await), vec![(a.clone(), 1)]);
     let address = new_address(app, &c.token).await;
     let r = checkout(app, &c.token, &address, "cod").await;
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(quantities(&cart(app, &c.token).await), vec![]);
+    assert_eq!(lines_of(&cart(app, &c.token).await), vec![]);
 });
 
 /// Adds a line straight in the cart's database as a change through the plugin would
@@ -1322,45 +1306,47 @@ backend_test!(
         let a = new_product(app, &admin, 1000, 50).await;
         let b = new_product(app, &admin, 2000, 50).await;
         let d = new_product(app, &admin, 3000, 50).await;
-        let ids = |body: &Value| -> Vec<(String, i64)> {
-            body["items"]
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .map(|i| {
-                            (
-                                i["product_id"].as_str().unwrap_or("").to_string(),
-                                i["quantity"].as_i64().unwrap_or(-1),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         assert_eq!(add(app, &c.token, &a, 1).await.status, 200);
         // The add recorded the cart it left: B, added behind its back, is not seen.
         change_the_cache_missed(app, &c.user_id, &b).await;
-        assert_eq!(ids(&cart(app, &c.token).await), vec![(a.clone(), 1)]);
+        assert_eq!(lines_of(&cart(app, &c.token).await), vec![(a.clone(), 1)]);
         // The next change starts from that cached cart, finds from its revision that the
         // database moved on, and answers (and records) the cart as it now is.
         let r = add(app, &c.token, &d, 2).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let all = vec![(b.clone(), 4), (a.clone(), 1), (d.clone(), 2)];
         assert_eq!(
-            ids(&r.body),
+            lines_of(&r.body),
             all,
             "the add answered a cart the database had left"
         );
         assert_eq!(r.body["item_count"], 7);
-        assert_eq!(ids(&cart(app, &c.token).await), all);
+        assert_eq!(lines_of(&cart(app, &c.token).await), all);
         // The same for a set.
         // A's line exists: only the bump counts.
         change_the_cache_missed(app, &c.user_id, &a).await;
         let r = set(app, &c.token, &d, json!(3)).await;
         assert_eq!(r.status, 200, "{}", r.text);
         let all = vec![(b.clone(), 4), (a.clone(), 1), (d.clone(), 3)];
-        assert_eq!(ids(&r.body), all);
-        assert_eq!(ids(&cart(app, &c.token).await), all);
+        assert_eq!(lines_of(&r.body), all);
+        assert_eq!(lines_of(&cart(app, &c.token).await), all);
     }
 );
+
+/// A cart answer's lines as (product id, quantity), in order.
+fn lines_of(body: &Value) -> Vec<(String, i64)> {
+    body["items"]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| {
+                    (
+                        i["product_id"].as_str().unwrap_or("").to_string(),
+                        i["quantity"].as_i64().unwrap_or(-1),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -266,12 +266,11 @@ fn expire(user_id: &str, config: &CartConfig, rev: u64) -> Result<StoredCart, Ca
          RETURNING rev",
         &params![user_id, cutoff],
     )?;
-    let Some(row) = wiped.first() else {
+    if wiped.first().is_none() {
         // Changed meanwhile: read it as it is now.
         return load_stored(user_id, config);
-    };
-    let new_rev = revision(row)?;
-    changed(user_id, new_rev);
+    }
+    let new_rev = bumped(user_id, wiped.first())?;
     sql::execute(
         "DELETE FROM cart_items WHERE user_id = $1",
         &params![user_id],
@@ -284,6 +283,15 @@ fn expire(user_id: &str, config: &CartConfig, rev: u64) -> Result<StoredCart, Ca
 fn revision(row: sql::Row<'_>) -> Result<u64, CapError> {
     let rev: i64 = row.get("rev")?;
     u64::try_from(rev).map_err(|_| CapError::Invalid(format!("a cart revision of {rev}")))
+}
+
+/// The revision a change's statement returned (its `RETURNING rev` row), recorded for
+/// the cache. A bump always returns its row.
+fn bumped(user_id: &str, row: Option<sql::Row<'_>>) -> Result<u64, CapError> {
+    let row = row.ok_or_else(|| CapError::Failed("a cart change returned no revision".into()))?;
+    let rev = revision(row)?;
+    changed(user_id, rev);
+    Ok(rev)
 }
 
 /// Records that a cart changed: `$1` user, `$2` `updated_at`, `$3` `updated_us`; the
@@ -305,9 +313,10 @@ pub struct Touched {
 /// Records that the cart changed now: its new `updated_at` and revision.
 pub fn touch(user_id: &str) -> Result<Touched, CapError> {
     let (at, us) = now_stamp();
-    let rows = sql::query(TOUCH, &params![user_id, at, us])?;
-    let rev = rows.first().map(revision).transpose()?.unwrap_or(0);
-    changed(user_id, rev);
+    let rev = bumped(
+        user_id,
+        sql::query(TOUCH, &params![user_id, at, us])?.first(),
+    )?;
     Ok(Touched {
         updated_at: at,
         updated_us: us,
@@ -320,7 +329,7 @@ pub fn touch(user_id: &str) -> Result<Touched, CapError> {
 pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<Touched, CapError> {
     let (at, us) = now_stamp();
     // Text even for "none": a NULL parameter has no text type on PostgreSQL.
-    let rows = sql::query(
+    let changed = sql::query(
         "INSERT INTO carts (user_id, updated_at, updated_us, coupon_code, rev)
          VALUES ($1, $2, $3, NULLIF($4, ''), 1)
          ON CONFLICT (user_id) DO UPDATE
@@ -329,8 +338,7 @@ pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<Touched, CapError
          RETURNING rev",
         &params![user_id, at, us, code.unwrap_or("")],
     )?;
-    let rev = rows.first().map(revision).transpose()?.unwrap_or(0);
-    changed(user_id, rev);
+    let rev = bumped(user_id, changed.first())?;
     Ok(Touched {
         updated_at: at,
         updated_us: us,
@@ -368,12 +376,11 @@ pub fn add_to_line(
                 ),
                 &params,
             )?;
-            let row = rows
-                .first()
-                .ok_or_else(|| CapError::Failed("the cart change returned no row".into()))?;
-            let quantity: Option<i64> = row.get("quantity")?;
-            let rev = revision(row)?;
-            changed(user_id, rev);
+            let quantity: Option<i64> = match rows.first() {
+                Some(row) => row.get("quantity")?,
+                None => None,
+            };
+            let rev = bumped(user_id, rows.first())?;
             let touched = Touched {
                 updated_at: at,
                 updated_us: us,
@@ -430,12 +437,11 @@ pub fn remove_line(user_id: &str, product_id: &str) -> Result<bool, CapError> {
 /// Removes lines whose product can no longer be bought, as a change of its own that
 /// leaves `updated_at` alone (the customer did nothing): its new revision.
 pub fn drop_lines(user_id: &str, product_ids: &[String]) -> Result<u64, CapError> {
-    let rows = sql::query(
+    let bump = sql::query(
         "UPDATE carts SET rev = rev + 1 WHERE user_id = $1 RETURNING rev",
         &params![user_id],
     )?;
-    let rev = rows.first().map(revision).transpose()?.unwrap_or(0);
-    changed(user_id, rev);
+    let rev = bumped(user_id, bump.first())?;
     for product_id in product_ids {
         remove_line(user_id, product_id)?;
     }

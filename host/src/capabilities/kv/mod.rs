@@ -45,6 +45,9 @@ type Space = Mutex<BTreeMap<String, Entry>>;
 #[async_trait]
 pub trait KvBackend: Send + Sync {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, wit::Error>;
+    /// `get` of each key, in order.
+    async fn get_many(&self, ns: &str, keys: &[String])
+        -> Result<Vec<Option<Vec<u8>>>, wit::Error>;
     async fn set(
         &self,
         ns: &str,
@@ -96,6 +99,9 @@ pub trait KvBackend: Send + Sync {
     /// `embedded` or `redis`.
     fn kind(&self) -> &'static str;
 }
+
+/// Most keys one `get-many` reads.
+pub const MAX_GET_MANY: usize = 1024;
 
 /// Most KV writes after commit one call may hold: each is kept until the call ends.
 pub const MAX_AFTER_COMMIT: usize = 256;
@@ -203,6 +209,15 @@ impl MemoryKv {
                 None
             }
             None => None,
+        })
+    }
+
+    pub fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, wit::Error> {
+        let now = Instant::now();
+        self.with_space(ns, |m| {
+            keys.iter()
+                .map(|key| m.get(key).filter(|e| e.live(now)).map(|e| e.value.clone()))
+                .collect()
         })
     }
 
@@ -366,6 +381,13 @@ impl KvBackend for MemoryKv {
     async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, wit::Error> {
         MemoryKv::get(self, ns, key)
     }
+    async fn get_many(
+        &self,
+        ns: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, wit::Error> {
+        MemoryKv::get_many(self, ns, keys)
+    }
     async fn set(
         &self,
         ns: &str,
@@ -454,6 +476,25 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
         let kv = self.state;
         checked!(self.space(Some(&key), None), |ns: String| async move {
             kv.get(&ns, &key).await
+        })
+    }
+
+    async fn get_many(
+        &mut self,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<Vec<u8>>>, wit::Error>> {
+        let kv = self.state;
+        let checked = self.space(None, None).and_then(|ns| {
+            if keys.len() > MAX_GET_MANY {
+                return Err(wit::Error::Invalid(format!(
+                    "get-many reads at most {MAX_GET_MANY} keys"
+                )));
+            }
+            keys.iter().try_for_each(|k| check_key(k))?;
+            Ok(ns)
+        });
+        checked!(checked, |ns: String| async move {
+            kv.get_many(&ns, &keys).await
         })
     }
 
@@ -695,6 +736,25 @@ mod tests {
     #[tokio::test]
     async fn revisions_keep_the_newest_known_value() {
         check_put_revision(&MemoryKv::default()).await;
+    }
+
+    #[test]
+    fn get_many_reads_each_key_in_order() {
+        let kv = MemoryKv::default();
+        kv.set("a", "x", b"1".to_vec(), None).unwrap();
+        kv.set("a", "z", b"3".to_vec(), Some(1)).unwrap();
+        kv.set("b", "y", b"2".to_vec(), None).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        let keys = ["y", "x", "z", "x"].map(String::from);
+        assert_eq!(
+            kv.get_many("a", &keys).unwrap(),
+            vec![None, Some(b"1".to_vec()), None, Some(b"1".to_vec())],
+            "another space's key and an expired one are absent"
+        );
+        assert_eq!(
+            kv.get_many("a", &[]).unwrap(),
+            Vec::<Option<Vec<u8>>>::new()
+        );
     }
 
     #[test]

@@ -135,6 +135,23 @@ impl KvBackend for RedisKv {
             .map_err(|e| self.err("get", e))
     }
 
+    async fn get_many(
+        &self,
+        ns: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, wit::Error> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut c = self.conn()?;
+        let full: Vec<String> = keys.iter().map(|k| full_key(ns, k)).collect();
+        redis::cmd("MGET")
+            .arg(&full)
+            .query_async(&mut c)
+            .await
+            .map_err(|e| self.err("get-many", e))
+    }
+
     async fn set(
         &self,
         ns: &str,
@@ -379,6 +396,15 @@ mod tests {
             .collect();
         assert_eq!(keys, ["p:1", "p:2"]);
         super::super::check_put_revision(&kv).await;
+        let many = ["p:1", "nope", "q:1"].map(String::from);
+        assert_eq!(
+            kv.get_many("a", &many).await.unwrap(),
+            vec![Some(b"p:1".to_vec()), None, Some(b"q:1".to_vec())]
+        );
+        assert_eq!(
+            kv.get_many("a", &["p:2".to_string()]).await.unwrap(),
+            vec![Some(b"p:2".to_vec())]
+        );
         assert_eq!(kv.scan("a", "p*", 10).await.unwrap().len(), 1);
         assert!(kv.delete("a", "p:1").await.unwrap());
         assert!(!kv.delete("a", "p:1").await.unwrap());
