@@ -81,6 +81,16 @@ pub enum KvAfterCommit {
     PutRevision { revision: u64, value: Vec<u8> },
 }
 
+impl KvAfterCommit {
+    /// Bytes of value it keeps in the host until the call ends.
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            KvAfterCommit::Incr(_) => 0,
+            KvAfterCommit::PutRevision { value, .. } => value.len(),
+        }
+    }
+}
+
 /// The state of one call (a request, an event delivery, a migration).
 pub struct CallCtx {
     pub request_id: String,

@@ -161,5 +161,13 @@ backend_test!(
             (Some(3), Some(3)),
             "what a rolled-back transaction asked for is dropped"
         );
+
+        // Values held for after the commit are bounded per call (4 MiB): the fifth
+        // 1 MiB value is refused, and the four before it apply with the 4xx's writes.
+        let r = post("?revisions=5").await;
+        assert_eq!(r.status, 400, "{}", r.text);
+        assert!(r.text.contains("at most 4194304 bytes"), "{}", r.text);
+        let r = app.get("/api/v1/faulty/after-commit", None).await;
+        assert_eq!(r.body["revisions"], 4, "{}", r.text);
     }
 );

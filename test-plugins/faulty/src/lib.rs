@@ -132,6 +132,18 @@ fn after_commit(req: &Request) -> Result<Response, ApiError> {
         tx.rollback()?;
     }
     kv::incr_after_commit("after_commit", 1, None)?;
+    // `?revisions=N`: also hold N values of 1 MiB for after the commit.
+    if let Some(n) = req.query("revisions") {
+        let n: u64 = n
+            .parse()
+            .map_err(|_| ApiError::invalid_field("revisions", "a count"))?;
+        let mib = vec![b'r'; 1 << 20];
+        for i in 1..=n {
+            kv::put_revision_after_commit(&format!("rev:{i}"), i, &mib, None).map_err(|e| {
+                ApiError::invalid_field("revisions", kirana_sdk::cap_error_message(&e))
+            })?;
+        }
+    }
     let during = after_commit_now()?;
     if status >= 400 {
         return Err(ApiError::new(status, "test_failure", "failing on purpose")
@@ -154,8 +166,14 @@ fn after_commit_value(_req: &Request) -> Result<Response, ApiError> {
         &[],
     )?;
     let rows: i64 = sql::query("SELECT COUNT(*) AS n FROM after_commit_writes", &[])?.scalar()?;
+    let mut revisions = 0;
+    for i in 1..=8 {
+        if kv::get_revision(&format!("rev:{i}"))?.is_some() {
+            revisions += 1;
+        }
+    }
     Ok(Response::ok(
-        &json!({ "value": after_commit_now()?, "rows": rows }),
+        &json!({ "value": after_commit_now()?, "rows": rows, "revisions": revisions }),
     ))
 }
 

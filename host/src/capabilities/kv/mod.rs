@@ -102,6 +102,26 @@ pub trait KvBackend: Send + Sync {
 
 /// Most keys one `get-many` reads.
 pub const MAX_GET_MANY: usize = 1024;
+/// Most bytes one `get-many` answers (each value may be up to [`MAX_VALUE`]).
+pub const MAX_GET_MANY_BYTES: usize = 16 << 20;
+/// Most bytes of values one call may hold for after its commit
+/// (`put-revision-after-commit`), so 256 held writes cannot pin 256 MiB in the host.
+pub const MAX_AFTER_COMMIT_BYTES: usize = 4 << 20;
+
+fn too_much_for_one_get_many() -> wit::Error {
+    wit::Error::Invalid(format!(
+        "get-many answers at most {MAX_GET_MANY_BYTES} bytes; read fewer keys at once"
+    ))
+}
+
+/// `get-many`'s answer, refused past [`MAX_GET_MANY_BYTES`].
+fn bounded(values: Vec<Option<Vec<u8>>>) -> Result<Vec<Option<Vec<u8>>>, wit::Error> {
+    let total: usize = values.iter().flatten().map(Vec::len).sum();
+    if total > MAX_GET_MANY_BYTES {
+        return Err(too_much_for_one_get_many());
+    }
+    Ok(values)
+}
 
 /// Most KV writes after commit one call may hold: each is kept until the call ends.
 pub const MAX_AFTER_COMMIT: usize = 256;
@@ -215,10 +235,18 @@ impl MemoryKv {
     pub fn get_many(&self, ns: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, wit::Error> {
         let now = Instant::now();
         self.with_space(ns, |m| {
+            let mut total = 0usize;
             keys.iter()
-                .map(|key| m.get(key).filter(|e| e.live(now)).map(|e| e.value.clone()))
+                .map(|key| {
+                    let value = m.get(key).filter(|e| e.live(now)).map(|e| &e.value);
+                    total += value.map_or(0, |v| v.len());
+                    if total > MAX_GET_MANY_BYTES {
+                        return Err(too_much_for_one_get_many());
+                    }
+                    Ok(value.cloned())
+                })
                 .collect()
-        })
+        })?
     }
 
     pub fn set(
@@ -494,7 +522,7 @@ impl Host for View<'_, Arc<dyn KvBackend>> {
             Ok(ns)
         });
         checked!(checked, |ns: String| async move {
-            kv.get_many(&ns, &keys).await
+            kv.get_many(&ns, &keys).await.and_then(bounded)
         })
     }
 
@@ -618,6 +646,19 @@ impl View<'_, Arc<dyn KvBackend>> {
         ttl_ms: Option<u64>,
     ) -> Result<(), wit::Error> {
         self.space(Some(&key), None)?;
+        if let KvAfterCommit::PutRevision { value, .. } = &op {
+            let held: usize = self
+                .call
+                .after_commit
+                .iter()
+                .map(|p| p.op.held_bytes())
+                .sum();
+            if held + value.len() > MAX_AFTER_COMMIT_BYTES {
+                return Err(wit::Error::Invalid(format!(
+                    "a call holds at most {MAX_AFTER_COMMIT_BYTES} bytes of KV values for after its commit"
+                )));
+            }
+        }
         let savepoint = self.call.unit.as_ref().and_then(|u| u.innermost());
         let same = self
             .call
@@ -736,6 +777,22 @@ mod tests {
     #[tokio::test]
     async fn revisions_keep_the_newest_known_value() {
         check_put_revision(&MemoryKv::default()).await;
+    }
+
+    #[test]
+    fn get_many_answers_a_bounded_number_of_bytes() {
+        let kv = MemoryKv::default();
+        let mib = vec![b'x'; MAX_VALUE];
+        let keys: Vec<String> = (0..17).map(|i| format!("k{i}")).collect();
+        for k in &keys {
+            kv.set("a", k, mib.clone(), None).unwrap();
+        }
+        assert!(matches!(
+            kv.get_many("a", &keys),
+            Err(wit::Error::Invalid(_))
+        ));
+        assert_eq!(kv.get_many("a", &keys[..16]).unwrap().len(), 16);
+        assert!(bounded(vec![Some(mib.clone()); 17]).is_err());
     }
 
     #[test]
