@@ -39,7 +39,68 @@ impl Entry {
     }
 }
 
-type Space = Mutex<BTreeMap<String, Entry>>;
+/// Bytes a plugin's keys and values may take in the embedded store (each entry also
+/// counts [`ENTRY_OVERHEAD`]): without a bound one plugin's `set`s could fill the
+/// host's memory. Redis has its own `maxmemory`.
+pub const MAX_SPACE_BYTES: usize = 64 << 20;
+/// What an entry costs beyond its key and value (the map node, the expiry).
+const ENTRY_OVERHEAD: usize = 64;
+
+fn cost(key: &str, value: &[u8]) -> usize {
+    key.len() + value.len() + ENTRY_OVERHEAD
+}
+
+/// One plugin's keys in the embedded store, with what they take.
+#[derive(Default)]
+struct Space {
+    map: BTreeMap<String, Entry>,
+    bytes: usize,
+}
+
+impl Space {
+    fn get(&self, key: &str) -> Option<&Entry> {
+        self.map.get(key)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let e = self.map.remove(key)?;
+        self.bytes = self.bytes.saturating_sub(cost(key, &e.value));
+        Some(e)
+    }
+
+    /// Stores the entry unless that takes the space past `quota` (expired entries are
+    /// dropped first); an entry that does not grow is always stored.
+    fn insert(&mut self, key: &str, entry: Entry, quota: usize) -> Result<(), wit::Error> {
+        let new = cost(key, &entry.value);
+        let old = |s: &Self| s.map.get(key).map_or(0, |e| cost(key, &e.value));
+        if new > old(self) && self.bytes - old(self) + new > quota {
+            self.sweep(Instant::now());
+            if self.bytes - old(self) + new > quota {
+                return Err(wit::Error::Invalid(format!(
+                    "the plugin's KV space is full ({quota} bytes); delete keys or give them TTLs"
+                )));
+            }
+        }
+        self.bytes = self.bytes - old(self) + new;
+        self.map.insert(key.to_string(), entry);
+        Ok(())
+    }
+
+    /// Drops expired entries; returns how many.
+    fn sweep(&mut self, now: Instant) -> usize {
+        let before = self.map.len();
+        let mut freed = 0;
+        self.map.retain(|k, e| {
+            let live = e.live(now);
+            if !live {
+                freed += cost(k, &e.value);
+            }
+            live
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        before - self.map.len()
+    }
+}
 
 /// Where plugin keys live. `ns` is the plugin's name; keys and values were checked.
 #[async_trait]
@@ -172,10 +233,17 @@ impl Revisioned {
 /// Most keys one scan returns.
 pub const MAX_SCAN: usize = 10_000;
 
-/// The in-process store: plugin name → its ordered key space.
-#[derive(Default)]
+/// The in-process store: plugin name → its ordered key space, each bounded by
+/// `quota` bytes ([`MAX_SPACE_BYTES`] by default).
 pub struct MemoryKv {
-    spaces: DashMap<String, Space>,
+    spaces: DashMap<String, Mutex<Space>>,
+    quota: usize,
+}
+
+impl Default for MemoryKv {
+    fn default() -> Self {
+        Self::with_quota(MAX_SPACE_BYTES)
+    }
 }
 
 /// Longest TTL honoured; longer ones are clamped (and can never overflow the clock).
@@ -207,11 +275,14 @@ fn check_value(value: &[u8]) -> Result<(), wit::Error> {
 }
 
 impl MemoryKv {
-    fn with_space<R>(
-        &self,
-        ns: &str,
-        f: impl FnOnce(&mut BTreeMap<String, Entry>) -> R,
-    ) -> Result<R, wit::Error> {
+    pub fn with_quota(quota: usize) -> Self {
+        Self {
+            spaces: DashMap::new(),
+            quota,
+        }
+    }
+
+    fn with_space<R>(&self, ns: &str, f: impl FnOnce(&mut Space) -> R) -> Result<R, wit::Error> {
         let space = self.spaces.entry(ns.to_string()).or_default();
         let mut map = space
             .lock()
@@ -262,9 +333,8 @@ impl MemoryKv {
             value,
             expires_at: expiry(ttl_ms),
         };
-        self.with_space(ns, |m| {
-            m.insert(key.to_string(), entry);
-        })
+        let quota = self.quota;
+        self.with_space(ns, |m| m.insert(key, entry, quota))?
     }
 
     pub fn delete(&self, ns: &str, key: &str) -> Result<bool, wit::Error> {
@@ -283,6 +353,7 @@ impl MemoryKv {
         check_key(key)?;
         let now = Instant::now();
         let fresh_expiry = expiry(ttl_ms);
+        let quota = self.quota;
         self.with_space(ns, |m| {
             let current = match m.get(key) {
                 Some(e) if e.live(now) => Some(e),
@@ -303,13 +374,8 @@ impl MemoryKv {
             let next = base
                 .checked_add(delta)
                 .ok_or_else(|| wit::Error::Invalid(format!("incrementing {key} overflows")))?;
-            m.insert(
-                key.to_string(),
-                Entry {
-                    value: next.to_string().into_bytes(),
-                    expires_at,
-                },
-            );
+            let value = next.to_string().into_bytes();
+            m.insert(key, Entry { value, expires_at }, quota)?;
             Ok(next)
         })?
     }
@@ -328,21 +394,20 @@ impl MemoryKv {
         }
         let now = Instant::now();
         let expires_at = expiry(ttl_ms);
+        let quota = self.quota;
         self.with_space(ns, |m| {
             let current = m.get(key).filter(|e| e.live(now)).map(|e| &e.value);
             if current != expected.as_ref() {
-                return false;
+                return Ok(false);
             }
             match new {
-                Some(value) => {
-                    m.insert(key.to_string(), Entry { value, expires_at });
-                }
+                Some(value) => m.insert(key, Entry { value, expires_at }, quota)?,
                 None => {
                     m.remove(key);
                 }
             }
-            true
-        })
+            Ok(true)
+        })?
     }
 
     pub fn put_revision(
@@ -357,18 +422,19 @@ impl MemoryKv {
         check_value(&value)?;
         let now = Instant::now();
         let expires_at = expiry(ttl_ms);
+        let quota = self.quota;
         self.with_space(ns, |m| {
             let current = m
                 .get(key)
                 .filter(|e| e.live(now))
                 .map(|e| e.value.as_slice());
             if !Revisioned::replaces(current, revision, &value) {
-                return false;
+                return Ok(false);
             }
             let value = Revisioned::encode(revision, &value);
-            m.insert(key.to_string(), Entry { value, expires_at });
-            true
-        })
+            m.insert(key, Entry { value, expires_at }, quota)?;
+            Ok(true)
+        })?
     }
 
     pub fn scan(
@@ -380,7 +446,8 @@ impl MemoryKv {
         let now = Instant::now();
         let limit = usize::try_from(limit).unwrap_or(usize::MAX).min(MAX_SCAN);
         self.with_space(ns, |m| {
-            m.range(prefix.to_string()..)
+            m.map
+                .range(prefix.to_string()..)
                 .take_while(|(k, _)| k.starts_with(prefix))
                 .filter(|(_, e)| e.live(now))
                 .take(limit)
@@ -395,9 +462,7 @@ impl MemoryKv {
         let mut removed = 0;
         for space in self.spaces.iter() {
             if let Ok(mut m) = space.value().lock() {
-                let before = m.len();
-                m.retain(|_, e| e.live(now));
-                removed += before - m.len();
+                removed += m.sweep(now);
             }
         }
         removed
@@ -777,6 +842,41 @@ mod tests {
     #[tokio::test]
     async fn revisions_keep_the_newest_known_value() {
         check_put_revision(&MemoryKv::default()).await;
+    }
+
+    #[test]
+    fn a_plugin_space_is_bounded_and_expired_entries_make_room() {
+        let kv = MemoryKv::with_quota(3 * (MAX_VALUE + 100));
+        let mib = vec![b'x'; MAX_VALUE];
+        kv.set("a", "k1", mib.clone(), None).unwrap();
+        kv.set("a", "k2", mib.clone(), Some(400)).unwrap();
+        kv.set("a", "k3", mib.clone(), None).unwrap();
+        let full = kv.set("a", "k4", mib.clone(), None);
+        assert!(
+            matches!(&full, Err(wit::Error::Invalid(m)) if m.contains("full")),
+            "{full:?}"
+        );
+        assert!(
+            kv.set("b", "k4", mib.clone(), None).is_ok(),
+            "each plugin has its own"
+        );
+        // Replacing a value with one no larger always works; deleting makes room.
+        kv.set("a", "k1", b"small".to_vec(), None).unwrap();
+        kv.set("a", "k4", mib.clone(), None).unwrap();
+        assert!(kv.set("a", "k5", mib.clone(), None).is_err());
+        // Once k2 has expired, the next write that needs room drops it first.
+        std::thread::sleep(Duration::from_millis(450));
+        kv.set("a", "k5", mib.clone(), None).unwrap();
+        assert!(kv
+            .compare_and_swap("a", "k6", None, Some(mib.clone()), None)
+            .is_err());
+        assert!(kv.delete("a", "k4").unwrap());
+        assert!(kv
+            .compare_and_swap("a", "k6", None, Some(mib.clone()), None)
+            .unwrap());
+        assert!(kv.put_revision("a", "k7", 1, mib, None).is_err());
+        kv.delete("a", "k6").unwrap();
+        kv.incr("a", "n", 1, None).unwrap();
     }
 
     #[test]
