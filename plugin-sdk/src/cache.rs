@@ -258,9 +258,102 @@ impl Cache {
         }
     }
 
+    /// The generation and the time of the last `invalidate` (0 for none), in one KV
+    /// call. Both together tell one state of the data from another even when the KV
+    /// store was emptied and the generation counted up to the same number again.
+    fn state(&self) -> Option<(i64, i64)> {
+        let read = kv::get_many(&[self.generation_key(), self.invalidated_key()]);
+        let mut both = match read {
+            Ok(both) if both.len() == 2 => both,
+            Ok(_) => return None,
+            Err(e) => {
+                self.failed("reading the generation", &e);
+                return None;
+            }
+        };
+        let last = match both.pop().flatten() {
+            None => 0,
+            Some(raw) => std::str::from_utf8(&raw).ok()?.parse().ok()?,
+        };
+        let generation = parse_generation(both.pop().flatten()).ok()?;
+        Some((generation, last))
+    }
+
+    /// A stamp for answers about to be computed: `Some` when they are answers the cache
+    /// would keep (it is on, and the last `invalidate` has settled, so every write
+    /// behind the current generation has committed). Take it *before* computing them.
+    /// A caller that keeps the answers with the stamp may use them again while
+    /// [`Cache::still`] holds, without asking for them again.
+    pub fn stamp(&self) -> Option<Stamp> {
+        if self.off() {
+            return None;
+        }
+        let (generation, last_us) = self.state()?;
+        let now = now_us();
+        (last_us == 0 || settled(last_us, now, self.settle)).then_some(Stamp {
+            generation,
+            last_us,
+            at_us: now,
+        })
+    }
+
+    /// Whether answers computed under `stamp` are still current: no `invalidate` since
+    /// it was taken, and it is younger than the cache's TTL (which bounds, as for the
+    /// entries, how long a change behind the plugin's back or a lost invalidation
+    /// goes unseen).
+    pub fn still(&self, stamp: &Stamp) -> bool {
+        if self.off() || !young(stamp.at_us, now_us(), self.ttl) {
+            return false;
+        }
+        self.state() == Some((stamp.generation, stamp.last_us))
+    }
+
     fn failed(&self, what: &str, e: &CapError) {
         failed(self.name, self.ttl, what, e);
     }
+}
+
+/// When a set of a [`Cache`]'s answers was computed: the generation and the last
+/// invalidation then, and the time. Its text form (`Display`, `FromStr`) lets a peer keep the answers and hand the
+/// stamp back later; an unreadable one is an error, treated as "not current".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    generation: i64,
+    last_us: i64,
+    at_us: i64,
+}
+
+impl std::fmt::Display for Stamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.generation, self.last_us, self.at_us)
+    }
+}
+
+impl std::str::FromStr for Stamp {
+    type Err = CapError;
+
+    fn from_str(s: &str) -> Result<Self, CapError> {
+        let bad = || CapError::Invalid(format!("{s:?} is not a cache stamp"));
+        let mut parts = s.split('.').map(|p| p.parse::<i64>().map_err(|_| bad()));
+        let (Some(generation), Some(last_us), Some(at_us), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        Ok(Stamp {
+            generation: generation?,
+            last_us: last_us?,
+            at_us: at_us?,
+        })
+    }
+}
+
+/// Whether a stamp taken at `at_us` is younger than `ttl` at `now_us` (a stamp from the
+/// future, a clock that went back, is not).
+fn young(at_us: i64, now_us: i64, ttl: Duration) -> bool {
+    let ttl_us = i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX);
+    let age = now_us.saturating_sub(at_us);
+    (0..ttl_us).contains(&age)
 }
 
 /// Logs a KV failure of cache `name` (whose entries live `ttl`); a denied capability
@@ -470,6 +563,43 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, digest("SELECT 1 [Int(20), Int(20)]"));
         assert_ne!(a, digest(""));
+    }
+
+    #[test]
+    fn stamps_read_back_and_refuse_anything_else() {
+        let stamp = Stamp {
+            generation: 42,
+            last_us: 7,
+            at_us: 1_700_000_000_000_000,
+        };
+        assert_eq!(stamp.to_string(), "42.7.1700000000000000");
+        assert_eq!("42.7.1700000000000000".parse::<Stamp>().ok(), Some(stamp));
+        assert_eq!("-1.0.5".parse::<Stamp>().ok().map(|s| s.generation), Some(-1));
+        for bad in [
+            "",
+            "42",
+            "42.7",
+            "42.7.",
+            ".7.5",
+            "a.7.5",
+            "4.2.5.1",
+            "42 .7.5",
+            "99999999999999999999.1.1",
+        ] {
+            assert!(bad.parse::<Stamp>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_stamp_is_young_for_the_ttl_and_never_from_the_future() {
+        let ttl = Duration::from_secs(10);
+        assert!(young(1_000_000, 1_000_000, ttl));
+        assert!(young(1_000_000, 10_999_999, ttl));
+        assert!(!young(1_000_000, 11_000_000, ttl));
+        assert!(!young(1_000_001, 1_000_000, ttl), "from the future");
+        assert!(!young(1_000_000, 1_000_000, Duration::ZERO));
+        assert!(young(i64::MIN, i64::MIN, Duration::MAX));
+        assert!(!young(i64::MIN, i64::MAX, ttl), "no overflow");
     }
 
     #[test]

@@ -9,9 +9,20 @@ use crate::call::{expect, expect_found, send};
 /// The plugin these routes belong to.
 pub const PLUGIN: &str = "catalog";
 
-/// `POST /internal/products/lookup` body: at most 100 ids.
+/// `POST /internal/products/lookup` body: at most 100 ids, `known`'s included.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupRequest {
+    pub ids: Vec<String>,
+    /// Products the caller kept from an earlier answer: answered again only when they
+    /// may have changed since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<Known>,
+}
+
+/// Products a caller kept from an earlier lookup, with that answer's `stamp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Known {
+    pub stamp: String,
     pub ids: Vec<String>,
 }
 
@@ -19,6 +30,15 @@ pub struct LookupRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LookupReply {
     pub items: Vec<ProductSummary>,
+    /// Present when the caller may keep these products and send them back as `known`
+    /// with this stamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<String>,
+    /// True when the `known` products are unchanged since their stamp: `items` then
+    /// holds only the `ids`, and `stamp` is the known one. False when `items` holds
+    /// the known products too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
 }
 
 /// A product as the lookup answers it: the fields of the public Product a peer prices
@@ -44,8 +64,28 @@ pub fn lookup(ids: &[&str]) -> Result<Vec<ProductSummary>, ApiError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    lookup_since(ids, None).map(|r| r.items)
+}
+
+/// [`lookup`] for a caller that kept products from an earlier answer (`known`: its
+/// stamp and their ids): they come back only when they may have changed. A call even
+/// for empty `ids` when there are known products.
+pub fn lookup_since(ids: &[&str], known: Option<(&str, &[&str])>) -> Result<LookupReply, ApiError> {
+    let owned = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect();
+    let known = known.filter(|(_, ids)| !ids.is_empty());
+    if ids.is_empty() && known.is_none() {
+        return Ok(LookupReply {
+            items: Vec::new(),
+            stamp: None,
+            unchanged: false,
+        });
+    }
     let body = LookupRequest {
-        ids: ids.iter().map(|s| s.to_string()).collect(),
+        ids: owned(ids),
+        known: known.map(|(stamp, ids)| Known {
+            stamp: stamp.to_string(),
+            ids: owned(ids),
+        }),
     };
     let reply = send(
         PLUGIN,
@@ -53,7 +93,7 @@ pub fn lookup(ids: &[&str]) -> Result<Vec<ProductSummary>, ApiError> {
         "/internal/products/lookup",
         Some(&body),
     )?;
-    expect::<LookupReply>(reply, 200).map(|r| r.items)
+    expect::<LookupReply>(reply, 200)
 }
 
 /// One line of a hold request.
@@ -124,6 +164,11 @@ mod tests {
     #[test]
     fn lookup_shapes() {
         round_trip::<LookupRequest>(r#"{"ids": ["prd_1", "prd_2"]}"#);
+        round_trip::<LookupRequest>(
+            r#"{"ids": ["prd_1"], "known": {"stamp": "4.0.17", "ids": ["prd_2"]}}"#,
+        );
+        let r: LookupReply = round_trip(r#"{"items": [], "stamp": "4.0.17", "unchanged": true}"#);
+        assert!(r.unchanged);
         // A full Product as docs/api.md shows it; the summary keeps its own fields.
         let p: ProductSummary = subset(
             r#"{"id": "prd_1", "sku": "SKU-1", "name": "Atta", "description": null,

@@ -6,24 +6,39 @@ use crate::shop::*;
 
 const FORGED: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c3JfeCIsInJvbGUiOiJjdXN0b21lciJ9.c2lnbmF0dXJl";
 
+/// Runs `statements` straight in `plugin`'s own database, behind its back (its caches
+/// are left alone). `ids` are the ids spliced into them, checked to be plain.
+async fn behind_the_back(app: &TestApp, plugin: &str, ids: &[&str], statements: &[String]) {
+    let plain = |s: &&str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    assert!(
+        ids.iter().all(plain),
+        "ids spliced into SQL must be plain: {ids:?}"
+    );
+    let db =
+        kirana::storage::open_plugin(&app.app().platform.config, plugin, &app.app().platform.db)
+            .await
+            .unwrap_or_else(|e| panic!("{plugin}'s database: {e}"));
+    for statement in statements {
+        kirana::capabilities::sql::execute_raw(&db, statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    db.close().await;
+}
+
 /// Moves the last change of `user_id`'s cart `days` into the past, straight in the
 /// plugin's own database, so expiry can be tested without waiting a week.
 async fn age_cart(app: &TestApp, user_id: &str, days: i64) {
-    let db =
-        kirana::storage::open_plugin(&app.app().platform.config, "cart", &app.app().platform.db)
-            .await
-            .expect("the cart database");
     let micros = days * 86_400 * 1_000_000;
-    assert!(user_id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-    kirana::capabilities::sql::execute_raw(
-        &db,
-        &format!("UPDATE carts SET updated_us = updated_us - {micros} WHERE user_id = '{user_id}'"),
+    behind_the_back(
+        app,
+        "cart",
+        &[user_id],
+        &[format!(
+            "UPDATE carts SET updated_us = updated_us - {micros} WHERE user_id = '{user_id}'"
+        )],
     )
-    .await
-    .expect("ageing the cart");
-    db.close().await;
+    .await;
     forget_cached_cart(app, user_id).await;
 }
 
@@ -40,22 +55,16 @@ async fn forget_cached_cart(app: &TestApp, user_id: &str) {
 
 /// Sets a line's quantity straight in the cart's database, leaving its cache alone.
 async fn quantity_behind_the_back(app: &TestApp, user_id: &str, product_id: &str, q: i64) {
-    let db =
-        kirana::storage::open_plugin(&app.app().platform.config, "cart", &app.app().platform.db)
-            .await
-            .expect("the cart database");
-    let ok = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    assert!(ok(user_id) && ok(product_id));
-    kirana::capabilities::sql::execute_raw(
-        &db,
-        &format!(
+    behind_the_back(
+        app,
+        "cart",
+        &[user_id, product_id],
+        &[format!(
             "UPDATE cart_items SET quantity = {q} \
              WHERE user_id = '{user_id}' AND product_id = '{product_id}'"
-        ),
+        )],
     )
-    .await
-    .expect("changing the line");
-    db.close().await;
+    .await;
 }
 
 async fn add(app: &TestApp, token: &str, product_id: &str, quantity: i64) -> Resp {
@@ -871,21 +880,15 @@ const CACHING: &str = "[catalog]\nproduct_cache_settle_ms = 0\nproduct_cache_sec
 /// Changes a product's price straight in the catalog's database, behind the plugin's
 /// back (no invalidation), so a test can tell a cached answer from a fresh one.
 async fn price_behind_the_back(app: &TestApp, id: &str, price: i64) {
-    let db = kirana::storage::open_plugin(
-        &app.app().platform.config,
+    behind_the_back(
+        app,
         "catalog",
-        &app.app().platform.db,
+        &[id],
+        &[format!(
+            "UPDATE products SET price = {price}, mrp = {price} WHERE id = '{id}'"
+        )],
     )
-    .await
-    .expect("the catalog database");
-    assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
-    kirana::capabilities::sql::execute_raw(
-        &db,
-        &format!("UPDATE products SET price = {price}, mrp = {price} WHERE id = '{id}'"),
-    )
-    .await
-    .expect("changing the price");
-    db.close().await;
+    .await;
 }
 
 /// Service calls from the cart to the catalog so far (every outcome).
@@ -1074,6 +1077,70 @@ backend_test!(
         price_behind_the_back(app, &id, 4300).await;
         let page = app.get(&format!("/api/v1/products/{id}"), None).await;
         assert_eq!(page.body["price"], 4300, "{}", page.text);
+        // Nor may a caller keep what it read: the lookup carries no stamp.
+        let (status, body) = lookup(app, json!([id])).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.get("stamp").is_none(), "{body}");
+        // And the cart did not keep its products: a change behind the back shows.
+        price_behind_the_back(app, &id, 4400).await;
+        let r = add(app, &c.token, &id, 1).await;
+        assert_eq!(unit_prices(&r.body), [4400], "{}", r.text);
+    }
+);
+
+/// Drops the catalog's cached entries (page and summary) of a product, so the next
+/// lookup that asks for it reads the database.
+async fn forget_cached_product(app: &TestApp, id: &str) {
+    let kv = &app.app().platform.kv;
+    let entries = kv
+        .scan("catalog", "cache:listing:", 10_000)
+        .await
+        .expect("listing the catalog's cache");
+    let ends = [format!("=summary:{id}"), format!("=product:{id}")];
+    let mine: Vec<String> = entries
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| ends.iter().any(|end| key.ends_with(end.as_str())))
+        .collect();
+    assert!(!mine.is_empty(), "no cached entry of {id}");
+    for key in mine {
+        kv.delete("catalog", &key).await.expect("dropping an entry");
+    }
+}
+
+backend_test!(
+    an_add_asks_the_catalog_only_for_the_product_added_while_nothing_changed,
+    CACHING,
+    |app| {
+        let admin = app.admin_token().await;
+        let c = app.customer().await;
+        let a = new_product(app, &admin, 5000, 50).await;
+        let b = new_product(app, &admin, 700, 50).await;
+        let d = new_product(app, &admin, 300, 50).await;
+        add_to_cart(app, &c.token, &a, 1).await;
+        // A's price changes where only a read of A would see it: behind the catalog's
+        // back, with the catalog's cached entry gone.
+        price_behind_the_back(app, &a, 4000).await;
+        forget_cached_product(app, &a).await;
+
+        // The add reads B alone: A is priced as the cart kept it, in the answer and in
+        // the read after it.
+        let before = catalog_calls(app).await;
+        let r = add(app, &c.token, &b, 2).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(catalog_calls(app).await - before, 1.0);
+        assert_eq!(unit_prices(&r.body), [5000, 700], "{}", r.text);
+        assert_eq!(r.body["subtotal"], 5000 + 1400);
+        assert_eq!(unit_prices(&cart(app, &c.token).await), [5000, 700]);
+
+        // Any catalog write (here D's stock) may have changed what the cart kept: the
+        // next read asks for every line again and sees A's price.
+        set_stock(app, &admin, &d, 10).await;
+        let body = cart(app, &c.token).await;
+        assert_eq!(unit_prices(&body), [4000, 700], "{body}");
+        let r = add(app, &c.token, &d, 1).await;
+        assert_eq!(unit_prices(&r.body), [4000, 700, 300], "{}", r.text);
+        assert_eq!(r.body["subtotal"], 4000 + 1400 + 300);
     }
 );
 
@@ -1142,7 +1209,7 @@ backend_test!(the_batch_lookup_answers_known_ids_once_in_order, |app| {
         assert_eq!(items[1], Value::Object(summary));
     }
     let (status, body) = lookup(app, json!([])).await;
-    assert_eq!((status, body), (200, json!({"items": []})));
+    assert_eq!((status, &body["items"]), (200, &json!([])), "{body}");
 });
 
 backend_test!(the_batch_lookup_refuses_bad_lists_with_400, |app| {
@@ -1153,7 +1220,7 @@ backend_test!(the_batch_lookup_refuses_bad_lists_with_400, |app| {
     assert_eq!(body["error"]["details"]["fields"][0]["field"], "ids");
     let hundred: Vec<String> = (0..100).map(|i| format!("prd_{i}")).collect();
     let (status, body) = lookup(app, json!(hundred)).await;
-    assert_eq!((status, body), (200, json!({"items": []})));
+    assert_eq!((status, &body["items"]), (200, &json!([])), "{body}");
 
     for bad in [json!("prd_1"), json!([1, "prd_1"]), json!(null)] {
         let (status, body) = lookup(app, bad.clone()).await;
@@ -1184,6 +1251,79 @@ backend_test!(the_batch_lookup_is_internal_only, |app| {
         assert_error(&r, 404, "not_found");
     }
 });
+
+/// `POST /internal/products/lookup` with products kept from an earlier answer.
+async fn lookup_known(app: &TestApp, ids: Value, stamp: &str, known: Value) -> Value {
+    let (status, body) = call_internal(
+        app,
+        "catalog",
+        "POST",
+        "/internal/products/lookup",
+        &[],
+        Some(json!({"ids": ids, "known": {"stamp": stamp, "ids": known}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+backend_test!(
+    the_batch_lookup_answers_known_products_again_only_after_a_catalog_write,
+    CACHING,
+    |app| {
+        let admin = app.admin_token().await;
+        let a = new_product(app, &admin, 1000, 5).await;
+        let b = new_product(app, &admin, 2000, 5).await;
+        let d = new_product(app, &admin, 3000, 5).await;
+        let (status, first) = lookup(app, json!([a])).await;
+        assert_eq!(status, 200, "{first}");
+        let stamp = first["stamp"].as_str().expect("a stamp").to_string();
+        assert!(first.get("unchanged").is_none(), "{first}");
+
+        // Nothing written since: only the ids asked for, under the same stamp.
+        let body = lookup_known(app, json!([b]), &stamp, json!([a])).await;
+        assert_eq!(looked_up_ids(&body), [b.clone()]);
+        assert_eq!(body["unchanged"], true, "{body}");
+        assert_eq!(body["stamp"], stamp.as_str());
+        let body = lookup_known(app, json!([]), &stamp, json!([a, b])).await;
+        assert_eq!(
+            body,
+            json!({"items": [], "stamp": stamp, "unchanged": true})
+        );
+
+        // A stamp the catalog did not give, or too old, is never current.
+        for bad in ["", "x", "1.2", "0.0.1", &format!("{stamp}.1")] {
+            let body = lookup_known(app, json!([b]), bad, json!([a])).await;
+            assert_eq!(looked_up_ids(&body), [b.clone(), a.clone()], "{bad}");
+            assert!(body.get("unchanged").is_none(), "{bad}: {body}");
+        }
+
+        // After a catalog write every known product comes again, under a new stamp.
+        set_stock(app, &admin, &d, 1).await;
+        let body = lookup_known(app, json!([b]), &stamp, json!([a, b])).await;
+        assert_eq!(looked_up_ids(&body), [b.clone(), a.clone()]);
+        assert!(body.get("unchanged").is_none(), "{body}");
+        let fresh = body["stamp"].as_str().expect("a new stamp");
+        assert_ne!(fresh, stamp);
+        let body = lookup_known(app, json!([]), fresh, json!([a])).await;
+        assert_eq!(body["unchanged"], true, "{body}");
+
+        // 100 ids in all.
+        let many: Vec<String> = (0..60).map(|i| format!("prd_{i}")).collect();
+        let known: Vec<String> = (60..101).map(|i| format!("prd_{i}")).collect();
+        let (status, body) = call_internal(
+            app,
+            "catalog",
+            "POST",
+            "/internal/products/lookup",
+            &[],
+            Some(json!({"ids": many, "known": {"stamp": fresh, "ids": known}})),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["details"]["fields"][0]["field"], "known.ids");
+    }
+);
 
 backend_test!(every_cart_route_says_the_catalog_is_down, |app| {
     let admin = app.admin_token().await;
@@ -1277,25 +1417,20 @@ backend_test!(a_cached_cart_is_replaced_by_every_change, |app| {
 /// (bumping the cart's revision) but without the cache hearing of it: a change whose
 /// write after commit was lost.
 async fn change_the_cache_missed(app: &TestApp, user_id: &str, product_id: &str) {
-    let db =
-        kirana::storage::open_plugin(&app.app().platform.config, "cart", &app.app().platform.db)
-            .await
-            .expect("the cart database");
-    let ok = |s: &str| s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    assert!(ok(user_id) && ok(product_id));
-    for statement in [
-        format!("UPDATE carts SET rev = rev + 1 WHERE user_id = '{user_id}'"),
-        format!(
-            "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us) \
-             VALUES ('{user_id}', '{product_id}', 4, '2026-01-01T00:00:00Z', 1) \
-             ON CONFLICT (user_id, product_id) DO NOTHING"
-        ),
-    ] {
-        kirana::capabilities::sql::execute_raw(&db, &statement)
-            .await
-            .expect("changing the cart");
-    }
-    db.close().await;
+    behind_the_back(
+        app,
+        "cart",
+        &[user_id, product_id],
+        &[
+            format!("UPDATE carts SET rev = rev + 1 WHERE user_id = '{user_id}'"),
+            format!(
+                "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us) \
+                 VALUES ('{user_id}', '{product_id}', 4, '2026-01-01T00:00:00Z', 1) \
+                 ON CONFLICT (user_id, product_id) DO NOTHING"
+            ),
+        ],
+    )
+    .await;
 }
 
 backend_test!(

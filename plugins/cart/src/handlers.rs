@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use kirana_sdk::prelude::*;
 
-use crate::catalog;
+use crate::catalog::{self, PricesRef};
 use crate::promotions::{self, NoQuote};
 use crate::rules::{
     check_stock, is_buyable, merge_quantity, price_cart, validate_add, validate_coupon_code,
@@ -43,9 +43,24 @@ struct Snapshot {
     extra_looked_up: bool,
     /// Lines of products that can no longer be bought were dropped (a change).
     dropped: bool,
+    /// The catalog's stamp on `products`, when they may be kept.
+    stamp: Option<String>,
 }
 
 impl Snapshot {
+    /// The products of the cart's lines, to keep with the cached cart: the next read or
+    /// change then asks the catalog only for what they do not cover.
+    fn prices(&self) -> Option<PricesRef<'_>> {
+        let stamp = self.stamp.as_deref()?;
+        let products = self
+            .stored
+            .lines
+            .iter()
+            .map(|l| self.products.get(&l.product_id))
+            .collect::<Option<Vec<_>>>()?;
+        Some(PricesRef { stamp, products })
+    }
+
     fn product(&self, product_id: &str) -> Option<&Product> {
         self.products.get(product_id).filter(|p| p.is_active)
     }
@@ -109,25 +124,39 @@ fn owner(req: &Request) -> Result<String, ApiError> {
 /// Prices a cart already read with ONE catalog lookup covering its lines and `extra`,
 /// and deletes lines whose product is gone or inactive: a cart must not offer what
 /// cannot be bought. `extra` is left out of a full cart, so one lookup never carries
-/// more than `MAX_LINES` ids (the catalog's batch limit).
+/// more than `MAX_LINES` ids (the catalog's batch limit). A cached cart that kept its
+/// lines' products asks only for `extra`, and for its lines again only when the
+/// catalog changed since ([`catalog::lookup`]).
 fn priced(
     user_id: &str,
     mut stored: StoredCart,
     extra: Option<&str>,
+    config: &CartConfig,
 ) -> Result<Snapshot, ApiError> {
     let mut extra_looked_up = false;
-    let products = {
-        let mut ids: Vec<&str> = stored.lines.iter().map(|l| l.product_id.as_str()).collect();
+    let kept = stored.prices.take().and_then(|mut kept| {
+        kept.products
+            .retain(|p| stored.quantity_of(&p.id).is_some());
+        // Kept only when they cover every line: a line without its product would read
+        // as a product gone, and be dropped.
+        (kept.products.len() == stored.lines.len()).then_some(kept)
+    });
+    let looked = {
+        let mut ids: Vec<&str> = match kept {
+            Some(_) => Vec::new(),
+            None => stored.lines.iter().map(|l| l.product_id.as_str()).collect(),
+        };
         if let Some(id) = extra {
-            if ids.contains(&id) {
+            if stored.quantity_of(id).is_some() {
                 extra_looked_up = true;
-            } else if ids.len() < MAX_LINES {
+            } else if stored.lines.len() < MAX_LINES {
                 ids.push(id);
                 extra_looked_up = true;
             }
         }
-        catalog::lookup(&ids)?
+        catalog::lookup(&ids, kept)?
     };
+    let products = looked.products;
     let dead: Vec<String> = stored
         .lines
         .iter()
@@ -135,7 +164,7 @@ fn priced(
         .map(|l| l.product_id.clone())
         .collect();
     if !dead.is_empty() {
-        let rev = store::drop_lines(user_id, &dead)?;
+        let rev = store::drop_lines(user_id, &dead, config)?;
         stored.advance(rev);
         stored.lines.retain(|l| !dead.contains(&l.product_id));
     }
@@ -144,6 +173,7 @@ fn priced(
         products,
         extra_looked_up,
         dropped: !dead.is_empty(),
+        stamp: looked.stamp,
     })
 }
 
@@ -152,11 +182,11 @@ fn priced(
 /// again (this call's change holds it until the call commits).
 fn settle(user_id: &str, snap: Snapshot, config: &CartConfig) -> Result<Snapshot, ApiError> {
     let snap = if snap.stored.inexact {
-        priced(user_id, store::load_stored(user_id, config)?, None)?
+        priced(user_id, store::load_stored(user_id, config)?, None, config)?
     } else {
         snap
     };
-    store::publish(user_id, &snap.stored);
+    store::publish(user_id, &snap.stored, snap.prices(), config);
     Ok(snap)
 }
 
@@ -165,7 +195,7 @@ pub fn get_cart(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
     let config = CartConfig::load();
     let stored = store::load(&user_id, &config)?;
-    let snap = priced(&user_id, stored, None)?;
+    let snap = priced(&user_id, stored, None, &config)?;
     let snap = if snap.dropped {
         settle(&user_id, snap, &config)?
     } else {
@@ -185,7 +215,12 @@ pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
     let body: ApplyCoupon = req.json()?;
     let code = validate_coupon_code(&body.code)?;
     let config = CartConfig::load();
-    let mut snap = priced(&user_id, store::load_for_change(&user_id, &config)?, None)?;
+    let mut snap = priced(
+        &user_id,
+        store::load_for_change(&user_id, &config)?,
+        None,
+        &config,
+    )?;
     if snap.stored.lines.is_empty() {
         return Err(ApiError::new(
             400,
@@ -196,7 +231,7 @@ pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
     let subtotal = snap.view(&config).subtotal;
     let quoted = promotions::quote(&code, &user_id, subtotal).map_err(NoQuote::into_error)?;
     snap.stored
-        .apply(&store::set_coupon(&user_id, Some(&quoted.code))?);
+        .apply(&store::set_coupon(&user_id, Some(&quoted.code), &config)?);
     snap.stored.coupon_code = Some(quoted.code.clone());
     let snap = settle(&user_id, snap, &config)?;
     let view = snap.view(&config).with_coupon(CouponState::Applied {
@@ -213,10 +248,10 @@ pub fn remove_coupon(req: &Request) -> Result<Response, ApiError> {
     let config = CartConfig::load();
     let mut stored = store::load_for_change(&user_id, &config)?;
     if stored.coupon_code.take().is_none() {
-        return Ok(priced(&user_id, stored, None)?.render(&user_id, &config));
+        return Ok(priced(&user_id, stored, None, &config)?.render(&user_id, &config));
     }
-    stored.apply(&store::set_coupon(&user_id, None)?);
-    let snap = settle(&user_id, priced(&user_id, stored, None)?, &config)?;
+    stored.apply(&store::set_coupon(&user_id, None, &config)?);
+    let snap = settle(&user_id, priced(&user_id, stored, None, &config)?, &config)?;
     Ok(snap.render(&user_id, &config))
 }
 
@@ -236,7 +271,7 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
         } else {
             store::load_stored(&user_id, &config)?
         };
-        let mut snap = priced(&user_id, stored, Some(&body.product_id))?;
+        let mut snap = priced(&user_id, stored, Some(&body.product_id), &config)?;
         let existing = snap.stored.quantity_of(&body.product_id);
         if existing.is_none() && snap.stored.lines.len() >= MAX_LINES {
             return Err(ApiError::invalid_field(
@@ -252,7 +287,7 @@ pub fn add_item(req: &Request) -> Result<Response, ApiError> {
             .ok_or_else(|| ApiError::not_found("product"))?
             .clone();
         check_add(&product, existing.unwrap_or(0), body.quantity)?;
-        let (change, quantity) = write_add(&user_id, &product, body.quantity)?;
+        let (change, quantity) = write_add(&user_id, &product, body.quantity, &config)?;
         snap.stored.apply(&change);
         let Some(quantity) = quantity else {
             continue; // the line lost its room and got it back meanwhile: start over
@@ -291,9 +326,10 @@ fn write_add(
     user_id: &str,
     product: &Product,
     added: i64,
+    config: &CartConfig,
 ) -> Result<(store::Touched, Option<i64>), ApiError> {
     let bound = MAX_LINE_QUANTITY.min(product.stock);
-    let (change, quantity) = store::add_to_line(user_id, &product.id, added, bound)?;
+    let (change, quantity) = store::add_to_line(user_id, &product.id, added, bound, config)?;
     if quantity.is_none() {
         // The line exists but has no room for `added` any more.
         if let Some(now) = store::line_quantity(user_id, &product.id)? {
@@ -313,7 +349,12 @@ pub fn set_item(req: &Request) -> Result<Response, ApiError> {
     if body.quantity == 0 {
         return remove(&user_id, &product_id, &config);
     }
-    let mut snap = priced(&user_id, store::load_for_change(&user_id, &config)?, None)?;
+    let mut snap = priced(
+        &user_id,
+        store::load_for_change(&user_id, &config)?,
+        None,
+        &config,
+    )?;
     if snap.stored.quantity_of(&product_id).is_none() {
         return Err(ApiError::not_found("cart item"));
     }
@@ -321,7 +362,7 @@ pub fn set_item(req: &Request) -> Result<Response, ApiError> {
         .product(&product_id)
         .ok_or_else(|| ApiError::not_found("cart item"))?;
     check_stock(product, body.quantity)?;
-    let change = store::touch(&user_id)?;
+    let change = store::touch(&user_id, &config)?;
     if !store::set_quantity(&user_id, &product_id, body.quantity)? {
         return Err(ApiError::not_found("cart item")); // removed meanwhile
     }
@@ -351,26 +392,26 @@ fn remove(user_id: &str, product_id: &str, config: &CartConfig) -> Result<Respon
     // The cart row before the line, as every change does: PostgreSQL locks rows in the
     // order they are written, and one order for all keeps two changes of one cart from
     // deadlocking.
-    let change = store::touch(user_id)?;
+    let change = store::touch(user_id, config)?;
     if !store::remove_line(user_id, product_id)? {
         return Err(ApiError::not_found("cart item")); // removed meanwhile
     }
     stored.apply(&change);
     stored.lines.retain(|l| l.product_id != product_id);
-    Ok(settle(user_id, priced(user_id, stored, None)?, config)?.render(user_id, config))
+    Ok(settle(user_id, priced(user_id, stored, None, config)?, config)?.render(user_id, config))
 }
 
 /// `DELETE /api/v1/cart`.
 pub fn clear_cart(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
-    empty(&user_id)
+    empty(&user_id, &CartConfig::load())
 }
 
 /// Empties a cart and drops its coupon (after checkout it has been redeemed); it counts
 /// as a change, so `updated_at` moves to now. The cart row is written before the lines,
 /// as every change does.
-fn empty(user_id: &str) -> Result<Response, ApiError> {
-    let change = store::set_coupon(user_id, None)?;
+fn empty(user_id: &str, config: &CartConfig) -> Result<Response, ApiError> {
+    let change = store::set_coupon(user_id, None, config)?;
     store::clear(user_id)?;
     // Whatever the cart held, it is now known exactly: empty since this change.
     let mut emptied = StoredCart {
@@ -378,7 +419,7 @@ fn empty(user_id: &str) -> Result<Response, ApiError> {
         ..StoredCart::default()
     };
     emptied.apply(&change);
-    store::publish(user_id, &emptied);
+    store::publish(user_id, &emptied, None, config);
     Ok(Response::no_content())
 }
 
@@ -389,9 +430,14 @@ fn empty(user_id: &str) -> Result<Response, ApiError> {
 pub fn internal_get(req: &Request) -> Result<Response, ApiError> {
     let user_id: String = req.param("user_id")?;
     let config = CartConfig::load();
-    let snap = priced(&user_id, store::load_stored(&user_id, &config)?, None)?;
+    let snap = priced(
+        &user_id,
+        store::load_stored(&user_id, &config)?,
+        None,
+        &config,
+    )?;
     if snap.dropped {
-        store::publish(&user_id, &snap.stored);
+        store::publish(&user_id, &snap.stored, None, &config);
     }
     let view = snap.view(&config);
     let view = match snap.stored.coupon_code {
@@ -404,5 +450,5 @@ pub fn internal_get(req: &Request) -> Result<Response, ApiError> {
 /// `DELETE /internal/carts/{user_id}`: empties it, for `orders` after checkout.
 pub fn internal_clear(req: &Request) -> Result<Response, ApiError> {
     let user_id: String = req.param("user_id")?;
-    empty(&user_id)
+    empty(&user_id, &CartConfig::load())
 }

@@ -27,6 +27,10 @@ pub struct CartConfig {
     pub free_delivery_threshold: i64,
     /// Days without change after which a cart is emptied; `<= 0` never expires.
     pub cart_ttl_days: i64,
+    /// Seconds a cart read is kept in KV; 0 turns the cache off. The cache is exact
+    /// (every change records its revision once it commits); the TTL only bounds how
+    /// long an entry can outlive a change the KV store missed.
+    pub cache_seconds: u64,
 }
 
 impl Default for CartConfig {
@@ -35,13 +39,14 @@ impl Default for CartConfig {
             delivery_fee: 2500,
             free_delivery_threshold: 19900,
             cart_ttl_days: 7,
+            cache_seconds: 60,
         }
     }
 }
 
 impl CartConfig {
-    /// Reads the plugin's `[cart]` section; a negative money setting falls back to its
-    /// default (a negative fee or threshold would make no sense).
+    /// Reads the plugin's `[cart]` section, once per request; a negative money setting
+    /// falls back to its default (a negative fee or threshold would make no sense).
     pub fn load() -> Self {
         let d = Self::default();
         let non_negative = |v: i64, default: i64| if v < 0 { default } else { v };
@@ -55,6 +60,7 @@ impl CartConfig {
                 d.free_delivery_threshold,
             ),
             cart_ttl_days: kirana_sdk::config::get_or("cart_ttl_days", d.cart_ttl_days),
+            cache_seconds: kirana_sdk::config::get_or("cache_seconds", d.cache_seconds),
         }
     }
 
@@ -355,6 +361,7 @@ mod tests {
             delivery_fee: 1000,
             free_delivery_threshold: 500,
             cart_ttl_days: 7,
+            cache_seconds: 60,
         };
         assert_eq!(custom.delivery_fee_for(499), 1000);
         assert_eq!(custom.delivery_fee_for(500), 0);

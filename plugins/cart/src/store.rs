@@ -17,40 +17,48 @@ use std::time::Duration;
 use kirana_sdk::cache::Revisioned;
 use kirana_sdk::prelude::*;
 use kirana_sdk::sql::{self, Dialect};
-use kirana_sdk::{serde_json, CapError};
+use kirana_sdk::CapError;
 
+use crate::catalog::{Prices, PricesRef};
 use crate::rules::{CartConfig, Line};
 
-/// How long a cart read is kept in KV (`[cart] cache_seconds`; 0 turns it off). The
-/// cache is exact (every change below moves the cart's version once it commits); the
-/// TTL only bounds how long an entry can outlive a version change the KV store missed.
-const DEFAULT_CACHE_SECS: u64 = 60;
-
-/// Carts as last read or written, one entry per user (see [`Revisioned`]).
-fn carts() -> Revisioned {
-    let secs = kirana_sdk::config::get_or("cache_seconds", DEFAULT_CACHE_SECS);
+/// Carts as last read or written, one entry per user (see [`Revisioned`]), kept for
+/// `[cart] cache_seconds`.
+fn carts(config: &CartConfig) -> Revisioned {
     Revisioned::new(
         "carts",
         <crate::Cart as Plugin>::VERSION,
-        Duration::from_secs(secs),
+        Duration::from_secs(config.cache_seconds),
     )
 }
 
-/// Every change of a user's cart calls this with the revision it made: once the change
-/// commits, readers no longer get an older cart (they read the database until
-/// [`publish`] gives the cart at that revision).
-fn changed(user_id: &str, rev: u64) {
-    carts().wrote(user_id, rev, None);
+/// A cached cart: the cart, and the products of its lines as last priced (postcard).
+fn encode(cart: &StoredCart, prices: Option<PricesRef<'_>>) -> Option<Vec<u8>> {
+    postcard::to_allocvec(&(cart, prices)).ok()
+}
+
+/// A cached cart, its kept products in [`StoredCart::prices`]; `None` when it cannot be
+/// read (never expected: entries are per plugin version).
+fn decode(entry: &[u8]) -> Option<StoredCart> {
+    let (mut cart, prices): (StoredCart, Option<Prices>) = postcard::from_bytes(entry).ok()?;
+    cart.prices = prices;
+    Some(cart)
 }
 
 /// Records the cart as this call leaves it, once the call commits, when it is known
-/// exactly (see [`StoredCart::advance`]); readers then get it without a read.
-pub fn publish(user_id: &str, cart: &StoredCart) {
+/// exactly (see [`StoredCart::advance`]), with the products it was priced with when
+/// they may be kept; readers then get it without a read.
+pub fn publish(
+    user_id: &str,
+    cart: &StoredCart,
+    prices: Option<PricesRef<'_>>,
+    config: &CartConfig,
+) {
     if cart.inexact {
         return;
     }
-    if let Ok(bytes) = serde_json::to_vec(cart) {
-        carts().wrote(user_id, cart.rev, Some(&bytes));
+    if let Some(bytes) = encode(cart, prices) {
+        carts(config).wrote(user_id, cart.rev, Some(&bytes));
     }
 }
 
@@ -127,6 +135,10 @@ pub struct StoredCart {
     pub coupon_code: Option<String>,
     #[serde(default)]
     pub rev: u64,
+    /// The products of its lines as the catalog last priced them, kept in the cached
+    /// copy only, beside the cart (see [`crate::catalog::lookup`]).
+    #[serde(skip)]
+    pub prices: Option<Prices>,
     /// Someone else changed the cart between our read and our change: this copy is not
     /// the cart at `rev`, and is not published.
     #[serde(skip)]
@@ -172,8 +184,8 @@ pub fn load(user_id: &str, config: &CartConfig) -> Result<StoredCart, CapError> 
     }
     let cart = load_stored(user_id, config)?;
     if !cart.wiped {
-        if let Ok(bytes) = serde_json::to_vec(&cart) {
-            carts().offer(user_id, cart.rev, &bytes);
+        if let Some(bytes) = encode(&cart, None) {
+            carts(config).offer(user_id, cart.rev, &bytes);
         }
     }
     Ok(cart)
@@ -192,8 +204,8 @@ pub fn load_for_change(user_id: &str, config: &CartConfig) -> Result<StoredCart,
 /// The cached cart at its revision, unless it is unknown, cannot be decoded (never
 /// expected: values are per plugin version) or has expired.
 fn cached(user_id: &str, config: &CartConfig) -> Option<StoredCart> {
-    let held = carts().get(user_id)?;
-    let mut cart: StoredCart = serde_json::from_slice(&held.value?).ok()?;
+    let held = carts(config).get(user_id)?;
+    let mut cart = decode(&held.value?)?;
     let cutoff = config.expiry_cutoff_us(now_stamp().1);
     if cart
         .updated_us
@@ -270,7 +282,7 @@ fn expire(user_id: &str, config: &CartConfig, rev: u64) -> Result<StoredCart, Ca
         // Changed meanwhile: read it as it is now.
         return load_stored(user_id, config);
     }
-    let new_rev = bumped(user_id, wiped.first())?;
+    let new_rev = bumped(user_id, wiped.first(), config)?;
     sql::execute(
         "DELETE FROM cart_items WHERE user_id = $1",
         &params![user_id],
@@ -285,12 +297,14 @@ fn revision(row: sql::Row<'_>) -> Result<u64, CapError> {
     u64::try_from(rev).map_err(|_| CapError::Invalid(format!("a cart revision of {rev}")))
 }
 
-/// The revision a change's statement returned (its `RETURNING rev` row), recorded for
-/// the cache. A bump always returns its row.
-fn bumped(user_id: &str, row: Option<sql::Row<'_>>) -> Result<u64, CapError> {
+/// The revision a change's statement returned (its `RETURNING rev` row). Every change
+/// of a cart goes through here, which records the revision in the cache: once the
+/// change commits, readers no longer get an older cart (they read the database until
+/// [`publish`] gives the cart at that revision). A bump always returns its row.
+fn bumped(user_id: &str, row: Option<sql::Row<'_>>, config: &CartConfig) -> Result<u64, CapError> {
     let row = row.ok_or_else(|| CapError::Failed("a cart change returned no revision".into()))?;
     let rev = revision(row)?;
-    changed(user_id, rev);
+    carts(config).wrote(user_id, rev, None);
     Ok(rev)
 }
 
@@ -311,11 +325,12 @@ pub struct Touched {
 }
 
 /// Records that the cart changed now: its new `updated_at` and revision.
-pub fn touch(user_id: &str) -> Result<Touched, CapError> {
+pub fn touch(user_id: &str, config: &CartConfig) -> Result<Touched, CapError> {
     let (at, us) = now_stamp();
     let rev = bumped(
         user_id,
         sql::query(TOUCH, &params![user_id, at, us])?.first(),
+        config,
     )?;
     Ok(Touched {
         updated_at: at,
@@ -326,7 +341,11 @@ pub fn touch(user_id: &str) -> Result<Touched, CapError> {
 
 /// Records that the cart changed now and sets its coupon (`None` removes it). One
 /// statement: the cart row is the first row a change writes.
-pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<Touched, CapError> {
+pub fn set_coupon(
+    user_id: &str,
+    code: Option<&str>,
+    config: &CartConfig,
+) -> Result<Touched, CapError> {
     let (at, us) = now_stamp();
     // Text even for "none": a NULL parameter has no text type on PostgreSQL.
     let changed = sql::query(
@@ -338,7 +357,7 @@ pub fn set_coupon(user_id: &str, code: Option<&str>) -> Result<Touched, CapError
          RETURNING rev",
         &params![user_id, at, us, code.unwrap_or("")],
     )?;
-    let rev = bumped(user_id, changed.first())?;
+    let rev = bumped(user_id, changed.first(), config)?;
     Ok(Touched {
         updated_at: at,
         updated_us: us,
@@ -356,6 +375,7 @@ pub fn add_to_line(
     product_id: &str,
     quantity: i64,
     bound: i64,
+    config: &CartConfig,
 ) -> Result<(Touched, Option<i64>), CapError> {
     const UPSERT: &str =
         "INSERT INTO cart_items (user_id, product_id, quantity, added_at, added_us)
@@ -376,11 +396,12 @@ pub fn add_to_line(
                 ),
                 &params,
             )?;
-            let quantity: Option<i64> = match rows.first() {
+            let row = rows.first();
+            let quantity: Option<i64> = match &row {
                 Some(row) => row.get("quantity")?,
                 None => None,
             };
-            let rev = bumped(user_id, rows.first())?;
+            let rev = bumped(user_id, row, config)?;
             let touched = Touched {
                 updated_at: at,
                 updated_us: us,
@@ -389,7 +410,7 @@ pub fn add_to_line(
             Ok((touched, quantity))
         }
         Dialect::Sqlite => {
-            let touched = touch(user_id)?;
+            let touched = touch(user_id, config)?;
             let params = params![
                 user_id,
                 touched.updated_at.clone(),
@@ -436,12 +457,16 @@ pub fn remove_line(user_id: &str, product_id: &str) -> Result<bool, CapError> {
 
 /// Removes lines whose product can no longer be bought, as a change of its own that
 /// leaves `updated_at` alone (the customer did nothing): its new revision.
-pub fn drop_lines(user_id: &str, product_ids: &[String]) -> Result<u64, CapError> {
+pub fn drop_lines(
+    user_id: &str,
+    product_ids: &[String],
+    config: &CartConfig,
+) -> Result<u64, CapError> {
     let bump = sql::query(
         "UPDATE carts SET rev = rev + 1 WHERE user_id = $1 RETURNING rev",
         &params![user_id],
     )?;
-    let rev = bumped(user_id, bump.first())?;
+    let rev = bumped(user_id, bump.first(), config)?;
     for product_id in product_ids {
         remove_line(user_id, product_id)?;
     }
@@ -455,4 +480,58 @@ pub fn clear(user_id: &str) -> Result<(), CapError> {
         &params![user_id],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::Product;
+
+    #[test]
+    fn a_cached_cart_reads_back_with_its_prices_and_without_its_call_state() {
+        let product = Product {
+            id: "prd_1".into(),
+            name: "Atta \"chakki\"".into(),
+            unit: "5 kg".into(),
+            image_url: None,
+            price: 28900,
+            mrp: 31500,
+            stock: 3,
+            is_active: true,
+        };
+        let cart = StoredCart {
+            lines: vec![Line {
+                product_id: "prd_1".into(),
+                quantity: 2,
+            }],
+            updated_at: Some("2026-12-06T10:00:00Z".into()),
+            updated_us: Some(1_765_015_200_000_000),
+            coupon_code: Some("SAVE10".into()),
+            rev: u64::MAX,
+            prices: None,
+            inexact: false,
+            wiped: true,
+        };
+        let prices = PricesRef {
+            stamp: "4.0.17",
+            products: vec![&product],
+        };
+        let back = decode(&encode(&cart, Some(prices)).unwrap()).unwrap();
+        assert_eq!(back.lines, cart.lines);
+        assert_eq!(
+            (back.updated_at, back.updated_us, back.coupon_code, back.rev),
+            (cart.updated_at.clone(), cart.updated_us, cart.coupon_code.clone(), u64::MAX)
+        );
+        assert_eq!(
+            back.prices,
+            Some(Prices {
+                stamp: "4.0.17".into(),
+                products: vec![product],
+            })
+        );
+        assert!(!back.wiped, "a call's own state is not stored");
+        let bare = decode(&encode(&StoredCart::default(), None).unwrap()).unwrap();
+        assert!(bare.lines.is_empty() && bare.prices.is_none() && bare.rev == 0);
+        assert!(decode(b"").is_none() && decode(b"{\"lines\":[]}").is_none());
+    }
 }

@@ -11,11 +11,12 @@
 
 use std::time::Duration;
 
-use kirana_sdk::cache::{Cache, Computed};
+use kirana_sdk::cache::{Cache, Computed, Stamp};
 use kirana_sdk::config;
 use kirana_sdk::prelude::*;
 
 use crate::db;
+use crate::input::Lookup;
 use crate::listing;
 use crate::model::Product;
 use kirana_shop::catalog::ProductSummary;
@@ -124,8 +125,13 @@ fn by_ids(form: Form, ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
     Ok(entries.into_iter().map(decode).collect())
 }
 
-/// `{"items": [..]}` from products' JSON, without parsing it again.
-fn items_body<'a>(products: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+/// `{"items": [..], "stamp"?: "..", "unchanged"?: true}` from products' JSON, without
+/// parsing it again.
+fn items_body<'a>(
+    products: impl Iterator<Item = &'a [u8]>,
+    stamp: Option<Stamp>,
+    unchanged: bool,
+) -> Vec<u8> {
     let mut body = b"{\"items\":[".to_vec();
     for (i, p) in products.enumerate() {
         if i > 0 {
@@ -133,15 +139,49 @@ fn items_body<'a>(products: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
         }
         body.extend_from_slice(p);
     }
-    body.extend_from_slice(b"]}");
+    body.push(b']');
+    if let Some(stamp) = stamp {
+        // Digits, dots and a sign only: nothing to escape.
+        body.extend_from_slice(format!(",\"stamp\":\"{stamp}\"").as_bytes());
+    }
+    if unchanged {
+        body.extend_from_slice(b",\"unchanged\":true");
+    }
+    body.push(b'}');
     body
 }
 
-/// The answer of `POST /internal/products/lookup` for these (validated, distinct) ids:
+/// The answer of `POST /internal/products/lookup` (validated, distinct ids):
 /// `{"items": [ProductSummary]}` for those that exist, active or not, in the order asked.
-pub fn lookup(ids: &[String]) -> Result<Response, ApiError> {
-    let found = by_ids(Form::Summary, ids)?;
-    let body = items_body(found.iter().flatten().map(|(_, json)| json.as_slice()));
+///
+/// A caller may keep the products of an answer that carries a `stamp` (taken before
+/// they were read, and only when the product cache would keep them: see
+/// [`Cache::stamp`]) and send them back as `known`. While no catalog write invalidated
+/// the cache since, and the stamp is younger than the product cache's TTL, the known
+/// products are not read again: the answer holds only `ids`, says `unchanged`, and
+/// carries the known stamp. Otherwise it holds the known products too, under a new
+/// stamp. An add to a cart then reads one product, not the whole cart's.
+pub fn lookup(asked: Lookup) -> Result<Response, ApiError> {
+    let cache = cache();
+    let (ids, stamp, unchanged) = match asked.known {
+        None => (asked.ids, cache.stamp(), false),
+        Some((known_stamp, known)) => match known_stamp.parse::<Stamp>() {
+            Ok(s) if cache.still(&s) => (asked.ids, Some(s), true),
+            // Not current, or not a stamp the catalog gives: answered like the ids.
+            _ => {
+                let stamp = cache.stamp();
+                let mut ids = asked.ids;
+                ids.extend(known);
+                (ids, stamp, false)
+            }
+        },
+    };
+    let found = by_ids(Form::Summary, &ids)?;
+    let body = items_body(
+        found.iter().flatten().map(|(_, json)| json.as_slice()),
+        stamp,
+        unchanged,
+    );
     Ok(Response::json_bytes(200, body))
 }
 
@@ -217,10 +257,26 @@ mod tests {
     fn the_lookup_body_lists_the_products_in_order() {
         let a = kirana_sdk::serde_json::to_vec(&product(true)).unwrap();
         let b = b"{\"id\":\"prd_2\"}".to_vec();
-        let body = items_body([a.as_slice(), b.as_slice()].into_iter());
+        let body = items_body([a.as_slice(), b.as_slice()].into_iter(), None, false);
         let v: Value = kirana_sdk::serde_json::from_slice(&body).unwrap();
         assert_eq!(v["items"][0]["name"], "Atta \"chakki\"");
         assert_eq!(v["items"][1]["id"], "prd_2");
-        assert_eq!(items_body(std::iter::empty()), b"{\"items\":[]}");
+        assert_eq!(
+            items_body(std::iter::empty(), None, false),
+            b"{\"items\":[]}"
+        );
+        // With a stamp, as the callers' `LookupReply` reads it.
+        let stamp: Stamp = "-3.17.1700000000000000".parse().unwrap();
+        let (_, c) = decode(encode(Form::Summary, &product(true)).unwrap()).unwrap();
+        let body = items_body([c.as_slice()].into_iter(), Some(stamp), true);
+        let reply: kirana_shop::catalog::LookupReply =
+            kirana_sdk::serde_json::from_slice(&body).unwrap();
+        assert_eq!(reply.stamp.as_deref(), Some("-3.17.1700000000000000"));
+        assert!(reply.unchanged);
+        assert_eq!(reply.items[0].id, "prd_1");
+        let body = items_body(std::iter::empty(), Some(stamp), false);
+        let reply: kirana_shop::catalog::LookupReply =
+            kirana_sdk::serde_json::from_slice(&body).unwrap();
+        assert!(!reply.unchanged && reply.stamp.is_some());
     }
 }

@@ -239,22 +239,63 @@ pub fn parse_lines(obj: &Map<String, Value>) -> Result<Vec<Line>, ApiError> {
     Ok(lines)
 }
 
-/// `{"ids": [..]}`: at most [`MAX_BATCH`] strings; duplicates collapse, order kept.
-pub fn parse_ids(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
+/// `POST /internal/products/lookup`: the ids to answer, and the products the caller
+/// kept from an earlier answer (`known`: that answer's stamp and their ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub ids: Vec<String>,
+    pub known: Option<(String, Vec<String>)>,
+}
+
+/// `{"ids": [..], "known"?: {"stamp": "..", "ids": [..]}}`: at most [`MAX_BATCH`] ids
+/// in all; a known id also asked for in `ids` is answered there.
+pub fn parse_lookup(obj: &Map<String, Value>) -> Result<Lookup, ApiError> {
     let mut f = Fields::new(obj);
-    let Some(raw) = f.raw("ids") else {
-        f.error("ids", "is required");
-        return Err(ApiError::validation(f.take_errors()));
+    let ids = id_list(&mut f, "ids", obj.get("ids"), MAX_BATCH).unwrap_or_default();
+    let known = match obj.get("known") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(k)) => {
+            let stamp = match k.get("stamp") {
+                Some(Value::String(s)) if s.len() <= 64 => Some(s.clone()),
+                _ => {
+                    f.error("known.stamp", "must be the stamp of an earlier answer");
+                    None
+                }
+            };
+            let room = MAX_BATCH.saturating_sub(ids.len());
+            let known_ids = id_list(&mut f, "known.ids", k.get("ids"), room)
+                .map(|k| k.into_iter().filter(|id| !ids.contains(id)).collect());
+            stamp.zip(known_ids)
+        }
+        Some(_) => {
+            f.error("known", "must be an object {stamp, ids}");
+            None
+        }
+    };
+    f.finish()?;
+    Ok(Lookup { ids, known })
+}
+
+/// The strings of the array `raw` (field `name`), at most `max`; duplicates collapse,
+/// order kept. `None` (with the error recorded) when it is not such an array.
+fn id_list(f: &mut Fields, name: &str, raw: Option<&Value>, max: usize) -> Option<Vec<String>> {
+    let Some(raw) = raw else {
+        f.error(name, "is required");
+        return None;
     };
     let Some(raw) = raw.as_array() else {
-        f.error("ids", "must be an array of strings");
-        return Err(ApiError::validation(f.take_errors()));
+        f.error(name, "must be an array of strings");
+        return None;
     };
-    if raw.len() > MAX_BATCH {
-        f.error("ids", format!("must hold at most {MAX_BATCH} ids"));
-        return Err(ApiError::validation(f.take_errors()));
+    if raw.len() > max {
+        f.error(
+            name,
+            format!("must hold at most {max} ids ({MAX_BATCH} in one lookup)"),
+        );
+        return None;
     }
     let mut ids: Vec<String> = Vec::with_capacity(raw.len());
+    let mut ok = true;
     for (i, v) in raw.iter().enumerate() {
         match v.as_str() {
             Some(s) => {
@@ -262,11 +303,13 @@ pub fn parse_ids(obj: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
                     ids.push(s.to_string());
                 }
             }
-            None => f.error(&format!("ids[{i}]"), "must be a string"),
+            None => {
+                f.error(&format!("{name}[{i}]"), "must be a string");
+                ok = false;
+            }
         }
     }
-    f.finish()?;
-    Ok(ids)
+    ok.then_some(ids)
 }
 
 #[cfg(test)]
@@ -443,6 +486,7 @@ mod tests {
             .collect();
         assert!(parse_lines(&obj(json!({ "items": many }))).is_err());
 
+        let parse_ids = |o: &Map<String, Value>| parse_lookup(o).map(|l| l.ids);
         let ids = parse_ids(&obj(json!({"ids": ["a", "b", "a"]}))).unwrap();
         assert_eq!(ids, ["a", "b"]);
         assert!(parse_ids(&obj(json!({"ids": []}))).unwrap().is_empty());
@@ -450,5 +494,42 @@ mod tests {
         let many: Vec<_> = (0..101).map(|i| format!("p{i}")).collect();
         assert!(parse_ids(&obj(json!({ "ids": many }))).is_err());
         assert!(parse_ids(&obj(json!({"ids": "a"}))).is_err());
+        assert!(parse_ids(&obj(json!({}))).is_err());
+    }
+
+    #[test]
+    fn lookups_carry_known_products_within_one_batch() {
+        let l = parse_lookup(&obj(json!({"ids": ["a"]}))).unwrap();
+        assert_eq!((l.ids, l.known), (vec!["a".to_string()], None));
+        let l = parse_lookup(&obj(
+            json!({"ids": ["a"], "known": {"stamp": "1.0.2", "ids": ["b", "a", "c", "b"]}}),
+        ))
+        .unwrap();
+        assert_eq!(
+            l.known,
+            Some(("1.0.2".to_string(), vec!["b".to_string(), "c".to_string()])),
+            "a known id also asked for is answered as asked; duplicates once"
+        );
+        let l = parse_lookup(&obj(json!({"ids": [], "known": null}))).unwrap();
+        assert_eq!(l.known, None);
+        // 100 ids in all, and every bad field at once.
+        let ids: Vec<_> = (0..60).map(|i| format!("p{i}")).collect();
+        let known: Vec<_> = (60..101).map(|i| format!("p{i}")).collect();
+        let e = parse_lookup(&obj(
+            json!({"ids": ids, "known": {"stamp": "1.0.2", "ids": known}}),
+        ))
+        .unwrap_err();
+        assert_eq!(fields(&e), ["known.ids"]);
+        let e =
+            parse_lookup(&obj(json!({"ids": [1], "known": {"stamp": 5, "ids": "b"}}))).unwrap_err();
+        assert_eq!(fields(&e), ["ids[0]", "known.stamp", "known.ids"]);
+        let e = parse_lookup(&obj(json!({"ids": [], "known": []}))).unwrap_err();
+        assert_eq!(fields(&e), ["known"]);
+        let long = "9".repeat(65);
+        let e = parse_lookup(&obj(
+            json!({"ids": [], "known": {"stamp": long, "ids": []}}),
+        ))
+        .unwrap_err();
+        assert_eq!(fields(&e), ["known.stamp"]);
     }
 }

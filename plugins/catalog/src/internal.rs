@@ -5,12 +5,13 @@
 use kirana_sdk::prelude::*;
 use kirana_sdk::serde_json::{Map, Value};
 
-use crate::input::parse_ids;
+use crate::input::parse_lookup;
 
-/// `POST /internal/products/lookup {"ids": [..]}` → `{"items": [ProductSummary]}` for the ids
-/// that exist, active or not, in the order asked (duplicates once); unknown ids are
-/// absent; more than 100 ids is 400. Served from the product cache ([`crate::batch`]).
+/// `POST /internal/products/lookup {"ids": [..], "known"?: {stamp, ids}}` →
+/// `{"items": [ProductSummary], "stamp"?, "unchanged"?}` for the ids that exist, active
+/// or not, in the order asked (duplicates once); unknown ids are absent; more than 100
+/// ids in all is 400. Served from the product cache ([`crate::batch`]).
 pub fn lookup(req: &Request) -> Result<Response, ApiError> {
     let body: Map<String, Value> = req.json()?;
-    crate::batch::lookup(&parse_ids(&body)?)
+    crate::batch::lookup(parse_lookup(&body)?)
 }
