@@ -177,28 +177,57 @@ impl Cache {
         compute: impl FnOnce(&[usize]) -> Result<Vec<Computed>, E>,
         too_few: impl FnOnce() -> E,
     ) -> Result<Vec<Vec<u8>>, E> {
-        let all: Vec<usize> = (0..keys.len()).collect();
-        if self.off() || keys.is_empty() {
-            return answers(compute(&all)?, keys.len(), too_few);
-        }
-        // The generation and every entry in one KV call.
-        let mut wanted = Vec::with_capacity(keys.len() + 1);
-        wanted.push(self.generation_key());
-        wanted.extend(keys.iter().map(|k| self.entry_key(k)));
-        let read = kv::get_many(&wanted).and_then(|mut stored| {
-            if stored.len() != wanted.len() {
-                return Err(CapError::Failed("kv get-many answered too few keys".into()));
-            }
-            let generation = parse_generation(stored.remove(0))?;
-            Ok((generation, stored))
-        });
-        let (generation, stored) = match read {
-            Ok(read) => read,
-            Err(e) => {
-                self.failed("reading the generation and entries", &e);
-                return answers(compute(&all)?, keys.len(), too_few);
-            }
+        self.get_many_stamped(keys, compute, too_few)
+            .map(|many| many.answers)
+    }
+
+    /// [`Cache::get_many`], with the stamp of the state the answers were read under
+    /// when they are answers the cache keeps (it is on, and the last `invalidate` has
+    /// settled, so every write behind the generation has committed). A caller may keep
+    /// the answers with the stamp's text and use them again while [`Cache::still`]
+    /// says so. The generation, the last invalidation and every entry are read in one
+    /// KV call, even for no keys.
+    pub fn get_many_stamped<E>(
+        &self,
+        keys: &[String],
+        compute: impl FnOnce(&[usize]) -> Result<Vec<Computed>, E>,
+        too_few: impl FnOnce() -> E,
+    ) -> Result<Many, E> {
+        let read = if self.off() {
+            None
+        } else {
+            let mut wanted = Vec::with_capacity(keys.len() + 2);
+            wanted.push(self.generation_key());
+            wanted.push(self.invalidated_key());
+            wanted.extend(keys.iter().map(|k| self.entry_key(k)));
+            let read = kv::get_many(&wanted).and_then(|stored| {
+                if stored.len() != wanted.len() {
+                    return Err(CapError::Failed("kv get-many answered too few keys".into()));
+                }
+                let mut stored = stored.into_iter();
+                let generation = parse_generation(stored.next().flatten())?;
+                let last_us = parse_invalidated(stored.next().flatten())?;
+                Ok((generation, last_us, stored.collect::<Vec<_>>()))
+            });
+            read.inspect_err(|e| self.failed("reading the generation and entries", e))
+                .ok()
         };
+        let Some((generation, last_us, stored)) = read else {
+            let all: Vec<usize> = (0..keys.len()).collect();
+            return Ok(Many {
+                answers: answers(compute(&all)?, keys.len(), too_few)?,
+                stamp: None,
+            });
+        };
+        let now = now_us();
+        // No settle time, nothing ever invalidated, or the last invalidation settled.
+        let settled_now =
+            self.settle.is_zero() || last_us == 0 || settled(last_us, now, self.settle);
+        let stamp = settled_now.then_some(Stamp {
+            generation,
+            last_us,
+            at_us: now,
+        });
         let mut missing = Vec::new();
         let mut found: Vec<Option<Vec<u8>>> = stored
             .into_iter()
@@ -216,12 +245,26 @@ impl Cache {
             if computed.len() != missing.len() {
                 return Err(too_few());
             }
-            let store = computed.iter().any(|c| matches!(c, Computed::Keep(_))) && self.may_store();
+            let store = settled_now && computed.iter().any(|c| matches!(c, Computed::Keep(_)));
             for (i, c) in missing.into_iter().zip(computed) {
                 found[i] = Some(self.keep(&self.entry_key(&keys[i]), c, generation, store));
             }
         }
-        Ok(found.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(Many {
+            answers: found.into_iter().map(Option::unwrap_or_default).collect(),
+            stamp,
+        })
+    }
+
+    /// Whether answers kept under `kept` are still current, judged by `now`, the stamp
+    /// of a read just made ([`Cache::get_many_stamped`]): no `invalidate` ran between
+    /// the two, and `kept` is younger than the cache's TTL (which bounds, as for the
+    /// entries, how long a change behind the plugin's back or a lost invalidation
+    /// goes unseen).
+    pub fn still(&self, kept: &Stamp, now: Option<&Stamp>) -> bool {
+        !self.off()
+            && now.is_some_and(|n| (n.generation, n.last_us) == (kept.generation, kept.last_us))
+            && young(kept.at_us, now_us(), self.ttl)
     }
 
     /// The answer of a computation, stored at `entry` first when it is to be kept and
@@ -258,59 +301,18 @@ impl Cache {
         }
     }
 
-    /// The generation and the time of the last `invalidate` (0 for none), in one KV
-    /// call. Both together tell one state of the data from another even when the KV
-    /// store was emptied and the generation counted up to the same number again.
-    fn state(&self) -> Option<(i64, i64)> {
-        let read = kv::get_many(&[self.generation_key(), self.invalidated_key()]);
-        let mut both = match read {
-            Ok(both) if both.len() == 2 => both,
-            Ok(_) => return None,
-            Err(e) => {
-                self.failed("reading the generation", &e);
-                return None;
-            }
-        };
-        let last = match both.pop().flatten() {
-            None => 0,
-            Some(raw) => std::str::from_utf8(&raw).ok()?.parse().ok()?,
-        };
-        let generation = parse_generation(both.pop().flatten()).ok()?;
-        Some((generation, last))
-    }
-
-    /// A stamp for answers about to be computed: `Some` when they are answers the cache
-    /// would keep (it is on, and the last `invalidate` has settled, so every write
-    /// behind the current generation has committed). Take it *before* computing them.
-    /// A caller that keeps the answers with the stamp may use them again while
-    /// [`Cache::still`] holds, without asking for them again.
-    pub fn stamp(&self) -> Option<Stamp> {
-        if self.off() {
-            return None;
-        }
-        let (generation, last_us) = self.state()?;
-        let now = now_us();
-        (last_us == 0 || settled(last_us, now, self.settle)).then_some(Stamp {
-            generation,
-            last_us,
-            at_us: now,
-        })
-    }
-
-    /// Whether answers computed under `stamp` are still current: no `invalidate` since
-    /// it was taken, and it is younger than the cache's TTL (which bounds, as for the
-    /// entries, how long a change behind the plugin's back or a lost invalidation
-    /// goes unseen).
-    pub fn still(&self, stamp: &Stamp) -> bool {
-        if self.off() || !young(stamp.at_us, now_us(), self.ttl) {
-            return false;
-        }
-        self.state() == Some((stamp.generation, stamp.last_us))
-    }
-
     fn failed(&self, what: &str, e: &CapError) {
         failed(self.name, self.ttl, what, e);
     }
+}
+
+/// What [`Cache::get_many_stamped`] read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Many {
+    /// One answer per key, in order.
+    pub answers: Vec<Vec<u8>>,
+    /// The state they were read under, when the cache keeps such answers.
+    pub stamp: Option<Stamp>,
 }
 
 /// When a set of a [`Cache`]'s answers was computed: the generation and the last
@@ -392,6 +394,15 @@ fn parse_generation(raw: Option<Vec<u8>>) -> Result<i64, CapError> {
         .ok()
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| CapError::Invalid("the cache generation is not an integer".into()))
+}
+
+/// The stored time of the last invalidation (absent counts as 0: none).
+fn parse_invalidated(raw: Option<Vec<u8>>) -> Result<i64, CapError> {
+    let Some(raw) = raw else { return Ok(0) };
+    std::str::from_utf8(&raw)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CapError::Invalid("the cache's last invalidation is not an integer".into()))
 }
 
 /// Microseconds since the Unix epoch, now.
@@ -574,7 +585,10 @@ mod tests {
         };
         assert_eq!(stamp.to_string(), "42.7.1700000000000000");
         assert_eq!("42.7.1700000000000000".parse::<Stamp>().ok(), Some(stamp));
-        assert_eq!("-1.0.5".parse::<Stamp>().ok().map(|s| s.generation), Some(-1));
+        assert_eq!(
+            "-1.0.5".parse::<Stamp>().ok().map(|s| s.generation),
+            Some(-1)
+        );
         for bad in [
             "",
             "42",

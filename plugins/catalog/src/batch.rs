@@ -105,8 +105,16 @@ fn decode(mut entry: Vec<u8>) -> Option<Found> {
 /// For each id (in order): the product in `form`, or `None` when there is no such
 /// product. Products not cached are read in one query.
 fn by_ids(form: Form, ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
+    by_ids_stamped(form, ids).map(|(found, _)| found)
+}
+
+/// [`by_ids`], with the stamp a caller may keep the products under (see [`lookup`]).
+fn by_ids_stamped(
+    form: Form,
+    ids: &[String],
+) -> Result<(Vec<Option<Found>>, Option<Stamp>), ApiError> {
     let keys: Vec<String> = ids.iter().map(|id| key(form, id)).collect();
-    let entries = cache().get_many(
+    let many = cache().get_many_stamped(
         &keys,
         |missing| {
             let wanted: Vec<String> = missing.iter().map(|&i| ids[i].clone()).collect();
@@ -122,7 +130,8 @@ fn by_ids(form: Form, ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
         },
         || ApiError::internal("the product cache got fewer products than it asked for"),
     )?;
-    Ok(entries.into_iter().map(decode).collect())
+    let found = many.answers.into_iter().map(decode).collect();
+    Ok((found, many.stamp))
 }
 
 /// `{"items": [..], "stamp"?: "..", "unchanged"?: true}` from products' JSON, without
@@ -154,29 +163,28 @@ fn items_body<'a>(
 /// The answer of `POST /internal/products/lookup` (validated, distinct ids):
 /// `{"items": [ProductSummary]}` for those that exist, active or not, in the order asked.
 ///
-/// A caller may keep the products of an answer that carries a `stamp` (taken before
-/// they were read, and only when the product cache would keep them: see
-/// [`Cache::stamp`]) and send them back as `known`. While no catalog write invalidated
-/// the cache since, and the stamp is younger than the product cache's TTL, the known
-/// products are not read again: the answer holds only `ids`, says `unchanged`, and
-/// carries the known stamp. Otherwise it holds the known products too, under a new
-/// stamp. An add to a cart then reads one product, not the whole cart's.
+/// A caller may keep the products of an answer that carries a `stamp` (the state of
+/// the product cache they were read under, given only when the cache would keep them:
+/// see [`Cache::get_many_stamped`]) and send them back as `known`. While no catalog
+/// write invalidated the cache since and the stamp is younger than the product
+/// cache's TTL, the known products are not read again: the answer holds only `ids`,
+/// says `unchanged`, and carries the known stamp. Otherwise it holds the known
+/// products too, under the new stamp. Reading `ids` tells which, in the same KV call.
+/// An add to a cart then reads one product, not the whole cart's.
 pub fn lookup(asked: Lookup) -> Result<Response, ApiError> {
-    let cache = cache();
-    let (ids, stamp, unchanged) = match asked.known {
-        None => (asked.ids, cache.stamp(), false),
-        Some((known_stamp, known)) => match known_stamp.parse::<Stamp>() {
-            Ok(s) if cache.still(&s) => (asked.ids, Some(s), true),
-            // Not current, or not a stamp the catalog gives: answered like the ids.
+    let (mut found, now) = by_ids_stamped(Form::Summary, &asked.ids)?;
+    let (stamp, unchanged) = match asked.known {
+        None => (now, false),
+        Some((kept, known)) => match kept.parse::<Stamp>() {
+            Ok(kept) if cache().still(&kept, now.as_ref()) => (Some(kept), true),
+            // Changed since, too old, or not a stamp the catalog gives: read them too
+            // (after the stamp's state, so they are at least as new as it says).
             _ => {
-                let stamp = cache.stamp();
-                let mut ids = asked.ids;
-                ids.extend(known);
-                (ids, stamp, false)
+                found.extend(by_ids(Form::Summary, &known)?);
+                (now, false)
             }
         },
     };
-    let found = by_ids(Form::Summary, &ids)?;
     let body = items_body(
         found.iter().flatten().map(|(_, json)| json.as_slice()),
         stamp,
