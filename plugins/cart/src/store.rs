@@ -520,7 +520,12 @@ mod tests {
         assert_eq!(back.lines, cart.lines);
         assert_eq!(
             (back.updated_at, back.updated_us, back.coupon_code, back.rev),
-            (cart.updated_at.clone(), cart.updated_us, cart.coupon_code.clone(), u64::MAX)
+            (
+                cart.updated_at.clone(),
+                cart.updated_us,
+                cart.coupon_code.clone(),
+                u64::MAX
+            )
         );
         assert_eq!(
             back.prices,
