@@ -119,15 +119,14 @@ impl Cache {
         if self.settle.is_zero() {
             return true;
         }
-        let last = match kv::get(&self.invalidated_key()) {
-            Ok(None) => return true,
-            Ok(Some(raw)) => std::str::from_utf8(&raw).ok().and_then(|s| s.parse().ok()),
+        match kv::get(&self.invalidated_key()).and_then(parse_invalidated) {
+            Ok(0) => true,
+            Ok(last) => settled(last, now_us(), self.settle),
             Err(e) => {
                 self.failed("reading the last invalidation", &e);
-                None
+                false
             }
-        };
-        last.is_some_and(|last| settled(last, now_us(), self.settle))
+        }
     }
 
     fn generation(&self) -> Result<i64, CapError> {
@@ -387,22 +386,23 @@ fn answers<E>(
     Ok(computed.into_iter().map(Computed::into_bytes).collect())
 }
 
-/// A stored generation (absent counts as 0).
-fn parse_generation(raw: Option<Vec<u8>>) -> Result<i64, CapError> {
+/// A stored number (`what`: the generation, the last invalidation); absent counts as 0.
+fn parse_number(raw: Option<Vec<u8>>, what: &str) -> Result<i64, CapError> {
     let Some(raw) = raw else { return Ok(0) };
     std::str::from_utf8(&raw)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CapError::Invalid("the cache generation is not an integer".into()))
+        .ok_or_else(|| CapError::Invalid(format!("the cache's {what} is not an integer")))
+}
+
+/// A stored generation (absent counts as 0).
+fn parse_generation(raw: Option<Vec<u8>>) -> Result<i64, CapError> {
+    parse_number(raw, "generation")
 }
 
 /// The stored time of the last invalidation (absent counts as 0: none).
 fn parse_invalidated(raw: Option<Vec<u8>>) -> Result<i64, CapError> {
-    let Some(raw) = raw else { return Ok(0) };
-    std::str::from_utf8(&raw)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CapError::Invalid("the cache's last invalidation is not an integer".into()))
+    parse_number(raw, "last invalidation")
 }
 
 /// Microseconds since the Unix epoch, now.

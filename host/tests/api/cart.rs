@@ -1146,17 +1146,22 @@ backend_test!(
 
 // ------------------------------------------- the catalog's batch lookup the cart uses
 
-/// `POST /internal/products/lookup` as the cart calls it.
-async fn lookup(app: &TestApp, ids: Value) -> (u16, Value) {
+/// `POST /internal/products/lookup` with this body, as the cart calls it.
+async fn lookup_with(app: &TestApp, body: Value) -> (u16, Value) {
     call_internal(
         app,
         "catalog",
         "POST",
         "/internal/products/lookup",
         &[],
-        Some(json!({ "ids": ids })),
+        Some(body),
     )
     .await
+}
+
+/// The lookup of these ids.
+async fn lookup(app: &TestApp, ids: Value) -> (u16, Value) {
+    lookup_with(app, json!({ "ids": ids })).await
 }
 
 fn looked_up_ids(body: &Value) -> Vec<String> {
@@ -1227,15 +1232,7 @@ backend_test!(the_batch_lookup_refuses_bad_lists_with_400, |app| {
         assert_eq!(status, 400, "{bad}: {body}");
         assert_eq!(body["error"]["code"], "validation_failed", "{bad}");
     }
-    let (status, body) = call_internal(
-        app,
-        "catalog",
-        "POST",
-        "/internal/products/lookup",
-        &[],
-        Some(json!({})),
-    )
-    .await;
+    let (status, body) = lookup_with(app, json!({})).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["fields"][0]["field"], "ids");
 });
@@ -1254,13 +1251,9 @@ backend_test!(the_batch_lookup_is_internal_only, |app| {
 
 /// `POST /internal/products/lookup` with products kept from an earlier answer.
 async fn lookup_known(app: &TestApp, ids: Value, stamp: &str, known: Value) -> Value {
-    let (status, body) = call_internal(
+    let (status, body) = lookup_with(
         app,
-        "catalog",
-        "POST",
-        "/internal/products/lookup",
-        &[],
-        Some(json!({"ids": ids, "known": {"stamp": stamp, "ids": known}})),
+        json!({"ids": ids, "known": {"stamp": stamp, "ids": known}}),
     )
     .await;
     assert_eq!(status, 200, "{body}");
@@ -1311,13 +1304,9 @@ backend_test!(
         // 100 ids in all.
         let many: Vec<String> = (0..60).map(|i| format!("prd_{i}")).collect();
         let known: Vec<String> = (60..101).map(|i| format!("prd_{i}")).collect();
-        let (status, body) = call_internal(
+        let (status, body) = lookup_with(
             app,
-            "catalog",
-            "POST",
-            "/internal/products/lookup",
-            &[],
-            Some(json!({"ids": many, "known": {"stamp": fresh, "ids": known}})),
+            json!({"ids": many, "known": {"stamp": fresh, "ids": known}}),
         )
         .await;
         assert_eq!(status, 400, "{body}");

@@ -190,6 +190,16 @@ fn settle(user_id: &str, snap: Snapshot, config: &CartConfig) -> Result<Snapshot
     Ok(snap)
 }
 
+/// The cart a change starts from (the cached one when current), priced.
+fn about_to_change(user_id: &str, config: &CartConfig) -> Result<Snapshot, ApiError> {
+    priced(
+        user_id,
+        store::load_for_change(user_id, config)?,
+        None,
+        config,
+    )
+}
+
 /// `GET /api/v1/cart`.
 pub fn get_cart(req: &Request) -> Result<Response, ApiError> {
     let user_id = owner(req)?;
@@ -215,12 +225,7 @@ pub fn apply_coupon(req: &Request) -> Result<Response, ApiError> {
     let body: ApplyCoupon = req.json()?;
     let code = validate_coupon_code(&body.code)?;
     let config = CartConfig::load();
-    let mut snap = priced(
-        &user_id,
-        store::load_for_change(&user_id, &config)?,
-        None,
-        &config,
-    )?;
+    let mut snap = about_to_change(&user_id, &config)?;
     if snap.stored.lines.is_empty() {
         return Err(ApiError::new(
             400,
@@ -349,12 +354,7 @@ pub fn set_item(req: &Request) -> Result<Response, ApiError> {
     if body.quantity == 0 {
         return remove(&user_id, &product_id, &config);
     }
-    let mut snap = priced(
-        &user_id,
-        store::load_for_change(&user_id, &config)?,
-        None,
-        &config,
-    )?;
+    let mut snap = about_to_change(&user_id, &config)?;
     if snap.stored.quantity_of(&product_id).is_none() {
         return Err(ApiError::not_found("cart item"));
     }
