@@ -104,17 +104,18 @@ fn decode(mut entry: Vec<u8>) -> Option<Found> {
 
 /// For each id (in order): the product in `form`, or `None` when there is no such
 /// product. Products not cached are read in one query.
-fn by_ids(form: Form, ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
-    by_ids_stamped(form, ids).map(|(found, _)| found)
+fn by_ids(cache: &Cache, form: Form, ids: &[String]) -> Result<Vec<Option<Found>>, ApiError> {
+    by_ids_stamped(cache, form, ids).map(|(found, _)| found)
 }
 
 /// [`by_ids`], with the stamp a caller may keep the products under (see [`lookup`]).
 fn by_ids_stamped(
+    cache: &Cache,
     form: Form,
     ids: &[String],
 ) -> Result<(Vec<Option<Found>>, Option<Stamp>), ApiError> {
     let keys: Vec<String> = ids.iter().map(|id| key(form, id)).collect();
-    let many = cache().get_many_stamped(
+    let many = cache.get_many_stamped(
         &keys,
         |missing| {
             let wanted: Vec<String> = missing.iter().map(|&i| ids[i].clone()).collect();
@@ -172,15 +173,16 @@ fn items_body<'a>(
 /// products too, under the new stamp. Reading `ids` tells which, in the same KV call.
 /// An add to a cart then reads one product, not the whole cart's.
 pub fn lookup(asked: Lookup) -> Result<Response, ApiError> {
-    let (mut found, now) = by_ids_stamped(Form::Summary, &asked.ids)?;
+    let cache = cache();
+    let (mut found, now) = by_ids_stamped(&cache, Form::Summary, &asked.ids)?;
     let (stamp, unchanged) = match asked.known {
         None => (now, false),
         Some((kept, known)) => match kept.parse::<Stamp>() {
-            Ok(kept) if cache().still(&kept, now.as_ref()) => (Some(kept), true),
+            Ok(kept) if cache.still(&kept, now.as_ref()) => (Some(kept), true),
             // Changed since, too old, or not a stamp the catalog gives: read them too
             // (after the stamp's state, so they are at least as new as it says).
             _ => {
-                found.extend(by_ids(Form::Summary, &known)?);
+                found.extend(by_ids(&cache, Form::Summary, &known)?);
                 (now, false)
             }
         },
@@ -195,7 +197,7 @@ pub fn lookup(asked: Lookup) -> Result<Response, ApiError> {
 
 /// `GET /api/v1/products/{id}`: 404 for unknown and inactive alike, whoever asks.
 pub fn page(id: String) -> Result<Response, ApiError> {
-    match by_ids(Form::Full, &[id])?.pop().flatten() {
+    match by_ids(&cache(), Form::Full, &[id])?.pop().flatten() {
         Some((true, json)) => Ok(Response::json_bytes(200, json)),
         _ => Err(ApiError::not_found("product")),
     }
