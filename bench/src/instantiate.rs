@@ -39,6 +39,9 @@ async fn start(
     let mut hello = toml::Table::new();
     hello.insert("file".into(), path(wasm));
     hello.insert("instances".into(), mode.into());
+    // What hello's manifest asks for; without the grants the host refuses to load it.
+    let grants = ["kv", "realtime", "mail"].map(toml::Value::from);
+    hello.insert("grants".into(), toml::Value::Array(grants.to_vec()));
     let mut plugins = toml::Table::new();
     plugins.insert("hello".into(), hello.into());
     doc.insert("plugins".into(), plugins.into());
