@@ -147,9 +147,9 @@ impl Request {
     /// or any `+json` type).
     pub fn is_json(&self) -> bool {
         self.header("content-type").is_some_and(|ct| {
-            let essence = ct.split(';').next().unwrap_or("").trim();
-            essence.eq_ignore_ascii_case("application/json")
-                || essence.to_ascii_lowercase().ends_with("+json")
+            let essence = ct.split(';').next().unwrap_or("").trim().as_bytes();
+            essence.eq_ignore_ascii_case(b"application/json")
+                || essence.len() >= 5 && essence[essence.len() - 5..].eq_ignore_ascii_case(b"+json")
         })
     }
 
@@ -160,7 +160,20 @@ impl Request {
         if !self.is_json() {
             return Err(ApiError::unsupported_media_type());
         }
-        let value: serde_json::Value = serde_json::from_slice(&self.inner.body)
+        // The common case, a well-formed object, parses straight into `T`. Anything
+        // else takes the slow path below, which alone decides the answer (duplicate
+        // keys, say, are refused by a derived struct but kept last-wins by `Value`).
+        let body = &self.inner.body;
+        let object = body
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+            .is_some_and(|b| *b == b'{');
+        if object {
+            if let Ok(parsed) = serde_json::from_slice(body) {
+                return Ok(parsed);
+            }
+        }
+        let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
         if !value.is_object() {
             return Err(ApiError::invalid_field("body", "must be a JSON object"));
@@ -312,6 +325,32 @@ mod tests {
         assert_eq!(r.json::<Body>().unwrap_err().status, 415);
         let ok = json_request(r#"{"name":"a","price":1}"#).json::<Body>();
         assert!(ok.is_ok());
+        let declared = |ct: &str| {
+            let mut r = Request::new(Method::Post, "/x", "/x", b"");
+            r.inner.headers.push(("content-type".into(), ct.into()));
+            r.is_json()
+        };
+        assert!(declared("APPLICATION/JSON ; charset=utf-8"));
+        assert!(declared("application/merge-patch+JSON"));
+        assert!(!declared("json"));
+        assert!(!declared("text/plain"));
+        assert!(!declared("application/jsonx"));
+    }
+
+    #[test]
+    fn json_answers_as_the_value_path_does_where_a_direct_parse_differs() {
+        let ok = |body: &str| json_request(body).json::<Body>().map(|b| (b.name, b.price));
+        assert_eq!(ok(r#" {"name":"a","price":1}"#).unwrap(), ("a".into(), 1));
+        // A derived struct refuses duplicate keys; the body's last one wins, as before.
+        let twice = ok(r#"{"name":"a","price":1,"price":2}"#).unwrap();
+        assert_eq!(twice, ("a".into(), 2));
+        // A struct would also parse from an array; a body must be an object.
+        let e = json_request(r#"["a",1]"#).json::<Body>().unwrap_err();
+        assert_eq!(e.details["fields"][0]["field"], "body");
+        let e = json_request(r#"{"name":"a","price":1} x"#)
+            .json::<Body>()
+            .unwrap_err();
+        assert_eq!(e.code, "invalid_json");
     }
 
     #[test]

@@ -31,29 +31,48 @@ pub const MAX_VALUE: usize = 1 << 20;
 struct Entry {
     value: Vec<u8>,
     expires_at: Option<Instant>,
+    /// Names this entry's place in [`Space::expiries`] (set when it is stored).
+    ticket: u64,
 }
 
 impl Entry {
+    fn new(value: Vec<u8>, expires_at: Option<Instant>) -> Self {
+        Self {
+            value,
+            expires_at,
+            ticket: 0,
+        }
+    }
+
     fn live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|t| t > now)
     }
 }
 
 /// Bytes a plugin's keys and values may take in the embedded store (each entry also
-/// counts [`ENTRY_OVERHEAD`]): without a bound one plugin's `set`s could fill the
-/// host's memory. Redis has its own `maxmemory`.
+/// counts [`ENTRY_OVERHEAD`], and [`INDEX_OVERHEAD`] with its key again when it has a
+/// TTL): without a bound one plugin's `set`s could fill the host's memory. Redis has
+/// its own `maxmemory`.
 pub const MAX_SPACE_BYTES: usize = 64 << 20;
 /// What an entry costs beyond its key and value (the map node, the expiry).
 const ENTRY_OVERHEAD: usize = 64;
+/// What an entry with a TTL costs in the expiry index beyond its key's copy.
+const INDEX_OVERHEAD: usize = 48;
 
-fn cost(key: &str, value: &[u8]) -> usize {
-    key.len() + value.len() + ENTRY_OVERHEAD
+fn cost(key: &str, entry: &Entry) -> usize {
+    let indexed = entry.expires_at.map_or(0, |_| key.len() + INDEX_OVERHEAD);
+    key.len() + entry.value.len() + ENTRY_OVERHEAD + indexed
 }
 
 /// One plugin's keys in the embedded store, with what they take.
 #[derive(Default)]
 struct Space {
     map: BTreeMap<String, Entry>,
+    /// The keys with a TTL by when they expire (the ticket tells apart keys expiring
+    /// at the same instant), so a sweep visits only what has expired: a full space
+    /// refuses a write in O(log n), not by walking every key.
+    expiries: BTreeMap<(Instant, u64), String>,
+    next_ticket: u64,
     bytes: usize,
 }
 
@@ -64,15 +83,18 @@ impl Space {
 
     fn remove(&mut self, key: &str) -> Option<Entry> {
         let e = self.map.remove(key)?;
-        self.bytes = self.bytes.saturating_sub(cost(key, &e.value));
+        if let Some(at) = e.expires_at {
+            self.expiries.remove(&(at, e.ticket));
+        }
+        self.bytes = self.bytes.saturating_sub(cost(key, &e));
         Some(e)
     }
 
     /// Stores the entry unless that takes the space past `quota` (expired entries are
     /// dropped first); an entry that does not grow is always stored.
-    fn insert(&mut self, key: &str, entry: Entry, quota: usize) -> Result<(), wit::Error> {
-        let new = cost(key, &entry.value);
-        let old = |s: &Self| s.map.get(key).map_or(0, |e| cost(key, &e.value));
+    fn insert(&mut self, key: &str, mut entry: Entry, quota: usize) -> Result<(), wit::Error> {
+        let new = cost(key, &entry);
+        let old = |s: &Self| s.map.get(key).map_or(0, |e| cost(key, e));
         if new > old(self) && self.bytes - old(self) + new > quota {
             self.sweep(Instant::now());
             if self.bytes - old(self) + new > quota {
@@ -81,24 +103,43 @@ impl Space {
                 )));
             }
         }
-        self.bytes = self.bytes - old(self) + new;
-        self.map.insert(key.to_string(), entry);
+        let old = old(self);
+        // The replaced entry's place in the index, whose key copy is reused.
+        let indexed = self
+            .map
+            .get(key)
+            .and_then(|e| Some((e.expires_at?, e.ticket)))
+            .and_then(|place| self.expiries.remove(&place));
+        if let Some(at) = entry.expires_at {
+            entry.ticket = self.next_ticket;
+            self.next_ticket += 1;
+            let copy = indexed.unwrap_or_else(|| key.to_string());
+            self.expiries.insert((at, entry.ticket), copy);
+        }
+        self.bytes = self.bytes - old + new;
+        match self.map.get_mut(key) {
+            Some(e) => *e = entry,
+            None => {
+                self.map.insert(key.to_string(), entry);
+            }
+        }
         Ok(())
     }
 
-    /// Drops expired entries; returns how many.
+    /// Drops expired entries, earliest first, visiting no live one; returns how many.
     fn sweep(&mut self, now: Instant) -> usize {
-        let before = self.map.len();
-        let mut freed = 0;
-        self.map.retain(|k, e| {
-            let live = e.live(now);
-            if !live {
-                freed += cost(k, &e.value);
+        let mut removed = 0;
+        while let Some(first) = self.expiries.first_entry() {
+            if first.key().0 > now {
+                break;
             }
-            live
-        });
-        self.bytes = self.bytes.saturating_sub(freed);
-        before - self.map.len()
+            let key = first.remove();
+            if let Some(e) = self.map.remove(&key) {
+                self.bytes = self.bytes.saturating_sub(cost(&key, &e));
+                removed += 1;
+            }
+        }
+        removed
     }
 }
 
@@ -283,11 +324,17 @@ impl MemoryKv {
     }
 
     fn with_space<R>(&self, ns: &str, f: impl FnOnce(&mut Space) -> R) -> Result<R, wit::Error> {
-        let space = self.spaces.entry(ns.to_string()).or_default();
-        let mut map = space
-            .lock()
-            .map_err(|_| wit::Error::Failed("kv space poisoned".into()))?;
-        Ok(f(&mut map))
+        let run = |space: &Mutex<Space>| {
+            let mut map = space
+                .lock()
+                .map_err(|_| wit::Error::Failed("kv space poisoned".into()))?;
+            Ok(f(&mut map))
+        };
+        // A shared lock on the shard, and no copy of the name, for a space that exists.
+        match self.spaces.get(ns) {
+            Some(space) => run(&space),
+            None => run(&self.spaces.entry(ns.to_string()).or_default()),
+        }
     }
 
     pub fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, wit::Error> {
@@ -329,10 +376,7 @@ impl MemoryKv {
     ) -> Result<(), wit::Error> {
         check_key(key)?;
         check_value(&value)?;
-        let entry = Entry {
-            value,
-            expires_at: expiry(ttl_ms),
-        };
+        let entry = Entry::new(value, expiry(ttl_ms));
         let quota = self.quota;
         self.with_space(ns, |m| m.insert(key, entry, quota))?
     }
@@ -375,7 +419,7 @@ impl MemoryKv {
                 .checked_add(delta)
                 .ok_or_else(|| wit::Error::Invalid(format!("incrementing {key} overflows")))?;
             let value = next.to_string().into_bytes();
-            m.insert(key, Entry { value, expires_at }, quota)?;
+            m.insert(key, Entry::new(value, expires_at), quota)?;
             Ok(next)
         })?
     }
@@ -401,7 +445,7 @@ impl MemoryKv {
                 return Ok(false);
             }
             match new {
-                Some(value) => m.insert(key, Entry { value, expires_at }, quota)?,
+                Some(value) => m.insert(key, Entry::new(value, expires_at), quota)?,
                 None => {
                     m.remove(key);
                 }
@@ -432,7 +476,7 @@ impl MemoryKv {
                 return Ok(false);
             }
             let value = Revisioned::encode(revision, &value);
-            m.insert(key, Entry { value, expires_at }, quota)?;
+            m.insert(key, Entry::new(value, expires_at), quota)?;
             Ok(true)
         })?
     }
@@ -846,7 +890,7 @@ mod tests {
 
     #[test]
     fn a_plugin_space_is_bounded_and_expired_entries_make_room() {
-        let kv = MemoryKv::with_quota(3 * (MAX_VALUE + 100));
+        let kv = MemoryKv::with_quota(3 * (MAX_VALUE + 120));
         let mib = vec![b'x'; MAX_VALUE];
         kv.set("a", "k1", mib.clone(), None).unwrap();
         kv.set("a", "k2", mib.clone(), Some(400)).unwrap();
@@ -877,6 +921,58 @@ mod tests {
         assert!(kv.put_revision("a", "k7", 1, mib, None).is_err());
         kv.delete("a", "k6").unwrap();
         kv.incr("a", "n", 1, None).unwrap();
+    }
+
+    /// The space's books: every entry with a TTL has exactly one place in the expiry
+    /// index, and `bytes` is what its entries cost.
+    fn books_balance(kv: &MemoryKv, ns: &str) -> usize {
+        let space = kv.spaces.get(ns).unwrap();
+        let space = space.lock().unwrap();
+        let with_ttl: Vec<(&String, &Entry)> = space
+            .map
+            .iter()
+            .filter(|(_, e)| e.expires_at.is_some())
+            .collect();
+        assert_eq!(space.expiries.len(), with_ttl.len(), "{:?}", space.expiries);
+        for (k, e) in with_ttl {
+            let place = (e.expires_at.unwrap(), e.ticket);
+            assert_eq!(space.expiries.get(&place), Some(k));
+        }
+        let spent: usize = space.map.iter().map(|(k, e)| cost(k, e)).sum();
+        assert_eq!(space.bytes, spent);
+        space.map.len()
+    }
+
+    #[test]
+    fn the_expiry_index_follows_every_write_and_a_sweep_drops_only_what_expired() {
+        let kv = MemoryKv::default();
+        let ttl = Some(20);
+        kv.set("a", "plain", b"1".to_vec(), None).unwrap();
+        kv.set("a", "ttl-then-plain", b"1".to_vec(), ttl).unwrap();
+        kv.set("a", "ttl-then-plain", b"2".to_vec(), None).unwrap();
+        kv.set("a", "plain-then-ttl", b"1".to_vec(), None).unwrap();
+        kv.set("a", "plain-then-ttl", b"2".to_vec(), ttl).unwrap();
+        kv.set("a", "ttl-twice", b"1".to_vec(), ttl).unwrap();
+        kv.set("a", "ttl-twice", b"22".to_vec(), Some(60_000))
+            .unwrap();
+        kv.incr("a", "n", 1, ttl).unwrap();
+        kv.incr("a", "n", 1, Some(60_000)).unwrap(); // keeps its first expiry
+        kv.put_revision("a", "r", 1, b"x".to_vec(), ttl).unwrap();
+        kv.put_revision("a", "r", 2, b"y".to_vec(), ttl).unwrap();
+        kv.set("a", "gone", b"1".to_vec(), ttl).unwrap();
+        assert!(kv.delete("a", "gone").unwrap());
+        kv.set("a", "swapped", b"1".to_vec(), ttl).unwrap();
+        assert!(kv
+            .compare_and_swap("a", "swapped", Some(b"1".to_vec()), None, None)
+            .unwrap());
+        assert_eq!(books_balance(&kv, "a"), 6);
+        std::thread::sleep(Duration::from_millis(40));
+        // plain-then-ttl, n and r expired; the others have no TTL or a later one.
+        assert_eq!(kv.sweep(), 3);
+        assert_eq!(books_balance(&kv, "a"), 3);
+        assert_eq!(kv.get("a", "ttl-twice").unwrap(), Some(b"22".to_vec()));
+        assert_eq!(kv.get("a", "ttl-then-plain").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(kv.sweep(), 0);
     }
 
     #[test]
