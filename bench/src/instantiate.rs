@@ -179,3 +179,44 @@ async fn run(ctx: &Ctx, pooled: &App, on_demand: &App, reuse: &App) -> Result<Sa
     calls(rplat, &rp, 2 * n, &mut w).await?;
     Ok((p, o, w))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The section's three in-process hosts load hello and answer its ping: nothing
+    /// else runs item 2, and a host that refuses hello (a grant it lacks, say) would
+    /// only show as a failed row in a bench run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_in_process_hosts_serve_hello() {
+        let plugins = std::env::var("KIRANA_TEST_PLUGIN_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|_| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release")
+            });
+        let wasm = plugins.join("hello.wasm");
+        assert!(
+            wasm.exists(),
+            "{} is missing: build the plugins first (scripts/test does)",
+            wasm.display()
+        );
+        let work = tempfile::tempdir().expect("a temporary directory");
+        let cache = work.path().join("cache");
+        for (dir, pool, mode) in [
+            ("pooled", 256, "fresh"),
+            ("on-demand", 0, "fresh"),
+            ("reuse", 256, "reuse"),
+        ] {
+            let app = start(&work.path().join(dir), &cache, &wasm, pool, mode)
+                .await
+                .expect("an in-process host with hello");
+            let hello = app.platform.registry.get("hello");
+            let served = match &hello {
+                Some(hello) => calls(&app.platform, hello, 3, &mut Vec::new()).await,
+                None => Err(anyhow!("hello is not loaded")),
+            };
+            app.stop().await.expect("stopping the host");
+            served.unwrap_or_else(|e| panic!("{dir} host: {e:#}"));
+        }
+    }
+}
