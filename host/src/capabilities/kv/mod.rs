@@ -94,22 +94,25 @@ impl Space {
     /// dropped first); an entry that does not grow is always stored.
     fn insert(&mut self, key: &str, mut entry: Entry, quota: usize) -> Result<(), wit::Error> {
         let new = cost(key, &entry);
-        let old = |s: &Self| s.map.get(key).map_or(0, |e| cost(key, e));
-        if new > old(self) && self.bytes - old(self) + new > quota {
+        // What the entry replaced costs, and its place in the index: one lookup, and
+        // one more only after a sweep (which may have dropped it).
+        let current = |s: &Self| {
+            s.map.get(key).map_or((0, None), |e| {
+                (cost(key, e), e.expires_at.map(|at| (at, e.ticket)))
+            })
+        };
+        let (mut old, mut place) = current(self);
+        if new > old && self.bytes - old + new > quota {
             self.sweep(Instant::now());
-            if self.bytes - old(self) + new > quota {
+            (old, place) = current(self);
+            if self.bytes - old + new > quota {
                 return Err(wit::Error::Invalid(format!(
                     "the plugin's KV space is full ({quota} bytes); delete keys or give them TTLs"
                 )));
             }
         }
-        let old = old(self);
-        // The replaced entry's place in the index, whose key copy is reused.
-        let indexed = self
-            .map
-            .get(key)
-            .and_then(|e| Some((e.expires_at?, e.ticket)))
-            .and_then(|place| self.expiries.remove(&place));
+        // The replaced entry's key copy in the index is reused for the new place.
+        let indexed = place.and_then(|place| self.expiries.remove(&place));
         if let Some(at) = entry.expires_at {
             entry.ticket = self.next_ticket;
             self.next_ticket += 1;
