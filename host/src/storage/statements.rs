@@ -32,7 +32,7 @@ impl Tx {
                 if !c.in_transaction() {
                     return Err(ended_tx());
                 }
-                c.run(deadline, true, |c| Ok(c.execute_batch("COMMIT")?))
+                c.run(deadline, true, |c| sqlite::control(c, "COMMIT"))
                     .await
                     .map_err(map_sqlite_err)
             }
@@ -90,7 +90,7 @@ impl Tx {
             // Rolling back a WAL transaction only drops its pages: no lock, no I/O wait.
             Tx::Sqlite(mut c) => c
                 .run_here(Instant::now() + std::time::Duration::from_secs(5), |c| {
-                    Ok(c.execute_batch("ROLLBACK")?)
+                    sqlite::control(c, "ROLLBACK")
                 })
                 .map_err(map_sqlite_err),
             Tx::Postgres(t) => t.rollback().await.map_err(map_err),
@@ -128,7 +128,7 @@ async fn begin_as(db: &PluginDb, deadline: Instant, also: &str) -> Result<Tx, wi
             let gate = db.write_gate(deadline).await.map_err(map_sqlite_err)?;
             let mut conn = db.acquire().await.map_err(map_sqlite_err)?;
             conn.keep_gate(gate);
-            conn.run(deadline, true, |c| Ok(c.execute_batch("BEGIN IMMEDIATE")?))
+            conn.run(deadline, true, |c| sqlite::control(c, "BEGIN IMMEDIATE"))
                 .await
                 .map_err(map_sqlite_err)?;
             Tx::Sqlite(conn)

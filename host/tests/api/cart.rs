@@ -757,6 +757,96 @@ backend_test!(an_expired_cart_is_emptied_before_a_change, |app| {
     assert_error(&r, 404, "not_found");
 });
 
+/// The error `statement` gets in the cart's own database (`None`: it ran).
+async fn cart_sql_error(app: &TestApp, statement: &str) -> Option<String> {
+    let db =
+        kirana::storage::open_plugin(&app.app().platform.config, "cart", &app.app().platform.db)
+            .await
+            .expect("the cart's database");
+    let out = kirana::capabilities::sql::execute_raw(&db, statement).await;
+    db.close().await;
+    out.err().map(|e| format!("{e:#}"))
+}
+
+// SQLite carts written before the tables became `WITHOUT ROWID` are rebuilt at the
+// next start with every cart, line, quantity, order and revision; later starts leave
+// them alone. (PostgreSQL tables never had the option.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cart_tables_made_with_rowids_are_rebuilt_with_their_rows() {
+    let mut app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.admin_token().await;
+    let c = app.customer().await;
+    let a = new_product(&app, &admin, 1000, 50).await;
+    let b = new_product(&app, &admin, 2000, 50).await;
+    for (id, n) in [(&b, 2), (&a, 1), (&b, 1)] {
+        assert_eq!(add(&app, &c.token, id, n).await.status, 200);
+    }
+    let before = cart(&app, &c.token).await;
+    let rowid = |table: &str| format!("SELECT rowid FROM {table} WHERE 0");
+    for table in ["carts", "cart_items"] {
+        let e = cart_sql_error(&app, &rowid(table)).await;
+        assert!(
+            e.is_some_and(|e| e.contains("rowid")),
+            "{table} has a rowid"
+        );
+    }
+
+    // The tables as the cart made them before: with rowids, the same rows.
+    let old = |table: &str, columns: &str| {
+        [
+            format!("CREATE TABLE old_{table} AS SELECT * FROM {table}"),
+            format!("DROP TABLE {table}"),
+            format!("CREATE TABLE {table} ({columns})"),
+            format!("INSERT INTO {table} SELECT * FROM old_{table}"),
+            format!("DROP TABLE old_{table}"),
+        ]
+    };
+    let mut statements = old(
+        "carts",
+        "user_id TEXT PRIMARY KEY, updated_at TEXT NOT NULL, updated_us BIGINT NOT NULL, \
+         coupon_code TEXT, rev BIGINT NOT NULL DEFAULT 0",
+    )
+    .to_vec();
+    statements.extend(old(
+        "cart_items",
+        "user_id TEXT NOT NULL, product_id TEXT NOT NULL, quantity BIGINT NOT NULL, \
+         added_at TEXT NOT NULL, added_us BIGINT NOT NULL, PRIMARY KEY (user_id, product_id)",
+    ));
+    behind_the_back(&app, "cart", &[], &statements).await;
+    for table in ["carts", "cart_items"] {
+        assert_eq!(cart_sql_error(&app, &rowid(table)).await, None, "{table}");
+    }
+
+    app.restart().await;
+    for table in ["carts", "cart_items"] {
+        let e = cart_sql_error(&app, &rowid(table)).await;
+        assert!(
+            e.is_some_and(|e| e.contains("rowid")),
+            "{table} kept its rowid"
+        );
+    }
+    // Read from the rebuilt tables (a restart starts with no cached carts).
+    assert_eq!(cart(&app, &c.token).await, before);
+    let r = add(&app, &c.token, &a, 2).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let quantities: Vec<_> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| {
+            (
+                i["product_id"].as_str().unwrap_or("").to_string(),
+                i["quantity"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(quantities, [(b.clone(), json!(3)), (a.clone(), json!(3))]);
+
+    app.restart().await;
+    assert_eq!(cart(&app, &c.token).await, r.body);
+    app.stop().await;
+}
+
 backend_test!(forged_expired_and_unknown_session_tokens_are_401, |app| {
     let c = app.customer().await;
     let far = now_secs() + 3600;

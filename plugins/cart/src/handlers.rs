@@ -135,8 +135,17 @@ fn priced(
 ) -> Result<Snapshot, ApiError> {
     let mut extra_looked_up = false;
     let kept = stored.prices.take().and_then(|mut kept| {
-        kept.products
-            .retain(|p| stored.quantity_of(&p.id).is_some());
+        // Kept in line order (see `Snapshot::prices`): the usual case needs no search.
+        let in_step = kept.products.len() == stored.lines.len()
+            && kept
+                .products
+                .iter()
+                .zip(&stored.lines)
+                .all(|(p, l)| p.id == l.product_id);
+        if !in_step {
+            kept.products
+                .retain(|p| stored.quantity_of(&p.id).is_some());
+        }
         // Kept only when they cover every line: a line without its product would read
         // as a product gone, and be dropped.
         (kept.products.len() == stored.lines.len()).then_some(kept)
