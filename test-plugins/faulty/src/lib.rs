@@ -121,10 +121,6 @@ fn after_commit(req: &Request) -> Result<Response, ApiError> {
         .unwrap_or("200")
         .parse()
         .map_err(|_| ApiError::invalid_field("status", "an HTTP status"))?;
-    sql::execute(
-        "CREATE TABLE IF NOT EXISTS after_commit_writes (n INTEGER)",
-        &[],
-    )?;
     sql::execute("INSERT INTO after_commit_writes (n) VALUES (1)", &[])?;
     if req.query("inner") == Some("rollback") {
         let tx = sql::begin()?;
@@ -161,10 +157,6 @@ fn after_commit_now() -> Result<i64, ApiError> {
 
 /// `after_commit` now, and how many rows the route has committed.
 fn after_commit_value(_req: &Request) -> Result<Response, ApiError> {
-    sql::execute(
-        "CREATE TABLE IF NOT EXISTS after_commit_writes (n INTEGER)",
-        &[],
-    )?;
     let rows: i64 = sql::query("SELECT COUNT(*) AS n FROM after_commit_writes", &[])?.scalar()?;
     let mut revisions = 0;
     for i in 1..=8 {
@@ -390,6 +382,15 @@ impl Plugin for Faulty {
                 Access::Public,
                 create_public,
             )
+    }
+
+    fn migrate(_from: Option<&str>) -> Result<(), String> {
+        sql::execute(
+            "CREATE TABLE IF NOT EXISTS after_commit_writes (n INTEGER)",
+            &[],
+        )
+        .map(|_| ())
+        .map_err(|e| kirana_sdk::cap_error_message(&e))
     }
 
     fn capabilities() -> Capabilities {
