@@ -803,7 +803,7 @@ mod tests {
         let wal = std::fs::metadata(dir.path().join("t.db-wal"))
             .expect("wal")
             .len();
-        let bound = (GATED_CHECKPOINT_FRAMES as u64 + WRITES as u64 / 10) * frame;
+        let bound = (GATED_CHECKPOINT_FRAMES as u64 + WRITES as u64 / 5) * frame;
         assert!(
             wal < bound,
             "the WAL grew to {wal} bytes over {WRITES} writes and {checkpoints} checkpoints; \
