@@ -14,6 +14,11 @@ use anyhow::{anyhow, bail, Context, Result};
 /// How long a start may take (a cold compile of every plugin on a busy machine is slow).
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Where cargo puts the plugins' components, under the workspace `root`.
+pub fn plugin_dir(root: &Path) -> PathBuf {
+    root.join("target/wasm32-wasip2/release")
+}
+
 /// What differs between the hosts a run starts.
 #[derive(Clone, Debug)]
 pub struct HostSpec {
@@ -98,11 +103,8 @@ impl Host {
             );
         }
         let config = work.join(format!("{}.toml", spec.label));
-        std::fs::write(
-            &config,
-            spec.toml(&root.join("target/wasm32-wasip2/release")),
-        )
-        .with_context(|| format!("writing {}", config.display()))?;
+        std::fs::write(&config, spec.toml(&plugin_dir(root)))
+            .with_context(|| format!("writing {}", config.display()))?;
         let log = work.join(format!("{}.log", spec.label));
         let mut log_file = std::fs::OpenOptions::new()
             .create(true)

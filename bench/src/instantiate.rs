@@ -101,7 +101,7 @@ fn us(x: u32) -> String {
 }
 
 pub async fn measure(ctx: &Ctx, work: &Path, cache_dir: &Path) -> Result<Vec<Row>> {
-    let wasm = ctx.root.join("target/wasm32-wasip2/release/hello.wasm");
+    let wasm = crate::host::plugin_dir(&ctx.root).join("hello.wasm");
     let mut apps = Vec::new();
     for (dir, pool, mode) in [
         ("inproc-pooled", 256, "fresh"),
@@ -192,7 +192,7 @@ mod tests {
         let plugins = std::env::var("KIRANA_TEST_PLUGIN_DIR")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|_| {
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip2/release")
+                crate::host::plugin_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
             });
         let wasm = plugins.join("hello.wasm");
         assert!(

@@ -85,7 +85,7 @@ pub async fn measure(ctx: &Ctx, host: &Host) -> Result<Vec<Row>> {
     let original = live_version(&api, "hello")
         .await?
         .context("/ready does not list hello")?;
-    let path = ctx.root.join("target/wasm32-wasip2/release/hello.wasm");
+    let path = crate::host::plugin_dir(&ctx.root).join("hello.wasm");
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let (patched, version) = other_version(&bytes, &original)?;
 

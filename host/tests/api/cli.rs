@@ -595,14 +595,7 @@ backend_test!(plugins_list_and_inspect_need_the_operator, |app| {
 
 /// A built test component (the `swap` builds of test-plugins/).
 fn component(file: &str) -> String {
-    let dir = std::env::var("KIRANA_TEST_PLUGIN_DIR").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../target/wasm32-wasip2/release"
-        )
-        .to_string()
-    });
-    let path = Path::new(&dir).join(file);
+    let path = plugin_dir().join(file);
     assert!(
         path.exists(),
         "{} is missing: cargo build --release --target wasm32-wasip2 -p swap-v1 -p swap-v2 -p swap-bad",
