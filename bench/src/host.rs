@@ -258,11 +258,8 @@ impl Drop for Host {
 pub fn cpu_time(pid: u32) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("reading /proc/{pid}/stat"))?;
-    let ticks = stat_ticks(&stat).ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat: {stat}"))?;
-    // SAFETY: sysconf only reads a system constant.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = if hz > 0 { hz as f64 } else { 100.0 };
-    Ok(Duration::from_secs_f64(ticks as f64 / hz))
+    let n = stat_ticks(&stat).ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat: {stat}"))?;
+    Ok(ticks(n))
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in clock ticks. The
@@ -276,15 +273,118 @@ pub fn stat_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-/// Runs a load measurement against `host` and records the CPU time the host used.
+/// Runs a load measurement against `host` and records the CPU time the host used, and
+/// where the rest of the machine's went meanwhile (see [`Usage`]).
 pub async fn on_host<F>(host: &Host, run: F) -> Result<crate::load::Stats>
 where
     F: std::future::Future<Output = Result<crate::load::Stats>>,
 {
-    let before = cpu_time(host.pid)?;
+    let before = Usage::now(host.pid)?;
     let mut stats = run.await?;
-    stats.host_cpu = cpu_time(host.pid)?.saturating_sub(before);
+    let used = Usage::now(host.pid)?.since(&before);
+    stats.host_cpu = used.host;
+    stats.client_cpu = used.client;
+    stats.postgres_cpu = used.postgres;
+    stats.machine_busy = used.machine;
     Ok(stats)
+}
+
+/// CPU time used so far by the host, by this process (the load generator), by the local
+/// PostgreSQL server, and by the whole machine. On two cores shared by all of them, a
+/// route's ceiling is the machine's CPU per request, not the host's alone: the report
+/// shows both, so a missed throughput target says which process would have to shrink.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    pub host: Duration,
+    pub client: Duration,
+    /// Every process named `postgres` (the server and its backends); zero when the
+    /// server runs elsewhere. A backend that exits during a run takes its time along.
+    pub postgres: Duration,
+    /// Every CPU's time outside idle, iowait and steal (`/proc/stat`).
+    pub machine: Duration,
+}
+
+impl Usage {
+    pub fn now(host_pid: u32) -> Result<Usage> {
+        Ok(Usage {
+            host: cpu_time(host_pid)?,
+            client: cpu_time(std::process::id())?,
+            postgres: postgres_cpu(),
+            machine: machine_busy()?,
+        })
+    }
+
+    /// What was used between `before` and this reading.
+    pub fn since(&self, before: &Usage) -> Usage {
+        Usage {
+            host: self.host.saturating_sub(before.host),
+            client: self.client.saturating_sub(before.client),
+            postgres: self.postgres.saturating_sub(before.postgres),
+            machine: self.machine.saturating_sub(before.machine),
+        }
+    }
+}
+
+/// Clock ticks as time.
+fn ticks(n: u64) -> Duration {
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as f64 } else { 100.0 };
+    Duration::from_secs_f64(n as f64 / hz)
+}
+
+/// Busy time of all CPUs together so far.
+pub fn machine_busy() -> Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let busy = stat
+        .lines()
+        .next()
+        .and_then(busy_ticks)
+        .ok_or_else(|| anyhow!("unexpected /proc/stat"))?;
+    Ok(ticks(busy))
+}
+
+/// The busy ticks of `/proc/stat`'s `cpu` line: user, nice, system, irq and softirq
+/// (guest time is already inside user; idle, iowait and steal are not this machine's
+/// work).
+pub fn busy_ticks(line: &str) -> Option<u64> {
+    let mut f = line.strip_prefix("cpu ")?.split_whitespace();
+    let mut next = || f.next()?.parse::<u64>().ok();
+    let (user, nice, system, _idle, _iowait, irq, softirq) = (
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+        next()?,
+    );
+    Some(user + nice + system + irq + softirq)
+}
+
+/// CPU time of every local process named `postgres` so far.
+pub fn postgres_cpu() -> Duration {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    let total = procs
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| command(stat) == Some("postgres"))
+        .filter_map(|stat| stat_ticks(&stat))
+        .sum();
+    ticks(total)
+}
+
+/// The command name (field 2, in parentheses) of a `/proc/<pid>/stat` line.
+fn command(stat: &str) -> Option<&str> {
+    stat.get(stat.find('(')? + 1..stat.rfind(')')?)
 }
 
 /// `VmRSS` of process `pid` in KiB.
@@ -312,6 +412,57 @@ fn serving_addr(line: &str) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn busy_ticks_count_work_and_leave_out_idle_iowait_and_steal() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let line = "cpu  100 2 30 5000 40 1 7 900 50 0";
+        assert_eq!(busy_ticks(line), Some(100 + 2 + 30 + 1 + 7));
+        assert_eq!(busy_ticks("cpu0 100 2 30 5000 40 1 7 900 50 0"), None);
+        assert_eq!(busy_ticks("cpu  100 2"), None);
+    }
+
+    #[test]
+    fn the_command_name_may_hold_spaces_and_parentheses() {
+        let stat = "4242 (postgres) S 1 4242 4242 0 -1 4194560 0 0 0 0 11 22 0 0";
+        assert_eq!(command(stat), Some("postgres"));
+        assert_eq!(stat_ticks(stat), Some(33));
+        assert_eq!(command("7 (tokio (rt) 1) R 1"), Some("tokio (rt) 1"));
+        assert_eq!(command("7 no command"), None);
+    }
+
+    #[test]
+    fn usage_since_an_earlier_reading_is_the_difference() {
+        let s = Duration::from_secs;
+        let before = Usage {
+            host: s(1),
+            client: s(2),
+            postgres: s(3),
+            machine: s(10),
+        };
+        let after = Usage {
+            host: s(4),
+            client: s(3),
+            postgres: s(3),
+            machine: s(20),
+        };
+        let used = after.since(&before);
+        assert_eq!(
+            (used.host, used.client, used.postgres, used.machine),
+            (s(3), s(1), s(0), s(10))
+        );
+        // A reading of this process and machine goes forward.
+        let first = Usage::now(std::process::id()).expect("reading /proc");
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(spin.elapsed());
+        }
+        let used = Usage::now(std::process::id())
+            .expect("reading /proc")
+            .since(&first);
+        assert!(used.machine >= used.client, "{used:?}");
+        assert!(used.host > Duration::ZERO, "{used:?}");
+    }
 
     #[test]
     fn reads_the_serving_line() {

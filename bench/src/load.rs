@@ -89,6 +89,12 @@ pub struct Stats {
     pub first_failure: Option<String>,
     /// CPU time the host process used meanwhile (user + system), when measured.
     pub host_cpu: Duration,
+    /// CPU time this process, the load generator, used meanwhile, when measured.
+    pub client_cpu: Duration,
+    /// CPU time of the local PostgreSQL processes meanwhile, when measured.
+    pub postgres_cpu: Duration,
+    /// Busy time of the whole machine meanwhile, when measured.
+    pub machine_busy: Duration,
 }
 
 impl Stats {
@@ -112,11 +118,24 @@ impl Stats {
 
     /// Host CPU time per answered request, in microseconds (0 when not measured).
     pub fn host_us_per_req(&self) -> f64 {
+        self.per_req(self.host_cpu)
+    }
+
+    /// `time` per answered request, in microseconds (0 when nothing was answered).
+    pub fn per_req(&self, time: Duration) -> f64 {
         let answered = self.ok + self.failed;
         if answered == 0 {
             return 0.0;
         }
-        self.host_cpu.as_secs_f64() * 1e6 / answered as f64
+        time.as_secs_f64() * 1e6 / answered as f64
+    }
+
+    /// The most requests a second `cpus` CPUs could answer at the machine's measured CPU
+    /// per request (host, load generator, database and kernel together); `None` when
+    /// the machine was not measured.
+    pub fn ceiling(&self, cpus: usize) -> Option<f64> {
+        let us = self.per_req(self.machine_busy);
+        (us > 0.0).then(|| cpus as f64 * 1e6 / us)
     }
 
     /// Requests that did not get the expected answer.
@@ -131,6 +150,9 @@ impl Stats {
         self.errors += other.errors;
         self.elapsed += other.elapsed;
         self.host_cpu += other.host_cpu;
+        self.client_cpu += other.client_cpu;
+        self.postgres_cpu += other.postgres_cpu;
+        self.machine_busy += other.machine_busy;
         self.lat_us.extend(other.lat_us);
         self.lat_us.sort_unstable();
         if self.first_failure.is_none() {

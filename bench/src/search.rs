@@ -18,7 +18,7 @@ use hyper::Method;
 use crate::api::Api;
 use crate::host::{on_host, Host};
 use crate::load::{self, Gen, Req, Stats};
-use crate::overhead::failures;
+use crate::shop::detail;
 use crate::table::{ms, thousands, Row, Target};
 use crate::Ctx;
 
@@ -266,21 +266,6 @@ async fn top3(api: &Api, q: &str) -> Result<Vec<String>> {
         .flatten()
         .filter_map(|p| p["name"].as_str().map(str::to_string))
         .collect())
-}
-
-fn detail(s: &Stats) -> String {
-    let mut d = format!(
-        "{} / {}; host CPU {:.0} us/req",
-        ms(s.p50_ms()),
-        ms(s.p99_ms()),
-        s.host_us_per_req()
-    );
-    let f = failures(&[s]);
-    if !f.is_empty() {
-        d.push_str("; ");
-        d.push_str(&f);
-    }
-    d
 }
 
 /// The search rows on one host: throughput (cached answers and the engine alone),

@@ -151,13 +151,30 @@ fn ensure_clean(s: &Stats, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn detail(s: &Stats) -> String {
+/// Latencies, the host's CPU per request, and the whole machine's with its parts and the
+/// ceiling it puts on the route (see [`crate::host::Usage`]).
+pub fn detail(s: &Stats) -> String {
     let mut d = format!(
         "{} / {}; host CPU {:.0} us/req",
         ms(s.p50_ms()),
         ms(s.p99_ms()),
         s.host_us_per_req()
     );
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(ceiling) = s.ceiling(cpus) {
+        d.push_str(&format!(
+            "; machine {:.0} us/req (load generator {:.0}",
+            s.per_req(s.machine_busy),
+            s.per_req(s.client_cpu)
+        ));
+        if !s.postgres_cpu.is_zero() {
+            d.push_str(&format!(", PostgreSQL {:.0}", s.per_req(s.postgres_cpu)));
+        }
+        d.push_str(&format!(
+            ") = at most {} req/s on {cpus} CPUs",
+            thousands(ceiling)
+        ));
+    }
     let f = failures(&[s]);
     if !f.is_empty() {
         d.push_str("; ");
