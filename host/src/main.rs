@@ -59,7 +59,26 @@ enum Cmd {
     },
 }
 
+/// How long mimalloc keeps memory it freed before giving it back to the system. Its own
+/// default, a second, kept 30–70 MiB of freed memory resident in a host that had just
+/// served a burst (BENCHMARKS.md, "The allocator's resident memory").
+const ALLOCATOR_PURGE_DELAY_MS: std::ffi::c_long = 100;
+
+/// `mi_option_purge_delay` in mimalloc's `mi_option_t` (the same in v2 and v3; the Rust
+/// bindings do not name it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Sets the allocator's purge delay, unless the operator chose one with
+/// `MIMALLOC_PURGE_DELAY` (mimalloc reads that itself).
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets one of mimalloc's global options; any delay is a valid value.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ALLOCATOR_PURGE_DELAY_MS) };
+    }
+}
+
 fn main() -> Result<()> {
+    tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve { config } => serve(config.as_deref()),
@@ -229,4 +248,25 @@ fn ensure_wasm_target() -> Result<()> {
         bail!("`rustup target add wasm32-wasip2` failed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The option number is mimalloc's purge delay: it holds v3's default of a second
+    /// until the host sets it, and the host's value afterwards.
+    #[test]
+    fn the_allocator_purge_delay_is_the_option_the_host_sets() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return; // the operator's value, not the defaults, is in force
+        }
+        // SAFETY: reads one of mimalloc's global options.
+        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        if get() != ALLOCATOR_PURGE_DELAY_MS {
+            assert_eq!(get(), 1000, "mimalloc v3's default purge delay");
+        }
+        tune_allocator();
+        assert_eq!(get(), ALLOCATOR_PURGE_DELAY_MS);
+    }
 }
