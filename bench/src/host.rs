@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::load::Usage;
+
 /// How long a start may take (a cold compile of every plugin on a busy machine is slow).
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -281,30 +283,13 @@ where
 {
     let before = Usage::now(host.pid)?;
     let mut stats = run.await?;
-    let used = Usage::now(host.pid)?.since(&before);
-    stats.host_cpu = used.host;
-    stats.client_cpu = used.client;
-    stats.postgres_cpu = used.postgres;
-    stats.machine_busy = used.machine;
+    stats.cpu = Usage::now(host.pid)?.since(&before);
     Ok(stats)
 }
 
-/// CPU time used so far by the host, by this process (the load generator), by the local
-/// PostgreSQL server, and by the whole machine. On two cores shared by all of them, a
-/// route's ceiling is the machine's CPU per request, not the host's alone: the report
-/// shows both, so a missed throughput target says which process would have to shrink.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Usage {
-    pub host: Duration,
-    pub client: Duration,
-    /// Every process named `postgres` (the server and its backends); zero when the
-    /// server runs elsewhere. A backend that exits during a run takes its time along.
-    pub postgres: Duration,
-    /// Every CPU's time outside idle, iowait and steal (`/proc/stat`).
-    pub machine: Duration,
-}
-
 impl Usage {
+    /// The usage so far of the host `host_pid`, this process, local PostgreSQL and the
+    /// machine, read from `/proc`.
     pub fn now(host_pid: u32) -> Result<Usage> {
         Ok(Usage {
             host: cpu_time(host_pid)?,
@@ -312,16 +297,6 @@ impl Usage {
             postgres: postgres_cpu(),
             machine: machine_busy()?,
         })
-    }
-
-    /// What was used between `before` and this reading.
-    pub fn since(&self, before: &Usage) -> Usage {
-        Usage {
-            host: self.host.saturating_sub(before.host),
-            client: self.client.saturating_sub(before.client),
-            postgres: self.postgres.saturating_sub(before.postgres),
-            machine: self.machine.saturating_sub(before.machine),
-        }
     }
 }
 

@@ -87,14 +87,45 @@ pub struct Stats {
     pub lat_us: Vec<u32>,
     /// The first unexpected answer or transport error, for the report.
     pub first_failure: Option<String>,
-    /// CPU time the host process used meanwhile (user + system), when measured.
-    pub host_cpu: Duration,
-    /// CPU time this process, the load generator, used meanwhile, when measured.
-    pub client_cpu: Duration,
-    /// CPU time of the local PostgreSQL processes meanwhile, when measured.
-    pub postgres_cpu: Duration,
-    /// Busy time of the whole machine meanwhile, when measured.
-    pub machine_busy: Duration,
+    /// CPU time used meanwhile, when measured ([`crate::host::on_host`]).
+    pub cpu: Usage,
+}
+
+/// CPU time used by the host, by this process (the load generator), by the local
+/// PostgreSQL server, and by the whole machine (read by [`Usage::now`]). On two cores
+/// shared by all of them, a route's ceiling is the machine's CPU per request, not the
+/// host's alone: the report shows both, so a missed throughput target says which
+/// process would have to shrink.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// The host process (user + system).
+    pub host: Duration,
+    pub client: Duration,
+    /// Every process named `postgres` (the server and its backends); zero when the
+    /// server runs elsewhere. A backend that exits during a run takes its time along.
+    pub postgres: Duration,
+    /// Every CPU's time outside idle, iowait and steal (`/proc/stat`).
+    pub machine: Duration,
+}
+
+impl Usage {
+    /// What was used between `before` and this reading.
+    pub fn since(&self, before: &Usage) -> Usage {
+        Usage {
+            host: self.host.saturating_sub(before.host),
+            client: self.client.saturating_sub(before.client),
+            postgres: self.postgres.saturating_sub(before.postgres),
+            machine: self.machine.saturating_sub(before.machine),
+        }
+    }
+
+    /// Adds another run's usage (for runs split into segments).
+    fn add(&mut self, other: &Usage) {
+        self.host += other.host;
+        self.client += other.client;
+        self.postgres += other.postgres;
+        self.machine += other.machine;
+    }
 }
 
 impl Stats {
@@ -118,7 +149,7 @@ impl Stats {
 
     /// Host CPU time per answered request, in microseconds (0 when not measured).
     pub fn host_us_per_req(&self) -> f64 {
-        self.per_req(self.host_cpu)
+        self.per_req(self.cpu.host)
     }
 
     /// `time` per answered request, in microseconds (0 when nothing was answered).
@@ -134,7 +165,7 @@ impl Stats {
     /// per request (host, load generator, database and kernel together); `None` when
     /// the machine was not measured.
     pub fn ceiling(&self, cpus: usize) -> Option<f64> {
-        let us = self.per_req(self.machine_busy);
+        let us = self.per_req(self.cpu.machine);
         (us > 0.0).then(|| cpus as f64 * 1e6 / us)
     }
 
@@ -149,10 +180,7 @@ impl Stats {
         self.failed += other.failed;
         self.errors += other.errors;
         self.elapsed += other.elapsed;
-        self.host_cpu += other.host_cpu;
-        self.client_cpu += other.client_cpu;
-        self.postgres_cpu += other.postgres_cpu;
-        self.machine_busy += other.machine_busy;
+        self.cpu.add(&other.cpu);
         self.lat_us.extend(other.lat_us);
         self.lat_us.sort_unstable();
         if self.first_failure.is_none() {

@@ -152,7 +152,7 @@ fn ensure_clean(s: &Stats, what: &str) -> Result<()> {
 }
 
 /// Latencies, the host's CPU per request, and the whole machine's with its parts and the
-/// ceiling it puts on the route (see [`crate::host::Usage`]).
+/// ceiling it puts on the route (see [`crate::load::Usage`]).
 pub fn detail(s: &Stats) -> String {
     let mut d = format!(
         "{} / {}; host CPU {:.0} us/req",
@@ -164,11 +164,11 @@ pub fn detail(s: &Stats) -> String {
     if let Some(ceiling) = s.ceiling(cpus) {
         d.push_str(&format!(
             "; machine {:.0} us/req (load generator {:.0}",
-            s.per_req(s.machine_busy),
-            s.per_req(s.client_cpu)
+            s.per_req(s.cpu.machine),
+            s.per_req(s.cpu.client)
         ));
-        if !s.postgres_cpu.is_zero() {
-            d.push_str(&format!(", PostgreSQL {:.0}", s.per_req(s.postgres_cpu)));
+        if !s.cpu.postgres.is_zero() {
+            d.push_str(&format!(", PostgreSQL {:.0}", s.per_req(s.cpu.postgres)));
         }
         d.push_str(&format!(
             ") = at most {} req/s on {cpus} CPUs",
